@@ -1,0 +1,1179 @@
+/*
+ * config.c — the configuration document (SPEC §2): reading the JSON file, validating every
+ * field, and building the fn_config_t the rest of the daemon reads.
+ *
+ * This file owns the option tables. Every field of the document, top-level or nested, is
+ * declared once in a table (path, type, default, doc) in the Fluent Bit config-map manner, and
+ * one walker drives parsing, defaults, unknown-field detection and error messages from them.
+ * Defaults are JSON text run through the same parser as user input, so a default can never
+ * be something the validator would reject. Fields that are themselves objects or arrays
+ * (funnels, stages, matchers, retarget rules, ...) are table entries with a small hook that
+ * parses the nested value with the next table, carrying the concrete JSON path for messages.
+ *
+ * Errors are "path: what is wrong" ("funnels[1].stages[2].stale_after: not a duration ...").
+ * Every allocation hangs off the fn_config_t as soon as it is made, so the single cleanup on
+ * any error is fn_config_free() on the partly built config.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/common.h"
+#include "funneld/config.h"
+
+#define PATH_LEN 320
+#define MAX_DURATION_MS (3650LL * 86400000)
+
+typedef struct parse_ctx {
+    char *err;
+    size_t errlen;
+} parse_ctx_t;
+
+typedef enum {
+    OPT_STRING,   /* char * */
+    OPT_STRINGS,  /* char ** with a size_t count at off_n */
+    OPT_KV,       /* fn_kv_t * with a size_t count at off_n */
+    OPT_INT,      /* int */
+    OPT_INT64,    /* int64_t */
+    OPT_SIZE,     /* size_t */
+    OPT_DURATION, /* int64_t milliseconds */
+    OPT_NUMBER,   /* double */
+    OPT_BOOL,     /* bool */
+    OPT_ENUM,     /* int: index into choices */
+    OPT_OBJECT,   /* nested object, parsed by the entry's hook */
+    OPT_ARRAY,    /* nested array, parsed by the entry's hook */
+} opt_kind_t;
+
+/* The public type name of each kind (fn_config_option_t.type), pasted from the kind's name. */
+#define OPT_STRING_TYPE "string"
+#define OPT_STRINGS_TYPE "string[]"
+#define OPT_KV_TYPE "object"
+#define OPT_INT_TYPE "integer"
+#define OPT_INT64_TYPE "integer"
+#define OPT_SIZE_TYPE "integer"
+#define OPT_DURATION_TYPE "duration"
+#define OPT_NUMBER_TYPE "number"
+#define OPT_BOOL_TYPE "boolean"
+#define OPT_ENUM_TYPE "enum"
+#define OPT_OBJECT_TYPE "object"
+#define OPT_ARRAY_TYPE "array"
+
+enum {
+    OPT_REQUIRED = 1 << 0, /* no default: the document must give it */
+    OPT_POSITIVE = 1 << 1, /* durations: 0 is not allowed */
+    OPT_LO_EXCL = 1 << 2,  /* numbers: the bounds themselves are not allowed */
+    OPT_HI_EXCL = 1 << 3,
+};
+
+/* Returns what is wrong with a string value, or NULL when it is fine. */
+typedef const char *(*opt_check_fn)(const char *s, size_t len);
+/* Parses a nested value into base; path is the value's concrete JSON path. */
+typedef int (*opt_parse_fn)(parse_ctx_t *c, json_t *v, const char *path, void *base);
+
+typedef struct opt {
+    fn_config_option_t info;
+    opt_kind_t kind;
+    size_t off, off_n;
+    unsigned flags;
+    double lo, hi; /* numbers: value bounds; integers, strings: hi 0 means unbounded */
+    opt_check_fn check;
+    const char *const *choices; /* OPT_ENUM, NULL-terminated */
+    opt_parse_fn parse;         /* OPT_OBJECT, OPT_ARRAY */
+} opt_t;
+
+/* A table describes one JSON object. Entry paths start with prefix; the rest is the key in the
+ * object, dotted for sections ("kafka.topics.dlq" in the top-level table). */
+typedef struct opt_table {
+    const char *prefix;
+    const opt_t *opts;
+    size_t n;
+    /* Cross-field checks once every field is parsed; present has bit i set for opts[i]. */
+    int (*finish)(parse_ctx_t *c, const struct opt_table *t, void *base, uint64_t present,
+                  const char *path);
+} opt_table_t;
+
+#define OPT(kind_, path_, def_, doc_) .info = {path_, kind_##_TYPE, def_, doc_}, .kind = kind_
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- error reporting and paths ---------------------------------------------------------- */
+
+static int fail(parse_ctx_t *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(parse_ctx_t *c, const char *path, const char *fmt, ...)
+{
+    if (!c->err || !c->errlen)
+        return FN_ERR;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(c->err, c->errlen, "%s: %s", *path ? path : "top level", msg);
+    return FN_ERR;
+}
+
+static int oom(parse_ctx_t *c, const char *path)
+{
+    return fail(c, path, "out of memory");
+}
+
+static const char *type_name(const json_t *v)
+{
+    if (!v) /* fn_config_from_json(NULL, ...) */
+        return "nothing";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* A declared field's path: table keys are trusted and joined as they are. */
+static void path_field(char *out, const char *base, const char *key)
+{
+    snprintf(out, PATH_LEN, "%s%s%s", base, *base ? "." : "", key);
+}
+
+/* A key taken from the document: anything that is not a plain identifier is quoted, so that
+ * "kafka.properties[\"linger.ms\"]" cannot be mistaken for nested objects. */
+static void path_key(char *out, const char *base, const char *key)
+{
+    bool plain = *key && !(key[0] >= '0' && key[0] <= '9');
+    for (const char *p = key; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                *p == '_';
+    if (plain)
+        path_field(out, base, key);
+    else
+        snprintf(out, PATH_LEN, "%s[\"%s\"]", base, key);
+}
+
+/* jansson allows NUL inside keys; a C string would silently cut such a key short. */
+static bool key_has_nul(const char *key)
+{
+    return json_object_iter_key_len(json_object_key_to_iter(key)) != strlen(key);
+}
+
+static void path_index(char *out, const char *base, size_t i)
+{
+    snprintf(out, PATH_LEN, "%s[%zu]", base, i);
+}
+
+/* ---- checks on string values ------------------------------------------------------------ */
+
+static bool name_chars(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Funnel and rule names end up in Redis keys, topic payloads and metric labels, so they are
+ * kept to a charset that needs no escaping anywhere. */
+static const char *check_name(const char *s, size_t len)
+{
+    if (len < 1 || len > FN_NAME_MAX || !name_chars(s, len))
+        return "must be 1 to 64 characters of A-Z a-z 0-9 _ . -";
+    return NULL;
+}
+
+static const char *check_rule_name(const char *s, size_t len)
+{
+    const char *e = check_name(s, len);
+    if (e)
+        return e;
+    /* a retarget event's reason is either "stalled" or a rule name: they must not collide */
+    if (strcmp(s, "stalled") == 0)
+        return "\"stalled\" is reserved for the stale-stage trigger";
+    return NULL;
+}
+
+/* Stage names are only ever payload (JSON-escaped) and labels, so any text will do, but a
+ * control character is always a mistake and would garble logs and the terminal view. */
+static const char *check_stage_name(const char *s, size_t len)
+{
+    if (len < 1 || len > FN_NAME_MAX)
+        return "must be 1 to 64 bytes without control characters";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return "must be 1 to 64 bytes without control characters";
+    return NULL;
+}
+
+static const char *check_key_prefix(const char *s, size_t len)
+{
+    if (len < 1 || len > 32 || !name_chars(s, len))
+        return "must be 1 to 32 characters of A-Z a-z 0-9 _ . -";
+    return NULL;
+}
+
+/* The same rule the broker applies, checked here so a typo fails at start, not at the first
+ * produce. */
+static const char *check_topic(const char *s, size_t len)
+{
+    if (len < 1 || len > 249 || !name_chars(s, len))
+        return "must be a Kafka topic name: 1 to 249 characters of A-Z a-z 0-9 _ . -";
+    return NULL;
+}
+
+static const char *check_redis_url(const char *s, size_t len)
+{
+    if (len <= 8 || strncmp(s, "redis://", 8) != 0)
+        return "must start with redis:// (redis://[user:password@]host:port[/db])";
+    return NULL;
+}
+
+static const char *check_listen(const char *s, size_t len)
+{
+    static const char *const msg = "must be HOST:PORT with a port from 0 to 65535";
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return msg;
+    size_t hostlen = (size_t)(colon - s), ndig = 0;
+    long port = 0;
+    for (const char *p = colon + 1; *p; p++, ndig++) {
+        if (*p < '0' || *p > '9' || ndig >= 5)
+            return msg;
+        port = port * 10 + (*p - '0');
+    }
+    if (ndig == 0 || port > 65535)
+        return msg;
+    /* an IPv6 address is bracketed, otherwise its colons would be read as the port's */
+    if (s[0] == '[' && (hostlen < 3 || s[hostlen - 1] != ']'))
+        return msg;
+    if (s[0] != '[' && memchr(s, ':', hostlen))
+        return msg;
+    (void)len;
+    return NULL;
+}
+
+/* ---- the tables ------------------------------------------------------------------------- */
+
+static int parse_funnels(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_stages(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_stage_on(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_props(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_lost(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_lost_on(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_retarget(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_after(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_unless(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_bottleneck(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_trigger_cap(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int finish_funnel(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
+                         const char *path);
+static int finish_stage(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
+                        const char *path);
+static int finish_matcher(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
+                          const char *path);
+static int finish_bottleneck(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
+                             const char *path);
+
+static const char *const clock_names[] = {"wall", "event", NULL};
+
+#define CFG(f) offsetof(fn_config_t, f)
+static const opt_t top_opts[] = {
+    {OPT(OPT_STRING, "kafka.brokers", "\"127.0.0.1:9092\"",
+         "Kafka bootstrap servers, host:port[,host:port...]; FUNNELD_BROKERS overrides it"),
+     .off = CFG(brokers), .lo = 1},
+    {OPT(OPT_STRING, "kafka.group_id", "\"funneld\"",
+         "Kafka consumer group; daemons sharing it share the input partitions"),
+     .off = CFG(group_id), .lo = 1, .hi = 255},
+    {OPT(OPT_STRINGS, "kafka.input_topics", "[\"touchpoints\"]",
+         "Topics the touchpoint events are consumed from"),
+     .off = CFG(input_topics), .off_n = CFG(n_input_topics)},
+    {OPT(OPT_STRING, "kafka.topics.transitions", "\"funnel.transitions\"",
+         "Topic for stage_changed, converted, lost and lead_erased events, keyed by lead id"),
+     .off = CFG(topic_transitions), .check = check_topic},
+    {OPT(OPT_STRING, "kafka.topics.retargeting", "\"funnel.retargeting\"",
+         "Topic for retarget triggers (stalled leads and retarget rules), keyed by lead id"),
+     .off = CFG(topic_retargeting), .check = check_topic},
+    {OPT(OPT_STRING, "kafka.topics.bottlenecks", "\"funnel.bottlenecks\"",
+         "Topic for bottleneck and bottleneck_cleared events, keyed by funnel name"),
+     .off = CFG(topic_bottlenecks), .check = check_topic},
+    {OPT(OPT_STRING, "kafka.topics.snapshots", "\"funnel.snapshots\"",
+         "Topic for funnel_snapshot events, keyed by funnel name"),
+     .off = CFG(topic_snapshots), .check = check_topic},
+    {OPT(OPT_STRING, "kafka.topics.dlq", "\"funnel.dlq\"",
+         "Dead-letter topic: rejected input, original bytes, the reason in headers"),
+     .off = CFG(topic_dlq), .check = check_topic},
+    {OPT(OPT_KV, "kafka.properties", "{}",
+         "librdkafka properties for consumer and producer (SASL, TLS, tuning); values are "
+         "strings, numbers or booleans"),
+     .off = CFG(kafka_props), .off_n = CFG(n_kafka_props)},
+    {OPT(OPT_STRING, "redis.url", "\"redis://127.0.0.1:6379/0\"",
+         "Redis server, redis://[user:password@]host:port[/db]; FUNNELD_REDIS_URL overrides it"),
+     .off = CFG(redis_url), .check = check_redis_url},
+    {OPT(OPT_STRING, "redis.key_prefix", "\"fn\"",
+         "Prefix of every Redis key funneld writes: 1 to 32 characters of A-Z a-z 0-9 _ . -"),
+     .off = CFG(key_prefix), .check = check_key_prefix},
+    {OPT(OPT_INT, "redis.shards", "64",
+         "Hash-tag buckets the per-funnel counters are spread over, 1 to 4096"),
+     .off = CFG(redis_shards), .lo = 1, .hi = 4096},
+    {OPT(OPT_STRING, "http.listen", "\"127.0.0.1:9464\"",
+         "HOST:PORT for /metrics, /healthz and /readyz"),
+     .off = CFG(http_listen), .check = check_listen},
+    {OPT(OPT_ENUM, "clock", "\"wall\"",
+         "\"wall\" fires timers and closes windows by the wall clock; \"event\" uses the "
+         "largest event time seen, so replays give the same results at any speed"),
+     .off = CFG(clock), .choices = clock_names},
+    {OPT(OPT_DURATION, "dedupe_ttl", "\"7d\"",
+         "How long a (lead_id, event_id) pair is remembered to recognise duplicates"),
+     .off = CFG(dedupe_ttl_ms), .flags = OPT_POSITIVE},
+    {OPT(OPT_DURATION, "max_future", "\"1d\"",
+         "Events whose time is later than the wall clock plus this are rejected"),
+     .off = CFG(max_future_ms)},
+    {OPT(OPT_SIZE, "max_message_bytes", "65536",
+         "Larger input messages go to the dead-letter topic; 256 to 16777216"),
+     .off = CFG(max_message_bytes), .lo = 256, .hi = 16777216},
+    {OPT(OPT_SIZE, "max_in_flight", "20000",
+         "Events consumed but not yet committed before consumption pauses; 1 to 1000000"),
+     .off = CFG(max_in_flight), .lo = 1, .hi = 1000000},
+    {OPT(OPT_ARRAY, "funnels", NULL,
+         "The funnels, run side by side; an event without a funnel field is offered to each"),
+     .flags = OPT_REQUIRED, .parse = parse_funnels},
+};
+
+#define FUN(f) offsetof(fn_funnel_t, f)
+static const opt_t funnel_opts[] = {
+    {OPT(OPT_STRING, "funnels[].name", NULL,
+         "Unique funnel name, 1 to 64 characters of A-Z a-z 0-9 _ . -"),
+     .off = FUN(name), .flags = OPT_REQUIRED, .check = check_name},
+    {OPT(OPT_ARRAY, "funnels[].stages", NULL,
+         "1 to 60 stages in funnel order; an event matching stage k means the lead reached k"),
+     .flags = OPT_REQUIRED, .parse = parse_stages},
+    {OPT(OPT_OBJECT, "funnels[].lost", NULL, "Events that move a lead to the terminal lost state"),
+     .parse = parse_lost},
+    {OPT(OPT_BOOL, "funnels[].allow_skip", "false",
+         "Move straight to a later matched stage, listing the stages passed over; otherwise "
+         "move one stage forward"),
+     .off = FUN(allow_skip)},
+    {OPT(OPT_BOOL, "funnels[].allow_regress", "false",
+         "Move a lead back to an earlier matched stage; otherwise such an event is a touch"),
+     .off = FUN(allow_regress)},
+    {OPT(OPT_ARRAY, "funnels[].retarget", NULL,
+         "Retargeting rules: trigger when an after event is not followed by an unless event "
+         "within the time"),
+     .parse = parse_retarget},
+    {OPT(OPT_OBJECT, "funnels[].bottleneck", NULL,
+         "Bottleneck detection, enabled when present: a stage's flow over window falls below "
+         "(1 - drop) times its flow over baseline"),
+     .parse = parse_bottleneck},
+    {OPT(OPT_OBJECT, "funnels[].trigger_cap", NULL,
+         "At most max retargeting triggers per lead in any span of per"),
+     .parse = parse_trigger_cap},
+};
+
+#define STG(f) offsetof(fn_stage_t, f)
+static const opt_t stage_opts[] = {
+    {OPT(OPT_STRING, "funnels[].stages[].name", NULL,
+         "Stage name, unique in the funnel, 1 to 64 bytes without control characters"),
+     .off = STG(name), .flags = OPT_REQUIRED, .check = check_stage_name},
+    {OPT(OPT_ARRAY, "funnels[].stages[].on", NULL,
+         "Matchers: an event matching any of them means the lead reached this stage"),
+     .flags = OPT_REQUIRED, .parse = parse_stage_on},
+    {OPT(OPT_DURATION, "funnels[].stages[].stale_after", "0",
+         "Idle time after which a lead in this stage triggers a stalled retarget; 0: never"),
+     .off = STG(stale_after_ms)},
+    {OPT(OPT_NUMBER, "funnels[].stages[].probability", "0",
+         "Chance 0 to 1 that a lead here closes, for the weighted pipeline; 1 for the "
+         "conversion stage when absent"),
+     .off = STG(probability), .lo = 0, .hi = 1},
+    {OPT(OPT_BOOL, "funnels[].stages[].conversion", "false",
+         "Reaching this stage converts the lead; at most one, and it must be the last stage"),
+     .off = STG(conversion)},
+};
+
+/* Documented once, under stages[].on[]; the same table reads lost.on[], retarget[].after and
+ * retarget[].unless[]. */
+#define MAT(f) offsetof(fn_matcher_t, f)
+static const opt_t matcher_opts[] = {
+    {OPT(OPT_STRING, "funnels[].stages[].on[].channel", NULL,
+         "The event's channel must equal this"),
+     .off = MAT(channel), .lo = 1},
+    {OPT(OPT_STRING, "funnels[].stages[].on[].type", NULL, "The event's type must equal this"),
+     .off = MAT(type), .lo = 1},
+    {OPT(OPT_OBJECT, "funnels[].stages[].on[].props", NULL,
+         "Each key's value (string, number or boolean) must equal the event's props value"),
+     .parse = parse_props},
+};
+
+static const opt_t lost_opts[] = {
+    {OPT(OPT_ARRAY, "funnels[].lost.on", NULL,
+         "Matchers: an event matching any of them means the lead is lost"),
+     .flags = OPT_REQUIRED, .parse = parse_lost_on},
+};
+
+#define RT(f) offsetof(fn_retarget_rule_t, f)
+static const opt_t retarget_opts[] = {
+    {OPT(OPT_STRING, "funnels[].retarget[].name", NULL,
+         "Unique rule name, the retarget event's reason; A-Z a-z 0-9 _ . -, not \"stalled\""),
+     .off = RT(name), .flags = OPT_REQUIRED, .check = check_rule_name},
+    {OPT(OPT_OBJECT, "funnels[].retarget[].after", NULL, "Matcher of the event that arms the rule"),
+     .flags = OPT_REQUIRED, .parse = parse_after},
+    {OPT(OPT_ARRAY, "funnels[].retarget[].unless", NULL,
+         "Matchers of events that disarm the rule before it fires"),
+     .parse = parse_unless},
+    {OPT(OPT_DURATION, "funnels[].retarget[].within", NULL,
+         "The rule fires when no unless event arrives within this time after the after event"),
+     .off = RT(within_ms), .flags = OPT_REQUIRED | OPT_POSITIVE},
+};
+
+#define BN(f) offsetof(fn_bottleneck_cfg_t, f)
+static const opt_t bottleneck_opts[] = {
+    {OPT(OPT_DURATION, "funnels[].bottleneck.window", "\"1h\"",
+         "Recent span whose stage-to-stage flow is compared with the baseline"),
+     .off = BN(window_ms), .flags = OPT_POSITIVE},
+    {OPT(OPT_DURATION, "funnels[].bottleneck.baseline", "\"24h\"",
+         "Longer span giving the normal flow; must be longer than window"),
+     .off = BN(baseline_ms), .flags = OPT_POSITIVE},
+    {OPT(OPT_INT64, "funnels[].bottleneck.min_entered", "30",
+         "Leads that must have entered the stage in both spans before it is judged"),
+     .off = BN(min_entered), .lo = 1},
+    {OPT(OPT_NUMBER, "funnels[].bottleneck.drop", "0.5",
+         "Relative fall of the flow that counts as a bottleneck, between 0 and 1 exclusive"),
+     .off = BN(drop), .lo = 0, .hi = 1, .flags = OPT_LO_EXCL | OPT_HI_EXCL},
+    {OPT(OPT_DURATION, "funnels[].bottleneck.evaluate_every", "\"10s\"",
+         "How often bottlenecks are evaluated and funnel snapshots emitted"),
+     .off = BN(evaluate_every_ms), .flags = OPT_POSITIVE},
+};
+
+static const opt_t cap_opts[] = {
+    {OPT(OPT_INT64, "funnels[].trigger_cap.max", NULL,
+         "Most retargeting triggers one lead may receive in any span of per"),
+     .off = FUN(trigger_cap_max), .flags = OPT_REQUIRED, .lo = 1},
+    {OPT(OPT_DURATION, "funnels[].trigger_cap.per", NULL, "The span the cap applies to"),
+     .off = FUN(trigger_cap_per_ms), .flags = OPT_REQUIRED | OPT_POSITIVE},
+};
+
+static const opt_table_t top_table = {"", top_opts, N_OF(top_opts), NULL};
+static const opt_table_t funnel_table = {"funnels[].", funnel_opts, N_OF(funnel_opts),
+                                         finish_funnel};
+static const opt_table_t stage_table = {"funnels[].stages[].", stage_opts, N_OF(stage_opts),
+                                        finish_stage};
+static const opt_table_t matcher_table = {"funnels[].stages[].on[].", matcher_opts,
+                                          N_OF(matcher_opts), finish_matcher};
+static const opt_table_t lost_table = {"funnels[].lost.", lost_opts, N_OF(lost_opts), NULL};
+static const opt_table_t retarget_table = {"funnels[].retarget[].", retarget_opts,
+                                           N_OF(retarget_opts), NULL};
+static const opt_table_t bottleneck_table = {"funnels[].bottleneck.", bottleneck_opts,
+                                             N_OF(bottleneck_opts), finish_bottleneck};
+static const opt_table_t cap_table = {"funnels[].trigger_cap.", cap_opts, N_OF(cap_opts), NULL};
+
+/* parse_object records which fields were present in a 64-bit mask */
+_Static_assert(N_OF(top_opts) <= 64, "a table has at most 64 options");
+
+static const opt_table_t *const all_tables[] = {
+    &top_table,  &funnel_table,   &stage_table,      &matcher_table,
+    &lost_table, &retarget_table, &bottleneck_table, &cap_table,
+};
+
+const fn_config_option_t *fn_config_option(size_t i)
+{
+    for (size_t t = 0; t < N_OF(all_tables); t++) {
+        if (i < all_tables[t]->n)
+            return &all_tables[t]->opts[i].info;
+        i -= all_tables[t]->n;
+    }
+    return NULL;
+}
+
+/* ---- the generic walker ----------------------------------------------------------------- */
+
+static const char *opt_key(const opt_table_t *t, const opt_t *o)
+{
+    return o->info.path + strlen(t->prefix);
+}
+
+static bool has(const opt_table_t *t, uint64_t present, const char *key)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(opt_key(t, &t->opts[i]), key) == 0)
+            return present & ((uint64_t)1 << i);
+    return false;
+}
+
+/* Looks a dotted key up in obj ("topics.dlq" is obj.topics.dlq). */
+static json_t *lookup(json_t *obj, const char *key)
+{
+    for (;;) {
+        const char *dot = strchr(key, '.');
+        if (!dot)
+            return json_object_get(obj, key);
+        obj = json_object_getn(obj, key, (size_t)(dot - key));
+        if (!json_is_object(obj))
+            return NULL;
+        key = dot + 1;
+    }
+}
+
+/* Rejects every key of obj the table does not declare, so a typo never passes silently.
+ * sect is the dotted section obj stands for inside the table ("kafka.topics." at the top). */
+static int check_keys(parse_ctx_t *c, const opt_table_t *t, json_t *obj, const char *path,
+                      const char *sect)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach (obj, key, v) {
+        char full[PATH_LEN], sub[PATH_LEN];
+        size_t flen = (size_t)snprintf(full, sizeof full, "%s%s", sect, key);
+        path_key(sub, path, key);
+        /* a key with a dot or a NUL would alias a section path; no declared key has one */
+        if (strchr(key, '.') || key_has_nul(key) || flen >= sizeof full)
+            return fail(c, sub, "unknown field");
+        bool known = false, section = false;
+        for (size_t i = 0; i < t->n && !known; i++) {
+            const char *k = opt_key(t, &t->opts[i]);
+            known = strcmp(k, full) == 0;
+            section |= strncmp(k, full, flen) == 0 && k[flen] == '.';
+        }
+        if (known)
+            continue;
+        if (!section)
+            return fail(c, sub, "unknown field");
+        if (!json_is_object(v))
+            return fail(c, sub, "expected an object, got %s", type_name(v));
+        char subsect[PATH_LEN + 2];
+        snprintf(subsect, sizeof subsect, "%s.", full);
+        if (check_keys(c, t, v, sub, subsect))
+            return FN_ERR;
+    }
+    return FN_OK;
+}
+
+static int parse_duration(parse_ctx_t *c, json_t *v, const char *path, unsigned flags, int64_t *out)
+{
+    int64_t ms = -1;
+    if (json_is_string(v)) {
+        if (fn_duration_parse(json_string_value(v), &ms))
+            ms = -1;
+    } else if (json_is_integer(v)) {
+        ms = json_integer_value(v);
+    }
+    if (ms < 0)
+        return fail(c, path,
+                    "not a duration (use \"90s\", \"15m\", \"48h\", \"7d\" or integer "
+                    "milliseconds)");
+    if ((flags & OPT_POSITIVE) && ms == 0)
+        return fail(c, path, "must be greater than 0");
+    /* durations are added to epoch milliseconds everywhere; a cap keeps that far from
+     * overflow, and nothing in a sales funnel needs more than ten years */
+    if (ms > MAX_DURATION_MS)
+        return fail(c, path, "must be at most 3650d");
+    *out = ms;
+    return FN_OK;
+}
+
+static int set_string(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path, char **dst)
+{
+    if (!json_is_string(v))
+        return fail(c, path, "expected a string, got %s", type_name(v));
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (strlen(s) != len)
+        return fail(c, path, "must not contain NUL characters");
+    if (len < o->lo || (o->hi && len > o->hi)) {
+        if (o->hi)
+            return fail(c, path, "must be %.0f to %.0f bytes long", o->lo, o->hi);
+        return fail(c, path, "must not be empty");
+    }
+    const char *what = o->check ? o->check(s, len) : NULL;
+    if (what)
+        return fail(c, path, "%s", what);
+    free(*dst);
+    if (!(*dst = strdup(s)))
+        return oom(c, path);
+    return FN_OK;
+}
+
+static int set_strings(parse_ctx_t *c, json_t *v, const char *path, char ***dst, size_t *n)
+{
+    size_t i;
+    json_t *e;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        goto bad;
+    json_array_foreach (v, i, e) {
+        if (!json_is_string(e) || json_string_length(e) == 0 ||
+            strlen(json_string_value(e)) != json_string_length(e))
+            goto bad;
+    }
+    if (!(*dst = calloc(json_array_size(v), sizeof **dst)))
+        return oom(c, path);
+    *n = json_array_size(v);
+    json_array_foreach (v, i, e) {
+        if (!((*dst)[i] = strdup(json_string_value(e))))
+            return oom(c, path);
+    }
+    return FN_OK;
+bad:
+    return fail(c, path, "must be a non-empty array of strings");
+}
+
+/* librdkafka takes every property as text, so numbers and booleans are written the way its
+ * documentation spells them: 5 → "5", true → "true". */
+static int scalar_text(json_t *v, char *buf, size_t len)
+{
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return FN_OK;
+    case JSON_REAL: /* the shortest text that reads back as the same double */
+        snprintf(buf, len, "%.15g", json_real_value(v));
+        if (strtod(buf, NULL) != json_real_value(v))
+            snprintf(buf, len, "%.17g", json_real_value(v));
+        return FN_OK;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        snprintf(buf, len, "%s", json_is_true(v) ? "true" : "false");
+        return FN_OK;
+    default:
+        return FN_ERR;
+    }
+}
+
+static int set_kv(parse_ctx_t *c, json_t *v, const char *path, fn_kv_t **dst, size_t *n)
+{
+    if (!json_is_object(v))
+        return fail(c, path, "expected an object, got %s", type_name(v));
+    if (json_object_size(v) && !(*dst = calloc(json_object_size(v), sizeof **dst)))
+        return oom(c, path);
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        char buf[64], sub[PATH_LEN];
+        const char *text = buf;
+        path_key(sub, path, key);
+        if (key_has_nul(key))
+            return fail(c, sub, "property names must not contain NUL characters");
+        if (json_is_string(e))
+            text = json_string_value(e);
+        else if (scalar_text(e, buf, sizeof buf))
+            return fail(c, sub, "expected a string, number or boolean, got %s", type_name(e));
+        fn_kv_t *kv = &(*dst)[(*n)++];
+        if (!(kv->key = strdup(key)) || !(kv->value = strdup(text)))
+            return oom(c, sub);
+    }
+    return FN_OK;
+}
+
+static int set_integer(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path, json_int_t *out)
+{
+    if (!json_is_integer(v))
+        return fail(c, path, "expected an integer, got %s", type_name(v));
+    json_int_t x = json_integer_value(v);
+    if ((double)x < o->lo || (o->hi && (double)x > o->hi)) {
+        if (o->hi)
+            return fail(c, path, "must be an integer from %.0f to %.0f", o->lo, o->hi);
+        return fail(c, path, "must be an integer of at least %.0f", o->lo);
+    }
+    *out = x;
+    return FN_OK;
+}
+
+static int set_number(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path, double *out)
+{
+    if (!json_is_number(v))
+        return fail(c, path, "expected a number, got %s", type_name(v));
+    double x = json_number_value(v);
+    bool lo_ok = (o->flags & OPT_LO_EXCL) ? x > o->lo : x >= o->lo;
+    bool hi_ok = (o->flags & OPT_HI_EXCL) ? x < o->hi : x <= o->hi;
+    if (!lo_ok || !hi_ok) {
+        if (o->flags & (OPT_LO_EXCL | OPT_HI_EXCL))
+            return fail(c, path, "must be a number greater than %g and less than %g", o->lo, o->hi);
+        return fail(c, path, "must be a number from %g to %g", o->lo, o->hi);
+    }
+    *out = x;
+    return FN_OK;
+}
+
+static int set_enum(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path, int *out)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    for (int i = 0; s && o->choices[i]; i++)
+        if (strcmp(s, o->choices[i]) == 0) {
+            *out = i;
+            return FN_OK;
+        }
+    char list[128];
+    size_t used = 0;
+    for (int i = 0; o->choices[i] && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s\"%s\"",
+                                 i == 0              ? ""
+                                 : o->choices[i + 1] ? ", "
+                                                     : " or ",
+                                 o->choices[i]);
+    return fail(c, path, "must be %s", list);
+}
+
+/* The enum's storage is read as an int; fn_clock_t is the only enum we store. */
+_Static_assert(sizeof(fn_clock_t) == sizeof(int), "enum options are stored as int");
+
+static int set_value(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path, void *base)
+{
+    char *field = (char *)base + o->off;
+    json_int_t i;
+    switch (o->kind) {
+    case OPT_STRING:
+        return set_string(c, o, v, path, (char **)field);
+    case OPT_STRINGS:
+        return set_strings(c, v, path, (char ***)field, (size_t *)((char *)base + o->off_n));
+    case OPT_KV:
+        return set_kv(c, v, path, (fn_kv_t **)field, (size_t *)((char *)base + o->off_n));
+    case OPT_INT:
+        if (set_integer(c, o, v, path, &i))
+            return FN_ERR;
+        *(int *)field = (int)i;
+        return FN_OK;
+    case OPT_INT64:
+        if (set_integer(c, o, v, path, &i))
+            return FN_ERR;
+        *(int64_t *)field = i;
+        return FN_OK;
+    case OPT_SIZE:
+        if (set_integer(c, o, v, path, &i))
+            return FN_ERR;
+        *(size_t *)field = (size_t)i;
+        return FN_OK;
+    case OPT_DURATION:
+        return parse_duration(c, v, path, o->flags, (int64_t *)field);
+    case OPT_NUMBER:
+        return set_number(c, o, v, path, (double *)field);
+    case OPT_BOOL:
+        if (!json_is_boolean(v))
+            return fail(c, path, "expected true or false, got %s", type_name(v));
+        *(bool *)field = json_is_true(v);
+        return FN_OK;
+    case OPT_ENUM:
+        return set_enum(c, o, v, path, (int *)field);
+    case OPT_OBJECT:
+    case OPT_ARRAY:
+        return o->parse(c, v, path, base);
+    }
+    return fail(c, path, "internal error: unknown option kind");
+}
+
+/* Parses obj into base with table t: unknown keys first (so a misspelt key is reported as
+ * such, not as the missing field it was meant to be), then every declared field in table
+ * order, then the table's cross-field checks. */
+static int parse_object(parse_ctx_t *c, const opt_table_t *t, json_t *obj, const char *path,
+                        void *base)
+{
+    if (!json_is_object(obj))
+        return fail(c, path, "expected an object, got %s", type_name(obj));
+    if (check_keys(c, t, obj, path, ""))
+        return FN_ERR;
+    uint64_t present = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const opt_t *o = &t->opts[i];
+        char sub[PATH_LEN];
+        path_field(sub, path, opt_key(t, o));
+        json_t *v = lookup(obj, opt_key(t, o));
+        if (v) {
+            present |= (uint64_t)1 << i;
+            if (set_value(c, o, v, sub, base))
+                return FN_ERR;
+            continue;
+        }
+        if (o->flags & OPT_REQUIRED)
+            return fail(c, sub, "is required");
+        if (!o->info.def)
+            continue; /* optional with no default: the field stays zero */
+        json_t *def = json_loads(o->info.def, JSON_DECODE_ANY, NULL);
+        if (!def)
+            return fail(c, sub, "internal error: bad default %s", o->info.def);
+        int rc = set_value(c, o, def, sub, base);
+        json_decref(def);
+        if (rc)
+            return FN_ERR;
+    }
+    return t->finish ? t->finish(c, t, base, present, path) : FN_OK;
+}
+
+/* ---- nested values ---------------------------------------------------------------------- */
+
+static int parse_matchers(parse_ctx_t *c, json_t *v, const char *path, bool nonempty,
+                          fn_matcher_t **out, size_t *n)
+{
+    if (!json_is_array(v) || (nonempty && json_array_size(v) == 0))
+        return fail(c, path, "must be %s array of matchers", nonempty ? "a non-empty" : "an");
+    size_t count = json_array_size(v);
+    if (count && !(*out = calloc(count, sizeof **out)))
+        return oom(c, path);
+    *n = count;
+    for (size_t i = 0; i < count; i++) {
+        char sub[PATH_LEN];
+        path_index(sub, path, i);
+        if (parse_object(c, &matcher_table, json_array_get(v, i), sub, &(*out)[i]))
+            return FN_ERR;
+    }
+    return FN_OK;
+}
+
+static int finish_matcher(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
+                          const char *path)
+{
+    (void)t, (void)base;
+    /* an empty matcher would match every event: certainly not what anyone meant */
+    if (!present)
+        return fail(c, path, "a matcher needs at least one of channel, type or props");
+    return FN_OK;
+}
+
+static int parse_props(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_matcher_t *m = base;
+    if (!json_is_object(v) || json_object_size(v) == 0)
+        return fail(c, path, "must be a non-empty object of strings, numbers or booleans");
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        /* matching is equality, which is only meaningful for scalars */
+        if (!json_is_string(e) && !json_is_number(e) && !json_is_boolean(e)) {
+            char sub[PATH_LEN];
+            path_key(sub, path, key);
+            return fail(c, sub, "expected a string, number or boolean, got %s", type_name(e));
+        }
+    }
+    m->props = json_incref(v);
+    return FN_OK;
+}
+
+static int parse_stage_on(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_stage_t *s = base;
+    return parse_matchers(c, v, path, true, &s->on, &s->n_on);
+}
+
+static int finish_stage(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
+                        const char *path)
+{
+    fn_stage_t *s = base;
+    (void)c, (void)path;
+    /* a converted lead has closed, so the forecast counts it at full value unless told */
+    if (s->conversion && !has(t, present, "probability"))
+        s->probability = 1.0;
+    return FN_OK;
+}
+
+/* Conversion ends the funnel (SPEC §3: after it events are touches only), so a conversion
+ * stage anywhere but last would leave the stages after it unreachable. */
+static int check_conversion(parse_ctx_t *c, fn_funnel_t *f, const char *path)
+{
+    int first = -1;
+    for (size_t i = 0; i < f->n_stages; i++) {
+        if (!f->stages[i].conversion)
+            continue;
+        char sub[PATH_LEN], conv[PATH_LEN];
+        path_index(sub, path, i);
+        path_field(conv, sub, "conversion");
+        if (first >= 0)
+            return fail(c, conv, "only one stage can be the conversion stage (stages[%d] is)",
+                        first);
+        first = (int)i;
+    }
+    if (first >= 0 && (size_t)first != f->n_stages - 1) {
+        char sub[PATH_LEN], conv[PATH_LEN];
+        path_index(sub, path, (size_t)first);
+        path_field(conv, sub, "conversion");
+        return fail(c, conv,
+                    "the conversion stage must be the last: conversion ends the funnel, so "
+                    "stages after it could never be reached");
+    }
+    f->conversion_index = first;
+    return FN_OK;
+}
+
+static int parse_stages(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_funnel_t *f = base;
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if (n < 1 || n > FN_MAX_STAGES)
+        return fail(c, path, "must be an array of 1 to %d stages", FN_MAX_STAGES);
+    if (!(f->stages = calloc(n, sizeof *f->stages)))
+        return oom(c, path);
+    f->n_stages = n;
+    for (size_t i = 0; i < n; i++) {
+        char sub[PATH_LEN];
+        path_index(sub, path, i);
+        if (parse_object(c, &stage_table, json_array_get(v, i), sub, &f->stages[i]))
+            return FN_ERR;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(f->stages[j].name, f->stages[i].name) == 0)
+                return fail(c, path, "stage name \"%s\" is used twice", f->stages[i].name);
+    }
+    return check_conversion(c, f, path);
+}
+
+static int parse_lost_on(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_funnel_t *f = base;
+    return parse_matchers(c, v, path, true, &f->lost_on, &f->n_lost_on);
+}
+
+static int parse_lost(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    return parse_object(c, &lost_table, v, path, base);
+}
+
+static int parse_after(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_retarget_rule_t *r = base;
+    return parse_object(c, &matcher_table, v, path, &r->after);
+}
+
+static int parse_unless(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_retarget_rule_t *r = base;
+    return parse_matchers(c, v, path, false, &r->unless, &r->n_unless);
+}
+
+static int parse_retarget(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_funnel_t *f = base;
+    if (!json_is_array(v))
+        return fail(c, path, "must be an array of retarget rules, got %s", type_name(v));
+    size_t n = json_array_size(v);
+    if (n && !(f->retarget = calloc(n, sizeof *f->retarget)))
+        return oom(c, path);
+    f->n_retarget = n;
+    for (size_t i = 0; i < n; i++) {
+        char sub[PATH_LEN];
+        path_index(sub, path, i);
+        if (parse_object(c, &retarget_table, json_array_get(v, i), sub, &f->retarget[i]))
+            return FN_ERR;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(f->retarget[j].name, f->retarget[i].name) == 0)
+                return fail(c, path, "rule name \"%s\" is used twice", f->retarget[i].name);
+    }
+    return FN_OK;
+}
+
+static int finish_bottleneck(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
+                             const char *path)
+{
+    fn_bottleneck_cfg_t *b = base;
+    (void)t, (void)present;
+    /* the baseline is the "normal" the window is compared with; a shorter one is just noise */
+    if (b->baseline_ms <= b->window_ms) {
+        char sub[PATH_LEN];
+        path_field(sub, path, "baseline");
+        return fail(c, sub, "must be longer than window");
+    }
+    return FN_OK;
+}
+
+static int parse_bottleneck(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_funnel_t *f = base;
+    if (parse_object(c, &bottleneck_table, v, path, &f->bottleneck))
+        return FN_ERR;
+    f->bottleneck.enabled = true;
+    return FN_OK;
+}
+
+static int parse_trigger_cap(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    return parse_object(c, &cap_table, v, path, base);
+}
+
+static int finish_funnel(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
+                         const char *path)
+{
+    fn_funnel_t *f = base;
+    if (has(t, present, "bottleneck"))
+        return FN_OK;
+    /* Without a "bottleneck" object detection is off, but the window and evaluate_every still
+     * carry their defaults: snapshots are emitted every evaluate_every regardless. */
+    json_t *empty = json_object();
+    char sub[PATH_LEN];
+    path_field(sub, path, "bottleneck");
+    if (!empty)
+        return oom(c, sub);
+    int rc = parse_object(c, &bottleneck_table, empty, sub, &f->bottleneck);
+    json_decref(empty);
+    f->bottleneck.enabled = false;
+    return rc;
+}
+
+static int parse_funnels(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_config_t *cfg = base;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(c, path, "must be a non-empty array of funnels");
+    size_t n = json_array_size(v);
+    if (!(cfg->funnels = calloc(n, sizeof *cfg->funnels)))
+        return oom(c, path);
+    cfg->n_funnels = n;
+    for (size_t i = 0; i < n; i++) {
+        char sub[PATH_LEN];
+        path_index(sub, path, i);
+        cfg->funnels[i].conversion_index = -1;
+        if (parse_object(c, &funnel_table, json_array_get(v, i), sub, &cfg->funnels[i]))
+            return FN_ERR;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->funnels[j].name, cfg->funnels[i].name) == 0)
+                return fail(c, path, "funnel name \"%s\" is used twice", cfg->funnels[i].name);
+    }
+    return FN_OK;
+}
+
+/* ---- public API ------------------------------------------------------------------------- */
+
+fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen)
+{
+    parse_ctx_t c = {err, errlen};
+    fn_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        oom(&c, "");
+        return NULL;
+    }
+    if (parse_object(&c, &top_table, root, "", cfg))
+        goto fail;
+    return cfg;
+fail:
+    fn_config_free(cfg);
+    return NULL;
+}
+
+static int replace_from_env(char **field, const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) /* an empty variable is treated as unset, as compose files often leave it */
+        return FN_OK;
+    char *dup = strdup(v);
+    if (!dup)
+        return FN_ERR;
+    free(*field);
+    *field = dup;
+    return FN_OK;
+}
+
+int fn_config_apply_env(fn_config_t *cfg)
+{
+    if (replace_from_env(&cfg->brokers, "FUNNELD_BROKERS") ||
+        replace_from_env(&cfg->redis_url, "FUNNELD_REDIS_URL"))
+        return FN_ERR;
+    return FN_OK;
+}
+
+fn_config_t *fn_config_load(const char *path, char *err, size_t errlen)
+{
+    parse_ctx_t c = {err, errlen};
+    json_error_t jerr;
+    fn_config_t *cfg = NULL;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        /* the caller prints the file name; jansson's position is what it cannot know */
+        if (jerr.line > 0)
+            snprintf(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        else
+            snprintf(err, errlen, "%s", jerr.text);
+        return NULL;
+    }
+    cfg = fn_config_from_json(root, err, errlen);
+    json_decref(root);
+    if (!cfg)
+        return NULL;
+    if (fn_config_apply_env(cfg)) {
+        oom(&c, "");
+        goto fail;
+    }
+    /* the environment bypasses the table, so its one checked field is checked here */
+    const char *what = check_redis_url(cfg->redis_url, strlen(cfg->redis_url));
+    if (what) {
+        fail(&c, "FUNNELD_REDIS_URL", "%s", what);
+        goto fail;
+    }
+    return cfg;
+fail:
+    fn_config_free(cfg);
+    return NULL;
+}
+
+const fn_funnel_t *fn_config_funnel(const fn_config_t *cfg, const char *name, size_t len)
+{
+    for (size_t i = 0; i < cfg->n_funnels; i++) {
+        const char *fname = cfg->funnels[i].name;
+        if (fname && strlen(fname) == len && memcmp(fname, name, len) == 0)
+            return &cfg->funnels[i];
+    }
+    return NULL;
+}
+
+static void free_matcher(fn_matcher_t *m)
+{
+    free(m->channel);
+    free(m->type);
+    json_decref(m->props);
+}
+
+static void free_matchers(fn_matcher_t *ms, size_t n)
+{
+    for (size_t i = 0; ms && i < n; i++)
+        free_matcher(&ms[i]);
+    free(ms);
+}
+
+static void free_funnel(fn_funnel_t *f)
+{
+    free(f->name);
+    for (size_t i = 0; f->stages && i < f->n_stages; i++) {
+        free(f->stages[i].name);
+        free_matchers(f->stages[i].on, f->stages[i].n_on);
+    }
+    free(f->stages);
+    free_matchers(f->lost_on, f->n_lost_on);
+    for (size_t i = 0; f->retarget && i < f->n_retarget; i++) {
+        free(f->retarget[i].name);
+        free_matcher(&f->retarget[i].after);
+        free_matchers(f->retarget[i].unless, f->retarget[i].n_unless);
+    }
+    free(f->retarget);
+}
+
+void fn_config_free(fn_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->brokers);
+    free(cfg->group_id);
+    for (size_t i = 0; cfg->input_topics && i < cfg->n_input_topics; i++)
+        free(cfg->input_topics[i]);
+    free(cfg->input_topics);
+    free(cfg->topic_transitions);
+    free(cfg->topic_retargeting);
+    free(cfg->topic_bottlenecks);
+    free(cfg->topic_snapshots);
+    free(cfg->topic_dlq);
+    for (size_t i = 0; cfg->kafka_props && i < cfg->n_kafka_props; i++) {
+        free(cfg->kafka_props[i].key);
+        free(cfg->kafka_props[i].value);
+    }
+    free(cfg->kafka_props);
+    free(cfg->redis_url);
+    free(cfg->key_prefix);
+    free(cfg->http_listen);
+    for (size_t i = 0; cfg->funnels && i < cfg->n_funnels; i++)
+        free_funnel(&cfg->funnels[i]);
+    free(cfg->funnels);
+    free(cfg);
+}

@@ -1,0 +1,219 @@
+/*
+ * daemon.c — the daemon's lifecycle (start, tick, graceful stop) and the bookkeeping that
+ * turns finished messages into committed offsets (daemon.h).
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/daemon.h"
+
+#define TICK_MS 100
+#define DRAIN_DEADLINE_MS 30000
+
+void fn_queue_push(fn_msg_queue_t *q, fn_msg_t *m)
+{
+    m->q_next = NULL;
+    if (q->tail)
+        q->tail->q_next = m;
+    else
+        q->head = m;
+    q->tail = m;
+    q->len++;
+}
+
+fn_msg_t *fn_queue_pop(fn_msg_queue_t *q)
+{
+    fn_msg_t *m = q->head;
+    if (!m)
+        return NULL;
+    q->head = m->q_next;
+    if (!q->head)
+        q->tail = NULL;
+    q->len--;
+    m->q_next = NULL;
+    return m;
+}
+
+fn_msg_t *fn_msg_new(fn_daemon_t *d)
+{
+    fn_msg_t *m = d->free_msgs;
+    if (m) {
+        d->free_msgs = m->q_next;
+        fn_buf_t keep = m->cmd; /* the command buffer is reused, not reallocated */
+        memset(m, 0, sizeof *m);
+        m->cmd = keep;
+    } else if (!(m = calloc(1, sizeof *m))) {
+        return NULL;
+    }
+    d->in_flight++;
+    return m;
+}
+
+static void msg_free(fn_daemon_t *d, fn_msg_t *m)
+{
+    if (m->rkm)
+        rd_kafka_message_destroy(m->rkm);
+    m->rkm = NULL;
+    fn_event_clear(&m->ev);
+    m->q_next = d->free_msgs;
+    d->free_msgs = m;
+    d->in_flight--;
+}
+
+static void kick(fn_daemon_t *d)
+{
+    /* Run the tick as soon as the loop is free instead of draining from inside a callback. */
+    if (!uv_is_closing((uv_handle_t *)&d->tick))
+        uv_timer_start(&d->tick, d->tick.timer_cb, 0, TICK_MS);
+}
+
+void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
+{
+    m->state = FN_MSG_DONE;
+    fn_partition_t *p = m->part;
+    if (!p) {
+        msg_free(d, m);
+        return;
+    }
+    int64_t next = -1;
+    while (p->head && p->head->state == FN_MSG_DONE) {
+        fn_msg_t *x = p->head;
+        p->head = x->part_next;
+        if (!p->head)
+            p->tail = NULL;
+        next = x->offset + 1;
+        msg_free(d, x);
+        d->stats.committed++;
+    }
+    /* After a rebalance a partition may be consumed again from an older offset; never move
+     * the committed position backwards. */
+    if (next > p->next_commit) {
+        p->next_commit = next;
+        fn_input_store_offset(d, p, next);
+    }
+    if ((d->paused && d->in_flight <= d->cfg->max_in_flight / 2) ||
+        (d->stopping && d->in_flight == 0))
+        kick(d);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish(fn_daemon_t *d)
+{
+    fn_log(&d->log, FN_LOG_INFO, "daemon",
+           "stopping: %zu message(s) still in flight, consumed %llu, transitions %llu, "
+           "rejected to DLQ %llu",
+           d->in_flight, (unsigned long long)d->stats.consumed,
+           (unsigned long long)d->stats.transitions,
+           (unsigned long long)(d->stats.consumed - d->stats.transitions - d->stats.touches -
+                                d->stats.duplicates - d->stats.erased - d->stats.consents));
+    fn_input_close(d);
+    fn_output_close(d);
+    fn_store_close(d);
+    uv_timer_stop(&d->tick);
+    uv_close((uv_handle_t *)&d->tick, on_closed);
+    uv_close((uv_handle_t *)&d->sig_term, on_closed);
+    uv_close((uv_handle_t *)&d->sig_int, on_closed);
+    uv_close((uv_handle_t *)&d->sig_hup, on_closed);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    fn_daemon_t *d = t->data;
+    fn_output_poll(d);
+    if (d->stopping) {
+        if (d->in_flight == 0 || fn_now_ms() >= d->stop_deadline_ms)
+            finish(d);
+        return;
+    }
+    if (d->paused && d->in_flight <= d->cfg->max_in_flight / 2)
+        fn_input_set_paused(d, false);
+    fn_input_drain(d);
+}
+
+void fn_daemon_stop(fn_daemon_t *d, int exit_code)
+{
+    if (exit_code > d->exit_code)
+        d->exit_code = exit_code;
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    d->stop_deadline_ms = fn_now_ms() + DRAIN_DEADLINE_MS;
+    fn_log(&d->log, exit_code ? FN_LOG_ERROR : FN_LOG_INFO, "daemon",
+           "stop requested; finishing %zu in-flight message(s)", d->in_flight);
+    fn_input_set_paused(d, true);
+    kick(d);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    fn_daemon_t *d = s->data;
+    if (signum == SIGHUP) {
+        fn_log(&d->log, FN_LOG_WARN, "daemon",
+               "SIGHUP: configuration reload is not supported "
+               "yet; restart to apply a new configuration");
+        return;
+    }
+    fn_daemon_stop(d, 0);
+}
+
+fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t level)
+{
+    fn_daemon_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->loop = loop;
+    d->cfg = cfg;
+    d->log.level = level;
+    d->log.out = stderr;
+    uv_timer_init(loop, &d->tick);
+    d->tick.data = d;
+    uv_signal_init(loop, &d->sig_term);
+    uv_signal_init(loop, &d->sig_int);
+    uv_signal_init(loop, &d->sig_hup);
+    d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+    return d;
+}
+
+int fn_daemon_run(fn_daemon_t *d)
+{
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+    uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
+    if (fn_output_start(d) || fn_store_start(d) || fn_input_start(d)) {
+        fn_daemon_stop(d, 1);
+        d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
+    } else {
+        fn_log(&d->log, FN_LOG_INFO, "daemon", "funneld %s running with %zu funnel(s)", FN_VERSION,
+               d->cfg->n_funnels);
+    }
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    return d->exit_code;
+}
+
+void fn_daemon_free(fn_daemon_t *d)
+{
+    if (!d)
+        return;
+    while (d->free_msgs) {
+        fn_msg_t *m = d->free_msgs;
+        d->free_msgs = m->q_next;
+        fn_buf_free(&m->cmd);
+        free(m);
+    }
+    while (d->partitions) {
+        fn_partition_t *p = d->partitions;
+        d->partitions = p->next;
+        free(p->topic);
+        free(p);
+    }
+    fn_buf_free(&d->out_buf);
+    fn_config_free(d->cfg);
+    free(d);
+}

@@ -1,0 +1,173 @@
+/*
+ * pipeline.c — what happens to one consumed message between input and output: decode,
+ * dead-letter or Redis step, then the output events of the step's result (daemon.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "funneld/daemon.h"
+#include "funneld/emit.h"
+#include "funneld/step.h"
+
+/* Sends the original bytes to the DLQ with the reason in headers; done on delivery. */
+static void dead_letter(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *reason)
+{
+    d->stats.rejected[code]++;
+    fn_log(&d->log, FN_LOG_DEBUG, "decode", "%s/%d/%lld rejected: %s: %s", m->part->topic,
+           m->part->partition, (long long)m->offset, fn_reject_code(code), reason);
+    m->state = FN_MSG_PRODUCING;
+    if (fn_output_produce(d, m, d->cfg->topic_dlq, m->rkm->key, m->rkm->key_len, m->rkm->payload,
+                          m->rkm->len, fn_reject_code(code), reason))
+        fn_daemon_stop(d, 1); /* not committed: it is consumed again after the restart */
+}
+
+void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
+{
+    fn_msg_t *m = fn_msg_new(d);
+    fn_partition_t *p = fn_input_partition(d, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+    if (!m || !p) {
+        fn_log(&d->log, FN_LOG_ERROR, "pipeline", "out of memory; stopping");
+        rd_kafka_message_destroy(rkm);
+        if (m)
+            fn_msg_done(d, m);
+        fn_daemon_stop(d, 1);
+        return;
+    }
+    int64_t now = fn_now_ms();
+    m->rkm = rkm;
+    m->offset = rkm->offset;
+    m->consumed_ms = now;
+    m->part = p;
+    if (p->tail)
+        p->tail->part_next = m;
+    else
+        p->head = m;
+    p->tail = m;
+    d->stats.consumed++;
+
+    char reason[256];
+    fn_reject_t code =
+        fn_event_decode(rkm->payload, rkm->len, d->cfg, now, &m->ev, reason, sizeof reason);
+    if (code != FN_REJ_NONE) {
+        dead_letter(d, m, code, reason);
+        return;
+    }
+    m->lead_hash = fn_step_lead_hash(m->ev.lead_id.p, m->ev.lead_id.len);
+    fn_store_submit(d, m);
+}
+
+static bool same_str(fn_str_t a, fn_str_t b)
+{
+    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+/* Rare path (only for replayed results): is the first copy of m's event still producing? */
+static bool original_in_flight(fn_daemon_t *d, const fn_msg_t *m)
+{
+    for (fn_partition_t *p = d->partitions; p; p = p->next)
+        for (fn_msg_t *o = p->head; o; o = o->part_next)
+            if (o != m && o->state == FN_MSG_PRODUCING && o->clear_pending &&
+                o->lead_hash.hi == m->lead_hash.hi && o->lead_hash.lo == m->lead_hash.lo &&
+                same_str(o->ev.event_id, m->ev.event_id))
+                return true;
+    return false;
+}
+
+static void count_transition(fn_daemon_t *d, char op)
+{
+    d->stats.transitions++;
+    switch (op) {
+    case 'B':
+        d->stats.by_type[1]++;
+        break;
+    case 'C':
+        d->stats.by_type[2]++;
+        break;
+    case 'L':
+        d->stats.by_type[3]++;
+        break;
+    default:
+        d->stats.by_type[0]++;
+    }
+}
+
+static void produce_output(fn_daemon_t *d, fn_msg_t *m)
+{
+    if (fn_output_produce(d, m, d->cfg->topic_transitions, m->ev.lead_id.p, m->ev.lead_id.len,
+                          d->out_buf.data, d->out_buf.len, NULL, NULL))
+        fn_daemon_stop(d, 1);
+}
+
+void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
+{
+    fn_step_result_t res;
+    char err[256];
+    if (fn_step_parse(d->cfg, redis_reply, &res, err, sizeof err)) {
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s/%d/%lld: %s", m->part->topic, m->part->partition,
+               (long long)m->offset, err);
+        fn_store_release(d, m);
+        fn_msg_done(d, m);
+        return;
+    }
+    switch (res.status) {
+    case FN_STEP_COLLISION:
+        fn_store_release(d, m);
+        dead_letter(d, m, FN_REJ_LEAD_COLLISION,
+                    "lead_id: another lead id maps to the same Redis key; not applied");
+        return;
+    case FN_STEP_DUP:
+        d->stats.duplicates++;
+        fn_store_release(d, m);
+        fn_msg_done(d, m);
+        return;
+    case FN_STEP_OK:
+    case FN_STEP_ERASED:
+        break;
+    }
+    if (res.replay && original_in_flight(d, m)) {
+        /* A duplicate arriving while this process is still delivering the first copy's
+         * outputs: those deliveries cannot be lost without losing this process too, and
+         * then neither copy is committed. So this copy emits nothing. */
+        d->stats.duplicates++;
+        fn_store_release(d, m);
+        fn_msg_done(d, m);
+        return;
+    }
+    if (res.replay)
+        d->stats.replays++;
+
+    /* Hold one reference while producing so that deliveries served meanwhile cannot finish
+     * the message before all its outputs are queued. */
+    m->state = FN_MSG_PRODUCING;
+    m->pending_dr = 1;
+    int64_t now = fn_now_ms();
+    size_t n = 0;
+    if (res.status == FN_STEP_ERASED) {
+        d->stats.erased++;
+        for (size_t i = 0; i < d->cfg->n_funnels; i++, n++) {
+            if (fn_emit_erased(&d->out_buf, &m->ev, &d->cfg->funnels[i], res.at, now))
+                goto oom;
+            produce_output(d, m);
+        }
+    } else {
+        for (size_t i = 0; i < res.n_trans; i++, n++) {
+            if (fn_emit_transition(&d->out_buf, &m->ev, &res, &res.trans[i], now))
+                goto oom;
+            count_transition(d, res.trans[i].op);
+            produce_output(d, m);
+        }
+        if (m->ev.kind == FN_EV_CONSENT)
+            d->stats.consents++;
+        else if (n == 0)
+            d->stats.touches++;
+    }
+    m->clear_pending = n > 0;
+    fn_store_release(d, m);
+    if (--m->pending_dr == 0)
+        fn_msg_done(d, m);
+    return;
+oom:
+    fn_log(&d->log, FN_LOG_ERROR, "pipeline", "out of memory building an output; stopping");
+    fn_store_release(d, m);
+    fn_daemon_stop(d, 1);
+}

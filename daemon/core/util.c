@@ -1,0 +1,245 @@
+/*
+ * util.c — time, duration and buffer helpers shared by every module (see common.h).
+ * Time conversion is done by hand rather than with timegm()/strptime() so that parsing is
+ * strict, locale-free and identical on every libc.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "funneld/common.h"
+
+int64_t fn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's civil algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+size_t fn_time_format(int64_t ms, char *out, size_t outlen)
+{
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t rem = ms - days * 86400000;
+    int64_t y;
+    unsigned mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    int n = snprintf(out, outlen, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, mo, d,
+                     (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
+                     (int)(rem % 1000));
+    return n < 0 ? 0 : (size_t)n < outlen ? (size_t)n : outlen - 1;
+}
+
+static int digits(const char *s, size_t len, size_t at, size_t n, int *out)
+{
+    if (at + n > len)
+        return FN_ERR;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[at + i];
+        if (c < '0' || c > '9')
+            return FN_ERR;
+        v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return FN_OK;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : dm[m - 1];
+}
+
+int fn_time_parse(const char *s, size_t len, int64_t *out_ms)
+{
+    int y, mo, d, h, mi, sec, off = 0;
+    if (digits(s, len, 0, 4, &y) || len < 19 || s[4] != '-' || digits(s, len, 5, 2, &mo) ||
+        s[7] != '-' || digits(s, len, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        digits(s, len, 11, 2, &h) || s[13] != ':' || digits(s, len, 14, 2, &mi) || s[16] != ':' ||
+        digits(s, len, 17, 2, &sec))
+        return FN_ERR;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+        return FN_ERR;
+    size_t i = 19;
+    int frac_ms = 0;
+    if (i < len && s[i] == '.') {
+        size_t nd = 0;
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, nd++)
+            if (nd < 3)
+                frac_ms = frac_ms * 10 + (s[i] - '0');
+        if (nd == 0)
+            return FN_ERR;
+        for (; nd < 3; nd++)
+            frac_ms *= 10;
+    }
+    if (i >= len)
+        return FN_ERR;
+    if (s[i] == 'Z' || s[i] == 'z') {
+        i++;
+    } else if (s[i] == '+' || s[i] == '-') {
+        int oh, om;
+        if (digits(s, len, i + 1, 2, &oh) || i + 3 >= len || s[i + 3] != ':' ||
+            digits(s, len, i + 4, 2, &om) || oh > 23 || om > 59)
+            return FN_ERR;
+        off = (oh * 60 + om) * (s[i] == '-' ? -1 : 1);
+        i += 6;
+    } else {
+        return FN_ERR;
+    }
+    if (i != len)
+        return FN_ERR;
+    if (sec == 60) /* a leap second is read as the last millisecond-precise instant before it */
+        sec = 59, frac_ms = 999;
+    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;
+    *out_ms = secs * 1000 + frac_ms;
+    return FN_OK;
+}
+
+int fn_duration_parse(const char *s, int64_t *out_ms)
+{
+    if (!s || !*s)
+        return FN_ERR;
+    int64_t v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - 9) / 10)
+            return FN_ERR;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == s)
+        return FN_ERR;
+    int64_t unit;
+    if (strcmp(p, "ms") == 0)
+        unit = 1;
+    else if (strcmp(p, "s") == 0)
+        unit = 1000;
+    else if (strcmp(p, "m") == 0)
+        unit = 60000;
+    else if (strcmp(p, "h") == 0)
+        unit = 3600000;
+    else if (strcmp(p, "d") == 0)
+        unit = 86400000;
+    else
+        return FN_ERR;
+    if (v > INT64_MAX / unit)
+        return FN_ERR;
+    *out_ms = v * unit;
+    return FN_OK;
+}
+
+void fn_buf_reset(fn_buf_t *b)
+{
+    b->len = 0;
+}
+
+void fn_buf_free(fn_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static int buf_reserve(fn_buf_t *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return FN_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return FN_ERR;
+    b->data = p;
+    b->cap = cap;
+    return FN_OK;
+}
+
+int fn_buf_append(fn_buf_t *b, const void *p, size_t n)
+{
+    if (buf_reserve(b, n))
+        return FN_ERR;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return FN_OK;
+}
+
+int fn_buf_appendf(fn_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return FN_ERR;
+    if ((size_t)n < sizeof tmp)
+        return fn_buf_append(b, tmp, (size_t)n);
+    if (buf_reserve(b, (size_t)n))
+        return FN_ERR;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return FN_OK;
+}
+
+int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (buf_reserve(b, n + 2))
+        return FN_ERR;
+    b->data[b->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7];
+        size_t el = 0;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c, el = 2;
+        } else if (c < 0x20) {
+            esc[0] = '\\', esc[1] = 'u', esc[2] = '0', esc[3] = '0';
+            esc[4] = hex[c >> 4], esc[5] = hex[c & 15], el = 6;
+        }
+        if (el) {
+            if (fn_buf_append(b, esc, el))
+                return FN_ERR;
+        } else {
+            if (buf_reserve(b, 1))
+                return FN_ERR;
+            b->data[b->len++] = (char)c;
+        }
+    }
+    if (buf_reserve(b, 1))
+        return FN_ERR;
+    b->data[b->len++] = '"';
+    b->data[b->len] = '\0';
+    return FN_OK;
+}

@@ -1,0 +1,262 @@
+/*
+ * kafka_in.c — the consumer: group membership, partitions, backpressure and offsets.
+ *
+ * librdkafka is driven from the libuv loop without a thread or busy polling: the consumer
+ * queue (with the main queue forwarded into it, so rebalances, errors and logs arrive there
+ * too) writes a byte to a pipe when it goes from empty to non-empty, and a uv_poll watches
+ * that pipe. Because the wake-up only comes on that transition, every wake-up drains the
+ * queue; the daemon's tick drains it again in case a drain stopped at the in-flight bound.
+ *
+ * Offsets: enable.auto.offset.store is off and the daemon stores an offset only when every
+ * earlier message of the partition is done (see daemon.h); the auto-commit timer then
+ * commits what was stored, and shutdown commits synchronously.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "funneld/daemon.h"
+
+fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t partition)
+{
+    for (fn_partition_t *p = d->partitions; p; p = p->next)
+        if (p->partition == partition && strcmp(p->topic, topic) == 0)
+            return p;
+    fn_partition_t *p = calloc(1, sizeof *p);
+    if (!p || !(p->topic = strdup(topic))) {
+        free(p);
+        return NULL;
+    }
+    p->partition = partition;
+    p->next_commit = -1;
+    p->next = d->partitions;
+    d->partitions = p;
+    return p;
+}
+
+static void mark_assigned(fn_daemon_t *d, rd_kafka_topic_partition_list_t *parts, bool on)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        fn_partition_t *p = fn_input_partition(d, parts->elems[i].topic, parts->elems[i].partition);
+        if (p && p->assigned != on) {
+            p->assigned = on;
+            d->assigned_count += on ? 1 : -1;
+        }
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    fn_daemon_t *d = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    fn_log(&d->log, FN_LOG_INFO, "kafka", "%s %d partition(s)", assign ? "assigned" : "revoked",
+           parts->cnt);
+    if (!assign && err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "rebalance failed: %s", rd_kafka_err2str(err));
+        assign = false;
+    }
+    mark_assigned(d, parts, assign);
+    if (cooperative) {
+        rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
+                                     : rd_kafka_incremental_unassign(rk, parts);
+        if (e) {
+            fn_log(&d->log, FN_LOG_ERROR, "kafka", "incremental rebalance: %s",
+                   rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign ? parts : NULL);
+        if (e)
+            fn_log(&d->log, FN_LOG_ERROR, "kafka", "assign: %s", rd_kafka_err2str(e));
+    }
+    if (assign && d->paused)
+        rd_kafka_pause_partitions(rk, parts);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    fn_daemon_t *d = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "fatal consumer error: %s", buf);
+        fn_daemon_stop(d, 1);
+        return;
+    }
+    /* Broker-down and transport errors are normal weather: librdkafka reconnects itself. */
+    fn_log(&d->log, FN_LOG_WARN, "kafka", "consumer: %s: %s",
+           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    fn_daemon_t *d = rd_kafka_opaque(rk);
+    fn_log(&d->log,
+           level <= 3   ? FN_LOG_ERROR
+           : level <= 4 ? FN_LOG_WARN
+                        : FN_LOG_DEBUG,
+           "rdkafka", "%s: %s", fac, buf);
+}
+
+static int conf_set(fn_daemon_t *d, rd_kafka_conf_t *conf, const char *k, const char *v)
+{
+    char err[256];
+    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "kafka.properties.%s: %s", k, err);
+        return FN_ERR;
+    }
+    return FN_OK;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    fn_daemon_t *d = h->data;
+    char buf[256];
+    while (read(d->consumer_pipe[0], buf, sizeof buf) > 0) {
+    }
+    fn_input_drain(d);
+}
+
+int fn_input_start(fn_daemon_t *d)
+{
+    const fn_config_t *cfg = d->cfg;
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *topics = NULL;
+
+    if (conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
+        conf_set(d, conf, "group.id", cfg->group_id) ||
+        conf_set(d, conf, "enable.auto.offset.store", "false") ||
+        conf_set(d, conf, "enable.auto.commit", "true") ||
+        conf_set(d, conf, "auto.commit.interval.ms", "1000") ||
+        conf_set(d, conf, "auto.offset.reset", "earliest") ||
+        conf_set(d, conf, "queued.max.messages.kbytes", "16384") ||
+        conf_set(d, conf, "log.queue", "true"))
+        goto fail;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++)
+        if (conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
+            goto fail;
+    /* These three make the at-least-once contract; the user may not turn them off. */
+    if (conf_set(d, conf, "enable.auto.offset.store", "false"))
+        goto fail;
+    rd_kafka_conf_set_opaque(conf, d);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+
+    d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!d->consumer) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot create consumer: %s", err);
+        goto fail;
+    }
+    conf = NULL; /* owned by the consumer now */
+    rd_kafka_set_log_queue(d->consumer, NULL);
+    rd_kafka_poll_set_consumer(d->consumer);
+    d->consumer_q = rd_kafka_queue_get_consumer(d->consumer);
+
+    if (pipe2(d->consumer_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    rd_kafka_queue_io_event_enable(d->consumer_q, d->consumer_pipe[1], "1", 1);
+    uv_poll_init(d->loop, &d->consumer_poll, d->consumer_pipe[0]);
+    d->consumer_poll.data = d;
+    uv_poll_start(&d->consumer_poll, UV_READABLE, on_readable);
+
+    topics = rd_kafka_topic_partition_list_new((int)cfg->n_input_topics);
+    for (size_t i = 0; i < cfg->n_input_topics; i++)
+        rd_kafka_topic_partition_list_add(topics, cfg->input_topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "subscribe: %s", rd_kafka_err2str(e));
+        return FN_ERR;
+    }
+    fn_log(&d->log, FN_LOG_INFO, "kafka", "consumer in group %s on %zu topic(s) at %s",
+           cfg->group_id, cfg->n_input_topics, cfg->brokers);
+    return FN_OK;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return FN_ERR;
+}
+
+void fn_input_drain(fn_daemon_t *d)
+{
+    if (!d->consumer)
+        return;
+    /* Bounded batches keep the loop responsive to Redis replies and delivery reports. */
+    for (int n = 0; n < 5000; n++) {
+        if (d->in_flight >= d->cfg->max_in_flight && !d->paused)
+            fn_input_set_paused(d, true);
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(d->consumer, 0);
+        if (!rkm)
+            return;
+        if (rkm->err) {
+            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                fn_log(&d->log, FN_LOG_WARN, "kafka", "consume: %s", rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+            continue;
+        }
+        if (d->stopping) {
+            /* Not processed, so not committed: the next owner of the partition gets it. */
+            rd_kafka_message_destroy(rkm);
+            continue;
+        }
+        fn_pipe_on_message(d, rkm);
+    }
+}
+
+void fn_input_set_paused(fn_daemon_t *d, bool paused)
+{
+    if (!d->consumer || d->paused == paused)
+        return;
+    d->paused = paused;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(d->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (paused)
+            rd_kafka_pause_partitions(d->consumer, parts);
+        else
+            rd_kafka_resume_partitions(d->consumer, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    if (paused)
+        d->stats.paused_count++;
+    fn_log(&d->log, FN_LOG_DEBUG, "kafka", "%s consumption (%zu in flight)",
+           paused ? "paused" : "resumed", d->in_flight);
+}
+
+void fn_input_store_offset(fn_daemon_t *d, fn_partition_t *p, int64_t next_offset)
+{
+    if (!p->assigned || !d->consumer)
+        return; /* revoked: the new owner starts from the last commit and repeats the rest */
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = next_offset;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(d->consumer, l);
+    if (e)
+        fn_log(&d->log, FN_LOG_DEBUG, "kafka", "offset store %s[%d]@%lld: %s", p->topic,
+               p->partition, (long long)next_offset, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void fn_input_close(fn_daemon_t *d)
+{
+    if (!d->consumer)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, NULL, 0);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        fn_log(&d->log, FN_LOG_WARN, "kafka", "final commit: %s", rd_kafka_err2str(e));
+    rd_kafka_queue_io_event_enable(d->consumer_q, -1, NULL, 0);
+    rd_kafka_consumer_close(d->consumer);
+    rd_kafka_queue_destroy(d->consumer_q);
+    rd_kafka_destroy(d->consumer);
+    d->consumer = NULL;
+    uv_poll_stop(&d->consumer_poll);
+    uv_close((uv_handle_t *)&d->consumer_poll, NULL);
+    close(d->consumer_pipe[0]);
+    close(d->consumer_pipe[1]);
+}

@@ -1,0 +1,128 @@
+/*
+ * emit.c — the JSON text of transition and erasure events (SPEC §4, emit.h).
+ *
+ * Written by hand into a reusable buffer rather than through a jansson tree: this runs for
+ * every transition, and the field order stays stable for people reading the topic.
+ */
+#include <string.h>
+
+#include "funneld/emit.h"
+#include "funneld/hash.h"
+
+void fn_emit_id(const char *type, const char *funnel, const fn_event_t *ev, char out[33])
+{
+    const char *parts[] = {type, funnel, ev->lead_id.p, ev->event_id.p};
+    const size_t lens[] = {strlen(type), strlen(funnel), ev->lead_id.len, ev->event_id.len};
+    fn_hash_hex(fn_hash_parts(parts, lens, 4), out);
+}
+
+static int put_key(fn_buf_t *b, const char *key)
+{
+    return fn_buf_appendf(b, ",\"%s\":", key);
+}
+
+static int put_str(fn_buf_t *b, const char *key, const char *s, size_t n)
+{
+    return put_key(b, key) || fn_buf_append_json_str(b, s, n);
+}
+
+static int put_opt_str(fn_buf_t *b, const char *key, fn_str_t s)
+{
+    if (!s.p || s.len == 0)
+        return put_key(b, key) || fn_buf_append(b, "null", 4);
+    return put_str(b, key, s.p, s.len);
+}
+
+static int put_time(fn_buf_t *b, const char *key, int64_t ms)
+{
+    char ts[40];
+    size_t n = fn_time_format(ms, ts, sizeof ts);
+    return put_str(b, key, ts, n);
+}
+
+static int put_stage(fn_buf_t *b, const char *name_key, const char *index_key, const fn_funnel_t *f,
+                     int idx)
+{
+    if (idx < 0)
+        return put_key(b, name_key) || fn_buf_append(b, "null", 4) || put_key(b, index_key) ||
+               fn_buf_append(b, "null", 4);
+    const char *name = f->stages[idx].name;
+    return put_str(b, name_key, name, strlen(name)) || put_key(b, index_key) ||
+           fn_buf_appendf(b, "%d", idx);
+}
+
+static int put_attr(fn_buf_t *b, const char *key, const fn_attr_t *a)
+{
+    if (fn_buf_appendf(b, "\"%s\":{\"channel\":", key) ||
+        fn_buf_append_json_str(b, a->channel.p ? a->channel.p : "", a->channel.len) ||
+        put_opt_str(b, "campaign", a->campaign) || put_opt_str(b, "source", a->source) ||
+        put_time(b, "at", a->at) || fn_buf_append(b, "}", 1))
+        return FN_ERR;
+    return FN_OK;
+}
+
+static int put_head(fn_buf_t *b, const char *type, const char *funnel, const fn_event_t *ev)
+{
+    char id[33];
+    fn_emit_id(type, funnel, ev, id);
+    fn_buf_reset(b);
+    return fn_buf_appendf(b, "{\"id\":\"%s\",\"type\":\"%s\"", id, type) ||
+           put_str(b, "funnel", funnel, strlen(funnel)) ||
+           put_str(b, "lead_id", ev->lead_id.p, ev->lead_id.len);
+}
+
+static const char *type_of(char op)
+{
+    return op == 'C' ? "converted" : op == 'L' ? "lost" : "stage_changed";
+}
+
+static const char *direction_of(char op)
+{
+    return op == 'B' ? "back" : op == 'L' ? "lost" : "forward";
+}
+
+int fn_emit_transition(fn_buf_t *b, const fn_event_t *ev, const fn_step_result_t *r,
+                       const fn_step_transition_t *t, int64_t emitted_at)
+{
+    const fn_funnel_t *f = t->funnel;
+    if (put_head(b, type_of(t->op), f->name, ev) ||
+        put_stage(b, "from", "from_index", f, t->from) ||
+        put_stage(b, "to", "to_index", f, t->to) ||
+        put_str(b, "direction", direction_of(t->op), strlen(direction_of(t->op))) ||
+        fn_buf_append(b, ",\"skipped\":[", 12))
+        return FN_ERR;
+    /* Stages passed over on the way forward; entering from outside passes over all before. */
+    if (t->op == 'E' || t->op == 'F' || t->op == 'C')
+        for (int s = t->from + 1; s < t->to; s++) {
+            const char *name = f->stages[s].name;
+            if ((s > t->from + 1 && fn_buf_append(b, ",", 1)) ||
+                fn_buf_append_json_str(b, name, strlen(name)))
+                return FN_ERR;
+        }
+    if (fn_buf_append(b, "]", 1) || put_time(b, "at", r->at) ||
+        put_time(b, "emitted_at", emitted_at) ||
+        fn_buf_appendf(b, ",\"time_in_stage_ms\":%lld,\"cycle_ms\":%lld,\"touches\":%lld",
+                       (long long)t->time_in_stage_ms, (long long)t->cycle_ms,
+                       (long long)t->touches) ||
+        put_str(b, "cause_event_id", ev->event_id.p, ev->event_id.len) ||
+        put_str(b, "channel", ev->channel.p, ev->channel.len) || put_key(b, "value"))
+        return FN_ERR;
+    /* The value text comes from our own formatting of a finite double (step.c), so it is a
+     * valid JSON number and is copied as is. */
+    if (r->value.len ? fn_buf_append(b, r->value.p, r->value.len) : fn_buf_append(b, "null", 4))
+        return FN_ERR;
+    if (fn_buf_append(b, ",\"attribution\":{", 16) || put_attr(b, "first", &r->first) ||
+        fn_buf_append(b, ",", 1) || put_attr(b, "last", &r->last) || fn_buf_append(b, "}}", 2))
+        return FN_ERR;
+    return FN_OK;
+}
+
+int fn_emit_erased(fn_buf_t *b, const fn_event_t *ev, const fn_funnel_t *f, int64_t at,
+                   int64_t emitted_at)
+{
+    if (put_head(b, "lead_erased", f->name, ev) || put_time(b, "at", at) ||
+        put_time(b, "emitted_at", emitted_at) ||
+        put_str(b, "cause_event_id", ev->event_id.p, ev->event_id.len) || fn_buf_append(b, "}", 1))
+        return FN_ERR;
+    return FN_OK;
+}

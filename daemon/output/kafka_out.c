@@ -1,0 +1,228 @@
+/*
+ * kafka_out.c — the producer for transitions, DLQ and (later) trigger and analytics events.
+ *
+ * Idempotent producer with message.timeout.ms=0: librdkafka retries a message for as long as
+ * the broker is away, in order, without duplicates — a broker outage becomes backpressure
+ * (the in-flight bound pauses the consumer) instead of lost output. A delivery that still
+ * fails permanently is produced again: its input offset is never committed until it is
+ * delivered, so giving up would be the only way to lose it.
+ *
+ * Delivery reports are served on the loop through the main queue's IO-event pipe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "funneld/daemon.h"
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    fn_daemon_t *d = opaque;
+    fn_msg_t *m = rkm->_private;
+    if (rkm->err) {
+        d->stats.delivery_retries++;
+        if (d->stats.delivery_retries % 1000 == 1)
+            fn_log(&d->log, FN_LOG_WARN, "kafka", "delivery to %s failed (%s); producing again",
+                   rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+        rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
+        if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            copy = rd_kafka_headers_copy(hdrs);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(rkm->rkt)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
+            RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_HEADERS(copy),
+            RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+        if (!e)
+            return;
+        if (copy)
+            rd_kafka_headers_destroy(copy);
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot produce again to %s: %s; stopping",
+               rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(e));
+        fn_daemon_stop(d, 1);
+        return;
+    }
+    d->stats.delivered++;
+    if (m && --m->pending_dr == 0) {
+        if (m->clear_pending)
+            fn_store_clear_pending(d, m);
+        fn_msg_done(d, m);
+    }
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    fn_daemon_t *d = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "fatal producer error: %s", buf);
+        fn_daemon_stop(d, 1);
+        return;
+    }
+    fn_log(&d->log, FN_LOG_WARN, "kafka", "producer: %s: %s",
+           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    fn_daemon_t *d = rd_kafka_opaque(rk);
+    fn_log(&d->log,
+           level <= 3   ? FN_LOG_ERROR
+           : level <= 4 ? FN_LOG_WARN
+                        : FN_LOG_DEBUG,
+           "rdkafka", "%s: %s", fac, buf);
+}
+
+static int conf_set(fn_daemon_t *d, rd_kafka_conf_t *conf, const char *k, const char *v)
+{
+    char err[256];
+    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "kafka.properties.%s: %s", k, err);
+        return FN_ERR;
+    }
+    return FN_OK;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    fn_daemon_t *d = h->data;
+    char buf[256];
+    while (read(d->producer_pipe[0], buf, sizeof buf) > 0) {
+    }
+    fn_output_poll(d);
+}
+
+/* Consumer-only properties would make the producer complain; skip them for it. */
+static bool consumer_only(const char *k)
+{
+    static const char *const keys[] = {"group.id",
+                                       "auto.offset.reset",
+                                       "enable.auto.commit",
+                                       "auto.commit.interval.ms",
+                                       "partition.assignment.strategy",
+                                       "session.timeout.ms",
+                                       "max.poll.interval.ms",
+                                       "heartbeat.interval.ms",
+                                       "group.instance.id",
+                                       "queued.max.messages.kbytes",
+                                       "fetch.max.bytes",
+                                       "isolation.level",
+                                       "enable.partition.eof",
+                                       "enable.auto.offset.store"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(k, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+int fn_output_start(fn_daemon_t *d)
+{
+    const fn_config_t *cfg = d->cfg;
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
+        conf_set(d, conf, "enable.idempotence", "true") || conf_set(d, conf, "linger.ms", "5") ||
+        conf_set(d, conf, "batch.num.messages", "10000") ||
+        conf_set(d, conf, "queue.buffering.max.messages", "2000000") ||
+        conf_set(d, conf, "queue.buffering.max.kbytes", "1048576") ||
+        conf_set(d, conf, "log.queue", "true"))
+        goto fail;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++)
+        if (!consumer_only(cfg->kafka_props[i].key) &&
+            conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
+            goto fail;
+    /* Never give up on a message: see the comment at the top. */
+    if (conf_set(d, conf, "message.timeout.ms", "0"))
+        goto fail;
+    rd_kafka_conf_set_opaque(conf, d);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!d->producer) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot create producer: %s", err);
+        goto fail;
+    }
+    rd_kafka_set_log_queue(d->producer, NULL);
+    if (pipe2(d->producer_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "pipe: %s", strerror(errno));
+        return FN_ERR;
+    }
+    rd_kafka_queue_t *mq = rd_kafka_queue_get_main(d->producer);
+    rd_kafka_queue_io_event_enable(mq, d->producer_pipe[1], "1", 1);
+    rd_kafka_queue_destroy(mq);
+    uv_poll_init(d->loop, &d->producer_poll, d->producer_pipe[0]);
+    d->producer_poll.data = d;
+    uv_poll_start(&d->producer_poll, UV_READABLE, on_readable);
+    return FN_OK;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return FN_ERR;
+}
+
+int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void *key,
+                      size_t keylen, const void *payload, size_t len, const char *dlq_code,
+                      const char *dlq_reason)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (dlq_code) {
+        char source[320];
+        snprintf(source, sizeof source, "%s/%d/%lld", m->part->topic, m->part->partition,
+                 (long long)m->offset);
+        hdrs = rd_kafka_headers_new(3);
+        rd_kafka_header_add(hdrs, "funneld.error", -1, dlq_code, -1);
+        rd_kafka_header_add(hdrs, "funneld.reason", -1, dlq_reason, -1);
+        rd_kafka_header_add(hdrs, "funneld.source", -1, source, -1);
+    }
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            d->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)payload, len),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+        if (!e) {
+            m->pending_dr++;
+            d->stats.produced++;
+            return FN_OK;
+        }
+        /* The local queue is sized far above the in-flight bound; if it fills anyway, wait
+         * for deliveries rather than drop. */
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 1000) {
+            rd_kafka_poll(d->producer, 10);
+            continue;
+        }
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        return FN_ERR;
+    }
+}
+
+void fn_output_poll(fn_daemon_t *d)
+{
+    if (d->producer)
+        while (rd_kafka_poll(d->producer, 0) > 0) {
+        }
+}
+
+void fn_output_close(fn_daemon_t *d)
+{
+    if (!d->producer)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_flush(d->producer, 10000);
+    if (e)
+        fn_log(&d->log, FN_LOG_WARN, "kafka",
+               "flush: %s (%d message(s) not delivered; their "
+               "inputs were not committed)",
+               rd_kafka_err2str(e), rd_kafka_outq_len(d->producer));
+    rd_kafka_queue_t *mq = rd_kafka_queue_get_main(d->producer);
+    rd_kafka_queue_io_event_enable(mq, -1, NULL, 0);
+    rd_kafka_queue_destroy(mq);
+    rd_kafka_destroy(d->producer);
+    d->producer = NULL;
+    uv_poll_stop(&d->producer_poll);
+    uv_close((uv_handle_t *)&d->producer_poll, NULL);
+    close(d->producer_pipe[0]);
+    close(d->producer_pipe[1]);
+}

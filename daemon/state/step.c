@@ -1,0 +1,246 @@
+/*
+ * step.c — builds the Lua step's command for one event and parses its reply (step.h).
+ *
+ * The command is written straight into RESP so the daemon can keep it in its in-flight
+ * record and re-send it unchanged after a reconnect: the step is idempotent, so a re-send of
+ * an event that was already applied only reports "dup".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/rules.h"
+#include "funneld/step.h"
+
+fn_hash128_t fn_step_lead_hash(const char *lead_id, size_t len)
+{
+    const char *parts[] = {"lead", lead_id};
+    const size_t lens[] = {4, len};
+    return fn_hash_parts(parts, lens, 2);
+}
+
+void fn_step_keys(const fn_config_t *cfg, fn_hash128_t h, fn_lead_keys_t *k)
+{
+    char hex[33];
+    fn_hash_hex(h, hex);
+    unsigned shard = (unsigned)(h.hi % (uint64_t)cfg->redis_shards);
+    snprintf(k->lead, sizeof k->lead, "%s:{%u}:lead:%s", cfg->key_prefix, shard, hex);
+    snprintf(k->seen, sizeof k->seen, "%s:{%u}:seen:%s", cfg->key_prefix, shard, hex);
+    snprintf(k->pending, sizeof k->pending, "%s:{%u}:out:%s", cfg->key_prefix, shard, hex);
+    snprintf(k->stats, sizeof k->stats, "%s:{%u}:stats", cfg->key_prefix, shard);
+}
+
+/* Shortest decimal text that reads back as the same double. */
+static int format_double(double v, char *out, size_t n)
+{
+    snprintf(out, n, "%.15g", v);
+    if (strtod(out, NULL) != v)
+        snprintf(out, n, "%.17g", v);
+    return (int)strlen(out);
+}
+
+#define MAX_ARGS (4 + 4 + 13 + 3 * 64)
+
+typedef struct argv_s {
+    const char *p[MAX_ARGS];
+    size_t len[MAX_ARGS];
+    size_t n;
+} argv_t;
+
+static void arg(argv_t *a, const char *p, size_t len)
+{
+    if (a->n < MAX_ARGS) {
+        a->p[a->n] = p ? p : "";
+        a->len[a->n] = p ? len : 0;
+        a->n++;
+    }
+}
+
+static void arg_s(argv_t *a, const char *s)
+{
+    arg(a, s, strlen(s));
+}
+static void arg_str(argv_t *a, fn_str_t s)
+{
+    arg(a, s.p, s.len);
+}
+
+int fn_step_build(const fn_config_t *cfg, const char *sha, const fn_event_t *ev,
+                  fn_hash128_t lead_hash, int64_t now_ms, fn_buf_t *out)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, lead_hash, &k);
+    char now[24], ttl[24], ts[24], value[40], nfun[8];
+    char stages[64][8];
+    char plans[64][2 * (FN_MAX_STAGES + 3) + 1];
+    argv_t a = {.n = 0};
+
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->dedupe_ttl_ms);
+    snprintf(ts, sizeof ts, "%lld", (long long)ev->ts_ms);
+    value[0] = '\0';
+    if (ev->has_value)
+        format_double(ev->value, value, sizeof value);
+
+    arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, "4");
+    arg_s(&a, k.lead), arg_s(&a, k.seen), arg_s(&a, k.pending), arg_s(&a, k.stats);
+    arg_s(&a, now), arg_s(&a, ttl), arg_str(&a, ev->lead_id), arg_str(&a, ev->event_id);
+    arg_s(&a, ts);
+    arg_s(&a, ev->kind == FN_EV_ERASE ? "e" : ev->kind == FN_EV_CONSENT ? "c" : "t");
+    arg_str(&a, ev->channel), arg_str(&a, ev->type), arg_str(&a, ev->campaign);
+    arg_str(&a, ev->source), arg_s(&a, value);
+    arg_s(&a, ev->kind == FN_EV_CONSENT ? (ev->marketing ? "1" : "0") : "");
+
+    size_t nf = 0;
+    size_t nfun_at = a.n;
+    arg_s(&a, "0"); /* patched below */
+    for (size_t i = 0; ev->kind != FN_EV_CONSENT && i < cfg->n_funnels && nf < 64; i++) {
+        const fn_funnel_t *f = &cfg->funnels[i];
+        if (ev->kind == FN_EV_TOUCHPOINT && ev->funnel.p &&
+            (strlen(f->name) != ev->funnel.len || memcmp(f->name, ev->funnel.p, ev->funnel.len)))
+            continue;
+        plans[nf][0] = '\0';
+        if (ev->kind == FN_EV_TOUCHPOINT)
+            fn_rules_plan(f, fn_rules_match(f, ev), plans[nf], sizeof plans[nf]);
+        snprintf(stages[nf], sizeof stages[nf], "%zu", f->n_stages);
+        arg_s(&a, f->name), arg_s(&a, stages[nf]), arg_s(&a, plans[nf]);
+        nf++;
+    }
+    snprintf(nfun, sizeof nfun, "%zu", nf);
+    a.p[nfun_at] = nfun;
+    a.len[nfun_at] = strlen(nfun);
+
+    fn_buf_reset(out);
+    if (fn_buf_appendf(out, "*%zu\r\n", a.n))
+        return FN_ERR;
+    for (size_t i = 0; i < a.n; i++)
+        if (fn_buf_appendf(out, "$%zu\r\n", a.len[i]) || fn_buf_append(out, a.p[i], a.len[i]) ||
+            fn_buf_append(out, "\r\n", 2))
+            return FN_ERR;
+    return FN_OK;
+}
+
+static int reply_str(const redisReply *r, fn_str_t *s)
+{
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
+        return FN_ERR;
+    s->p = r->str;
+    s->len = r->len;
+    return FN_OK;
+}
+
+static int reply_int(const redisReply *r, int64_t *v)
+{
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        *v = r->integer;
+        return FN_OK;
+    }
+    fn_str_t s;
+    if (reply_str(r, &s) || s.len == 0 || s.len > 20)
+        return FN_ERR;
+    char tmp[24], *end;
+    memcpy(tmp, s.p, s.len);
+    tmp[s.len] = '\0';
+    long long x = strtoll(tmp, &end, 10);
+    if (*end)
+        return FN_ERR;
+    *v = x;
+    return FN_OK;
+}
+
+static int parse_attr(const redisReply *r, size_t at, fn_attr_t *a)
+{
+    if (reply_str(r->element[at], &a->channel) || reply_str(r->element[at + 1], &a->campaign) ||
+        reply_str(r->element[at + 2], &a->source) || reply_int(r->element[at + 3], &a->at))
+        return FN_ERR;
+    return FN_OK;
+}
+
+static int parse_transition(const fn_config_t *cfg, const redisReply *t, fn_step_transition_t *o,
+                            char *err, size_t errlen)
+{
+    fn_str_t name, op;
+    int64_t from, to;
+    if (t->type != REDIS_REPLY_ARRAY || t->elements != 7 || reply_str(t->element[0], &name) ||
+        reply_str(t->element[1], &op) || op.len != 1 || reply_int(t->element[2], &from) ||
+        reply_int(t->element[3], &to) || reply_int(t->element[4], &o->time_in_stage_ms) ||
+        reply_int(t->element[5], &o->cycle_ms) || reply_int(t->element[6], &o->touches)) {
+        snprintf(err, errlen, "malformed transition in step reply");
+        return FN_ERR;
+    }
+    o->funnel = fn_config_funnel(cfg, name.p, name.len);
+    if (!o->funnel) {
+        snprintf(err, errlen, "step reply names funnel \"%.*s\" which is not configured",
+                 (int)(name.len > 64 ? 64 : name.len), name.p);
+        return FN_ERR;
+    }
+    int n = (int)o->funnel->n_stages;
+    if (from < -1 || from >= n || to < -1 || to >= n) {
+        snprintf(err, errlen, "step reply has stage index out of range for funnel %s",
+                 o->funnel->name);
+        return FN_ERR;
+    }
+    o->op = op.p[0];
+    o->from = (int)from;
+    o->to = (int)to;
+    return FN_OK;
+}
+
+int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t *res, char *err,
+                  size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    fn_str_t status;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        reply_str(r->element[0], &status)) {
+        snprintf(err, errlen, "step reply is not an array with a status");
+        return FN_ERR;
+    }
+    if (status.len == 9 && memcmp(status.p, "collision", 9) == 0) {
+        res->status = FN_STEP_COLLISION;
+        return FN_OK;
+    }
+    if (status.len >= 3 && memcmp(status.p, "dup", 3) == 0) {
+        res->replay = true;
+        status.p += status.len > 3 ? 4 : 3;
+        status.len -= status.len > 3 ? 4 : 3;
+        if (status.len == 0) {
+            res->status = FN_STEP_DUP;
+            return FN_OK;
+        }
+    }
+    if (status.len == 6 && memcmp(status.p, "erased", 6) == 0) {
+        res->status = FN_STEP_ERASED;
+    } else if (status.len == 2 && memcmp(status.p, "ok", 2) == 0) {
+        res->status = FN_STEP_OK;
+    } else {
+        snprintf(err, errlen, "unknown step status");
+        return FN_ERR;
+    }
+    if (r->elements != 5 || reply_int(r->element[1], &res->at) ||
+        reply_str(r->element[2], &res->value) || r->element[3]->type != REDIS_REPLY_ARRAY ||
+        r->element[4]->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "step reply has the wrong shape");
+        return FN_ERR;
+    }
+    const redisReply *attr = r->element[3], *trans = r->element[4];
+    if (attr->elements == 8) {
+        if (parse_attr(attr, 0, &res->first) || parse_attr(attr, 4, &res->last)) {
+            snprintf(err, errlen, "step reply has malformed attribution");
+            return FN_ERR;
+        }
+    } else if (attr->elements != 0) {
+        snprintf(err, errlen, "step reply has malformed attribution");
+        return FN_ERR;
+    }
+    if (trans->elements > FN_STEP_MAX_TRANSITIONS) {
+        snprintf(err, errlen, "step reply has too many transitions");
+        return FN_ERR;
+    }
+    for (size_t i = 0; i < trans->elements; i++)
+        if (parse_transition(cfg, trans->element[i], &res->trans[i], err, errlen))
+            return FN_ERR;
+    res->n_trans = trans->elements;
+    return FN_OK;
+}

@@ -1,0 +1,324 @@
+/*
+ * store.c — the Redis connection and the per-lead queue in front of it.
+ *
+ * One async hiredis connection on the loop carries every step, pipelined. Replies come back
+ * in send order, so "sent" is a FIFO. Only one step per lead is outstanding at a time (the
+ * lead table below holds the rest in input order): that keeps a lead's events in order even
+ * when one step has to be retried after an error or a reconnect, and it is what will let
+ * steps spread over several Redis Cluster connections later.
+ *
+ * Redis going away is normal weather: the unanswered steps go back to the front of the
+ * wait queue, the connection is re-made with exponential backoff (100 ms to 5 s), the script
+ * is loaded again, and the steps are re-sent. Re-sending a step that did run is harmless:
+ * the step de-duplicates by event id.
+ */
+#include <hiredis/adapters/libuv.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/daemon.h"
+#include "funneld/step.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static void connect_now(fn_daemon_t *d);
+static void on_redis_timer(uv_timer_t *t);
+
+/* ---- the lead table: chain heads keyed by lead hash ---- */
+
+static bool same_lead(const fn_msg_t *a, const fn_msg_t *b)
+{
+    return a->lead_hash.hi == b->lead_hash.hi && a->lead_hash.lo == b->lead_hash.lo;
+}
+
+static fn_msg_t **bucket_of(fn_daemon_t *d, const fn_msg_t *m)
+{
+    return &d->lead_table[m->lead_hash.lo & d->lead_table_mask];
+}
+
+static void flush_wait(fn_daemon_t *d);
+
+static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    fn_msg_t *m = priv;
+    redisReply *reply = r;
+    if (!reply)
+        return; /* connection lost: on_disconnect re-queues everything still in "sent" */
+    fn_msg_t *head = fn_queue_pop(&d->redis_sent);
+    if (head != m) {
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "reply out of order; reconnecting");
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    d->stats.redis_replies++;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        d->stats.redis_errors++;
+        bool noscript = strncmp(reply->str, "NOSCRIPT", 8) == 0;
+        fn_log(&d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "redis", "step failed: %s%s",
+               reply->str, noscript ? " (loading the script again)" : "; retrying");
+        /* Retry after a pause; the lead's later events wait behind this one. A reconnect
+         * also reloads the script, which is what NOSCRIPT needs. */
+        m->state = FN_MSG_REDIS_WAIT;
+        fn_queue_push(&d->redis_wait, m);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    fn_pipe_on_step_reply(d, m, reply);
+}
+
+static void send_step(fn_daemon_t *d, fn_msg_t *m)
+{
+    if (fn_step_build(d->cfg, d->script_sha, &m->ev, m->lead_hash, fn_now_ms(), &m->cmd)) {
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "out of memory building a step");
+        fn_daemon_stop(d, 1);
+        return;
+    }
+    if (redisAsyncFormattedCommand(d->redis, on_step_reply, m, m->cmd.data, m->cmd.len) !=
+        REDIS_OK) {
+        m->state = FN_MSG_REDIS_WAIT;
+        fn_queue_push(&d->redis_wait, m);
+        return;
+    }
+    m->state = FN_MSG_REDIS_SENT;
+    fn_queue_push(&d->redis_sent, m);
+}
+
+static void flush_wait(fn_daemon_t *d)
+{
+    while (d->redis_ready && d->redis_wait.head) {
+        fn_msg_t *m = fn_queue_pop(&d->redis_wait);
+        send_step(d, m);
+        if (m->state != FN_MSG_REDIS_SENT)
+            break;
+    }
+}
+
+void fn_store_submit(fn_daemon_t *d, fn_msg_t *m)
+{
+    fn_msg_t **b = bucket_of(d, m);
+    for (fn_msg_t *h = *b; h; h = h->bucket_next)
+        if (same_lead(h, m)) {
+            h->lead_tail->lead_next = m;
+            h->lead_tail = m;
+            m->state = FN_MSG_LEAD_WAIT;
+            return;
+        }
+    m->bucket_next = *b;
+    *b = m;
+    m->lead_tail = m;
+    m->state = FN_MSG_REDIS_WAIT;
+    fn_queue_push(&d->redis_wait, m);
+    flush_wait(d);
+}
+
+void fn_store_release(fn_daemon_t *d, fn_msg_t *m)
+{
+    fn_msg_t **b = bucket_of(d, m);
+    while (*b && *b != m)
+        b = &(*b)->bucket_next;
+    if (!*b)
+        return; /* not a chain head (never submitted) */
+    *b = m->bucket_next;
+    m->bucket_next = NULL;
+    fn_msg_t *next = m->lead_next;
+    m->lead_next = NULL;
+    if (next) {
+        next->lead_tail = m->lead_tail;
+        next->bucket_next = *bucket_of(d, next);
+        *bucket_of(d, next) = next;
+        next->state = FN_MSG_REDIS_WAIT;
+        fn_queue_push(&d->redis_wait, next);
+        flush_wait(d);
+    }
+    m->lead_tail = NULL;
+}
+
+void fn_store_clear_pending(fn_daemon_t *d, fn_msg_t *m)
+{
+    if (!d->redis_ready)
+        return; /* harmless to skip: a replay would only re-emit the same ids */
+    fn_lead_keys_t k;
+    fn_step_keys(d->cfg, m->lead_hash, &k);
+    redisAsyncCommand(d->redis, NULL, NULL, "HDEL %s %b", k.pending, m->ev.event_id.p,
+                      m->ev.event_id.len);
+}
+
+/* ---- connection ---- */
+
+static void schedule_reconnect(fn_daemon_t *d)
+{
+    if (d->stopping && !d->in_flight)
+        return;
+    d->redis_backoff_ms = d->redis_backoff_ms ? d->redis_backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (d->redis_backoff_ms > BACKOFF_MAX_MS)
+        d->redis_backoff_ms = BACKOFF_MAX_MS;
+    uv_timer_start(&d->redis_timer, on_redis_timer, (uint64_t)d->redis_backoff_ms, 0);
+}
+
+static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    redisReply *reply = r;
+    if (!reply)
+        return;
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "SCRIPT LOAD failed: %s",
+               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    memcpy(d->script_sha, reply->str, 40);
+    d->script_sha[40] = '\0';
+    d->redis_ready = true;
+    d->redis_backoff_ms = 0;
+    fn_log(&d->log, FN_LOG_INFO, "redis", "ready (step script %.12s…), %zu step(s) to send",
+           d->script_sha, d->redis_wait.len);
+    flush_wait(d);
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s: %s", (const char *)priv, reply->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    fn_daemon_t *d = ac->data;
+    if (status != REDIS_OK) {
+        fn_log(&d->log, FN_LOG_WARN, "redis", "connect failed: %s; retrying in %lld ms", ac->errstr,
+               (long long)d->redis_backoff_ms);
+        d->redis = NULL; /* hiredis frees the context after this callback */
+        schedule_reconnect(d);
+        return;
+    }
+    fn_log(&d->log, FN_LOG_INFO, "redis", "connected");
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    fn_daemon_t *d = ac->data;
+    d->redis = NULL;
+    d->redis_ready = false;
+    /* Steps without a reply go back in front of the ones never sent. */
+    fn_msg_queue_t q = d->redis_sent;
+    memset(&d->redis_sent, 0, sizeof d->redis_sent);
+    if (q.head) {
+        q.tail->q_next = d->redis_wait.head;
+        if (!d->redis_wait.head)
+            d->redis_wait.tail = q.tail;
+        d->redis_wait.head = q.head;
+        d->redis_wait.len += q.len;
+    }
+    for (fn_msg_t *m = d->redis_wait.head; m; m = m->q_next)
+        m->state = FN_MSG_REDIS_WAIT;
+    if (status != REDIS_OK || d->redis_wait.len)
+        fn_log(&d->log, FN_LOG_WARN, "redis", "disconnected (%s), %zu step(s) to re-send",
+               ac->errstr[0] ? ac->errstr : "closed", d->redis_wait.len);
+    d->stats.redis_reconnects++;
+    schedule_reconnect(d);
+}
+
+/* Parses redis://[user:password@]host[:port][/db]. */
+static int parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
+                     size_t userlen, char *pass, size_t passlen, int *db)
+{
+    const char *p = url + strlen("redis://");
+    const char *at = strrchr(p, '@');
+    user[0] = pass[0] = '\0';
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *uend = colon ? colon : at;
+        snprintf(user, userlen, "%.*s", (int)(uend - p), p);
+        if (colon)
+            snprintf(pass, passlen, "%.*s", (int)(at - colon - 1), colon + 1);
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *hend = slash ? slash : p + strlen(p);
+    const char *colon = memchr(p, ':', (size_t)(hend - p));
+    *port = 6379;
+    if (colon) {
+        *port = atoi(colon + 1);
+        hend = colon;
+    }
+    snprintf(host, hostlen, "%.*s", (int)(hend - p), p);
+    *db = slash && slash[1] ? atoi(slash + 1) : 0;
+    return host[0] && *port > 0 && *port < 65536 ? FN_OK : FN_ERR;
+}
+
+static void connect_now(fn_daemon_t *d)
+{
+    char host[256], user[128], pass[256];
+    int port, db;
+    if (parse_url(d->cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass,
+                  &db)) {
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "redis.url: cannot parse");
+        fn_daemon_stop(d, 1);
+        return;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    if (!ac || ac->err) {
+        fn_log(&d->log, FN_LOG_WARN, "redis", "connect %s:%d: %s", host, port,
+               ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect(d);
+        return;
+    }
+    ac->data = d;
+    d->redis = ac;
+    redisLibuvAttach(ac, d->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (pass[0] && user[0])
+        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", user, pass);
+    else if (pass[0])
+        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", pass);
+    if (db)
+        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", db);
+    redisAsyncCommand(ac, on_script_loaded, NULL, "SCRIPT LOAD %s", fn_lua_step_src);
+}
+
+static void on_redis_timer(uv_timer_t *t)
+{
+    fn_daemon_t *d = t->data;
+    if (!d->redis)
+        connect_now(d);
+}
+
+int fn_store_start(fn_daemon_t *d)
+{
+    size_t size = 1024;
+    while (size < 2 * d->cfg->max_in_flight)
+        size *= 2;
+    d->lead_table = calloc(size, sizeof *d->lead_table);
+    if (!d->lead_table)
+        return FN_ERR;
+    d->lead_table_mask = size - 1;
+    uv_timer_init(d->loop, &d->redis_timer);
+    d->redis_timer.data = d;
+    connect_now(d);
+    return FN_OK;
+}
+
+void fn_store_close(fn_daemon_t *d)
+{
+    uv_timer_stop(&d->redis_timer);
+    uv_close((uv_handle_t *)&d->redis_timer, NULL);
+    if (d->redis) {
+        redisAsyncContext *ac = d->redis;
+        ac->data = d;
+        redisAsyncSetDisconnectCallback(ac, NULL);
+        d->redis = NULL;
+        redisAsyncDisconnect(ac);
+    }
+    free(d->lead_table);
+    d->lead_table = NULL;
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# deploy/demo.sh — from a fresh clone to leads moving through a funnel, in one command.
+#
+# Installs what is missing, builds funneld, starts Redis and a Kafka broker on loopback,
+# creates the topics, runs funneld with deploy/config/demo.json, feeds it a synthetic
+# stream from the load generator, and prints the transitions as they arrive, then a summary.
+# Everything it started is stopped at the end (pass --keep to leave the stack running).
+#
+#   bash deploy/demo.sh [--keep] [--events N] [--leads N] [--rate EPS]
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+keep=0 events=20000 leads=2000 rate=4000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keep) keep=1 ;;
+    --events) events=$2; shift ;;
+    --leads) leads=$2; shift ;;
+    --rate) rate=$2; shift ;;
+    *) echo "usage: $0 [--keep] [--events N] [--leads N] [--rate EPS]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run_dir=deploy/.run
+pid=
+
+stop_all() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  if [ "$keep" = 0 ]; then bash deploy/services.sh down >/dev/null 2>&1 || true; fi
+}
+trap stop_all EXIT
+
+say "installing what is missing"
+bash deploy/install-deps.sh
+
+say "building"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)"
+
+say "starting Redis and Kafka on loopback"
+bash deploy/services.sh up >/dev/null
+# shellcheck disable=SC1091
+. "$run_dir/env"
+echo "FUNNELD_BROKERS=$FUNNELD_BROKERS FUNNELD_REDIS_URL=$FUNNELD_REDIS_URL"
+bash deploy/kafka.sh topics touchpoints:6 funnel.transitions:6 funnel.retargeting:6 \
+  funnel.bottlenecks:1 funnel.snapshots:1 funnel.dlq:1
+
+say "starting funneld with deploy/config/demo.json"
+build/funneld --check-config -c deploy/config/demo.json
+build/funneld -c deploy/config/demo.json 2>"$run_dir/funneld.log" &
+pid=$!
+echo "funneld pid $pid, logs in $run_dir/funneld.log"
+
+say "producing $events touchpoints for $leads leads at $rate/s (1% duplicates, 0.5% malformed)"
+build/funneld-loadgen -t touchpoints -n "$events" -l "$leads" -r "$rate" --start-ts now \
+  --dup-rate 0.01 --bad-rate 0.005 -q &
+gen=$!
+
+say "transitions as they happen (first 40)"
+/usr/bin/python3 - "$FUNNELD_BROKERS" <<'PY'
+import json, sys
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "demo-tail",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.subscribe(["funnel.transitions"])
+shown = 0
+while shown < 40:
+    m = c.poll(15)
+    if m is None:
+        break
+    if m.error():
+        continue
+    e = json.loads(m.value())
+    arrow = f"{e.get('from') or '(new)':>12} -> {e.get('to') or 'LOST':<12}"
+    print(f"{e['at']}  {e['funnel']:<5} {e['lead_id']:<9} {arrow} {e['type']:<14}"
+          f" via {e.get('channel','')}/{e.get('cause_event_id','')}")
+    shown += 1
+c.close()
+PY
+wait "$gen"
+sleep 3
+
+say "summary"
+/usr/bin/python3 - "$FUNNELD_BROKERS" <<'PY'
+import collections, json, sys
+from confluent_kafka import Consumer
+def drain(topic):
+    c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "demo-sum-" + topic,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic]); out = []; idle = 0
+    while idle < 3:
+        m = c.poll(1)
+        if m is None: idle += 1; continue
+        if not m.error(): out.append(m)
+    c.close(); return out
+tr = [json.loads(m.value()) for m in drain("funnel.transitions")]
+dlq = drain("funnel.dlq")
+by = collections.Counter((e["funnel"], e["type"], e.get("to") or "-") for e in tr)
+for (f, t, to), n in sorted(by.items()):
+    print(f"  {f:<6} {t:<14} to {to:<12} {n}")
+reasons = collections.Counter(dict(m.headers() or []).get("funneld.error", b"?").decode() for m in dlq)
+print(f"  transitions: {len(tr)}   dead letters: {len(dlq)} {dict(reasons)}")
+PY
+echo
+if [ "$keep" = 1 ]; then
+  echo "stack left running (--keep): funneld pid $pid; stop with: kill $pid; bash deploy/services.sh down"
+  pid=
+fi

@@ -1,0 +1,449 @@
+#!/usr/bin/env bash
+# deploy/kafka.sh - owns the local, loopback-only, single-node Apache Kafka
+# broker (KRaft, combined broker+controller) used by tests, demos and CI.
+# The broker jars come from Maven Central (deploy/kafka/pom.xml); nothing else
+# is downloaded.
+#
+#   kafka.sh fetch                    jars -> ${FUNNELD_KAFKA_HOME:-deploy/.kafka}/libs
+#   kafka.sh start [--port P]         start a broker (or resume one stopped with
+#                                     --keep-data); prints `export FUNNELD_BROKERS=...`
+#   kafka.sh stop [--keep-data]       stop it (and delete its data unless --keep-data)
+#   kafka.sh restart                  stop the JVM, start it again on the same port/data
+#   kafka.sh topics NAME:PARTS...     create topics (idempotent), replication factor 1,
+#                                     on $FUNNELD_BROKERS if set, else the broker from start
+#   kafka.sh status                   exit 0 if the broker from `start` is running
+#
+# State lives in ${FUNNELD_RUN_DIR:-deploy/.run}: kafka.env, kafka.pid, kafka.port
+# and kafka-<port>/{server.properties,log4j.properties,kafka.log,data/}.
+# Progress goes to stderr; stdout only carries the export line, so
+# `eval "$(deploy/kafka.sh start)"` works.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+KAFKA_HOME="${FUNNELD_KAFKA_HOME:-$REPO/deploy/.kafka}"
+RUN_DIR="${FUNNELD_RUN_DIR:-$REPO/deploy/.run}"
+POM="$REPO/deploy/kafka/pom.xml"
+LIBS="$KAFKA_HOME/libs"
+MARKER="$KAFKA_HOME/.fetched"
+ENV_FILE="$RUN_DIR/kafka.env"
+PID_FILE="$RUN_DIR/kafka.pid"
+PORT_FILE="$RUN_DIR/kafka.port"
+START_TIMEOUT="${FUNNELD_KAFKA_START_TIMEOUT:-90}"
+STOP_TIMEOUT=20
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
+
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
+    exit 2
+}
+
+need_java() {
+    command -v java >/dev/null 2>&1 || die "java not found on PATH (run deploy/install-deps.sh)"
+}
+
+kcat_bin() {
+    # Debian's `kafkacat` package ships /usr/bin/kcat (bookworm) or
+    # /usr/bin/kafkacat (older releases).
+    command -v kcat 2>/dev/null || command -v kafkacat 2>/dev/null || true
+}
+
+pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------- fetch
+cmd_fetch() {
+    [[ -f "$POM" ]] || die "missing $POM"
+    local want
+    want="$(pom_hash)"
+    if [[ -f "$MARKER" && "$(cat "$MARKER")" == "$want" ]] && compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null; then
+        log "jars already fetched in $LIBS"
+        return 0
+    fi
+    command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH (run deploy/install-deps.sh)"
+    need_java
+    mkdir -p "$KAFKA_HOME"
+    # Fetch into a scratch dir and swap it in, so an interrupted fetch never
+    # leaves a half-filled libs/ behind a valid marker.
+    local tmp="$KAFKA_HOME/libs.tmp.$$" mlog="$KAFKA_HOME/fetch.log"
+    rm -rf "$tmp" "$MARKER"
+    log "fetching Kafka jars from Maven Central into $LIBS ..."
+    if ! mvn -B -q -f "$POM" dependency:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$tmp" >"$mlog" 2>&1; then
+        tail -n 40 "$mlog" >&2 || true
+        rm -rf "$tmp"
+        die "mvn dependency:copy-dependencies failed (full log: $mlog)"
+    fi
+    compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || { rm -rf "$tmp"; die "mvn ran but no kafka_2.13 jar in $tmp"; }
+    rm -rf "$LIBS"
+    mv "$tmp" "$LIBS"
+    echo "$want" >"$MARKER"
+    log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars"
+}
+
+need_libs() {
+    if [[ ! -f "$MARKER" ]] || ! compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null; then
+        die "Kafka jars not fetched; run: deploy/kafka.sh fetch"
+    fi
+    need_java
+}
+
+# log4j 1.x (reload4j) config for the command-line tools: warnings to stderr.
+tools_log4j() {
+    local f="$KAFKA_HOME/tools-log4j.properties"
+    if [[ ! -f "$f" ]]; then
+        cat >"$f" <<'EOF'
+log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+    fi
+    printf '%s' "$f"
+}
+
+# Run a Kafka Java tool class from the fetched jars.
+kjava() {
+    local l4j
+    l4j="$(tools_log4j)"
+    java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+        -Dlog4j.configuration="file:$l4j" -cp "$LIBS/*" "$@"
+}
+
+# ---------------------------------------------------------------- ports
+# Print N distinct free loopback TCP ports. They are drawn from 20000-32767,
+# below Linux's default ephemeral range (32768-60999), so an outgoing client
+# connection cannot grab the port between `stop --keep-data` and `start`.
+free_ports() {
+    local n="$1"
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - "$n" <<'EOF'
+import random, socket, sys
+n = int(sys.argv[1]); held = []; ports = []
+for _ in range(5000):
+    p = random.randint(20000, 32767)
+    if p in ports:
+        continue
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", p))   # no SO_REUSEADDR: TIME_WAIT counts as busy
+    except OSError:
+        s.close(); continue
+    held.append(s); ports.append(p)
+    if len(ports) == n:
+        break
+if len(ports) < n:
+    sys.exit("no free loopback port found")
+print(" ".join(map(str, ports)))
+EOF
+    else
+        local out=() p tries=0
+        while ((${#out[@]} < n)); do
+            ((tries++ < 5000)) || die "no free loopback port found"
+            p=$((20000 + RANDOM % 12768))
+            [[ " ${out[*]} " == *" $p "* ]] && continue
+            port_open "$p" && continue
+            out+=("$p")
+        done
+        echo "${out[*]}"
+    fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+
+running_pid() {
+    local pid
+    [[ -f "$PID_FILE" ]] || return 1
+    pid="$(cat "$PID_FILE")"
+    pid_alive "$pid" || return 1
+    # Guard against pid reuse: it must be our JVM.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+    echo "$pid"
+}
+
+# ---------------------------------------------------------------- start
+write_config() { # dir port cport
+    local dir="$1" port="$2" cport="$3"
+    mkdir -p "$dir/data"
+    cat >"$dir/server.properties" <<EOF
+# Generated by deploy/kafka.sh - single-node KRaft broker on loopback.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=168
+log.segment.bytes=67108864
+log.cleaner.dedupe.buffer.size=8388608
+delete.topic.enable=true
+EOF
+    cat >"$dir/log4j.properties" <<'EOF'
+# Generated by deploy/kafka.sh - broker log goes to stdout (kafka.log).
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.kafka.network.RequestChannel$=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.log.LogCleaner=WARN
+log4j.logger.org.apache.kafka.clients=WARN
+log4j.logger.org.apache.kafka.common.utils.AppInfoParser=WARN
+EOF
+}
+
+format_storage() { # dir
+    local dir="$1" cid
+    # A Kafka cluster id is a base64url (unpadded) 16-byte UUID.
+    cid="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    # Static quorum (controller.quorum.voters), so no --standalone here.
+    if ! kjava kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
+            >"$dir/format.log" 2>&1; then
+        cat "$dir/format.log" >&2
+        die "kafka.tools.StorageTool format failed"
+    fi
+}
+
+broker_ready() { # port
+    local port="$1" kc
+    port_open "$port" || return 1
+    kc="$(kcat_bin)"
+    if [[ -n "$kc" ]]; then
+        "$kc" -L -b "127.0.0.1:$port" -m 3 2>/dev/null | grep -q '^ *1 brokers:'
+    else
+        kjava org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" \
+            --list >/dev/null 2>&1
+    fi
+}
+
+launch() { # dir port
+    local dir="$1" port="$2" pid
+    local logf="$dir/kafka.log"
+    log "starting broker on 127.0.0.1:$port (log: $logf)"
+    # setsid: the broker must outlive this script and its caller's process group.
+    # In a non-interactive shell a background job is not a group leader, so
+    # setsid execs in place and $! is the JVM's pid.
+    # shellcheck disable=SC2086
+    setsid java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -Djava.awt.headless=true \
+        -Dlog4j.configuration="file:$dir/log4j.properties" \
+        -Dkafka.logs.dir="$dir" \
+        -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
+        </dev/null >>"$logf" 2>&1 &
+    pid=$!
+    echo "$pid" >"$PID_FILE"
+    echo "$port" >"$PORT_FILE"
+
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until broker_ready "$port"; do
+        if ! pid_alive "$pid"; then
+            tail -n 60 "$logf" >&2 || true
+            rm -f "$PID_FILE"
+            die "broker JVM (pid $pid) exited during startup; log: $logf"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 60 "$logf" >&2 || true
+            kill -9 "$pid" 2>/dev/null || true
+            rm -f "$PID_FILE"
+            die "broker not ready on 127.0.0.1:$port after ${START_TIMEOUT}s; log: $logf"
+        fi
+        sleep 0.5
+    done
+    echo "export FUNNELD_BROKERS=127.0.0.1:$port" >"$ENV_FILE"
+    log "broker ready (pid $pid)"
+    cat "$ENV_FILE"
+}
+
+cmd_start() {
+    local port="" cport=""
+    while (($#)); do
+        case "$1" in
+            --port) port="${2:?--port needs a value}"; shift 2 ;;
+            *) die "start: unknown argument '$1'" ;;
+        esac
+    done
+    need_libs
+    mkdir -p "$RUN_DIR"
+    if running_pid >/dev/null; then
+        log "broker already running (pid $(cat "$PID_FILE"))"
+        cat "$ENV_FILE"
+        return 0
+    fi
+    if [[ -z "$port" && -f "$PORT_FILE" ]]; then
+        # Stopped earlier with --keep-data: resume it on the same port.
+        local old
+        old="$(cat "$PORT_FILE")"
+        [[ -f "$RUN_DIR/kafka-$old/data/meta.properties" ]] && port="$old"
+    fi
+    if [[ -z "$port" ]]; then
+        read -r port cport <<<"$(free_ports 2)"
+    fi
+    local dir="$RUN_DIR/kafka-$port"
+    if [[ -f "$dir/server.properties" && -f "$dir/data/meta.properties" ]]; then
+        # Resume a broker stopped with --keep-data (same ports, same data).
+        log "reusing existing config and data in $dir"
+    else
+        port_open "$port" && die "port $port is already in use"
+        if [[ -z "$cport" ]]; then
+            local p
+            for p in $(free_ports 2); do [[ "$p" != "$port" ]] && { cport="$p"; break; }; done
+        fi
+        rm -rf "$dir"
+        write_config "$dir" "$port" "$cport"
+        format_storage "$dir"
+    fi
+    port_open "$port" && die "port $port is already in use by another process"
+    launch "$dir" "$port"
+}
+
+# ---------------------------------------------------------------- stop
+cmd_stop() {
+    local keep=0
+    while (($#)); do
+        case "$1" in
+            --keep-data) keep=1; shift ;;
+            *) die "stop: unknown argument '$1'" ;;
+        esac
+    done
+    local pid port=""
+    [[ -f "$PORT_FILE" ]] && port="$(cat "$PORT_FILE")"
+    if pid="$(running_pid)"; then
+        log "stopping broker (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + STOP_TIMEOUT))
+        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+        if pid_alive "$pid"; then
+            log "broker did not exit after ${STOP_TIMEOUT}s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            while pid_alive "$pid"; do sleep 0.1; done
+        fi
+    else
+        log "no running broker"
+    fi
+    rm -f "$PID_FILE" "$ENV_FILE"
+    if ((keep)); then
+        [[ -n "$port" ]] && log "kept data in $RUN_DIR/kafka-$port"
+    else
+        [[ -n "$port" ]] && rm -rf "${RUN_DIR:?}/kafka-$port"
+        rm -f "$PORT_FILE"
+    fi
+}
+
+cmd_restart() {
+    [[ -f "$PORT_FILE" ]] || die "restart: no broker to restart (no $PORT_FILE); use start"
+    local port
+    port="$(cat "$PORT_FILE")"
+    cmd_stop --keep-data
+    # Wait for the listener to be released before rebinding the same port.
+    local deadline=$((SECONDS + 10))
+    while port_open "$port" && ((SECONDS < deadline)); do sleep 0.2; done
+    cmd_start --port "$port"
+}
+
+cmd_status() {
+    local pid
+    if pid="$(running_pid)"; then
+        log "running (pid $pid), $(cat "$ENV_FILE" 2>/dev/null)"
+    else
+        log "not running"
+        return 1
+    fi
+}
+
+# ---------------------------------------------------------------- topics
+bootstrap() {
+    [[ -n "${FUNNELD_BROKERS:-}" ]] && { echo "$FUNNELD_BROKERS"; return; }
+    running_pid >/dev/null || die "no running broker (run: deploy/kafka.sh start)"
+    sed -n 's/^export FUNNELD_BROKERS=//p' "$ENV_FILE"
+}
+
+cmd_topics() {
+    (($#)) || die "usage: kafka.sh topics NAME:PARTITIONS [NAME:PARTITIONS...]"
+    need_libs
+    local b spec name parts
+    b="$(bootstrap)"
+    [[ -n "$b" ]] || die "cannot determine the bootstrap address"
+    for spec in "$@"; do
+        [[ "$spec" =~ ^([A-Za-z0-9._-]+):([1-9][0-9]*)$ ]] \
+            || die "bad topic spec '$spec' (want NAME:PARTITIONS, e.g. orders:6)"
+    done
+    # One JVM per topic, run concurrently (each takes ~1-2 s).
+    local pids=() tmp
+    tmp="$(mktemp -d)"
+    for spec in "$@"; do
+        name="${spec%:*}" parts="${spec##*:}"
+        kjava org.apache.kafka.tools.TopicCommand --bootstrap-server "$b" --create \
+            --if-not-exists --topic "$name" --partitions "$parts" \
+            --replication-factor 1 >"$tmp/$name.out" 2>&1 &
+        pids+=($!)
+    done
+    local i=0 fail=0
+    for spec in "$@"; do
+        name="${spec%:*}"
+        if ! wait "${pids[$i]}"; then
+            cat "$tmp/$name.out" >&2
+            log "failed to create topic $name"
+            fail=1
+        fi
+        i=$((i + 1))
+    done
+    rm -rf "$tmp"
+    ((fail == 0)) || die "topic creation failed"
+
+    # Wait until every partition has a leader, so producers can use the
+    # topics right away.
+    local kc
+    kc="$(kcat_bin)"
+    for spec in "$@"; do
+        name="${spec%:*}" parts="${spec##*:}"
+        if [[ -n "$kc" ]]; then
+            local deadline=$((SECONDS + 30)) md have
+            while :; do
+                md="$("$kc" -L -b "$b" -t "$name" -m 3 2>/dev/null || true)"
+                have="$(sed -n "s/^ *topic \"$name\" with \([0-9]*\) partitions:.*/\1/p" <<<"$md")"
+                if [[ -n "$have" ]] && ! grep -qE 'leader -1|Broker: |Local: ' <<<"$md"; then
+                    ((have == parts)) || log "note: topic $name already existed with $have partitions (wanted $parts)"
+                    break
+                fi
+                ((SECONDS < deadline)) || die "topic $name has no leader after 30s"
+                sleep 0.3
+            done
+        fi
+        log "topic $name ready"
+    done
+}
+
+# ---------------------------------------------------------------- main
+case "${1:-}" in
+    fetch) shift; cmd_fetch "$@" ;;
+    start) shift; cmd_start "$@" ;;
+    stop) shift; cmd_stop "$@" ;;
+    restart) shift; cmd_restart "$@" ;;
+    topics) shift; cmd_topics "$@" ;;
+    status) shift; cmd_status "$@" ;;
+    -h|--help|help) usage ;;
+    *) usage ;;
+esac

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# deploy/redis.sh - owns the local, loopback-only Redis (Debian's redis-server)
+# used by tests, demos and CI.
+#
+#   redis.sh start [--port P] [-- REDIS-SERVER-ARGS...]
+#                             start redis-server on a free 127.0.0.1 port (or resume
+#                             one stopped with --keep-data); prints
+#                             `export FUNNELD_REDIS_URL=redis://127.0.0.1:PORT/0`.
+#                             Defaults: --save "" --appendonly no; extra args after
+#                             `--` override them (e.g. -- --appendonly yes).
+#   redis.sh stop [--keep-data]   SHUTDOWN (NOSAVE unless --keep-data), else kill via pidfile
+#   redis.sh restart          stop and start again on the same port, args and data
+#   redis.sh status           exit 0 if the server from `start` is running
+#   redis.sh cli [ARGS...]    redis-cli against it
+#
+# State lives in ${FUNNELD_RUN_DIR:-deploy/.run}: redis.env, redis.port and
+# redis-<port>/{redis.pid,redis.log,args,<data files>}. Progress goes to stderr;
+# stdout only carries the export line.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+RUN_DIR="${FUNNELD_RUN_DIR:-$REPO/deploy/.run}"
+ENV_FILE="$RUN_DIR/redis.env"
+PORT_FILE="$RUN_DIR/redis.port"
+START_TIMEOUT=20
+STOP_TIMEOUT=10
+
+log() { printf 'redis.sh: %s\n' "$*" >&2; }
+die() { printf 'redis.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
+    exit 2
+}
+
+need_bins() {
+    command -v redis-server >/dev/null 2>&1 || die "redis-server not found (run deploy/install-deps.sh)"
+    command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found (run deploy/install-deps.sh)"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+
+# Print a free loopback port from 20000-32767 (below the default ephemeral range).
+free_port() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - <<'EOF'
+import random, socket, sys
+for _ in range(5000):
+    p = random.randint(20000, 32767)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        s.close(); continue
+    s.close(); print(p); sys.exit(0)
+sys.exit("no free loopback port found")
+EOF
+    else
+        local p tries=0
+        while ((tries++ < 5000)); do
+            p=$((20000 + RANDOM % 12768))
+            port_open "$p" || { echo "$p"; return 0; }
+        done
+        die "no free loopback port found"
+    fi
+}
+
+cur_port() { [[ -f "$PORT_FILE" ]] && cat "$PORT_FILE"; }
+
+running_pid() { # port
+    local port="$1" pid f="$RUN_DIR/redis-$1/redis.pid"
+    [[ -f "$f" ]] || return 1
+    pid="$(cat "$f")"
+    pid_alive "$pid" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "redis-server.*:$port" || return 1
+    echo "$pid"
+}
+
+cmd_start() {
+    local port="" extra=()
+    while (($#)); do
+        case "$1" in
+            --port) port="${2:?--port needs a value}"; shift 2 ;;
+            --) shift; extra=("$@"); break ;;
+            *) die "start: unknown argument '$1' (redis-server args go after --)" ;;
+        esac
+    done
+    need_bins
+    mkdir -p "$RUN_DIR"
+
+    local old
+    old="$(cur_port || true)"
+    if [[ -n "$old" ]] && running_pid "$old" >/dev/null; then
+        if [[ -z "$port" || "$port" == "$old" ]]; then
+            log "redis already running on port $old (pid $(running_pid "$old"))"
+            cat "$ENV_FILE"
+            return 0
+        fi
+        die "another redis from this checkout runs on port $old; stop it first"
+    fi
+
+    local dir
+    if [[ -z "$port" && -n "$old" && -f "$RUN_DIR/redis-$old/args" ]]; then
+        port="$old" # stopped with --keep-data: resume
+    fi
+    [[ -n "$port" ]] || port="$(free_port)"
+    dir="$RUN_DIR/redis-$port"
+    port_open "$port" && die "port $port is already in use"
+    if [[ -f "$dir/args" ]]; then
+        # Kept from `stop --keep-data`: same data; same args unless new ones given.
+        log "resuming redis in $dir"
+        if ((${#extra[@]} == 0)); then
+            eval "extra=($(cat "$dir/args"))"
+        fi
+    else
+        rm -rf "$dir"
+        mkdir -p "$dir"
+    fi
+    if ((${#extra[@]})); then printf '%q ' "${extra[@]}" >"$dir/args"; else : >"$dir/args"; fi
+    echo "$port" >"$PORT_FILE" # from here on, `stop` cleans up even a failed start
+
+    log "starting redis-server on 127.0.0.1:$port (log: $dir/redis.log)"
+    rm -f "$dir/redis.pid"
+    if ! redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+            --daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" \
+            --logfile "$dir/redis.log" --save "" --appendonly no \
+            "${extra[@]}"; then
+        tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
+        die "redis-server failed to start"
+    fi
+
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]]; do
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
+            die "redis not answering PING on 127.0.0.1:$port after ${START_TIMEOUT}s"
+        fi
+        sleep 0.1
+    done
+    # The pidfile is written just after the listener opens; wait for it.
+    while [[ ! -s "$dir/redis.pid" ]] && ((SECONDS < deadline)); do sleep 0.05; done
+    echo "export FUNNELD_REDIS_URL=redis://127.0.0.1:$port/0" >"$ENV_FILE"
+    log "redis ready (pid $(cat "$dir/redis.pid" 2>/dev/null || echo '?'))"
+    cat "$ENV_FILE"
+}
+
+cmd_stop() {
+    local keep=0
+    while (($#)); do
+        case "$1" in
+            --keep-data) keep=1; shift ;;
+            *) die "stop: unknown argument '$1'" ;;
+        esac
+    done
+    local port pid
+    port="$(cur_port || true)"
+    if [[ -z "$port" ]]; then
+        log "no redis started from this checkout"
+        rm -f "$ENV_FILE"
+        return 0
+    fi
+    if pid="$(running_pid "$port")"; then
+        log "stopping redis on port $port (pid $pid)"
+        # --keep-data: plain SHUTDOWN honours the configured persistence
+        # (RDB save points / AOF); otherwise nothing is worth saving.
+        local how=NOSAVE
+        ((keep)) && how=""
+        # shellcheck disable=SC2086
+        redis-cli -h 127.0.0.1 -p "$port" shutdown $how >/dev/null 2>&1 || true
+        local deadline=$((SECONDS + STOP_TIMEOUT))
+        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+        if pid_alive "$pid"; then
+            log "redis did not exit; sending SIGTERM"
+            kill -TERM "$pid" 2>/dev/null || true
+            deadline=$((SECONDS + STOP_TIMEOUT))
+            while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+        fi
+        if pid_alive "$pid"; then
+            log "sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            while pid_alive "$pid"; do sleep 0.05; done
+        fi
+    else
+        log "redis on port $port is not running"
+    fi
+    rm -f "$ENV_FILE"
+    if ((keep)); then
+        log "kept data in $RUN_DIR/redis-$port"
+    else
+        rm -rf "${RUN_DIR:?}/redis-$port"
+        rm -f "$PORT_FILE"
+    fi
+}
+
+cmd_restart() {
+    local port
+    port="$(cur_port || true)"
+    [[ -n "$port" ]] || die "restart: no redis to restart; use start"
+    cmd_stop --keep-data
+    cmd_start --port "$port"
+}
+
+cmd_status() {
+    local port pid
+    port="$(cur_port || true)"
+    if [[ -n "$port" ]] && pid="$(running_pid "$port")"; then
+        log "running on port $port (pid $pid)"
+    else
+        log "not running"
+        return 1
+    fi
+}
+
+cmd_cli() {
+    local port
+    port="$(cur_port || true)"
+    [[ -n "$port" ]] || die "no redis started from this checkout"
+    exec redis-cli -h 127.0.0.1 -p "$port" "$@"
+}
+
+case "${1:-}" in
+    start) shift; cmd_start "$@" ;;
+    stop) shift; cmd_stop "$@" ;;
+    restart) shift; cmd_restart "$@" ;;
+    status) shift; cmd_status "$@" ;;
+    cli) shift; cmd_cli "$@" ;;
+    *) usage ;;
+esac

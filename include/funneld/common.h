@@ -1,0 +1,49 @@
+/*
+ * common.h — small things every funneld module shares: status codes, time helpers and a
+ * growable byte buffer. Nothing here touches the network or keeps global state.
+ */
+#ifndef FUNNELD_COMMON_H
+#define FUNNELD_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FN_OK 0
+#define FN_ERR (-1)
+
+#define FN_MAX_STAGES 60 /* stage indexes are encoded as one character in the Lua plan */
+#define FN_MAX_ID_LEN 128
+#define FN_NAME_MAX 64
+
+/* Wall-clock time in epoch milliseconds. */
+int64_t fn_now_ms(void);
+
+/* Formats epoch milliseconds as RFC 3339 UTC with milliseconds ("2026-11-22T10:15:00.250Z")
+ * into out (at least 32 bytes). Returns the length written. */
+size_t fn_time_format(int64_t ms, char *out, size_t outlen);
+
+/* Parses an RFC 3339 timestamp (with 'Z' or an offset, optional fraction) into epoch ms.
+ * Returns FN_OK, or FN_ERR when the text is not a valid timestamp. */
+int fn_time_parse(const char *s, size_t len, int64_t *out_ms);
+
+/* Parses a duration: "250ms", "90s", "15m", "48h", "7d" (one unit, non-negative integer).
+ * Returns FN_OK and the value in milliseconds, or FN_ERR. */
+int fn_duration_parse(const char *s, int64_t *out_ms);
+
+/* A growable byte buffer; the owner calls fn_buf_free. Append functions return FN_ERR only
+ * when memory runs out. */
+typedef struct fn_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} fn_buf_t;
+
+void fn_buf_reset(fn_buf_t *b);
+void fn_buf_free(fn_buf_t *b);
+int fn_buf_append(fn_buf_t *b, const void *p, size_t n);
+int fn_buf_appendf(fn_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal (quotes included, escaped). */
+int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n);
+
+#endif

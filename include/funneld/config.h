@@ -1,0 +1,127 @@
+/*
+ * config.h — the daemon's configuration document (SPEC §2), loaded and validated once.
+ *
+ * fn_config_load() returns a fully validated fn_config_t or an error that names the JSON path
+ * of the offending field ("funnels[1].stages[2].stale_after: not a duration"). The config owns
+ * every string and array it points to; fn_config_free() releases all of it.
+ */
+#ifndef FUNNELD_CONFIG_H
+#define FUNNELD_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { FN_CLOCK_WALL = 0, FN_CLOCK_EVENT = 1 } fn_clock_t;
+
+/* A matcher matches an event when every field it names equals the event's (SPEC §2). */
+typedef struct fn_matcher {
+    char *channel; /* NULL: any channel */
+    char *type;    /* NULL: any type */
+    json_t *props; /* NULL or an object; each key's value must json_equal the event's prop */
+} fn_matcher_t;
+
+typedef struct fn_stage {
+    char *name;
+    fn_matcher_t *on;
+    size_t n_on;
+    int64_t stale_after_ms; /* 0: never stale */
+    double probability;     /* for the weighted pipeline; 0 when absent, 1 for conversion */
+    bool conversion;
+} fn_stage_t;
+
+typedef struct fn_retarget_rule {
+    char *name;
+    fn_matcher_t after;
+    fn_matcher_t *unless;
+    size_t n_unless;
+    int64_t within_ms;
+} fn_retarget_rule_t;
+
+typedef struct fn_bottleneck_cfg {
+    bool enabled; /* false when the funnel has no "bottleneck" object */
+    int64_t window_ms, baseline_ms, evaluate_every_ms;
+    int64_t min_entered;
+    double drop;
+} fn_bottleneck_cfg_t;
+
+typedef struct fn_funnel {
+    char *name;
+    fn_stage_t *stages;
+    size_t n_stages;
+    fn_matcher_t *lost_on; /* "lost": {"on": [...]}; n_lost_on may be 0 */
+    size_t n_lost_on;
+    bool allow_skip;
+    bool allow_regress;
+    int conversion_index; /* index of the conversion stage (always the last), or -1 */
+    fn_retarget_rule_t *retarget;
+    size_t n_retarget;
+    fn_bottleneck_cfg_t bottleneck;
+    int64_t trigger_cap_max; /* 0: no cap */
+    int64_t trigger_cap_per_ms;
+} fn_funnel_t;
+
+typedef struct fn_kv {
+    char *key;
+    char *value;
+} fn_kv_t;
+
+typedef struct fn_config {
+    /* kafka */
+    char *brokers;
+    char *group_id;
+    char **input_topics;
+    size_t n_input_topics;
+    char *topic_transitions, *topic_retargeting, *topic_bottlenecks, *topic_snapshots, *topic_dlq;
+    fn_kv_t *kafka_props; /* passed to librdkafka as is, for consumer and producer */
+    size_t n_kafka_props;
+    /* redis */
+    char *redis_url;  /* redis://[user:password@]host:port[/db] */
+    char *key_prefix; /* default "fn" */
+    int redis_shards; /* hash-tag buckets for per-funnel counters; default 64 */
+    /* http */
+    char *http_listen; /* default "127.0.0.1:9464" */
+    /* engine */
+    fn_clock_t clock;
+    int64_t dedupe_ttl_ms;    /* default 7d */
+    int64_t max_future_ms;    /* events later than wall now + this are rejected; default 1d */
+    size_t max_message_bytes; /* default 65536 */
+    size_t max_in_flight;     /* events consumed but not yet committed; default 20000 */
+    fn_funnel_t *funnels;
+    size_t n_funnels;
+} fn_config_t;
+
+/* Reads and validates FILE, then applies FUNNELD_BROKERS / FUNNELD_REDIS_URL from the
+ * environment. On error returns NULL and writes "path: what is wrong" into err. */
+fn_config_t *fn_config_load(const char *path, char *err, size_t errlen);
+
+/* Validates an already parsed document (root is borrowed). Same error contract as above;
+ * does not read the environment. */
+fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen);
+
+/* Applies FUNNELD_BROKERS and FUNNELD_REDIS_URL if set. Returns 0, or -1 on out of memory. */
+int fn_config_apply_env(fn_config_t *cfg);
+
+/* Returns the funnel named name (len bytes), or NULL. */
+const fn_funnel_t *fn_config_funnel(const fn_config_t *cfg, const char *name, size_t len);
+
+void fn_config_free(fn_config_t *cfg);
+
+/* One declared option, as config.c's tables declare it: parsing, defaults and error messages
+ * are driven by those tables, and this view lets docs and the schema test read them too.
+ * path is dotted, with [] for "any element" ("kafka.topics.dlq",
+ * "funnels[].stages[].stale_after"); type is "string", "string[]", "integer", "number",
+ * "boolean", "duration", "enum", "object" or "array"; def is the default as JSON text, or NULL
+ * when the field has none. */
+typedef struct fn_config_option {
+    const char *path;
+    const char *type;
+    const char *def;
+    const char *doc;
+} fn_config_option_t;
+
+/* Returns the i-th declared option (0-based, declaration order), or NULL past the last. */
+const fn_config_option_t *fn_config_option(size_t i);
+
+#endif

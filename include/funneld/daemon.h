@@ -1,0 +1,177 @@
+/*
+ * daemon.h — the daemon's context and the life of one consumed message.
+ *
+ * One fn_daemon_t owns all mutable state (no globals). Each Kafka message becomes an
+ * fn_msg_t that lives until its offset may be committed:
+ *
+ *   consumed → decoded ─┬─ rejected → DLQ produce ───────────────┐
+ *                       └─ lead queue → Redis step → outputs produce ─┴→ delivered → done
+ *
+ * A message is "done" only when its Redis step succeeded and every message it produced was
+ * acknowledged by Kafka; a partition's offset advances over its done prefix only, which is
+ * what makes the pipeline at-least-once (SPEC §6). Messages of one lead go through Redis one
+ * at a time, in input order, so retries and reconnects can never reorder a lead's events.
+ */
+#ifndef FUNNELD_DAEMON_H
+#define FUNNELD_DAEMON_H
+
+#include <hiredis/async.h>
+#include <librdkafka/rdkafka.h>
+#include <uv.h>
+
+#include "funneld/common.h"
+#include "funneld/config.h"
+#include "funneld/event.h"
+#include "funneld/hash.h"
+#include "funneld/log.h"
+
+typedef enum {
+    FN_MSG_LEAD_WAIT = 1, /* behind an earlier event of the same lead */
+    FN_MSG_REDIS_WAIT,    /* ready, Redis not connected or retry pending */
+    FN_MSG_REDIS_SENT,    /* step sent, reply outstanding */
+    FN_MSG_PRODUCING,     /* outputs (or the DLQ copy) awaiting delivery reports */
+    FN_MSG_DONE,          /* may be committed once every earlier offset is done too */
+} fn_msg_state_t;
+
+typedef struct fn_partition {
+    char *topic;
+    int32_t partition;
+    struct fn_msg *head, *tail; /* in-flight messages in offset order */
+    int64_t next_commit;        /* offset after the last done prefix; -1 before any */
+    bool assigned;
+    struct fn_partition *next;
+} fn_partition_t;
+
+typedef struct fn_msg {
+    fn_partition_t *part;
+    int64_t offset;
+    struct fn_msg *part_next;   /* next offset of the same partition */
+    struct fn_msg *lead_next;   /* next event of the same lead, waiting behind this one */
+    struct fn_msg *lead_tail;   /* last of the lead's chain (valid on the chain's head) */
+    struct fn_msg *bucket_next; /* lead table chaining between chain heads */
+    struct fn_msg *q_next;      /* Redis wait/sent queues, the free list */
+    rd_kafka_message_t *rkm;    /* owned until done */
+    fn_event_t ev;
+    fn_hash128_t lead_hash;
+    fn_buf_t cmd; /* the RESP step command, kept to re-send after a reconnect */
+    fn_msg_state_t state;
+    int pending_dr;     /* produced messages not yet acknowledged */
+    bool clear_pending; /* a stored result in Redis to clear once outputs are acked */
+    int64_t consumed_ms;
+} fn_msg_t;
+
+typedef struct fn_msg_queue {
+    fn_msg_t *head, *tail;
+    size_t len;
+} fn_msg_queue_t;
+
+/* Counters for /metrics and the logs. Plain integers: the loop is single-threaded. */
+typedef struct fn_stats {
+    uint64_t consumed, transitions, touches, duplicates, replays, erased, consents;
+    uint64_t rejected[FN_REJ_COUNT];
+    uint64_t produced, delivered, delivery_retries;
+    uint64_t redis_errors, redis_reconnects, redis_replies;
+    uint64_t by_type[6]; /* stage_changed(enter/forward), back, converted, lost, erased */
+    uint64_t committed;
+    uint64_t paused_count;
+} fn_stats_t;
+
+typedef struct fn_daemon {
+    uv_loop_t *loop;
+    fn_config_t *cfg; /* owned */
+    fn_log_t log;
+
+    /* input */
+    rd_kafka_t *consumer;
+    rd_kafka_queue_t *consumer_q;
+    int consumer_pipe[2];
+    uv_poll_t consumer_poll;
+    fn_partition_t *partitions;
+    bool paused;
+    int assigned_count;
+
+    /* output */
+    rd_kafka_t *producer;
+    int producer_pipe[2];
+    uv_poll_t producer_poll;
+    fn_buf_t out_buf;
+    fn_msg_queue_t dr_retry; /* produce calls refused (queue full) waiting to be retried */
+
+    /* state */
+    redisAsyncContext *redis;
+    bool redis_ready; /* connected, authenticated, script loaded */
+    char script_sha[41];
+    fn_msg_queue_t redis_wait; /* ready to send, in order */
+    fn_msg_queue_t redis_sent; /* sent, replies come back in this order */
+    int64_t redis_backoff_ms;
+    uv_timer_t redis_timer;
+    fn_msg_t **lead_table; /* chain heads by lead hash */
+    size_t lead_table_mask;
+
+    /* messages */
+    size_t in_flight;
+    fn_msg_t *free_msgs;
+
+    uv_timer_t tick; /* drains queues as a safety net and retries refused produce calls */
+    uv_signal_t sig_term, sig_int, sig_hup;
+    bool stopping;
+    int64_t stop_deadline_ms; /* give up draining in-flight work after this */
+    int exit_code;
+    fn_stats_t stats;
+} fn_daemon_t;
+
+/* --- daemon.c: lifecycle and message bookkeeping --- */
+
+/* Creates the daemon for cfg (taking ownership) on loop. Returns NULL and logs on error. */
+fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t level);
+/* Connects everything and runs the loop until a signal stops it. Returns the exit code. */
+int fn_daemon_run(fn_daemon_t *d);
+void fn_daemon_free(fn_daemon_t *d);
+/* Begins a graceful stop: no more consumption, drain in-flight work, commit, exit. */
+void fn_daemon_stop(fn_daemon_t *d, int exit_code);
+
+fn_msg_t *fn_msg_new(fn_daemon_t *d);
+/* Marks m done and commits every done prefix of its partition. */
+void fn_msg_done(fn_daemon_t *d, fn_msg_t *m);
+void fn_queue_push(fn_msg_queue_t *q, fn_msg_t *m);
+fn_msg_t *fn_queue_pop(fn_msg_queue_t *q);
+
+/* --- input/kafka_in.c --- */
+int fn_input_start(fn_daemon_t *d);
+/* The bookkeeping record of one topic partition, created on first use. NULL on OOM. */
+fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t partition);
+/* Consumes whatever is queued, up to the in-flight bound. */
+void fn_input_drain(fn_daemon_t *d);
+/* Pauses or resumes fetching for every assigned partition (backpressure). */
+void fn_input_set_paused(fn_daemon_t *d, bool paused);
+/* Stores offset as the next to consume for p (committed by the auto-commit timer). */
+void fn_input_store_offset(fn_daemon_t *d, fn_partition_t *p, int64_t next_offset);
+/* Commits stored offsets synchronously and closes the consumer. */
+void fn_input_close(fn_daemon_t *d);
+
+/* --- core/pipeline.c: what happens to a message between input and output --- */
+void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm);
+void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply);
+
+/* --- state/store.c: Redis connection and the per-lead queue --- */
+int fn_store_start(fn_daemon_t *d);
+/* Queues m's step behind earlier events of the same lead, or sends it. */
+void fn_store_submit(fn_daemon_t *d, fn_msg_t *m);
+/* m's step is finished: lets the lead's next event go. */
+void fn_store_release(fn_daemon_t *d, fn_msg_t *m);
+/* Clears m's stored result now that its outputs are delivered (fire and forget). */
+void fn_store_clear_pending(fn_daemon_t *d, fn_msg_t *m);
+void fn_store_close(fn_daemon_t *d);
+
+/* --- output/kafka_out.c --- */
+int fn_output_start(fn_daemon_t *d);
+/* Produces payload to topic for m (copying it); m is told of delivery. DLQ headers are
+ * added when dlq_code is not NULL. Returns FN_OK or FN_ERR (logged; m keeps a retry). */
+int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void *key,
+                      size_t keylen, const void *payload, size_t len, const char *dlq_code,
+                      const char *dlq_reason);
+void fn_output_poll(fn_daemon_t *d);
+/* Flushes outstanding messages (bounded wait) and destroys the producer. */
+void fn_output_close(fn_daemon_t *d);
+
+#endif

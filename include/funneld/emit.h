@@ -1,0 +1,27 @@
+/*
+ * emit.h — output events as JSON text (SPEC §4). Pure functions: the caller passes the
+ * emission time, so tests get byte-exact output.
+ *
+ * Ids are a deterministic function of the cause (type, funnel, lead id, cause event id),
+ * so processing the same input again yields the same id and consumers can de-duplicate.
+ */
+#ifndef FUNNELD_EMIT_H
+#define FUNNELD_EMIT_H
+
+#include "funneld/common.h"
+#include "funneld/event.h"
+#include "funneld/step.h"
+
+/* Computes the id of an output caused by ev: hash of (type, funnel, lead id, event id). */
+void fn_emit_id(const char *type, const char *funnel, const fn_event_t *ev, char out[33]);
+
+/* Writes a transitions-topic event (stage_changed, converted or lost) for t into out
+ * (reset first). */
+int fn_emit_transition(fn_buf_t *out, const fn_event_t *ev, const fn_step_result_t *r,
+                       const fn_step_transition_t *t, int64_t emitted_at);
+
+/* Writes a lead_erased event for funnel f into out (reset first). */
+int fn_emit_erased(fn_buf_t *out, const fn_event_t *ev, const fn_funnel_t *f, int64_t at,
+                   int64_t emitted_at);
+
+#endif

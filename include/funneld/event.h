@@ -1,0 +1,70 @@
+/*
+ * event.h — decoding and validating one touchpoint message (SPEC §1).
+ *
+ * fn_event_decode() makes one JSON parse per message. On success the event owns its parsed
+ * document; every const char * in it points into that document and lives until
+ * fn_event_clear(). On rejection it fills a reject code and a human reason for the DLQ.
+ */
+#ifndef FUNNELD_EVENT_H
+#define FUNNELD_EVENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "funneld/config.h"
+
+typedef enum {
+    FN_EV_TOUCHPOINT = 0, /* an ordinary event the funnels see */
+    FN_EV_CONSENT,        /* type "consent": records props.marketing */
+    FN_EV_ERASE,          /* type "erase": right to erasure */
+} fn_event_kind_t;
+
+/* Why a message went to the dead-letter topic. Codes are the funneld.error header values. */
+typedef enum {
+    FN_REJ_NONE = 0,
+    FN_REJ_OVERSIZE,       /* "oversize": larger than max_message_bytes */
+    FN_REJ_INVALID_UTF8,   /* "invalid_utf8" */
+    FN_REJ_INVALID_JSON,   /* "invalid_json": not parseable, too deep, duplicate keys */
+    FN_REJ_NOT_OBJECT,     /* "not_object": valid JSON but not an object */
+    FN_REJ_MISSING_FIELD,  /* "missing_field" */
+    FN_REJ_WRONG_TYPE,     /* "wrong_type" */
+    FN_REJ_INVALID_VALUE,  /* "invalid_value": empty/too long id, NUL byte, bad timestamp text */
+    FN_REJ_TS_RANGE,       /* "ts_out_of_range": before 1970, after 9999, or too far ahead */
+    FN_REJ_UNKNOWN_FUNNEL, /* "unknown_funnel" */
+    FN_REJ_LEAD_COLLISION, /* "lead_collision": two lead ids hash alike (set by the store) */
+    FN_REJ_COUNT
+} fn_reject_t;
+
+typedef struct fn_str {
+    const char *p; /* NUL-terminated, points into the event's document; NULL when absent */
+    size_t len;
+} fn_str_t;
+
+typedef struct fn_event {
+    fn_event_kind_t kind;
+    fn_str_t event_id, lead_id, channel, type, funnel;
+    int64_t ts_ms;
+    json_t *props; /* borrowed from doc; NULL when absent */
+    fn_str_t campaign, source, medium, url, currency, stage; /* known props when strings */
+    bool has_value;
+    double value;
+    bool has_marketing; /* consent events: props.marketing present */
+    bool marketing;
+    json_t *doc; /* owned */
+} fn_event_t;
+
+/* Returns the stable code string of a reject reason ("invalid_json", …). */
+const char *fn_reject_code(fn_reject_t r);
+
+/* Decodes buf[0..len). now_ms is the wall clock for the far-future check. On success returns
+ * FN_REJ_NONE and fills ev; otherwise returns the code, writes a reason naming the field
+ * into reason (e.g. "lead_id: longer than 128 bytes") and leaves ev empty. */
+fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg, int64_t now_ms,
+                            fn_event_t *ev, char *reason, size_t reasonlen);
+
+/* Releases the event's document and zeroes it. Safe on a zeroed event. */
+void fn_event_clear(fn_event_t *ev);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * log.h — structured logs: one JSON object per line on stderr with time, level, component
+ * and message. The logger is a value the daemon context owns; there is no global logger.
+ */
+#ifndef FUNNELD_LOG_H
+#define FUNNELD_LOG_H
+
+#include <stdio.h>
+
+typedef enum { FN_LOG_DEBUG = 0, FN_LOG_INFO, FN_LOG_WARN, FN_LOG_ERROR } fn_log_level_t;
+
+typedef struct fn_log {
+    fn_log_level_t level;
+    FILE *out; /* stderr unless a test redirects it */
+} fn_log_t;
+
+/* Parses "debug", "info", "warn", "error". Returns 0 on success, -1 otherwise. */
+int fn_log_level_parse(const char *s, fn_log_level_t *out);
+
+/* Writes one line {"ts":…,"level":…,"component":…,"msg":…} when level is enabled. */
+void fn_log(const fn_log_t *lg, fn_log_level_t level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * step.h — the Redis Lua step seen from C: building its command for one event and reading
+ * its reply (the script is daemon/state/step.lua). Pure: no I/O.
+ */
+#ifndef FUNNELD_STEP_H
+#define FUNNELD_STEP_H
+
+#include <hiredis/hiredis.h>
+
+#include "funneld/common.h"
+#include "funneld/config.h"
+#include "funneld/event.h"
+#include "funneld/hash.h"
+
+typedef enum {
+    FN_STEP_OK = 0,
+    FN_STEP_DUP,       /* already applied and acknowledged: nothing to emit */
+    FN_STEP_ERASED,    /* the lead was erased */
+    FN_STEP_COLLISION, /* another lead id owns this key */
+} fn_step_status_t;
+
+typedef struct fn_attr {
+    fn_str_t channel, campaign, source; /* empty strings mean "none" */
+    int64_t at;
+} fn_attr_t;
+
+typedef struct fn_step_transition {
+    const fn_funnel_t *funnel;
+    char op;      /* 'E' enter, 'F' forward, 'B' back, 'C' convert, 'L' lost */
+    int from, to; /* -1 for none */
+    int64_t time_in_stage_ms, cycle_ms, touches;
+} fn_step_transition_t;
+
+#define FN_STEP_MAX_TRANSITIONS 64
+
+/* A parsed reply. Strings point into the redisReply, which must outlive the result. */
+typedef struct fn_step_result {
+    fn_step_status_t status;
+    bool replay;    /* OK or ERASED read back from a first run whose outputs were never acked */
+    int64_t at;     /* event time as the lead's clock sees it (never earlier than before) */
+    fn_str_t value; /* the lead's value as a decimal number, or empty */
+    fn_attr_t first, last;
+    fn_step_transition_t trans[FN_STEP_MAX_TRANSITIONS];
+    size_t n_trans;
+} fn_step_result_t;
+
+/* The lead's key names: every key of one lead and its shard's counters share the hash tag
+ * "{<shard>}". The lead id itself never appears in a key, only its hash, so no id can reach
+ * another lead's keys or another slot. */
+typedef struct fn_lead_keys {
+    char lead[96], seen[96], pending[96], stats[64];
+} fn_lead_keys_t;
+
+fn_hash128_t fn_step_lead_hash(const char *lead_id, size_t len);
+void fn_step_keys(const fn_config_t *cfg, fn_hash128_t lead_hash, fn_lead_keys_t *k);
+
+/* Appends the RESP-encoded EVALSHA for ev to out (sha is the script's 40-char digest).
+ * Only the funnels the event is routed to are sent; an erase names every funnel. */
+int fn_step_build(const fn_config_t *cfg, const char *sha, const fn_event_t *ev,
+                  fn_hash128_t lead_hash, int64_t now_ms, fn_buf_t *out);
+
+/* Parses a step reply. Returns FN_OK or FN_ERR with a reason in err (a malformed reply or a
+ * funnel name this config no longer has). */
+int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t *res, char *err,
+                  size_t errlen);
+
+/* Script source, embedded at build time from step.lua. */
+extern const char fn_lua_step_src[];
+
+#endif

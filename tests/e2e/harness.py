@@ -1,0 +1,181 @@
+"""harness.py — what every end-to-end test needs: the real services' addresses, a funneld
+process with its own config, topics, consumer group and Redis key prefix (so tests never see
+each other's data), producing input and reading output topics until they are quiet.
+
+Runs on Debian's python3 (python3-confluent-kafka, python3-redis), which talk to the same
+broker and Redis that deploy/services.sh started.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+import redis
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def env(name):
+    v = os.environ.get(name)
+    if not v:
+        sys.exit(f"{name} is not set: run under ctest (services fixture) or tests/run.sh")
+    return v
+
+
+def build_dir():
+    return os.environ.get("FUNNELD_BUILD_DIR", os.path.join(REPO, "build"))
+
+
+class Stack:
+    """One test's private slice of the shared Kafka and Redis."""
+
+    def __init__(self, name, funnels=None, partitions=3, **engine):
+        self.brokers = env("FUNNELD_BROKERS")
+        self.redis_url = env("FUNNELD_REDIS_URL")
+        self.name = f"{name}-{uuid.uuid4().hex[:8]}"
+        self.tmp = tempfile.mkdtemp(prefix="funneld-e2e-")
+        t = lambda s: f"{self.name}.{s}"
+        self.topics = {k: t(k) for k in ("transitions", "retargeting", "bottlenecks",
+                                          "snapshots", "dlq")}
+        self.input = t("touchpoints")
+        with open(os.path.join(REPO, "deploy/config/demo.json")) as f:
+            cfg = json.load(f)
+        cfg["kafka"].update({"brokers": self.brokers, "group_id": self.name,
+                             "input_topics": [self.input], "topics": self.topics})
+        cfg["kafka"]["properties"] = {"session.timeout.ms": "6000",
+                                      "topic.metadata.refresh.interval.ms": "2000"}
+        cfg["redis"] = {"url": self.redis_url, "key_prefix": self.name}
+        if funnels is not None:
+            cfg["funnels"] = funnels
+        cfg.update(engine)
+        self.cfg = cfg
+        self.config_path = os.path.join(self.tmp, "config.json")
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f, indent=1)
+        self.create_topics([(self.input, partitions)] +
+                           [(v, partitions) for v in self.topics.values()])
+        self.redis = redis.Redis.from_url(self.redis_url)
+        self.procs = []
+
+    def create_topics(self, specs):
+        admin = AdminClient({"bootstrap.servers": self.brokers})
+        fs = admin.create_topics([NewTopic(n, p, 1) for n, p in specs])
+        for f in fs.values():
+            f.result(30)
+        # wait until every partition has a leader, or the first produce may stall
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            md = admin.list_topics(timeout=10)
+            if all(n in md.topics and len(md.topics[n].partitions) == p and
+                   all(pp.leader >= 0 for pp in md.topics[n].partitions.values())
+                   for n, p in specs):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("topics did not get leaders")
+
+    # --- the daemon ---
+    def start(self, *extra):
+        log = open(os.path.join(self.tmp, f"funneld-{len(self.procs)}.log"), "w")
+        p = subprocess.Popen([os.path.join(build_dir(), "funneld"), "-c", self.config_path,
+                              *extra], stderr=log, stdout=log)
+        p.log_path = log.name
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=60):
+        p.send_signal(sig)
+        return p.wait(timeout)
+
+    def log_of(self, p):
+        with open(p.log_path) as f:
+            return f.read()
+
+    # --- Kafka ---
+    def produce(self, records, topic=None):
+        """records: list of (key or None, value bytes/str) or dicts (JSON, key = lead_id)."""
+        prod = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5,
+                         "enable.idempotence": True})
+        for r in records:
+            if isinstance(r, dict):
+                key, value = str(r.get("lead_id", "")).encode(), json.dumps(r).encode()
+            else:
+                key, value = r
+                if isinstance(value, str):
+                    value = value.encode()
+                if isinstance(key, str):
+                    key = key.encode()
+            while True:
+                try:
+                    prod.produce(topic or self.input, value=value, key=key)
+                    break
+                except BufferError:
+                    prod.poll(0.1)
+            prod.poll(0)
+        assert prod.flush(60) == 0, "input not fully produced"
+
+    def consume(self, topic, expect=None, idle=4.0, timeout=120):
+        """Reads topic from the beginning until `expect` messages arrived and nothing more
+        came for `idle` seconds (or, without expect, until it is quiet for `idle`)."""
+        c = Consumer({"bootstrap.servers": self.brokers, "group.id": "reader-" + uuid.uuid4().hex,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic])
+        out, last, start = [], time.time(), time.time()
+        while time.time() - start < timeout:
+            m = c.poll(0.5)
+            if m is None:
+                if time.time() - last > idle and (expect is None or len(out) >= expect):
+                    break
+                continue
+            if m.error():
+                continue
+            out.append(m)
+            last = time.time()
+        c.close()
+        return out
+
+    def transitions(self, **kw):
+        return [json.loads(m.value()) for m in self.consume(self.topics["transitions"], **kw)]
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def ts(i, base=1795342500000):
+    """Event time i seconds after a fixed instant, as RFC 3339 text."""
+    ms = base + i * 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def ev(lead, eid, t, channel, type_, **extra):
+    e = {"event_id": eid, "lead_id": lead, "ts": t, "channel": channel, "type": type_}
+    e.update(extra)
+    return e
+
+
+class Check:
+    """Collects failures so one run reports all of them; exit code for ctest."""
+
+    def __init__(self, name):
+        self.name, self.n, self.failed = name, 0, 0
+
+    def eq(self, got, want, what):
+        self.n += 1
+        if got != want:
+            self.failed += 1
+            print(f"FAIL {what}: got {got!r}, want {want!r}", flush=True)
+
+    def true(self, cond, what):
+        self.eq(bool(cond), True, what)
+
+    def done(self):
+        print(f"{self.name}: {self.n} checks, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)

@@ -1,0 +1,336 @@
+/*
+ * test_step_redis.c — the Lua step on a real Redis: every funnel rule as it lands in Redis,
+ * replay idempotence (same outputs, counters unchanged), late events, hostile lead ids,
+ * consent, erasure and collision detection.
+ *
+ * Needs FUNNELD_REDIS_URL (the ctest fixture starts redis-server and exports it). Each run
+ * uses its own key prefix so runs never see each other's keys.
+ */
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fn_test.h"
+#include "funneld/step.h"
+
+static const char *CONFIG =
+    "{\"max_future\":0,\"redis\":{\"key_prefix\":\"PREFIX\",\"shards\":8},\"funnels\":["
+    "{\"name\":\"b2b\",\"allow_skip\":true,\"stages\":["
+    " {\"name\":\"awareness\",\"on\":[{\"type\":\"page_view\"},{\"type\":\"ad_click\"}]},"
+    " {\"name\":\"interest\",\"on\":[{\"type\":\"email_click\"}]},"
+    " {\"name\":\"evaluation\",\"on\":[{\"type\":\"demo_request\"}]},"
+    " {\"name\":\"decision\",\"on\":[{\"channel\":\"crm\",\"type\":\"deal_stage\","
+    "   \"props\":{\"stage\":\"proposal\"}}]},"
+    " {\"name\":\"purchase\",\"on\":[{\"type\":\"purchase\"}],\"conversion\":true}],"
+    " \"lost\":{\"on\":[{\"type\":\"deal_lost\"}]}},"
+    "{\"name\":\"strict\",\"allow_regress\":true,\"stages\":["
+    " {\"name\":\"a\",\"on\":[{\"type\":\"page_view\"}]},"
+    " {\"name\":\"b\",\"on\":[{\"type\":\"email_click\"}]},"
+    " {\"name\":\"c\",\"on\":[{\"type\":\"demo_request\"}]}]}]}";
+
+static redisContext *rc;
+static fn_config_t *cfg;
+static char sha[41];
+static char prefix[32];
+static redisReply *last_reply;
+
+static redisContext *connect_from_env(void)
+{
+    const char *url = getenv("FUNNELD_REDIS_URL");
+    if (!url || strncmp(url, "redis://", 8) != 0) {
+        fprintf(stderr, "FUNNELD_REDIS_URL is not set (run under the ctest services fixture)\n");
+        exit(1);
+    }
+    char host[128] = "127.0.0.1";
+    int port = 6379;
+    sscanf(url + 8, "%127[^:/]:%d", host, &port);
+    return redisConnect(host, port);
+}
+
+/* Applies one event; res points into last_reply until the next call. */
+static fn_reject_t apply(const char *json, fn_step_result_t *res)
+{
+    fn_event_t ev = {0};
+    char reason[256], err[256];
+    memset(res, 0, sizeof *res);
+    fn_reject_t code =
+        fn_event_decode(json, strlen(json), cfg, fn_now_ms(), &ev, reason, sizeof reason);
+    CHECK_INT(code, FN_REJ_NONE);
+    if (code != FN_REJ_NONE) {
+        fprintf(stderr, "decode: %s\n", reason);
+        res->status = -1;
+        return code;
+    }
+    fn_buf_t cmd = {0};
+    CHECK(fn_step_build(cfg, sha, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
+                        1790000000000LL, &cmd) == FN_OK);
+    if (last_reply)
+        freeReplyObject(last_reply);
+    redisAppendFormattedCommand(rc, cmd.data, cmd.len);
+    void *r = NULL;
+    CHECK(redisGetReply(rc, &r) == REDIS_OK);
+    last_reply = r;
+    if (last_reply && last_reply->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "redis: %s\n", last_reply->str);
+    int ok = fn_step_parse(cfg, last_reply, res, err, sizeof err);
+    if (ok != FN_OK)
+        fprintf(stderr, "parse: %s\n", err);
+    CHECK(ok == FN_OK);
+    fn_buf_free(&cmd);
+    fn_event_clear(&ev);
+    return FN_REJ_NONE;
+}
+
+static long long stat_of(const char *lead_id, const char *field)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
+    redisReply *r = redisCommand(rc, "HGET %s %s", k.stats, field);
+    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Sums a counter over every shard, as analytics and funnelctl do. */
+static long long total(const char *field)
+{
+    long long sum = 0;
+    for (int s = 0; s < cfg->redis_shards; s++) {
+        redisReply *r = redisCommand(rc, "HGET %s:{%d}:stats %s", prefix, s, field);
+        if (r && r->type == REDIS_REPLY_STRING)
+            sum += atoll(r->str);
+        freeReplyObject(r);
+    }
+    return sum;
+}
+
+#define EV(lead, id, ts, ch, type, extra)                                                          \
+    "{\"event_id\":\"" id "\",\"lead_id\":\"" lead "\",\"ts\":" ts ",\"channel\":\"" ch            \
+    "\",\"type\":\"" type "\"" extra "}"
+
+static const fn_step_transition_t *trans_of(const fn_step_result_t *r, const char *funnel)
+{
+    for (size_t i = 0; i < r->n_trans; i++)
+        if (strcmp(r->trans[i].funnel->name, funnel) == 0)
+            return &r->trans[i];
+    return NULL;
+}
+
+static void test_journey(void)
+{
+    fn_step_result_t r;
+    const fn_step_transition_t *t;
+    /* enters both funnels at their first stage */
+    apply(EV("L-1", "e1", "\"2026-11-22T10:00:00Z\"", "ads", "ad_click",
+             ",\"props\":{\"campaign\":\"spring\",\"source\":\"google\"}"),
+          &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK_INT(r.n_trans, 1); /* "strict" funnel's first stage wants page_view */
+    t = trans_of(&r, "b2b");
+    CHECK(t && t->op == 'E' && t->from == -1 && t->to == 0 && t->cycle_ms == 0);
+    /* a touch: no transition, but touches counted */
+    apply(EV("L-1", "e2", "\"2026-11-22T11:00:00Z\"", "email", "email_open", ""), &r);
+    CHECK_INT(r.n_trans, 0);
+    /* skip forward over interest to evaluation; value set */
+    apply(EV("L-1", "e3", "\"2026-11-23T10:00:00Z\"", "web", "demo_request",
+             ",\"props\":{\"value\":1200,\"campaign\":\"nurture-3\"}"),
+          &r);
+    t = trans_of(&r, "b2b");
+    CHECK(t && t->op == 'F' && t->from == 0 && t->to == 2);
+    CHECK_INT(t ? t->time_in_stage_ms : 0, 86400000);
+    CHECK_INT(t ? t->cycle_ms : 0, 86400000);
+    CHECK_INT(t ? t->touches : 0, 3);
+    CHECK(r.value.len == 4 && memcmp(r.value.p, "1200", 4) == 0);
+    CHECK(r.first.channel.len == 3 && memcmp(r.first.channel.p, "ads", 3) == 0);
+    CHECK(r.last.campaign.len == 9 && memcmp(r.last.campaign.p, "nurture-3", 9) == 0);
+    /* the strict funnel (no skip) enters at c directly: entry ignores allow_skip */
+    t = trans_of(&r, "strict");
+    CHECK(t && t->op == 'E' && t->to == 2);
+    /* regress in strict (allow_regress), a touch in b2b (no regress) */
+    apply(EV("L-1", "e4", "\"2026-11-23T11:00:00Z\"", "email", "email_click", ""), &r);
+    t = trans_of(&r, "strict");
+    CHECK(t && t->op == 'B' && t->from == 2 && t->to == 1);
+    CHECK(trans_of(&r, "b2b") == NULL);
+    /* the CRM matcher needs props.stage */
+    apply(EV("L-1", "e5", "1795440000000", "crm", "deal_stage",
+             ",\"props\":{\"stage\":\"negotiation\"}"),
+          &r);
+    CHECK(trans_of(&r, "b2b") == NULL);
+    apply(EV("L-1", "e6", "1795440001000", "crm", "deal_stage",
+             ",\"props\":{\"stage\":\"proposal\"}"),
+          &r);
+    t = trans_of(&r, "b2b");
+    CHECK(t && t->op == 'F' && t->from == 2 && t->to == 3);
+    /* conversion */
+    apply(EV("L-1", "e7", "1795440002000", "web", "purchase", ",\"props\":{\"value\":1500.5}"), &r);
+    t = trans_of(&r, "b2b");
+    CHECK(t && t->op == 'C' && t->from == 3 && t->to == 4);
+    /* after conversion: touches only */
+    apply(EV("L-1", "e8", "1795440003000", "web", "page_view", ""), &r);
+    CHECK(trans_of(&r, "b2b") == NULL);
+
+    CHECK_INT(stat_of("L-1", "b2b|e|0"), 1);
+    CHECK_INT(stat_of("L-1", "b2b|e|1"), 1); /* skipped stages count as entered */
+    CHECK_INT(stat_of("L-1", "b2b|e|4"), 1);
+    CHECK_INT(stat_of("L-1", "b2b|p|0"), 0);
+    CHECK_INT(stat_of("L-1", "b2b|p|4"), 1);
+    CHECK_INT(stat_of("L-1", "b2b|conv"), 1);
+    CHECK_INT(stat_of("L-1", "b2b|conv_ch|ads"), 1);
+    CHECK_INT(stat_of("L-1", "strict|e|1"), 2); /* entered on the way in and on the way back */
+}
+
+static void test_replay(void)
+{
+    fn_step_result_t r;
+    long long conv = total("b2b|conv"), e0 = total("b2b|e|0");
+    /* e7 produced a conversion whose outputs were never acknowledged: the replay repeats it */
+    apply(EV("L-1", "e7", "1795440002000", "web", "purchase", ",\"props\":{\"value\":1500.5}"), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(r.replay);
+    const fn_step_transition_t *t = trans_of(&r, "b2b");
+    CHECK(t && t->op == 'C' && t->from == 3 && t->to == 4);
+    /* once acknowledged (the daemon clears the pending result), a replay is a plain dup */
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash("L-1", 3), &k);
+    freeReplyObject(redisCommand(rc, "HDEL %s e7", k.pending));
+    apply(EV("L-1", "e7", "1795440002000", "web", "purchase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_DUP);
+    /* replaying every event again changes no counter */
+    apply(EV("L-1", "e1", "\"2026-11-22T10:00:00Z\"", "ads", "ad_click", ""), &r);
+    apply(EV("L-1", "e3", "\"2026-11-23T10:00:00Z\"", "web", "demo_request", ""), &r);
+    apply(EV("L-1", "e2", "\"2026-11-22T11:00:00Z\"", "email", "email_open", ""), &r);
+    CHECK_INT(r.status, FN_STEP_DUP);
+    CHECK_INT(total("b2b|conv"), conv);
+    CHECK_INT(total("b2b|e|0"), e0);
+}
+
+static void test_lost_and_late(void)
+{
+    fn_step_result_t r;
+    apply(EV("L-2", "a", "2000000", "web", "page_view", ""), &r);
+    apply(EV("L-2", "b", "3000000", "crm", "deal_lost", ""), &r);
+    const fn_step_transition_t *t = trans_of(&r, "b2b");
+    CHECK(t && t->op == 'L' && t->from == 0 && t->to == -1);
+    CHECK_INT(stat_of("L-2", "b2b|lost"), 1);
+    CHECK_INT(stat_of("L-2", "b2b|lostfrom|0"), 1);
+    /* lost is terminal */
+    apply(EV("L-2", "c", "4000000", "web", "purchase", ""), &r);
+    CHECK(trans_of(&r, "b2b") == NULL);
+
+    /* a late event never moves the lead back in time */
+    apply(EV("L-3", "a", "5000000", "web", "page_view", ""), &r);
+    apply(EV("L-3", "b", "1000000", "web", "demo_request", ""), &r);
+    t = trans_of(&r, "b2b");
+    CHECK_INT(r.at, 5000000);
+    CHECK(t && t->time_in_stage_ms == 0 && t->op == 'F');
+    /* and it does not become the last touch, but does become the first */
+    CHECK_INT(r.first.at, 1000000);
+    CHECK_INT(r.last.at, 5000000);
+}
+
+static void test_hostile_ids(void)
+{
+    fn_step_result_t r;
+    const char *ids[] = {"a}{b", "*", "x:y\\nz", "{0}", "fn:{0}:stats"};
+    for (size_t i = 0; i < 5; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"event_id\":\"h\",\"lead_id\":\"%s\",\"ts\":1,\"channel\":\"web\","
+                 "\"type\":\"page_view\"}",
+                 ids[i]);
+        apply(json, &r);
+        CHECK_INT(r.status, FN_STEP_OK);
+        CHECK_INT(r.n_trans, 2);
+    }
+    /* every key this run made has our prefix, a numeric hash tag and a hex lead hash */
+    redisReply *keys = redisCommand(rc, "KEYS %s:*", prefix);
+    CHECK(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements > 0);
+    for (size_t i = 0; keys && i < keys->elements; i++) {
+        const char *k = keys->element[i]->str + strlen(prefix);
+        int shard = -1, n = 0;
+        char kind[8] = "", hex[40] = "";
+        int got = sscanf(k, ":{%d}:%7[a-z]%n", &shard, kind, &n);
+        CHECK(got == 2 && shard >= 0 && shard < cfg->redis_shards);
+        if (strcmp(kind, "stats") != 0) {
+            CHECK(sscanf(k + n, ":%39[0-9a-f]", hex) == 1 && strlen(hex) == 32 &&
+                  strlen(k + n) == 33);
+        }
+    }
+    freeReplyObject(keys);
+}
+
+static void test_consent_erase_collision(void)
+{
+    fn_step_result_t r;
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash("L-1", 3), &k);
+    apply(EV("L-1", "c1", "1795440004000", "web", "consent", ",\"props\":{\"marketing\":false}"),
+          &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    redisReply *c = redisCommand(rc, "HGET %s c", k.lead);
+    CHECK(c && c->type == REDIS_REPLY_STRING && strcmp(c->str, "0") == 0);
+    freeReplyObject(c);
+
+    long long pop4 = total("b2b|p|4"), e4 = total("b2b|e|4");
+    apply(EV("L-1", "x1", "1795440005000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    redisReply *ex = redisCommand(rc, "EXISTS %s %s", k.lead, k.pending);
+    CHECK(ex && ex->integer == 1); /* only the pending erase result itself remains */
+    freeReplyObject(ex);
+    CHECK_INT(total("b2b|p|4"), pop4 - 1); /* the lead left the population */
+    CHECK_INT(total("b2b|e|4"), e4);       /* anonymous counters stay */
+    apply(EV("L-1", "x1", "1795440005000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    CHECK(r.replay);
+
+    /* a key whose stored lead id differs is never touched */
+    fn_step_keys(cfg, fn_step_lead_hash("L-9", 3), &k);
+    freeReplyObject(redisCommand(rc, "HSET %s id someone-else", k.lead));
+    apply(EV("L-9", "z", "1", "web", "page_view", ""), &r);
+    CHECK_INT(r.status, FN_STEP_COLLISION);
+    redisReply *n = redisCommand(rc, "HLEN %s", k.lead);
+    CHECK(n && n->integer == 1);
+    freeReplyObject(n);
+}
+
+int main(void)
+{
+    snprintf(prefix, sizeof prefix, "it%d", (int)getpid());
+    char doc[4096];
+    const char *at = strstr(CONFIG, "PREFIX");
+    snprintf(doc, sizeof doc, "%.*s%s%s", (int)(at - CONFIG), CONFIG, prefix, at + 6);
+    json_error_t jerr;
+    json_t *root = json_loads(doc, 0, &jerr);
+    char err[256];
+    cfg = fn_config_from_json(root, err, sizeof err);
+    json_decref(root);
+    if (!cfg) {
+        fprintf(stderr, "config: %s\n", err);
+        return 1;
+    }
+    rc = connect_from_env();
+    if (!rc || rc->err) {
+        fprintf(stderr, "cannot connect to Redis\n");
+        return 1;
+    }
+    redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", fn_lua_step_src);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "SCRIPT LOAD failed: %s\n", r ? r->str : rc->errstr);
+        return 1;
+    }
+    snprintf(sha, sizeof sha, "%s", r->str);
+    freeReplyObject(r);
+
+    test_journey();
+    test_replay();
+    test_lost_and_late();
+    test_hostile_ids();
+    test_consent_erase_collision();
+
+    if (last_reply)
+        freeReplyObject(last_reply);
+    redisFree(rc);
+    fn_config_free(cfg);
+    return fn_test_result("test_step_redis");
+}

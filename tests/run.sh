@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# tests/run.sh — the one command that runs every test (README.md; .ci/run calls it).
+#
+# Installs what is missing, fetches Kafka, builds funneld twice (a normal build and an
+# ASan+UBSan build), and runs the whole ctest suite on both: unit, integration (real Redis)
+# and end-to-end (real Kafka broker + Redis). The services are started by the ctest
+# fixture and always stopped again, also when a test fails.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+jobs=$(nproc 2>/dev/null || echo 2)
+labels=${FUNNELD_TEST_LABELS:-}   # e.g. "unit|integration" to run a subset
+
+step() { printf '\n=== %s\n' "$*"; }
+
+cleanup() { bash deploy/services.sh down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+step "dependencies"
+bash deploy/install-deps.sh
+bash deploy/kafka.sh fetch
+
+run_suite() {
+    local dir=$1; shift
+    step "configure $dir ($*)"
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    step "build $dir"
+    cmake --build "$dir" -j "$jobs"
+    step "test $dir"
+    local args=(--test-dir "$dir" --output-on-failure --timeout 900)
+    [ -n "$labels" ] && args+=(-L "services|$labels")
+    ctest "${args[@]}"
+}
+
+run_suite build
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite build-asan -DFN_SANITIZE=ON
+step "all tests passed"

@@ -1,0 +1,92 @@
+/*
+ * test_util.c — time parsing and formatting against an independent day count, durations,
+ * and the JSON string escaper.
+ */
+#include <stdlib.h>
+
+#include "fn_test.h"
+#include "funneld/common.h"
+
+static void test_time(void)
+{
+    static const struct {
+        const char *text;
+        int ok;
+        long long ms;
+    } cases[] = {
+        {"1970-01-01T00:00:00Z", 1, 0},
+        {"2026-11-22T10:15:00.250Z", 1, 1795342500250LL},
+        {"2026-11-22T12:15:00.250+02:00", 1, 1795342500250LL},
+        {"2026-11-22T05:15:00.25-05:00", 1, 1795342500250LL},
+        {"2026-11-22t10:15:00.2509z", 1, 1795342500250LL},
+        {"2024-02-29T00:00:00Z", 1, 1709164800000LL},
+        {"2023-02-29T00:00:00Z", 0, 0},
+        {"2026-13-01T00:00:00Z", 0, 0},
+        {"2026-11-22T24:00:00Z", 0, 0},
+        {"2026-11-22T10:15:00", 0, 0},
+        {"2026-11-22T10:15:00.Z", 0, 0},
+        {"2026-11-22 10:15:00Z", 0, 0},
+        {"2026-11-22T10:15:00Zjunk", 0, 0},
+        {"", 0, 0},
+        {"9999-12-31T23:59:59.999Z", 1, 253402300799999LL},
+        {"0000-01-01T00:00:00Z", 1, -62167219200000LL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t ms = 0;
+        int ok = fn_time_parse(cases[i].text, strlen(cases[i].text), &ms) == FN_OK;
+        if (ok != cases[i].ok)
+            fprintf(stderr, "case %s\n", cases[i].text);
+        CHECK_INT(ok, cases[i].ok);
+        if (ok && cases[i].ok)
+            CHECK_INT(ms, cases[i].ms);
+    }
+    /* format and parse are inverse over a wide range, including before 1970 */
+    for (int64_t ms = -86400000LL * 366 * 3; ms < 253402300799999LL; ms += 7777777777LL + 13) {
+        char buf[40];
+        int64_t back = -1;
+        size_t n = fn_time_format(ms, buf, sizeof buf);
+        if (fn_time_parse(buf, n, &back) != FN_OK || back != ms) {
+            CHECK_INT(back, ms);
+            break;
+        }
+    }
+    char buf[40];
+    fn_time_format(1795342500250LL, buf, sizeof buf);
+    CHECK_STR(buf, "2026-11-22T10:15:00.250Z");
+}
+
+static void test_duration(void)
+{
+    int64_t ms;
+    CHECK(fn_duration_parse("90s", &ms) == FN_OK && ms == 90000);
+    CHECK(fn_duration_parse("15m", &ms) == FN_OK && ms == 900000);
+    CHECK(fn_duration_parse("48h", &ms) == FN_OK && ms == 172800000);
+    CHECK(fn_duration_parse("7d", &ms) == FN_OK && ms == 604800000);
+    CHECK(fn_duration_parse("250ms", &ms) == FN_OK && ms == 250);
+    CHECK(fn_duration_parse("0s", &ms) == FN_OK && ms == 0);
+    CHECK(fn_duration_parse("1.5h", &ms) == FN_ERR);
+    CHECK(fn_duration_parse("h", &ms) == FN_ERR);
+    CHECK(fn_duration_parse("-1s", &ms) == FN_ERR);
+    CHECK(fn_duration_parse("10", &ms) == FN_ERR);
+    CHECK(fn_duration_parse("10w", &ms) == FN_ERR);
+    CHECK(fn_duration_parse("99999999999999999999d", &ms) == FN_ERR);
+    CHECK(fn_duration_parse("9999999999999999d", &ms) == FN_ERR);
+}
+
+static void test_json_str(void)
+{
+    fn_buf_t b = {0};
+    CHECK(fn_buf_append_json_str(&b, "a\"b\\c\n\x01", 7) == FN_OK);
+    CHECK_STR(b.data, "\"a\\\"b\\\\c\\u000a\\u0001\"");
+    fn_buf_reset(&b);
+    CHECK(fn_buf_appendf(&b, "%0300d", 7) == FN_OK && b.len == 300);
+    fn_buf_free(&b);
+}
+
+int main(void)
+{
+    test_time();
+    test_duration();
+    test_json_str();
+    return fn_test_result("test_util");
+}
