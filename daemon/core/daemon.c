@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "funneld/daemon.h"
+#include "funneld/hash.h"
 
 #define TICK_MS 100
 #define DRAIN_DEADLINE_MS 30000
@@ -61,6 +62,41 @@ static void msg_free(fn_daemon_t *d, fn_msg_t *m)
     d->in_flight--;
 }
 
+static fn_hash128_t copy_key(const fn_msg_t *m)
+{
+    char hex[33];
+    fn_hash_hex(m->lead_hash, hex);
+    const char *parts[] = {hex, m->ev.event_id.p};
+    const size_t lens[] = {32, m->ev.event_id.len};
+    return fn_hash_parts(parts, lens, 2);
+}
+
+void fn_msg_acked(fn_daemon_t *d, const fn_msg_t *m)
+{
+    d->acked[d->acked_next++ % (sizeof d->acked / sizeof d->acked[0])] = copy_key(m);
+}
+
+static bool same_str(fn_str_t a, fn_str_t b)
+{
+    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+/* Rare path, only for replayed results, so plain scans are fine. */
+bool fn_msg_first_copy_handled(fn_daemon_t *d, const fn_msg_t *m)
+{
+    fn_hash128_t k = copy_key(m);
+    for (size_t i = 0; i < sizeof d->acked / sizeof d->acked[0]; i++)
+        if (d->acked[i].hi == k.hi && d->acked[i].lo == k.lo)
+            return true;
+    for (fn_partition_t *p = d->partitions; p; p = p->next)
+        for (fn_msg_t *o = p->head; o; o = o->part_next)
+            if (o != m && o->state == FN_MSG_PRODUCING && o->clear_pending &&
+                o->lead_hash.hi == m->lead_hash.hi && o->lead_hash.lo == m->lead_hash.lo &&
+                same_str(o->ev.event_id, m->ev.event_id))
+                return true;
+    return false;
+}
+
 static void kick(fn_daemon_t *d)
 {
     /* Run the tick as soon as the loop is free instead of draining from inside a callback. */
@@ -104,13 +140,15 @@ static void on_closed(uv_handle_t *h)
 
 static void finish(fn_daemon_t *d)
 {
+    uint64_t rejected = 0;
+    for (int i = 0; i < FN_REJ_COUNT; i++)
+        rejected += d->stats.rejected[i];
     fn_log(&d->log, FN_LOG_INFO, "daemon",
-           "stopping: %zu message(s) still in flight, consumed %llu, transitions %llu, "
-           "rejected to DLQ %llu",
+           "stopping: %zu message(s) still in flight; consumed %llu, transitions %llu, "
+           "duplicates %llu, dead letters %llu",
            d->in_flight, (unsigned long long)d->stats.consumed,
-           (unsigned long long)d->stats.transitions,
-           (unsigned long long)(d->stats.consumed - d->stats.transitions - d->stats.touches -
-                                d->stats.duplicates - d->stats.erased - d->stats.consents));
+           (unsigned long long)d->stats.transitions, (unsigned long long)d->stats.duplicates,
+           (unsigned long long)rejected);
     fn_input_close(d);
     fn_output_close(d);
     fn_store_close(d);

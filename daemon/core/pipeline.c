@@ -56,23 +56,6 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     fn_store_submit(d, m);
 }
 
-static bool same_str(fn_str_t a, fn_str_t b)
-{
-    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
-}
-
-/* Rare path (only for replayed results): is the first copy of m's event still producing? */
-static bool original_in_flight(fn_daemon_t *d, const fn_msg_t *m)
-{
-    for (fn_partition_t *p = d->partitions; p; p = p->next)
-        for (fn_msg_t *o = p->head; o; o = o->part_next)
-            if (o != m && o->state == FN_MSG_PRODUCING && o->clear_pending &&
-                o->lead_hash.hi == m->lead_hash.hi && o->lead_hash.lo == m->lead_hash.lo &&
-                same_str(o->ev.event_id, m->ev.event_id))
-                return true;
-    return false;
-}
-
 static void count_transition(fn_daemon_t *d, char op)
 {
     d->stats.transitions++;
@@ -124,10 +107,10 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     case FN_STEP_ERASED:
         break;
     }
-    if (res.replay && original_in_flight(d, m)) {
-        /* A duplicate arriving while this process is still delivering the first copy's
-         * outputs: those deliveries cannot be lost without losing this process too, and
-         * then neither copy is committed. So this copy emits nothing. */
+    if (res.replay && fn_msg_first_copy_handled(d, m)) {
+        /* A duplicate whose first copy this process has delivered, or is still delivering
+         * (which cannot fail without this process dying, and then neither copy is
+         * committed): this copy emits nothing. */
         d->stats.duplicates++;
         fn_store_release(d, m);
         fn_msg_done(d, m);

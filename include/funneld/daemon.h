@@ -108,6 +108,11 @@ typedef struct fn_daemon {
     fn_msg_t **lead_table; /* chain heads by lead hash */
     size_t lead_table_mask;
 
+    /* results acknowledged recently, by hash of (lead id, event id): a duplicate whose step
+     * ran before the first copy's result was cleared finds its first copy here */
+    fn_hash128_t acked[4096];
+    unsigned acked_next;
+
     /* messages */
     size_t in_flight;
     fn_msg_t *free_msgs;
@@ -134,6 +139,10 @@ fn_msg_t *fn_msg_new(fn_daemon_t *d);
 /* Marks m done and commits every done prefix of its partition. */
 void fn_msg_done(fn_daemon_t *d, fn_msg_t *m);
 void fn_queue_push(fn_msg_queue_t *q, fn_msg_t *m);
+/* Remembers that m's outputs are acknowledged (see fn_daemon_t.acked). */
+void fn_msg_acked(fn_daemon_t *d, const fn_msg_t *m);
+/* True when an earlier copy of m's event was acknowledged recently or is still producing. */
+bool fn_msg_first_copy_handled(fn_daemon_t *d, const fn_msg_t *m);
 fn_msg_t *fn_queue_pop(fn_msg_queue_t *q);
 
 /* --- input/kafka_in.c --- */

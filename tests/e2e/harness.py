@@ -179,3 +179,82 @@ class Check:
     def done(self):
         print(f"{self.name}: {self.n} checks, {self.failed} failed")
         sys.exit(1 if self.failed else 0)
+
+
+def gen_stream(n, leads, seed=1, dup_rate=0.01, bad_rate=0.005, base=1795000000000):
+    """A deterministic realistic stream: leads walk the demo b2b funnel with touches between
+    stages, drop off, get lost or convert; some messages are duplicated or malformed.
+    Returns a list of (key bytes, value bytes)."""
+    import random
+    rnd = random.Random(seed)
+    stage_types = [["page_view", "ad_click"], ["email_click", "content_download"],
+                   ["demo_request", "trial_start"], ["checkout_start", "deal_stage"],
+                   ["purchase"]]
+    touches = [("email", "email_open"), ("web", "page_view"), ("social", "post_like"),
+               ("ads", "impression")]
+    state = {}
+    out = []
+    seq = 0
+    while len(out) < n:
+        lid = "L-%06d" % rnd.randrange(leads)
+        st = state.setdefault(lid, {"stage": -1, "t": base + rnd.randrange(86400000), "n": 0,
+                                    "done": False})
+        st["t"] += rnd.randrange(1000, 3600000)
+        st["n"] += 1
+        seq += 1
+        e = {"event_id": "e-%d" % st["n"], "lead_id": lid, "ts": st["t"]}
+        r = rnd.random()
+        if st["done"] or r < 0.55:
+            ch, ty = rnd.choice(touches)
+        elif r < 0.58:
+            ch, ty = "crm", "deal_lost"
+            st["done"] = True
+        else:
+            nxt = min(st["stage"] + 1 + (1 if rnd.random() < 0.1 else 0), 4)
+            ty = rnd.choice(stage_types[nxt])
+            ch = "crm" if ty == "deal_stage" else rnd.choice(["web", "email", "ads"])
+            st["stage"] = nxt
+            st["done"] = nxt == 4
+        e.update({"channel": ch, "type": ty})
+        props = {"campaign": rnd.choice(["spring", "nurture-1", "nurture-2", "retarget-a"])}
+        if ty == "deal_stage":
+            props["stage"] = "proposal"
+        if ty in ("demo_request", "purchase", "deal_stage"):
+            props["value"] = rnd.randrange(500, 50000)
+        e["props"] = props
+        if rnd.random() < 0.2:
+            e["ts"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(e["ts"] // 1000)) + \
+                ".%03dZ" % (e["ts"] % 1000)
+        raw = json.dumps(e).encode()
+        if rnd.random() < bad_rate:
+            raw = raw[: len(raw) // 2]  # truncated
+        out.append((lid.encode(), raw))
+        if rnd.random() < dup_rate and len(out) < n:
+            out.append((lid.encode(), raw))
+    return out[:n]
+
+
+def group_lag(brokers, group, topic):
+    """Messages in topic not yet committed by group (None if the group has no commits)."""
+    from confluent_kafka import TopicPartition
+    c = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": False})
+    md = c.list_topics(topic, timeout=10)
+    parts = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+    committed = c.committed(parts, timeout=10)
+    lag = 0
+    for tp in committed:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+        lag += hi - (tp.offset if tp.offset >= 0 else lo)
+    c.close()
+    return lag
+
+
+def wait_drained(st, timeout=600):
+    """Waits until the daemon's group has committed everything in the input topic."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lag = group_lag(st.brokers, st.name, st.input)
+        if lag == 0:
+            return True
+        time.sleep(1)
+    return False
