@@ -50,7 +50,7 @@ bash deploy/kafka.sh topics touchpoints:6 funnel.transitions:6 funnel.retargetin
 
 say "starting funneld with deploy/config/demo.json"
 build/funneld --check-config -c deploy/config/demo.json
-build/funneld -c deploy/config/demo.json 2>"$run_dir/funneld.log" &
+build/funneld -c deploy/config/demo.json >"$run_dir/funneld.log" 2>&1 &
 pid=$!
 echo "funneld pid $pid, logs in $run_dir/funneld.log"
 
@@ -103,6 +103,14 @@ for (f, t, to), n in sorted(by.items()):
     print(f"  {f:<6} {t:<14} to {to:<12} {n}")
 reasons = collections.Counter(dict(m.headers() or []).get("funneld.error", b"?").decode() for m in dlq)
 print(f"  transitions: {len(tr)}   dead letters: {len(dlq)} {dict(reasons)}")
+won = [e["lead_id"] for e in tr if e["funnel"] == "b2b" and e["type"] == "converted"][:3]
+for lead in won:
+    steps = [e for e in tr if e["lead_id"] == lead and e["funnel"] == "b2b"]
+    path = " -> ".join([steps[0]["from"] or "(new)"] + [e["to"] for e in steps])
+    last = steps[-1]
+    print(f"\n  journey of {lead} in b2b: {path}")
+    print(f"    cycle {last['cycle_ms'] / 3600000:.1f} h, {last['touches']} touches, value {last['value']},"
+          f" first touch {last['attribution']['first']['channel']}/{last['attribution']['first']['campaign']}")
 PY
 echo
 if [ "$keep" = 1 ]; then

@@ -1,26 +1,45 @@
 /*
  * event.c — decoding and validating one touchpoint message (SPEC §1, event.h).
  *
- * Order of checks: size, then UTF-8 over the raw bytes (so invalid text gets its own code
- * and a byte offset rather than a parser message), then one jansson parse with duplicate
- * keys rejected, then the fields. Unknown top-level fields are accepted so producers can add
- * fields before funneld knows them. Reasons never quote the message beyond a short escaped
- * excerpt: they travel in a Kafka header and in logs.
+ * Order of checks: size, then strict UTF-8 over the raw bytes (so bad text gets its own code
+ * and a byte offset rather than a parser message), then exactly one jansson parse, then the
+ * fields in a fixed order (event_id, lead_id, ts, channel, type, funnel, props), so the first
+ * problem found is always the one reported.
+ *
+ * What jansson 2.14 does for us, and we rely on:
+ *  - nesting deeper than 2048 arrays/objects fails with "maximum parsing depth reached"; its
+ *    recursion is bounded by that, so no depth pre-scan is needed (10000-deep input is a plain
+ *    invalid_json, tested);
+ *  - integers outside long long ("too big integer") and reals that overflow a double ("real
+ *    number overflow") fail the parse, so they are invalid_json, not ts_out_of_range; every
+ *    integer that does parse is range-checked against 1970..9999 here;
+ *  - "\uD800"-style lone surrogate escapes and NUL in object keys fail the parse.
+ *
+ * Unknown top-level fields and unknown props are accepted and kept in the document: producers
+ * may add fields before funneld knows them (forward compatibility), and free props feed the
+ * funnels' matchers.
+ *
+ * Reasons travel in a Kafka header and a log line: they are built in a stack buffer, quote
+ * message text only as a short excerpt escaped like a JSON string, and are copied out as
+ * printable ASCII, truncated to the caller's buffer between escapes, never inside one. No
+ * allocation here besides jansson's parse.
  */
 #include <math.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "funneld/common.h"
 #include "funneld/event.h"
 
-#define MIN_TS_MS 0LL               /* 1970-01-01 */
+#define MIN_TS_MS 0LL               /* 1970-01-01T00:00:00.000Z */
 #define MAX_TS_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
-#define MAX_NAME_LEN 64             /* channel, type, funnel */
+#define MAX_TS_TEXT 64              /* longer ts strings are not timestamps */
+#define MAX_NAME_LEN 64             /* channel, type */
 #define MAX_PROP_LEN 256            /* known string props */
-#define MAX_ABS_VALUE 1e15
+#define MAX_ABS_VALUE 1e15          /* money: beyond this doubles stop counting cents */
+#define EXCERPT_BYTES 40            /* message bytes a reason may quote */
 
 static const char *const codes[FN_REJ_COUNT] = {
     "none",          "oversize",   "invalid_utf8",  "invalid_json",    "not_object",
@@ -29,26 +48,134 @@ static const char *const codes[FN_REJ_COUNT] = {
 
 const char *fn_reject_code(fn_reject_t r)
 {
-    return r >= 0 && r < FN_REJ_COUNT ? codes[r] : "unknown";
+    return (unsigned)r < FN_REJ_COUNT ? codes[r] : "unknown";
 }
 
-static fn_reject_t fail(fn_reject_t code, char *reason, size_t len, const char *fmt, ...)
+/* Decodes the UTF-8 character at s (at most n bytes) into *cp; returns its length, or 0 when
+ * the bytes there are not a whole, well-formed character. */
+static size_t utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
+{
+    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (len == 0 || len > n || s[0] > 0xF4)
+        return 0;
+    unsigned long v = len == 1 ? s[0] : s[0] & (0x3F >> (len - 1));
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        v = v << 6 | (s[k] & 0x3F);
+    }
+    *cp = v;
+    return len;
+}
+
+/* Writes one character as ASCII: itself when printable, else a JSON-style \uXXXX escape (a
+ * surrogate pair above U+FFFF). Returns the bytes written (at most 12), or 0 when it would not
+ * fit whole in out[0..room). quote also escapes '"' and '\\', for quoted excerpts. */
+static size_t put_char(char *out, size_t room, unsigned long cp, bool quote)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[12];
+    size_t n = 0;
+    if (cp >= 0x20 && cp < 0x7f) {
+        if (quote && (cp == '"' || cp == '\\'))
+            tmp[n++] = '\\';
+        tmp[n++] = (char)cp;
+    } else {
+        unsigned long units[2] = {cp, 0};
+        size_t nu = 1;
+        if (cp > 0xFFFF) {
+            units[0] = 0xD800 + ((cp - 0x10000) >> 10);
+            units[1] = 0xDC00 + ((cp - 0x10000) & 0x3FF);
+            nu = 2;
+        }
+        for (size_t u = 0; u < nu; u++) {
+            tmp[n++] = '\\', tmp[n++] = 'u';
+            for (int sh = 12; sh >= 0; sh -= 4)
+                tmp[n++] = hex[(units[u] >> sh) & 15];
+        }
+    }
+    if (n > room)
+        return 0;
+    memcpy(out, tmp, n);
+    return n;
+}
+
+/* Copies src into dst (dstlen > 0) as printable ASCII, the safest thing to put in a Kafka
+ * header and a log line: control bytes and non-ASCII characters (BOMs, bidi overrides) become
+ * \uXXXX escapes, bytes that are not whole UTF-8 become '?', and the copy stops before an
+ * escape that would not fit whole. */
+static void copy_safe(char *dst, size_t dstlen, const char *src)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t o = 0, left = strlen(src);
+    while (left) {
+        /* An escape already in src (from excerpt() or jansson's text) is cut whole or not at
+         * all, so a truncated reason never ends in half an escape. */
+        if (s[0] == '\\' && left >= 2 && s[1] >= 0x20 && s[1] < 0x7f) {
+            size_t n = 2;
+            if (s[1] == 'u' && left >= 6 &&
+                strspn((const char *)s + 2, "0123456789abcdefABCDEF") >= 4)
+                n = 6;
+            if (o + n > dstlen - 1)
+                break;
+            memcpy(dst + o, s, n);
+            o += n, s += n, left -= n;
+            continue;
+        }
+        unsigned long cp = '?';
+        size_t n = utf8_decode(s, left, &cp);
+        size_t w = put_char(dst + o, dstlen - 1 - o, n ? cp : '?', false);
+        if (w == 0)
+            break;
+        o += w;
+        s += n ? n : 1;
+        left -= n ? n : 1;
+    }
+    dst[o] = '\0';
+}
+
+static fn_reject_t fail(fn_reject_t code, char *reason, size_t rl, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static fn_reject_t fail(fn_reject_t code, char *reason, size_t len, const char *fmt, ...)
+static fn_reject_t fail(fn_reject_t code, char *reason, size_t rl, const char *fmt, ...)
 {
+    if (!reason || rl == 0)
+        return code;
+    char tmp[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(reason, len, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    /* Reasons go into a Kafka header and a log line: no control characters. */
-    for (char *p = reason; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    copy_safe(reason, rl, tmp);
     return code;
 }
 
-/* Returns the offset of the first byte that is not strict UTF-8, or len when all is valid. */
+/* Writes a quoted excerpt of the first EXCERPT_BYTES bytes of s (NUL bytes allowed) into out,
+ * escaped like a JSON string literal so the reason stays ASCII; "..." marks a cut. out must
+ * hold EXCERPT_SIZE bytes: each input byte becomes at most 6 output bytes. */
+#define EXCERPT_SIZE (6 * EXCERPT_BYTES + 8)
+static const char *excerpt(const char *s, size_t len, char *out)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    out[o++] = '"';
+    while (i < len) {
+        unsigned long cp = '?';
+        size_t n = utf8_decode(u + i, len - i, &cp);
+        if (i + (n ? n : 1) > EXCERPT_BYTES)
+            break;
+        o += put_char(out + o, EXCERPT_SIZE - 5 - o, n ? cp : '?', true);
+        i += n ? n : 1;
+    }
+    out[o++] = '"';
+    if (i < len)
+        memcpy(out + o, "...", 3), o += 3;
+    out[o] = '\0';
+    return out;
+}
+
+/* Returns the offset of the first byte that is not strict UTF-8 (RFC 3629: no overlong forms,
+ * no surrogates, nothing above U+10FFFF, no truncated sequence), or len when all is valid. */
 static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 {
     size_t i = 0;
@@ -59,31 +186,31 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
             continue;
         }
         size_t n;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF)
+        unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+        if (c >= 0xC2 && c <= 0xDF) {
             n = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
+        } else if (c >= 0xE0 && c <= 0xEF) {
             n = 2;
             if (c == 0xE0)
                 lo = 0xA0; /* overlong */
             else if (c == 0xED)
-                hi = 0x9F; /* surrogates */
+                hi = 0x9F; /* U+D800..U+DFFF surrogates */
         } else if (c >= 0xF0 && c <= 0xF4) {
             n = 3;
             if (c == 0xF0)
                 lo = 0x90; /* overlong */
             else if (c == 0xF4)
-                hi = 0x8F; /* > U+10FFFF */
-        } else
-            return i;
-        for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len)
-                return i;
-            unsigned char cc = s[i + k];
-            unsigned l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-            if (cc < l || cc > h)
-                return i;
+                hi = 0x8F; /* above U+10FFFF */
+        } else {
+            return i; /* continuation byte, C0/C1 overlong lead, or F5..FF */
         }
+        if (len - i <= n)
+            return i; /* truncated at the end of the message */
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k <= n; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                return i;
         i += n + 1;
     }
     return len;
@@ -101,7 +228,7 @@ static const char *json_type_name(const json_t *v)
     case JSON_INTEGER:
         return "integer";
     case JSON_REAL:
-        return "number";
+        return "real number";
     case JSON_TRUE:
     case JSON_FALSE:
         return "boolean";
@@ -111,15 +238,16 @@ static const char *json_type_name(const json_t *v)
     return "?";
 }
 
-/* A required or optional string field with a length range and no NUL or control bytes. */
-static fn_reject_t get_str(json_t *obj, const char *key, const char *path, bool required,
-                           size_t maxlen, bool no_ctrl, fn_str_t *out, char *reason, size_t rl)
+enum { STR_OPTIONAL = 0, STR_REQUIRED = 1, STR_NO_CTRL = 2 };
+
+/* A string field with at most maxlen bytes and no NUL byte (fn_str_t promises a C string);
+ * required ones must be non-empty, STR_NO_CTRL ones must not contain control characters. */
+static fn_reject_t get_str(json_t *obj, const char *key, const char *path, int flags, size_t maxlen,
+                           fn_str_t *out, char *reason, size_t rl)
 {
     json_t *v = json_object_get(obj, key);
-    out->p = NULL;
-    out->len = 0;
     if (!v) {
-        if (required)
+        if (flags & STR_REQUIRED)
             return fail(FN_REJ_MISSING_FIELD, reason, rl, "%s: missing", path);
         return FN_REJ_NONE;
     }
@@ -128,20 +256,36 @@ static fn_reject_t get_str(json_t *obj, const char *key, const char *path, bool 
                     json_type_name(v));
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
-    if (len == 0 && required)
+    if (len == 0 && (flags & STR_REQUIRED))
         return fail(FN_REJ_INVALID_VALUE, reason, rl, "%s: empty", path);
     if (len > maxlen)
-        return fail(FN_REJ_INVALID_VALUE, reason, rl, "%s: longer than %zu bytes", path, maxlen);
+        return fail(FN_REJ_INVALID_VALUE, reason, rl, "%s: longer than %zu bytes (%zu)", path,
+                    maxlen, len);
     if (memchr(s, '\0', len))
         return fail(FN_REJ_INVALID_VALUE, reason, rl, "%s: contains a NUL byte", path);
-    if (no_ctrl)
+    if (flags & STR_NO_CTRL)
         for (size_t i = 0; i < len; i++)
             if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-                return fail(FN_REJ_INVALID_VALUE, reason, rl, "%s: contains a control character",
-                            path);
+                return fail(FN_REJ_INVALID_VALUE, reason, rl,
+                            "%s: contains a control character at byte %zu", path, i);
     out->p = s;
     out->len = len;
     return FN_REJ_NONE;
+}
+
+/* "1d", "36h", "90s", "1500ms": the largest unit that divides ms, for reasons. */
+static void format_duration(int64_t ms, char *out, size_t outlen)
+{
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms % units[i].ms == 0) {
+            snprintf(out, outlen, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    snprintf(out, outlen, "%lldms", (long long)ms);
 }
 
 static fn_reject_t get_ts(json_t *obj, const fn_config_t *cfg, int64_t now_ms, int64_t *out,
@@ -152,26 +296,34 @@ static fn_reject_t get_ts(json_t *obj, const fn_config_t *cfg, int64_t now_ms, i
         return fail(FN_REJ_MISSING_FIELD, reason, rl, "ts: missing");
     int64_t ms;
     if (json_is_integer(v)) {
-        ms = json_integer_value(v);
+        ms = (int64_t)json_integer_value(v);
     } else if (json_is_string(v)) {
         const char *s = json_string_value(v);
         size_t len = json_string_length(v);
-        if (len > 64 || fn_time_parse(s, len, &ms) != FN_OK)
+        char ex[EXCERPT_SIZE];
+        if (len > MAX_TS_TEXT || fn_time_parse(s, len, &ms) != FN_OK)
             return fail(FN_REJ_INVALID_VALUE, reason, rl,
-                        "ts: not an RFC 3339 timestamp (like 2026-11-22T10:15:00.250Z)");
+                        "ts: %s is not an RFC 3339 timestamp (like 2026-11-22T10:15:00.250Z)",
+                        excerpt(s, len, ex));
     } else {
         return fail(FN_REJ_WRONG_TYPE, reason, rl,
                     "ts: expected an RFC 3339 string or integer epoch milliseconds, got %s",
                     json_type_name(v));
     }
-    if (ms < MIN_TS_MS || ms > MAX_TS_MS)
-        return fail(FN_REJ_TS_RANGE, reason, rl, "ts: %lld ms is outside 1970..9999",
+    if (ms < MIN_TS_MS)
+        return fail(FN_REJ_TS_RANGE, reason, rl, "ts: %lld ms is before 1970-01-01T00:00:00Z",
                     (long long)ms);
-    if (cfg->max_future_ms > 0 && ms > now_ms + cfg->max_future_ms) {
-        char when[40];
+    if (ms > MAX_TS_MS)
+        return fail(FN_REJ_TS_RANGE, reason, rl, "ts: %lld ms is after 9999-12-31T23:59:59.999Z",
+                    (long long)ms);
+    /* Written as a difference: ms is bounded above, so this cannot overflow even when
+     * max_future_ms is huge. */
+    if (cfg->max_future_ms > 0 && ms - now_ms > cfg->max_future_ms) {
+        char when[40], ahead[32];
         fn_time_format(ms, when, sizeof when);
-        return fail(FN_REJ_TS_RANGE, reason, rl, "ts: %s is more than %lld ms ahead of the clock",
-                    when, (long long)cfg->max_future_ms);
+        format_duration(cfg->max_future_ms, ahead, sizeof ahead);
+        return fail(FN_REJ_TS_RANGE, reason, rl, "ts: %s is more than %s ahead of the clock", when,
+                    ahead);
     }
     *out = ms;
     return FN_REJ_NONE;
@@ -199,8 +351,8 @@ static fn_reject_t get_props(fn_event_t *ev, char *reason, size_t rl)
     ev->props = props;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         fn_str_t *dst = (fn_str_t *)((char *)ev + known[i].off);
-        fn_reject_t r =
-            get_str(props, known[i].key, known[i].path, false, MAX_PROP_LEN, true, dst, reason, rl);
+        fn_reject_t r = get_str(props, known[i].key, known[i].path, STR_OPTIONAL, MAX_PROP_LEN, dst,
+                                reason, rl);
         if (r)
             return r;
     }
@@ -212,10 +364,11 @@ static fn_reject_t get_props(fn_event_t *ev, char *reason, size_t rl)
         double d = json_number_value(v);
         if (!isfinite(d) || fabs(d) > MAX_ABS_VALUE)
             return fail(FN_REJ_INVALID_VALUE, reason, rl,
-                        "props.value: out of range (|v| <= 1e15)");
+                        "props.value: %.16g is out of range (at most 1e15 in magnitude)", d);
         ev->has_value = true;
         ev->value = d;
     }
+    /* Typed wherever it appears, so a producer's mistake shows before it matters. */
     json_t *mk = json_object_get(props, "marketing");
     if (mk) {
         if (!json_is_boolean(mk))
@@ -227,34 +380,54 @@ static fn_reject_t get_props(fn_event_t *ev, char *reason, size_t rl)
     return FN_REJ_NONE;
 }
 
-static bool funnel_known(const fn_config_t *cfg, fn_str_t name)
+/* The same lookup as fn_config_funnel(), kept here so the decoder does not depend on config.c;
+ * a length compare first, so names with an embedded NUL never match. */
+static bool funnel_known(const fn_config_t *cfg, const char *name, size_t len)
 {
-    for (size_t i = 0; i < cfg->n_funnels; i++)
-        if (strlen(cfg->funnels[i].name) == name.len &&
-            memcmp(cfg->funnels[i].name, name.p, name.len) == 0)
+    for (size_t i = 0; i < cfg->n_funnels; i++) {
+        const char *n = cfg->funnels[i].name;
+        if (n && strlen(n) == len && memcmp(n, name, len) == 0)
             return true;
+    }
     return false;
+}
+
+/* funnel is optional; any string that does not name a configured funnel (empty, too long,
+ * NUL, or just unknown) is unknown_funnel, since no configured name can match it. */
+static fn_reject_t get_funnel(fn_event_t *ev, const fn_config_t *cfg, char *reason, size_t rl)
+{
+    json_t *v = json_object_get(ev->doc, "funnel");
+    if (!v)
+        return FN_REJ_NONE;
+    if (!json_is_string(v))
+        return fail(FN_REJ_WRONG_TYPE, reason, rl, "funnel: expected string, got %s",
+                    json_type_name(v));
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    char ex[EXCERPT_SIZE];
+    if (!funnel_known(cfg, s, len))
+        return fail(FN_REJ_UNKNOWN_FUNNEL, reason, rl, "funnel: %s is not configured",
+                    excerpt(s, len, ex));
+    ev->funnel.p = s;
+    ev->funnel.len = len;
+    return FN_REJ_NONE;
 }
 
 static fn_reject_t decode_fields(fn_event_t *ev, const fn_config_t *cfg, int64_t now_ms,
                                  char *reason, size_t rl)
 {
     json_t *o = ev->doc;
+    const int req = STR_REQUIRED, name = STR_REQUIRED | STR_NO_CTRL;
     fn_reject_t r;
-    if ((r = get_str(o, "event_id", "event_id", true, FN_MAX_ID_LEN, false, &ev->event_id, reason,
-                     rl)) ||
-        (r = get_str(o, "lead_id", "lead_id", true, FN_MAX_ID_LEN, false, &ev->lead_id, reason,
-                     rl)) ||
+    /* Ids are opaque: any bytes but NUL (newlines, braces, colons included); the store never
+     * uses them as key fragments. */
+    if ((r = get_str(o, "event_id", "event_id", req, FN_MAX_ID_LEN, &ev->event_id, reason, rl)) ||
+        (r = get_str(o, "lead_id", "lead_id", req, FN_MAX_ID_LEN, &ev->lead_id, reason, rl)) ||
         (r = get_ts(o, cfg, now_ms, &ev->ts_ms, reason, rl)) ||
-        (r = get_str(o, "channel", "channel", true, MAX_NAME_LEN, true, &ev->channel, reason,
-                     rl)) ||
-        (r = get_str(o, "type", "type", true, MAX_NAME_LEN, true, &ev->type, reason, rl)) ||
-        (r = get_str(o, "funnel", "funnel", false, MAX_NAME_LEN, true, &ev->funnel, reason, rl)) ||
-        (r = get_props(ev, reason, rl)))
+        (r = get_str(o, "channel", "channel", name, MAX_NAME_LEN, &ev->channel, reason, rl)) ||
+        (r = get_str(o, "type", "type", name, MAX_NAME_LEN, &ev->type, reason, rl)) ||
+        (r = get_funnel(ev, cfg, reason, rl)) || (r = get_props(ev, reason, rl)))
         return r;
-    if (ev->funnel.p && !funnel_known(cfg, ev->funnel))
-        return fail(FN_REJ_UNKNOWN_FUNNEL, reason, rl, "funnel: \"%.*s\" is not configured",
-                    (int)ev->funnel.len, ev->funnel.p);
     if (ev->type.len == 7 && memcmp(ev->type.p, "consent", 7) == 0) {
         ev->kind = FN_EV_CONSENT;
         if (!ev->has_marketing)
@@ -262,6 +435,8 @@ static fn_reject_t decode_fields(fn_event_t *ev, const fn_config_t *cfg, int64_t
                         "props.marketing: missing (required for type consent)");
     } else if (ev->type.len == 5 && memcmp(ev->type.p, "erase", 5) == 0) {
         ev->kind = FN_EV_ERASE;
+    } else {
+        ev->kind = FN_EV_TOUCHPOINT;
     }
     return FN_REJ_NONE;
 }
@@ -269,8 +444,10 @@ static fn_reject_t decode_fields(fn_event_t *ev, const fn_config_t *cfg, int64_t
 fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg, int64_t now_ms,
                             fn_event_t *ev, char *reason, size_t reasonlen)
 {
+    fn_reject_t r;
+    json_error_t err;
     memset(ev, 0, sizeof *ev);
-    if (reasonlen)
+    if (reason && reasonlen)
         reason[0] = '\0';
     if (len > cfg->max_message_bytes)
         return fail(FN_REJ_OVERSIZE, reason, reasonlen, "message is %zu bytes, limit %zu", len,
@@ -281,20 +458,27 @@ fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg,
     if (bad < len)
         return fail(FN_REJ_INVALID_UTF8, reason, reasonlen, "invalid UTF-8 at byte %zu (0x%02x)",
                     bad, (unsigned char)buf[bad]);
-    json_error_t err;
-    /* JSON_ALLOW_NUL lets "\u0000" through the parser so the field check can name it. */
-    ev->doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
-    if (!ev->doc)
-        return fail(FN_REJ_INVALID_JSON, reason, reasonlen, "%s at line %d, column %d", err.text,
-                    err.line, err.column);
-    fn_reject_t r;
-    if (!json_is_object(ev->doc))
+    /* JSON_DECODE_ANY so that "str" or null is reported as not_object rather than a parse
+     * error; JSON_ALLOW_NUL lets "\u0000" through so the field check can name it; the EOF
+     * check stays on, so trailing bytes after the value are invalid_json. */
+    ev->doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
+    if (!ev->doc) {
+        /* err.text quotes at most a short token of the message (jansson omits longer ones). */
+        r = fail(FN_REJ_INVALID_JSON, reason, reasonlen, "%s at byte %d", err.text, err.position);
+        goto fail;
+    }
+    if (!json_is_object(ev->doc)) {
         r = fail(FN_REJ_NOT_OBJECT, reason, reasonlen, "expected a JSON object, got %s",
                  json_type_name(ev->doc));
-    else
-        r = decode_fields(ev, cfg, now_ms, reason, reasonlen);
+        goto fail;
+    }
+    r = decode_fields(ev, cfg, now_ms, reason, reasonlen);
     if (r != FN_REJ_NONE)
-        fn_event_clear(ev);
+        goto fail;
+    return FN_REJ_NONE;
+
+fail:
+    fn_event_clear(ev);
     return r;
 }
 

@@ -7,7 +7,12 @@ import json
 import os
 import re
 
+import jsonschema
+
 from harness import REPO, Check, Stack, ev, ts
+
+with open(os.path.join(REPO, "schemas/transition.schema.json")) as f:
+    TRANSITION = jsonschema.Draft202012Validator(json.load(f))
 
 with open(os.path.join(REPO, "deploy/config/demo.json")) as f:
     DEMO_B2B = [x for x in json.load(f)["funnels"] if x["name"] == "b2b"][0]
@@ -114,6 +119,9 @@ def run_once(check, label):
             check.true(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["emitted_at"]),
                        f"{label}: emitted_at format")
         check.eq(len({e["id"] for e in out}), len(out), f"{label}: ids are unique")
+        for e in out:
+            errs = [x.message for x in TRANSITION.iter_errors(e)]
+            check.eq(errs, [], f"{label}: {e['type']} {e['cause_event_id']} matches transition.schema.json")
 
         conv = [e for e in out if e["type"] == "converted"][0]
         check.eq(conv["value"], 1500.5, f"{label}: value on conversion")
