@@ -128,7 +128,7 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         p->next_commit = next;
         fn_input_store_offset(d, p, next);
     }
-    if ((d->paused && d->in_flight <= d->cfg->max_in_flight / 2) ||
+    if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4) ||
         (d->stopping && d->in_flight == 0))
         kick(d);
 }
@@ -159,17 +159,28 @@ static void finish(fn_daemon_t *d)
     uv_close((uv_handle_t *)&d->sig_hup, on_closed);
 }
 
+/* How long the in-flight bound may hold consumption before the partitions are paused: a
+ * short stall keeps prefetched messages, a long one (Redis or Kafka away) must not let
+ * max.poll.interval.ms expire, so the consumer keeps polling with its partitions paused. */
+#define PAUSE_AFTER_MS 5000
+
 static void on_tick(uv_timer_t *t)
 {
     fn_daemon_t *d = t->data;
     fn_output_poll(d);
+    fn_store_watchdog(d);
     if (d->stopping) {
         if (d->in_flight == 0 || fn_now_ms() >= d->stop_deadline_ms)
             finish(d);
         return;
     }
-    if (d->paused && d->in_flight <= d->cfg->max_in_flight / 2)
-        fn_input_set_paused(d, false);
+    if (d->in_flight < d->cfg->max_in_flight) {
+        d->blocked_since = 0;
+        if (d->paused)
+            fn_input_set_paused(d, false);
+    } else if (d->blocked_since && fn_now_ms() - d->blocked_since > PAUSE_AFTER_MS) {
+        fn_input_set_paused(d, true);
+    }
     fn_input_drain(d);
 }
 

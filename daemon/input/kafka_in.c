@@ -189,10 +189,19 @@ void fn_input_drain(fn_daemon_t *d)
 {
     if (!d->consumer)
         return;
-    /* Bounded batches keep the loop responsive to Redis replies and delivery reports. */
+    /* Bounded batches keep the loop responsive to Redis replies and delivery reports. At the
+     * in-flight bound, messages simply stay in librdkafka's local queue (itself bounded by
+     * queued.max.messages.kbytes); the tick pauses the partitions if that lasts. */
     for (int n = 0; n < 5000; n++) {
-        if (d->in_flight >= d->cfg->max_in_flight && !d->paused)
-            fn_input_set_paused(d, true);
+        if (d->in_flight >= d->cfg->max_in_flight && !d->paused) {
+            if (!d->blocked_since) {
+                d->blocked_since = fn_now_ms();
+                d->stats.blocked_count++;
+                fn_log(&d->log, FN_LOG_DEBUG, "kafka", "in-flight bound reached (%zu); waiting",
+                       d->in_flight);
+            }
+            return;
+        }
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(d->consumer, 0);
         if (!rkm)
             return;

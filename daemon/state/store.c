@@ -21,6 +21,11 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* A step takes well under a millisecond; five seconds without any reply while steps are
+ * outstanding means the connection is dead or black-holed. hiredis 0.14's libuv adapter
+ * in particular ignores a poll error (libuv reports POLLERR, e.g. after a reset, as a
+ * negative status and stops the handle), leaving the connection silent forever. */
+#define REPLY_TIMEOUT_MS 5000
 
 static void connect_now(fn_daemon_t *d);
 static void on_redis_timer(uv_timer_t *t);
@@ -53,6 +58,7 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     d->stats.redis_replies++;
+    d->redis_progress_ms = fn_now_ms();
     if (reply->type == REDIS_REPLY_ERROR) {
         d->stats.redis_errors++;
         bool noscript = strncmp(reply->str, "NOSCRIPT", 8) == 0;
@@ -82,6 +88,8 @@ static void send_step(fn_daemon_t *d, fn_msg_t *m)
         return;
     }
     m->state = FN_MSG_REDIS_SENT;
+    if (!d->redis_sent.head)
+        d->redis_progress_ms = fn_now_ms();
     fn_queue_push(&d->redis_sent, m);
 }
 
@@ -291,6 +299,20 @@ static void on_redis_timer(uv_timer_t *t)
     fn_daemon_t *d = t->data;
     if (!d->redis)
         connect_now(d);
+}
+
+void fn_store_watchdog(fn_daemon_t *d)
+{
+    if (!d->redis || !d->redis_sent.head || fn_now_ms() - d->redis_progress_ms < REPLY_TIMEOUT_MS)
+        return;
+    fn_log(&d->log, FN_LOG_WARN, "redis",
+           "no reply for %d ms with %zu step(s) outstanding; "
+           "reconnecting",
+           REPLY_TIMEOUT_MS, d->redis_sent.len);
+    /* Freeing (not a polite disconnect, which would wait for the replies) runs the pending
+     * callbacks with no reply and then on_disconnect, which re-queues the steps. */
+    redisAsyncContext *ac = d->redis;
+    redisAsyncFree(ac);
 }
 
 int fn_store_start(fn_daemon_t *d)

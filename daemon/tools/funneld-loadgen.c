@@ -29,12 +29,12 @@
 #include <time.h>
 
 #define LG_NAME "funneld-loadgen"
-#define LG_EVENT_MAX 1024          /* a good event is ~350 bytes; the funnel name is capped */
-#define LG_FUNNEL_MAX 64           /* the daemon's limit for names */
-#define LG_OVERSIZE (100 * 1024)   /* the oversize malformed message, above the 64 KiB default */
+#define LG_EVENT_MAX 1024        /* a good event is ~350 bytes; the funnel name is capped */
+#define LG_FUNNEL_MAX 64         /* the daemon's limit for names */
+#define LG_OVERSIZE (100 * 1024) /* the oversize malformed message, above the 64 KiB default */
 #define LG_BIG_MAX (LG_OVERSIZE + LG_EVENT_MAX)
-#define LG_DUP_RING 32             /* a duplicate repeats one of the last 32 good messages */
-#define LG_MAX_PROPS 64            /* -X key=value pairs */
+#define LG_DUP_RING 32  /* a duplicate repeats one of the last 32 good messages */
+#define LG_MAX_PROPS 64 /* -X key=value pairs */
 #define LG_MAX_STAGES 5
 #define LG_DEFAULT_START_MS 1790000000000LL /* 2026-09-21T14:13:20Z: fixed, so runs reproduce */
 #define LG_MIN_US (60LL * 1000000)
@@ -64,7 +64,10 @@ static void lg_rng_seed(lg_rng_t *r, uint64_t seed)
         r->s[i] = lg_splitmix(&seed);
 }
 
-static uint64_t lg_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t lg_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t lg_next(lg_rng_t *r)
 {
@@ -75,12 +78,21 @@ static uint64_t lg_next(lg_rng_t *r)
 }
 
 /* Uniform in [0, 1) with 53 random bits. */
-static double lg_unit(lg_rng_t *r) { return (double)(lg_next(r) >> 11) * 0x1.0p-53; }
+static double lg_unit(lg_rng_t *r)
+{
+    return (double)(lg_next(r) >> 11) * 0x1.0p-53;
+}
 
 /* Uniform in [0, n); the modulo bias is below 2^-40 for the small n used here. */
-static long lg_below(lg_rng_t *r, long n) { return n > 0 ? (long)(lg_next(r) % (uint64_t)n) : 0; }
+static long lg_below(lg_rng_t *r, long n)
+{
+    return n > 0 ? (long)(lg_next(r) % (uint64_t)n) : 0;
+}
 
-static bool lg_chance(lg_rng_t *r, double p) { return lg_unit(r) < p; }
+static bool lg_chance(lg_rng_t *r, double p)
+{
+    return lg_unit(r) < p;
+}
 
 /* Exponential gaps make arrivals a Poisson process, which is what independent visitors are. */
 static int64_t lg_exp_us(lg_rng_t *r, double mean_us)
@@ -119,24 +131,47 @@ static const char *const lg_campaigns[] = {"spring",    "retarget-a", "retarget-
 #define LG_CAMP_NURTURE_1 6
 
 static const lg_channel_t lg_channels[] = {
-    [LG_WEB] = {"web", {"google", "direct", "partner-blog"}, {"organic", "none", "referral"},
-                LG_CAMP_STICKY, 0, 0},
-    [LG_EMAIL] = {"email", {"hubspot", "hubspot", "hubspot"}, {"email", "email", "email"},
-                  LG_CAMP_NURTURE, 0, 0},
-    [LG_ADS] = {"ads", {"google", "linkedin", "meta"}, {"cpc", "cpc", "display"}, LG_CAMP_PICK, 0, 4},
-    [LG_SOCIAL] = {"social", {"linkedin", "twitter", "facebook"}, {"social", "social", "social"},
-                   LG_CAMP_PICK, 3, 3},
-    [LG_CRM] = {"crm", {"salesforce", "salesforce", "salesforce"}, {"sales", "sales", "sales"},
-                LG_CAMP_NONE, 0, 0},
+    [LG_WEB] = {"web",
+                {"google", "direct", "partner-blog"},
+                {"organic", "none", "referral"},
+                LG_CAMP_STICKY,
+                0,
+                0},
+    [LG_EMAIL] = {"email",
+                  {"hubspot", "hubspot", "hubspot"},
+                  {"email", "email", "email"},
+                  LG_CAMP_NURTURE,
+                  0,
+                  0},
+    [LG_ADS] =
+        {"ads", {"google", "linkedin", "meta"}, {"cpc", "cpc", "display"}, LG_CAMP_PICK, 0, 4},
+    [LG_SOCIAL] = {"social",
+                   {"linkedin", "twitter", "facebook"},
+                   {"social", "social", "social"},
+                   LG_CAMP_PICK,
+                   3,
+                   3},
+    [LG_CRM] = {"crm",
+                {"salesforce", "salesforce", "salesforce"},
+                {"sales", "sales", "sales"},
+                LG_CAMP_NONE,
+                0,
+                0},
     [LG_APP] = {"app", {"ios", "android", "web-app"}, {"app", "app", "app"}, LG_CAMP_STICKY, 0, 0},
-    [LG_REFERRAL] = {"referral", {"friend", "friend", "friend"}, {"referral", "referral", "referral"},
-                     LG_CAMP_STICKY, 0, 0},
+    [LG_REFERRAL] = {"referral",
+                     {"friend", "friend", "friend"},
+                     {"referral", "referral", "referral"},
+                     LG_CAMP_STICKY,
+                     0,
+                     0},
 };
 
 /* Page views that match no stage's url matcher in any shipped config (so no /pricing). */
-static const char *const lg_pages[] = {"/",          "/features",        "/customers",
-                                       "/integrations", "/blog/pipeline-math", "/blog/why-funnels",
-                                       "/about",     "/docs/getting-started"};
+// clang-format off
+static const char *const lg_pages[] = {"/", "/features", "/customers", "/integrations",
+                                       "/blog/pipeline-math", "/blog/why-funnels", "/about",
+                                       "/docs/getting-started"};
+// clang-format on
 
 typedef struct lg_kind {
     lg_ch_t ch;
@@ -147,103 +182,127 @@ typedef struct lg_kind {
 
 typedef struct lg_stage {
     const char *name;
-    lg_kind_t on[3];  /* the events that reach this stage; unused slots have type NULL */
-    double advance;   /* chance that a lead here reaches a later stage at its next decision */
-    double skip;      /* chance that such an advance jumps over the next stage */
+    lg_kind_t on[3]; /* the events that reach this stage; unused slots have type NULL */
+    double advance;  /* chance that a lead here reaches a later stage at its next decision */
+    double skip;     /* chance that such an advance jumps over the next stage */
 } lg_stage_t;
 
 typedef struct lg_model {
     const char *name, *config; /* the shipped config whose funnel it drives */
     int n_stages;              /* the last stage is the conversion */
     lg_stage_t stages[LG_MAX_STAGES];
-    lg_kind_t touches[6];      /* activity that matches no stage above the lead's */
-    lg_kind_t lost[2];         /* how a deal is lost; type NULL: the model has no lost state */
-    int lost_from;             /* stage from which a failed decision may be a lost deal */
-    double lost_p;             /* chance that such a failed decision is a lost deal */
-    int value_from;            /* stage from which stage events carry the deal value */
-    bool cart;                 /* a cart_add (often abandoned) before the conversion decision */
+    lg_kind_t touches[6]; /* activity that matches no stage above the lead's */
+    lg_kind_t lost[2];    /* how a deal is lost; type NULL: the model has no lost state */
+    int lost_from;        /* stage from which a failed decision may be a lost deal */
+    double lost_p;        /* chance that such a failed decision is a lost deal */
+    int value_from;       /* stage from which stage events carry the deal value */
+    bool cart;            /* a cart_add (often abandoned) before the conversion decision */
 } lg_model_t;
 
-#define LG_WEB_TOUCHES                                                                         \
-    {{LG_WEB, "page_view", NULL, NULL},   {LG_EMAIL, "email_open", NULL, NULL},                 \
-     {LG_ADS, "ad_impression", NULL, NULL}, {LG_SOCIAL, "post_like", NULL, NULL},              \
-     {LG_WEB, "video_play", NULL, NULL},  {LG_EMAIL, "email_open", NULL, NULL}}
+/* Shorthands that keep the model tables one line per stage. */
+#define LG_K(ch, type)                                                                             \
+    {                                                                                              \
+        ch, type, NULL, NULL                                                                       \
+    }
+#define LG_PAGE(type, url)                                                                         \
+    {                                                                                              \
+        LG_WEB, type, NULL, url                                                                    \
+    }
+#define LG_DEAL(stage)                                                                             \
+    {                                                                                              \
+        LG_CRM, "deal_stage", stage, NULL                                                          \
+    }
+#define LG_NONE                                                                                    \
+    {                                                                                              \
+        0, NULL, NULL, NULL                                                                        \
+    }
+#define LG_STAGE(name, advance, skip, ...)                                                         \
+    {                                                                                              \
+        name, {__VA_ARGS__}, advance, skip                                                         \
+    }
+
+#define LG_WEB_TOUCHES                                                                             \
+    {                                                                                              \
+        LG_K(LG_WEB, "page_view"), LG_K(LG_EMAIL, "email_open"), LG_K(LG_ADS, "ad_impression"),    \
+            LG_K(LG_SOCIAL, "post_like"), LG_K(LG_WEB, "video_play"), LG_K(LG_EMAIL, "email_open") \
+    }
 
 /*
  * Advance chances follow the classic shape (most leads never get past awareness, about half of
  * those who reach a decision buy), so stage counts fall down the funnel the way the daemon's
- * bottleneck baselines expect.
+ * bottleneck baselines expect. A failed decision is a lost deal (lost_p), a pause, or the end.
  */
+// clang-format off
 static const lg_model_t lg_models[] = {
-    {"b2b", "SPEC §2 / deploy/config/demo.json funnel b2b", 5,
-     {{"awareness", {{LG_WEB, "page_view", NULL, "/"}, {LG_ADS, "ad_click", NULL, NULL}}, 0.6, 0.03},
-      {"interest", {{LG_EMAIL, "email_click", NULL, NULL}, {LG_WEB, "content_download", NULL,
-                                                             "/resources/funnel-guide.pdf"}},
-       0.4, 0.03},
-      {"evaluation", {{LG_WEB, "demo_request", NULL, "/demo"}, {LG_WEB, "trial_start", NULL, "/trial"}},
-       0.3, 0.0},
-      {"decision", {{LG_WEB, "checkout_start", NULL, "/checkout"}, {LG_CRM, "deal_stage", "proposal", NULL}},
-       0.5, 0.0},
-      {"purchase", {{LG_WEB, "purchase", NULL, "/checkout/done"}}, 0.0, 0.0}},
-     LG_WEB_TOUCHES,
-     {{LG_CRM, "deal_lost", NULL, NULL}},
-     2, 0.35, 2, true},
-    {"aida", "deploy/config/aida.json (and funnel aida of demo.json)", 4,
-     {{"attention", {{LG_ADS, "ad_click", NULL, NULL}, {LG_WEB, "page_view", NULL, "/"},
-                     {LG_SOCIAL, "post_click", NULL, NULL}}, 0.6, 0.03},
-      {"interest", {{LG_EMAIL, "email_click", NULL, NULL},
-                    {LG_WEB, "content_download", NULL, "/resources/funnel-guide.pdf"},
-                    {LG_WEB, "newsletter_signup", NULL, "/newsletter"}}, 0.4, 0.0},
-      {"desire", {{LG_WEB, "demo_request", NULL, "/demo"}, {LG_WEB, "trial_start", NULL, "/trial"},
-                  {LG_WEB, "cart_add", NULL, "/cart"}}, 0.45, 0.0},
-      {"action", {{LG_WEB, "purchase", NULL, "/checkout/done"}}, 0.0, 0.0}},
-     LG_WEB_TOUCHES,
-     {{0, NULL, NULL, NULL}},
-     4, 0, 2, true},
-    {"aarrr", "deploy/config/aarrr.json", 5,
-     {{"acquisition", {{LG_WEB, "signup", NULL, "/signup"}, {LG_APP, "app_install", NULL, NULL}}, 0.6, 0.0},
-      {"activation", {{LG_APP, "activation", NULL, NULL}, {LG_APP, "onboarding_complete", NULL, NULL}},
-       0.5, 0.0},
-      /* most paying users never refer anyone: retention usually skips straight to revenue */
-      {"retention", {{LG_APP, "return_visit", NULL, NULL}}, 0.4, 0.7},
-      {"referral", {{LG_REFERRAL, "referral_sent", NULL, NULL}}, 0.5, 0.0},
-      {"revenue", {{LG_WEB, "purchase", NULL, "/billing/done"}, {LG_APP, "subscription_start", NULL, NULL}},
-       0.0, 0.0}},
-     {{LG_APP, "session_start", NULL, NULL}, {LG_WEB, "page_view", NULL, NULL},
-      {LG_EMAIL, "email_open", NULL, NULL}, {LG_APP, "feature_used", NULL, NULL},
-      {LG_APP, "session_start", NULL, NULL}, {LG_SOCIAL, "post_like", NULL, NULL}},
-     {{LG_WEB, "account_deleted", NULL, "/account/delete"}},
-     1, 0.1, 4, false},
-    {"five", "deploy/config/five-stage.json", 5,
-     {{"awareness", {{LG_ADS, "ad_click", NULL, NULL}, {LG_WEB, "page_view", NULL, "/"},
-                     {LG_SOCIAL, "post_click", NULL, NULL}}, 0.6, 0.03},
-      {"interest", {{LG_EMAIL, "email_click", NULL, NULL},
-                    {LG_WEB, "content_download", NULL, "/resources/funnel-guide.pdf"},
-                    {LG_WEB, "newsletter_signup", NULL, "/newsletter"}}, 0.45, 0.0},
-      {"consideration", {{LG_WEB, "page_view", NULL, "/pricing"}, {LG_WEB, "demo_request", NULL, "/demo"},
-                         {LG_WEB, "trial_start", NULL, "/trial"}}, 0.35, 0.0},
-      {"intent", {{LG_WEB, "cart_add", NULL, "/cart"}, {LG_WEB, "checkout_start", NULL, "/checkout"}},
-       0.5, 0.0},
-      {"purchase", {{LG_WEB, "purchase", NULL, "/checkout/done"}}, 0.0, 0.0}},
-     LG_WEB_TOUCHES,
-     {{0, NULL, NULL, NULL}},
-     5, 0, 2, false},
-    {"pipeline", "deploy/config/b2b.json (CRM pipeline lead..closed)", 5,
-     {{"lead", {{LG_WEB, "form_submit", NULL, "/contact"},
-                {LG_WEB, "content_download", NULL, "/resources/funnel-guide.pdf"},
-                {LG_CRM, "deal_stage", "lead", NULL}}, 0.6, 0.0},
-      {"prospect", {{LG_EMAIL, "email_reply", NULL, NULL}, {LG_WEB, "demo_request", NULL, "/demo"},
-                    {LG_CRM, "deal_stage", "prospect", NULL}}, 0.45, 0.0},
-      {"qualified", {{LG_CRM, "deal_stage", "qualified", NULL}}, 0.5, 0.0},
-      {"committed", {{LG_CRM, "deal_stage", "committed", NULL}, {LG_EMAIL, "contract_sent", NULL, NULL}},
-       0.6, 0.0},
-      {"closed", {{LG_CRM, "deal_stage", "closed_won", NULL}, {LG_CRM, "deal_won", NULL, NULL}}, 0.0, 0.0}},
-     {{LG_EMAIL, "email_open", NULL, NULL}, {LG_WEB, "page_view", NULL, NULL},
-      {LG_CRM, "call_logged", NULL, NULL}, {LG_CRM, "meeting_held", NULL, NULL},
-      {LG_WEB, "demo_attended", NULL, "/demo/live"}, {LG_EMAIL, "email_open", NULL, NULL}},
-     {{LG_CRM, "deal_lost", NULL, NULL}, {LG_CRM, "deal_stage", "closed_lost", NULL}},
-     1, 0.4, 1, false},
+    {.name = "b2b", .config = "SPEC §2 / deploy/config/demo.json funnel b2b", .n_stages = 5,
+     .stages = {
+        LG_STAGE("awareness", 0.6, 0.03, LG_PAGE("page_view", "/"), LG_K(LG_ADS, "ad_click")),
+        LG_STAGE("interest", 0.4, 0.03, LG_K(LG_EMAIL, "email_click"),
+                 LG_PAGE("content_download", "/resources/funnel-guide.pdf")),
+        LG_STAGE("evaluation", 0.3, 0, LG_PAGE("demo_request", "/demo"),
+                 LG_PAGE("trial_start", "/trial")),
+        LG_STAGE("decision", 0.5, 0, LG_PAGE("checkout_start", "/checkout"), LG_DEAL("proposal")),
+        LG_STAGE("purchase", 0, 0, LG_PAGE("purchase", "/checkout/done"))},
+     .touches = LG_WEB_TOUCHES, .lost = {LG_K(LG_CRM, "deal_lost")},
+     .lost_from = 2, .lost_p = 0.35, .value_from = 2, .cart = true},
+    {.name = "aida", .config = "deploy/config/aida.json (and funnel aida of demo.json)",
+     .n_stages = 4,
+     .stages = {
+        LG_STAGE("attention", 0.6, 0.03, LG_K(LG_ADS, "ad_click"), LG_PAGE("page_view", "/"),
+                 LG_K(LG_SOCIAL, "post_click")),
+        LG_STAGE("interest", 0.4, 0, LG_K(LG_EMAIL, "email_click"),
+                 LG_PAGE("content_download", "/resources/funnel-guide.pdf"),
+                 LG_PAGE("newsletter_signup", "/newsletter")),
+        LG_STAGE("desire", 0.45, 0, LG_PAGE("demo_request", "/demo"),
+                 LG_PAGE("trial_start", "/trial"), LG_PAGE("cart_add", "/cart")),
+        LG_STAGE("action", 0, 0, LG_PAGE("purchase", "/checkout/done"))},
+     .touches = LG_WEB_TOUCHES, .lost = {LG_NONE}, .value_from = 2, .cart = true},
+    {.name = "aarrr", .config = "deploy/config/aarrr.json", .n_stages = 5,
+     .stages = {
+        LG_STAGE("acquisition", 0.6, 0, LG_PAGE("signup", "/signup"),
+                 LG_K(LG_APP, "app_install")),
+        LG_STAGE("activation", 0.5, 0, LG_K(LG_APP, "activation"),
+                 LG_K(LG_APP, "onboarding_complete")),
+        /* most paying users never refer anyone: retention usually skips straight to revenue */
+        LG_STAGE("retention", 0.4, 0.7, LG_K(LG_APP, "return_visit")),
+        LG_STAGE("referral", 0.5, 0, LG_K(LG_REFERRAL, "referral_sent")),
+        LG_STAGE("revenue", 0, 0, LG_PAGE("purchase", "/billing/done"),
+                 LG_K(LG_APP, "subscription_start"))},
+     .touches = {LG_K(LG_APP, "session_start"), LG_K(LG_WEB, "page_view"),
+                 LG_K(LG_EMAIL, "email_open"), LG_K(LG_APP, "feature_used"),
+                 LG_K(LG_APP, "session_start"), LG_K(LG_SOCIAL, "post_like")},
+     .lost = {LG_PAGE("account_deleted", "/account/delete")},
+     .lost_from = 1, .lost_p = 0.1, .value_from = 4},
+    {.name = "five", .config = "deploy/config/five-stage.json", .n_stages = 5,
+     .stages = {
+        LG_STAGE("awareness", 0.6, 0.03, LG_K(LG_ADS, "ad_click"), LG_PAGE("page_view", "/"),
+                 LG_K(LG_SOCIAL, "post_click")),
+        LG_STAGE("interest", 0.45, 0, LG_K(LG_EMAIL, "email_click"),
+                 LG_PAGE("content_download", "/resources/funnel-guide.pdf"),
+                 LG_PAGE("newsletter_signup", "/newsletter")),
+        LG_STAGE("consideration", 0.35, 0, LG_PAGE("page_view", "/pricing"),
+                 LG_PAGE("demo_request", "/demo"), LG_PAGE("trial_start", "/trial")),
+        LG_STAGE("intent", 0.5, 0, LG_PAGE("cart_add", "/cart"),
+                 LG_PAGE("checkout_start", "/checkout")),
+        LG_STAGE("purchase", 0, 0, LG_PAGE("purchase", "/checkout/done"))},
+     .touches = LG_WEB_TOUCHES, .lost = {LG_NONE}, .value_from = 2},
+    {.name = "pipeline", .config = "deploy/config/b2b.json (CRM pipeline lead..closed)",
+     .n_stages = 5,
+     .stages = {
+        LG_STAGE("lead", 0.6, 0, LG_PAGE("form_submit", "/contact"),
+                 LG_PAGE("content_download", "/resources/funnel-guide.pdf"), LG_DEAL("lead")),
+        LG_STAGE("prospect", 0.45, 0, LG_K(LG_EMAIL, "email_reply"),
+                 LG_PAGE("demo_request", "/demo"), LG_DEAL("prospect")),
+        LG_STAGE("qualified", 0.5, 0, LG_DEAL("qualified")),
+        LG_STAGE("committed", 0.6, 0, LG_DEAL("committed"), LG_K(LG_EMAIL, "contract_sent")),
+        LG_STAGE("closed", 0, 0, LG_DEAL("closed_won"), LG_K(LG_CRM, "deal_won"))},
+     .touches = {LG_K(LG_EMAIL, "email_open"), LG_K(LG_WEB, "page_view"),
+                 LG_K(LG_CRM, "call_logged"), LG_K(LG_CRM, "meeting_held"),
+                 LG_PAGE("demo_attended", "/demo/live"), LG_K(LG_EMAIL, "email_open")},
+     .lost = {LG_K(LG_CRM, "deal_lost"), LG_DEAL("closed_lost")},
+     .lost_from = 1, .lost_p = 0.4, .value_from = 1},
 };
+// clang-format on
 
 static const lg_kind_t lg_cart_kind = {LG_WEB, "cart_add", NULL, "/cart"};
 static const lg_kind_t lg_consent_kind = {LG_EMAIL, "consent", NULL, NULL};
@@ -254,8 +313,19 @@ static const lg_kind_t lg_erase_kind = {LG_WEB, "erase", NULL, NULL};
 /* from this one list.                                                                        */
 
 enum {
-    LG_O_SEED = 256, LG_O_START, LG_O_STEP, LG_O_DUP, LG_O_BAD, LG_O_FUNNEL, LG_O_MODEL,
-    LG_O_CONSENT, LG_O_ERASE, LG_O_OUT, LG_O_NOKAFKA, LG_O_ACKS, LG_O_ACTIVE
+    LG_O_SEED = 256,
+    LG_O_START,
+    LG_O_STEP,
+    LG_O_DUP,
+    LG_O_BAD,
+    LG_O_FUNNEL,
+    LG_O_MODEL,
+    LG_O_CONSENT,
+    LG_O_ERASE,
+    LG_O_OUT,
+    LG_O_NOKAFKA,
+    LG_O_ACKS,
+    LG_O_ACTIVE
 };
 
 typedef struct lg_optdef {
@@ -266,7 +336,8 @@ typedef struct lg_optdef {
 } lg_optdef_t;
 
 static const lg_optdef_t lg_optdefs[] = {
-    {"brokers", 'b', "LIST", "Kafka bootstrap servers (default $FUNNELD_BROKERS or 127.0.0.1:9092)"},
+    {"brokers", 'b', "LIST",
+     "Kafka bootstrap servers (default $FUNNELD_BROKERS or 127.0.0.1:9092)"},
     {"topic", 't', "NAME", "topic to produce to (default touchpoints)"},
     {"events", 'n', "N", "messages in all, duplicates and malformed included (default 100000)"},
     {"leads", 'l', "N", "distinct leads L-000001..L-N (default 10000)"},
@@ -276,20 +347,24 @@ static const lg_optdef_t lg_optdefs[] = {
      "event time of the first event, epoch ms (default 1790000000000); now = wall clock"},
     {"step-ms", LG_O_STEP, "MS", "mean event-time gap between consecutive events (default 1000)"},
     {"active", LG_O_ACTIVE, "N", "leads mid-journey at once (default leads/10, at least 1)"},
-    {"model", LG_O_MODEL, "NAME", "b2b (default), aida, aarrr, five or pipeline: which funnel the "
-                                  "event types drive"},
+    {"model", LG_O_MODEL, "NAME",
+     "b2b (default), aida, aarrr, five or pipeline: which funnel the "
+     "event types drive"},
     {"funnel", LG_O_FUNNEL, "NAME", "add \"funnel\": NAME to every event"},
-    {"dup-rate", LG_O_DUP, "F", "share of messages that repeat a recent one byte for byte (default 0)"},
-    {"bad-rate", LG_O_BAD, "F", "share of malformed messages (default 0); they rotate through: "
-                                "truncated JSON, invalid UTF-8, missing lead_id, ts of the wrong "
-                                "type, non-object JSON, 100 KB oversize, empty event_id"},
+    {"dup-rate", LG_O_DUP, "F",
+     "share of messages that repeat a recent one byte for byte (default 0)"},
+    {"bad-rate", LG_O_BAD, "F",
+     "share of malformed messages (default 0); they rotate through: "
+     "truncated JSON, invalid UTF-8, missing lead_id, ts of the wrong "
+     "type, non-object JSON, 100 KB oversize, empty event_id"},
     {"consent-rate", LG_O_CONSENT, "F", "share of leads that opt out of marketing (default 0)"},
     {"erase-rate", LG_O_ERASE, "F", "share of leads that ask to be erased (default 0)"},
     {"out", LG_O_OUT, "FILE", "also write each message on its own line to FILE (- = stdout)"},
     {"no-kafka", LG_O_NOKAFKA, NULL, "do not produce, only write --out"},
     {"acks", LG_O_ACKS, "all|1|0", "producer acks (default all); 1 or 0 turn idempotence off"},
-    {NULL, 'X', "key=value", "librdkafka producer property, applied last (repeatable); "
-                             "e.g. -X test.mock.num.brokers=3 for an in-process mock cluster"},
+    {NULL, 'X', "key=value",
+     "librdkafka producer property, applied last (repeatable); "
+     "e.g. -X test.mock.num.brokers=3 for an in-process mock cluster"},
     {"quiet", 'q', NULL, "print nothing but errors"},
     {"help", 'h', NULL, "this text"},
 };
@@ -335,9 +410,9 @@ typedef struct lg_lead {
 typedef struct lg_event {
     const lg_kind_t *kind;
     const char *url, *campaign;
-    int source;    /* index into the channel's sources/media */
-    double value;  /* < 0: none */
-    bool opt_out;  /* a consent event with marketing: false */
+    int source;   /* index into the channel's sources/media */
+    double value; /* < 0: none */
+    bool opt_out; /* a consent event with marketing: false */
 } lg_event_t;
 
 typedef struct lg_slot {
@@ -349,18 +424,18 @@ typedef struct lg_slot {
 typedef struct lg_gen {
     lg_opts_t o;
     lg_rng_t rng;
-    char seed_tag[24];    /* the seed in hex, part of every event id */
+    char seed_tag[24];     /* the seed in hex, part of every event id */
     char funnel_json[160]; /* `,"funnel":"…"` with the name escaped, or "" */
     int64_t now_us;        /* event time of the stream, microseconds */
     bool clock_started;    /* the first event sits exactly on --start-ts */
     double step_us;
-    long touch_span;       /* touches per stage are 1..touch_span */
+    long touch_span; /* touches per stage are 1..touch_span */
     lg_lead_t *lead;
     int32_t *pool, *heap; /* walking leads; sleeping leads as a min-heap on wake_us */
     long pool_n, heap_n, started, revivable; /* revivable: done and not erased */
     lg_slot_t ring[LG_DUP_RING];
     int ring_n, ring_next;
-    char *big;            /* LG_BIG_MAX bytes: the message being sent */
+    char *big; /* LG_BIG_MAX bytes: the message being sent */
     /* Kafka */
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
@@ -369,7 +444,7 @@ typedef struct lg_gen {
     bool stopping, interrupted, fatal;
     /* counters */
     long produced, delivered, failed, dups, bad;
-    long reached[LG_MAX_STAGES], converted, lost, opted_out, erased, revived;
+    long reached[LG_MAX_STAGES], lost, opted_out, erased, revived;
     double t0;
 } lg_gen_t;
 
@@ -421,7 +496,8 @@ static void lg_put_props(lg_buf_t *b, const lg_event_t *ev)
     }
     if (ev->campaign)
         lg_put(b, "\"campaign\":\"%s\",", ev->campaign);
-    lg_put(b, "\"source\":\"%s\",\"medium\":\"%s\"", ch->sources[ev->source], ch->media[ev->source]);
+    lg_put(b, "\"source\":\"%s\",\"medium\":\"%s\"", ch->sources[ev->source],
+           ch->media[ev->source]);
     if (ev->url)
         lg_put(b, ",\"url\":\"%s\"", ev->url);
     if (k->stage)
@@ -528,7 +604,9 @@ static void lg_attribute(lg_gen_t *g, lg_lead_t *l, lg_event_t *ev)
         ev->campaign = lg_campaigns[l->campaign];
         break;
     case LG_CAMP_NURTURE:
-        l->campaign = (uint8_t)(LG_CAMP_NURTURE_1 + (l->stage < 0 ? 0 : l->stage > 4 ? 4 : l->stage));
+        l->campaign = (uint8_t)(LG_CAMP_NURTURE_1 + (l->stage < 0   ? 0
+                                                     : l->stage > 4 ? 4
+                                                                    : l->stage));
         ev->campaign = lg_campaigns[l->campaign];
         break;
     case LG_CAMP_STICKY:
@@ -582,9 +660,9 @@ static void lg_reach(lg_gen_t *g, lg_lead_t *l, int to)
 /* Events that name a price: the deal's value rides on these, not on page views or sign-ups. */
 static bool lg_is_deal(const lg_kind_t *k)
 {
-    static const char *const types[] = {"demo_request", "trial_start", "cart_add", "checkout_start",
-                                        "purchase", "subscription_start", "deal_stage", "deal_won",
-                                        "contract_sent", "email_reply"};
+    static const char *const types[] = {
+        "demo_request",       "trial_start", "cart_add", "checkout_start", "purchase",
+        "subscription_start", "deal_stage",  "deal_won", "contract_sent",  "email_reply"};
     for (int i = 0; i < LG_COUNT(types); i++)
         if (strcmp(k->type, types[i]) == 0)
             return true;
@@ -628,7 +706,6 @@ static void lg_advance(lg_gen_t *g, long i, lg_event_t *ev)
     lg_deal_value(g, l, ev);
     if (to == m->n_stages - 1) {
         l->flags |= LG_F_CUSTOMER;
-        g->converted++;
         lg_end(g, i);
     }
 }
@@ -772,8 +849,8 @@ static long lg_pick_lead(lg_gen_t *g, long remaining)
     long unborn = g->o.leads - g->started, i;
     /* New leads keep arriving all through the stream, faster while the pool is short. */
     bool short_pool = g->pool_n < g->o.active && lg_chance(&g->rng, 0.5);
-    if (unborn > 0 && (g->pool_n == 0 || short_pool ||
-                       lg_chance(&g->rng, (double)unborn / (double)remaining))) {
+    if (unborn > 0 &&
+        (g->pool_n == 0 || short_pool || lg_chance(&g->rng, (double)unborn / (double)remaining))) {
         i = g->started;
         lg_lead_init(g, i);
         return i;
@@ -879,7 +956,8 @@ static int lg_make_bad(lg_gen_t *g, long *lead)
     lg_lead_t shadow = g->lead[i];
     lg_event_t ev;
     char id[64];
-    lg_event_set(g, &shadow, &ev, lg_pick_kind(g, g->o.model->touches, 6));
+    lg_event_set(g, &shadow, &ev,
+                 lg_pick_kind(g, g->o.model->touches, LG_COUNT(g->o.model->touches)));
     snprintf(id, sizeof id, "x-%s-%ld", g->seed_tag, g->bad);
     int len = lg_render(g, g->big, LG_EVENT_MAX, id, i, &ev, false);
     *lead = i;
@@ -975,9 +1053,12 @@ static int lg_kafka_open(lg_gen_t *g)
     bool all = strcmp(g->o.acks, "all") == 0 || strcmp(g->o.acks, "-1") == 0;
     /* Big batches, no compression: the point is to load the daemon, not the broker's CPU. */
     const char *const defaults[][2] = {
-        {"bootstrap.servers", g->o.brokers}, {"client.id", LG_NAME},
-        {"linger.ms", "5"}, {"batch.num.messages", "10000"},
-        {"compression.codec", "none"}, {"acks", g->o.acks},
+        {"bootstrap.servers", g->o.brokers},
+        {"client.id", LG_NAME},
+        {"linger.ms", "5"},
+        {"batch.num.messages", "10000"},
+        {"compression.codec", "none"},
+        {"acks", g->o.acks},
         {"enable.idempotence", all ? "true" : "false"},
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -994,7 +1075,8 @@ static int lg_kafka_open(lg_gen_t *g)
         goto fail; /* rd_kafka_new takes conf only on success */
     }
     if (!(g->rkt = rd_kafka_topic_new(g->rk, g->o.topic, NULL))) {
-        fprintf(stderr, LG_NAME ": topic %s: %s\n", g->o.topic, rd_kafka_err2str(rd_kafka_last_error()));
+        fprintf(stderr, LG_NAME ": topic %s: %s\n", g->o.topic,
+                rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
     return 0;
@@ -1075,7 +1157,8 @@ static void lg_bucket_take(lg_gen_t *g, lg_bucket_t *b)
 static int lg_emit(lg_gen_t *g, long lead, const char *buf, int len)
 {
     g->produced++;
-    if (g->out && (fwrite(buf, 1, (size_t)len, g->out) != (size_t)len || putc('\n', g->out) == EOF)) {
+    if (g->out &&
+        (fwrite(buf, 1, (size_t)len, g->out) != (size_t)len || putc('\n', g->out) == EOF)) {
         fprintf(stderr, LG_NAME ": writing %s: %s\n", g->o.out_path, strerror(errno));
         return -1;
     }
@@ -1113,7 +1196,8 @@ static int lg_send_one(lg_gen_t *g, long remaining)
 static void lg_check_signals(lg_gen_t *g)
 {
     sigset_t pending;
-    if (sigpending(&pending) == 0 && (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM)))
+    if (sigpending(&pending) == 0 &&
+        (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM)))
         g->stopping = g->interrupted = true;
 }
 
@@ -1137,6 +1221,10 @@ static int lg_run(lg_gen_t *g)
 static void lg_summary(const lg_gen_t *g, double elapsed)
 {
     const lg_model_t *m = g->o.model;
+    bool trouble =
+        g->failed || g->fatal || g->interrupted || (g->rk && g->delivered != g->produced);
+    if (g->o.quiet && !trouble)
+        return;
     char delivered[32] = "-";
     if (g->rk)
         snprintf(delivered, sizeof delivered, "%ld", g->delivered);
@@ -1144,25 +1232,51 @@ static void lg_summary(const lg_gen_t *g, double elapsed)
             LG_NAME ": produced %ld, delivered %s, failed %ld, duplicates %ld, malformed %ld, "
                     "%.2f s, %.0f events/s%s\n",
             g->produced, delivered, g->failed, g->dups, g->bad, elapsed,
-            elapsed > 0 ? (double)g->produced / elapsed : 0.0, g->interrupted ? " (interrupted)" : "");
+            elapsed > 0 ? (double)g->produced / elapsed : 0.0,
+            g->interrupted ? " (interrupted)" : "");
     if (g->o.quiet)
         return;
     fprintf(stderr, LG_NAME ": model %s, %ld leads:", m->name, g->started);
     for (int k = 0; k < m->n_stages; k++)
         fprintf(stderr, "%s %s %ld", k ? "," : "", m->stages[k].name, g->reached[k]);
-    fprintf(stderr, "; lost %ld, opted out %ld, erased %ld, came back %ld\n", g->lost,
-            g->opted_out, g->erased, g->revived);
+    fprintf(stderr, "; lost %ld, opted out %ld, erased %ld, came back %ld\n", g->lost, g->opted_out,
+            g->erased, g->revived);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Options.                                                                                   */
 
+/* Prints words from column `col` on, wrapping before column 100 to column `indent`. */
+static void lg_wrap(FILE *f, const char *text, int col, int indent)
+{
+    bool first = true;
+    for (;;) {
+        text += strspn(text, " ");
+        int n = (int)strcspn(text, " ");
+        if (n == 0)
+            break;
+        if (!first && col + 1 + n > 100) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (!first) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", n, text);
+        col += n;
+        text += n;
+        first = false;
+    }
+    fputc('\n', f);
+}
+
 static void lg_usage(FILE *f)
 {
-    fprintf(f, "usage: " LG_NAME " [options]\n\n"
-               "Produces synthetic touchpoint events (funneld SPEC §1) to Kafka, keyed by lead id.\n"
-               "Leads walk the funnel of the chosen model with several touches per stage and\n"
-               "stage-dependent drop-off; the stream is a pure function of the options.\n\n");
+    fprintf(f,
+            "usage: " LG_NAME " [options]\n\n"
+            "Produces synthetic touchpoint events (funneld SPEC §1) to Kafka, keyed by lead id.\n"
+            "Leads walk the funnel of the chosen model with several touches per stage and\n"
+            "stage-dependent drop-off; the stream is a pure function of the options.\n\n");
     for (int i = 0; i < LG_COUNT(lg_optdefs); i++) {
         const lg_optdef_t *d = &lg_optdefs[i];
         char left[48];
@@ -1172,13 +1286,16 @@ static void lg_usage(FILE *f)
             snprintf(left, sizeof left, "    --%s %s", d->name, d->arg ? d->arg : "");
         else
             snprintf(left, sizeof left, "-%c %s", d->key, d->arg);
-        fprintf(f, "  %-26s %s\n", left, d->help);
+        fprintf(f, "  %-22s ", left);
+        lg_wrap(f, d->help, 25, 25);
     }
     fprintf(f, "\nmodels:\n");
     for (int i = 0; i < LG_COUNT(lg_models); i++)
         fprintf(f, "  %-9s drives %s\n", lg_models[i].name, lg_models[i].config);
-    fprintf(f, "\nA summary goes to stderr at the end. Exit status: 0 when every message was\n"
-               "delivered, 1 on any failure, 2 on a usage error, 130 when interrupted.\n");
+    fprintf(f,
+            "\nMessages are keyed by lead id. A summary goes to stderr at the end. Exit status: 0\n"
+            "when every message was delivered, 1 on any failure, 2 on a usage error, 130 when\n"
+            "interrupted (SIGINT/SIGTERM still flush and report).\n");
 }
 
 static int lg_num(const char *opt, const char *s, double lo, double hi, double *out)
@@ -1200,7 +1317,8 @@ static int lg_int(const char *opt, const char *s, long long lo, long long hi, lo
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, LG_NAME ": --%s %s: expected an integer from %lld to %lld\n", opt, s, lo, hi);
+        fprintf(stderr, LG_NAME ": --%s %s: expected an integer from %lld to %lld\n", opt, s, lo,
+                hi);
         return -1;
     }
     *out = v;
@@ -1235,27 +1353,54 @@ static int lg_set_opt(lg_opts_t *o, int key, const char *arg)
 {
     long long v;
     switch (key) {
-    case 'b': o->brokers = arg; return 0;
-    case 't': o->topic = arg; return 0;
-    case 'n': return lg_int("events", arg, 0, LLONG_MAX / 2, &v) ? -1 : (o->events = (long)v, 0);
-    case 'l': return lg_int("leads", arg, 1, 100000000, &v) ? -1 : (o->leads = (long)v, 0);
-    case LG_O_ACTIVE: return lg_int("active", arg, 1, 100000000, &v) ? -1 : (o->active = (long)v, 0);
-    case 'r': return lg_num("rate", arg, 0, 1e9, &o->rate);
+    case 'b':
+        o->brokers = arg;
+        return 0;
+    case 't':
+        o->topic = arg;
+        return 0;
+    case 'n':
+        return lg_int("events", arg, 0, LLONG_MAX / 2, &v) ? -1 : (o->events = (long)v, 0);
+    case 'l':
+        return lg_int("leads", arg, 1, 100000000, &v) ? -1 : (o->leads = (long)v, 0);
+    case LG_O_ACTIVE:
+        return lg_int("active", arg, 1, 100000000, &v) ? -1 : (o->active = (long)v, 0);
+    case 'r':
+        return lg_num("rate", arg, 0, 1e9, &o->rate);
     case LG_O_SEED:
         return lg_int("seed", arg, 0, LLONG_MAX, &v) ? -1 : (o->seed = (uint64_t)v, 0);
-    case LG_O_START: return lg_start_ts(o, arg);
-    case LG_O_STEP: return lg_num("step-ms", arg, 0.001, 86400000.0, &o->step_ms);
-    case LG_O_DUP: return lg_num("dup-rate", arg, 0, 1, &o->dup_rate);
-    case LG_O_BAD: return lg_num("bad-rate", arg, 0, 1, &o->bad_rate);
-    case LG_O_CONSENT: return lg_num("consent-rate", arg, 0, 1, &o->consent_rate);
-    case LG_O_ERASE: return lg_num("erase-rate", arg, 0, 1, &o->erase_rate);
-    case LG_O_FUNNEL: o->funnel = arg; return 0;
-    case LG_O_MODEL: return (o->model = lg_find_model(arg)) ? 0 : -1;
-    case LG_O_OUT: o->out_path = arg; return 0;
-    case LG_O_NOKAFKA: o->no_kafka = true; return 0;
-    case LG_O_ACKS: o->acks = arg; return 0;
-    case 'q': o->quiet = true; return 0;
-    case 'h': lg_usage(stdout); return 1;
+    case LG_O_START:
+        return lg_start_ts(o, arg);
+    case LG_O_STEP:
+        return lg_num("step-ms", arg, 0.001, 86400000.0, &o->step_ms);
+    case LG_O_DUP:
+        return lg_num("dup-rate", arg, 0, 1, &o->dup_rate);
+    case LG_O_BAD:
+        return lg_num("bad-rate", arg, 0, 1, &o->bad_rate);
+    case LG_O_CONSENT:
+        return lg_num("consent-rate", arg, 0, 1, &o->consent_rate);
+    case LG_O_ERASE:
+        return lg_num("erase-rate", arg, 0, 1, &o->erase_rate);
+    case LG_O_FUNNEL:
+        o->funnel = arg;
+        return 0;
+    case LG_O_MODEL:
+        return (o->model = lg_find_model(arg)) ? 0 : -1;
+    case LG_O_OUT:
+        o->out_path = arg;
+        return 0;
+    case LG_O_NOKAFKA:
+        o->no_kafka = true;
+        return 0;
+    case LG_O_ACKS:
+        o->acks = arg;
+        return 0;
+    case 'q':
+        o->quiet = true;
+        return 0;
+    case 'h':
+        lg_usage(stdout);
+        return 1;
     case 'X':
         if (o->n_props == LG_MAX_PROPS) {
             fprintf(stderr, LG_NAME ": more than %d -X options\n", LG_MAX_PROPS);
@@ -1263,7 +1408,9 @@ static int lg_set_opt(lg_opts_t *o, int key, const char *arg)
         }
         o->props[o->n_props++] = arg;
         return 0;
-    default: lg_usage(stderr); return -1;
+    default:
+        lg_usage(stderr);
+        return -1;
     }
 }
 
@@ -1277,7 +1424,8 @@ static int lg_check_opts(const lg_opts_t *o)
         fprintf(stderr, LG_NAME ": --no-kafka needs --out FILE\n");
         return -1;
     }
-    if (strcmp(o->acks, "all") && strcmp(o->acks, "-1") && strcmp(o->acks, "1") && strcmp(o->acks, "0")) {
+    if (strcmp(o->acks, "all") && strcmp(o->acks, "-1") && strcmp(o->acks, "1") &&
+        strcmp(o->acks, "0")) {
         fprintf(stderr, LG_NAME ": --acks %s: expected all, 1 or 0\n", o->acks);
         return -1;
     }
@@ -1313,7 +1461,8 @@ static int lg_parse(lg_opts_t *o, int argc, char **argv)
     for (int i = 0; i < LG_COUNT(lg_optdefs); i++) {
         const lg_optdef_t *d = &lg_optdefs[i];
         if (d->name)
-            longs[nl++] = (struct option){d->name, d->arg ? required_argument : no_argument, NULL, d->key};
+            longs[nl++] =
+                (struct option){d->name, d->arg ? required_argument : no_argument, NULL, d->key};
         if (d->key < 256) {
             shorts[ns++] = (char)d->key;
             if (d->arg)
@@ -1432,9 +1581,15 @@ int main(int argc, char **argv)
         fprintf(stderr, LG_NAME ": out of memory\n");
         return 1;
     }
-    g->o = (lg_opts_t){.brokers = env && *env ? env : "127.0.0.1:9092", .topic = "touchpoints",
-                       .events = 100000, .leads = 10000, .seed = 1, .step_ms = 1000,
-                       .start_ms = LG_DEFAULT_START_MS, .acks = "all", .model = &lg_models[0]};
+    g->o = (lg_opts_t){.brokers = env && *env ? env : "127.0.0.1:9092",
+                       .topic = "touchpoints",
+                       .events = 100000,
+                       .leads = 10000,
+                       .seed = 1,
+                       .step_ms = 1000,
+                       .start_ms = LG_DEFAULT_START_MS,
+                       .acks = "all",
+                       .model = &lg_models[0]};
     int pr = lg_parse(&g->o, argc, argv);
     if (pr) {
         free(g);

@@ -73,7 +73,7 @@ typedef struct fn_stats {
     uint64_t redis_errors, redis_reconnects, redis_replies;
     uint64_t by_type[6]; /* stage_changed(enter/forward), back, converted, lost, erased */
     uint64_t committed;
-    uint64_t paused_count;
+    uint64_t blocked_count, paused_count;
 } fn_stats_t;
 
 typedef struct fn_daemon {
@@ -87,7 +87,8 @@ typedef struct fn_daemon {
     int consumer_pipe[2];
     uv_poll_t consumer_poll;
     fn_partition_t *partitions;
-    bool paused;
+    int64_t blocked_since; /* wall ms when the in-flight bound stopped consumption, or 0 */
+    bool paused;           /* partitions paused: blocked for long, or stopping */
     int assigned_count;
 
     /* output */
@@ -104,6 +105,7 @@ typedef struct fn_daemon {
     fn_msg_queue_t redis_wait; /* ready to send, in order */
     fn_msg_queue_t redis_sent; /* sent, replies come back in this order */
     int64_t redis_backoff_ms;
+    int64_t redis_progress_ms; /* last reply, or first send into an empty "sent" queue */
     uv_timer_t redis_timer;
     fn_msg_t **lead_table; /* chain heads by lead hash */
     size_t lead_table_mask;
@@ -149,7 +151,8 @@ fn_msg_t *fn_queue_pop(fn_msg_queue_t *q);
 int fn_input_start(fn_daemon_t *d);
 /* The bookkeeping record of one topic partition, created on first use. NULL on OOM. */
 fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t partition);
-/* Consumes whatever is queued, up to the in-flight bound. */
+/* Consumes whatever is queued, up to the in-flight bound (past it when paused: what a
+ * paused consumer still returns must be processed, it is never dropped). */
 void fn_input_drain(fn_daemon_t *d);
 /* Pauses or resumes fetching for every assigned partition (backpressure). */
 void fn_input_set_paused(fn_daemon_t *d, bool paused);
@@ -171,6 +174,8 @@ void fn_store_release(fn_daemon_t *d, fn_msg_t *m);
 /* Clears m's stored result now that its outputs are delivered (fire and forget). */
 void fn_store_clear_pending(fn_daemon_t *d, fn_msg_t *m);
 void fn_store_close(fn_daemon_t *d);
+/* Called by the tick: drops a connection whose outstanding steps got no reply for long. */
+void fn_store_watchdog(fn_daemon_t *d);
 
 /* --- output/kafka_out.c --- */
 int fn_output_start(fn_daemon_t *d);
