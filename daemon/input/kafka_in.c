@@ -77,41 +77,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_pause_partitions(rk, parts);
 }
 
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    fn_daemon_t *d = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char buf[512];
-        rd_kafka_fatal_error(rk, buf, sizeof buf);
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "fatal consumer error: %s", buf);
-        fn_daemon_stop(d, 1);
-        return;
-    }
-    /* Broker-down and transport errors are normal weather: librdkafka reconnects itself. */
-    fn_log(&d->log, FN_LOG_WARN, "kafka", "consumer: %s: %s",
-           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    fn_daemon_t *d = rd_kafka_opaque(rk);
-    fn_log(&d->log,
-           level <= 3   ? FN_LOG_ERROR
-           : level <= 4 ? FN_LOG_WARN
-                        : FN_LOG_DEBUG,
-           "rdkafka", "%s: %s", fac, buf);
-}
-
-static int conf_set(fn_daemon_t *d, rd_kafka_conf_t *conf, const char *k, const char *v)
-{
-    char err[256];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "kafka.properties.%s: %s", k, err);
-        return FN_ERR;
-    }
-    return FN_OK;
-}
-
 static void on_readable(uv_poll_t *h, int status, int events)
 {
     fn_daemon_t *d = h->data;
@@ -128,25 +93,24 @@ int fn_input_start(fn_daemon_t *d)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_topic_partition_list_t *topics = NULL;
 
-    if (conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
-        conf_set(d, conf, "group.id", cfg->group_id) ||
-        conf_set(d, conf, "enable.auto.offset.store", "false") ||
-        conf_set(d, conf, "enable.auto.commit", "true") ||
-        conf_set(d, conf, "auto.commit.interval.ms", "1000") ||
-        conf_set(d, conf, "auto.offset.reset", "earliest") ||
-        conf_set(d, conf, "queued.max.messages.kbytes", "16384") ||
-        conf_set(d, conf, "log.queue", "true"))
+    if (fn_kafka_conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
+        fn_kafka_conf_set(d, conf, "group.id", cfg->group_id) ||
+        fn_kafka_conf_set(d, conf, "enable.auto.offset.store", "false") ||
+        fn_kafka_conf_set(d, conf, "enable.auto.commit", "true") ||
+        fn_kafka_conf_set(d, conf, "auto.commit.interval.ms", "1000") ||
+        fn_kafka_conf_set(d, conf, "auto.offset.reset", "earliest") ||
+        fn_kafka_conf_set(d, conf, "queued.max.messages.kbytes", "16384") ||
+        fn_kafka_conf_common(d, conf))
         goto fail;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
-        if (conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
+        if (fn_kafka_conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
             goto fail;
-    /* These three make the at-least-once contract; the user may not turn them off. */
-    if (conf_set(d, conf, "enable.auto.offset.store", "false"))
+    /* The at-least-once contract rests on these two, so kafka.properties cannot change
+     * them: offsets are stored only for finished messages, and what is stored is committed. */
+    if (fn_kafka_conf_set(d, conf, "enable.auto.offset.store", "false") ||
+        fn_kafka_conf_set(d, conf, "enable.auto.commit", "true"))
         goto fail;
-    rd_kafka_conf_set_opaque(conf, d);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
 
     d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!d->consumer) {

@@ -53,40 +53,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
 }
 
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    fn_daemon_t *d = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char buf[512];
-        rd_kafka_fatal_error(rk, buf, sizeof buf);
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "fatal producer error: %s", buf);
-        fn_daemon_stop(d, 1);
-        return;
-    }
-    fn_log(&d->log, FN_LOG_WARN, "kafka", "producer: %s: %s",
-           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    fn_daemon_t *d = rd_kafka_opaque(rk);
-    fn_log(&d->log,
-           level <= 3   ? FN_LOG_ERROR
-           : level <= 4 ? FN_LOG_WARN
-                        : FN_LOG_DEBUG,
-           "rdkafka", "%s: %s", fac, buf);
-}
-
-static int conf_set(fn_daemon_t *d, rd_kafka_conf_t *conf, const char *k, const char *v)
-{
-    char err[256];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "kafka.properties.%s: %s", k, err);
-        return FN_ERR;
-    }
-    return FN_OK;
-}
-
 static void on_readable(uv_poll_t *h, int status, int events)
 {
     fn_daemon_t *d = h->data;
@@ -124,24 +90,24 @@ int fn_output_start(fn_daemon_t *d)
     const fn_config_t *cfg = d->cfg;
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
-        conf_set(d, conf, "enable.idempotence", "true") || conf_set(d, conf, "linger.ms", "5") ||
-        conf_set(d, conf, "batch.num.messages", "10000") ||
-        conf_set(d, conf, "queue.buffering.max.messages", "2000000") ||
-        conf_set(d, conf, "queue.buffering.max.kbytes", "1048576") ||
-        conf_set(d, conf, "log.queue", "true"))
+    if (fn_kafka_conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
+        fn_kafka_conf_set(d, conf, "enable.idempotence", "true") ||
+        fn_kafka_conf_set(d, conf, "linger.ms", "5") ||
+        fn_kafka_conf_set(d, conf, "batch.num.messages", "10000") ||
+        fn_kafka_conf_set(d, conf, "queue.buffering.max.messages", "2000000") ||
+        fn_kafka_conf_set(d, conf, "queue.buffering.max.kbytes", "1048576") ||
+        fn_kafka_conf_common(d, conf))
         goto fail;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
         if (!consumer_only(cfg->kafka_props[i].key) &&
-            conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
+            fn_kafka_conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
             goto fail;
-    /* Never give up on a message: see the comment at the top. */
-    if (conf_set(d, conf, "message.timeout.ms", "0"))
+    /* Never give up on a message, and keep a lead's outputs in order and free of duplicates
+     * across retries: see the comment at the top. kafka.properties cannot change these. */
+    if (fn_kafka_conf_set(d, conf, "message.timeout.ms", "0") ||
+        fn_kafka_conf_set(d, conf, "enable.idempotence", "true"))
         goto fail;
-    rd_kafka_conf_set_opaque(conf, d);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
     d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!d->producer) {
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot create producer: %s", err);

@@ -147,6 +147,12 @@ void fn_msg_acked(fn_daemon_t *d, const fn_msg_t *m);
 bool fn_msg_first_copy_handled(fn_daemon_t *d, const fn_msg_t *m);
 fn_msg_t *fn_queue_pop(fn_msg_queue_t *q);
 
+/* --- core/kafka_common.c --- */
+/* Sets one librdkafka property; logs "kafka.properties.KEY: why" and returns FN_ERR. */
+int fn_kafka_conf_set(fn_daemon_t *d, rd_kafka_conf_t *conf, const char *k, const char *v);
+/* Opaque, error and log callbacks shared by consumer and producer. */
+int fn_kafka_conf_common(fn_daemon_t *d, rd_kafka_conf_t *conf);
+
 /* --- input/kafka_in.c --- */
 int fn_input_start(fn_daemon_t *d);
 /* The bookkeeping record of one topic partition, created on first use. NULL on OOM. */
