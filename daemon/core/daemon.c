@@ -4,7 +4,10 @@
  */
 #include <signal.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
@@ -60,41 +63,6 @@ static void msg_free(fn_daemon_t *d, fn_msg_t *m)
     m->q_next = d->free_msgs;
     d->free_msgs = m;
     d->in_flight--;
-}
-
-static fn_hash128_t copy_key(const fn_msg_t *m)
-{
-    char hex[33];
-    fn_hash_hex(m->lead_hash, hex);
-    const char *parts[] = {hex, m->ev.event_id.p};
-    const size_t lens[] = {32, m->ev.event_id.len};
-    return fn_hash_parts(parts, lens, 2);
-}
-
-void fn_msg_acked(fn_daemon_t *d, const fn_msg_t *m)
-{
-    d->acked[d->acked_next++ % (sizeof d->acked / sizeof d->acked[0])] = copy_key(m);
-}
-
-static bool same_str(fn_str_t a, fn_str_t b)
-{
-    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
-}
-
-/* Rare path, only for replayed results, so plain scans are fine. */
-bool fn_msg_first_copy_handled(fn_daemon_t *d, const fn_msg_t *m)
-{
-    fn_hash128_t k = copy_key(m);
-    for (size_t i = 0; i < sizeof d->acked / sizeof d->acked[0]; i++)
-        if (d->acked[i].hi == k.hi && d->acked[i].lo == k.lo)
-            return true;
-    for (fn_partition_t *p = d->partitions; p; p = p->next)
-        for (fn_msg_t *o = p->head; o; o = o->part_next)
-            if (o != m && o->state == FN_MSG_PRODUCING && o->clear_pending &&
-                o->lead_hash.hi == m->lead_hash.hi && o->lead_hash.lo == m->lead_hash.lo &&
-                same_str(o->ev.event_id, m->ev.event_id))
-                return true;
-    return false;
 }
 
 static void kick(fn_daemon_t *d)
@@ -210,6 +178,21 @@ static void on_signal(uv_signal_t *s, int signum)
     fn_daemon_stop(d, 0);
 }
 
+/* A random id for this process. Only uniqueness matters, so any failure of the kernel's
+ * random source falls back to time, pid and address bits. */
+static void fn_daemon_instance_id(char out[33])
+{
+    uint64_t r[2] = {0, 0};
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(r, sizeof r, 1, f) != 1) {
+        r[0] = (uint64_t)fn_now_ms() ^ ((uint64_t)getpid() << 32);
+        r[1] = (uint64_t)(uintptr_t)out ^ (uint64_t)clock();
+    }
+    if (f)
+        fclose(f);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)r[0], (unsigned long long)r[1]);
+}
+
 fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t level)
 {
     fn_daemon_t *d = calloc(1, sizeof *d);
@@ -219,6 +202,7 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->cfg = cfg;
     d->log.level = level;
     d->log.out = stderr;
+    fn_daemon_instance_id(d->instance);
     uv_timer_init(loop, &d->tick);
     d->tick.data = d;
     uv_signal_init(loop, &d->sig_term);

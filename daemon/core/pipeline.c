@@ -37,6 +37,7 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     m->rkm = rkm;
     m->offset = rkm->offset;
     m->consumed_ms = now;
+    m->seq = ++d->msg_seq;
     m->part = p;
     if (p->tail)
         p->tail->part_next = m;
@@ -106,15 +107,6 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     case FN_STEP_OK:
     case FN_STEP_ERASED:
         break;
-    }
-    if (res.replay && fn_msg_first_copy_handled(d, m)) {
-        /* A duplicate whose first copy this process has delivered, or is still delivering
-         * (which cannot fail without this process dying, and then neither copy is
-         * committed): this copy emits nothing. */
-        d->stats.duplicates++;
-        fn_store_release(d, m);
-        fn_msg_done(d, m);
-        return;
     }
     if (res.replay)
         d->stats.replays++;

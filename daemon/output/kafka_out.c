@@ -45,10 +45,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
     d->stats.delivered++;
     if (m && --m->pending_dr == 0) {
-        if (m->clear_pending) {
+        if (m->clear_pending)
             fn_store_clear_pending(d, m);
-            fn_msg_acked(d, m);
-        }
         fn_msg_done(d, m);
     }
 }

@@ -40,7 +40,7 @@ static int format_double(double v, char *out, size_t n)
     return (int)strlen(out);
 }
 
-#define MAX_ARGS (4 + 4 + 13 + 3 * 64)
+#define MAX_ARGS (4 + 4 + 14 + 3 * 64)
 
 typedef struct argv_s {
     const char *p[MAX_ARGS];
@@ -66,7 +66,7 @@ static void arg_str(argv_t *a, fn_str_t s)
     arg(a, s.p, s.len);
 }
 
-int fn_step_build(const fn_config_t *cfg, const char *sha, const fn_event_t *ev,
+int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
                   fn_hash128_t lead_hash, int64_t now_ms, fn_buf_t *out)
 {
     fn_lead_keys_t k;
@@ -91,6 +91,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const fn_event_t *ev,
     arg_str(&a, ev->channel), arg_str(&a, ev->type), arg_str(&a, ev->campaign);
     arg_str(&a, ev->source), arg_s(&a, value);
     arg_s(&a, ev->kind == FN_EV_CONSENT ? (ev->marketing ? "1" : "0") : "");
+    arg_s(&a, token);
 
     size_t nf = 0;
     size_t nfun_at = a.n;

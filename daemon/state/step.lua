@@ -12,19 +12,29 @@
 --   KEYS[4] shard counters (hash, fields "<funnel>|<counter>[|<stage>]")
 -- ARGV: 1 now_ms 2 dedupe_ttl_ms 3 lead_id 4 event_id 5 ts_ms 6 kind (t touch, c consent,
 --   e erase) 7 channel 8 type 9 campaign 10 source 11 value 12 marketing ('1','0','')
---   13 number of funnels, then per funnel: name, number of stages, plan.
+--   13 the sender's token "<instance>:<message>" (instance random per process, message a
+--   counter), 14 number of funnels, then per funnel: name, number of stages, plan.
 -- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at},
 --   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches}, ...}}
 -- status: 'ok', 'erased', 'collision' (another lead id hashes to this key), 'dup' (already
--- applied, nothing pending) or 'dup-ok' / 'dup-erased' (already applied, and the tail
--- repeats the first result because its outputs were never acknowledged).
+-- applied, and nothing to emit) or 'dup-ok' / 'dup-erased' (already applied, and the tail
+-- repeats the stored result, whose outputs were never acknowledged).
+--
+-- A pending result names the message that wrote it. The same message sent again (its reply
+-- was lost with a connection) gets the result it never saw. Another message of the same live
+-- instance is a duplicate copy in the stream: that instance is delivering or has delivered
+-- the outputs (it never drops one), so the copy stays silent. A result left by another
+-- instance (one that crashed, or lost the partition) is emitted again, with the same ids.
+-- Deciding this here, atomically, leaves no window between a delivery and the clearing of
+-- its pending result.
 -- Every number crosses the boundary as a decimal string: Lua's tostring would turn an epoch
 -- in milliseconds into "1.79e+12", which HINCRBY and the daemon would reject.
 
 local lead, seen, pending, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local lead_id, event_id, ts, kind = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local nfun = tonumber(ARGV[13])
+local token = ARGV[13]
+local nfun = tonumber(ARGV[14])
 
 local function I(n) return string.format('%d', n) end
 
@@ -34,9 +44,13 @@ if stored_id and stored_id ~= lead_id then return {'collision'} end
 if redis.call('ZSCORE', seen, event_id) then
   local r = redis.call('HGET', pending, event_id)
   if r then
-    local t = cjson.decode(r)
-    t[1] = 'dup-' .. t[1]
-    return t
+    local sep = string.find(r, '|', 1, true)
+    local owner = string.sub(r, 1, sep - 1)
+    if owner == token or string.match(owner, '^[^:]*') ~= string.match(token, '^[^:]*') then
+      local t = cjson.decode(string.sub(r, sep + 1))
+      t[1] = 'dup-' .. t[1]
+      return t
+    end
   end
   return {'dup'}
 end
@@ -52,7 +66,7 @@ local function remember(result, has_outputs)
   redis.call('ZADD', seen, I(now), event_id)
   redis.call('PEXPIRE', seen, I(ttl))
   if has_outputs then
-    redis.call('HSET', pending, event_id, cjson.encode(result))
+    redis.call('HSET', pending, event_id, token .. '|' .. cjson.encode(result))
     redis.call('PEXPIRE', pending, I(ttl))
   end
   return result
@@ -61,7 +75,7 @@ end
 if kind == 'e' then
   -- Erasure: the lead leaves every funnel's population; anonymous counters stay.
   for i = 0, nfun - 1 do
-    local f = ARGV[14 + 3 * i]
+    local f = ARGV[15 + 3 * i]
     local st = redis.call('HMGET', lead, f .. '|x', f .. '|k')
     if st[1] == 'a' or st[1] == 'c' then
       redis.call('HINCRBY', stats, f .. '|p|' .. st[2], -1)
@@ -79,7 +93,7 @@ end
 -- Read everything this event may need in one round trip inside Redis.
 local fields = {'ts', 'v', 'vt', 'f.ch', 'f.cp', 'f.src', 'f.at', 'l.ch', 'l.cp', 'l.src', 'l.at'}
 for i = 0, nfun - 1 do
-  local f = ARGV[14 + 3 * i]
+  local f = ARGV[15 + 3 * i]
   for _, s in ipairs({'|x', '|k', '|e', '|b', '|n'}) do fields[#fields + 1] = f .. s end
 end
 local cur = redis.call('HMGET', lead, unpack(fields))
@@ -113,7 +127,7 @@ end
 
 local transitions = {}
 for i = 0, nfun - 1 do
-  local f, n, plan = ARGV[14 + 3 * i], tonumber(ARGV[15 + 3 * i]), ARGV[16 + 3 * i]
+  local f, n, plan = ARGV[15 + 3 * i], tonumber(ARGV[16 + 3 * i]), ARGV[17 + 3 * i]
   local base = 11 + 5 * i
   local x, k = cur[base + 1], tonumber(cur[base + 2])
   local entered, began = tonumber(cur[base + 3]), tonumber(cur[base + 4])

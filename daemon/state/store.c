@@ -13,6 +13,7 @@
  * the step de-duplicates by event id.
  */
 #include <hiredis/adapters/libuv.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,7 +77,9 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
 
 static void send_step(fn_daemon_t *d, fn_msg_t *m)
 {
-    if (fn_step_build(d->cfg, d->script_sha, &m->ev, m->lead_hash, fn_now_ms(), &m->cmd)) {
+    char token[64];
+    snprintf(token, sizeof token, "%s:%llu", d->instance, (unsigned long long)m->seq);
+    if (fn_step_build(d->cfg, d->script_sha, token, &m->ev, m->lead_hash, fn_now_ms(), &m->cmd)) {
         fn_log(&d->log, FN_LOG_ERROR, "redis", "out of memory building a step");
         fn_daemon_stop(d, 1);
         return;

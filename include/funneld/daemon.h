@@ -58,6 +58,7 @@ typedef struct fn_msg {
     int pending_dr;     /* produced messages not yet acknowledged */
     bool clear_pending; /* a stored result in Redis to clear once outputs are acked */
     int64_t consumed_ms;
+    uint64_t seq; /* this process's number for the message, part of its step token */
 } fn_msg_t;
 
 typedef struct fn_msg_queue {
@@ -102,6 +103,8 @@ typedef struct fn_daemon {
     redisAsyncContext *redis;
     bool redis_ready; /* connected, authenticated, script loaded */
     char script_sha[41];
+    char instance[33]; /* random per process: with a message number, names pending results */
+    uint64_t msg_seq;
     fn_msg_queue_t redis_wait; /* ready to send, in order */
     fn_msg_queue_t redis_sent; /* sent, replies come back in this order */
     int64_t redis_backoff_ms;
@@ -109,11 +112,6 @@ typedef struct fn_daemon {
     uv_timer_t redis_timer;
     fn_msg_t **lead_table; /* chain heads by lead hash */
     size_t lead_table_mask;
-
-    /* results acknowledged recently, by hash of (lead id, event id): a duplicate whose step
-     * ran before the first copy's result was cleared finds its first copy here */
-    fn_hash128_t acked[4096];
-    unsigned acked_next;
 
     /* messages */
     size_t in_flight;
@@ -141,10 +139,6 @@ fn_msg_t *fn_msg_new(fn_daemon_t *d);
 /* Marks m done and commits every done prefix of its partition. */
 void fn_msg_done(fn_daemon_t *d, fn_msg_t *m);
 void fn_queue_push(fn_msg_queue_t *q, fn_msg_t *m);
-/* Remembers that m's outputs are acknowledged (see fn_daemon_t.acked). */
-void fn_msg_acked(fn_daemon_t *d, const fn_msg_t *m);
-/* True when an earlier copy of m's event was acknowledged recently or is still producing. */
-bool fn_msg_first_copy_handled(fn_daemon_t *d, const fn_msg_t *m);
 fn_msg_t *fn_queue_pop(fn_msg_queue_t *q);
 
 /* --- core/kafka_common.c --- */

@@ -14,7 +14,7 @@
 
 typedef enum {
     FN_STEP_OK = 0,
-    FN_STEP_DUP,       /* already applied and acknowledged: nothing to emit */
+    FN_STEP_DUP,       /* already applied: nothing to emit */
     FN_STEP_ERASED,    /* the lead was erased */
     FN_STEP_COLLISION, /* another lead id owns this key */
 } fn_step_status_t;
@@ -36,7 +36,7 @@ typedef struct fn_step_transition {
 /* A parsed reply. Strings point into the redisReply, which must outlive the result. */
 typedef struct fn_step_result {
     fn_step_status_t status;
-    bool replay;    /* OK or ERASED read back from a first run whose outputs were never acked */
+    bool replay;    /* OK or ERASED read back from an unacknowledged stored result */
     int64_t at;     /* event time as the lead's clock sees it (never earlier than before) */
     fn_str_t value; /* the lead's value as a decimal number, or empty */
     fn_attr_t first, last;
@@ -54,9 +54,11 @@ typedef struct fn_lead_keys {
 fn_hash128_t fn_step_lead_hash(const char *lead_id, size_t len);
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t lead_hash, fn_lead_keys_t *k);
 
-/* Appends the RESP-encoded EVALSHA for ev to out (sha is the script's 40-char digest).
- * Only the funnels the event is routed to are sent; an erase names every funnel. */
-int fn_step_build(const fn_config_t *cfg, const char *sha, const fn_event_t *ev,
+/* Writes the RESP-encoded EVALSHA for ev into out (sha is the script's 40-char digest;
+ * token is "<instance>:<message>", naming this daemon process and this consumed message,
+ * see step.lua). Only the funnels the event is routed to are sent; an erase names every
+ * funnel. */
+int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
                   fn_hash128_t lead_hash, int64_t now_ms, fn_buf_t *out);
 
 /* Parses a step reply. Returns FN_OK or FN_ERR with a reason in err (a malformed reply or a

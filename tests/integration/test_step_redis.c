@@ -34,6 +34,9 @@ static fn_config_t *cfg;
 static char sha[41];
 static char prefix[32];
 static redisReply *last_reply;
+/* the daemon process applying events; test_replay switches it to act as a restarted one */
+static const char *instance = "instance-a";
+static int msg_no, resend_no;
 
 static redisContext *connect_from_env(void)
 {
@@ -49,7 +52,8 @@ static redisContext *connect_from_env(void)
 }
 
 /* Applies one event; res points into last_reply until the next call. */
-static fn_reject_t apply(const char *json, fn_step_result_t *res)
+/* resend: send as the same message again, as the daemon does after a lost reply. */
+static fn_reject_t apply_as(const char *json, fn_step_result_t *res, bool resend)
 {
     fn_event_t ev = {0};
     char reason[256], err[256];
@@ -63,7 +67,9 @@ static fn_reject_t apply(const char *json, fn_step_result_t *res)
         return code;
     }
     fn_buf_t cmd = {0};
-    CHECK(fn_step_build(cfg, sha, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
+    char token[64];
+    snprintf(token, sizeof token, "%s:%d", instance, resend ? resend_no : ++msg_no);
+    CHECK(fn_step_build(cfg, sha, token, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
                         1790000000000LL, &cmd) == FN_OK);
     if (last_reply)
         freeReplyObject(last_reply);
@@ -80,6 +86,11 @@ static fn_reject_t apply(const char *json, fn_step_result_t *res)
     fn_buf_free(&cmd);
     fn_event_clear(&ev);
     return FN_REJ_NONE;
+}
+
+static fn_reject_t apply(const char *json, fn_step_result_t *res)
+{
+    return apply_as(json, res, false);
 }
 
 static long long stat_of(const char *lead_id, const char *field)
@@ -166,6 +177,7 @@ static void test_journey(void)
     apply(EV("L-1", "e7", "1795440002000", "web", "purchase", ",\"props\":{\"value\":1500.5}"), &r);
     t = trans_of(&r, "b2b");
     CHECK(t && t->op == 'C' && t->from == 3 && t->to == 4);
+    resend_no = msg_no; /* test_replay sends e7 again as this same message */
     /* after conversion: touches only */
     apply(EV("L-1", "e8", "1795440003000", "web", "page_view", ""), &r);
     CHECK(trans_of(&r, "b2b") == NULL);
@@ -184,7 +196,16 @@ static void test_replay(void)
 {
     fn_step_result_t r;
     long long conv = total("b2b|conv"), e0 = total("b2b|e|0");
-    /* e7 produced a conversion whose outputs were never acknowledged: the replay repeats it */
+    /* the same message sent again (its reply was lost) gets the result it never saw */
+    apply_as(EV("L-1", "e7", "1795440002000", "web", "purchase", ",\"props\":{\"value\":1500.5}"),
+             &r, true);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(r.replay && r.n_trans == 1);
+    /* another copy seen by the same process: it is delivering the first's outputs, so silence */
+    apply(EV("L-1", "e7", "1795440002000", "web", "purchase", ",\"props\":{\"value\":1500.5}"), &r);
+    CHECK_INT(r.status, FN_STEP_DUP);
+    /* after a restart (another instance), the unacknowledged conversion is repeated */
+    instance = "instance-b";
     apply(EV("L-1", "e7", "1795440002000", "web", "purchase", ",\"props\":{\"value\":1500.5}"), &r);
     CHECK_INT(r.status, FN_STEP_OK);
     CHECK(r.replay);
@@ -280,6 +301,9 @@ static void test_consent_erase_collision(void)
     freeReplyObject(ex);
     CHECK_INT(total("b2b|p|4"), pop4 - 1); /* the lead left the population */
     CHECK_INT(total("b2b|e|4"), e4);       /* anonymous counters stay */
+    apply(EV("L-1", "x1", "1795440005000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_DUP); /* same instance: it is delivering the erasure */
+    instance = "instance-c";          /* a restarted daemon repeats the lead_erased events */
     apply(EV("L-1", "x1", "1795440005000", "web", "erase", ""), &r);
     CHECK_INT(r.status, FN_STEP_ERASED);
     CHECK(r.replay);
