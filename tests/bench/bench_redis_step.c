@@ -1,0 +1,474 @@
+/*
+ * bench_redis_step.c — the Redis ceiling of issue 7: the exact Lua step funneld runs per
+ * event, driven as fast as one pipelined hiredis connection can drive it.
+ *
+ * It owns nothing of the daemon: it reads a JSON-lines file of touchpoints (written by
+ * `funneld-loadgen --no-kafka --out FILE`, or together with the Kafka pre-fill), decodes each
+ * line with fn_event_decode() against the same config funneld runs with, builds the very
+ * EVALSHA command funneld would send with fn_step_build() (under a key prefix of its own, so
+ * it starts from empty state exactly like a fresh funneld run), and only then starts the
+ * clock: the timed part is appending the prebuilt commands to one sync hiredis connection,
+ * keeping up to --window of them in flight, and reading the replies. Messages the decoder
+ * rejects are skipped (funneld sends them to the dead-letter topic without touching Redis).
+ *
+ * It also reports what each step costs Redis: the delta of INFO commandstats (in Redis 7 the
+ * commands a script calls are counted there too) and of INFO cpu, per step.
+ *
+ * Output: a human summary on stderr, and one line on stdout for scripts:
+ *   RESULT redis_step events=N seconds=S eps=E cmds_per_event=C redis_cpu_s=R ...
+ *
+ * Usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW] [-u REDIS_URL]
+ */
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "funneld/common.h"
+#include "funneld/config.h"
+#include "funneld/event.h"
+#include "funneld/step.h"
+
+#define MAX_CMDSTATS 512
+
+typedef struct cmdstat {
+    char name[64];
+    long long calls;
+} cmdstat_t;
+
+typedef struct cmdstats {
+    cmdstat_t s[MAX_CMDSTATS];
+    size_t n;
+    double cpu_user, cpu_sys;
+} cmdstats_t;
+
+typedef struct counts {
+    long long ok, dup, dup_replay, erased, collision, errors, other, transitions;
+} counts_t;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW]\n"
+               "                        [-u REDIS_URL]\n"
+               "  -c  funneld config (the funnels and redis.url; FUNNELD_REDIS_URL overrides)\n"
+               "  -i  touchpoints, one JSON message per line (funneld-loadgen --out)\n"
+               "  -p  Redis key prefix (default bench-redis-<pid>-<time>): use a fresh one\n"
+               "  -w  steps in flight on the connection (default 1000)\n"
+               "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n");
+}
+
+/* redis://[user:password@]host[:port][/db] */
+static int parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
+                     size_t userlen, char *pass, size_t passlen, int *db)
+{
+    if (strncmp(url, "redis://", 8) != 0)
+        return FN_ERR;
+    const char *p = url + 8;
+    const char *at = strrchr(p, '@');
+    user[0] = pass[0] = '\0';
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *uend = colon ? colon : at;
+        snprintf(user, userlen, "%.*s", (int)(uend - p), p);
+        if (colon)
+            snprintf(pass, passlen, "%.*s", (int)(at - colon - 1), colon + 1);
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *hend = slash ? slash : p + strlen(p);
+    const char *colon = memchr(p, ':', (size_t)(hend - p));
+    *port = 6379;
+    if (colon) {
+        *port = atoi(colon + 1);
+        hend = colon;
+    }
+    snprintf(host, hostlen, "%.*s", (int)(hend - p), p);
+    *db = slash && slash[1] ? atoi(slash + 1) : 0;
+    return host[0] && *port > 0 && *port < 65536 ? FN_OK : FN_ERR;
+}
+
+/* Runs a command whose reply must not be an error; frees the reply. */
+static int run_ok(redisContext *c, const char *what, redisReply *r)
+{
+    if (!r) {
+        fprintf(stderr, "bench_redis_step: %s: %s\n", what, c->errstr);
+        return FN_ERR;
+    }
+    int rc = FN_OK;
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "bench_redis_step: %s: %s\n", what, r->str);
+        rc = FN_ERR;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static double info_double(const char *text, const char *field)
+{
+    const char *p = strstr(text, field);
+    return p ? strtod(p + strlen(field), NULL) : 0.0;
+}
+
+/* INFO commandstats and INFO cpu in one snapshot. */
+static int snapshot(redisContext *c, cmdstats_t *st)
+{
+    st->n = 0;
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "bench_redis_step: INFO commandstats: %s\n",
+                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr);
+        goto fail;
+    }
+    for (char *line = r->str; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (strncmp(line, "cmdstat_", 8) == 0 && st->n < MAX_CMDSTATS) {
+            char *colon = strchr(line, ':');
+            char *calls = colon ? strstr(colon, "calls=") : NULL;
+            if (colon && calls && (!next || calls < next)) {
+                cmdstat_t *s = &st->s[st->n++];
+                snprintf(s->name, sizeof s->name, "%.*s", (int)(colon - line - 8), line + 8);
+                s->calls = strtoll(calls + 6, NULL, 10);
+            }
+        }
+        line = next ? next + 1 : NULL;
+    }
+    freeReplyObject(r);
+    r = redisCommand(c, "INFO cpu");
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "bench_redis_step: INFO cpu: %s\n",
+                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr);
+        goto fail;
+    }
+    st->cpu_user = info_double(r->str, "used_cpu_user:");
+    st->cpu_sys = info_double(r->str, "used_cpu_sys:");
+    freeReplyObject(r);
+    return FN_OK;
+fail:
+    if (r)
+        freeReplyObject(r);
+    return FN_ERR;
+}
+
+static long long calls_of(const cmdstats_t *st, const char *name)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (strcmp(st->s[i].name, name) == 0)
+            return st->s[i].calls;
+    return 0;
+}
+
+static int by_calls_desc(const void *a, const void *b)
+{
+    const cmdstat_t *x = a, *y = b;
+    return x->calls < y->calls ? 1 : x->calls > y->calls ? -1 : 0;
+}
+
+/* Fills delta with after - before per command (INFO itself left out) and returns the sum. */
+static long long diff_stats(const cmdstats_t *before, const cmdstats_t *after, cmdstats_t *delta)
+{
+    long long total = 0;
+    delta->n = 0;
+    for (size_t i = 0; i < after->n; i++) {
+        if (strcmp(after->s[i].name, "info") == 0)
+            continue;
+        long long d = after->s[i].calls - calls_of(before, after->s[i].name);
+        if (d <= 0)
+            continue;
+        delta->s[delta->n] = after->s[i];
+        delta->s[delta->n].calls = d;
+        delta->n++;
+        total += d;
+    }
+    qsort(delta->s, delta->n, sizeof delta->s[0], by_calls_desc);
+    return total;
+}
+
+static void count_reply(const redisReply *r, counts_t *k)
+{
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (k->errors < 5)
+            fprintf(stderr, "bench_redis_step: step error: %s\n", r->str);
+        k->errors++;
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        k->other++;
+        return;
+    }
+    const char *s = r->element[0]->str;
+    if (strcmp(s, "ok") == 0)
+        k->ok++;
+    else if (strcmp(s, "dup") == 0)
+        k->dup++;
+    else if (strncmp(s, "dup-", 4) == 0)
+        k->dup_replay++;
+    else if (strcmp(s, "erased") == 0)
+        k->erased++;
+    else if (strcmp(s, "collision") == 0)
+        k->collision++;
+    else
+        k->other++;
+    if (strcmp(s, "ok") == 0 && r->elements >= 5 && r->element[4]->type == REDIS_REPLY_ARRAY)
+        k->transitions += (long long)r->element[4]->elements;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cfg_path = NULL, *events_path = NULL, *prefix_opt = NULL, *url_opt = NULL;
+    long window = 1000;
+    int c;
+    while ((c = getopt(argc, argv, "c:i:p:w:u:h")) != -1) {
+        switch (c) {
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 'i':
+            events_path = optarg;
+            break;
+        case 'p':
+            prefix_opt = optarg;
+            break;
+        case 'w':
+            window = strtol(optarg, NULL, 10);
+            break;
+        case 'u':
+            url_opt = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!cfg_path || !events_path || window < 1 || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    int rc = 1;
+    char err[512], reason[256];
+    fn_config_t *cfg = NULL;
+    FILE *in = NULL;
+    char *line = NULL;
+    size_t linecap = 0;
+    fn_buf_t all = {0}, one = {0};
+    size_t *offs = NULL, n_cmds = 0, offs_cap = 0;
+    redisContext *redis = NULL;
+    redisReply *r = NULL;
+    static cmdstats_t before, after, delta;
+    counts_t k = {0};
+    long long lines = 0, rejected = 0;
+
+    cfg = fn_config_load(cfg_path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "bench_redis_step: %s: %s\n", cfg_path, err);
+        goto fail;
+    }
+    char prefix[128];
+    if (prefix_opt)
+        snprintf(prefix, sizeof prefix, "%s", prefix_opt);
+    else
+        snprintf(prefix, sizeof prefix, "bench-redis-%ld-%lld", (long)getpid(),
+                 (long long)fn_now_ms());
+    char *dup = strdup(prefix);
+    if (!dup)
+        goto oom;
+    free(cfg->key_prefix);
+    cfg->key_prefix = dup;
+
+    char host[256], user[128], pass[256];
+    int port, db;
+    const char *url = url_opt ? url_opt : cfg->redis_url;
+    if (parse_url(url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass, &db)) {
+        fprintf(stderr, "bench_redis_step: cannot parse redis url %s\n", url);
+        goto fail;
+    }
+    redis = redisConnect(host, port);
+    if (!redis || redis->err) {
+        fprintf(stderr, "bench_redis_step: connect %s:%d: %s\n", host, port,
+                redis ? redis->errstr : "out of memory");
+        goto fail;
+    }
+    if (pass[0] && user[0] && run_ok(redis, "AUTH", redisCommand(redis, "AUTH %s %s", user, pass)))
+        goto fail;
+    if (pass[0] && !user[0] && run_ok(redis, "AUTH", redisCommand(redis, "AUTH %s", pass)))
+        goto fail;
+    if (db && run_ok(redis, "SELECT", redisCommand(redis, "SELECT %d", db)))
+        goto fail;
+    r = redisCommand(redis, "SCRIPT LOAD %s", fn_lua_step_src);
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+        fprintf(stderr, "bench_redis_step: SCRIPT LOAD: %s\n",
+                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : redis->errstr);
+        goto fail;
+    }
+    char sha[41];
+    memcpy(sha, r->str, 40);
+    sha[40] = '\0';
+    freeReplyObject(r);
+    r = NULL;
+
+    /* Build every command up front so the timed loop only talks to Redis. */
+    in = fopen(events_path, "r");
+    if (!in) {
+        perror(events_path);
+        goto fail;
+    }
+    char instance[40];
+    snprintf(instance, sizeof instance, "bench%08x", (unsigned)(getpid() ^ (unsigned)time(NULL)));
+    double t_build = mono_s();
+    ssize_t len;
+    while ((len = getline(&line, &linecap, in)) > 0) {
+        lines++;
+        if (line[len - 1] == '\n')
+            len--;
+        fn_event_t ev = {0};
+        fn_reject_t rej =
+            fn_event_decode(line, (size_t)len, cfg, fn_now_ms(), &ev, reason, sizeof reason);
+        if (rej != FN_REJ_NONE) {
+            rejected++;
+            continue;
+        }
+        char token[64];
+        snprintf(token, sizeof token, "%s:%zu", instance, n_cmds + 1);
+        fn_hash128_t h = fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len);
+        int brc = fn_step_build(cfg, sha, token, &ev, h, fn_now_ms(), &one);
+        fn_event_clear(&ev);
+        if (brc)
+            goto oom;
+        if (n_cmds + 1 >= offs_cap) {
+            size_t ncap = offs_cap ? offs_cap * 2 : 65536;
+            size_t *o = realloc(offs, ncap * sizeof *o);
+            if (!o)
+                goto oom;
+            offs = o;
+            offs_cap = ncap;
+        }
+        offs[n_cmds++] = all.len;
+        if (fn_buf_append(&all, one.data, one.len))
+            goto oom;
+    }
+    if (ferror(in)) {
+        perror(events_path);
+        goto fail;
+    }
+    if (n_cmds == 0) {
+        fprintf(stderr, "bench_redis_step: no valid event in %s\n", events_path);
+        goto fail;
+    }
+    offs[n_cmds] = all.len;
+    fprintf(stderr,
+            "bench_redis_step: %lld line(s), %lld rejected by the decoder, %zu step(s) built in "
+            "%.2f s (%.1f MB of RESP, %.0f bytes per step), prefix %s\n",
+            lines, rejected, n_cmds, mono_s() - t_build, (double)all.len / 1e6,
+            (double)all.len / (double)n_cmds, prefix);
+
+    if (snapshot(redis, &before))
+        goto fail;
+
+    /* The timed loop: keep up to `window` steps in flight on the one connection. */
+    size_t sent = 0, recvd = 0;
+    double t0 = mono_s();
+    while (recvd < n_cmds) {
+        while (sent < n_cmds && sent - recvd < (size_t)window) {
+            if (redisAppendFormattedCommand(redis, all.data + offs[sent],
+                                            offs[sent + 1] - offs[sent]) != REDIS_OK) {
+                fprintf(stderr, "bench_redis_step: append: %s\n", redis->errstr);
+                goto fail;
+            }
+            sent++;
+        }
+        int done = 0;
+        do {
+            if (redisBufferWrite(redis, &done) != REDIS_OK) {
+                fprintf(stderr, "bench_redis_step: write: %s\n", redis->errstr);
+                goto fail;
+            }
+        } while (!done);
+        if (redisGetReply(redis, (void **)&r) != REDIS_OK || !r) {
+            fprintf(stderr, "bench_redis_step: reply: %s\n", redis->errstr);
+            goto fail;
+        }
+        count_reply(r, &k);
+        freeReplyObject(r);
+        r = NULL;
+        recvd++;
+        /* every reply already read off the socket, without blocking */
+        while (recvd < sent) {
+            if (redisReaderGetReply(redis->reader, (void **)&r) != REDIS_OK) {
+                fprintf(stderr, "bench_redis_step: protocol error: %s\n", redis->reader->errstr);
+                goto fail;
+            }
+            if (!r)
+                break;
+            count_reply(r, &k);
+            freeReplyObject(r);
+            r = NULL;
+            recvd++;
+        }
+    }
+    double secs = mono_s() - t0;
+
+    if (snapshot(redis, &after))
+        goto fail;
+    long long total = diff_stats(&before, &after, &delta);
+    double ev_n = (double)n_cmds;
+    double redis_cpu = (after.cpu_user - before.cpu_user) + (after.cpu_sys - before.cpu_sys);
+
+    fprintf(stderr,
+            "bench_redis_step: %zu steps in %.3f s = %.0f steps/s (window %ld)\n"
+            "  replies: ok %lld, dup %lld, dup-replay %lld, erased %lld, collision %lld, "
+            "errors %lld, other %lld; transitions %lld\n"
+            "  Redis: %lld commands = %.2f per step, %.2f Redis CPU s = %.1f us per step\n",
+            n_cmds, secs, ev_n / secs, window, k.ok, k.dup, k.dup_replay, k.erased, k.collision,
+            k.errors, k.other, k.transitions, total, (double)total / ev_n, redis_cpu,
+            redis_cpu * 1e6 / ev_n);
+    char breakdown[2048];
+    size_t bl = 0;
+    breakdown[0] = '\0';
+    for (size_t i = 0; i < delta.n && bl < sizeof breakdown - 64; i++) {
+        fprintf(stderr, "    %-16s %12lld  %6.3f per step\n", delta.s[i].name, delta.s[i].calls,
+                (double)delta.s[i].calls / ev_n);
+        bl += (size_t)snprintf(breakdown + bl, sizeof breakdown - bl, "%s%s:%.3f", i ? "," : "",
+                               delta.s[i].name, (double)delta.s[i].calls / ev_n);
+    }
+    printf("RESULT redis_step events=%zu seconds=%.3f eps=%.0f cmds_per_event=%.3f "
+           "redis_cpu_s=%.3f redis_cpu_us_per_event=%.2f transitions=%lld ok=%lld dup=%lld "
+           "errors=%lld rejected=%lld cmds=%s\n",
+           n_cmds, secs, ev_n / secs, (double)total / ev_n, redis_cpu, redis_cpu * 1e6 / ev_n,
+           k.transitions, k.ok, k.dup + k.dup_replay, k.errors, rejected, breakdown);
+    rc = k.errors || k.other || k.collision ? 1 : 0;
+    goto done;
+
+oom:
+    fprintf(stderr, "bench_redis_step: out of memory\n");
+fail:
+    rc = 1;
+done:
+    if (r)
+        freeReplyObject(r);
+    if (redis)
+        redisFree(redis);
+    if (in)
+        fclose(in);
+    free(line);
+    free(offs);
+    fn_buf_free(&all);
+    fn_buf_free(&one);
+    if (cfg)
+        fn_config_free(cfg);
+    return rc;
+}

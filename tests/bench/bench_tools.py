@@ -1,0 +1,380 @@
+"""bench_tools.py — the Kafka/Redis bookkeeping tests/bench/run.sh needs around the three
+measurements (funneld, the Redis ceiling, the Kafka ceiling): creating topics, writing the
+bench config, waiting for a consumer group to commit the whole input, reading output
+counts and timestamps, Redis command statistics, the latency of fixed-rate mode, and the
+final summary table. It measures nothing itself while the others run.
+
+Runs on Debian's /usr/bin/python3 (python3-confluent-kafka, python3-redis).
+
+  bench_tools.py topics BROKERS NAME:PARTS[:logappend] ...
+  bench_tools.py config DEMO.json OUT.json BROKERS REDIS_URL PREFIX GROUP INPUT TOPIC_PREFIX
+  bench_tools.py drained BROKERS GROUP TOPIC TIMEOUT_S      -> prints the wall time (epoch s)
+  bench_tools.py wait-log FILE TEXT TIMEOUT_S               -> prints the line's ts (epoch s)
+  bench_tools.py outputs BROKERS TRANSITIONS DLQ            -> key=value lines
+  bench_tools.py redis-stats REDIS_URL                      -> JSON snapshot
+  bench_tools.py redis-diff BEFORE.json AFTER.json EVENTS   -> key=value lines
+  bench_tools.py latency BROKERS INPUT TRANSITIONS          -> key=value lines
+  bench_tools.py stoplog FILE                               -> key=value lines
+  bench_tools.py summary RESULTS.env                        -> the table
+"""
+import datetime
+import json
+import re
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition, TIMESTAMP_LOG_APPEND_TIME
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def die(msg):
+    sys.exit(f"bench_tools.py: {msg}")
+
+
+def kv(**items):
+    for k, v in items.items():
+        print(f"{k}={v}")
+
+
+def reader(brokers, **extra):
+    conf = {"bootstrap.servers": brokers, "group.id": "bench-reader-" + uuid.uuid4().hex,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "enable.partition.eof": False}
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def partitions(c, topic):
+    md = c.list_topics(topic, timeout=10)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        die(f"topic {topic}: {t.error if t else 'missing'}")
+    return sorted(t.partitions)
+
+
+# ------------------------------------------------------------------ topics / config
+def cmd_topics(brokers, *specs):
+    admin = AdminClient({"bootstrap.servers": brokers})
+    want = []
+    for s in specs:
+        parts = s.split(":")
+        cfg = {}
+        if len(parts) > 2 and parts[2] == "logappend":
+            # broker append time on both sides: latency is from "input available in Kafka"
+            # to "output available in Kafka", whatever the producers' batching
+            cfg["message.timestamp.type"] = "LogAppendTime"
+        want.append(NewTopic(parts[0], int(parts[1]), 1, config=cfg))
+    for name, f in admin.create_topics(want).items():
+        f.result(30)
+    deadline = time.time() + 30
+    names = {t.topic: t.num_partitions for t in want}
+    while time.time() < deadline:
+        md = admin.list_topics(timeout=10)
+        if all(n in md.topics and len(md.topics[n].partitions) == p and
+               all(pp.leader >= 0 for pp in md.topics[n].partitions.values())
+               for n, p in names.items()):
+            return
+        time.sleep(0.2)
+    die("topics did not get leaders")
+
+
+def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefix):
+    with open(demo) as f:
+        cfg = json.load(f)
+    cfg["kafka"].update({
+        "brokers": brokers, "group_id": group, "input_topics": [input_topic],
+        "topics": {k: f"{tprefix}.{k}" for k in ("transitions", "retargeting", "bottlenecks",
+                                                  "snapshots", "dlq")}})
+    cfg["kafka"]["properties"] = {}
+    cfg["redis"] = {"url": redis_url, "key_prefix": prefix}
+    cfg["http"] = {"listen": "127.0.0.1:0"}
+    with open(out, "w") as f:
+        json.dump(cfg, f, indent=1)
+
+
+# ------------------------------------------------------------------ progress
+def cmd_drained(brokers, group, topic, timeout):
+    """Waits until group's committed offsets reach the topic's end; prints when (epoch s)."""
+    c = reader(brokers, **{"group.id": group})
+    parts = [TopicPartition(topic, p) for p in partitions(c, topic)]
+    high = {}
+    for tp in parts:
+        high[tp.partition] = c.get_watermark_offsets(tp, timeout=10)[1]
+    deadline = time.time() + float(timeout)
+    last_print = 0
+    while True:
+        now = time.time()
+        committed = c.committed(parts, timeout=10)
+        lag = sum(high[tp.partition] - (tp.offset if tp.offset >= 0 else 0) for tp in committed)
+        if lag <= 0:
+            print(f"{now:.3f}")
+            c.close()
+            return
+        if now > deadline:
+            c.close()
+            die(f"group {group} still {lag} behind on {topic} after {timeout} s")
+        if now - last_print > 10:
+            print(f"bench_tools.py: {group}: {lag} message(s) to go", file=sys.stderr)
+            last_print = now
+        time.sleep(0.1)
+
+
+def log_ts(line):
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    t = datetime.datetime.strptime(rec["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return rec, t.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def cmd_wait_log(path, text, timeout):
+    deadline = time.time() + float(timeout)
+    while time.time() < deadline:
+        with open(path) as f:
+            for line in f:
+                r = log_ts(line)
+                if r and text in r[0].get("msg", ""):
+                    print(f"{r[1]:.3f}")
+                    return
+        time.sleep(0.05)
+    die(f"no '{text}' in {path} after {timeout} s")
+
+
+def cmd_stoplog(path):
+    """The daemon's own counts from its 'stopping:' line."""
+    with open(path) as f:
+        for line in f:
+            r = log_ts(line)
+            if not r:
+                continue
+            m = re.search(r"consumed (\d+), transitions (\d+), duplicates (\d+), "
+                          r"dead letters (\d+)", r[0].get("msg", ""))
+            if m:
+                kv(consumed=m[1], transitions=m[2], duplicates=m[3], dead_letters=m[4])
+                return
+    die(f"no 'stopping:' line in {path}")
+
+
+# ------------------------------------------------------------------ outputs
+def edge_timestamps(c, topic):
+    """(messages, first ts, last ts) over all partitions, timestamps in epoch ms."""
+    first, last, total = None, None, 0
+    for p in partitions(c, topic):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        total += hi - lo
+        if hi <= lo:
+            continue
+        for off in (lo, hi - 1):
+            c.assign([TopicPartition(topic, p, off)])
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                m = c.poll(0.5)
+                if m is not None and not m.error():
+                    ts = m.timestamp()[1]
+                    first = ts if first is None else min(first, ts)
+                    last = ts if last is None else max(last, ts)
+                    break
+    return total, first, last
+
+
+def consume_all(c, topic, limit=None):
+    parts = partitions(c, topic)
+    ends, need = {}, 0
+    for p in parts:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        ends[p] = hi
+        need += hi - lo
+    if limit is not None:
+        need = min(need, limit)
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    out, idle_since = [], time.time()
+    while len(out) < need and time.time() - idle_since < 15:
+        for m in c.consume(10000, 0.5):
+            if m.error():
+                continue
+            out.append(m)
+            idle_since = time.time()
+    return out
+
+
+def cmd_outputs(brokers, transitions, dlq):
+    c = reader(brokers)
+    n, first, last = edge_timestamps(c, transitions)
+    sample = consume_all(c, transitions, limit=20000)
+    avg = sum(len(m.value() or b"") for m in sample) / len(sample) if sample else 0
+    reasons = {}
+    dl = consume_all(c, dlq)
+    for m in dl:
+        code = dict(m.headers() or []).get("funneld.error", b"?").decode()
+        reasons[code] = reasons.get(code, 0) + 1
+    c.close()
+    kv(transitions=n, out_first_ms=first or 0, out_last_ms=last or 0,
+       transition_avg_bytes=round(avg), dlq=len(dl),
+       dlq_reasons=",".join(f"{k}:{v}" for k, v in sorted(reasons.items())) or "none",
+       dlq_ts_out_of_range=reasons.get("ts_out_of_range", 0))
+
+
+# ------------------------------------------------------------------ redis
+def cmd_redis_stats(url):
+    import redis
+    r = redis.Redis.from_url(url)
+    stats = r.info("commandstats")
+    cpu = r.info("cpu")
+    print(json.dumps({"calls": {k[len("cmdstat_"):] if k.startswith("cmdstat_") else k:
+                                v["calls"] for k, v in stats.items()},
+                      "cpu": cpu["used_cpu_user"] + cpu["used_cpu_sys"]}))
+
+
+def cmd_redis_diff(before, after, events):
+    with open(before) as f:
+        b = json.load(f)
+    with open(after) as f:
+        a = json.load(f)
+    events = int(events)
+    delta = {k: v - b["calls"].get(k, 0) for k, v in a["calls"].items() if k != "info"}
+    delta = {k: v for k, v in delta.items() if v > 0}
+    total = sum(delta.values())
+    kv(cmds_per_event=f"{total / events:.3f}",
+       redis_cpu_s=f"{a['cpu'] - b['cpu']:.3f}",
+       cmds=",".join(f"{k}:{v / events:.3f}" for k, v in
+                     sorted(delta.items(), key=lambda x: -x[1])))
+
+
+# ------------------------------------------------------------------ latency
+def pct(sorted_vals, q):
+    if not sorted_vals:
+        return float("nan")
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[i]
+
+
+def cmd_latency(brokers, input_topic, transitions):
+    """Output append time − its cause's input append time, per transition."""
+    c = reader(brokers)
+    cause = {}
+    ts_types = set()
+    for m in consume_all(c, input_topic):
+        try:
+            e = json.loads(m.value())
+            key = (e["lead_id"], e["event_id"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        ts_types.add(m.timestamp()[0])
+        cause.setdefault(key, m.timestamp()[1])
+    lat, unmatched = [], 0
+    for m in consume_all(c, transitions):
+        ts_types.add(m.timestamp()[0])
+        e = json.loads(m.value())
+        t_in = cause.get((e.get("lead_id"), e.get("cause_event_id")))
+        if t_in is None:
+            unmatched += 1
+            continue
+        lat.append(m.timestamp()[1] - t_in)
+    c.close()
+    lat.sort()
+    kv(samples=len(lat), unmatched=unmatched,
+       log_append_time=int(ts_types == {TIMESTAMP_LOG_APPEND_TIME}),
+       p50_ms=pct(lat, 0.50), p99_ms=pct(lat, 0.99), p999_ms=pct(lat, 0.999),
+       max_ms=lat[-1] if lat else "nan",
+       mean_ms=f"{sum(lat) / len(lat):.1f}" if lat else "nan")
+
+
+# ------------------------------------------------------------------ summary
+def cmd_summary(path):
+    r = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if "=" in line:
+                k, v = line.split("=", 1)
+                r[k] = v
+
+    def g(k, default="-"):
+        return r.get(k, default)
+
+    def f(k):
+        try:
+            return float(r[k])
+        except (KeyError, ValueError):
+            return None
+
+    def num(x, fmt="{:,.0f}"):
+        return "-" if x is None else fmt.format(x)
+
+    fe, rc, kc, kc1 = f("funneld_eps"), f("redis_eps"), f("kafka_eps"), f("kafka1_eps")
+    rows = [
+        ("input", f"{int(f('events') or 0):,} events, {int(f('leads') or 0):,} leads, "
+                  f"6 partitions, seed {g('seed')}, dup {g('dup_rate')}, bad {g('bad_rate')}"),
+        ("funneld, backlog: events/s (first→last input)",
+         f"{num(fe)}  ({num(f('funneld_span_s'), '{:.1f}')} s from partitions assigned to "
+         f"the last output)"),
+        ("funneld, backlog: events/s incl. start + join",
+         f"{num(f('funneld_eps_wall'))}  ({num(f('funneld_wall_s'), '{:.1f}')} s from exec to "
+         f"all offsets committed)"),
+        ("funneld: peak RSS", f"{num(f('funneld_rss_mb'), '{:.1f}')} MB (VmHWM)"),
+        ("funneld: CPU s per million events",
+         f"{num(f('funneld_cpu_per_m'), '{:.1f}')}  (total {num(f('funneld_cpu_s'), '{:.1f}')}"
+         f" s; Redis {num(f('funneld_redis_cpu_s'), '{:.1f}')} s, Kafka broker "
+         f"{num(f('funneld_kafka_cpu_s'), '{:.1f}')} s in the same window)"),
+        ("funneld: outputs",
+         f"{g('funneld_transitions')} transitions ({g('transition_avg_bytes')} B avg), "
+         f"{g('funneld_dlq')} dead letters [{g('funneld_dlq_reasons')}], "
+         f"{g('funneld_duplicates')} duplicates"),
+        ("funneld: Redis commands per input event",
+         f"{g('funneld_cmds_per_event')}  [{g('funneld_cmds')}]"),
+        ("Redis ceiling: steps/s (1 conn, pipelined)",
+         f"{num(rc)}  ({g('redis_events')} steps, window {g('redis_window')}, "
+         f"{g('redis_cpu_us_per_event')} us Redis CPU per step)"),
+        ("Redis ceiling: commands per step", f"{g('redis_cmds_per_event')}  [{g('redis_cmds')}]"),
+        ("Kafka ceiling: events/s (same outputs as funneld)",
+         f"{num(kc)}  ({g('kafka_outputs')} outputs of {g('kafka_bytes')} B; "
+         f"{num(f('kafka_eps_with_join'))}/s incl. join)"),
+        ("Kafka ceiling: events/s (1 output per input)",
+         f"{num(kc1)}  ({g('kafka1_outputs')} outputs of {g('kafka_bytes')} B; "
+         f"{num(f('kafka1_eps_with_join'))}/s incl. join)"),
+        ("ratio funneld ÷ Redis ceiling", num(fe / rc if fe and rc else None, "{:.2f}")),
+        ("ratio funneld ÷ Kafka ceiling (same outputs)",
+         num(fe / kc if fe and kc else None, "{:.2f}")),
+        ("ratio funneld ÷ Kafka ceiling (1 per input)",
+         num(fe / kc1 if fe and kc1 else None, "{:.2f}")),
+    ]
+    if "rate_target" in r:
+        rows += [
+            ("fixed rate: target / achieved input",
+             f"{num(f('rate_target'))} / {num(f('rate_achieved'))} events/s for "
+             f"{g('rate_events')} events"),
+            ("fixed rate: latency p50 / p99 / p99.9 / max",
+             f"{g('lat_p50_ms')} / {g('lat_p99_ms')} / {g('lat_p999_ms')} / {g('lat_max_ms')} ms"
+             f"  ({g('lat_samples')} transitions, unmatched {g('lat_unmatched')}, "
+             f"LogAppendTime {'yes' if g('lat_log_append_time') == '1' else 'NO'})"),
+            ("fixed rate: funneld CPU s per million / peak RSS",
+             f"{num(f('rate_cpu_per_m'), '{:.1f}')} s / "
+             f"{num(f('rate_rss_mb'), '{:.1f}')} MB"),
+        ]
+    w = max(len(a) for a, _ in rows)
+    bar = "-" * (w + 3 + 60)
+    print(bar)
+    print(f"funneld benchmark (issue 7) — {g('host')}, {g('date')}, build {g('build_type')}")
+    print(bar)
+    for a, b in rows:
+        print(f"{a.ljust(w)} | {b}")
+    print(bar)
+
+
+def main():
+    if len(sys.argv) < 2:
+        die("usage: see the top of this file")
+    cmds = {"topics": cmd_topics, "config": cmd_config, "drained": cmd_drained,
+            "wait-log": cmd_wait_log, "stoplog": cmd_stoplog, "outputs": cmd_outputs,
+            "redis-stats": cmd_redis_stats, "redis-diff": cmd_redis_diff,
+            "latency": cmd_latency, "summary": cmd_summary}
+    fn = cmds.get(sys.argv[1])
+    if not fn:
+        die(f"unknown command {sys.argv[1]}")
+    fn(*sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh — the issue 7 benchmark in one command: it owns building the bench
+# binaries, a private Redis + Kafka stack, the pre-filled input, the three measurements
+# (funneld end to end, the Redis ceiling, the Kafka ceiling), the fixed-rate latency run
+# and the summary table. It changes nothing outside its build directory.
+#
+#   bash tests/bench/run.sh
+#
+# Environment (defaults in brackets):
+#   BENCH_EVENTS [1000000]      input messages (duplicates and malformed ones included)
+#   BENCH_LEADS [EVENTS/10]     distinct leads
+#   BENCH_SEED [7]              loadgen seed (the fixed-rate run uses SEED+1)
+#   BENCH_DUP_RATE [0.01]       share of exact duplicates
+#   BENCH_BAD_RATE [0.001]      share of malformed messages
+#   BENCH_MODE [all]            all | max (backlog + ceilings only) | rate (fixed rate only)
+#   BENCH_RATE [half of max]    fixed-rate mode input rate, events/s
+#   BENCH_RATE_SECONDS [60]     fixed-rate mode duration
+#   BENCH_REDIS_WINDOW [1000]   Redis ceiling: steps in flight
+#   BENCH_BUILD_TYPE [RelWithDebInfo], BENCH_BUILD_DIR [build-bench]
+#   BENCH_PERF [0]              1: perf record funneld during the backlog run (skews it a bit;
+#                               the profile goes to OUT/perf.txt)
+#   BENCH_KEEP [0]              1: keep the services running and the events file
+#
+# The stack is private (FUNNELD_RUN_DIR=$BUILD/run, its own ports), so a concurrent test run
+# using deploy/.run is neither disturbed nor counted, and it is stopped on exit.
+#
+# Timestamps: every bench topic uses LogAppendTime, so latency in fixed-rate mode is the
+# output's broker append time minus its cause's broker append time (input available in
+# Kafka → output available in Kafka). In backlog mode latency means nothing and is not shown.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$REPO/tests/bench"
+PY=/usr/bin/python3
+TOOLS=("$PY" "$HERE/bench_tools.py")
+
+N=${BENCH_EVENTS:-1000000}
+LEADS=${BENCH_LEADS:-$((N / 10))}
+SEED=${BENCH_SEED:-7}
+DUP=${BENCH_DUP_RATE:-0.01}
+BAD=${BENCH_BAD_RATE:-0.001}
+MODE=${BENCH_MODE:-all}
+RATE_SECS=${BENCH_RATE_SECONDS:-60}
+WINDOW=${BENCH_REDIS_WINDOW:-1000}
+BUILD_TYPE=${BENCH_BUILD_TYPE:-RelWithDebInfo}
+BUILD=${BENCH_BUILD_DIR:-$REPO/build-bench}
+PERF=${BENCH_PERF:-0}
+KEEP=${BENCH_KEEP:-0}
+case "$MODE" in all | max | rate) ;; *) echo "run.sh: BENCH_MODE must be all, max or rate" >&2; exit 2 ;; esac
+((N >= 1000)) || { echo "run.sh: BENCH_EVENTS must be at least 1000" >&2; exit 2; }
+
+export FUNNELD_RUN_DIR=$BUILD/run
+RUN_ID=bench-$(date +%Y%m%d-%H%M%S)-$$
+OUT=$BUILD/out/$RUN_ID
+RES=$OUT/results.env
+TCK=$(getconf CLK_TCK)
+T_BEGIN=$(date +%s)
+
+log() { printf '[%4ds] %s\n' "$(($(date +%s) - T_BEGIN))" "$*" >&2; }
+die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
+res() { printf '%s=%s\n' "$1" "$2" >>"$RES"; }
+get() { sed -n "s/^$1=//p" "$RES" | tail -n 1; }
+calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
+cpu_s() { awk -v t="$TCK" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+rss_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# "RESULT name k=v k=v ..." → results lines "<prefix>_k=v"
+result_lines() { sed -n 's/^RESULT [a-z_]* //p' "$2" | tr ' ' '\n' | sed "s/^/$1_/" >>"$RES"; }
+
+FPID="" PERFPID="" LGPID=""
+cleanup() {
+    local rc=$?
+    set +e
+    for p in $PERFPID $LGPID $FPID; do
+        kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    if [[ "$KEEP" != 1 ]]; then
+        bash "$REPO/deploy/services.sh" down >/dev/null 2>&1 || true
+        rm -f "$OUT/events.jsonl"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$OUT"
+: >"$RES"
+log "run $RUN_ID: $N events, $LEADS leads, mode $MODE; output in $OUT"
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+res host "$(nproc) cores, load $LOAD at start"
+res date "$(date -u +%Y-%m-%dT%H:%MZ)"
+res build_type "$BUILD_TYPE"
+res events "$N"
+res leads "$LEADS"
+res seed "$SEED"
+res dup_rate "$DUP"
+res bad_rate "$BAD"
+if awk -v l="${LOAD%% *}" 'BEGIN { exit !(l > 1.5) }'; then
+    log "WARNING: load average $LOAD is above 1.5: other work will skew the figures"
+fi
+
+# ------------------------------------------------------------------ build and services
+log "building ($BUILD_TYPE) in $BUILD"
+cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" >"$OUT/cmake.log" 2>&1 ||
+    { cat "$OUT/cmake.log" >&2; die "cmake configure failed"; }
+cmake --build "$BUILD" --target funneld funneld-loadgen bench_redis_step bench_kafka_ceiling \
+    >>"$OUT/cmake.log" 2>&1 || { tail -n 40 "$OUT/cmake.log" >&2; die "build failed"; }
+
+log "starting a private Redis + Kafka (FUNNELD_RUN_DIR=$FUNNELD_RUN_DIR)"
+ENV_TEXT=$(bash "$REPO/deploy/services.sh" up 2>"$OUT/services.log") ||
+    { cat "$OUT/services.log" >&2; die "services did not start"; }
+eval "$ENV_TEXT"
+REDIS_PID=$(cat "$FUNNELD_RUN_DIR/redis-$(cat "$FUNNELD_RUN_DIR/redis.port")/redis.pid")
+KAFKA_PID=$(cat "$FUNNELD_RUN_DIR/kafka.pid")
+B=$FUNNELD_BROKERS
+
+# Events must stay within max_future (1 d) of the wall clock: spread the stream over 18 h.
+step_ms() { local s=$((64800000 / $1)); ((s > 1000)) && s=1000; ((s < 1)) && s=1; echo "$s"; }
+
+make_stack() { # tag → topics and config for one funneld run
+    local t="$RUN_ID-$1"
+    "${TOOLS[@]}" topics "$B" "$t.in:6:logappend" "$t.transitions:6:logappend" "$t.dlq:1" \
+        "$t.retargeting:1" "$t.bottlenecks:1" "$t.snapshots:1"
+    "${TOOLS[@]}" config "$REPO/deploy/config/demo.json" "$OUT/$1.json" "$B" \
+        "$FUNNELD_REDIS_URL" "$t" "$t" "$t.in" "$t"
+}
+
+start_funneld() { # tag
+    "$BUILD/funneld" -c "$OUT/$1.json" 2>"$OUT/funneld-$1.log" &
+    FPID=$!
+}
+
+stop_funneld() {
+    kill -TERM "$FPID"
+    local rc=0
+    wait "$FPID" || rc=$?
+    FPID=""
+    ((rc == 0)) || die "funneld exited $rc (log: $OUT/funneld-*.log)"
+}
+
+# ------------------------------------------------------------------ backlog mode
+if [[ "$MODE" != rate ]]; then
+    make_stack max
+    T=$RUN_ID-max
+    STEP=$(step_ms "$N")
+    log "pre-filling $T.in with $N events (--step-ms $STEP, dup $DUP, bad $BAD)"
+    t0=$(date +%s.%N)
+    "$BUILD/funneld-loadgen" -t "$T.in" -n "$N" -l "$LEADS" --seed "$SEED" --start-ts now \
+        --step-ms "$STEP" --dup-rate "$DUP" --bad-rate "$BAD" --out "$OUT/events.jsonl" \
+        2>"$OUT/loadgen-max.log" || { cat "$OUT/loadgen-max.log" >&2; die "pre-fill failed"; }
+    log "pre-filled in $(calc "$(date +%s.%N) - $t0") s: $(head -n 1 "$OUT/loadgen-max.log")"
+
+    "${TOOLS[@]}" redis-stats "$FUNNELD_REDIS_URL" >"$OUT/redis-before.json"
+    k0=$(cpu_s "$KAFKA_PID")
+    t_exec=$(date +%s.%N)
+    start_funneld max
+    if [[ "$PERF" == 1 ]]; then
+        perf record -F 499 -g -o "$OUT/perf.data" -p "$FPID" >"$OUT/perf.log" 2>&1 &
+        PERFPID=$!
+    fi
+    log "funneld (pid $FPID) draining the backlog"
+    t_assigned=$("${TOOLS[@]}" wait-log "$OUT/funneld-max.log" "assigned" 120)
+    t_drained=$("${TOOLS[@]}" drained "$B" "$T" "$T.in" 3600)
+    res funneld_cpu_s "$(cpu_s "$FPID")"
+    res funneld_rss_mb "$(rss_mb "$FPID")"
+    res funneld_kafka_cpu_s "$(calc "$(cpu_s "$KAFKA_PID") - $k0")"
+    "${TOOLS[@]}" redis-stats "$FUNNELD_REDIS_URL" >"$OUT/redis-after.json"
+    if [[ -n "$PERFPID" ]]; then
+        kill -INT "$PERFPID"
+        wait "$PERFPID" || true
+        PERFPID=""
+    fi
+    stop_funneld
+    "${TOOLS[@]}" stoplog "$OUT/funneld-max.log" | sed 's/^/funneld_/' >>"$RES"
+    "${TOOLS[@]}" redis-diff "$OUT/redis-before.json" "$OUT/redis-after.json" "$N" |
+        sed 's/^/funneld_/' >>"$RES"
+    "${TOOLS[@]}" outputs "$B" "$T.transitions" "$T.dlq" >"$OUT/outputs-max.env"
+    sed -n 's/^transition_avg_bytes=/transition_avg_bytes=/p' "$OUT/outputs-max.env" >>"$RES"
+    sed -n 's/^\(dlq.*\)=/funneld_\1=/p' "$OUT/outputs-max.env" >>"$RES"
+    out_last_ms=$(sed -n 's/^out_last_ms=//p' "$OUT/outputs-max.env")
+    res funneld_wall_s "$(calc "$t_drained - $t_exec")"
+    res funneld_span_s "$(calc "$out_last_ms / 1000 - $t_assigned")"
+    res funneld_eps "$(calc "$N / $(get funneld_span_s)")"
+    res funneld_eps_wall "$(calc "$N / $(get funneld_wall_s)")"
+    res funneld_cpu_per_m "$(calc "$(get funneld_cpu_s) * 1000000 / $N")"
+    [[ "$(get funneld_consumed)" == "$N" ]] || log "WARNING: funneld consumed $(get funneld_consumed) of $N"
+    [[ "$(get funneld_dlq_ts_out_of_range)" == 0 ]] ||
+        log "WARNING: $(get funneld_dlq_ts_out_of_range) event(s) dead-lettered as ts_out_of_range"
+    log "funneld: $(get funneld_eps) events/s, $(get funneld_transitions) transitions," \
+        "$(get funneld_dlq) dead letters [$(get funneld_dlq_reasons)]"
+    if [[ "$PERF" == 1 ]]; then
+        perf report -i "$OUT/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
+            grep -v '^$' | head -n 80 >"$OUT/perf.txt" || true
+        log "profile: $OUT/perf.txt"
+    fi
+
+    # -------------------------------------------------------------- Redis ceiling
+    log "Redis ceiling: the same steps, pipelined on one connection (window $WINDOW)"
+    "$BUILD/tests/bench/bench_redis_step" -c "$OUT/max.json" -i "$OUT/events.jsonl" \
+        -p "$RUN_ID-redis" -w "$WINDOW" >"$OUT/redis-ceiling.out" 2>"$OUT/redis-ceiling.log" ||
+        { cat "$OUT/redis-ceiling.log" >&2; die "bench_redis_step failed"; }
+    result_lines redis "$OUT/redis-ceiling.out"
+    res redis_window "$WINDOW"
+    log "Redis ceiling: $(get redis_eps) steps/s, $(get redis_cmds_per_event) commands per step," \
+        "$(get redis_transitions) transitions (funneld: $(get funneld_transitions))"
+
+    # -------------------------------------------------------------- Kafka ceiling
+    BYTES=$(get transition_avg_bytes)
+    OUTS=$(($(get funneld_transitions) + $(get funneld_dlq)))
+    "${TOOLS[@]}" topics "$B" "$RUN_ID-kafka.out:6" "$RUN_ID-kafka1.out:6"
+    log "Kafka ceiling: consume $T.in, produce $OUTS outputs of $BYTES B (as funneld did)"
+    "$BUILD/tests/bench/bench_kafka_ceiling" -b "$B" -t "$T.in" -o "$RUN_ID-kafka.out" \
+        -g "$RUN_ID-kafka" -m "$OUTS" -s "$BYTES" >"$OUT/kafka-ceiling.out" \
+        2>"$OUT/kafka-ceiling.log" || { cat "$OUT/kafka-ceiling.log" >&2; die "bench_kafka_ceiling failed"; }
+    result_lines kafka "$OUT/kafka-ceiling.out"
+    res kafka_bytes "$BYTES"
+    log "Kafka ceiling: $(get kafka_eps) events/s"
+    log "Kafka ceiling: consume $T.in, produce one output of $BYTES B per input"
+    "$BUILD/tests/bench/bench_kafka_ceiling" -b "$B" -t "$T.in" -o "$RUN_ID-kafka1.out" \
+        -g "$RUN_ID-kafka1" -s "$BYTES" >"$OUT/kafka1-ceiling.out" \
+        2>"$OUT/kafka1-ceiling.log" || { cat "$OUT/kafka1-ceiling.log" >&2; die "bench_kafka_ceiling failed"; }
+    result_lines kafka1 "$OUT/kafka1-ceiling.out"
+    log "Kafka ceiling (1 per input): $(get kafka1_eps) events/s"
+fi
+
+# ------------------------------------------------------------------ fixed-rate mode
+if [[ "$MODE" != max ]]; then
+    RATE=${BENCH_RATE:-}
+    if [[ -z "$RATE" ]]; then
+        [[ -n "$(get funneld_eps)" ]] || die "BENCH_MODE=rate needs BENCH_RATE"
+        RATE=$(awk -v e="$(get funneld_eps)" 'BEGIN { printf "%d", e / 2 }')
+    fi
+    RN=$((RATE * RATE_SECS))
+    make_stack rate
+    T=$RUN_ID-rate
+    start_funneld rate
+    "${TOOLS[@]}" wait-log "$OUT/funneld-rate.log" "assigned" 120 >/dev/null
+    sleep 1
+    log "fixed rate: $RN events at $RATE events/s into a running funneld (pid $FPID)"
+    c0=$(cpu_s "$FPID")
+    t0=$(date +%s.%N)
+    "$BUILD/funneld-loadgen" -t "$T.in" -n "$RN" -l "$((RN / 10 > 1 ? RN / 10 : 1))" \
+        --seed "$((SEED + 1))" --start-ts now --step-ms "$(step_ms "$RN")" -r "$RATE" \
+        --dup-rate "$DUP" --bad-rate "$BAD" 2>"$OUT/loadgen-rate.log" &
+    LGPID=$!
+    wait "$LGPID" || { LGPID=""; cat "$OUT/loadgen-rate.log" >&2; die "loadgen failed"; }
+    LGPID=""
+    t1=$(date +%s.%N)
+    "${TOOLS[@]}" drained "$B" "$T" "$T.in" 600 >/dev/null
+    res rate_target "$RATE"
+    res rate_events "$RN"
+    res rate_achieved "$(calc "$RN / ($t1 - $t0)")"
+    res rate_cpu_per_m "$(calc "($(cpu_s "$FPID") - $c0) * 1000000 / $RN")"
+    res rate_rss_mb "$(rss_mb "$FPID")"
+    stop_funneld
+    log "measuring latency (output append time − input append time)"
+    "${TOOLS[@]}" latency "$B" "$T.in" "$T.transitions" | sed 's/^/lat_/' >>"$RES"
+    log "latency p50 $(get lat_p50_ms) ms, p99 $(get lat_p99_ms) ms, p99.9 $(get lat_p999_ms) ms"
+fi
+
+log "done in $(($(date +%s) - T_BEGIN)) s; results in $RES"
+echo
+"${TOOLS[@]}" summary "$RES" | tee "$OUT/summary.txt"
