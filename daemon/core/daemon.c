@@ -106,6 +106,25 @@ static void on_closed(uv_handle_t *h)
     (void)h;
 }
 
+static void drop_unfinished(fn_daemon_t *d)
+{
+    if (d->in_flight)
+        fn_log(&d->log, FN_LOG_WARN, "daemon",
+               "%zu message(s) unfinished at shutdown; not committed, they will be consumed "
+               "again",
+               d->in_flight);
+    for (fn_partition_t *p = d->partitions; p; p = p->next) {
+        while (p->head) {
+            fn_msg_t *m = p->head;
+            p->head = m->part_next;
+            msg_free(d, m);
+        }
+        p->tail = NULL;
+    }
+    memset(&d->redis_wait, 0, sizeof d->redis_wait);
+    memset(&d->redis_sent, 0, sizeof d->redis_sent);
+}
+
 static void finish(fn_daemon_t *d)
 {
     uint64_t rejected = 0;
@@ -117,9 +136,14 @@ static void finish(fn_daemon_t *d)
            d->in_flight, (unsigned long long)d->stats.consumed,
            (unsigned long long)d->stats.transitions, (unsigned long long)d->stats.duplicates,
            (unsigned long long)rejected);
-    fn_input_close(d);
-    fn_output_close(d);
+    /* Order matters: Redis first (nothing more will come back from it), then the producer's
+     * flush (deliveries still finish messages and store their offsets), then what is left
+     * unfinished is released — it was not committed, so it is consumed again — and only then
+     * the consumer, whose destroy waits until every message it handed out is destroyed. */
     fn_store_close(d);
+    fn_output_close(d);
+    drop_unfinished(d);
+    fn_input_close(d);
     uv_timer_stop(&d->tick);
     uv_close((uv_handle_t *)&d->tick, on_closed);
     uv_close((uv_handle_t *)&d->sig_term, on_closed);

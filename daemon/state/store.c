@@ -338,11 +338,14 @@ void fn_store_close(fn_daemon_t *d)
     uv_timer_stop(&d->redis_timer);
     uv_close((uv_handle_t *)&d->redis_timer, NULL);
     if (d->redis) {
+        /* Free rather than disconnect politely: a polite disconnect waits for outstanding
+         * replies, and with Redis unresponsive the loop, and so the process, would never
+         * end. Steps without a reply are simply not committed. */
         redisAsyncContext *ac = d->redis;
-        ac->data = d;
-        redisAsyncSetDisconnectCallback(ac, NULL);
+        ac->onDisconnect = NULL; /* 0.14's setter refuses to replace a callback */
         d->redis = NULL;
-        redisAsyncDisconnect(ac);
+        d->redis_ready = false;
+        redisAsyncFree(ac);
     }
     free(d->lead_table);
     d->lead_table = NULL;

@@ -80,10 +80,13 @@ class Stack:
         raise RuntimeError("topics did not get leaders")
 
     # --- the daemon ---
-    def start(self, *extra):
+    def start(self, *extra, unset=()):
+        """Starts funneld on this stack's config; `unset` drops environment variables (the
+        FUNNELD_* overrides would otherwise win over the config)."""
         log = open(os.path.join(self.tmp, f"funneld-{len(self.procs)}.log"), "w")
+        env = {k: v for k, v in os.environ.items() if k not in unset}
         p = subprocess.Popen([os.path.join(build_dir(), "funneld"), "-c", self.config_path,
-                              *extra], stderr=log, stdout=log)
+                              *extra], stderr=log, stdout=log, env=env)
         p.log_path = log.name
         self.procs.append(p)
         return p
