@@ -161,6 +161,9 @@ int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
         if (hdrs)
             rd_kafka_headers_destroy(hdrs);
+        /* A reference that is never released: m can never be done, so its offset is never
+         * committed and the output is produced again by whoever consumes it next. */
+        m->pending_dr++;
         return FN_ERR;
     }
 }

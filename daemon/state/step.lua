@@ -81,7 +81,9 @@ if kind == 'e' then
       redis.call('HINCRBY', stats, f .. '|p|' .. st[2], -1)
     end
   end
-  redis.call('DEL', lead, seen, pending)
+  -- The seen set stays (event ids only): a replay of the lead's earlier events after a crash
+  -- must stay a duplicate, not bring the erased lead back and count it twice.
+  redis.call('DEL', lead, pending)
   return remember({'erased', I(ts), '', {}, {}}, true)
 end
 

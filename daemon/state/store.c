@@ -285,6 +285,7 @@ static void connect_now(fn_daemon_t *d)
     }
     ac->data = d;
     d->redis = ac;
+    d->redis_connect_ms = fn_now_ms();
     redisLibuvAttach(ac, d->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -306,7 +307,22 @@ static void on_redis_timer(uv_timer_t *t)
 
 void fn_store_watchdog(fn_daemon_t *d)
 {
-    if (!d->redis || !d->redis_sent.head || fn_now_ms() - d->redis_progress_ms < REPLY_TIMEOUT_MS)
+    int64_t now = fn_now_ms();
+    if (d->redis && !d->redis_ready && now - d->redis_connect_ms >= REPLY_TIMEOUT_MS) {
+        /* The same adapter flaw hides a refused connect (libuv reports it as a poll error),
+         * and a set-up reply may never come: give the attempt up and start another. */
+        redisAsyncContext *ac = d->redis;
+        bool connected = (ac->c.flags & REDIS_CONNECTED) != 0;
+        fn_log(&d->log, FN_LOG_WARN, "redis", "not ready %d ms after connecting; retrying",
+               REPLY_TIMEOUT_MS);
+        redisAsyncFree(ac); /* calls on_disconnect only if it had connected */
+        if (!connected) {
+            d->redis = NULL;
+            schedule_reconnect(d);
+        }
+        return;
+    }
+    if (!d->redis || !d->redis_sent.head || now - d->redis_progress_ms < REPLY_TIMEOUT_MS)
         return;
     fn_log(&d->log, FN_LOG_WARN, "redis",
            "no reply for %d ms with %zu step(s) outstanding; "
@@ -329,12 +345,16 @@ int fn_store_start(fn_daemon_t *d)
     d->lead_table_mask = size - 1;
     uv_timer_init(d->loop, &d->redis_timer);
     d->redis_timer.data = d;
+    d->store_started = true;
     connect_now(d);
     return FN_OK;
 }
 
 void fn_store_close(fn_daemon_t *d)
 {
+    if (!d->store_started)
+        return;
+    d->store_started = false;
     uv_timer_stop(&d->redis_timer);
     uv_close((uv_handle_t *)&d->redis_timer, NULL);
     if (d->redis) {

@@ -109,6 +109,8 @@ typedef struct fn_daemon {
     fn_msg_queue_t redis_sent; /* sent, replies come back in this order */
     int64_t redis_backoff_ms;
     int64_t redis_progress_ms; /* last reply, or first send into an empty "sent" queue */
+    int64_t redis_connect_ms;  /* when the current connection attempt began */
+    bool store_started;
     uv_timer_t redis_timer;
     fn_msg_t **lead_table; /* chain heads by lead hash */
     size_t lead_table_mask;

@@ -15,10 +15,13 @@
 #   BENCH_MODE [all]            all | max (backlog + ceilings only) | rate (fixed rate only)
 #   BENCH_RATE [half of max]    fixed-rate mode input rate, events/s
 #   BENCH_RATE_SECONDS [60]     fixed-rate mode duration
+#   BENCH_WARMUP_SECONDS [5]    fixed-rate latency: outputs of the first seconds' inputs are
+#                               shown apart (a new output topic costs the first outputs ~1 s)
 #   BENCH_REDIS_WINDOW [1000]   Redis ceiling: steps in flight
 #   BENCH_BUILD_TYPE [RelWithDebInfo], BENCH_BUILD_DIR [build-bench]
-#   BENCH_PERF [0]              1: perf record funneld during the backlog run (skews it a bit;
-#                               the profile goes to OUT/perf.txt)
+#   BENCH_PERF [0]              1: perf record (DWARF call graphs) funneld during the backlog
+#                               run; this slows funneld, so take figures from a run without
+#                               it. The profile goes to OUT/perf.txt
 #   BENCH_KEEP [0]              1: keep the services running and the events file
 #
 # The stack is private (FUNNELD_RUN_DIR=$BUILD/run, its own ports), so a concurrent test run
@@ -41,6 +44,7 @@ DUP=${BENCH_DUP_RATE:-0.01}
 BAD=${BENCH_BAD_RATE:-0.001}
 MODE=${BENCH_MODE:-all}
 RATE_SECS=${BENCH_RATE_SECONDS:-60}
+WARMUP=${BENCH_WARMUP_SECONDS:-5}
 WINDOW=${BENCH_REDIS_WINDOW:-1000}
 BUILD_TYPE=${BENCH_BUILD_TYPE:-RelWithDebInfo}
 BUILD=${BENCH_BUILD_DIR:-$REPO/build-bench}
@@ -62,6 +66,8 @@ res() { printf '%s=%s\n' "$1" "$2" >>"$RES"; }
 get() { sed -n "s/^$1=//p" "$RES" | tail -n 1; }
 calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
 cpu_s() { awk -v t="$TCK" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+# CPU seconds the whole machine spent busy (all cores; idle and iowait excluded)
+machine_busy_s() { awk -v t="$TCK" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / t }' /proc/stat; }
 rss_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # "RESULT name k=v k=v ..." → results lines "<prefix>_k=v"
 result_lines() { sed -n 's/^RESULT [a-z_]* //p' "$2" | tr ' ' '\n' | sed "s/^/$1_/" >>"$RES"; }
@@ -147,14 +153,15 @@ if [[ "$MODE" != rate ]]; then
     "$BUILD/funneld-loadgen" -t "$T.in" -n "$N" -l "$LEADS" --seed "$SEED" --start-ts now \
         --step-ms "$STEP" --dup-rate "$DUP" --bad-rate "$BAD" --out "$OUT/events.jsonl" \
         2>"$OUT/loadgen-max.log" || { cat "$OUT/loadgen-max.log" >&2; die "pre-fill failed"; }
-    log "pre-filled in $(calc "$(date +%s.%N) - $t0") s: $(head -n 1 "$OUT/loadgen-max.log")"
+    log "pre-filled in $(calc "$(date +%s.%N) - $t0") s: $(grep -m 1 'produced' "$OUT/loadgen-max.log")"
 
     "${TOOLS[@]}" redis-stats "$FUNNELD_REDIS_URL" >"$OUT/redis-before.json"
     k0=$(cpu_s "$KAFKA_PID")
+    m0=$(machine_busy_s)
     t_exec=$(date +%s.%N)
     start_funneld max
     if [[ "$PERF" == 1 ]]; then
-        perf record -F 499 -g -o "$OUT/perf.data" -p "$FPID" >"$OUT/perf.log" 2>&1 &
+        perf record -F 299 --call-graph dwarf,16384 -o "$OUT/perf.data" -p "$FPID" >"$OUT/perf.log" 2>&1 &
         PERFPID=$!
     fi
     log "funneld (pid $FPID) draining the backlog"
@@ -163,6 +170,7 @@ if [[ "$MODE" != rate ]]; then
     res funneld_cpu_s "$(cpu_s "$FPID")"
     res funneld_rss_mb "$(rss_mb "$FPID")"
     res funneld_kafka_cpu_s "$(calc "$(cpu_s "$KAFKA_PID") - $k0")"
+    res funneld_machine_cores "$(calc "($(machine_busy_s) - $m0) / ($t_drained - $t_exec)")"
     "${TOOLS[@]}" redis-stats "$FUNNELD_REDIS_URL" >"$OUT/redis-after.json"
     if [[ -n "$PERFPID" ]]; then
         kill -INT "$PERFPID"
@@ -188,8 +196,17 @@ if [[ "$MODE" != rate ]]; then
     log "funneld: $(get funneld_eps) events/s, $(get funneld_transitions) transitions," \
         "$(get funneld_dlq) dead letters [$(get funneld_dlq_reasons)]"
     if [[ "$PERF" == 1 ]]; then
-        perf report -i "$OUT/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
-            grep -v '^$' | head -n 80 >"$OUT/perf.txt" || true
+        {
+            echo "== flat profile (self time)"
+            perf report -i "$OUT/perf.data" --stdio --no-children -g none --sort dso,symbol \
+                2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 50
+            echo "== by library"
+            perf report -i "$OUT/perf.data" --stdio --no-children -g none --sort dso 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | head -n 12
+            echo "== inclusive, by caller chain"
+            perf report -i "$OUT/perf.data" --stdio --children -g caller,0.5,callee,function,percent \
+                --sort symbol 2>/dev/null | grep -v '^$' | head -n 400
+        } >"$OUT/perf.txt" || true
         log "profile: $OUT/perf.txt"
     fi
 
@@ -236,7 +253,7 @@ if [[ "$MODE" != max ]]; then
     "${TOOLS[@]}" wait-log "$OUT/funneld-rate.log" "assigned" 120 >/dev/null
     sleep 1
     log "fixed rate: $RN events at $RATE events/s into a running funneld (pid $FPID)"
-    c0=$(cpu_s "$FPID")
+    c0=$(cpu_s "$FPID") r0=$(cpu_s "$REDIS_PID") k0=$(cpu_s "$KAFKA_PID") m0=$(machine_busy_s)
     t0=$(date +%s.%N)
     "$BUILD/funneld-loadgen" -t "$T.in" -n "$RN" -l "$((RN / 10 > 1 ? RN / 10 : 1))" \
         --seed "$((SEED + 1))" --start-ts now --step-ms "$(step_ms "$RN")" -r "$RATE" \
@@ -245,6 +262,8 @@ if [[ "$MODE" != max ]]; then
     wait "$LGPID" || { LGPID=""; cat "$OUT/loadgen-rate.log" >&2; die "loadgen failed"; }
     LGPID=""
     t1=$(date +%s.%N)
+    el=$(calc "$t1 - $t0")
+    res rate_cores "$(calc "($(cpu_s "$FPID") - $c0) / $el")/$(calc "($(cpu_s "$REDIS_PID") - $r0) / $el")/$(calc "($(cpu_s "$KAFKA_PID") - $k0) / $el")/$(calc "($(machine_busy_s) - $m0) / $el")"
     "${TOOLS[@]}" drained "$B" "$T" "$T.in" 600 >/dev/null
     res rate_target "$RATE"
     res rate_events "$RN"
@@ -253,7 +272,7 @@ if [[ "$MODE" != max ]]; then
     res rate_rss_mb "$(rss_mb "$FPID")"
     stop_funneld
     log "measuring latency (output append time − input append time)"
-    "${TOOLS[@]}" latency "$B" "$T.in" "$T.transitions" | sed 's/^/lat_/' >>"$RES"
+    "${TOOLS[@]}" latency "$B" "$T.in" "$T.transitions" "$WARMUP" | sed 's/^/lat_/' >>"$RES"
     log "latency p50 $(get lat_p50_ms) ms, p99 $(get lat_p99_ms) ms, p99.9 $(get lat_p999_ms) ms"
 fi
 
