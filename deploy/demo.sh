@@ -48,9 +48,14 @@ echo "FUNNELD_BROKERS=$FUNNELD_BROKERS FUNNELD_REDIS_URL=$FUNNELD_REDIS_URL"
 bash deploy/kafka.sh topics touchpoints:6 funnel.transitions:6 funnel.retargeting:6 \
   funnel.bottlenecks:1 funnel.snapshots:1 funnel.dlq:1
 
-say "starting funneld with deploy/config/demo.json"
-build/funneld --check-config -c deploy/config/demo.json
-build/funneld -c deploy/config/demo.json >"$run_dir/funneld.log" 2>&1 &
+# The synthetic stream's event time runs far ahead of the wall clock (days of journeys in
+# seconds), so the demo runs the event clock (SPEC §5): retargeting timers fire as the
+# stream's own time passes them, as a back-fill would.
+say "starting funneld with deploy/config/demo.json (clock: event)"
+/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["clock"]="event"; json.dump(c,open(sys.argv[2],"w"),indent=1)' \
+  deploy/config/demo.json "$run_dir/demo-event.json"
+build/funneld --check-config -c "$run_dir/demo-event.json"
+build/funneld -c "$run_dir/demo-event.json" >"$run_dir/funneld.log" 2>&1 &
 pid=$!
 echo "funneld pid $pid, logs in $run_dir/funneld.log"
 
@@ -103,6 +108,14 @@ for (f, t, to), n in sorted(by.items()):
     print(f"  {f:<6} {t:<14} to {to:<12} {n}")
 reasons = collections.Counter(dict(m.headers() or []).get("funneld.error", b"?").decode() for m in dlq)
 print(f"  transitions: {len(tr)}   dead letters: {len(dlq)} {dict(reasons)}")
+rt = [json.loads(m.value()) for m in drain("funnel.retargeting")]
+for (f, r), n in sorted(collections.Counter((e["funnel"], e["reason"]) for e in rt).items()):
+    print(f"  {f:<6} retarget {r:<16} {n}")
+print(f"  retargeting triggers: {len(rt)}")
+for e in rt[:3]:
+    lt = e.get("last_touch") or {}
+    print(f"    {e['due_at']} {e['funnel']}/{e['lead_id']} {e['reason']} in {e.get('stage')}"
+          f" idle {e['idle_ms'] / 3600000:.1f} h, last touch {lt.get('channel')}/{lt.get('type')}")
 won = [e["lead_id"] for e in tr if e["funnel"] == "b2b" and e["type"] == "converted"][:3]
 for lead in won:
     steps = [e for e in tr if e["lead_id"] == lead and e["funnel"] == "b2b"]

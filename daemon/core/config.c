@@ -952,6 +952,8 @@ static int parse_retarget(parse_ctx_t *c, json_t *v, const char *path, void *bas
     if (!json_is_array(v))
         return fail(c, path, "must be an array of retarget rules, got %s", type_name(v));
     size_t n = json_array_size(v);
+    if (n > FN_MAX_RULES)
+        return fail(c, path, "at most %d retarget rules per funnel, got %zu", FN_MAX_RULES, n);
     if (n && !(f->retarget = calloc(n, sizeof *f->retarget)))
         return oom(c, path);
     f->n_retarget = n;
@@ -1020,6 +1022,9 @@ static int parse_funnels(parse_ctx_t *c, json_t *v, const char *path, void *base
     if (!json_is_array(v) || json_array_size(v) == 0)
         return fail(c, path, "must be a non-empty array of funnels");
     size_t n = json_array_size(v);
+    /* One step carries every funnel an event is routed to, in one Lua call. */
+    if (n > FN_MAX_FUNNELS)
+        return fail(c, path, "at most %d funnels, got %zu", FN_MAX_FUNNELS, n);
     if (!(cfg->funnels = calloc(n, sizeof *cfg->funnels)))
         return oom(c, path);
     cfg->n_funnels = n;

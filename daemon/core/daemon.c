@@ -87,6 +87,8 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         if (!p->head)
             p->tail = NULL;
         next = x->offset + 1;
+        if (x->accepted && x->ev.ts_ms > p->maxts_done)
+            p->maxts_done = x->ev.ts_ms;
         msg_free(d, x);
         d->stats.committed++;
     }
@@ -97,7 +99,7 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         fn_input_store_offset(d, p, next);
     }
     if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4) ||
-        (d->stopping && d->in_flight == 0))
+        (d->stopping && d->in_flight == 0 && fn_timers_idle(d)))
         kick(d);
 }
 
@@ -162,10 +164,11 @@ static void on_tick(uv_timer_t *t)
     fn_output_poll(d);
     fn_store_watchdog(d);
     if (d->stopping) {
-        if (d->in_flight == 0 || fn_now_ms() >= d->stop_deadline_ms)
+        if ((d->in_flight == 0 && fn_timers_idle(d)) || fn_now_ms() >= d->stop_deadline_ms)
             finish(d);
         return;
     }
+    fn_timers_tick(d);
     if (d->in_flight < d->cfg->max_in_flight) {
         d->blocked_since = 0;
         if (d->paused)
@@ -267,6 +270,7 @@ void fn_daemon_free(fn_daemon_t *d)
     while (d->partitions) {
         fn_partition_t *p = d->partitions;
         d->partitions = p->next;
+        fn_timers_free_partition(p);
         free(p->topic);
         free(p);
     }

@@ -44,6 +44,7 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     else
         p->head = m;
     p->tail = m;
+    p->at_eof = false;
     d->stats.consumed++;
 
     char reason[256];
@@ -53,6 +54,7 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
         dead_letter(d, m, code, reason);
         return;
     }
+    m->accepted = true;
     m->lead_hash = fn_step_lead_hash(m->ev.lead_id.p, m->ev.lead_id.len);
     fn_store_submit(d, m);
 }
@@ -110,6 +112,12 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     }
     if (res.replay)
         d->stats.replays++;
+    if (res.armed_due)
+        fn_timers_armed(d, m->part, fn_step_shard(d->cfg, m->lead_hash), res.armed_due);
+    /* Timers that were due before this event fired in the step; their triggers are in the
+     * outbox, delivered on their own (a lost one is handed out again after its lease). */
+    for (size_t i = 0; res.fired && i < res.fired->elements; i++)
+        fn_timers_emit(d, fn_step_shard(d->cfg, m->lead_hash), res.fired->element[i]);
 
     /* Hold one reference while producing so that deliveries served meanwhile cannot finish
      * the message before all its outputs are queued. */

@@ -42,6 +42,7 @@ static void mark_assigned(fn_daemon_t *d, rd_kafka_topic_partition_list_t *parts
         fn_partition_t *p = fn_input_partition(d, parts->elems[i].topic, parts->elems[i].partition);
         if (p && p->assigned != on) {
             p->assigned = on;
+            fn_timers_reset(d, p);
             d->assigned_count += on ? 1 : -1;
         }
     }
@@ -108,7 +109,9 @@ int fn_input_start(fn_daemon_t *d)
     /* The at-least-once contract rests on these two, so kafka.properties cannot change
      * them: offsets are stored only for finished messages, and what is stored is committed. */
     if (fn_kafka_conf_set(d, conf, "enable.auto.offset.store", "false") ||
-        fn_kafka_conf_set(d, conf, "enable.auto.commit", "true"))
+        fn_kafka_conf_set(d, conf, "enable.auto.commit", "true") ||
+        fn_kafka_conf_set(d, conf, "enable.partition.eof",
+                          "true")) /* the wall clock's "caught up" */
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 
@@ -169,6 +172,12 @@ void fn_input_drain(fn_daemon_t *d)
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(d->consumer, 0);
         if (!rkm)
             return;
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && rkm->rkt) {
+            fn_partition_t *p =
+                fn_input_partition(d, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+            if (p)
+                p->at_eof = true;
+        }
         if (rkm->err) {
             if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 fn_log(&d->log, FN_LOG_WARN, "kafka", "consume: %s", rd_kafka_message_errstr(rkm));

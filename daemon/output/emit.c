@@ -4,6 +4,8 @@
  * Written by hand into a reusable buffer rather than through a jansson tree: this runs for
  * every transition, and the field order stays stable for people reading the topic.
  */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "funneld/emit.h"
@@ -123,6 +125,59 @@ int fn_emit_erased(fn_buf_t *b, const fn_event_t *ev, const fn_funnel_t *f, int6
     if (put_head(b, "lead_erased", f->name, ev) || put_time(b, "at", at) ||
         put_time(b, "emitted_at", emitted_at) ||
         put_str(b, "cause_event_id", ev->event_id.p, ev->event_id.len) || fn_buf_append(b, "}", 1))
+        return FN_ERR;
+    return FN_OK;
+}
+
+/* The value text comes from Redis; it was written by our own formatting, but it is checked
+ * before being copied into JSON as a number. */
+static int put_value(fn_buf_t *b, fn_str_t v)
+{
+    if (put_key(b, "value"))
+        return FN_ERR;
+    char tmp[48], *end;
+    if (v.len == 0 || v.len >= sizeof tmp)
+        return fn_buf_append(b, "null", 4);
+    memcpy(tmp, v.p, v.len);
+    tmp[v.len] = '\0';
+    double d = strtod(tmp, &end);
+    if (*end || !isfinite(d) || tmp[0] == '+' || tmp[0] == '.' || strpbrk(tmp, "xXnNiI"))
+        return fn_buf_append(b, "null", 4);
+    return fn_buf_append(b, v.p, v.len);
+}
+
+int fn_emit_retarget(fn_buf_t *b, const fn_trigger_t *t, const fn_funnel_t *f, int64_t emitted_at)
+{
+    char id[33];
+    fn_trigger_id(t, id);
+    fn_buf_reset(b);
+    if (fn_buf_appendf(b, "{\"id\":\"%s\",\"type\":\"retarget\"", id) ||
+        put_str(b, "funnel", t->funnel.p, t->funnel.len) ||
+        put_str(b, "lead_id", t->lead_id.p, t->lead_id.len) ||
+        put_str(b, "reason", t->reason.p, t->reason.len))
+        return FN_ERR;
+    if (f && t->stage >= 0 && (size_t)t->stage < f->n_stages) {
+        if (put_stage(b, "stage", "stage_index", f, t->stage))
+            return FN_ERR;
+    } else if (fn_buf_append(b, ",\"stage\":null,\"stage_index\":null", 32)) {
+        return FN_ERR;
+    }
+    int64_t idle = t->last_activity ? t->due - t->last_activity : 0;
+    if (fn_buf_appendf(b, ",\"idle_ms\":%lld", (long long)(idle > 0 ? idle : 0)) ||
+        put_time(b, "due_at", t->due) || put_time(b, "at", t->due) ||
+        put_time(b, "emitted_at", emitted_at) || fn_buf_append(b, ",\"last_touch\":", 14))
+        return FN_ERR;
+    if (t->last_at == 0) {
+        if (fn_buf_append(b, "null", 4))
+            return FN_ERR;
+    } else if (fn_buf_append(b, "{\"channel\":", 11) ||
+               fn_buf_append_json_str(b, t->last_channel.p, t->last_channel.len) ||
+               put_str(b, "type", t->last_type.p, t->last_type.len) ||
+               put_time(b, "at", t->last_at) || fn_buf_append(b, "}", 1)) {
+        return FN_ERR;
+    }
+    if (put_value(b, t->value) || put_str(b, "cause_event_id", t->cause.p, t->cause.len) ||
+        fn_buf_append(b, "}", 1))
         return FN_ERR;
     return FN_OK;
 }

@@ -44,6 +44,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         return;
     }
     d->stats.delivered++;
+    if (m && m->owner == FN_OWNER_TRIGGER) {
+        fn_timers_delivered(d, &m->owner);
+        return;
+    }
     if (m && --m->pending_dr == 0) {
         if (m->clear_pending)
             fn_store_clear_pending(d, m);
@@ -128,6 +132,25 @@ fail:
     return FN_ERR;
 }
 
+rd_kafka_resp_err_t fn_output_send(fn_daemon_t *d, const char *topic, const void *key,
+                                   size_t keylen, const void *payload, size_t len,
+                                   rd_kafka_headers_t *hdrs, void *opaque)
+{
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            d->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)payload, len),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (!e)
+            d->stats.produced++;
+        /* The local queue is sized far above the in-flight bound; if it fills anyway, wait
+         * for deliveries rather than drop. */
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= 1000)
+            return e;
+        rd_kafka_poll(d->producer, 10);
+    }
+}
+
 int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void *key,
                       size_t keylen, const void *payload, size_t len, const char *dlq_code,
                       const char *dlq_reason)
@@ -142,30 +165,18 @@ int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void
         rd_kafka_header_add(hdrs, "funneld.reason", -1, dlq_reason, -1);
         rd_kafka_header_add(hdrs, "funneld.source", -1, source, -1);
     }
-    for (int attempt = 0;; attempt++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            d->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)payload, len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
-        if (!e) {
-            m->pending_dr++;
-            d->stats.produced++;
-            return FN_OK;
-        }
-        /* The local queue is sized far above the in-flight bound; if it fills anyway, wait
-         * for deliveries rather than drop. */
-        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 1000) {
-            rd_kafka_poll(d->producer, 10);
-            continue;
-        }
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
-        if (hdrs)
-            rd_kafka_headers_destroy(hdrs);
-        /* A reference that is never released: m can never be done, so its offset is never
-         * committed and the output is produced again by whoever consumes it next. */
+    rd_kafka_resp_err_t e = fn_output_send(d, topic, key, keylen, payload, len, hdrs, m);
+    if (!e) {
         m->pending_dr++;
-        return FN_ERR;
+        return FN_OK;
     }
+    fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
+    /* A reference that is never released: m can never be done, so its offset is never
+     * committed and the output is produced again by whoever consumes it next. */
+    m->pending_dr++;
+    return FN_ERR;
 }
 
 void fn_output_poll(fn_daemon_t *d)

@@ -8,6 +8,7 @@
  *    allow_skip, so stage counts never grow down the funnel.
  *  - the conversion stage is the last stage (config enforces it); reaching it is CONVERT.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "funneld/rules.h"
@@ -127,4 +128,38 @@ size_t fn_rules_plan(const fn_funnel_t *f, fn_match_t m, char *out, size_t outle
         return 0;
     }
     return 2 * slots;
+}
+
+size_t fn_rules_timer_spec(const fn_funnel_t *f, const fn_event_t *ev, char *out, size_t outlen)
+{
+    size_t n = 0;
+    bool stale = false;
+    for (size_t i = 0; i < f->n_stages; i++)
+        stale |= f->stages[i].stale_after_ms > 0;
+    if (outlen < FN_TIMER_SPEC_MAX) {
+        if (outlen)
+            out[0] = '\0';
+        return 0;
+    }
+    out[0] = '\0';
+    bool any_rule = false;
+    for (size_t r = 0; r < f->n_retarget && !any_rule; r++) {
+        const fn_retarget_rule_t *rule = &f->retarget[r];
+        any_rule = fn_rules_matcher_matches(&rule->after, ev) ||
+                   any_matches(rule->unless, rule->n_unless, ev);
+    }
+    if (!stale && !any_rule)
+        return 0;
+    for (size_t i = 0; i < f->n_stages; i++)
+        n += (size_t)snprintf(out + n, outlen - n, "%s%lld", i ? "," : "",
+                              (long long)f->stages[i].stale_after_ms);
+    for (size_t r = 0; r < f->n_retarget; r++) {
+        const fn_retarget_rule_t *rule = &f->retarget[r];
+        if (any_matches(rule->unless, rule->n_unless, ev))
+            n += (size_t)snprintf(out + n, outlen - n, "|U:%s", rule->name);
+        else if (fn_rules_matcher_matches(&rule->after, ev))
+            n += (size_t)snprintf(out + n, outlen - n, "|A%lld:%s", (long long)rule->within_ms,
+                                  rule->name);
+    }
+    return n;
 }

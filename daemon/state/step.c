@@ -20,15 +20,27 @@ fn_hash128_t fn_step_lead_hash(const char *lead_id, size_t len)
     return fn_hash_parts(parts, lens, 2);
 }
 
+unsigned fn_step_shard(const fn_config_t *cfg, fn_hash128_t lead_hash)
+{
+    return (unsigned)(lead_hash.hi % (uint64_t)cfg->redis_shards);
+}
+
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t h, fn_lead_keys_t *k)
 {
     char hex[33];
     fn_hash_hex(h, hex);
-    unsigned shard = (unsigned)(h.hi % (uint64_t)cfg->redis_shards);
+    unsigned shard = fn_step_shard(cfg, h);
     snprintf(k->lead, sizeof k->lead, "%s:{%u}:lead:%s", cfg->key_prefix, shard, hex);
     snprintf(k->seen, sizeof k->seen, "%s:{%u}:seen:%s", cfg->key_prefix, shard, hex);
     snprintf(k->pending, sizeof k->pending, "%s:{%u}:out:%s", cfg->key_prefix, shard, hex);
     snprintf(k->stats, sizeof k->stats, "%s:{%u}:stats", cfg->key_prefix, shard);
+    k->shard = shard;
+}
+
+void fn_step_due_key(const fn_config_t *cfg, unsigned shard, const char *topic, int32_t partition,
+                     char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s:{%u}:due:%s:%d", cfg->key_prefix, shard, topic, (int)partition);
 }
 
 /* Shortest decimal text that reads back as the same double. */
@@ -40,11 +52,12 @@ static int format_double(double v, char *out, size_t n)
     return (int)strlen(out);
 }
 
-#define MAX_ARGS (4 + 4 + 14 + 3 * 64)
+#define MAX_ARGS (4 + 5 + 14 + 4 * FN_MAX_FUNNELS)
 
 typedef struct argv_s {
     const char *p[MAX_ARGS];
     size_t len[MAX_ARGS];
+    const fn_funnel_t *spec_of[MAX_ARGS]; /* the argument is this funnel's timer spec */
     size_t n;
 } argv_t;
 
@@ -67,13 +80,16 @@ static void arg_str(argv_t *a, fn_str_t s)
 }
 
 int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
-                  fn_hash128_t lead_hash, int64_t now_ms, fn_buf_t *out)
+                  fn_hash128_t lead_hash, int64_t now_ms, const char *topic, int32_t partition,
+                  fn_buf_t *out)
 {
     fn_lead_keys_t k;
     fn_step_keys(cfg, lead_hash, &k);
+    char due[352];
+    fn_step_due_key(cfg, k.shard, topic, partition, due, sizeof due);
     char now[24], ttl[24], ts[24], value[40], nfun[8];
-    char stages[64][8];
-    char plans[64][2 * (FN_MAX_STAGES + 3) + 1];
+    char stages[FN_MAX_FUNNELS][8];
+    char plans[FN_MAX_FUNNELS][2 * (FN_MAX_STAGES + 3) + 1];
     argv_t a = {.n = 0};
 
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
@@ -83,8 +99,12 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     if (ev->has_value)
         format_double(ev->value, value, sizeof value);
 
-    arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, "4");
+    char outbox[64], leases[64];
+    snprintf(outbox, sizeof outbox, "%s:{%u}:outbox", cfg->key_prefix, k.shard);
+    snprintf(leases, sizeof leases, "%s:{%u}:leases", cfg->key_prefix, k.shard);
+    arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, "7");
     arg_s(&a, k.lead), arg_s(&a, k.seen), arg_s(&a, k.pending), arg_s(&a, k.stats);
+    arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases);
     arg_s(&a, now), arg_s(&a, ttl), arg_str(&a, ev->lead_id), arg_str(&a, ev->event_id);
     arg_s(&a, ts);
     arg_s(&a, ev->kind == FN_EV_ERASE ? "e" : ev->kind == FN_EV_CONSENT ? "c" : "t");
@@ -96,7 +116,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     size_t nf = 0;
     size_t nfun_at = a.n;
     arg_s(&a, "0"); /* patched below */
-    for (size_t i = 0; ev->kind != FN_EV_CONSENT && i < cfg->n_funnels && nf < 64; i++) {
+    for (size_t i = 0; ev->kind != FN_EV_CONSENT && i < cfg->n_funnels && nf < FN_MAX_FUNNELS;
+         i++) {
         const fn_funnel_t *f = &cfg->funnels[i];
         if (ev->kind == FN_EV_TOUCHPOINT && ev->funnel.p &&
             (strlen(f->name) != ev->funnel.len || memcmp(f->name, ev->funnel.p, ev->funnel.len)))
@@ -106,20 +127,51 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
             fn_rules_plan(f, fn_rules_match(f, ev), plans[nf], sizeof plans[nf]);
         snprintf(stages[nf], sizeof stages[nf], "%zu", f->n_stages);
         arg_s(&a, f->name), arg_s(&a, stages[nf]), arg_s(&a, plans[nf]);
+        /* the timer spec is written while encoding, into a stack buffer, one at a time */
+        if (a.n < MAX_ARGS && ev->kind == FN_EV_TOUCHPOINT)
+            a.spec_of[a.n] = f;
+        arg(&a, "", 0);
         nf++;
     }
     snprintf(nfun, sizeof nfun, "%zu", nf);
+    /* The lead's timers due by this event's time fire before it is applied; by the wall
+     * clock, never ahead of the wall time (event times may run a little ahead of it). */
+    char caps[FN_MAX_FUNNELS * (FN_NAME_MAX + 44)], bound[24];
+    fn_step_caps(cfg, caps, sizeof caps);
+    int64_t b = ev->ts_ms;
+    if (cfg->clock == FN_CLOCK_WALL && now_ms < b)
+        b = now_ms;
+    snprintf(bound, sizeof bound, "%lld", (long long)b);
+    arg_s(&a, caps), arg_s(&a, bound);
     a.p[nfun_at] = nfun;
     a.len[nfun_at] = strlen(nfun);
 
     fn_buf_reset(out);
     if (fn_buf_appendf(out, "*%zu\r\n", a.n))
         return FN_ERR;
-    for (size_t i = 0; i < a.n; i++)
+    char spec[FN_TIMER_SPEC_MAX];
+    for (size_t i = 0; i < a.n; i++) {
+        if (a.spec_of[i]) {
+            a.len[i] = fn_rules_timer_spec(a.spec_of[i], ev, spec, sizeof spec);
+            a.p[i] = spec;
+        }
         if (fn_buf_appendf(out, "$%zu\r\n", a.len[i]) || fn_buf_append(out, a.p[i], a.len[i]) ||
             fn_buf_append(out, "\r\n", 2))
             return FN_ERR;
+    }
     return FN_OK;
+}
+
+void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < cfg->n_funnels && n < outlen; i++) {
+        const fn_funnel_t *f = &cfg->funnels[i];
+        if (f->trigger_cap_max > 0)
+            n += (size_t)snprintf(out + n, outlen - n, "%s=%lld,%lld;", f->name,
+                                  (long long)f->trigger_cap_max, (long long)f->trigger_cap_per_ms);
+    }
 }
 
 static int reply_str(const redisReply *r, fn_str_t *s)
@@ -219,13 +271,25 @@ int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t 
         snprintf(err, errlen, "unknown step status");
         return FN_ERR;
     }
-    if (r->elements != 5 || reply_int(r->element[1], &res->at) ||
+    if (r->elements < 6 || r->elements > 7 || reply_int(r->element[1], &res->at) ||
         reply_str(r->element[2], &res->value) || r->element[3]->type != REDIS_REPLY_ARRAY ||
         r->element[4]->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "step reply has the wrong shape");
         return FN_ERR;
     }
     const redisReply *attr = r->element[3], *trans = r->element[4];
+    fn_str_t due;
+    if (reply_str(r->element[5], &due) || (due.len && reply_int(r->element[5], &res->armed_due))) {
+        snprintf(err, errlen, "step reply has a malformed due time");
+        return FN_ERR;
+    }
+    if (r->elements == 7) {
+        if (r->element[6]->type != REDIS_REPLY_ARRAY) {
+            snprintf(err, errlen, "step reply has malformed triggers");
+            return FN_ERR;
+        }
+        res->fired = r->element[6];
+    }
     if (attr->elements == 8) {
         if (parse_attr(attr, 0, &res->first) || parse_attr(attr, 4, &res->last)) {
             snprintf(err, errlen, "step reply has malformed attribution");

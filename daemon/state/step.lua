@@ -10,12 +10,22 @@
 --   KEYS[1] lead hash      KEYS[2] seen event ids (zset, score = wall ms when processed)
 --   KEYS[3] pending outputs (hash event_id -> result not yet acknowledged by Kafka)
 --   KEYS[4] shard counters (hash, fields "<funnel>|<counter>[|<stage>]")
+--   KEYS[5] retargeting timers of the message's partition in this shard (zset, see
+--   daemon/timers/timer.lua, which is prepended to this script)   KEYS[6] the shard's
+--   trigger outbox   KEYS[7] its leases
 -- ARGV: 1 now_ms 2 dedupe_ttl_ms 3 lead_id 4 event_id 5 ts_ms 6 kind (t touch, c consent,
 --   e erase) 7 channel 8 type 9 campaign 10 source 11 value 12 marketing ('1','0','')
 --   13 the sender's token "<instance>:<message>" (instance random per process, message a
---   counter), 14 number of funnels, then per funnel: name, number of stages, plan.
+--   counter), 14 number of funnels, then per funnel: name, number of stages, plan, timer
+--   spec (see fn_rules_timer_spec in include/funneld/rules.h); then trigger caps
+--   ("name=max,per;...") and the time up to which the lead's pending timers are due.
 -- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at},
---   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches}, ...}}
+--   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches}, ...}, earliest due time
+--   this step armed in KEYS[5] or '', {trigger outbox entry, ...}}
+--
+-- Timers of the lead that were already due when this event happened fire first, here, as
+-- fire.lua would have: whether the clock's tick or the lead's next event gets there first,
+-- the same triggers come out, so a replay gives the same triggers at any speed.
 -- status: 'ok', 'erased', 'collision' (another lead id hashes to this key), 'dup' (already
 -- applied, and nothing to emit) or 'dup-ok' / 'dup-erased' (already applied, and the tail
 -- repeats the stored result, whose outputs were never acknowledged).
@@ -30,7 +40,8 @@
 -- Every number crosses the boundary as a decimal string: Lua's tostring would turn an epoch
 -- in milliseconds into "1.79e+12", which HINCRBY and the daemon would reject.
 
-local lead, seen, pending, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local outbox, leases = KEYS[6], KEYS[7]
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local lead_id, event_id, ts, kind = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local token = ARGV[13]
@@ -72,10 +83,85 @@ local function remember(result, has_outputs)
   return result
 end
 
+-- ---- retargeting timers ----
+-- Fires, in due order, the lead's timers due at or before bound (see the top).
+local fired = {}
+local function fire_due(bound)
+  local tn = tonumber(redis.call('HGET', lead, 'tn'))
+  if not tn or tn > bound then return end
+  local all = redis.call('HGETALL', lead)
+  local h = {}
+  for j = 1, #all, 2 do h[all[j]] = all[j + 1] end
+  local due = {}
+  for j = 1, #all, 2 do
+    local f, reason = string.match(all[j], '^([^|]+)|t|(.+)$')
+    if f then
+      local tdue, _, tzkey = timer_parse(all[j + 1])
+      if tzkey and tzkey ~= '' and tonumber(tdue) <= bound then
+        due[#due + 1] = {tonumber(tdue), all[j], f, reason, tzkey, all[j + 1]}
+      end
+    end
+  end
+  table.sort(due, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  local caps = caps_parse(ARGV[15 + 4 * nfun])
+  for _, t in ipairs(due) do
+    local d, f, reason, tzkey, tv = t[1], t[3], t[4], t[5], t[6]
+    redis.call('ZREM', tzkey, lead .. '|' .. f .. '|' .. reason)
+    local fh = {id = h.id, c = h.c, x = h[f .. '|x'], k = h[f .. '|k'], lch = h['l.ch'],
+                lty = h['l.ty'], lat = h['l.at'], v = h.v, cap = h[f .. '|cap'], a = h[f .. '|a']}
+    local e = timer_fire(lead, f, reason, d, tv, fh, caps, now, outbox, leases, stats)
+    h[f .. '|cap'] = fh.cap
+    if reason == 'stalled' then h[t[2]] = nil end
+    if e then fired[#fired + 1] = e end
+  end
+  timer_set_tn(lead)
+end
+
+-- Removes the timer whose field value is v (nil: none; an empty zset key marks a stalled
+-- timer that already fired, kept so that it fires once per stall). Returns true when a
+-- pending timer was cancelled.
+local function timer_cancel(f, reason, v)
+  if not v then return false end
+  redis.call('HDEL', lead, f .. '|t|' .. reason)
+  local _, _, zkey = timer_parse(v)
+  if not zkey or zkey == '' then return false end
+  redis.call('ZREM', zkey, lead .. '|' .. f .. '|' .. reason)
+  return true
+end
+
+-- Cancels every timer of the lead (of funnel only_f when given); counts each as suppressed
+-- for why when why is given.
+local function timer_cancel_all(only_f, why)
+  local all = redis.call('HGETALL', lead)
+  for j = 1, #all, 2 do
+    local f, reason = string.match(all[j], '^([^|]+)|t|(.+)$')
+    if f and (not only_f or f == only_f) and timer_cancel(f, reason, all[j + 1]) and why then
+      redis.call('HINCRBY', stats, f .. '|sup|' .. why, 1)
+    end
+  end
+end
+
+local min_due = nil
+local lead_tn, tn_dirty = nil, false
+-- Arms (or moves) a timer into this partition's zset; the field is written by the caller's
+-- batched HSET through put.
+local function timer_arm(f, reason, due, stage, v, put)
+  if not lead_tn or due < lead_tn then lead_tn, tn_dirty = due, true end
+  local member = lead .. '|' .. f .. '|' .. reason
+  if v then
+    local _, _, zkey = timer_parse(v)
+    if zkey and zkey ~= '' and zkey ~= due_key then redis.call('ZREM', zkey, member) end
+  end
+  redis.call('ZADD', due_key, string.format('%d', due), member)
+  put(f .. '|t|' .. reason, string.format('%d|%d|%s|%s', due, stage, due_key, event_id))
+  if not min_due or due < min_due then min_due = due end
+end
+
 if kind == 'e' then
+  timer_cancel_all(nil, 'erased')
   -- Erasure: the lead leaves every funnel's population; anonymous counters stay.
   for i = 0, nfun - 1 do
-    local f = ARGV[15 + 3 * i]
+    local f = ARGV[15 + 4 * i]
     local st = redis.call('HMGET', lead, f .. '|x', f .. '|k')
     if st[1] == 'a' or st[1] == 'c' then
       redis.call('HINCRBY', stats, f .. '|p|' .. st[2], -1)
@@ -84,21 +170,32 @@ if kind == 'e' then
   -- The seen set stays (event ids only): a replay of the lead's earlier events after a crash
   -- must stay a duplicate, not bring the erased lead back and count it twice.
   redis.call('DEL', lead, pending)
-  return remember({'erased', I(ts), '', {}, {}}, true)
+  return remember({'erased', I(ts), '', {}, {}, ''}, true)
 end
 
+local fire_bound = tonumber(ARGV[16 + 4 * nfun])
+fire_due(fire_bound)
+
 if kind == 'c' then
+  -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
+  if ARGV[12] == '0' then timer_cancel_all(nil, 'opted_out') end
   redis.call('HSET', lead, 'id', lead_id, 'c', ARGV[12])
-  return remember({'ok', I(ts), '', {}, {}}, false)
+  local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
+  r[7] = fired
+  return r
 end
 
 -- Read everything this event may need in one round trip inside Redis.
-local fields = {'ts', 'v', 'vt', 'f.ch', 'f.cp', 'f.src', 'f.at', 'l.ch', 'l.cp', 'l.src', 'l.at'}
+local fields = {'ts', 'v', 'vt', 'f.ch', 'f.cp', 'f.src', 'f.at', 'l.ch', 'l.cp', 'l.src', 'l.at',
+  'c', 'tn'}
 for i = 0, nfun - 1 do
-  local f = ARGV[15 + 3 * i]
-  for _, s in ipairs({'|x', '|k', '|e', '|b', '|n'}) do fields[#fields + 1] = f .. s end
+  local f = ARGV[15 + 4 * i]
+  for _, s in ipairs({'|x', '|k', '|e', '|b', '|n', '|t|stalled'}) do
+    fields[#fields + 1] = f .. s
+  end
 end
 local cur = redis.call('HMGET', lead, unpack(fields))
+lead_tn = tonumber(cur[13])
 
 -- A late event never moves the lead backwards in time: "at" is the latest time seen.
 local prev_ts = tonumber(cur[1])
@@ -129,8 +226,9 @@ end
 
 local transitions = {}
 for i = 0, nfun - 1 do
-  local f, n, plan = ARGV[15 + 3 * i], tonumber(ARGV[16 + 3 * i]), ARGV[17 + 3 * i]
-  local base = 11 + 5 * i
+  local f, n, plan = ARGV[15 + 4 * i], tonumber(ARGV[16 + 4 * i]), ARGV[17 + 4 * i]
+  local spec = ARGV[18 + 4 * i]
+  local base = 13 + 6 * i
   local x, k = cur[base + 1], tonumber(cur[base + 2])
   local entered, began = tonumber(cur[base + 3]), tonumber(cur[base + 4])
   local touches = (tonumber(cur[base + 5]) or 0) + 1
@@ -194,12 +292,56 @@ for i = 0, nfun - 1 do
     transitions[#transitions + 1] =
       {f, op, I(from), I(to), I(in_stage), I(cycle), I(touches)}
   end
+
+  -- Retargeting: a lead that converted or was lost has nothing left to nudge; otherwise
+  -- this activity re-arms the stalled timer of its stage, and the rules do what spec says.
+  if op == 'C' or op == 'L' then
+    timer_cancel_all(f, nil)
+  elseif spec ~= '' then
+    local nx, nk = x, k
+    if op ~= 'T' then nx, nk = 'a', to end
+    local stale_list, rules = string.match(spec, '^([^|]*)(.*)$')
+    local stale = {}
+    for ms in string.gmatch(stale_list, '[^,]+') do stale[#stale + 1] = tonumber(ms) end
+    local opted_out = cur[12] == '0'
+    local tv = cur[base + 6]
+    local stale_ms = 0
+    if nx == 'a' and not opted_out then stale_ms = stale[nk + 1] or 0 end
+    if stale_ms > 0 then
+      local due = at + stale_ms
+      local tdue, tstage = nil, nil
+      if tv then tdue, tstage = timer_parse(tv) end
+      -- A late event is activity in the past: it neither moves the due time nor the cause.
+      if not (tdue and tonumber(tdue) >= due and tonumber(tstage) == nk) then
+        timer_arm(f, 'stalled', due, nk, tv, put)
+      end
+    elseif tv then
+      timer_cancel(f, 'stalled', tv)
+    end
+    for act, within, name in string.gmatch(rules, '|([AU])(%d*):([^|]+)') do
+      local rv = redis.call('HGET', lead, f .. '|t|' .. name)
+      if act == 'U' then
+        timer_cancel(f, name, rv)
+      elseif nx == 'c' or nx == 'l' then
+        -- touches after the end of the journey arm nothing
+      elseif opted_out then
+        redis.call('HINCRBY', stats, f .. '|sup|opted_out', 1)
+      else
+        local stage = -1
+        if nx == 'a' then stage = nk end
+        timer_arm(f, name, ts + tonumber(within), stage, rv, put)
+      end
+    end
+  end
 end
 
+if tn_dirty then put('tn', I(lead_tn)) end
 redis.call('HSET', lead, unpack(set))
 
 local result = {'ok', I(at), lead_value,
   {f_ch or '', f_cp or '', f_src or '', I(f_at or at), l_ch or '', l_cp or '', l_src or '',
    I(l_at or at)},
-  transitions}
-return remember(result, #transitions > 0)
+  transitions, min_due and I(min_due) or ''}
+local r = remember(result, #transitions > 0)
+r[7] = fired
+return r

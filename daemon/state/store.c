@@ -19,6 +19,7 @@
 
 #include "funneld/daemon.h"
 #include "funneld/step.h"
+#include "funneld/trigger.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -79,7 +80,8 @@ static void send_step(fn_daemon_t *d, fn_msg_t *m)
 {
     char token[64];
     snprintf(token, sizeof token, "%s:%llu", d->instance, (unsigned long long)m->seq);
-    if (fn_step_build(d->cfg, d->script_sha, token, &m->ev, m->lead_hash, fn_now_ms(), &m->cmd)) {
+    if (fn_step_build(d->cfg, d->script_sha, token, &m->ev, m->lead_hash, fn_now_ms(),
+                      m->part->topic, m->part->partition, &m->cmd)) {
         fn_log(&d->log, FN_LOG_ERROR, "redis", "out of memory building a step");
         fn_daemon_stop(d, 1);
         return;
@@ -168,25 +170,39 @@ static void schedule_reconnect(fn_daemon_t *d)
     uv_timer_start(&d->redis_timer, on_redis_timer, (uint64_t)d->redis_backoff_ms, 0);
 }
 
+/* Stores a SCRIPT LOAD reply's digest into sha (41 bytes); false (and the connection is
+ * re-made) when the reply is not one. */
+static bool script_loaded(fn_daemon_t *d, redisAsyncContext *ac, const redisReply *reply,
+                          const char *what, char *sha)
+{
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "SCRIPT LOAD (%s) failed: %s", what,
+               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        redisAsyncDisconnect(ac);
+        return false;
+    }
+    memcpy(sha, reply->str, 40);
+    sha[40] = '\0';
+    return true;
+}
+
 static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
     fn_daemon_t *d = ac->data;
-    redisReply *reply = r;
-    if (!reply)
+    if (!r || !script_loaded(d, ac, r, "step", d->script_sha))
         return;
-    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "SCRIPT LOAD failed: %s",
-               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        redisAsyncDisconnect(ac);
-        return;
-    }
-    memcpy(d->script_sha, reply->str, 40);
-    d->script_sha[40] = '\0';
     d->redis_ready = true;
     d->redis_backoff_ms = 0;
     fn_log(&d->log, FN_LOG_INFO, "redis", "ready (step script %.12s…), %zu step(s) to send",
            d->script_sha, d->redis_wait.len);
     flush_wait(d);
+}
+
+static void on_fire_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    if (r)
+        script_loaded(d, ac, r, "fire", d->fire_sha);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -295,6 +311,8 @@ static void connect_now(fn_daemon_t *d)
         redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", pass);
     if (db)
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", db);
+    /* Replies come in order: the connection is ready once the step script, loaded last, is. */
+    redisAsyncCommand(ac, on_fire_loaded, NULL, "SCRIPT LOAD %s", fn_lua_fire_src);
     redisAsyncCommand(ac, on_script_loaded, NULL, "SCRIPT LOAD %s", fn_lua_step_src);
 }
 

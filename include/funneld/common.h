@@ -14,6 +14,8 @@
 
 #define FN_MAX_STAGES 60 /* stage indexes are encoded as one character in the Lua plan */
 #define FN_MAX_ID_LEN 128
+#define FN_MAX_FUNNELS 64 /* funnels in one config: one step carries them all */
+#define FN_MAX_RULES 32   /* retarget rules per funnel */
 #define FN_NAME_MAX 64
 
 /* Wall-clock time in epoch milliseconds. */

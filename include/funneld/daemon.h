@@ -39,10 +39,21 @@ typedef struct fn_partition {
     struct fn_msg *head, *tail; /* in-flight messages in offset order */
     int64_t next_commit;        /* offset after the last done prefix; -1 before any */
     bool assigned;
+    bool at_eof;        /* reached the end of the partition since its last message */
+    int64_t maxts_done; /* latest event time in the done prefix: the event clock (trigger.h) */
+    int64_t *next_due;  /* per shard: earliest timer in its zset, FN_DUE_UNKNOWN or _NONE */
+    uint8_t *firing;    /* per shard: a fire.lua call is outstanding */
     struct fn_partition *next;
 } fn_partition_t;
 
+#define FN_DUE_UNKNOWN INT64_MIN
+#define FN_DUE_NONE INT64_MAX
+
+/* What a produced message's opaque points at: the first member of both kinds of owner. */
+typedef enum { FN_OWNER_MSG = 0, FN_OWNER_TRIGGER = 1 } fn_owner_t;
+
 typedef struct fn_msg {
+    fn_owner_t owner; /* FN_OWNER_MSG */
     fn_partition_t *part;
     int64_t offset;
     struct fn_msg *part_next;   /* next offset of the same partition */
@@ -57,6 +68,7 @@ typedef struct fn_msg {
     fn_msg_state_t state;
     int pending_dr;     /* produced messages not yet acknowledged */
     bool clear_pending; /* a stored result in Redis to clear once outputs are acked */
+    bool accepted;      /* decoded: ev is valid and its time counts for the event clock */
     int64_t consumed_ms;
     uint64_t seq; /* this process's number for the message, part of its step token */
 } fn_msg_t;
@@ -75,6 +87,8 @@ typedef struct fn_stats {
     uint64_t by_type[6]; /* stage_changed(enter/forward), back, converted, lost, erased */
     uint64_t committed;
     uint64_t blocked_count, paused_count;
+    uint64_t triggers_emitted, triggers_delivered, triggers_capped, triggers_opted_out;
+    uint64_t timer_errors;
 } fn_stats_t;
 
 typedef struct fn_daemon {
@@ -114,6 +128,12 @@ typedef struct fn_daemon {
     uv_timer_t redis_timer;
     fn_msg_t **lead_table; /* chain heads by lead hash */
     size_t lead_table_mask;
+    char fire_sha[41];
+
+    /* retargeting timers (timers/timers.c) */
+    size_t timer_requests;     /* fire.lua calls and outbox clears without a reply yet */
+    size_t triggers_in_flight; /* produced, not yet acknowledged */
+    int64_t next_sweep_ms;     /* next look for outbox entries whose lease ran out */
 
     /* messages */
     size_t in_flight;
@@ -179,7 +199,28 @@ void fn_store_close(fn_daemon_t *d);
 /* Called by the tick: drops a connection whose outstanding steps got no reply for long. */
 void fn_store_watchdog(fn_daemon_t *d);
 
+/* --- timers/timers.c: retargeting timers and triggers --- */
+/* Called by the tick: fires what is due by each assigned partition's clock. */
+void fn_timers_tick(fn_daemon_t *d);
+/* Produces the trigger of outbox entry e (a string reply) of shard. */
+void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e);
+/* A step armed a timer due at `due` in p's zset of shard. */
+void fn_timers_armed(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t due);
+/* p was assigned or revoked: its clock and what is known of its timers start over. */
+void fn_timers_reset(fn_daemon_t *d, fn_partition_t *p);
+/* Kafka acknowledged the trigger whose opaque is owner (FN_OWNER_TRIGGER): clears its
+ * outbox entry and frees it. */
+void fn_timers_delivered(fn_daemon_t *d, fn_owner_t *owner);
+/* True when no timer request or trigger delivery is outstanding. */
+bool fn_timers_idle(const fn_daemon_t *d);
+void fn_timers_free_partition(fn_partition_t *p);
+
 /* --- output/kafka_out.c --- */
+/* Produces a copy of payload; opaque comes back in the delivery report. Waits (bounded) when
+ * librdkafka's queue is full. Returns 0 or the librdkafka error. */
+rd_kafka_resp_err_t fn_output_send(fn_daemon_t *d, const char *topic, const void *key,
+                                   size_t keylen, const void *payload, size_t len,
+                                   rd_kafka_headers_t *hdrs, void *opaque);
 int fn_output_start(fn_daemon_t *d);
 /* Produces payload to topic for m (copying it); m is told of delivery. DLQ headers are
  * added when dlq_code is not NULL. Returns FN_OK or FN_ERR (logged; m keeps a retry). */

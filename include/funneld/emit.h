@@ -11,6 +11,7 @@
 #include "funneld/common.h"
 #include "funneld/event.h"
 #include "funneld/step.h"
+#include "funneld/trigger.h"
 
 /* Computes the id of an output caused by ev: hash of (type, funnel, lead id, event id). */
 void fn_emit_id(const char *type, const char *funnel, const fn_event_t *ev, char out[33]);
@@ -23,5 +24,11 @@ int fn_emit_transition(fn_buf_t *out, const fn_event_t *ev, const fn_step_result
 /* Writes a lead_erased event for funnel f into out (reset first). */
 int fn_emit_erased(fn_buf_t *out, const fn_event_t *ev, const fn_funnel_t *f, int64_t at,
                    int64_t emitted_at);
+
+/* Writes a retargeting-topic event (type "retarget") for trigger t into out (reset first).
+ * f is t's funnel in the running config, or NULL when it is no longer configured (the stage
+ * is then null). "at" is the due time: the moment the lead became a retargeting target. */
+int fn_emit_retarget(fn_buf_t *out, const fn_trigger_t *t, const fn_funnel_t *f,
+                     int64_t emitted_at);
 
 #endif

@@ -75,4 +75,15 @@ int fn_rules_pos_index(const fn_funnel_t *f, fn_pos_t pos);
  * Returns the length (0 and an empty string when m matches nothing: every slot a touch). */
 size_t fn_rules_plan(const fn_funnel_t *f, fn_match_t m, char *out, size_t outlen);
 
+/* Longest timer spec fn_rules_timer_spec writes (plus its NUL). */
+#define FN_TIMER_SPEC_MAX (FN_MAX_STAGES * 21 + FN_MAX_RULES * (64 + 24) + 1)
+
+/* Writes what event ev means for f's retargeting timers, for the Lua step: "" when f has no
+ * stage with stale_after and ev arms or cancels none of f's rules; else the stale_after of
+ * every stage ("<ms>,<ms>,...", so the step can re-arm the stalled timer of whatever stage the
+ * lead ends up in), then "|A<within_ms>:<name>" for each rule ev arms and "|U:<name>" for each
+ * rule ev cancels (an event that matches both after and unless cancels: the goal was met).
+ * Returns the length. out needs FN_TIMER_SPEC_MAX bytes. */
+size_t fn_rules_timer_spec(const fn_funnel_t *f, const fn_event_t *ev, char *out, size_t outlen);
+
 #endif

@@ -42,6 +42,8 @@ typedef struct fn_step_result {
     fn_attr_t first, last;
     fn_step_transition_t trans[FN_STEP_MAX_TRANSITIONS];
     size_t n_trans;
+    int64_t armed_due;       /* earliest retargeting timer this step armed, or 0 */
+    const redisReply *fired; /* outbox entries of timers that fired first, or NULL */
 } fn_step_result_t;
 
 /* The lead's key names: every key of one lead and its shard's counters share the hash tag
@@ -49,17 +51,31 @@ typedef struct fn_step_result {
  * another lead's keys or another slot. */
 typedef struct fn_lead_keys {
     char lead[96], seen[96], pending[96], stats[64];
+    unsigned shard;
 } fn_lead_keys_t;
 
+/* Name of the zset holding the retargeting timers that events of topic/partition armed for
+ * leads of shard ("<prefix>:{<shard>}:due:<topic>:<partition>"): the daemon that owns the
+ * partition fires them, by that partition's clock. */
+void fn_step_due_key(const fn_config_t *cfg, unsigned shard, const char *topic, int32_t partition,
+                     char *out, size_t outlen);
+
 fn_hash128_t fn_step_lead_hash(const char *lead_id, size_t len);
+/* The shard (hash tag) of a lead's keys. */
+unsigned fn_step_shard(const fn_config_t *cfg, fn_hash128_t lead_hash);
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t lead_hash, fn_lead_keys_t *k);
 
 /* Writes the RESP-encoded EVALSHA for ev into out (sha is the script's 40-char digest;
  * token is "<instance>:<message>", naming this daemon process and this consumed message,
- * see step.lua). Only the funnels the event is routed to are sent; an erase names every
- * funnel. */
+ * see step.lua; topic/partition is where ev was consumed, for its timers). Only the funnels
+ * the event is routed to are sent; an erase names every funnel. */
 int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
-                  fn_hash128_t lead_hash, int64_t now_ms, fn_buf_t *out);
+                  fn_hash128_t lead_hash, int64_t now_ms, const char *topic, int32_t partition,
+                  fn_buf_t *out);
+
+/* Writes the trigger caps argument of the scripts ("name=max,per;..." for funnels with a
+ * trigger_cap) into out. */
+void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen);
 
 /* Parses a step reply. Returns FN_OK or FN_ERR with a reason in err (a malformed reply or a
  * funnel name this config no longer has). */

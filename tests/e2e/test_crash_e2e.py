@@ -39,12 +39,14 @@ def collect(st, check, label):
 
 
 def redis_state(st):
-    """Every lead hash and every counter, keyed without the run's own prefix."""
+    """Every lead hash and every counter, without the run's own prefix (in key names, and in
+    the timer fields that name their zset)."""
     state = {}
+    own = st.name.encode()
     for k in st.redis.scan_iter(f"{st.name}:*", count=1000):
         name = k.decode()[len(st.name):]
         if ":lead:" in name or name.endswith(":stats"):
-            state[name] = st.redis.hgetall(k)
+            state[name] = {f: v.replace(own, b"<prefix>") for f, v in st.redis.hgetall(k).items()}
     return state
 
 
@@ -98,6 +100,9 @@ def main():
     check.eq(got_dlq, want_dlq, "the same dead letters")
     check.eq(len(got_state), len(want_state), "the same number of Redis hashes")
     bad = [k for k in want_state if got_state.get(k) != want_state[k]]
+    for k in bad[:3]:
+        w, g = want_state[k], got_state.get(k) or {}
+        print(k, {f: (w.get(f), g.get(f)) for f in set(w) | set(g) if w.get(f) != g.get(f)})
     check.eq(bad[:5], [], "Redis lead state and counters equal the clean run's")
     check.true(any(0 < x < N for x in lags), f"kills landed mid-stream (uncommitted after each: {lags})")
     print(f"uncommitted input after each kill: {lags}")

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "fn_test.h"
+#include "fn_test_redis.h"
 #include "funneld/step.h"
 
 static const char *CONFIG =
@@ -38,19 +39,6 @@ static redisReply *last_reply;
 static const char *instance = "instance-a";
 static int msg_no, resend_no;
 
-static redisContext *connect_from_env(void)
-{
-    const char *url = getenv("FUNNELD_REDIS_URL");
-    if (!url || strncmp(url, "redis://", 8) != 0) {
-        fprintf(stderr, "FUNNELD_REDIS_URL is not set (run under the ctest services fixture)\n");
-        exit(1);
-    }
-    char host[128] = "127.0.0.1";
-    int port = 6379;
-    sscanf(url + 8, "%127[^:/]:%d", host, &port);
-    return redisConnect(host, port);
-}
-
 /* Applies one event; res points into last_reply until the next call. */
 /* resend: send as the same message again, as the daemon does after a lost reply. */
 static fn_reject_t apply_as(const char *json, fn_step_result_t *res, bool resend)
@@ -70,7 +58,7 @@ static fn_reject_t apply_as(const char *json, fn_step_result_t *res, bool resend
     char token[64];
     snprintf(token, sizeof token, "%s:%d", instance, resend ? resend_no : ++msg_no);
     CHECK(fn_step_build(cfg, sha, token, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
-                        1790000000000LL, &cmd) == FN_OK);
+                        1790000000000LL, "in", 0, &cmd) == FN_OK);
     if (last_reply)
         freeReplyObject(last_reply);
     redisAppendFormattedCommand(rc, cmd.data, cmd.len);
@@ -320,20 +308,10 @@ static void test_consent_erase_collision(void)
 
 int main(void)
 {
-    snprintf(prefix, sizeof prefix, "it%d", (int)getpid());
-    char doc[4096];
-    const char *at = strstr(CONFIG, "PREFIX");
-    snprintf(doc, sizeof doc, "%.*s%s%s", (int)(at - CONFIG), CONFIG, prefix, at + 6);
-    json_error_t jerr;
-    json_t *root = json_loads(doc, 0, &jerr);
-    char err[256];
-    cfg = fn_config_from_json(root, err, sizeof err);
-    json_decref(root);
-    if (!cfg) {
-        fprintf(stderr, "config: %s\n", err);
+    cfg = fn_test_config(CONFIG, "it", prefix);
+    if (!cfg)
         return 1;
-    }
-    rc = connect_from_env();
+    rc = fn_test_redis_connect();
     if (!rc || rc->err) {
         fprintf(stderr, "cannot connect to Redis\n");
         return 1;

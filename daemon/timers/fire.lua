@@ -1,0 +1,59 @@
+-- fire.lua — claims the retargeting timers that are due in one zset and hands them out
+-- through the outbox, atomically (SPEC §4 retargeting, §5 time, §6 at-least-once). The
+-- functions it uses are in timer.lua, prepended at build time.
+--
+-- A timer is claimed by removing it from its zset inside this script, so however many daemons
+-- run it, each timer fires once. A fired trigger is in the shard's outbox before it is
+-- returned: the daemon deletes it only when Kafka acknowledged it, and an entry whose lease
+-- ran out (its daemon died or is stuck) is handed out again, with the same content and so
+-- the same id (the daemon computes ids from funnel, lead id, reason and cause event).
+--
+-- KEYS[1] timers of one partition in one shard (zset)   KEYS[2] the shard's outbox (hash:
+--   entry key -> entry)   KEYS[3] the shard's outbox leases (zset: score lease end, wall ms)
+--   KEYS[4] shard counters
+-- ARGV: 1 now by the partition's clock 2 wall now 3 most timers to fire 4 '1' to only hand
+--   out entries whose lease ran out 5 trigger caps ("name=max,per;...")
+-- Returns {next due time in KEYS[1] or '', {entry, ...}, capped, opted_out}; an entry is the
+-- JSON text of {entry key, lead id, funnel, reason, stage, due, last activity in the funnel,
+-- last touch channel, type, at, value, cause event id}, all strings (cjson would print epoch
+-- milliseconds as 1.79e+12).
+
+local due_key, outbox, leases, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, wall, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local caps = caps_parse(ARGV[5])
+local function I(n) return string.format('%d', n) end
+
+local out = {}
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', I(wall), 'LIMIT', 0, limit)) do
+  local e = redis.call('HGET', outbox, k)
+  if e then
+    redis.call('ZADD', leases, I(wall + LEASE_MS), k)
+    out[#out + 1] = e
+  else
+    redis.call('ZREM', leases, k)
+  end
+end
+if ARGV[4] == '1' then return {'', out, 0, 0} end
+
+local n_capped, n_opted_out = 0, 0
+local due = redis.call('ZRANGEBYSCORE', due_key, '-inf', I(now), 'WITHSCORES', 'LIMIT', 0, limit)
+for j = 1, #due, 2 do
+  local member, score = due[j], tonumber(due[j + 1])
+  redis.call('ZREM', due_key, member)
+  local lead, f, reason = string.match(member, '^(.*)|([^|]+)|([^|]+)$')
+  local tv = redis.call('HGET', lead, f .. '|t|' .. reason)
+  local tdue, _, tzkey = nil, nil, nil
+  if tv then tdue, _, tzkey = timer_parse(tv) end
+  -- A member without its matching field is left over from an erased lead: only removed.
+  if tdue and tonumber(tdue) == score and tzkey == due_key then
+    local e, why = timer_fire(lead, f, reason, score, tv, timer_fields(lead, f), caps, wall,
+      outbox, leases, stats)
+    timer_set_tn(lead)
+    if e then out[#out + 1] = e end
+    if why == 'capped' then n_capped = n_capped + 1 end
+    if why == 'opted_out' then n_opted_out = n_opted_out + 1 end
+  end
+end
+
+local nxt = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
+return {nxt[2] or '', out, n_capped, n_opted_out}

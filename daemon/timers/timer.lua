@@ -1,0 +1,103 @@
+-- timer.lua — retargeting timers, shared by step.lua and fire.lua (prepended to each at
+-- build time, so both scripts fire a timer the same way).
+--
+-- A pending timer is a zset member "<lead key>|<funnel>|<reason>" (score = due time) in the
+-- zset of the partition whose event armed it, plus the lead hash field "<funnel>|t|<reason>"
+-- = "<due>|<stage>|<zset key>|<cause event id>"; both change together. A stalled timer that
+-- fired stays as a marker with an empty zset key, so that it fires once per stall: only
+-- activity newer than the stall re-arms it. The lead field "tn" is a lower bound of the
+-- lead's pending due times, so a step can tell cheaply whether one is already due.
+--
+-- Firing claims the timer (the caller removed the member atomically in the same script),
+-- checks consent and the funnel's frequency cap, and writes the trigger to the shard's
+-- outbox with a lease; the daemon deletes it once Kafka acknowledged it.
+
+local LEASE_MS = 60000
+
+local function timer_parse(v)
+  return string.match(v, '^(%-?%d+)|(%-?%d+)|([^|]*)|(.*)$')
+end
+
+-- "name=max,per;..." for the funnels that have a trigger_cap.
+local function caps_parse(s)
+  local caps = {}
+  for name, mx, per in string.gmatch(s, '([^=;]+)=(%d+),(%d+)') do
+    caps[name] = {tonumber(mx), tonumber(per)}
+  end
+  return caps
+end
+
+-- The lead fields firing needs, for funnel f, read from hash lead.
+local function timer_fields(lead, f)
+  local v = redis.call('HMGET', lead, 'id', 'c', f .. '|x', f .. '|k', 'l.ch', 'l.ty', 'l.at',
+    'v', f .. '|cap', f .. '|a')
+  return {id = v[1], c = v[2], x = v[3], k = v[4], lch = v[5], lty = v[6], lat = v[7],
+          v = v[8], cap = v[9], a = v[10]}
+end
+
+-- Fires the timer (f, reason) of lead, due at score, whose field value is tv; its member is
+-- already out of its zset. h is timer_fields(lead, f). Returns the outbox entry, or nil and
+-- the suppression reason ('opted_out', 'capped'), or nil when it no longer applies.
+local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, leases, stats)
+  local tdue, tstage, _, cause = timer_parse(tv)
+  local tf = f .. '|t|' .. reason
+  if reason == 'stalled' then
+    redis.call('HSET', lead, tf, tdue .. '|' .. tstage .. '||' .. cause)
+  else
+    redis.call('HDEL', lead, tf)
+  end
+  local x = h.x
+  if not h.id or x == 'c' or x == 'l' then return nil end
+  if reason == 'stalled' and (x ~= 'a' or h.k ~= tstage) then return nil end
+  if h.c == '0' then
+    redis.call('HINCRBY', stats, f .. '|sup|opted_out', 1)
+    return nil, 'opted_out'
+  end
+  local cap = caps[f]
+  if cap then
+    -- Due times of the lead's earlier triggers in this funnel, within the cap's span.
+    local kept = {}
+    for t in string.gmatch(h.cap or '', '[^,]+') do
+      if tonumber(t) > score - cap[2] then kept[#kept + 1] = t end
+    end
+    local full = #kept >= cap[1]
+    if not full then kept[#kept + 1] = string.format('%d', score) end
+    redis.call('HSET', lead, f .. '|cap', table.concat(kept, ','))
+    h.cap = table.concat(kept, ',')
+    if full then
+      redis.call('HINCRBY', stats, f .. '|sup|capped', 1)
+      return nil, 'capped'
+    end
+  end
+  local stage = tstage
+  if reason ~= 'stalled' then
+    stage = '-1'
+    if x == 'a' then stage = h.k end
+  end
+  local key = lead .. '|' .. f .. '|' .. reason .. '|' .. cause
+  local e = cjson.encode({key, h.id, f, reason, stage, string.format('%d', score), h.a or '',
+    h.lch or '', h.lty or '', h.lat or '', h.v or '', cause})
+  redis.call('HSET', outbox, key, e)
+  redis.call('ZADD', leases, string.format('%d', wall + LEASE_MS), key)
+  redis.call('HINCRBY', stats, f .. '|trig|' .. reason, 1)
+  return e
+end
+
+-- Sets the lead's "tn" to the earliest due time of its pending timers. Called whenever timers
+-- fire, by the tick or by a step, so that the lead's state afterwards is the same whichever
+-- of the two fired them (cancelling leaves "tn" low; the next firing corrects it).
+local function timer_set_tn(lead)
+  local all = redis.call('HGETALL', lead)
+  local tn = nil
+  for j = 1, #all, 2 do
+    if string.find(all[j], '|t|', 1, true) then
+      local d, _, zkey = timer_parse(all[j + 1])
+      if zkey and zkey ~= '' and (not tn or tonumber(d) < tn) then tn = tonumber(d) end
+    end
+  end
+  if tn then
+    redis.call('HSET', lead, 'tn', string.format('%d', tn))
+  else
+    redis.call('HDEL', lead, 'tn')
+  end
+end

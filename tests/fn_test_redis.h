@@ -1,0 +1,48 @@
+/*
+ * fn_test_redis.h — what the integration tests share: a connection to the Redis the ctest
+ * services fixture started, and a config whose key prefix is private to this run.
+ */
+#ifndef FN_TEST_REDIS_H
+#define FN_TEST_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "funneld/config.h"
+
+/* Connects to FUNNELD_REDIS_URL; exits when it is not set. */
+static inline redisContext *fn_test_redis_connect(void)
+{
+    const char *url = getenv("FUNNELD_REDIS_URL");
+    if (!url || strncmp(url, "redis://", 8) != 0) {
+        fprintf(stderr, "FUNNELD_REDIS_URL is not set (run under the ctest services fixture)\n");
+        exit(1);
+    }
+    char host[128] = "127.0.0.1";
+    int port = 6379;
+    sscanf(url + 8, "%127[^:/]:%d", host, &port);
+    return redisConnect(host, port);
+}
+
+/* Loads config text whose "PREFIX" is replaced by tag + pid (written to prefix, 32 bytes).
+ * Returns NULL after printing the error. */
+static inline fn_config_t *fn_test_config(const char *text, const char *tag, char *prefix)
+{
+    snprintf(prefix, 32, "%s%d", tag, (int)getpid());
+    char doc[8192], err[256];
+    const char *at = strstr(text, "PREFIX");
+    if (!at)
+        return NULL;
+    snprintf(doc, sizeof doc, "%.*s%s%s", (int)(at - text), text, prefix, at + 6);
+    json_error_t jerr;
+    json_t *root = json_loads(doc, 0, &jerr);
+    fn_config_t *cfg = root ? fn_config_from_json(root, err, sizeof err) : NULL;
+    if (!cfg)
+        fprintf(stderr, "config: %s\n", root ? err : jerr.text);
+    json_decref(root);
+    return cfg;
+}
+
+#endif
