@@ -59,6 +59,12 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     fn_store_submit(d, m);
 }
 
+void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason)
+{
+    fn_store_release(d, m);
+    dead_letter(d, m, FN_REJ_STEP_FAILED, reason);
+}
+
 static void count_transition(fn_daemon_t *d, char op)
 {
     d->stats.transitions++;
@@ -89,10 +95,9 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     fn_step_result_t res;
     char err[256];
     if (fn_step_parse(d->cfg, redis_reply, &res, err, sizeof err)) {
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s/%d/%lld: %s", m->part->topic, m->part->partition,
-               (long long)m->offset, err);
-        fn_store_release(d, m);
-        fn_msg_done(d, m);
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s/%d/%lld: %s; dead-lettered", m->part->topic,
+               m->part->partition, (long long)m->offset, err);
+        fn_pipe_step_failed(d, m, err);
         return;
     }
     switch (res.status) {

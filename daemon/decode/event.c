@@ -42,9 +42,9 @@
 #define EXCERPT_BYTES 40            /* message bytes a reason may quote */
 
 static const char *const codes[FN_REJ_COUNT] = {
-    "none",          "oversize",   "invalid_utf8",  "invalid_json",    "not_object",
-    "missing_field", "wrong_type", "invalid_value", "ts_out_of_range", "unknown_funnel",
-    "lead_collision"};
+    "none",           "oversize",   "invalid_utf8",  "invalid_json",    "not_object",
+    "missing_field",  "wrong_type", "invalid_value", "ts_out_of_range", "unknown_funnel",
+    "lead_collision", "step_failed"};
 
 const char *fn_reject_code(fn_reject_t r)
 {

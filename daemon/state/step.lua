@@ -242,7 +242,9 @@ for i = 0, nfun - 1 do
   else slot = n + 2 end
 
   local op, to = 'T', 0
-  if plan ~= '' then
+  -- A stored position the plan does not cover (the funnel lost stages in a config change)
+  -- is a touch: never an error half-way through the writes.
+  if plan ~= '' and not (x == 'a' and k >= n) and 2 * slot + 2 <= #plan then
     op = string.sub(plan, 2 * slot + 1, 2 * slot + 1)
     to = string.byte(plan, 2 * slot + 2) - 48
   end

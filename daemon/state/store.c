@@ -29,7 +29,24 @@
  * negative status and stops the handle), leaving the connection silent forever. */
 #define REPLY_TIMEOUT_MS 5000
 
+/* Attempts of a step that Redis refuses with a non-transient error before it is
+ * dead-lettered. */
+#define STEP_ATTEMPTS 3
+
 static void connect_now(fn_daemon_t *d);
+
+/* Conditions that pass (a reload, a failover, a script cache flush, memory pressure, auth
+ * being fixed): the step is retried after a reconnect for as long as they last. */
+static bool transient(const char *err)
+{
+    static const char *const prefixes[] = {"NOSCRIPT", "LOADING",    "BUSY",     "OOM",
+                                           "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
+                                           "MOVED",    "ASK",        "NOAUTH",   "NOPERM"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+        if (strncmp(err, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
 static void on_redis_timer(uv_timer_t *t);
 
 /* ---- the lead table: chain heads keyed by lead hash ---- */
@@ -55,6 +72,14 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
         return; /* connection lost: on_disconnect re-queues everything still in "sent" */
     fn_msg_t *head = fn_queue_pop(&d->redis_sent);
     if (head != m) {
+        /* Back in front, so that on_disconnect re-queues it with the rest. */
+        if (head) {
+            head->q_next = d->redis_sent.head;
+            d->redis_sent.head = head;
+            if (!d->redis_sent.tail)
+                d->redis_sent.tail = head;
+            d->redis_sent.len++;
+        }
         fn_log(&d->log, FN_LOG_ERROR, "redis", "reply out of order; reconnecting");
         redisAsyncDisconnect(ac);
         return;
@@ -63,6 +88,24 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     d->redis_progress_ms = fn_now_ms();
     if (reply->type == REDIS_REPLY_ERROR) {
         d->stats.redis_errors++;
+        if (!transient(reply->str) && ++m->step_failures < STEP_ATTEMPTS) {
+            fn_log(&d->log, FN_LOG_WARN, "redis", "step failed: %s; trying again", reply->str);
+            m->state = FN_MSG_REDIS_WAIT;
+            fn_queue_push(&d->redis_wait, m);
+            flush_wait(d);
+            return;
+        }
+        if (!transient(reply->str)) {
+            /* The step itself fails (a script error is deterministic): retrying forever
+             * would hold the lead and its partition for good. */
+            char reason[256];
+            snprintf(reason, sizeof reason, "step: %.200s (%d attempts)", reply->str,
+                     STEP_ATTEMPTS);
+            fn_log(&d->log, FN_LOG_ERROR, "redis", "%s/%d/%lld: %s; dead-lettered", m->part->topic,
+                   m->part->partition, (long long)m->offset, reason);
+            fn_pipe_step_failed(d, m, reason);
+            return;
+        }
         bool noscript = strncmp(reply->str, "NOSCRIPT", 8) == 0;
         fn_log(&d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "redis", "step failed: %s%s",
                reply->str, noscript ? " (loading the script again)" : "; retrying");

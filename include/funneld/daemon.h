@@ -69,6 +69,7 @@ typedef struct fn_msg {
     int pending_dr;     /* produced messages not yet acknowledged */
     bool clear_pending; /* a stored result in Redis to clear once outputs are acked */
     bool accepted;      /* decoded: ev is valid and its time counts for the event clock */
+    int step_failures;  /* error replies to its step that were not transient */
     int64_t consumed_ms;
     uint64_t seq; /* this process's number for the message, part of its step token */
 } fn_msg_t;
@@ -186,6 +187,8 @@ void fn_input_close(fn_daemon_t *d);
 /* --- core/pipeline.c: what happens to a message between input and output --- */
 void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm);
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply);
+/* m's step cannot be applied (reason says why): releases the lead and dead-letters m. */
+void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason);
 
 /* --- state/store.c: Redis connection and the per-lead queue --- */
 int fn_store_start(fn_daemon_t *d);

@@ -34,6 +34,7 @@ typedef enum {
     FN_REJ_TS_RANGE,       /* "ts_out_of_range": before 1970, after 9999, or too far ahead */
     FN_REJ_UNKNOWN_FUNNEL, /* "unknown_funnel" */
     FN_REJ_LEAD_COLLISION, /* "lead_collision": two lead ids hash alike (set by the store) */
+    FN_REJ_STEP_FAILED,    /* "step_failed": Redis refused the step itself, repeatedly */
     FN_REJ_COUNT
 } fn_reject_t;
 

@@ -757,9 +757,9 @@ static void test_reason_buffers(void)
 static void test_codes(void)
 {
     static const char *const want[FN_REJ_COUNT] = {
-        "none",          "oversize",   "invalid_utf8",  "invalid_json",    "not_object",
-        "missing_field", "wrong_type", "invalid_value", "ts_out_of_range", "unknown_funnel",
-        "lead_collision"};
+        "none",           "oversize",   "invalid_utf8",  "invalid_json",    "not_object",
+        "missing_field",  "wrong_type", "invalid_value", "ts_out_of_range", "unknown_funnel",
+        "lead_collision", "step_failed"};
     for (int i = 0; i < FN_REJ_COUNT; i++)
         CHECK_STR(fn_reject_code((fn_reject_t)i), want[i]);
     CHECK_STR(fn_reject_code(FN_REJ_COUNT), "unknown");
