@@ -42,6 +42,11 @@ static void mark_assigned(fn_daemon_t *d, rd_kafka_topic_partition_list_t *parts
         fn_partition_t *p = fn_input_partition(d, parts->elems[i].topic, parts->elems[i].partition);
         if (p && p->assigned != on) {
             p->assigned = on;
+            /* A partition given back to us restarts from its committed offset, which may be
+             * below what we had done before: what we finish now must be stored again, even
+             * at offsets we stored once (they may not have been committed). */
+            if (on)
+                p->next_commit = -1;
             fn_timers_reset(d, p);
             d->assigned_count += on ? 1 : -1;
         }
