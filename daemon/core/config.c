@@ -980,6 +980,17 @@ static int finish_bottleneck(parse_ctx_t *c, const opt_table_t *t, void *base, u
         path_field(sub, path, "baseline");
         return fail(c, sub, "must be longer than window");
     }
+    /* daemon/analytics/analytics.lua keeps flow counts 32 days */
+    if (b->baseline_ms > 30 * 86400000LL) {
+        char sub[PATH_LEN];
+        path_field(sub, path, "baseline");
+        return fail(c, sub, "must be at most 30d");
+    }
+    if (b->evaluate_every_ms < 1000) {
+        char sub[PATH_LEN];
+        path_field(sub, path, "evaluate_every");
+        return fail(c, sub, "must be at least 1s");
+    }
     return FN_OK;
 }
 

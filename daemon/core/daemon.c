@@ -99,7 +99,7 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         fn_input_store_offset(d, p, next);
     }
     if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4) ||
-        (d->stopping && d->in_flight == 0 && fn_timers_idle(d)))
+        (d->stopping && d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)))
         kick(d);
 }
 
@@ -164,11 +164,13 @@ static void on_tick(uv_timer_t *t)
     fn_output_poll(d);
     fn_store_watchdog(d);
     if (d->stopping) {
-        if ((d->in_flight == 0 && fn_timers_idle(d)) || fn_now_ms() >= d->stop_deadline_ms)
+        if ((d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)) ||
+            fn_now_ms() >= d->stop_deadline_ms)
             finish(d);
         return;
     }
     fn_timers_tick(d);
+    fn_eval_tick(d);
     if (d->in_flight < d->cfg->max_in_flight) {
         d->blocked_since = 0;
         if (d->paused)
@@ -246,7 +248,7 @@ int fn_daemon_run(fn_daemon_t *d)
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
     uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
     uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
-    if (fn_output_start(d) || fn_store_start(d) || fn_input_start(d)) {
+    if (fn_eval_start(d) || fn_output_start(d) || fn_store_start(d) || fn_input_start(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
     } else {
@@ -275,6 +277,7 @@ void fn_daemon_free(fn_daemon_t *d)
         free(p);
     }
     fn_buf_free(&d->out_buf);
+    fn_eval_free(d);
     fn_config_free(d->cfg);
     free(d);
 }

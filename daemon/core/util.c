@@ -243,3 +243,30 @@ int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n)
     b->data[b->len] = '\0';
     return FN_OK;
 }
+
+int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *user,
+                       size_t userlen, char *pass, size_t passlen, int *db)
+{
+    const char *p = url + strlen("redis://");
+    const char *at = strrchr(p, '@');
+    user[0] = pass[0] = '\0';
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *uend = colon ? colon : at;
+        snprintf(user, userlen, "%.*s", (int)(uend - p), p);
+        if (colon)
+            snprintf(pass, passlen, "%.*s", (int)(at - colon - 1), colon + 1);
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *hend = slash ? slash : p + strlen(p);
+    const char *colon = memchr(p, ':', (size_t)(hend - p));
+    *port = 6379;
+    if (colon) {
+        *port = atoi(colon + 1);
+        hend = colon;
+    }
+    snprintf(host, hostlen, "%.*s", (int)(hend - p), p);
+    *db = slash && slash[1] ? atoi(slash + 1) : 0;
+    return host[0] && *port > 0 && *port < 65536 ? FN_OK : FN_ERR;
+}

@@ -48,6 +48,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         fn_timers_delivered(d, &m->owner);
         return;
     }
+    if (m && m->owner == FN_OWNER_ANALYTICS) {
+        fn_eval_delivered(d, &m->owner);
+        return;
+    }
     if (m && --m->pending_dr == 0) {
         if (m->clear_pending)
             fn_store_clear_pending(d, m);

@@ -111,7 +111,6 @@ local function fire_due(bound)
                 lty = h['l.ty'], lat = h['l.at'], v = h.v, cap = h[f .. '|cap'], a = h[f .. '|a']}
     local e = timer_fire(lead, f, reason, d, tv, fh, caps, now, outbox, leases, stats)
     h[f .. '|cap'] = fh.cap
-    if reason == 'stalled' then h[t[2]] = nil end
     if e then fired[#fired + 1] = e end
   end
   timer_set_tn(lead)
@@ -123,7 +122,10 @@ end
 local function timer_cancel(f, reason, v)
   if not v then return false end
   redis.call('HDEL', lead, f .. '|t|' .. reason)
-  local _, _, zkey = timer_parse(v)
+  local _, tstage, zkey = timer_parse(v)
+  if zkey == '' and reason == 'stalled' then
+    redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
+  end
   if not zkey or zkey == '' then return false end
   redis.call('ZREM', zkey, lead .. '|' .. f .. '|' .. reason)
   return true
@@ -149,8 +151,11 @@ local function timer_arm(f, reason, due, stage, v, put)
   if not lead_tn or due < lead_tn then lead_tn, tn_dirty = due, true end
   local member = lead .. '|' .. f .. '|' .. reason
   if v then
-    local _, _, zkey = timer_parse(v)
+    local _, tstage, zkey = timer_parse(v)
     if zkey and zkey ~= '' and zkey ~= due_key then redis.call('ZREM', zkey, member) end
+    if zkey == '' and reason == 'stalled' then
+      redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
+    end
   end
   redis.call('ZADD', due_key, string.format('%d', due), member)
   put(f .. '|t|' .. reason, string.format('%d|%d|%s|%s', due, stage, due_key, event_id))
@@ -162,9 +167,13 @@ if kind == 'e' then
   -- Erasure: the lead leaves every funnel's population; anonymous counters stay.
   for i = 0, nfun - 1 do
     local f = ARGV[15 + 4 * i]
-    local st = redis.call('HMGET', lead, f .. '|x', f .. '|k')
+    local st = redis.call('HMGET', lead, f .. '|x', f .. '|k', 'v')
     if st[1] == 'a' or st[1] == 'c' then
       redis.call('HINCRBY', stats, f .. '|p|' .. st[2], -1)
+    end
+    if st[1] == 'a' and tonumber(st[3]) then
+      redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. st[2],
+        string.format('%.17g', -tonumber(st[3])))
     end
   end
   -- The seen set stays (event ids only): a replay of the lead's earlier events after a crash
@@ -224,6 +233,13 @@ if value ~= '' and (not vt or ts >= vt) then
   put('v', value); put('vt', I(ts))
 end
 
+-- Weighted pipeline: the sum of the values of the leads active in each stage.
+local abase = analytics_base(stats)
+local oldv, newv = tonumber(cur[2]) or 0, tonumber(lead_value) or 0
+local function pv_add(f, k, delta)
+  redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. I(k), string.format('%.17g', delta))
+end
+
 local transitions = {}
 for i = 0, nfun - 1 do
   local f, n, plan = ARGV[15 + 4 * i], tonumber(ARGV[16 + 4 * i]), ARGV[17 + 4 * i]
@@ -260,6 +276,8 @@ for i = 0, nfun - 1 do
       redis.call('HINCRBY', stats, f .. '|leads', 1)
     end
     local cycle = at - began
+    if from >= 0 then sketch_add(abase, f, I(from), in_stage) end
+    if x == 'a' and oldv ~= 0 then pv_add(f, from, -oldv) end
 
     if op == 'L' then
       put(f .. '|x', 'l')
@@ -274,6 +292,8 @@ for i = 0, nfun - 1 do
       local lo = from + 1
       if op == 'B' then lo = to end
       for s = lo, to do redis.call('HINCRBY', stats, f .. '|e|' .. I(s), 1) end
+      flow_add(abase, f, 'e', lo, to, at)
+      if op ~= 'B' then flow_add(abase, f, 'a', math.max(from, 0), to - 1, at) end
       if from >= 0 then redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1) end
       redis.call('HINCRBY', stats, f .. '|p|' .. I(to), 1)
       put(f .. '|k', I(to))
@@ -283,16 +303,21 @@ for i = 0, nfun - 1 do
         redis.call('HINCRBY', stats, f .. '|conv', 1)
         redis.call('HINCRBY', stats, f .. '|cyc_sum', I(cycle))
         redis.call('HINCRBY', stats, f .. '|conv_ch|' .. (f_ch or ''), 1)
+        redis.call('HINCRBY', stats, f .. '|conv_cp|' .. (f_cp or ''), 1)
+        sketch_add(abase, f, 'conv', cycle)
         if lead_value ~= '' then
           redis.call('HINCRBYFLOAT', stats, f .. '|val_sum', lead_value)
           redis.call('HINCRBY', stats, f .. '|val_n', 1)
         end
       else
         put(f .. '|x', 'a')
+        if newv ~= 0 then pv_add(f, to, newv) end
       end
     end
     transitions[#transitions + 1] =
       {f, op, I(from), I(to), I(in_stage), I(cycle), I(touches)}
+  elseif x == 'a' and newv ~= oldv then
+    pv_add(f, k, newv - oldv)
   end
 
   -- Retargeting: a lead that converted or was lost has nothing left to nudge; otherwise

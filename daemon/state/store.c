@@ -19,6 +19,7 @@
 
 #include "funneld/daemon.h"
 #include "funneld/step.h"
+#include "funneld/analytics.h"
 #include "funneld/trigger.h"
 
 #define BACKOFF_MIN_MS 100
@@ -248,6 +249,13 @@ static void on_fire_loaded(redisAsyncContext *ac, void *r, void *priv)
         script_loaded(d, ac, r, "fire", d->fire_sha);
 }
 
+static void on_read_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    if (r)
+        script_loaded(d, ac, r, "read", d->read_sha);
+}
+
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     fn_daemon_t *d = ac->data;
@@ -295,40 +303,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     schedule_reconnect(d);
 }
 
-/* Parses redis://[user:password@]host[:port][/db]. */
-static int parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
-                     size_t userlen, char *pass, size_t passlen, int *db)
-{
-    const char *p = url + strlen("redis://");
-    const char *at = strrchr(p, '@');
-    user[0] = pass[0] = '\0';
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *uend = colon ? colon : at;
-        snprintf(user, userlen, "%.*s", (int)(uend - p), p);
-        if (colon)
-            snprintf(pass, passlen, "%.*s", (int)(at - colon - 1), colon + 1);
-        p = at + 1;
-    }
-    const char *slash = strchr(p, '/');
-    const char *hend = slash ? slash : p + strlen(p);
-    const char *colon = memchr(p, ':', (size_t)(hend - p));
-    *port = 6379;
-    if (colon) {
-        *port = atoi(colon + 1);
-        hend = colon;
-    }
-    snprintf(host, hostlen, "%.*s", (int)(hend - p), p);
-    *db = slash && slash[1] ? atoi(slash + 1) : 0;
-    return host[0] && *port > 0 && *port < 65536 ? FN_OK : FN_ERR;
-}
-
 static void connect_now(fn_daemon_t *d)
 {
     char host[256], user[128], pass[256];
     int port, db;
-    if (parse_url(d->cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass,
-                  &db)) {
+    if (fn_redis_url_parse(d->cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass,
+                           sizeof pass, &db)) {
         fn_log(&d->log, FN_LOG_ERROR, "redis", "redis.url: cannot parse");
         fn_daemon_stop(d, 1);
         return;
@@ -356,6 +336,7 @@ static void connect_now(fn_daemon_t *d)
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", db);
     /* Replies come in order: the connection is ready once the step script, loaded last, is. */
     redisAsyncCommand(ac, on_fire_loaded, NULL, "SCRIPT LOAD %s", fn_lua_fire_src);
+    redisAsyncCommand(ac, on_read_loaded, NULL, "SCRIPT LOAD %s", fn_lua_read_src);
     redisAsyncCommand(ac, on_script_loaded, NULL, "SCRIPT LOAD %s", fn_lua_step_src);
 }
 

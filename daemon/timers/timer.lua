@@ -41,14 +41,18 @@ end
 local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, leases, stats)
   local tdue, tstage, _, cause = timer_parse(tv)
   local tf = f .. '|t|' .. reason
-  if reason == 'stalled' then
+  local x = h.x
+  local stalls = reason == 'stalled' and h.id and x == 'a' and h.k == tstage
+  if stalls then
+    -- The marker also counts the lead as stalled in its stage ("<f>|stl|<k>") until its
+    -- next activity, for the bottleneck events' "stalled".
     redis.call('HSET', lead, tf, tdue .. '|' .. tstage .. '||' .. cause)
+    redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, 1)
   else
     redis.call('HDEL', lead, tf)
   end
-  local x = h.x
   if not h.id or x == 'c' or x == 'l' then return nil end
-  if reason == 'stalled' and (x ~= 'a' or h.k ~= tstage) then return nil end
+  if reason == 'stalled' and not stalls then return nil end
   if h.c == '0' then
     redis.call('HINCRBY', stats, f .. '|sup|opted_out', 1)
     return nil, 'opted_out'

@@ -33,6 +33,11 @@ int fn_time_parse(const char *s, size_t len, int64_t *out_ms);
  * Returns FN_OK and the value in milliseconds, or FN_ERR. */
 int fn_duration_parse(const char *s, int64_t *out_ms);
 
+/* Splits redis://[user:password@]host[:port][/db] (port 6379 and db 0 by default).
+ * Returns FN_OK, or FN_ERR when there is no host or the port is out of range. */
+int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *user,
+                       size_t userlen, char *pass, size_t passlen, int *db);
+
 /* A growable byte buffer; the owner calls fn_buf_free. Append functions return FN_ERR only
  * when memory runs out. */
 typedef struct fn_buf {

@@ -19,6 +19,7 @@
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
+#include "funneld/analytics.h"
 #include "funneld/common.h"
 #include "funneld/config.h"
 #include "funneld/event.h"
@@ -50,7 +51,7 @@ typedef struct fn_partition {
 #define FN_DUE_NONE INT64_MAX
 
 /* What a produced message's opaque points at: the first member of both kinds of owner. */
-typedef enum { FN_OWNER_MSG = 0, FN_OWNER_TRIGGER = 1 } fn_owner_t;
+typedef enum { FN_OWNER_MSG = 0, FN_OWNER_TRIGGER = 1, FN_OWNER_ANALYTICS = 2 } fn_owner_t;
 
 typedef struct fn_msg {
     fn_owner_t owner; /* FN_OWNER_MSG */
@@ -90,7 +91,19 @@ typedef struct fn_stats {
     uint64_t blocked_count, paused_count;
     uint64_t triggers_emitted, triggers_delivered, triggers_capped, triggers_opted_out;
     uint64_t timer_errors;
+    uint64_t snapshots, bottlenecks[2]; /* raised, cleared */
 } fn_stats_t;
+
+/* One funnel's periodic evaluation (analytics/evaluate.c). */
+typedef struct fn_eval {
+    const fn_funnel_t *f;
+    int64_t last_tick; /* the last tick evaluated here or by another daemon */
+    int64_t tick;      /* the one in progress */
+    bool busy, failed;
+    int pending; /* replies still to come */
+    fn_funnel_stats_t st;
+    json_t *bn_state; /* stage index -> raised */
+} fn_eval_t;
 
 typedef struct fn_daemon {
     uv_loop_t *loop;
@@ -135,6 +148,11 @@ typedef struct fn_daemon {
     size_t timer_requests;     /* fire.lua calls and outbox clears without a reply yet */
     size_t triggers_in_flight; /* produced, not yet acknowledged */
     int64_t next_sweep_ms;     /* next look for outbox entries whose lease ran out */
+
+    /* analytics (analytics/evaluate.c) */
+    fn_eval_t *evals; /* one per funnel */
+    char read_sha[41];
+    size_t analytics_requests, analytics_in_flight;
 
     /* messages */
     size_t in_flight;
@@ -217,6 +235,22 @@ void fn_timers_delivered(fn_daemon_t *d, fn_owner_t *owner);
 /* True when no timer request or trigger delivery is outstanding. */
 bool fn_timers_idle(const fn_daemon_t *d);
 void fn_timers_free_partition(fn_partition_t *p);
+
+/* --- analytics/evaluate.c: snapshots and bottlenecks --- */
+int fn_eval_start(fn_daemon_t *d);
+/* Called by the tick: starts the evaluations whose tick came. */
+void fn_eval_tick(fn_daemon_t *d);
+/* "Now" for evaluations: wall time, or the latest finished event time (event clock). */
+int64_t fn_eval_clock(const fn_daemon_t *d);
+/* Whether stage stats s make a bottleneck given it was raised before; *change tells whether
+ * that differs (hysteresis: see evaluate.c). */
+bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool raised,
+                   bool *change);
+/* Kafka acknowledged an analytics event (owner FN_OWNER_ANALYTICS): records a bottleneck
+ * state change and frees it. */
+void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner);
+bool fn_eval_idle(const fn_daemon_t *d);
+void fn_eval_free(fn_daemon_t *d);
 
 /* --- output/kafka_out.c --- */
 /* Produces a copy of payload; opaque comes back in the delivery report. Waits (bounded) when

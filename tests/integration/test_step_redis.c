@@ -261,7 +261,14 @@ static void test_hostile_ids(void)
         char kind[8] = "", hex[40] = "";
         int got = sscanf(k, ":{%d}:%7[a-z]%n", &shard, kind, &n);
         CHECK(got == 2 && shard >= 0 && shard < cfg->redis_shards);
-        if (strcmp(kind, "stats") != 0) {
+        if (strcmp(kind, "flow") == 0 || strcmp(kind, "sk") == 0 || strcmp(kind, "due") == 0) {
+            /* analytics and timers: a funnel or topic name, then numbers (or "conv") */
+            char name[64] = "", rest[32] = "";
+            CHECK(sscanf(k + n, ":%63[a-z0-9.]:%31[0-9a-z]", name, rest) == 2);
+            CHECK(strcmp(name, "b2b") == 0 || strcmp(name, "strict") == 0 ||
+                  strcmp(name, "in") == 0);
+            CHECK(strspn(rest, "0123456789") == strlen(rest) || strcmp(rest, "conv") == 0);
+        } else if (strcmp(kind, "stats") != 0) {
             CHECK(sscanf(k + n, ":%39[0-9a-f]", hex) == 1 && strlen(hex) == 32 &&
                   strlen(k + n) == 33);
         }

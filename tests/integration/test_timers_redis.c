@@ -220,15 +220,19 @@ static void test_stalled(void)
         json_decref(j);
         fn_buf_free(&b);
     }
-    /* claimed once: firing again finds nothing */
+    /* claimed once: firing again finds nothing; the lead counts as stalled in its stage */
+    long long n_stalled = stat_of("S-1", "shop|stl|1");
+    CHECK(n_stalled >= 1);
     fire("S-1", T0 + 20 * D, &f);
     CHECK_INT(f.n, 0);
     /* a late event (older than the latest activity) does not re-arm a stall that fired */
     CHECK_INT(apply("S-1", "s4", T0 + D, "email_open", ""), 0);
     fire("S-1", T0 + 20 * D, &f);
     CHECK_INT(f.n, 0);
-    /* new activity re-arms, with a new cause and so a new id */
+    CHECK_INT(stat_of("S-1", "shop|stl|1"), n_stalled);
+    /* new activity re-arms, with a new cause and so a new id; no longer stalled */
     CHECK_INT(apply("S-1", "s5", T0 + 21 * D, "cart_add", ""), T0 + 21 * D + H);
+    CHECK_INT(stat_of("S-1", "shop|stl|1"), n_stalled - 1);
     fire("S-1", T0 + 30 * D, &f);
     CHECK_INT(f.n, 2); /* cart_abandoned at +1h, stalled in cart at +2d */
     if (f.n == 2) {

@@ -1,0 +1,315 @@
+/*
+ * analytics.c — a funnel's figures summed over the shards (analytics.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/analytics.h"
+#include "funneld/window.h"
+
+#define DEFAULT_WINDOW_MS 3600000LL
+#define DEFAULT_BASELINE_MS 86400000LL
+
+void fn_analytics_duration(double ms, char *out, size_t outlen)
+{
+    if (ms < 0 || isnan(ms))
+        snprintf(out, outlen, "-");
+    else if (ms >= 86400000)
+        snprintf(out, outlen, "%.1fd", ms / 86400000);
+    else if (ms >= 3600000)
+        snprintf(out, outlen, "%.1fh", ms / 3600000);
+    else if (ms >= 60000)
+        snprintf(out, outlen, "%.0fm", ms / 60000);
+    else
+        snprintf(out, outlen, "%.0fs", ms / 1000);
+}
+
+int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_ms)
+{
+    memset(st, 0, sizeof *st);
+    st->now_ms = now_ms;
+    st->n_stages = f->n_stages;
+    st->window_ms = f->bottleneck.window_ms > 0 ? f->bottleneck.window_ms : DEFAULT_WINDOW_MS;
+    st->baseline_ms =
+        f->bottleneck.baseline_ms > 0 ? f->bottleneck.baseline_ms : DEFAULT_BASELINE_MS;
+    fn_analytics_duration((double)st->window_ms, st->window_label, sizeof st->window_label);
+    st->conv_by_channel = json_object();
+    st->conv_by_campaign = json_object();
+    for (size_t k = 0; k < f->n_stages; k++)
+        fn_sketch_init(&st->stage[k].time_in_stage);
+    fn_sketch_init(&st->to_convert);
+    if (!st->conv_by_channel || !st->conv_by_campaign) {
+        fn_analytics_free(st);
+        return FN_ERR;
+    }
+    return FN_OK;
+}
+
+void fn_analytics_free(fn_funnel_stats_t *st)
+{
+    json_decref(st->conv_by_channel);
+    json_decref(st->conv_by_campaign);
+    st->conv_by_channel = st->conv_by_campaign = NULL;
+    for (size_t k = 0; k < st->n_stages; k++)
+        fn_sketch_free(&st->stage[k].time_in_stage);
+    fn_sketch_free(&st->to_convert);
+}
+
+/* "h<hour> m<minute> ..." for the buckets covering the span ending at end. */
+static int plan_arg(int64_t end, int64_t span, fn_buf_t *out)
+{
+    fn_window_plan_t plan;
+    fn_window_plan(end, span, &plan);
+    fn_buf_reset(out);
+    for (size_t i = 0; i < plan.n; i++)
+        if (fn_buf_appendf(out, "%s%c%lld", i ? " " : "", plan.item[i].minute ? 'm' : 'h',
+                           (long long)plan.item[i].index))
+            return FN_ERR;
+    return fn_buf_append(out, "", 1) ? FN_ERR : FN_OK; /* NUL for %s */
+}
+
+int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn_funnel_stats_t *st,
+                          const char *sha, unsigned shard, fn_buf_t *out)
+{
+    char key[64], n[8];
+    snprintf(key, sizeof key, "%s:{%u}:stats", cfg->key_prefix, shard);
+    snprintf(n, sizeof n, "%zu", f->n_stages);
+    fn_buf_t win = {0}, base = {0};
+    int rc = FN_ERR;
+    if (plan_arg(st->now_ms, st->window_ms, &win) || plan_arg(st->now_ms, st->baseline_ms, &base))
+        goto out;
+    const char *argv[] = {"EVALSHA", sha, "1", key, f->name, n, win.data, base.data};
+    fn_buf_reset(out);
+    if (fn_buf_appendf(out, "*%zu\r\n", sizeof argv / sizeof *argv))
+        goto out;
+    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
+        if (fn_buf_appendf(out, "$%zu\r\n%s\r\n", strlen(argv[i]), argv[i]))
+            goto out;
+    rc = FN_OK;
+out:
+    fn_buf_free(&win);
+    fn_buf_free(&base);
+    return rc;
+}
+
+static long long num(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
+}
+
+/* Adds a counter "<name>[|<k>]" of one shard. */
+static void add_counter(fn_funnel_stats_t *st, const char *name, const redisReply *v)
+{
+    const char *bar = strchr(name, '|');
+    size_t len = bar ? (size_t)(bar - name) : strlen(name);
+    long k = bar ? strtol(bar + 1, NULL, 10) : -1;
+    bool stage_ok = k >= 0 && (size_t)k < st->n_stages;
+#define IS(lit) (len == sizeof lit - 1 && memcmp(name, lit, len) == 0)
+    if (IS("leads") && !bar)
+        st->leads += num(v);
+    else if (IS("conv") && !bar)
+        st->converted += num(v);
+    else if (IS("lost") && !bar)
+        st->lost += num(v);
+    else if (IS("cyc_sum") && !bar)
+        st->cycle_sum_ms += num(v);
+    else if (IS("val_n") && !bar)
+        st->value_n += num(v);
+    else if (IS("val_sum") && !bar)
+        st->value_sum += strtod(v->str, NULL);
+    else if (IS("p") && stage_ok)
+        st->stage[k].population += num(v);
+    else if (IS("e") && stage_ok)
+        st->stage[k].entered += num(v);
+    else if (IS("stl") && stage_ok)
+        st->stage[k].stalled += num(v);
+    else if (IS("pv") && stage_ok)
+        st->stage[k].pipeline += strtod(v->str, NULL);
+    else if ((IS("conv_ch") || IS("conv_cp")) && bar) {
+        json_t *o = IS("conv_ch") ? st->conv_by_channel : st->conv_by_campaign;
+        const char *what = bar[1] ? bar + 1 : "(none)";
+        json_t *cur = json_object_get(o, what);
+        json_object_set_new(o, what, json_integer(json_integer_value(cur) + num(v)));
+    }
+#undef IS
+}
+
+static void add_flows(fn_funnel_stats_t *st, const redisReply *r, bool window)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *name = r->element[i]->str;
+        long k = strtol(name + 2, NULL, 10);
+        if ((name[0] != 'e' && name[0] != 'a') || name[1] != '|' || k < 0 ||
+            (size_t)k >= st->n_stages)
+            continue;
+        fn_stage_stats_t *s = &st->stage[k];
+        int64_t v = num(r->element[i + 1]);
+        if (window)
+            *(name[0] == 'e' ? &s->win_entered : &s->win_advanced) += v;
+        else
+            *(name[0] == 'e' ? &s->base_entered : &s->base_advanced) += v;
+    }
+}
+
+static int add_sketch(fn_sketch_t *sk, const redisReply *r)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (fn_sketch_add(sk, (int)num(r->element[i]), (uint64_t)num(r->element[i + 1])))
+            return FN_ERR;
+    return FN_OK;
+}
+
+int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size_t errlen)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+        snprintf(err, errlen, "read reply is not an array of 4");
+        return FN_ERR;
+    }
+    const redisReply *counters = r->element[0], *sketches = r->element[1];
+    if (counters->type != REDIS_REPLY_ARRAY || sketches->type != REDIS_REPLY_ARRAY ||
+        sketches->elements != st->n_stages + 1 || r->element[2]->type != REDIS_REPLY_ARRAY ||
+        r->element[3]->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "read reply has the wrong shape");
+        return FN_ERR;
+    }
+    for (size_t i = 0; i + 1 < counters->elements; i += 2)
+        if (counters->element[i]->type == REDIS_REPLY_STRING &&
+            counters->element[i + 1]->type == REDIS_REPLY_STRING)
+            add_counter(st, counters->element[i]->str, counters->element[i + 1]);
+    for (size_t k = 0; k <= st->n_stages; k++)
+        if (add_sketch(k < st->n_stages ? &st->stage[k].time_in_stage : &st->to_convert,
+                       sketches->element[k])) {
+            snprintf(err, errlen, "out of memory");
+            return FN_ERR;
+        }
+    add_flows(st, r->element[2], true);
+    add_flows(st, r->element[3], false);
+    return FN_OK;
+}
+
+static double quantile(const fn_sketch_t *s, double q)
+{
+    return fn_sketch_count(s) ? fn_sketch_quantile(s, q) : -1;
+}
+
+void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f)
+{
+    for (size_t k = 0; k < st->n_stages; k++) {
+        fn_stage_stats_t *s = &st->stage[k];
+        s->rate = s->win_entered ? (double)s->win_advanced / (double)s->win_entered : 0;
+        s->baseline_rate = s->base_entered ? (double)s->base_advanced / (double)s->base_entered : 0;
+        s->flow_per_hour = (double)s->win_entered * 3600000.0 / (double)st->window_ms;
+        s->median_ms = quantile(&s->time_in_stage, 0.5);
+        s->p90_ms = quantile(&s->time_in_stage, 0.9);
+        st->weighted_pipeline += s->pipeline * f->stages[k].probability;
+    }
+    st->conversion_rate = st->leads ? (double)st->converted / (double)st->leads : 0;
+    st->avg_cycle_ms = st->converted ? (double)st->cycle_sum_ms / (double)st->converted : -1;
+    st->avg_sale = st->value_n ? st->value_sum / (double)st->value_n : 0;
+    st->median_convert_ms = quantile(&st->to_convert, 0.5);
+    st->p90_convert_ms = quantile(&st->to_convert, 0.9);
+}
+
+static json_t *ms_or_null(double ms)
+{
+    return ms < 0 ? json_null() : json_integer((json_int_t)llround(ms));
+}
+
+/* Money sums are kept with HINCRBYFLOAT; show them to the cent. */
+static json_t *money(double v)
+{
+    return json_real(round(v * 100) / 100);
+}
+
+json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
+{
+    json_t *o = json_object(), *stages = json_array();
+    json_object_set_new(o, "window_ms", json_integer(st->window_ms));
+    for (size_t k = 0; k < st->n_stages; k++) {
+        const fn_stage_stats_t *s = &st->stage[k];
+        json_t *j = json_object();
+        json_object_set_new(j, "stage", json_string(f->stages[k].name));
+        json_object_set_new(j, "population", json_integer(s->population));
+        json_object_set_new(j, "entered_total", json_integer(s->entered));
+        json_object_set_new(j, "entered", json_integer(s->win_entered));
+        json_object_set_new(j, "advanced", json_integer(s->win_advanced));
+        json_object_set_new(j, "flow_rate", json_real(s->rate));
+        json_object_set_new(j, "flow_per_hour", json_real(s->flow_per_hour));
+        json_object_set_new(j, "median_time_in_stage_ms", ms_or_null(s->median_ms));
+        json_object_set_new(j, "p90_time_in_stage_ms", ms_or_null(s->p90_ms));
+        json_object_set_new(j, "stalled", json_integer(s->stalled));
+        json_object_set_new(j, "pipeline_value", money(s->pipeline));
+        json_object_set_new(j, "bottleneck", json_boolean(s->bottleneck));
+        json_array_append_new(stages, j);
+    }
+    json_object_set_new(o, "stages", stages);
+    json_object_set_new(o, "leads", json_integer(st->leads));
+    json_object_set_new(o, "converted", json_integer(st->converted));
+    json_object_set_new(o, "lost", json_integer(st->lost));
+    json_object_set_new(o, "conversion_rate", json_real(st->conversion_rate));
+    json_object_set_new(o, "avg_cycle_ms", ms_or_null(st->avg_cycle_ms));
+    json_object_set_new(o, "median_time_to_convert_ms", ms_or_null(st->median_convert_ms));
+    json_object_set_new(o, "p90_time_to_convert_ms", ms_or_null(st->p90_convert_ms));
+    json_object_set_new(o, "avg_sale_value", money(st->avg_sale));
+    json_object_set_new(o, "weighted_pipeline", money(st->weighted_pipeline));
+    json_object_set(o, "conversions_by_channel", st->conv_by_channel);
+    json_object_set(o, "conversions_by_campaign", st->conv_by_campaign);
+    return o;
+}
+
+int fn_analytics_read(redisContext *rc, const fn_config_t *cfg, const fn_funnel_t *f,
+                      int64_t now_ms, fn_funnel_stats_t *st, char *err, size_t errlen)
+{
+    redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", fn_lua_read_src);
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+        snprintf(err, errlen, "SCRIPT LOAD: %s", r ? r->str : rc->errstr);
+        freeReplyObject(r);
+        return FN_ERR;
+    }
+    char sha[41];
+    snprintf(sha, sizeof sha, "%s", r->str);
+    freeReplyObject(r);
+    if (fn_analytics_begin(st, f, now_ms)) {
+        snprintf(err, errlen, "out of memory");
+        return FN_ERR;
+    }
+    fn_buf_t cmd = {0};
+    int rc_ = FN_OK;
+    for (int s = 0; s < cfg->redis_shards && rc_ == FN_OK; s++) {
+        if (fn_analytics_read_cmd(cfg, f, st, sha, (unsigned)s, &cmd) ||
+            redisAppendFormattedCommand(rc, cmd.data, cmd.len) != REDIS_OK) {
+            snprintf(err, errlen, "out of memory");
+            rc_ = FN_ERR;
+        }
+    }
+    for (int s = 0; s < cfg->redis_shards && rc_ == FN_OK; s++) {
+        void *rep = NULL;
+        if (redisGetReply(rc, &rep) != REDIS_OK) {
+            snprintf(err, errlen, "Redis: %s", rc->errstr);
+            rc_ = FN_ERR;
+        } else if (((redisReply *)rep)->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "read.lua: %s", ((redisReply *)rep)->str);
+            rc_ = FN_ERR;
+        } else {
+            rc_ = fn_analytics_add(st, rep, err, errlen);
+        }
+        freeReplyObject(rep);
+    }
+    fn_buf_free(&cmd);
+    if (rc_ == FN_OK) {
+        fn_analytics_finish(st, f);
+        /* the bottleneck marks, as the daemon last recorded them */
+        r = redisCommand(rc, "HGETALL %s:bn:%s", cfg->key_prefix, f->name);
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+            long k = strtol(r->element[i]->str, NULL, 10);
+            if (k >= 0 && (size_t)k < st->n_stages)
+                st->stage[k].bottleneck = true;
+        }
+        freeReplyObject(r);
+    } else {
+        fn_analytics_free(st);
+    }
+    return rc_;
+}

@@ -1,0 +1,348 @@
+/*
+ * evaluate.c — every evaluate_every, per funnel: read the funnel's figures from every shard,
+ * emit a funnel_snapshot, and raise or clear bottlenecks (SPEC §4).
+ *
+ * Ticks are aligned to multiples of evaluate_every on the daemon's clock (wall, or under the
+ * event clock the latest finished event time of its partitions), so several daemons agree on
+ * them; a SET NX lock per (funnel, tick) lets one of them evaluate, and every id is a hash of
+ * (type, funnel, stage, tick), so even a repeat carries the same id. A tick the clock jumped
+ * over (a fast replay) is not evaluated: only the latest one is.
+ *
+ * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": stage index -> tick raised) and is
+ * changed only once Kafka acknowledged the event announcing the change, so a crash in
+ * between announces it again rather than never.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/analytics.h"
+#include "funneld/daemon.h"
+#include "funneld/hash.h"
+
+typedef struct eval_reply {
+    fn_eval_t *e;
+    fn_daemon_t *d;
+} eval_reply_t;
+
+typedef struct bn_out {
+    fn_owner_t owner; /* FN_OWNER_ANALYTICS; first, see fn_owner_t */
+    int stage;        /* -1: a snapshot, nothing to record */
+    bool raise;
+    int64_t tick;
+    char funnel[FN_NAME_MAX + 1];
+} bn_out_t;
+
+static void state_key(const fn_config_t *cfg, const char *funnel, char *out, size_t n)
+{
+    snprintf(out, n, "%s:bn:%s", cfg->key_prefix, funnel);
+}
+
+int64_t fn_eval_clock(const fn_daemon_t *d)
+{
+    if (d->cfg->clock == FN_CLOCK_WALL)
+        return fn_now_ms();
+    int64_t now = 0;
+    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+        if (p->assigned && p->maxts_done > now)
+            now = p->maxts_done;
+    return now;
+}
+
+static void id_of(const char *type, const char *funnel, int stage, int64_t tick, char out[33])
+{
+    char s[16], t[24];
+    snprintf(s, sizeof s, "%d", stage);
+    snprintf(t, sizeof t, "%lld", (long long)tick);
+    const char *parts[] = {type, funnel, s, t};
+    const size_t lens[] = {strlen(type), strlen(funnel), strlen(s), strlen(t)};
+    fn_hash_hex(fn_hash_parts(parts, lens, 4), out);
+}
+
+static void put_time(json_t *o, const char *key, int64_t ms)
+{
+    char t[40];
+    fn_time_format(ms, t, sizeof t);
+    json_object_set_new(o, key, json_string(t));
+}
+
+static void produce(fn_daemon_t *d, const char *topic, const char *funnel, json_t *o,
+                    bn_out_t *owner)
+{
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!text) {
+        free(owner);
+        return;
+    }
+    rd_kafka_resp_err_t e =
+        fn_output_send(d, topic, funnel, strlen(funnel), text, strlen(text), NULL, &owner->owner);
+    free(text);
+    if (e) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
+        free(owner);
+        return;
+    }
+    d->analytics_in_flight++;
+}
+
+static bn_out_t *owner_new(const char *funnel, int stage, bool raise, int64_t tick)
+{
+    bn_out_t *o = calloc(1, sizeof *o);
+    if (o) {
+        o->owner = FN_OWNER_ANALYTICS;
+        o->stage = stage;
+        o->raise = raise;
+        o->tick = tick;
+        snprintf(o->funnel, sizeof o->funnel, "%s", funnel);
+    }
+    return o;
+}
+
+static void emit_bottleneck(fn_daemon_t *d, fn_eval_t *e, int k, bool raise)
+{
+    const fn_funnel_t *f = e->f;
+    const fn_stage_stats_t *s = &e->st.stage[k];
+    const char *type = raise ? "bottleneck" : "bottleneck_cleared";
+    char id[33];
+    id_of(type, f->name, k, e->tick, id);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "type", json_string(type));
+    json_object_set_new(o, "funnel", json_string(f->name));
+    json_object_set_new(o, "stage", json_string(f->stages[k].name));
+    json_object_set_new(o, "next_stage", json_string(f->stages[k + 1].name));
+    json_object_set_new(o, "window_ms", json_integer(f->bottleneck.window_ms));
+    json_object_set_new(o, "entered", json_integer(s->win_entered));
+    json_object_set_new(o, "advanced", json_integer(s->win_advanced));
+    json_object_set_new(o, "rate", json_real(s->rate));
+    json_object_set_new(o, "baseline_rate", json_real(s->baseline_rate));
+    json_object_set_new(o, "baseline_entered", json_integer(s->base_entered));
+    json_object_set_new(o, "stalled", json_integer(s->stalled));
+    put_time(o, "at", e->tick);
+    put_time(o, "emitted_at", fn_now_ms());
+    bn_out_t *own = owner_new(f->name, k, raise, e->tick);
+    if (!own) {
+        json_decref(o);
+        return;
+    }
+    d->stats.bottlenecks[raise ? 0 : 1]++;
+    produce(d, d->cfg->topic_bottlenecks, f->name, o, own);
+}
+
+bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool raised,
+                   bool *change)
+{
+    *change = false;
+    if (s->win_entered < b->min_entered || s->base_entered < b->min_entered ||
+        s->baseline_rate <= 0)
+        return raised; /* too little flow to judge either way: the state stays */
+    /* Raised below (1 - drop) of the baseline; cleared only once back above half-way
+     * between that and the baseline, so a rate hovering at the limit does not flap. */
+    bool now = raised ? s->rate < (1 - b->drop / 2) * s->baseline_rate
+                      : s->rate < (1 - b->drop) * s->baseline_rate;
+    *change = now != raised;
+    return now;
+}
+
+static void complete(fn_daemon_t *d, fn_eval_t *e)
+{
+    const fn_funnel_t *f = e->f;
+    fn_analytics_finish(&e->st, f);
+    bool raised[FN_MAX_STAGES] = {false};
+    for (size_t k = 0; k + 1 < f->n_stages; k++) {
+        char field[16];
+        snprintf(field, sizeof field, "%zu", k);
+        raised[k] = json_object_get(e->bn_state, field) != NULL;
+        bool change = false;
+        bool now = f->bottleneck.enabled
+                       ? fn_eval_judge(&f->bottleneck, &e->st.stage[k], raised[k], &change)
+                       : raised[k];
+        e->st.stage[k].bottleneck = now;
+        if (change)
+            emit_bottleneck(d, e, (int)k, now);
+    }
+    json_t *o = json_object();
+    char id[33];
+    id_of("funnel_snapshot", f->name, -1, e->tick, id);
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "type", json_string("funnel_snapshot"));
+    json_object_set_new(o, "funnel", json_string(f->name));
+    put_time(o, "at", e->tick);
+    put_time(o, "emitted_at", fn_now_ms());
+    json_t *body = fn_analytics_json(f, &e->st);
+    json_object_update(o, body);
+    json_decref(body);
+    bn_out_t *own = owner_new(f->name, -1, false, e->tick);
+    if (own) {
+        d->stats.snapshots++;
+        produce(d, d->cfg->topic_snapshots, f->name, o, own);
+    } else {
+        json_decref(o);
+    }
+}
+
+static void finish_eval(fn_daemon_t *d, fn_eval_t *e)
+{
+    if (!e->failed)
+        complete(d, e);
+    else
+        fn_log(&d->log, FN_LOG_WARN, "analytics", "funnel %s: evaluation at %lld skipped",
+               e->f->name, (long long)e->tick);
+    fn_analytics_free(&e->st);
+    json_decref(e->bn_state);
+    e->bn_state = NULL;
+    e->last_tick = e->tick;
+    e->busy = false;
+}
+
+static void on_part(redisAsyncContext *ac, void *r, void *priv)
+{
+    eval_reply_t *q = priv;
+    fn_daemon_t *d = q->d;
+    fn_eval_t *e = q->e;
+    redisReply *reply = r;
+    free(q);
+    d->analytics_requests--;
+    char err[160];
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        if (reply)
+            fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", reply->str);
+        e->failed = true;
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4) {
+        if (fn_analytics_add(&e->st, reply, err, sizeof err)) {
+            fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", err);
+            e->failed = true;
+        }
+    } else if (reply->type == REDIS_REPLY_ARRAY) { /* the bottleneck state */
+        for (size_t i = 0; i + 1 < reply->elements; i += 2)
+            json_object_set_new(e->bn_state, reply->element[i]->str, json_true());
+    }
+    if (--e->pending == 0)
+        finish_eval(d, e);
+}
+
+static bool send_part(fn_daemon_t *d, fn_eval_t *e, const char *cmd, size_t len)
+{
+    eval_reply_t *q = malloc(sizeof *q);
+    if (!q)
+        return false;
+    q->e = e;
+    q->d = d;
+    if (redisAsyncFormattedCommand(d->redis, on_part, q, cmd, len) != REDIS_OK) {
+        free(q);
+        return false;
+    }
+    d->analytics_requests++;
+    e->pending++;
+    return true;
+}
+
+static void on_lock(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_eval_t *e = priv;
+    fn_daemon_t *d = ac->data;
+    redisReply *reply = r;
+    d->analytics_requests--;
+    bool won = reply && reply->type == REDIS_REPLY_STATUS;
+    if (!won || !d->redis_ready || fn_analytics_begin(&e->st, e->f, e->tick)) {
+        e->last_tick = won || !reply ? e->last_tick : e->tick; /* another daemon has it */
+        e->busy = false;
+        return;
+    }
+    e->failed = false;
+    e->pending = 1; /* held until every request is sent */
+    e->bn_state = json_object();
+    fn_buf_t cmd = {0};
+    for (int s = 0; s < d->cfg->redis_shards && !e->failed; s++)
+        if (fn_analytics_read_cmd(d->cfg, e->f, &e->st, d->read_sha, (unsigned)s, &cmd) ||
+            !send_part(d, e, cmd.data, cmd.len))
+            e->failed = true;
+    char key[128];
+    state_key(d->cfg, e->f->name, key, sizeof key);
+    fn_buf_reset(&cmd);
+    if (!e->failed &&
+        (fn_buf_appendf(&cmd, "*2\r\n$7\r\nHGETALL\r\n$%zu\r\n%s\r\n", strlen(key), key) ||
+         !send_part(d, e, cmd.data, cmd.len)))
+        e->failed = true;
+    fn_buf_free(&cmd);
+    if (--e->pending == 0)
+        finish_eval(d, e);
+}
+
+void fn_eval_tick(fn_daemon_t *d)
+{
+    if (!d->redis_ready || d->stopping || !d->evals)
+        return;
+    int64_t now = fn_eval_clock(d);
+    if (now <= 0)
+        return;
+    for (size_t i = 0; i < d->cfg->n_funnels; i++) {
+        fn_eval_t *e = &d->evals[i];
+        int64_t every = e->f->bottleneck.evaluate_every_ms;
+        int64_t tick = now / every * every;
+        if (e->busy || tick <= e->last_tick)
+            continue;
+        char key[160], ttl[24];
+        snprintf(key, sizeof key, "%s:eval:%s:%lld", d->cfg->key_prefix, e->f->name,
+                 (long long)tick);
+        snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
+        if (redisAsyncCommand(d->redis, on_lock, e, "SET %s %s NX PX %s", key, d->instance, ttl) !=
+            REDIS_OK)
+            continue;
+        d->analytics_requests++;
+        e->busy = true;
+        e->tick = tick;
+    }
+}
+
+static void on_state_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = priv;
+    d->analytics_requests--;
+}
+
+void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner)
+{
+    bn_out_t *o = (bn_out_t *)owner;
+    d->analytics_in_flight--;
+    if (o->stage >= 0 && d->redis_ready) {
+        char key[128];
+        state_key(d->cfg, o->funnel, key, sizeof key);
+        int rc = o->raise
+                     ? redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %d %lld", key,
+                                         o->stage, (long long)o->tick)
+                     : redisAsyncCommand(d->redis, on_state_reply, d, "HDEL %s %d", key, o->stage);
+        if (rc == REDIS_OK)
+            d->analytics_requests++;
+    }
+    free(o);
+}
+
+int fn_eval_start(fn_daemon_t *d)
+{
+    d->evals = calloc(d->cfg->n_funnels, sizeof *d->evals);
+    if (!d->evals)
+        return FN_ERR;
+    for (size_t i = 0; i < d->cfg->n_funnels; i++)
+        d->evals[i].f = &d->cfg->funnels[i];
+    return FN_OK;
+}
+
+bool fn_eval_idle(const fn_daemon_t *d)
+{
+    return d->analytics_requests == 0 && d->analytics_in_flight == 0;
+}
+
+void fn_eval_free(fn_daemon_t *d)
+{
+    for (size_t i = 0; d->evals && i < d->cfg->n_funnels; i++) {
+        if (d->evals[i].busy && d->evals[i].bn_state) {
+            fn_analytics_free(&d->evals[i].st);
+            json_decref(d->evals[i].bn_state);
+        }
+    }
+    free(d->evals);
+    d->evals = NULL;
+}

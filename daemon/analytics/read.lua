@@ -1,0 +1,63 @@
+-- read.lua — one shard's part of a funnel's analytics, read in one call (funnelctl and the
+-- daemon's snapshot/bottleneck evaluation sum the replies of every shard). Read-only.
+--
+-- KEYS[1] the shard's counters "<prefix>:{<shard>}:stats" (the other keys of the shard are
+--   named from it, as analytics.lua writes them)
+-- ARGV: 1 funnel 2 number of stages 3 window plan 4 baseline plan: space-separated buckets,
+--   "h<hour>" (whole hour, hour = floor(ms / 1 h)) or "m<minute>" (minute = floor(ms / 1 min))
+-- Returns {counters: flat {name, value, ...} of this funnel's fields without "<funnel>|",
+--   sketches: {stage 0 flat {bucket, count, ...}, ..., stage n-1, conversion},
+--   window flows: flat {"e|<k>" or "a|<k>", sum, ...}, baseline flows: the same}
+
+local stats = KEYS[1]
+local base = string.sub(stats, 1, -6)
+local f, n = ARGV[1], tonumber(ARGV[2])
+local pre = f .. '|'
+
+local counters = {}
+local all = redis.call('HGETALL', stats)
+for j = 1, #all, 2 do
+  if string.sub(all[j], 1, #pre) == pre then
+    counters[#counters + 1] = string.sub(all[j], #pre + 1)
+    counters[#counters + 1] = all[j + 1]
+  end
+end
+
+local sketches = {}
+for k = 0, n - 1 do
+  sketches[#sketches + 1] = redis.call('HGETALL', base .. 'sk:' .. f .. ':' .. k)
+end
+sketches[#sketches + 1] = redis.call('HGETALL', base .. 'sk:' .. f .. ':conv')
+
+local function flows(plan)
+  local sums = {}
+  for res, idx in string.gmatch(plan, '([hm])(%d+)') do
+    idx = tonumber(idx)
+    local hour = idx
+    if res == 'm' then hour = math.floor(idx / 60) end
+    local key = base .. 'flow:' .. f .. ':' .. string.format('%d', hour)
+    local fields = {}
+    for k = 0, n - 1 do
+      for _, w in ipairs({'e', 'a'}) do
+        local fld = w .. '|' .. k
+        if res == 'm' then fld = fld .. '|' .. string.format('%d', idx % 60) end
+        fields[#fields + 1] = fld
+      end
+    end
+    local v = redis.call('HMGET', key, unpack(fields))
+    for j = 1, #fields do
+      if v[j] then
+        local name = string.match(fields[j], '^([ea]|%d+)')
+        sums[name] = (sums[name] or 0) + tonumber(v[j])
+      end
+    end
+  end
+  local out = {}
+  for name, sum in pairs(sums) do
+    out[#out + 1] = name
+    out[#out + 1] = string.format('%d', sum)
+  end
+  return out
+end
+
+return {counters, sketches, flows(ARGV[3]), flows(ARGV[4])}

@@ -1,0 +1,385 @@
+/*
+ * funnelctl.c — look at funnels and leads straight from Redis (SPEC §7).
+ *
+ *   funnelctl [-c FILE] [--json] stats FUNNEL
+ *   funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID
+ *
+ * It reads the same keys the daemon writes (README "Redis layout"), with the daemon's own
+ * config for the key prefix, shard count and stage names, and never writes. Aggregates are
+ * summed over every shard; a lead is found by its hashed key, exactly as the step finds it.
+ */
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/analytics.h"
+#include "funneld/config.h"
+#include "funneld/step.h"
+
+typedef struct ctl {
+    fn_config_t *cfg;
+    redisContext *rc;
+    bool json;
+} ctl_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: funnelctl [-c FILE] [--json] stats FUNNEL\n"
+                 "       funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID\n"
+                 "\n"
+                 "Shows a funnel (a bar per stage: population, entered, conversion from the stage\n"
+                 "before, flow over the last window, median and p90 time in stage, bottleneck\n"
+                 "marked) or one lead (stage, times, touches, attribution, consent, pending\n"
+                 "retargeting triggers) straight from Redis.\n"
+                 "\n"
+                 "  -c, --config FILE  the daemon's configuration (default $FUNNELD_CONFIG, then\n"
+                 "                     /etc/funneld/funneld.json); FUNNELD_REDIS_URL overrides\n"
+                 "                     redis.url\n"
+                 "      --json         one JSON document on stdout, for scripts\n"
+                 "\n"
+                 "Exit codes: 0 shown, 1 unknown lead or Redis error, 2 usage, config or unknown\n"
+                 "funnel.\n");
+}
+
+static redisContext *connect_redis(const fn_config_t *cfg)
+{
+    char host[256], user[128], pass[256];
+    int port, db;
+    if (fn_redis_url_parse(cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass,
+                           sizeof pass, &db)) {
+        fprintf(stderr, "funnelctl: redis.url: cannot parse\n");
+        return NULL;
+    }
+    redisReply *r = NULL;
+    redisContext *rc = redisConnect(host, port);
+    if (!rc || rc->err) {
+        fprintf(stderr, "funnelctl: cannot connect to Redis at %s:%d: %s\n", host, port,
+                rc ? rc->errstr : "out of memory");
+        goto fail;
+    }
+    if (pass[0]) {
+        r = user[0] ? redisCommand(rc, "AUTH %s %s", user, pass)
+                    : redisCommand(rc, "AUTH %s", pass);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "funnelctl: AUTH: %s\n", r ? r->str : rc->errstr);
+            goto fail;
+        }
+        freeReplyObject(r);
+        r = NULL;
+    }
+    if (db) {
+        r = redisCommand(rc, "SELECT %d", db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "funnelctl: SELECT: %s\n", r ? r->str : rc->errstr);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+fail:
+    if (r)
+        freeReplyObject(r);
+    if (rc)
+        redisFree(rc);
+    return NULL;
+}
+
+/* ---- lead ---- */
+
+static const char *field(const redisReply *h, const char *name)
+{
+    for (size_t i = 0; h && i + 1 < h->elements; i += 2)
+        if (strcmp(h->element[i]->str, name) == 0)
+            return h->element[i + 1]->str;
+    return NULL;
+}
+
+static const char *field_f(const redisReply *h, const char *funnel, const char *suffix)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s|%s", funnel, suffix);
+    return field(h, name);
+}
+
+static json_t *time_or_null(const char *ms)
+{
+    if (!ms || !*ms)
+        return json_null();
+    char t[40];
+    fn_time_format(strtoll(ms, NULL, 10), t, sizeof t);
+    return json_string(t);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *touch_json(const redisReply *h, const char *p)
+{
+    char k[8];
+    json_t *o = json_object();
+    snprintf(k, sizeof k, "%s.ch", p);
+    json_object_set_new(o, "channel", str_or_null(field(h, k)));
+    snprintf(k, sizeof k, "%s.cp", p);
+    json_object_set_new(o, "campaign", str_or_null(field(h, k)));
+    snprintf(k, sizeof k, "%s.src", p);
+    json_object_set_new(o, "source", str_or_null(field(h, k)));
+    snprintf(k, sizeof k, "%s.at", p);
+    json_object_set_new(o, "at", time_or_null(field(h, k)));
+    return o;
+}
+
+/* The lead as one JSON document; NULL when Redis has no state for it in this funnel. */
+static json_t *lead_json(const fn_funnel_t *f, const char *lead_id, const redisReply *h)
+{
+    const char *x = field_f(h, f->name, "x");
+    if (!field(h, "id"))
+        return NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "funnel", json_string(f->name));
+    json_object_set_new(o, "lead_id", json_string(lead_id));
+    const char *status = !x ? "outside" : *x == 'a' ? "active" : *x == 'c' ? "converted" : "lost";
+    json_object_set_new(o, "status", json_string(status));
+    const char *k = field_f(h, f->name, "k");
+    long stage = k ? strtol(k, NULL, 10) : -1;
+    bool in_stage = x && *x != 'l' && stage >= 0 && (size_t)stage < f->n_stages;
+    json_object_set_new(o, "stage", in_stage ? json_string(f->stages[stage].name) : json_null());
+    json_object_set_new(o, "stage_index", in_stage ? json_integer(stage) : json_null());
+    json_object_set_new(o, "stage_entered_at", time_or_null(field_f(h, f->name, "e")));
+    json_object_set_new(o, "funnel_entered_at", time_or_null(field_f(h, f->name, "b")));
+    json_object_set_new(o, "last_activity_at", time_or_null(field_f(h, f->name, "a")));
+    const char *n = field_f(h, f->name, "n");
+    json_object_set_new(o, "touches", json_integer(n ? strtoll(n, NULL, 10) : 0));
+    const char *v = field(h, "v");
+    json_object_set_new(o, "value", v ? json_real(strtod(v, NULL)) : json_null());
+    const char *c = field(h, "c");
+    json_object_set_new(o, "marketing_consent",
+                        !c || !*c ? json_null() : json_boolean(strcmp(c, "1") == 0));
+    json_t *attr = json_object();
+    json_object_set_new(attr, "first", touch_json(h, "f"));
+    json_object_set_new(attr, "last", touch_json(h, "l"));
+    json_object_set_new(o, "attribution", attr);
+
+    json_t *triggers = json_array();
+    char prefix[160];
+    int pl = snprintf(prefix, sizeof prefix, "%s|t|", f->name);
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const char *name = h->element[i]->str, *val = h->element[i + 1]->str;
+        if (strncmp(name, prefix, (size_t)pl) != 0)
+            continue;
+        long long due = 0;
+        int st = -1, consumed = 0;
+        /* "<due>|<stage>|<zset>|<cause>"; an empty zset marks a stall that already fired */
+        if (sscanf(val, "%lld|%d|%n", &due, &st, &consumed) < 2)
+            continue;
+        const char *zset = val + consumed, *bar = strchr(zset, '|');
+        if (!bar)
+            continue;
+        json_t *t = json_object();
+        json_object_set_new(t, "reason", json_string(name + pl));
+        json_object_set_new(t, "due_at", time_or_null(val));
+        json_object_set_new(t, "state", json_string(bar == zset ? "fired" : "pending"));
+        json_object_set_new(t, "cause_event_id", json_string(bar + 1));
+        json_array_append_new(triggers, t);
+    }
+    json_object_set_new(o, "triggers", triggers);
+    return o;
+}
+
+static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(c->cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
+    redisReply *h = redisCommand(c->rc, "HGETALL %s", k.lead);
+    if (!h || h->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "funnelctl: HGETALL: %s\n", h ? h->str : c->rc->errstr);
+        freeReplyObject(h);
+        return 1;
+    }
+    const char *id = field(h, "id");
+    if (id && strcmp(id, lead_id) != 0) {
+        fprintf(stderr, "funnelctl: the key of lead %s belongs to another lead id\n", lead_id);
+        freeReplyObject(h);
+        return 1;
+    }
+    json_t *o = lead_json(f, lead_id, h);
+    freeReplyObject(h);
+    if (!o) {
+        fprintf(stderr, "funnelctl: no state for lead %s (never seen, or erased)\n", lead_id);
+        return 1;
+    }
+    if (c->json) {
+        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+    } else {
+        printf("lead %s in funnel %s: %s", lead_id, f->name,
+               json_string_value(json_object_get(o, "status")));
+        if (json_is_string(json_object_get(o, "stage")))
+            printf(" at %s since %s", json_string_value(json_object_get(o, "stage")),
+                   json_string_value(json_object_get(o, "stage_entered_at")));
+        printf("\n  entered the funnel %s, last activity %s, %lld touches\n",
+               json_is_string(json_object_get(o, "funnel_entered_at"))
+                   ? json_string_value(json_object_get(o, "funnel_entered_at"))
+                   : "-",
+               json_is_string(json_object_get(o, "last_activity_at"))
+                   ? json_string_value(json_object_get(o, "last_activity_at"))
+                   : "-",
+               (long long)json_integer_value(json_object_get(o, "touches")));
+        json_t *v = json_object_get(o, "value"), *cs = json_object_get(o, "marketing_consent");
+        printf("  value %s%.2f, marketing consent %s\n", json_is_null(v) ? "(none) " : "",
+               json_is_null(v) ? 0.0 : json_real_value(v),
+               json_is_null(cs)   ? "not given"
+               : json_is_true(cs) ? "yes"
+                                  : "no");
+        const char *which[] = {"first", "last"};
+        for (int i = 0; i < 2; i++) {
+            json_t *t = json_object_get(json_object_get(o, "attribution"), which[i]);
+            json_t *cp = json_object_get(t, "campaign"), *at = json_object_get(t, "at");
+            printf("  %-5s touch %s / %s at %s\n", which[i],
+                   json_is_string(json_object_get(t, "channel"))
+                       ? json_string_value(json_object_get(t, "channel"))
+                       : "-",
+                   json_is_string(cp) ? json_string_value(cp) : "-",
+                   json_is_string(at) ? json_string_value(at) : "-");
+        }
+        json_t *tr = json_object_get(o, "triggers");
+        if (json_array_size(tr) == 0)
+            printf("  no retargeting triggers pending\n");
+        size_t i;
+        json_t *t;
+        json_array_foreach (tr, i, t)
+            printf("  trigger %-16s due %s (%s, armed by %s)\n",
+                   json_string_value(json_object_get(t, "reason")),
+                   json_string_value(json_object_get(t, "due_at")),
+                   json_string_value(json_object_get(t, "state")),
+                   json_string_value(json_object_get(t, "cause_event_id")));
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* ---- stats ---- */
+
+static void draw_bar(const char *name, double share, const char *marks)
+{
+    int width = 40, n = (int)lround(share * width);
+    int pad = (width - n) / 2;
+    printf("  %-14.14s %*s", name, pad, "");
+    for (int i = 0; i < n; i++)
+        fputs("█", stdout);
+    printf("%*s %s\n", width - n - pad, "", marks);
+}
+
+static int cmd_stats(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
+{
+    fn_funnel_stats_t st;
+    char err[256];
+    if (fn_analytics_read(c->rc, c->cfg, f, now_ms, &st, err, sizeof err)) {
+        fprintf(stderr, "funnelctl: %s\n", err);
+        return 1;
+    }
+    json_t *o = fn_analytics_json(f, &st);
+    if (c->json) {
+        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(o);
+        fn_analytics_free(&st);
+        return 0;
+    }
+    double top = 1;
+    for (size_t k = 0; k < f->n_stages; k++)
+        if (st.stage[k].entered > top)
+            top = (double)st.stage[k].entered;
+    printf("funnel %s: %lld leads, %lld converted (%.1f %%), %lld lost; window %s\n", f->name,
+           (long long)st.leads, (long long)st.converted,
+           st.leads ? 100.0 * (double)st.converted / (double)st.leads : 0.0, (long long)st.lost,
+           st.window_label);
+    printf("  %-14s %40s   population  entered   from prev   flow/h  median   p90\n", "stage", "");
+    for (size_t k = 0; k < f->n_stages; k++) {
+        const fn_stage_stats_t *s = &st.stage[k];
+        char marks[256], med[16], p90[16];
+        fn_analytics_duration(s->median_ms, med, sizeof med);
+        fn_analytics_duration(s->p90_ms, p90, sizeof p90);
+        double prev = k ? (double)st.stage[k - 1].entered : 0;
+        char conv[16] = "";
+        if (k && prev > 0)
+            snprintf(conv, sizeof conv, "%.1f %%", 100.0 * (double)s->entered / prev);
+        snprintf(marks, sizeof marks, "%10lld %9lld %10s %8.1f %7s %5s%s", (long long)s->population,
+                 (long long)s->entered, conv, s->flow_per_hour, med, p90,
+                 s->bottleneck ? "  ◀ BOTTLENECK" : "");
+        draw_bar(f->stages[k].name, (double)s->entered / top, marks);
+    }
+    char cyc[16], med[16], p90[16];
+    fn_analytics_duration(st.avg_cycle_ms, cyc, sizeof cyc);
+    fn_analytics_duration(st.median_convert_ms, med, sizeof med);
+    fn_analytics_duration(st.p90_convert_ms, p90, sizeof p90);
+    printf("  avg cycle %s, median to convert %s (p90 %s), avg sale %.2f, weighted pipeline %.2f\n",
+           cyc, med, p90, st.avg_sale, st.weighted_pipeline);
+    json_decref(o);
+    fn_analytics_free(&st);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = getenv("FUNNELD_CONFIG");
+    ctl_t c = {0};
+    int opt, rc = 2;
+    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'j':
+            c.json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    int nargs = argc - optind;
+    const char *cmd = nargs > 0 ? argv[optind] : "";
+    if (!((strcmp(cmd, "stats") == 0 && nargs == 2) || (strcmp(cmd, "lead") == 0 && nargs == 3))) {
+        usage(stderr);
+        return 2;
+    }
+    if (!path)
+        path = "/etc/funneld/funneld.json";
+    char err[512];
+    c.cfg = fn_config_load(path, err, sizeof err);
+    if (!c.cfg) {
+        fprintf(stderr, "funnelctl: %s: %s\n", path, err);
+        return 2;
+    }
+    const char *name = argv[optind + 1];
+    const fn_funnel_t *f = fn_config_funnel(c.cfg, name, strlen(name));
+    if (!f) {
+        fprintf(stderr, "funnelctl: unknown funnel \"%s\"; configured:", name);
+        for (size_t i = 0; i < c.cfg->n_funnels; i++)
+            fprintf(stderr, " %s", c.cfg->funnels[i].name);
+        fputc('\n', stderr);
+        goto out;
+    }
+    rc = 1;
+    if (!(c.rc = connect_redis(c.cfg)))
+        goto out;
+    rc = strcmp(cmd, "lead") == 0 ? cmd_lead(&c, f, argv[optind + 2])
+                                  : cmd_stats(&c, f, fn_now_ms());
+out:
+    if (c.rc)
+        redisFree(c.rc);
+    fn_config_free(c.cfg);
+    return rc;
+}

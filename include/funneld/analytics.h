@@ -1,0 +1,78 @@
+/*
+ * analytics.h — a funnel's live figures (SPEC §4 snapshots and bottlenecks, funnelctl stats),
+ * summed over every Redis shard from what the Lua step keeps (daemon/analytics/analytics.lua)
+ * and read with daemon/analytics/read.lua, one call per shard.
+ *
+ * The same code serves funnelctl (synchronous hiredis) and the daemon (asynchronous): both
+ * build the read command with fn_analytics_read_cmd, feed each shard's reply to
+ * fn_analytics_add, then call fn_analytics_finish.
+ */
+#ifndef FUNNELD_ANALYTICS_H
+#define FUNNELD_ANALYTICS_H
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "funneld/common.h"
+#include "funneld/config.h"
+#include "funneld/sketch.h"
+
+typedef struct fn_stage_stats {
+    int64_t population; /* leads in the stage now (converted leads stay in the last) */
+    int64_t entered;    /* leads that ever entered it */
+    int64_t win_entered, win_advanced;   /* in the window */
+    int64_t base_entered, base_advanced; /* in the baseline */
+    int64_t stalled;            /* leads whose stall in this stage was detected, not moved since */
+    double pipeline;            /* sum of the values of the leads active here */
+    double rate, baseline_rate; /* flow to the next stage: entered k+1 / entered k */
+    double flow_per_hour;       /* entered in the window, per hour */
+    double median_ms, p90_ms;   /* time in stage of the leads that left it; -1: none yet */
+    fn_sketch_t time_in_stage;
+    bool bottleneck; /* set by the caller from the bottleneck state */
+} fn_stage_stats_t;
+
+typedef struct fn_funnel_stats {
+    int64_t now_ms, window_ms, baseline_ms;
+    int64_t leads, converted, lost;
+    int64_t cycle_sum_ms, value_n;
+    double value_sum;
+    double conversion_rate, avg_cycle_ms, avg_sale, weighted_pipeline;
+    double median_convert_ms, p90_convert_ms;
+    fn_sketch_t to_convert;
+    json_t *conv_by_channel, *conv_by_campaign; /* objects name -> count (owned) */
+    fn_stage_stats_t stage[FN_MAX_STAGES];
+    size_t n_stages;
+    char window_label[16];
+} fn_funnel_stats_t;
+
+/* Starts st for funnel f at now_ms: the window and baseline are f's bottleneck settings
+ * (defaults when f has none). Returns FN_ERR on out of memory. */
+int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_ms);
+
+/* Writes the RESP EVALSHA of read.lua (digest sha) for shard into out. */
+int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn_funnel_stats_t *st,
+                          const char *sha, unsigned shard, fn_buf_t *out);
+
+/* Adds one shard's read.lua reply. Returns FN_OK, or FN_ERR with the reason in err. */
+int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size_t errlen);
+
+/* Derives rates, averages, quantiles and the weighted pipeline. */
+void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f);
+
+/* Frees what st owns. */
+void fn_analytics_free(fn_funnel_stats_t *st);
+
+/* Reads f's figures over a synchronous connection (loads read.lua). funnelctl uses it. */
+int fn_analytics_read(redisContext *rc, const fn_config_t *cfg, const fn_funnel_t *f,
+                      int64_t now_ms, fn_funnel_stats_t *st, char *err, size_t errlen);
+
+/* The per-stage and per-funnel figures as the body of a funnel_snapshot event (new ref). */
+json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st);
+
+/* Formats a duration for people ("3.2h", "41m", "9s", "-" when negative). */
+void fn_analytics_duration(double ms, char *out, size_t outlen);
+
+/* read.lua's source, embedded at build time. */
+extern const char fn_lua_read_src[];
+
+#endif
