@@ -8,9 +8,13 @@
  * (type, funnel, stage, tick), so even a repeat carries the same id. A tick the clock jumped
  * over (a fast replay) is not evaluated: only the latest one is.
  *
- * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": stage index -> tick raised) and is
- * changed only once Kafka acknowledged the event announcing the change, so a crash in
- * between announces it again rather than never.
+ * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": stage index -> "<tick>|<s>", s =
+ * 'p' raised but not yet acknowledged by Kafka, 'a' raised and announced, 'c' cleared but not
+ * yet acknowledged; a cleared and announced stage has no field). It is written before the
+ * event is produced and marked announced when Kafka acknowledges it; an evaluation that finds
+ * a change not announced (its daemon died) announces it again, with the same id, so a change
+ * is never lost and never gets two ids. A daemon does not evaluate a funnel while its own
+ * announcements are in flight.
  */
 #include <math.h>
 #include <stdio.h>
@@ -28,10 +32,10 @@ typedef struct eval_reply {
 
 typedef struct bn_out {
     fn_owner_t owner; /* FN_OWNER_ANALYTICS; first, see fn_owner_t */
-    int stage;        /* -1: a snapshot, nothing to record */
+    fn_eval_t *e;
+    int stage; /* -1: a snapshot, nothing to record */
     bool raise;
     int64_t tick;
-    char funnel[FN_NAME_MAX + 1];
 } bn_out_t;
 
 static void state_key(const fn_config_t *cfg, const char *funnel, char *out, size_t n)
@@ -67,14 +71,14 @@ static void put_time(json_t *o, const char *key, int64_t ms)
     json_object_set_new(o, key, json_string(t));
 }
 
-static void produce(fn_daemon_t *d, const char *topic, const char *funnel, json_t *o,
+static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_t *o,
                     bn_out_t *owner)
 {
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!text) {
         free(owner);
-        return;
+        return false;
     }
     rd_kafka_resp_err_t e =
         fn_output_send(d, topic, funnel, strlen(funnel), text, strlen(text), NULL, &owner->owner);
@@ -82,31 +86,57 @@ static void produce(fn_daemon_t *d, const char *topic, const char *funnel, json_
     if (e) {
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
         free(owner);
-        return;
+        return false;
     }
     d->analytics_in_flight++;
+    return true;
 }
 
-static bn_out_t *owner_new(const char *funnel, int stage, bool raise, int64_t tick)
+static bn_out_t *owner_new(fn_eval_t *e, int stage, bool raise, int64_t tick)
 {
     bn_out_t *o = calloc(1, sizeof *o);
     if (o) {
         o->owner = FN_OWNER_ANALYTICS;
+        o->e = e;
         o->stage = stage;
         o->raise = raise;
         o->tick = tick;
-        snprintf(o->funnel, sizeof o->funnel, "%s", funnel);
     }
     return o;
 }
 
-static void emit_bottleneck(fn_daemon_t *d, fn_eval_t *e, int k, bool raise)
+static void on_state_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = priv;
+    d->analytics_requests--;
+}
+
+/* Writes stage's state: 'p', 'a' or 'c' with its tick, or 0 to delete it. */
+static void record(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, char what)
+{
+    char key[128];
+    if (!d->redis)
+        return; /* not recorded: the next evaluation decides again */
+    state_key(d->cfg, e->f->name, key, sizeof key);
+    char field[16], value[32];
+    snprintf(field, sizeof field, "%d", stage);
+    snprintf(value, sizeof value, "%lld|%c", (long long)tick, what);
+    int rc = what == 0 ? redisAsyncCommand(d->redis, on_state_reply, d, "HDEL %s %s", key, field)
+                       : redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, field,
+                                           value);
+    if (rc == REDIS_OK)
+        d->analytics_requests++;
+}
+
+/* Announces a change decided at `tick` (this evaluation's, or an earlier one found not
+ * announced): recorded as pending, produced, marked announced on acknowledgement. */
+static void emit_bottleneck(fn_daemon_t *d, fn_eval_t *e, int k, bool raise, int64_t tick)
 {
     const fn_funnel_t *f = e->f;
     const fn_stage_stats_t *s = &e->st.stage[k];
     const char *type = raise ? "bottleneck" : "bottleneck_cleared";
     char id[33];
-    id_of(type, f->name, k, e->tick, id);
+    id_of(type, f->name, k, tick, id);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "type", json_string(type));
@@ -120,15 +150,17 @@ static void emit_bottleneck(fn_daemon_t *d, fn_eval_t *e, int k, bool raise)
     json_object_set_new(o, "baseline_rate", json_real(s->baseline_rate));
     json_object_set_new(o, "baseline_entered", json_integer(s->base_entered));
     json_object_set_new(o, "stalled", json_integer(s->stalled));
-    put_time(o, "at", e->tick);
+    put_time(o, "at", tick);
     put_time(o, "emitted_at", fn_now_ms());
-    bn_out_t *own = owner_new(f->name, k, raise, e->tick);
+    bn_out_t *own = owner_new(e, k, raise, tick);
     if (!own) {
         json_decref(o);
         return;
     }
+    record(d, e, k, tick, raise ? 'p' : 'c');
     d->stats.bottlenecks[raise ? 0 : 1]++;
-    produce(d, d->cfg->topic_bottlenecks, f->name, o, own);
+    if (produce(d, d->cfg->topic_bottlenecks, f->name, o, own))
+        e->announcing++;
 }
 
 bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool raised,
@@ -150,18 +182,24 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
 {
     const fn_funnel_t *f = e->f;
     fn_analytics_finish(&e->st, f);
-    bool raised[FN_MAX_STAGES] = {false};
     for (size_t k = 0; k + 1 < f->n_stages; k++) {
         char field[16];
         snprintf(field, sizeof field, "%zu", k);
-        raised[k] = json_object_get(e->bn_state, field) != NULL;
+        const char *v = json_string_value(json_object_get(e->bn_state, field));
+        long long at = 0;
+        char what = 0;
+        if (v && sscanf(v, "%lld|%c", &at, &what) != 2)
+            what = 0;
+        bool raised = what == 'p' || what == 'a';
+        if (what == 'p' || what == 'c') /* decided, never acknowledged: announce again */
+            emit_bottleneck(d, e, (int)k, what == 'p', at);
         bool change = false;
         bool now = f->bottleneck.enabled
-                       ? fn_eval_judge(&f->bottleneck, &e->st.stage[k], raised[k], &change)
-                       : raised[k];
+                       ? fn_eval_judge(&f->bottleneck, &e->st.stage[k], raised, &change)
+                       : raised;
         e->st.stage[k].bottleneck = now;
         if (change)
-            emit_bottleneck(d, e, (int)k, now);
+            emit_bottleneck(d, e, (int)k, now, e->tick);
     }
     json_t *o = json_object();
     char id[33];
@@ -174,7 +212,7 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
     json_t *body = fn_analytics_json(f, &e->st);
     json_object_update(o, body);
     json_decref(body);
-    bn_out_t *own = owner_new(f->name, -1, false, e->tick);
+    bn_out_t *own = owner_new(e, -1, false, e->tick);
     if (own) {
         d->stats.snapshots++;
         produce(d, d->cfg->topic_snapshots, f->name, o, own);
@@ -217,7 +255,8 @@ static void on_part(redisAsyncContext *ac, void *r, void *priv)
         }
     } else if (reply->type == REDIS_REPLY_ARRAY) { /* the bottleneck state */
         for (size_t i = 0; i + 1 < reply->elements; i += 2)
-            json_object_set_new(e->bn_state, reply->element[i]->str, json_true());
+            json_object_set_new(e->bn_state, reply->element[i]->str,
+                                json_string(reply->element[i + 1]->str));
     }
     if (--e->pending == 0)
         finish_eval(d, e);
@@ -282,7 +321,7 @@ void fn_eval_tick(fn_daemon_t *d)
         fn_eval_t *e = &d->evals[i];
         int64_t every = e->f->bottleneck.evaluate_every_ms;
         int64_t tick = now / every * every;
-        if (e->busy || tick <= e->last_tick)
+        if (e->busy || e->announcing || tick <= e->last_tick)
             continue;
         char key[160], ttl[24];
         snprintf(key, sizeof key, "%s:eval:%s:%lld", d->cfg->key_prefix, e->f->name,
@@ -297,25 +336,14 @@ void fn_eval_tick(fn_daemon_t *d)
     }
 }
 
-static void on_state_reply(redisAsyncContext *ac, void *r, void *priv)
-{
-    fn_daemon_t *d = priv;
-    d->analytics_requests--;
-}
-
 void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner)
 {
     bn_out_t *o = (bn_out_t *)owner;
     d->analytics_in_flight--;
-    if (o->stage >= 0 && d->redis_ready) {
-        char key[128];
-        state_key(d->cfg, o->funnel, key, sizeof key);
-        int rc = o->raise
-                     ? redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %d %lld", key,
-                                         o->stage, (long long)o->tick)
-                     : redisAsyncCommand(d->redis, on_state_reply, d, "HDEL %s %d", key, o->stage);
-        if (rc == REDIS_OK)
-            d->analytics_requests++;
+    if (o->stage >= 0) {
+        o->e->announcing--;
+        if (d->redis_ready)
+            record(d, o->e, o->stage, o->tick, o->raise ? 'a' : 0);
     }
     free(o);
 }

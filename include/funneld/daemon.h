@@ -100,7 +100,8 @@ typedef struct fn_eval {
     int64_t last_tick; /* the last tick evaluated here or by another daemon */
     int64_t tick;      /* the one in progress */
     bool busy, failed;
-    int pending; /* replies still to come */
+    int pending;    /* replies still to come */
+    int announcing; /* bottleneck changes produced, not yet acknowledged */
     fn_funnel_stats_t st;
     json_t *bn_state; /* stage index -> raised */
 } fn_eval_t;

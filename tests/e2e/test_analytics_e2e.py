@@ -192,6 +192,27 @@ def main():
         check.eq(st.stop(p), 0, "exit code")
     finally:
         st.close()
+
+    # wall clock, two daemons in one group: one snapshot per tick, never two
+    f = json.loads(json.dumps(FUNNEL))
+    f["bottleneck"]["evaluate_every"] = "1s"
+    w = Stack("analytics-wall", funnels=[f], partitions=2, clock="wall")
+    try:
+        a, b = w.start(), w.start()
+        now = int(time.time() * 1000)
+        w.produce([ev("W-%d" % i, "w", now, "web", "page_view") for i in range(20)])
+        time.sleep(6)
+        snaps = [json.loads(m.value()) for m in w.consume(w.topics["snapshots"], idle=2)]
+        ticks = [s["at"] for s in snaps]
+        check.true(len(snaps) >= 3, f"wall-clock snapshots every second ({len(snaps)})")
+        check.eq(len(ticks), len(set(ticks)), "two daemons: one snapshot per tick")
+        check.true(all(ms(t) % 1000 == 0 for t in ticks), "ticks on multiples of evaluate_every")
+        check.true(any(s["stages"][0]["entered"] == 20 for s in snaps),
+                   "the window sees the 20 entries")
+        for p in (a, b):
+            check.eq(w.stop(p), 0, "exit code")
+    finally:
+        w.close()
     check.done()
 
 
