@@ -19,7 +19,7 @@ PKGS=(
     # services and their clients
     redis-server redis-tools kafkacat
     # test tooling
-    python3 python3-jsonschema python3-confluent-kafka python3-redis
+    python3 python3-jsonschema python3-confluent-kafka python3-redis python3-yaml
 )
 command -v java >/dev/null 2>&1 || PKGS+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || PKGS+=(maven)
