@@ -89,6 +89,7 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         next = x->offset + 1;
         if (x->accepted && x->ev.ts_ms > p->maxts_done)
             p->maxts_done = x->ev.ts_ms;
+        fn_hist_observe(&d->stats.end_to_end, (double)(uv_hrtime() - x->consumed_ns) / 1e9);
         msg_free(d, x);
         d->stats.committed++;
     }
@@ -142,6 +143,7 @@ static void finish(fn_daemon_t *d)
      * flush (deliveries still finish messages and store their offsets), then what is left
      * unfinished is released — it was not committed, so it is consumed again — and only then
      * the consumer, whose destroy waits until every message it handed out is destroyed. */
+    fn_http_close(d);
     fn_store_close(d);
     fn_output_close(d);
     drop_unfinished(d);
@@ -248,7 +250,11 @@ int fn_daemon_run(fn_daemon_t *d)
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
     uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
     uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
-    if (fn_eval_start(d) || fn_output_start(d) || fn_store_start(d) || fn_input_start(d)) {
+    d->config_generation = 1;
+    d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
+    d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
+    if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d) ||
+        fn_http_start(d) || fn_output_start(d) || fn_store_start(d) || fn_input_start(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
     } else {
@@ -278,6 +284,8 @@ void fn_daemon_free(fn_daemon_t *d)
     }
     fn_buf_free(&d->out_buf);
     fn_eval_free(d);
+    free(d->stats.trans_by_funnel);
+    free(d->stats.trig_by_funnel);
     fn_config_free(d->cfg);
     free(d);
 }

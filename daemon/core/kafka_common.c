@@ -38,8 +38,16 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     fn_log(&d->log, l, "rdkafka", "%s: %s", fac, buf);
 }
 
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER)
+        fn_metrics_on_kafka_stats(opaque, json, len);
+    return 0; /* librdkafka frees json */
+}
+
 int fn_kafka_conf_common(fn_daemon_t *d, rd_kafka_conf_t *conf)
 {
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_opaque(conf, d);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);

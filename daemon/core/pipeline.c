@@ -37,6 +37,7 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     m->rkm = rkm;
     m->offset = rkm->offset;
     m->consumed_ms = now;
+    m->consumed_ns = uv_hrtime();
     m->seq = ++d->msg_seq;
     m->part = p;
     if (p->tail)
@@ -45,6 +46,7 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
         p->head = m;
     p->tail = m;
     p->at_eof = false;
+    p->consumed++;
     d->stats.consumed++;
 
     char reason[256];
@@ -65,9 +67,12 @@ void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason)
     dead_letter(d, m, FN_REJ_STEP_FAILED, reason);
 }
 
-static void count_transition(fn_daemon_t *d, char op)
+static void count_transition(fn_daemon_t *d, const fn_funnel_t *f, char op)
 {
     d->stats.transitions++;
+    size_t fi = (size_t)(f - d->cfg->funnels);
+    if (d->stats.trans_by_funnel && fi < d->cfg->n_funnels)
+        d->stats.trans_by_funnel[fi][op == 'C' ? 1 : op == 'L' ? 2 : 0]++;
     switch (op) {
     case 'B':
         d->stats.by_type[1]++;
@@ -135,13 +140,15 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
         for (size_t i = 0; i < d->cfg->n_funnels; i++, n++) {
             if (fn_emit_erased(&d->out_buf, &m->ev, &d->cfg->funnels[i], res.at, now))
                 goto oom;
+            if (d->stats.trans_by_funnel)
+                d->stats.trans_by_funnel[i][3]++;
             produce_output(d, m);
         }
     } else {
         for (size_t i = 0; i < res.n_trans; i++, n++) {
             if (fn_emit_transition(&d->out_buf, &m->ev, &res, &res.trans[i], now))
                 goto oom;
-            count_transition(d, res.trans[i].op);
+            count_transition(d, res.trans[i].funnel, res.trans[i].op);
             produce_output(d, m);
         }
         if (m->ev.kind == FN_EV_CONSENT)
@@ -150,6 +157,8 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
             d->stats.touches++;
     }
     m->clear_pending = n > 0;
+    if (n > 0)
+        d->stats.msgs_transition++;
     fn_store_release(d, m);
     if (--m->pending_dr == 0)
         fn_msg_done(d, m);

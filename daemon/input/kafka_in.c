@@ -31,6 +31,7 @@ fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t pa
     }
     p->partition = partition;
     p->next_commit = -1;
+    p->lag = -1;
     p->next = d->partitions;
     d->partitions = p;
     return p;
@@ -66,6 +67,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         assign = false;
     }
     mark_assigned(d, parts, assign);
+    d->joined = true;
     if (cooperative) {
         rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
                                      : rd_kafka_incremental_unassign(rk, parts);
@@ -106,6 +108,7 @@ int fn_input_start(fn_daemon_t *d)
         fn_kafka_conf_set(d, conf, "auto.commit.interval.ms", "1000") ||
         fn_kafka_conf_set(d, conf, "auto.offset.reset", "earliest") ||
         fn_kafka_conf_set(d, conf, "queued.max.messages.kbytes", "16384") ||
+        fn_kafka_conf_set(d, conf, "statistics.interval.ms", "5000") || /* lag, broker state */
         fn_kafka_conf_common(d, conf))
         goto fail;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)

@@ -44,6 +44,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         return;
     }
     d->stats.delivered++;
+    if (strcmp(rd_kafka_topic_name(rkm->rkt), d->cfg->topic_dlq) == 0)
+        d->stats.dlq_delivered++;
     if (m && m->owner == FN_OWNER_TRIGGER) {
         fn_timers_delivered(d, &m->owner);
         return;

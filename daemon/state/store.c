@@ -29,6 +29,7 @@
  * in particular ignores a poll error (libuv reports POLLERR, e.g. after a reset, as a
  * negative status and stops the handle), leaving the connection silent forever. */
 #define REPLY_TIMEOUT_MS 5000
+#define PING_MS 1000 /* idle time after which the connection is checked */
 
 /* Attempts of a step that Redis refuses with a non-transient error before it is
  * dead-lettered. */
@@ -87,6 +88,7 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     }
     d->stats.redis_replies++;
     d->redis_progress_ms = fn_now_ms();
+    fn_hist_observe(&d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
     if (reply->type == REDIS_REPLY_ERROR) {
         d->stats.redis_errors++;
         if (!transient(reply->str) && ++m->step_failures < STEP_ATTEMPTS) {
@@ -137,6 +139,7 @@ static void send_step(fn_daemon_t *d, fn_msg_t *m)
         return;
     }
     m->state = FN_MSG_REDIS_SENT;
+    m->sent_ns = uv_hrtime();
     if (!d->redis_sent.head)
         d->redis_progress_ms = fn_now_ms();
     fn_queue_push(&d->redis_sent, m);
@@ -283,6 +286,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     fn_daemon_t *d = ac->data;
     d->redis = NULL;
+    d->redis_ping_ms = 0;
     d->redis_ready = false;
     /* Steps without a reply go back in front of the ones never sent. */
     fn_msg_queue_t q = d->redis_sent;
@@ -347,9 +351,31 @@ static void on_redis_timer(uv_timer_t *t)
         connect_now(d);
 }
 
+static void on_ping(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    d->redis_ping_ms = 0;
+    if (r)
+        d->redis_progress_ms = fn_now_ms();
+}
+
 void fn_store_watchdog(fn_daemon_t *d)
 {
     int64_t now = fn_now_ms();
+    /* An idle connection is pinged, so that a Redis that went away is noticed (and /readyz
+     * says so) before the next event needs it; no answer within the reply timeout drops it. */
+    if (d->redis && d->redis_ready) {
+        if (d->redis_ping_ms && now - d->redis_ping_ms >= REPLY_TIMEOUT_MS) {
+            fn_log(&d->log, FN_LOG_WARN, "redis", "no answer to PING for %d ms; reconnecting",
+                   REPLY_TIMEOUT_MS);
+            d->redis_ping_ms = 0;
+            redisAsyncFree(d->redis);
+            return;
+        }
+        if (!d->redis_ping_ms && !d->redis_sent.head && now - d->redis_progress_ms >= PING_MS &&
+            redisAsyncCommand(d->redis, on_ping, NULL, "PING") == REDIS_OK)
+            d->redis_ping_ms = now;
+    }
     if (d->redis && !d->redis_ready && now - d->redis_connect_ms >= REPLY_TIMEOUT_MS) {
         /* The same adapter flaw hides a refused connect (libuv reports it as a poll error),
          * and a set-up reply may never come: give the attempt up and start another. */

@@ -101,9 +101,12 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
                e->type == REDIS_REPLY_STRING ? err : "entry is not a string");
         return;
     }
-    char fname[FN_NAME_MAX + 1];
-    snprintf(fname, sizeof fname, "%.*s", (int)t.funnel.len, t.funnel.p);
     const fn_funnel_t *f = fn_config_funnel(d->cfg, t.funnel.p, t.funnel.len);
+    size_t ri = 0; /* the reason for /metrics: 0 stalled (or a rule no longer configured) */
+    for (size_t r = 0; f && r < f->n_retarget && !ri; r++)
+        if (strlen(f->retarget[r].name) == t.reason.len &&
+            memcmp(f->retarget[r].name, t.reason.p, t.reason.len) == 0)
+            ri = 1 + r;
     trig_out_t *o = malloc(sizeof *o + t.key.len);
     if (!o || fn_emit_retarget(&d->out_buf, &t, f, fn_now_ms())) {
         free(o);
@@ -128,6 +131,8 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
     }
     d->triggers_in_flight++;
     d->stats.triggers_emitted++;
+    if (f && d->stats.trig_by_funnel)
+        d->stats.trig_by_funnel[f - d->cfg->funnels][ri]++;
 }
 
 static void on_fire_reply(redisAsyncContext *ac, void *r, void *priv)

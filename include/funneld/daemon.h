@@ -43,6 +43,8 @@ typedef struct fn_partition {
     bool at_eof;        /* reached the end of the partition since its last message */
     int64_t maxts_done; /* latest event time in the done prefix: the event clock (trigger.h) */
     int64_t *next_due;  /* per shard: earliest timer in its zset, FN_DUE_UNKNOWN or _NONE */
+    uint64_t consumed;  /* messages taken from it (for /metrics) */
+    int64_t lag;        /* from librdkafka's statistics; -1 unknown */
     uint8_t *firing;    /* per shard: a fire.lua call is outstanding */
     struct fn_partition *next;
 } fn_partition_t;
@@ -70,7 +72,8 @@ typedef struct fn_msg {
     int pending_dr;     /* produced messages not yet acknowledged */
     bool clear_pending; /* a stored result in Redis to clear once outputs are acked */
     bool accepted;      /* decoded: ev is valid and its time counts for the event clock */
-    int step_failures;  /* error replies to its step that were not transient */
+    uint64_t consumed_ns, sent_ns; /* uv_hrtime at consume and at the last step send */
+    int step_failures;             /* error replies to its step that were not transient */
     int64_t consumed_ms;
     uint64_t seq; /* this process's number for the message, part of its step token */
 } fn_msg_t;
@@ -79,6 +82,19 @@ typedef struct fn_msg_queue {
     fn_msg_t *head, *tail;
     size_t len;
 } fn_msg_queue_t;
+
+/* A latency histogram with the buckets of deploy/prometheus/METRICS.md (seconds). */
+#define FN_HIST_BUCKETS 14
+typedef struct fn_hist {
+    uint64_t bucket[FN_HIST_BUCKETS + 1]; /* the last is +Inf */
+    double sum;
+    uint64_t count;
+} fn_hist_t;
+
+/* Counts one observation of `seconds` in h. */
+void fn_hist_observe(fn_hist_t *h, double seconds);
+/* The upper bound of bucket i (i < FN_HIST_BUCKETS), in seconds. */
+double fn_hist_bound(int i);
 
 /* Counters for /metrics and the logs. Plain integers: the loop is single-threaded. */
 typedef struct fn_stats {
@@ -92,6 +108,12 @@ typedef struct fn_stats {
     uint64_t triggers_emitted, triggers_delivered, triggers_capped, triggers_opted_out;
     uint64_t timer_errors;
     uint64_t snapshots, bottlenecks[2]; /* raised, cleared */
+    uint64_t msgs_transition, dlq_delivered;
+    fn_hist_t redis_rtt, end_to_end;
+    /* per funnel (config order): transitions by type (stage_changed, converted, lost,
+     * lead_erased) and triggers by reason (0 stalled, 1 + rule index) */
+    uint64_t (*trans_by_funnel)[4];
+    uint64_t (*trig_by_funnel)[1 + FN_MAX_RULES];
 } fn_stats_t;
 
 /* One funnel's periodic evaluation (analytics/evaluate.c). */
@@ -120,6 +142,9 @@ typedef struct fn_daemon {
     int64_t blocked_since; /* wall ms when the in-flight bound stopped consumption, or 0 */
     bool paused;           /* partitions paused: blocked for long, or stopping */
     int assigned_count;
+    bool joined;           /* a first assignment (possibly empty) arrived */
+    bool kafka_up;         /* a broker is up, per librdkafka's latest statistics */
+    int64_t kafka_seen_ms; /* when statistics last arrived */
 
     /* output */
     rd_kafka_t *producer;
@@ -139,6 +164,7 @@ typedef struct fn_daemon {
     int64_t redis_backoff_ms;
     int64_t redis_progress_ms; /* last reply, or first send into an empty "sent" queue */
     int64_t redis_connect_ms;  /* when the current connection attempt began */
+    int64_t redis_ping_ms;     /* when an idle-check PING was sent, 0: none outstanding */
     bool store_started;
     uv_timer_t redis_timer;
     fn_msg_t **lead_table; /* chain heads by lead hash */
@@ -158,6 +184,12 @@ typedef struct fn_daemon {
     /* messages */
     size_t in_flight;
     fn_msg_t *free_msgs;
+
+    /* http (http/http.c) */
+    uv_tcp_t http;
+    bool http_started;
+    size_t http_conns;
+    int64_t config_generation;
 
     uv_timer_t tick; /* drains queues as a safety net and retries refused produce calls */
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -252,6 +284,17 @@ bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool
 void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner);
 bool fn_eval_idle(const fn_daemon_t *d);
 void fn_eval_free(fn_daemon_t *d);
+
+/* --- http/http.c and http/metrics.c --- */
+/* Listens on http.listen: /metrics, /healthz, /readyz. */
+int fn_http_start(fn_daemon_t *d);
+void fn_http_close(fn_daemon_t *d);
+/* True when partitions were assigned (or the group gave us none), Redis and Kafka are up. */
+bool fn_http_ready(const fn_daemon_t *d);
+/* Writes the Prometheus text of every metric into out. */
+int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *out);
+/* librdkafka statistics (JSON): broker state and consumer lag per partition. */
+void fn_metrics_on_kafka_stats(fn_daemon_t *d, const char *json, size_t len);
 
 /* --- output/kafka_out.c --- */
 /* Produces a copy of payload; opaque comes back in the delivery report. Waits (bounded) when

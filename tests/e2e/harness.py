@@ -51,6 +51,8 @@ class Stack:
         cfg["kafka"]["properties"] = {"session.timeout.ms": "6000",
                                       "topic.metadata.refresh.interval.ms": "2000"}
         cfg["redis"] = {"url": self.redis_url, "key_prefix": self.name}
+        # many daemons share this machine: each gets a free port (printed in its log)
+        cfg["http"] = {"listen": "127.0.0.1:0"}
         if funnels is not None:
             cfg["funnels"] = funnels
         cfg.update(engine)

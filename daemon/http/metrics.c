@@ -1,0 +1,182 @@
+/*
+ * metrics.c — the Prometheus text of GET /metrics (names, types and labels as in
+ * deploy/prometheus/METRICS.md) and the librdkafka statistics it takes lag and broker state
+ * from. Label values come from the config or fixed lists, never from input data.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/daemon.h"
+
+static const double bounds[FN_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                               0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+double fn_hist_bound(int i)
+{
+    return bounds[i];
+}
+
+void fn_hist_observe(fn_hist_t *h, double seconds)
+{
+    int i = 0;
+    while (i < FN_HIST_BUCKETS && seconds > bounds[i])
+        i++;
+    h->bucket[i]++;
+    h->sum += seconds;
+    h->count++;
+}
+
+static int head(fn_buf_t *b, const char *name, const char *type, const char *help)
+{
+    return fn_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static int hist(fn_buf_t *b, const char *name, const char *help, const fn_hist_t *h)
+{
+    if (head(b, name, "histogram", help))
+        return FN_ERR;
+    uint64_t cum = 0;
+    for (int i = 0; i < FN_HIST_BUCKETS; i++) {
+        cum += h->bucket[i];
+        if (fn_buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+                           (unsigned long long)cum))
+            return FN_ERR;
+    }
+    return fn_buf_appendf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+                          (unsigned long long)h->count, name, h->sum, name,
+                          (unsigned long long)h->count);
+}
+
+static int per_topic(const fn_daemon_t *d, fn_buf_t *b)
+{
+    const fn_config_t *cfg = d->cfg;
+    for (size_t i = 0; i < cfg->n_input_topics; i++) {
+        uint64_t n = 0;
+        for (const fn_partition_t *p = d->partitions; p; p = p->next)
+            if (strcmp(p->topic, cfg->input_topics[i]) == 0)
+                n += p->consumed;
+        if (fn_buf_appendf(b, "funneld_events_consumed_total{topic=\"%s\"} %llu\n",
+                           cfg->input_topics[i], (unsigned long long)n))
+            return FN_ERR;
+    }
+    return FN_OK;
+}
+
+int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
+{
+    const fn_stats_t *s = &d->stats;
+    const fn_config_t *cfg = d->cfg;
+    uint64_t rejected = 0;
+    for (int i = 1; i < FN_REJ_COUNT; i++)
+        rejected += s->rejected[i];
+    static const char *const ttypes[] = {"stage_changed", "converted", "lost", "lead_erased"};
+
+    if (head(b, "funneld_events_consumed_total", "counter",
+             "Messages taken from an input topic, valid or not.") ||
+        per_topic(d, b) ||
+        head(b, "funneld_events_total", "counter", "Finished input messages by outcome.") ||
+        fn_buf_appendf(b,
+                       "funneld_events_total{outcome=\"transition\"} %llu\n"
+                       "funneld_events_total{outcome=\"touch\"} %llu\n"
+                       "funneld_events_total{outcome=\"duplicate\"} %llu\n"
+                       "funneld_events_total{outcome=\"rejected\"} %llu\n",
+                       (unsigned long long)s->msgs_transition,
+                       (unsigned long long)(s->touches + s->consents),
+                       (unsigned long long)s->duplicates, (unsigned long long)rejected) ||
+        head(b, "funneld_rejected_total", "counter", "Dead-lettered messages by error code."))
+        return FN_ERR;
+    for (int i = 1; i < FN_REJ_COUNT; i++)
+        if (fn_buf_appendf(b, "funneld_rejected_total{reason=\"%s\"} %llu\n",
+                           fn_reject_code((fn_reject_t)i), (unsigned long long)s->rejected[i]))
+            return FN_ERR;
+    if (head(b, "funneld_transitions_total", "counter", "Transition events emitted."))
+        return FN_ERR;
+    for (size_t f = 0; f < cfg->n_funnels && s->trans_by_funnel; f++)
+        for (int t = 0; t < 4; t++)
+            if (fn_buf_appendf(b, "funneld_transitions_total{funnel=\"%s\",type=\"%s\"} %llu\n",
+                               cfg->funnels[f].name, ttypes[t],
+                               (unsigned long long)s->trans_by_funnel[f][t]))
+                return FN_ERR;
+    if (head(b, "funneld_triggers_total", "counter", "Retargeting triggers emitted."))
+        return FN_ERR;
+    for (size_t f = 0; f < cfg->n_funnels && s->trig_by_funnel; f++)
+        for (size_t r = 0; r <= cfg->funnels[f].n_retarget; r++)
+            if (fn_buf_appendf(b, "funneld_triggers_total{funnel=\"%s\",reason=\"%s\"} %llu\n",
+                               cfg->funnels[f].name,
+                               r ? cfg->funnels[f].retarget[r - 1].name : "stalled",
+                               (unsigned long long)s->trig_by_funnel[f][r]))
+                return FN_ERR;
+    if (head(b, "funneld_triggers_suppressed_total", "counter",
+             "Due triggers not emitted, as this process saw them fire (cancellations by "
+             "opt-out and erasure are counted per funnel in Redis).") ||
+        fn_buf_appendf(b,
+                       "funneld_triggers_suppressed_total{reason=\"opted_out\"} %llu\n"
+                       "funneld_triggers_suppressed_total{reason=\"capped\"} %llu\n",
+                       (unsigned long long)s->triggers_opted_out,
+                       (unsigned long long)s->triggers_capped) ||
+        head(b, "funneld_dlq_total", "counter", "Dead letters acknowledged by Kafka.") ||
+        fn_buf_appendf(b, "funneld_dlq_total %llu\n", (unsigned long long)s->dlq_delivered) ||
+        hist(b, "funneld_redis_roundtrip_seconds", "One Redis step call, sent to reply.",
+             &s->redis_rtt) ||
+        hist(b, "funneld_end_to_end_seconds",
+             "One input message from consumed to done (applied, outputs acknowledged).",
+             &s->end_to_end) ||
+        head(b, "funneld_in_flight", "gauge", "Messages between consume and commit.") ||
+        fn_buf_appendf(b, "funneld_in_flight %zu\n", d->in_flight) ||
+        head(b, "funneld_consumer_lag", "gauge",
+             "Per assigned input partition: high watermark minus next offset to consume."))
+        return FN_ERR;
+    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+        if (p->assigned && p->lag >= 0 &&
+            fn_buf_appendf(b, "funneld_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
+                           p->topic, (int)p->partition, (long long)p->lag))
+            return FN_ERR;
+    return head(b, "funneld_kafka_up", "gauge", "1 when a broker is reachable.") ||
+                   fn_buf_appendf(b, "funneld_kafka_up %d\n", d->kafka_up) ||
+                   head(b, "funneld_redis_up", "gauge",
+                        "1 when Redis is connected and the scripts are loaded.") ||
+                   fn_buf_appendf(b, "funneld_redis_up %d\n", d->redis_ready) ||
+                   head(b, "funneld_ready", "gauge", "1 when /readyz answers 200.") ||
+                   fn_buf_appendf(b, "funneld_ready %d\n", fn_http_ready(d)) ||
+                   head(b, "funneld_config_generation", "gauge",
+                        "1 at start, +1 for every configuration accepted on SIGHUP.") ||
+                   fn_buf_appendf(b, "funneld_config_generation %lld\n",
+                                  (long long)d->config_generation)
+               ? FN_ERR
+               : FN_OK;
+}
+
+void fn_metrics_on_kafka_stats(fn_daemon_t *d, const char *text, size_t len)
+{
+    json_t *j = json_loadb(text, len, 0, NULL);
+    if (!j)
+        return;
+    d->kafka_seen_ms = fn_now_ms();
+    bool up = false;
+    const char *name;
+    json_t *br;
+    json_object_foreach (json_object_get(j, "brokers"), name, br) {
+        /* learned brokers have a node id; the bootstrap entries have -1 */
+        const char *state = json_string_value(json_object_get(br, "state"));
+        if (json_integer_value(json_object_get(br, "nodeid")) >= 0 && state &&
+            strcmp(state, "UP") == 0)
+            up = true;
+    }
+    d->kafka_up = up;
+    json_t *topic;
+    json_object_foreach (json_object_get(j, "topics"), name, topic) {
+        const char *pkey;
+        json_t *part;
+        json_object_foreach (json_object_get(topic, "partitions"), pkey, part) {
+            long pn = strtol(pkey, NULL, 10);
+            json_t *lag = json_object_get(part, "consumer_lag");
+            if (pn < 0 || !json_is_integer(lag))
+                continue;
+            for (fn_partition_t *p = d->partitions; p; p = p->next)
+                if (p->partition == pn && strcmp(p->topic, name) == 0)
+                    p->lag = json_integer_value(lag);
+        }
+    }
+    json_decref(j);
+}

@@ -1,0 +1,173 @@
+"""test_ops_e2e.py — the operations endpoint (SPEC §7) on a running daemon:
+
+- /metrics counters agree with what was sent and what came out (consumed, outcomes, dead
+  letters by reason, transitions by funnel and type, histogram counts), /healthz answers;
+- /readyz turns 503 while the daemon's Redis is stopped and 200 again once it is back;
+- 1000 idle connections held open and a 10 MB request head neither stop the event path (a
+  second batch is processed meanwhile) nor the endpoint (it answers right after).
+Runs its own redis-server so that it can stop it.
+"""
+import json
+import resource
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from harness import Check, Stack, gen_stream, wait_drained
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return None, str(e)
+
+
+def metrics(port):
+    code, text = get(port, "/metrics")
+    out = {}
+    for line in text.splitlines() if code == 200 else []:
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def wait_for(cond, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def start_redis(port, data):
+    return subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", data],
+                            stdout=subprocess.DEVNULL)
+
+
+def main():
+    check = Check("test_ops_e2e")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    rport, hport = free_port(), free_port()
+    data = tempfile.mkdtemp()
+    srv = start_redis(rport, data)
+    st = Stack("ops", partitions=3)
+    try:
+        st.cfg["redis"]["url"] = f"redis://127.0.0.1:{rport}/0"
+        st.cfg["http"] = {"listen": f"127.0.0.1:{hport}"}
+        with open(st.config_path, "w") as f:
+            json.dump(st.cfg, f)
+        time.sleep(0.5)
+        p = st.start(unset=("FUNNELD_REDIS_URL",))
+        stream = gen_stream(1000, 150, seed=5, dup_rate=0.02, bad_rate=0.02)
+        st.produce(stream)
+        check.true(wait_drained(st, timeout=120), "first batch processed")
+        check.eq(get(hport, "/healthz")[0], 200, "/healthz")
+        check.true(wait_for(lambda: get(hport, "/readyz")[0] == 200, 20), "/readyz 200")
+        trans = st.transitions(idle=3)
+        dlq = st.consume(st.topics["dlq"], idle=2)
+        m = metrics(hport)
+        topic = st.input
+        check.eq(m.get(f'funneld_events_consumed_total{{topic="{topic}"}}'), 1000.0, "consumed")
+        outcomes = sum(v for k, v in m.items() if k.startswith("funneld_events_total{"))
+        check.eq(outcomes, 1000.0, "every message has one outcome")
+        check.eq(m.get('funneld_events_total{outcome="rejected"}'), float(len(dlq)), "rejected")
+        check.eq(m.get("funneld_dlq_total"), float(len(dlq)), "dead letters acknowledged")
+        by_reason = {}
+        for msg in dlq:
+            code = dict(msg.headers() or []).get("funneld.error", b"").decode()
+            by_reason[code] = by_reason.get(code, 0) + 1
+        for code, n in by_reason.items():
+            check.eq(m.get(f'funneld_rejected_total{{reason="{code}"}}'), float(n), f"rejected {code}")
+        for f in ("b2b", "aida"):
+            for t in ("stage_changed", "converted", "lost"):
+                want = sum(1 for e in trans if e["funnel"] == f and e["type"] == t)
+                check.eq(m.get(f'funneld_transitions_total{{funnel="{f}",type="{t}"}}'),
+                         float(want), f"transitions {f}/{t}")
+        check.eq(m.get("funneld_end_to_end_seconds_count"), 1000.0, "end-to-end histogram count")
+        check.true(m.get("funneld_redis_roundtrip_seconds_count", 0) >= 1000 - len(dlq),
+                   "a Redis round trip per applied event")
+        check.eq(m.get("funneld_in_flight"), 0.0, "nothing in flight")
+        check.eq((m.get("funneld_redis_up"), m.get("funneld_kafka_up"), m.get("funneld_ready")),
+                 (1.0, 1.0, 1.0), "up and ready gauges")
+        lags = [v for k, v in m.items() if k.startswith("funneld_consumer_lag{")]
+        check.true(wait_for(lambda: [v for k, v in metrics(hport).items()
+                                     if k.startswith("funneld_consumer_lag{")] == [0.0] * 3, 15),
+                   f"lag per partition reported, 0 when drained (first scrape {lags})")
+
+        # Redis away: not ready; back: ready
+        srv.terminate()
+        srv.wait()
+        check.true(wait_for(lambda: get(hport, "/readyz")[0] == 503, 20), "/readyz 503 without Redis")
+        check.eq(metrics(hport).get("funneld_redis_up"), 0.0, "redis_up 0")
+        check.eq(get(hport, "/healthz")[0], 200, "still alive")
+        srv = start_redis(rport, data)
+        check.true(wait_for(lambda: get(hport, "/readyz")[0] == 200, 30), "/readyz 200 again")
+
+        # hostile clients: a 10 MB request head, then 1000 idle connections while a batch flows
+        big = socket.socket()
+        big.settimeout(10)
+        big.connect(("127.0.0.1", hport))
+        sent = 0
+        try:
+            big.sendall(b"GET /metrics HTTP/1.1\r\nX-Big: ")
+            chunk = b"a" * 65536
+            while sent < 10 * 1024 * 1024:
+                big.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # the daemon answered 431 and closed: expected
+        reply = b""
+        try:
+            reply = big.recv(200)
+        except OSError as e:
+            reply = str(e).encode()  # a reset can overtake the 431 when unread bytes remain
+        big.close()
+        check.true(reply.startswith(b"HTTP/1.1 431") or b"reset" in reply,
+                   f"oversized head refused ({sent} bytes sent, reply {reply[:30]!r})")
+        check.true(sent < 10 * 1024 * 1024, "the daemon stopped reading long before 10 MB")
+        check.eq(get(hport, "/healthz")[0], 200, "alive after the oversized head")
+        socks = []
+        for _ in range(1000):
+            s = socket.socket()
+            s.settimeout(5)
+            try:
+                s.connect(("127.0.0.1", hport))
+                socks.append(s)
+            except OSError:
+                s.close()
+        st.produce(gen_stream(1000, 150, seed=6, dup_rate=0, bad_rate=0))
+        check.true(wait_drained(st, timeout=120), "second batch processed with 1000 connections open")
+        for s in socks:
+            s.close()
+        check.true(wait_for(lambda: get(hport, "/healthz")[0] == 200, 10),
+                   "endpoint answers once they are gone")
+        print(f"held {len(socks)} connections; big head: {sent} bytes sent before the refusal")
+        check.eq(st.stop(p), 0, "exit code")
+    finally:
+        st.close()
+        srv.terminate()
+        srv.wait()
+    check.done()
+
+
+if __name__ == "__main__":
+    main()
