@@ -218,7 +218,11 @@ EOF
 format_storage() { # dir
     local dir="$1" cid
     # A Kafka cluster id is a base64url (unpadded) 16-byte UUID.
-    cid="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    # One in 64 starts with '-', which StorageTool's argument parser takes for an option.
+    cid=-
+    while [[ "$cid" == -* ]]; do
+        cid="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     # Static quorum (controller.quorum.voters), so no --standalone here.
     if ! kjava kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
             >"$dir/format.log" 2>&1; then

@@ -57,8 +57,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     if (m->err) {
         if (s->failed < 5)
-            fprintf(stderr, "bench_kafka_ceiling: delivery failed: %s\n",
-                    rd_kafka_err2str(m->err));
+            fprintf(stderr, "bench_kafka_ceiling: delivery failed: %s\n", rd_kafka_err2str(m->err));
         s->failed++;
     } else {
         s->delivered++;

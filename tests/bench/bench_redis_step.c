@@ -68,36 +68,6 @@ static void usage(FILE *f)
                "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n");
 }
 
-/* redis://[user:password@]host[:port][/db] */
-static int parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
-                     size_t userlen, char *pass, size_t passlen, int *db)
-{
-    if (strncmp(url, "redis://", 8) != 0)
-        return FN_ERR;
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    user[0] = pass[0] = '\0';
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *uend = colon ? colon : at;
-        snprintf(user, userlen, "%.*s", (int)(uend - p), p);
-        if (colon)
-            snprintf(pass, passlen, "%.*s", (int)(at - colon - 1), colon + 1);
-        p = at + 1;
-    }
-    const char *slash = strchr(p, '/');
-    const char *hend = slash ? slash : p + strlen(p);
-    const char *colon = memchr(p, ':', (size_t)(hend - p));
-    *port = 6379;
-    if (colon) {
-        *port = atoi(colon + 1);
-        hend = colon;
-    }
-    snprintf(host, hostlen, "%.*s", (int)(hend - p), p);
-    *db = slash && slash[1] ? atoi(slash + 1) : 0;
-    return host[0] && *port > 0 && *port < 65536 ? FN_OK : FN_ERR;
-}
-
 /* Runs a command whose reply must not be an error; frees the reply. */
 static int run_ok(redisContext *c, const char *what, redisReply *r)
 {
@@ -293,7 +263,8 @@ int main(int argc, char **argv)
     char host[256], user[128], pass[256];
     int port, db;
     const char *url = url_opt ? url_opt : cfg->redis_url;
-    if (parse_url(url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass, &db)) {
+    if (fn_redis_url_parse(url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass,
+                           &db)) {
         fprintf(stderr, "bench_redis_step: cannot parse redis url %s\n", url);
         goto fail;
     }

@@ -13,6 +13,9 @@ Runs on Debian's /usr/bin/python3 (python3-confluent-kafka, python3-redis).
   bench_tools.py outputs BROKERS TRANSITIONS DLQ            -> key=value lines
   bench_tools.py redis-stats REDIS_URL                      -> JSON snapshot
   bench_tools.py redis-diff BEFORE.json AFTER.json EVENTS   -> key=value lines
+  bench_tools.py fire-calls BEFORE.json AFTER.json CONFIG   -> key=value lines
+  bench_tools.py timer-stats REDIS_URL CONFIG TOPIC PARTS FAR_MS -> key=value lines
+  bench_tools.py redis-del-prefix REDIS_URL PREFIX          -> key=value lines
   bench_tools.py latency BROKERS INPUT TRANSITIONS [WARMUP_S] -> key=value lines
   bench_tools.py stoplog FILE                               -> key=value lines
   bench_tools.py summary RESULTS.env                        -> the table
@@ -224,7 +227,8 @@ def cmd_redis_stats(url):
     cpu = r.info("cpu")
     print(json.dumps({"calls": {k[len("cmdstat_"):] if k.startswith("cmdstat_") else k:
                                 v["calls"] for k, v in stats.items()},
-                      "cpu": cpu["used_cpu_user"] + cpu["used_cpu_sys"]}))
+                      "cpu": cpu["used_cpu_user"] + cpu["used_cpu_sys"],
+                      "used_memory": r.info("memory")["used_memory"]}))
 
 
 def cmd_redis_diff(before, after, events):
@@ -240,6 +244,82 @@ def cmd_redis_diff(before, after, events):
        redis_cpu_s=f"{a['cpu'] - b['cpu']:.3f}",
        cmds=",".join(f"{k}:{v / events:.3f}" for k, v in
                      sorted(delta.items(), key=lambda x: -x[1])))
+
+
+def config_shards(path):
+    with open(path) as f:
+        return int(json.load(f).get("redis", {}).get("shards", 64))
+
+
+def cmd_fire_calls(before, after, config):
+    """The daemon's fire.lua calls between two redis-stats snapshots, told apart from its
+    other scripts by the commands only one script calls (Redis 7 counts the commands a
+    script calls in commandstats): each step.lua call runs one ZSCORE (the de-duplication
+    check), each fire.lua call that looks at a due zset one ZRANGE (its next due time; a
+    lease sweep returns before it), each bottleneck evaluation one SET NX lock and then
+    one read.lua call per shard. Whatever EVALSHA is left over is fire.lua."""
+    with open(before) as f:
+        b = json.load(f)
+    with open(after) as f:
+        a = json.load(f)
+
+    def d(cmd):
+        return a["calls"].get(cmd, 0) - b["calls"].get(cmd, 0)
+
+    shards = config_shards(config)
+    steps, reads, tick = d("zscore"), d("set") * shards, d("zrange")
+    fire = d("evalsha") - steps - reads
+    kv(fire_calls=fire, fire_tick_calls=tick, fire_sweep_calls=fire - tick, steps=steps,
+       analytics_reads=reads, used_memory_before=b.get("used_memory", ""),
+       used_memory_after=a.get("used_memory", ""))
+
+
+def cmd_timer_stats(url, config, topic, parts, far_ms):
+    """Triggers fired and suppressed (the shard counters), and the timers still pending in
+    the zsets of TOPIC's PARTS partitions: all of them, and those due at FAR_MS or later."""
+    import redis
+    with open(config) as f:
+        prefix = json.load(f)["redis"]["key_prefix"]
+    shards = config_shards(config)
+    r = redis.Redis.from_url(url)
+    p = r.pipeline(transaction=False)
+    for s in range(shards):
+        p.hgetall(f"{prefix}:{{{s}}}:stats")
+        for q in range(int(parts)):
+            key = f"{prefix}:{{{s}}}:due:{topic}:{q}"
+            p.zcard(key)
+            p.zcount(key, int(far_ms), "+inf")
+    res = p.execute()
+    fired = suppressed = pending = far = 0
+    i = 0
+    for s in range(shards):
+        for k, v in res[i].items():
+            if b"|trig|" in k:
+                fired += int(v)
+            elif b"|sup|" in k:
+                suppressed += int(v)
+        i += 1
+        for q in range(int(parts)):
+            pending += res[i]
+            far += res[i + 1]
+            i += 2
+    kv(triggers_fired=fired, triggers_suppressed=suppressed, pending=pending, pending_far=far)
+
+
+def cmd_redis_del_prefix(url, prefix):
+    """Deletes every key under PREFIX: (a measurement's keyspace nobody needs any more)."""
+    import redis
+    r = redis.Redis.from_url(url)
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + ":*"
+    n, batch = 0, []
+    for k in r.scan_iter(match=pattern, count=1000):
+        batch.append(k)
+        if len(batch) >= 1000:
+            n += r.unlink(*batch)
+            batch = []
+    if batch:
+        n += r.unlink(*batch)
+    kv(deleted=n)
 
 
 # ------------------------------------------------------------------ latency
@@ -352,6 +432,52 @@ def cmd_summary(path):
         ("ratio funneld ÷ Kafka ceiling (1 per input)",
          num(fe / kc1 if fe and kc1 else None, "{:.2f}")),
     ]
+    if f("pending_timers"):
+        n = f("pending_timers")
+
+        def mb(x):
+            return num(x / 1e6 if x is not None else None, "{:,.1f}")
+        fills = [(w, k) for w, k in (("funneld backlog", "fill"), ("Redis ceiling", "fillc"),
+                                     ("fixed rate", "rate_fill")) if f(f"{k}_timers")]
+        rows.append(("pending timers (due 2100, none during the run)",
+                     f"{n:,.0f} in the keyspace of each of: "
+                     f"{', '.join(w for w, _ in fills)} ({g(fills[0][1] + '_zsets')} zsets "
+                     f"each), written at {num(f(fills[0][1] + '_rate'))} timers/s"
+                     if fills else f"{n:,.0f}"))
+        for w, k in fills:
+            m0, m1 = f(f"{k}_used_memory_before"), f(f"{k}_used_memory_after")
+            rows.append((f"Redis used_memory, timers for {w}",
+                         f"{mb(m0)} MB before, {mb(m1)} MB after writing them "
+                         f"({g(k + '_bytes_per_timer')} B per timer)"))
+        if "fire_used_memory_after" in r:
+            rows.append(("Redis used_memory after the backlog run",
+                         f"{mb(f('fire_used_memory_after'))} MB"))
+        if f("redis0_eps") is not None or rc is not None:
+            rc0 = f("redis0_eps")
+            rows += [
+                ("Redis step ceiling vs pending timers",
+                 f"{num(rc0)} steps/s with 0 pending timers, {num(rc)} with {n:,.0f} pending "
+                 f"timers (ratio {num(rc / rc0 if rc and rc0 else None, '{:.2f}')})"),
+                ("  Redis CPU per step, 0 vs N pending timers",
+                 f"{g('redis0_redis_cpu_us_per_event')} us vs {g('redis_redis_cpu_us_per_event')}"
+                 f" us (CPU time: less sensitive to other load than steps/s)"),
+            ]
+        if fe is not None:
+            rcpu = f("funneld_redis_cpu_s")
+            rows += [
+                (f"funneld, backlog, with {n:,.0f} pending timers",
+                 f"{num(fe)} events/s; Redis CPU "
+                 f"{num(rcpu * 1e6 / f('events') if rcpu is not None else None, '{:.1f}')} us per"
+                 f" input event; machine {num(f('funneld_machine_cores'), '{:.2f}')} cores busy"),
+                ("fire.lua calls during the backlog run",
+                 f"{g('fire_fire_calls')} = {g('fire_fire_tick_calls')} on due zsets (learn + "
+                 f"due) + {g('fire_fire_sweep_calls')} lease sweeps  ({g('fire_steps')} steps, "
+                 f"{g('fire_analytics_reads')} analytics reads)"),
+                ("timers after the backlog run",
+                 f"{g('timers_triggers_fired')} triggers fired, {g('timers_triggers_suppressed')} "
+                 f"suppressed; {g('timers_pending')} pending, of which {g('timers_pending_far')} "
+                 f"due in 2100 or later (filled: {n:,.0f})"),
+            ]
     if "rate_target" in r:
         rows += [
             ("fixed rate: target / achieved input",
@@ -388,6 +514,8 @@ def main():
     cmds = {"topics": cmd_topics, "config": cmd_config, "drained": cmd_drained,
             "wait-log": cmd_wait_log, "stoplog": cmd_stoplog, "outputs": cmd_outputs,
             "redis-stats": cmd_redis_stats, "redis-diff": cmd_redis_diff,
+            "fire-calls": cmd_fire_calls, "timer-stats": cmd_timer_stats,
+            "redis-del-prefix": cmd_redis_del_prefix,
             "latency": cmd_latency, "summary": cmd_summary}
     fn = cmds.get(sys.argv[1])
     if not fn:

@@ -23,6 +23,14 @@
 #                               run; this slows funneld, so take figures from a run without
 #                               it. The profile goes to OUT/perf.txt
 #   BENCH_KEEP [0]              1: keep the services running and the events file
+#   BENCH_PENDING_TIMERS [0]    > 0 (issue 3 item 8: pending timers must not slow the event
+#                               path): that many pending retargeting timers, due in 2100 (never
+#                               during the run), laid out as the daemon lays them out
+#                               (tests/bench/bench_fill_timers.c), are written into the
+#                               keyspace of each measurement before it runs; the Redis ceiling
+#                               then runs before funneld, once without and once with them, and
+#                               the summary adds both, the fire.lua calls of the backlog run
+#                               and Redis memory. 0: as before
 #
 # The stack is private (FUNNELD_RUN_DIR=$BUILD/run, its own ports), so a concurrent test run
 # using deploy/.run is neither disturbed nor counted, and it is stopped on exit.
@@ -50,8 +58,12 @@ BUILD_TYPE=${BENCH_BUILD_TYPE:-RelWithDebInfo}
 BUILD=${BENCH_BUILD_DIR:-$REPO/build-bench}
 PERF=${BENCH_PERF:-0}
 KEEP=${BENCH_KEEP:-0}
+PENDING=${BENCH_PENDING_TIMERS:-0}
 case "$MODE" in all | max | rate) ;; *) echo "run.sh: BENCH_MODE must be all, max or rate" >&2; exit 2 ;; esac
 ((N >= 1000)) || { echo "run.sh: BENCH_EVENTS must be at least 1000" >&2; exit 2; }
+[[ "$PENDING" =~ ^[0-9]+$ ]] || { echo "run.sh: BENCH_PENDING_TIMERS must be a whole number" >&2; exit 2; }
+PENDING=$((10#$PENDING))
+FAR_MS=4102444800000 # 2100-01-01T00:00Z: bench_fill_timers' default due time
 
 export FUNNELD_RUN_DIR=$BUILD/run
 RUN_ID=bench-$(date +%Y%m%d-%H%M%S)-$$
@@ -100,6 +112,7 @@ res leads "$LEADS"
 res seed "$SEED"
 res dup_rate "$DUP"
 res bad_rate "$BAD"
+((PENDING == 0)) || res pending_timers "$PENDING"
 if awk -v l="${LOAD%% *}" 'BEGIN { exit !(l > 1.5) }'; then
     log "WARNING: load average $LOAD is above 1.5: other work will skew the figures"
 fi
@@ -108,7 +121,9 @@ fi
 log "building ($BUILD_TYPE) in $BUILD"
 cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" >"$OUT/cmake.log" 2>&1 ||
     { cat "$OUT/cmake.log" >&2; die "cmake configure failed"; }
-cmake --build "$BUILD" --target funneld funneld-loadgen bench_redis_step bench_kafka_ceiling \
+TARGETS=(funneld funneld-loadgen bench_redis_step bench_kafka_ceiling)
+((PENDING == 0)) || TARGETS+=(bench_fill_timers)
+cmake --build "$BUILD" --target "${TARGETS[@]}" \
     >>"$OUT/cmake.log" 2>&1 || { tail -n 40 "$OUT/cmake.log" >&2; die "build failed"; }
 
 log "starting a private Redis + Kafka (FUNNELD_RUN_DIR=$FUNNELD_RUN_DIR)"
@@ -135,6 +150,20 @@ start_funneld() { # tag
     FPID=$!
 }
 
+fill_timers() { # results prefix, config, bench_fill_timers options → $PENDING pending timers
+    "$BUILD/tests/bench/bench_fill_timers" -c "$2" -n "$PENDING" "${@:3}" >"$OUT/$1.out" \
+        2>"$OUT/$1.log" || { cat "$OUT/$1.log" >&2; die "bench_fill_timers failed"; }
+    result_lines "$1" "$OUT/$1.out"
+    log "$(sed 's/^bench_fill_timers: //' "$OUT/$1.log")"
+}
+
+redis_ceiling() { # results prefix, key prefix
+    "$BUILD/tests/bench/bench_redis_step" -c "$OUT/max.json" -i "$OUT/events.jsonl" \
+        -p "$2" -w "$WINDOW" >"$OUT/$1-ceiling.out" 2>"$OUT/$1-ceiling.log" ||
+        { cat "$OUT/$1-ceiling.log" >&2; die "bench_redis_step failed"; }
+    result_lines "$1" "$OUT/$1-ceiling.out"
+}
+
 stop_funneld() {
     kill -TERM "$FPID"
     local rc=0
@@ -154,6 +183,29 @@ if [[ "$MODE" != rate ]]; then
         --step-ms "$STEP" --dup-rate "$DUP" --bad-rate "$BAD" --out "$OUT/events.jsonl" \
         2>"$OUT/loadgen-max.log" || { cat "$OUT/loadgen-max.log" >&2; die "pre-fill failed"; }
     log "pre-filled in $(calc "$(date +%s.%N) - $t0") s: $(grep -m 1 'produced' "$OUT/loadgen-max.log")"
+
+    if ((PENDING > 0)); then
+        # The Redis ceiling (below without BENCH_PENDING_TIMERS) runs here, twice, back to
+        # back so that only the timers differ: with no timer, then with $PENDING pending
+        # timers in the very zsets its steps arm theirs in (bench_redis_step uses topic
+        # "touchpoints", 6 partitions). Each keyspace is deleted after its run, so funneld
+        # sees an empty Redis plus its own $PENDING timers.
+        log "Redis ceiling with 0 pending timers (window $WINDOW)"
+        redis_ceiling redis0 "$RUN_ID-redis0"
+        log "Redis ceiling with 0 pending timers: $(get redis0_eps) steps/s," \
+            "$(get redis0_redis_cpu_us_per_event) us Redis CPU per step"
+        "${TOOLS[@]}" redis-del-prefix "$FUNNELD_REDIS_URL" "$RUN_ID-redis0" >/dev/null
+        log "writing $PENDING pending timers into the Redis ceiling's keyspace"
+        fill_timers fillc "$OUT/max.json" -p "$RUN_ID-redis" -t touchpoints -P 6
+        log "Redis ceiling with $PENDING pending timers (window $WINDOW)"
+        redis_ceiling redis "$RUN_ID-redis"
+        res redis_window "$WINDOW"
+        log "Redis ceiling with $PENDING pending timers: $(get redis_eps) steps/s," \
+            "$(get redis_redis_cpu_us_per_event) us Redis CPU per step"
+        "${TOOLS[@]}" redis-del-prefix "$FUNNELD_REDIS_URL" "$RUN_ID-redis" >/dev/null
+        log "writing $PENDING pending timers into funneld's keyspace ($T.in, 6 partitions)"
+        fill_timers fill "$OUT/max.json" -t "$T.in" -P 6
+    fi
 
     "${TOOLS[@]}" redis-stats "$FUNNELD_REDIS_URL" >"$OUT/redis-before.json"
     k0=$(cpu_s "$KAFKA_PID")
@@ -179,6 +231,17 @@ if [[ "$MODE" != rate ]]; then
     fi
     stop_funneld
     "${TOOLS[@]}" stoplog "$OUT/funneld-max.log" | sed 's/^/funneld_/' >>"$RES"
+    if ((PENDING > 0)); then
+        "${TOOLS[@]}" fire-calls "$OUT/redis-before.json" "$OUT/redis-after.json" \
+            "$OUT/max.json" | sed 's/^/fire_/' >>"$RES"
+        "${TOOLS[@]}" timer-stats "$FUNNELD_REDIS_URL" "$OUT/max.json" "$T.in" 6 "$FAR_MS" |
+            sed 's/^/timers_/' >>"$RES"
+        log "with $PENDING pending timers: $(get fire_fire_calls) fire.lua calls" \
+            "($(get fire_fire_tick_calls) on due zsets, $(get fire_fire_sweep_calls) lease sweeps)," \
+            "$(get timers_triggers_fired) triggers fired, $(get timers_pending_far) timers due in 2100 still pending"
+        [[ "$(get timers_pending_far)" == "$PENDING" ]] ||
+            log "WARNING: $(get timers_pending_far) of the $PENDING filled timers are still pending"
+    fi
     "${TOOLS[@]}" redis-diff "$OUT/redis-before.json" "$OUT/redis-after.json" "$N" |
         sed 's/^/funneld_/' >>"$RES"
     "${TOOLS[@]}" outputs "$B" "$T.transitions" "$T.dlq" >"$OUT/outputs-max.env"
@@ -211,12 +274,11 @@ if [[ "$MODE" != rate ]]; then
     fi
 
     # -------------------------------------------------------------- Redis ceiling
-    log "Redis ceiling: the same steps, pipelined on one connection (window $WINDOW)"
-    "$BUILD/tests/bench/bench_redis_step" -c "$OUT/max.json" -i "$OUT/events.jsonl" \
-        -p "$RUN_ID-redis" -w "$WINDOW" >"$OUT/redis-ceiling.out" 2>"$OUT/redis-ceiling.log" ||
-        { cat "$OUT/redis-ceiling.log" >&2; die "bench_redis_step failed"; }
-    result_lines redis "$OUT/redis-ceiling.out"
-    res redis_window "$WINDOW"
+    if ((PENDING == 0)); then # else it ran before funneld, with and without the timers
+        log "Redis ceiling: the same steps, pipelined on one connection (window $WINDOW)"
+        redis_ceiling redis "$RUN_ID-redis"
+        res redis_window "$WINDOW"
+    fi
     log "Redis ceiling: $(get redis_eps) steps/s, $(get redis_cmds_per_event) commands per step," \
         "$(get redis_transitions) transitions (funneld: $(get funneld_transitions))"
 
@@ -249,6 +311,10 @@ if [[ "$MODE" != max ]]; then
     RN=$((RATE * RATE_SECS))
     make_stack rate
     T=$RUN_ID-rate
+    if ((PENDING > 0)); then
+        log "writing $PENDING pending timers into the fixed-rate run's keyspace ($T.in, 6 partitions)"
+        fill_timers rate_fill "$OUT/rate.json" -t "$T.in" -P 6
+    fi
     start_funneld rate
     "${TOOLS[@]}" wait-log "$OUT/funneld-rate.log" "assigned" 120 >/dev/null
     sleep 1

@@ -1,0 +1,293 @@
+/*
+ * bench_fill_timers.c — pre-fills Redis with pending retargeting timers for the benchmark
+ * (issue 3 item 8: "a million pending timers must not slow the event path").
+ *
+ * Each timer belongs to a fake lead "pending-<n>" (the loadgen never produces such ids) and
+ * is laid out exactly as step.lua lays out a stalled timer (README "Retargeting triggers",
+ * "Redis layout"): the lead's key and shard come from fn_step_lead_hash()/fn_step_keys(), its
+ * zset from fn_step_due_key() for one of the input topic's partitions (timer n goes to
+ * partition n % PARTITIONS), and per timer it pipelines
+ *
+ *   HSET <lead key> id <lead id> <f>|x a <f>|k <stage> <f>|t|stalled <due>|<stage>|<zset>|fill
+ *        tn <due>
+ *   ZADD <zset> <due> <lead key>|<f>|stalled
+ *
+ * with the config's key prefix and shards, so the daemon run with the same config sees them
+ * as its own. The due time is far in the future (default 2100-01-01, plus n ms so scores
+ * differ), so none of them is due while the benchmark runs: they are the pending timers whose
+ * presence must cost the event path and the timer tick nothing.
+ *
+ * Output: a human summary on stderr, and one line on stdout for scripts:
+ *   RESULT fill_timers timers=N seconds=S rate=R zsets=Z used_memory_before=B
+ *          used_memory_after=A bytes_per_timer=P
+ *
+ * Usage: bench_fill_timers -c CONFIG -n COUNT [-p KEY_PREFIX] [-t TOPIC] [-P PARTITIONS]
+ *                          [-f FUNNEL] [-d DUE_MS] [-w WINDOW] [-u REDIS_URL]
+ */
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "funneld/common.h"
+#include "funneld/config.h"
+#include "funneld/step.h"
+
+#define DUE_2100_MS 4102444800000LL /* 2100-01-01T00:00:00Z */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: bench_fill_timers -c CONFIG -n COUNT [-p KEY_PREFIX] [-t TOPIC] [-P PARTITIONS]\n"
+        "                         [-f FUNNEL] [-d DUE_MS] [-w WINDOW] [-u REDIS_URL]\n"
+        "  -c  funneld config (key prefix, shards, funnels, input topic and redis.url;\n"
+        "      FUNNELD_REDIS_URL overrides the url)\n"
+        "  -n  pending timers to write (one fake lead \"pending-<n>\" each)\n"
+        "  -p  key prefix (default: the config's)\n"
+        "  -t  input topic whose partitions' zsets get the timers (default: the config's\n"
+        "      first input topic)\n"
+        "  -P  partitions of that topic, timers spread round robin (default 6)\n"
+        "  -f  funnel (default: the first funnel with a stage that has stale_after)\n"
+        "  -d  due time of timer 0, epoch ms; timer n is due at DUE_MS + n\n"
+        "      (default 4102444800000, 2100-01-01)\n"
+        "  -w  timers in flight on the connection (default 1000)\n"
+        "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n");
+}
+
+static int run_ok(redisContext *c, const char *what, redisReply *r)
+{
+    if (!r) {
+        fprintf(stderr, "bench_fill_timers: %s: %s\n", what, c->errstr);
+        return FN_ERR;
+    }
+    int rc = FN_OK;
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "bench_fill_timers: %s: %s\n", what, r->str);
+        rc = FN_ERR;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* INFO memory used_memory, or -1. */
+static long long used_memory(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "INFO memory");
+    long long v = -1;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(r->str, "used_memory:");
+        if (p)
+            v = strtoll(p + 12, NULL, 10);
+    } else {
+        fprintf(stderr, "bench_fill_timers: INFO memory: %s\n",
+                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr);
+    }
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+/* Reads one reply; an error reply counts as a failure. */
+static int read_reply(redisContext *c, long long *errors)
+{
+    redisReply *r = NULL;
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+        fprintf(stderr, "bench_fill_timers: reply: %s\n", c->errstr);
+        return FN_ERR;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (*errors < 5)
+            fprintf(stderr, "bench_fill_timers: %s\n", r->str);
+        (*errors)++;
+    }
+    freeReplyObject(r);
+    return FN_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cfg_path = NULL, *prefix_opt = NULL, *topic_opt = NULL, *funnel_opt = NULL,
+               *url_opt = NULL;
+    long long count = -1, due0 = DUE_2100_MS;
+    long partitions = 6, window = 1000;
+    int c;
+    while ((c = getopt(argc, argv, "c:n:p:t:P:f:d:w:u:h")) != -1) {
+        switch (c) {
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 'n':
+            count = strtoll(optarg, NULL, 10);
+            break;
+        case 'p':
+            prefix_opt = optarg;
+            break;
+        case 't':
+            topic_opt = optarg;
+            break;
+        case 'P':
+            partitions = strtol(optarg, NULL, 10);
+            break;
+        case 'f':
+            funnel_opt = optarg;
+            break;
+        case 'd':
+            due0 = strtoll(optarg, NULL, 10);
+            break;
+        case 'w':
+            window = strtol(optarg, NULL, 10);
+            break;
+        case 'u':
+            url_opt = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!cfg_path || count < 0 || partitions < 1 || window < 1 || due0 <= 0 || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    int rc = 1;
+    char err[512];
+    redisContext *redis = NULL;
+    fn_config_t *cfg = fn_config_load(cfg_path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "bench_fill_timers: %s: %s\n", cfg_path, err);
+        goto done;
+    }
+    if (prefix_opt) {
+        char *dup = strdup(prefix_opt);
+        if (!dup) {
+            fprintf(stderr, "bench_fill_timers: out of memory\n");
+            goto done;
+        }
+        free(cfg->key_prefix);
+        cfg->key_prefix = dup;
+    }
+    const char *topic = topic_opt ? topic_opt : cfg->n_input_topics ? cfg->input_topics[0] : NULL;
+    if (!topic) {
+        fprintf(stderr, "bench_fill_timers: the config has no input topic; pass -t\n");
+        goto done;
+    }
+
+    /* The funnel and the stage the fake leads stall in: one with stale_after, as step.lua
+     * arms a stalled timer only there. */
+    const fn_funnel_t *f = NULL;
+    size_t stage = 0;
+    for (size_t i = 0; i < cfg->n_funnels && !f; i++) {
+        if (funnel_opt && strcmp(cfg->funnels[i].name, funnel_opt) != 0)
+            continue;
+        for (size_t s = 0; s < cfg->funnels[i].n_stages; s++)
+            if (cfg->funnels[i].stages[s].stale_after_ms > 0) {
+                f = &cfg->funnels[i];
+                stage = s;
+                break;
+            }
+    }
+    if (!f) {
+        fprintf(stderr, "bench_fill_timers: %s%s has no stage with stale_after\n",
+                funnel_opt ? "funnel " : "the config", funnel_opt ? funnel_opt : "");
+        goto done;
+    }
+
+    char host[256], user[128], pass[256];
+    int port, db;
+    const char *url = url_opt ? url_opt : cfg->redis_url;
+    if (fn_redis_url_parse(url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass,
+                           &db)) {
+        fprintf(stderr, "bench_fill_timers: cannot parse redis url %s\n", url);
+        goto done;
+    }
+    redis = redisConnect(host, port);
+    if (!redis || redis->err) {
+        fprintf(stderr, "bench_fill_timers: connect %s:%d: %s\n", host, port,
+                redis ? redis->errstr : "out of memory");
+        goto done;
+    }
+    if (pass[0] && user[0] && run_ok(redis, "AUTH", redisCommand(redis, "AUTH %s %s", user, pass)))
+        goto done;
+    if (pass[0] && !user[0] && run_ok(redis, "AUTH", redisCommand(redis, "AUTH %s", pass)))
+        goto done;
+    if (db && run_ok(redis, "SELECT", redisCommand(redis, "SELECT %d", db)))
+        goto done;
+
+    long long mem0 = used_memory(redis);
+    char fx[FN_NAME_MAX + 8], fk[FN_NAME_MAX + 8], ft[FN_NAME_MAX + 16], stage_s[16];
+    snprintf(fx, sizeof fx, "%s|x", f->name);
+    snprintf(fk, sizeof fk, "%s|k", f->name);
+    snprintf(ft, sizeof ft, "%s|t|stalled", f->name);
+    snprintf(stage_s, sizeof stage_s, "%zu", stage);
+
+    long long errors = 0, sent = 0, recvd = 0; /* in commands: two per timer */
+    double t0 = mono_s();
+    for (long long n = 0; n < count; n++) {
+        char lead_id[32], due_s[24], zset[352], tval[448], member[192];
+        int idlen = snprintf(lead_id, sizeof lead_id, "pending-%lld", n);
+        fn_lead_keys_t k;
+        fn_step_keys(cfg, fn_step_lead_hash(lead_id, (size_t)idlen), &k);
+        fn_step_due_key(cfg, k.shard, topic, (int32_t)(n % partitions), zset, sizeof zset);
+        long long due = due0 + n;
+        snprintf(due_s, sizeof due_s, "%lld", due);
+        snprintf(tval, sizeof tval, "%lld|%zu|%s|fill", due, stage, zset);
+        snprintf(member, sizeof member, "%s|%s|stalled", k.lead, f->name);
+        const char *hv[] = {"HSET", k.lead,  "id", lead_id, fx,   "a",
+                            fk,     stage_s, ft,   tval,    "tn", due_s};
+        const char *zv[] = {"ZADD", zset, due_s, member};
+        if (redisAppendCommandArgv(redis, 12, hv, NULL) != REDIS_OK ||
+            redisAppendCommandArgv(redis, 4, zv, NULL) != REDIS_OK) {
+            fprintf(stderr, "bench_fill_timers: append: %s\n", redis->errstr);
+            goto done;
+        }
+        sent += 2;
+        /* keep at most `window` timers in flight: redisGetReply flushes the output */
+        while (sent - recvd > 2 * window)
+            if (read_reply(redis, &errors))
+                goto done;
+            else
+                recvd++;
+    }
+    while (recvd < sent)
+        if (read_reply(redis, &errors))
+            goto done;
+        else
+            recvd++;
+    double secs = mono_s() - t0;
+    long long mem1 = used_memory(redis);
+    long long zsets = (long long)cfg->redis_shards * partitions;
+    double per = count > 0 && mem0 >= 0 && mem1 >= 0 ? (double)(mem1 - mem0) / (double)count : 0;
+
+    fprintf(stderr,
+            "bench_fill_timers: %lld pending timer(s) of funnel %s, stage %zu, due from %lld, "
+            "in %lld zset(s) (%d shards x %ld partitions of %s), prefix %s: %.2f s = %.0f "
+            "timers/s, %lld error(s); used_memory %lld -> %lld bytes (%.0f per timer)\n",
+            count, f->name, stage, due0, zsets, cfg->redis_shards, partitions, topic,
+            cfg->key_prefix, secs, secs > 0 ? (double)count / secs : 0.0, errors, mem0, mem1, per);
+    printf("RESULT fill_timers timers=%lld seconds=%.3f rate=%.0f zsets=%lld "
+           "used_memory_before=%lld used_memory_after=%lld bytes_per_timer=%.0f errors=%lld\n",
+           count, secs, secs > 0 ? (double)count / secs : 0.0, zsets, mem0, mem1, per, errors);
+    rc = errors ? 1 : 0;
+
+done:
+    if (redis)
+        redisFree(redis);
+    if (cfg)
+        fn_config_free(cfg);
+    return rc;
+}
