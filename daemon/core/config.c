@@ -237,9 +237,24 @@ static const char *check_topic(const char *s, size_t len)
 
 static const char *check_redis_url(const char *s, size_t len)
 {
+    char host[256], user[128], pass[256];
+    int port, db;
     if (len <= 8 || strncmp(s, "redis://", 8) != 0)
         return "must start with redis:// (redis://[user:password@]host:port[/db])";
+    /* the same parser the daemon and funnelctl connect with, so what passes here connects */
+    if (fn_redis_url_parse(s, host, sizeof host, &port, user, sizeof user, pass, sizeof pass, &db))
+        return "must be redis://[user:password@]host[:port][/db] with a host name or IPv4 "
+               "address, a port 1-65535 and a db number";
     return NULL;
+}
+
+/* Error messages quote the file (jansson's excerpt, unknown keys): control and non-ASCII
+ * bytes become '?', so a config file cannot send escape sequences to a terminal. */
+static void printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
 }
 
 static const char *check_listen(const char *s, size_t len)
@@ -1066,6 +1081,8 @@ fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen)
         goto fail;
     return cfg;
 fail:
+    if (errlen)
+        printable(err);
     fn_config_free(cfg);
     return NULL;
 }
@@ -1103,6 +1120,8 @@ fn_config_t *fn_config_load(const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
         else
             snprintf(err, errlen, "%s", jerr.text);
+        if (errlen)
+            printable(err);
         return NULL;
     }
     cfg = fn_config_from_json(root, err, errlen);
@@ -1121,6 +1140,8 @@ fn_config_t *fn_config_load(const char *path, char *err, size_t errlen)
     }
     return cfg;
 fail:
+    if (errlen)
+        printable(err);
     fn_config_free(cfg);
     return NULL;
 }

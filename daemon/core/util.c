@@ -244,15 +244,36 @@ int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n)
     return FN_OK;
 }
 
+/* Decimal digits only, at most max; the rest of the text must be exactly [s, e). */
+static int parse_uint(const char *s, const char *e, long max, long *out)
+{
+    long v = 0;
+    if (s == e)
+        return FN_ERR;
+    for (const char *p = s; p < e; p++) {
+        if (*p < '0' || *p > '9')
+            return FN_ERR;
+        v = v * 10 + (*p - '0');
+        if (v > max)
+            return FN_ERR;
+    }
+    *out = v;
+    return FN_OK;
+}
+
 int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *user,
                        size_t userlen, char *pass, size_t passlen, int *db)
 {
-    const char *p = url + strlen("redis://");
+    if (strncmp(url, "redis://", 8) != 0)
+        return FN_ERR;
+    const char *p = url + 8;
     const char *at = strrchr(p, '@');
     user[0] = pass[0] = '\0';
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *uend = colon ? colon : at;
+        if ((size_t)(uend - p) >= userlen || (colon && (size_t)(at - colon - 1) >= passlen))
+            return FN_ERR; /* never cut a credential */
         snprintf(user, userlen, "%.*s", (int)(uend - p), p);
         if (colon)
             snprintf(pass, passlen, "%.*s", (int)(at - colon - 1), colon + 1);
@@ -261,12 +282,19 @@ int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, c
     const char *slash = strchr(p, '/');
     const char *hend = slash ? slash : p + strlen(p);
     const char *colon = memchr(p, ':', (size_t)(hend - p));
-    *port = 6379;
+    long v = 6379;
     if (colon) {
-        *port = atoi(colon + 1);
+        if (parse_uint(colon + 1, hend, 65535, &v) || v == 0)
+            return FN_ERR;
         hend = colon;
     }
+    *port = (int)v;
+    if ((size_t)(hend - p) >= hostlen || hend == p || memchr(p, '[', (size_t)(hend - p)))
+        return FN_ERR;
     snprintf(host, hostlen, "%.*s", (int)(hend - p), p);
-    *db = slash && slash[1] ? atoi(slash + 1) : 0;
-    return host[0] && *port > 0 && *port < 65536 ? FN_OK : FN_ERR;
+    v = 0;
+    if (slash && slash[1] && parse_uint(slash + 1, slash + strlen(slash), 1000000, &v))
+        return FN_ERR;
+    *db = (int)v;
+    return FN_OK;
 }
