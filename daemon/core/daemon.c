@@ -171,6 +171,7 @@ static void on_tick(uv_timer_t *t)
             finish(d);
         return;
     }
+    fn_reload_apply(d);
     fn_timers_tick(d);
     fn_eval_tick(d);
     if (d->in_flight < d->cfg->max_in_flight) {
@@ -201,9 +202,8 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     fn_daemon_t *d = s->data;
     if (signum == SIGHUP) {
-        fn_log(&d->log, FN_LOG_WARN, "daemon",
-               "SIGHUP: configuration reload is not supported "
-               "yet; restart to apply a new configuration");
+        if (!d->stopping)
+            fn_reload_request(d);
         return;
     }
     fn_daemon_stop(d, 0);
@@ -284,6 +284,7 @@ void fn_daemon_free(fn_daemon_t *d)
     }
     fn_buf_free(&d->out_buf);
     fn_eval_free(d);
+    fn_reload_free(d);
     free(d->stats.trans_by_funnel);
     free(d->stats.trig_by_funnel);
     fn_config_free(d->cfg);

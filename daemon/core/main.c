@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "funneld/daemon.h"
 
@@ -23,7 +24,8 @@ static void usage(FILE *out)
             "  -V, --version         print the version\n"
             "\n"
             "Environment: FUNNELD_BROKERS and FUNNELD_REDIS_URL override kafka.brokers and\n"
-            "redis.url. Signals: SIGTERM/SIGINT finish in-flight work, commit and exit 0.\n");
+            "redis.url. Signals: SIGTERM/SIGINT finish in-flight work, commit and exit 0;\n"
+            "SIGHUP re-reads FILE and applies its funnels (a bad file is refused, logged).\n");
 }
 
 int main(int argc, char **argv)
@@ -78,12 +80,15 @@ int main(int argc, char **argv)
     }
     uv_loop_t loop;
     uv_loop_init(&loop);
-    fn_daemon_t *d = fn_daemon_new(&loop, cfg, level);
+    char *path_copy = strdup(path); /* SIGHUP re-reads it */
+    fn_daemon_t *d = path_copy ? fn_daemon_new(&loop, cfg, level) : NULL;
     if (!d) {
         fprintf(stderr, "funneld: out of memory\n");
+        free(path_copy);
         fn_config_free(cfg);
         return 1;
     }
+    d->config_path = path_copy;
     int rc = fn_daemon_run(d);
     fn_daemon_free(d);
     uv_loop_close(&loop);

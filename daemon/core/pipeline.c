@@ -70,9 +70,10 @@ void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason)
 static void count_transition(fn_daemon_t *d, const fn_funnel_t *f, char op)
 {
     d->stats.transitions++;
-    size_t fi = (size_t)(f - d->cfg->funnels);
-    if (d->stats.trans_by_funnel && fi < d->cfg->n_funnels)
-        d->stats.trans_by_funnel[fi][op == 'C' ? 1 : op == 'L' ? 2 : 0]++;
+    /* f belongs to the config the step was built with: found again by name */
+    const fn_funnel_t *cur = fn_config_funnel(d->cfg, f->name, strlen(f->name));
+    if (d->stats.trans_by_funnel && cur)
+        d->stats.trans_by_funnel[cur - d->cfg->funnels][op == 'C' ? 1 : op == 'L' ? 2 : 0]++;
     switch (op) {
     case 'B':
         d->stats.by_type[1]++;
@@ -99,7 +100,8 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
 {
     fn_step_result_t res;
     char err[256];
-    if (fn_step_parse(d->cfg, redis_reply, &res, err, sizeof err)) {
+    const fn_config_t *cfg = m->cfg ? m->cfg : d->cfg;
+    if (fn_step_parse(cfg, redis_reply, &res, err, sizeof err)) {
         fn_log(&d->log, FN_LOG_ERROR, "redis", "%s/%d/%lld: %s; dead-lettered", m->part->topic,
                m->part->partition, (long long)m->offset, err);
         fn_pipe_step_failed(d, m, err);
@@ -137,11 +139,13 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     size_t n = 0;
     if (res.status == FN_STEP_ERASED) {
         d->stats.erased++;
-        for (size_t i = 0; i < d->cfg->n_funnels; i++, n++) {
-            if (fn_emit_erased(&d->out_buf, &m->ev, &d->cfg->funnels[i], res.at, now))
+        for (size_t i = 0; i < cfg->n_funnels; i++, n++) {
+            const fn_funnel_t *f = &cfg->funnels[i];
+            if (fn_emit_erased(&d->out_buf, &m->ev, f, res.at, now))
                 goto oom;
-            if (d->stats.trans_by_funnel)
-                d->stats.trans_by_funnel[i][3]++;
+            const fn_funnel_t *cur = fn_config_funnel(d->cfg, f->name, strlen(f->name));
+            if (d->stats.trans_by_funnel && cur)
+                d->stats.trans_by_funnel[cur - d->cfg->funnels][3]++;
             produce_output(d, m);
         }
     } else {

@@ -67,7 +67,8 @@ typedef struct fn_msg {
     rd_kafka_message_t *rkm;    /* owned until done */
     fn_event_t ev;
     fn_hash128_t lead_hash;
-    fn_buf_t cmd; /* the RESP step command, kept to re-send after a reconnect */
+    fn_buf_t cmd;           /* the RESP step command, kept to re-send after a reconnect */
+    const fn_config_t *cfg; /* the configuration its step was built with (see reload.c) */
     fn_msg_state_t state;
     int pending_dr;     /* produced messages not yet acknowledged */
     bool clear_pending; /* a stored result in Redis to clear once outputs are acked */
@@ -108,7 +109,7 @@ typedef struct fn_stats {
     uint64_t triggers_emitted, triggers_delivered, triggers_capped, triggers_opted_out;
     uint64_t timer_errors;
     uint64_t snapshots, bottlenecks[2]; /* raised, cleared */
-    uint64_t msgs_transition, dlq_delivered;
+    uint64_t msgs_transition, dlq_delivered, reloads_rejected;
     fn_hist_t redis_rtt, end_to_end;
     /* per funnel (config order): transitions by type (stage_changed, converted, lost,
      * lead_erased) and triggers by reason (0 stalled, 1 + rule index) */
@@ -128,9 +129,18 @@ typedef struct fn_eval {
     json_t *bn_state; /* stage index -> raised */
 } fn_eval_t;
 
+/* A configuration replaced by a reload, kept for the steps built with it. */
+typedef struct fn_retired_cfg {
+    fn_config_t *cfg;
+    struct fn_retired_cfg *next;
+} fn_retired_cfg_t;
+
 typedef struct fn_daemon {
     uv_loop_t *loop;
-    fn_config_t *cfg; /* owned */
+    fn_config_t *cfg;         /* owned */
+    char *config_path;        /* owned; re-read on SIGHUP */
+    fn_config_t *pending_cfg; /* accepted by a reload, applied once analytics are idle */
+    fn_retired_cfg_t *retired;
     fn_log_t log;
 
     /* input */
@@ -284,6 +294,16 @@ bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool
 void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner);
 bool fn_eval_idle(const fn_daemon_t *d);
 void fn_eval_free(fn_daemon_t *d);
+
+/* --- core/reload.c: SIGHUP --- */
+/* Re-reads the config file: a valid one whose connection settings are unchanged is applied
+ * (funnels and their rules); anything else is logged with the field and the old one stays. */
+void fn_reload_request(fn_daemon_t *d);
+/* Called by the tick: applies an accepted config once no evaluation is in progress. */
+void fn_reload_apply(fn_daemon_t *d);
+/* Compares what a reload may not change; returns the first differing field, or NULL. */
+const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b);
+void fn_reload_free(fn_daemon_t *d);
 
 /* --- http/http.c and http/metrics.c --- */
 /* Listens on http.listen: /metrics, /healthz, /readyz. */

@@ -254,6 +254,26 @@ def group_lag(brokers, group, topic):
     return lag
 
 
+def free_port():
+    """A TCP port free on loopback right now."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout):
+    """Polls cond until it is true (True) or timeout seconds passed (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.3)
+    return False
+
+
 def wait_drained(st, timeout=600):
     """Waits until the daemon's group has committed everything in the input topic."""
     deadline = time.time() + timeout

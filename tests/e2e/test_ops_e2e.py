@@ -16,15 +16,9 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import Check, Stack, gen_stream, wait_drained
+from harness import Check, Stack, free_port, gen_stream, wait_drained, wait_for
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(port, path):
@@ -47,13 +41,6 @@ def metrics(port):
     return out
 
 
-def wait_for(cond, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def start_redis(port, data):

@@ -1,0 +1,171 @@
+/*
+ * reload.c — SIGHUP: re-read the configuration and apply its funnels without a restart
+ * (SPEC §6, §7).
+ *
+ * Only funnels (stages, rules, caps, bottleneck settings) change on a reload; connection,
+ * topic, key-layout and engine settings are fixed at start, and a file that changes any of
+ * them is refused with the field named (restart to change those). An invalid file is
+ * refused with the path of the offending field; either way the running config stays.
+ *
+ * In-flight work is never lost: each message's step is parsed with the config it was built
+ * with (fn_msg_t.cfg), so replaced configs are kept (retired) until the process ends —
+ * reloads are rare and a config is small. The new one is applied between two evaluations,
+ * when no analytics request or announcement refers to the old funnels.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "funneld/daemon.h"
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b)
+{
+    if (!same_str(a->brokers, b->brokers))
+        return "kafka.brokers";
+    if (!same_str(a->group_id, b->group_id))
+        return "kafka.group_id";
+    if (a->n_input_topics != b->n_input_topics)
+        return "kafka.input_topics";
+    for (size_t i = 0; i < a->n_input_topics; i++)
+        if (!same_str(a->input_topics[i], b->input_topics[i]))
+            return "kafka.input_topics";
+    if (!same_str(a->topic_transitions, b->topic_transitions) ||
+        !same_str(a->topic_retargeting, b->topic_retargeting) ||
+        !same_str(a->topic_bottlenecks, b->topic_bottlenecks) ||
+        !same_str(a->topic_snapshots, b->topic_snapshots) || !same_str(a->topic_dlq, b->topic_dlq))
+        return "kafka.topics";
+    if (a->n_kafka_props != b->n_kafka_props)
+        return "kafka.properties";
+    for (size_t i = 0; i < a->n_kafka_props; i++)
+        if (!same_str(a->kafka_props[i].key, b->kafka_props[i].key) ||
+            !same_str(a->kafka_props[i].value, b->kafka_props[i].value))
+            return "kafka.properties";
+    if (!same_str(a->redis_url, b->redis_url))
+        return "redis.url";
+    if (!same_str(a->key_prefix, b->key_prefix))
+        return "redis.key_prefix";
+    if (a->redis_shards != b->redis_shards)
+        return "redis.shards";
+    if (!same_str(a->http_listen, b->http_listen))
+        return "http.listen";
+    if (a->clock != b->clock)
+        return "clock";
+    if (a->dedupe_ttl_ms != b->dedupe_ttl_ms)
+        return "dedupe_ttl";
+    if (a->max_future_ms != b->max_future_ms)
+        return "max_future";
+    if (a->max_message_bytes != b->max_message_bytes)
+        return "max_message_bytes";
+    if (a->max_in_flight != b->max_in_flight)
+        return "max_in_flight";
+    return NULL;
+}
+
+void fn_reload_request(fn_daemon_t *d)
+{
+    char err[512];
+    if (!d->config_path) {
+        fn_log(&d->log, FN_LOG_WARN, "reload", "SIGHUP: no config file to re-read");
+        return;
+    }
+    fn_config_t *cfg = fn_config_load(d->config_path, err, sizeof err);
+    if (!cfg) {
+        d->stats.reloads_rejected++;
+        fn_log(&d->log, FN_LOG_ERROR, "reload",
+               "SIGHUP: %s: %s; keeping the running configuration (generation %lld)",
+               d->config_path, err, (long long)d->config_generation);
+        return;
+    }
+    const char *field = fn_reload_immutable_diff(d->cfg, cfg);
+    if (field) {
+        d->stats.reloads_rejected++;
+        fn_log(&d->log, FN_LOG_ERROR, "reload",
+               "SIGHUP: %s: %s: cannot change on a reload (restart to change it); keeping the "
+               "running configuration (generation %lld)",
+               d->config_path, field, (long long)d->config_generation);
+        fn_config_free(cfg);
+        return;
+    }
+    fn_config_free(d->pending_cfg); /* two quick SIGHUPs: the later file wins */
+    d->pending_cfg = cfg;
+    fn_reload_apply(d);
+}
+
+/* Per-funnel counters follow their funnel by name; new funnels start at 0. */
+static int remap_stats(fn_daemon_t *d, const fn_config_t *old, const fn_config_t *cfg)
+{
+    uint64_t(*trans)[4] = calloc(cfg->n_funnels, sizeof *trans);
+    uint64_t(*trig)[1 + FN_MAX_RULES] = calloc(cfg->n_funnels, sizeof *trig);
+    if (!trans || !trig) {
+        free(trans);
+        free(trig);
+        return FN_ERR;
+    }
+    for (size_t i = 0; i < cfg->n_funnels; i++) {
+        const fn_funnel_t *was =
+            fn_config_funnel(old, cfg->funnels[i].name, strlen(cfg->funnels[i].name));
+        if (!was)
+            continue;
+        size_t j = (size_t)(was - old->funnels);
+        memcpy(trans[i], d->stats.trans_by_funnel[j], sizeof trans[i]);
+        trig[i][0] = d->stats.trig_by_funnel[j][0];
+        for (size_t r = 0; r < cfg->funnels[i].n_retarget; r++)
+            for (size_t q = 0; q < was->n_retarget; q++)
+                if (strcmp(cfg->funnels[i].retarget[r].name, was->retarget[q].name) == 0)
+                    trig[i][1 + r] = d->stats.trig_by_funnel[j][1 + q];
+    }
+    free(d->stats.trans_by_funnel);
+    free(d->stats.trig_by_funnel);
+    d->stats.trans_by_funnel = trans;
+    d->stats.trig_by_funnel = trig;
+    return FN_OK;
+}
+
+void fn_reload_apply(fn_daemon_t *d)
+{
+    if (!d->pending_cfg || !fn_eval_idle(d))
+        return;
+    for (size_t i = 0; d->evals && i < d->cfg->n_funnels; i++)
+        if (d->evals[i].busy || d->evals[i].announcing)
+            return;
+    fn_retired_cfg_t *r = malloc(sizeof *r);
+    if (!r)
+        return; /* tried again on the next tick */
+    fn_config_t *old = d->cfg, *cfg = d->pending_cfg;
+    if (remap_stats(d, old, cfg)) {
+        free(r);
+        return;
+    }
+    fn_eval_free(d);
+    d->cfg = cfg;
+    d->pending_cfg = NULL;
+    r->cfg = old;
+    r->next = d->retired;
+    d->retired = r;
+    if (fn_eval_start(d)) {
+        fn_log(&d->log, FN_LOG_ERROR, "reload", "out of memory; stopping");
+        fn_daemon_stop(d, 1);
+        return;
+    }
+    d->config_generation++;
+    fn_log(&d->log, FN_LOG_INFO, "reload", "configuration generation %lld applied: %zu funnel(s)",
+           (long long)d->config_generation, cfg->n_funnels);
+}
+
+void fn_reload_free(fn_daemon_t *d)
+{
+    fn_config_free(d->pending_cfg);
+    d->pending_cfg = NULL;
+    while (d->retired) {
+        fn_retired_cfg_t *r = d->retired;
+        d->retired = r->next;
+        fn_config_free(r->cfg);
+        free(r);
+    }
+    free(d->config_path);
+    d->config_path = NULL;
+}
