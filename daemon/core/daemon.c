@@ -54,6 +54,17 @@ fn_msg_t *fn_msg_new(fn_daemon_t *d)
     return m;
 }
 
+fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33])
+{
+    fn_log_ctx_t ctx = {m->part ? m->part->topic : NULL, m->part ? m->part->partition : -1,
+                        m->part ? (long long)m->offset : -1, NULL};
+    if (m->accepted) {
+        fn_hash_hex(m->lead_hash, hex);
+        ctx.lead_hash = hex;
+    }
+    return ctx;
+}
+
 static void msg_free(fn_daemon_t *d, fn_msg_t *m)
 {
     if (m->rkm)

@@ -13,8 +13,10 @@
 static void dead_letter(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *reason)
 {
     d->stats.rejected[code]++;
-    fn_log(&d->log, FN_LOG_DEBUG, "decode", "%s/%d/%lld rejected: %s: %s", m->part->topic,
-           m->part->partition, (long long)m->offset, fn_reject_code(code), reason);
+    char hex[33];
+    fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
+    fn_log_ctx(&d->log, FN_LOG_DEBUG, "decode", &ctx, "rejected: %s: %s", fn_reject_code(code),
+               reason);
     m->state = FN_MSG_PRODUCING;
     if (fn_output_produce(d, m, d->cfg->topic_dlq, m->rkm->key, m->rkm->key_len, m->rkm->payload,
                           m->rkm->len, fn_reject_code(code), reason))
@@ -102,8 +104,9 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     char err[256];
     const fn_config_t *cfg = m->cfg ? m->cfg : d->cfg;
     if (fn_step_parse(cfg, redis_reply, &res, err, sizeof err)) {
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s/%d/%lld: %s; dead-lettered", m->part->topic,
-               m->part->partition, (long long)m->offset, err);
+        char hex[33];
+        fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
+        fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", err);
         fn_pipe_step_failed(d, m, err);
         return;
     }

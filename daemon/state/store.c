@@ -104,8 +104,9 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
             char reason[256];
             snprintf(reason, sizeof reason, "step: %.200s (%d attempts)", reply->str,
                      STEP_ATTEMPTS);
-            fn_log(&d->log, FN_LOG_ERROR, "redis", "%s/%d/%lld: %s; dead-lettered", m->part->topic,
-                   m->part->partition, (long long)m->offset, reason);
+            char hex[33];
+            fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
+            fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", reason);
             fn_pipe_step_failed(d, m, reason);
             return;
         }

@@ -220,6 +220,9 @@ void fn_daemon_free(fn_daemon_t *d);
 void fn_daemon_stop(fn_daemon_t *d, int exit_code);
 
 fn_msg_t *fn_msg_new(fn_daemon_t *d);
+/* The log context of m: its topic, partition, offset and (when decoded) lead key hash,
+ * written into hex. */
+fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33]);
 /* Marks m done and commits every done prefix of its partition. */
 void fn_msg_done(fn_daemon_t *d, fn_msg_t *m);
 void fn_queue_push(fn_msg_queue_t *q, fn_msg_t *m);

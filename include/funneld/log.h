@@ -21,4 +21,18 @@ int fn_log_level_parse(const char *s, fn_log_level_t *out);
 void fn_log(const fn_log_t *lg, fn_log_level_t level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Where a message was consumed, and whose lead it was (its key hash, never the id): logged
+ * as fields "topic", "partition", "offset" and "lead" after "msg". NULL/negative: omitted. */
+typedef struct fn_log_ctx {
+    const char *topic;
+    int partition;
+    long long offset;
+    const char *lead_hash; /* 32 hex characters, or NULL */
+} fn_log_ctx_t;
+
+/* fn_log with context fields. */
+void fn_log_ctx(const fn_log_t *lg, fn_log_level_t level, const char *component,
+                const fn_log_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 #endif
