@@ -6,6 +6,7 @@
 #ifndef FN_TEST_H
 #define FN_TEST_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,19 @@ static int fn_test_checks;
                     sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                                   \
         }                                                                                          \
     } while (0)
+
+/* xorshift64*: the tests' own random numbers, seeded explicitly (s must not be 0). */
+typedef struct fn_test_rng {
+    uint64_t s;
+} fn_test_rng_t;
+
+static inline uint64_t fn_test_rnd(fn_test_rng_t *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 0x2545f4914f6cdd1dULL;
+}
 
 static inline int fn_test_result(const char *name)
 {

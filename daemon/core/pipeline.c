@@ -69,13 +69,24 @@ void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason)
     dead_letter(d, m, FN_REJ_STEP_FAILED, reason);
 }
 
+/* Row of f in the per-funnel counters, or NULL: f may belong to the config a step was built
+ * with before a reload, and is then found again by name. */
+static uint64_t *funnel_counters(fn_daemon_t *d, const fn_funnel_t *f)
+{
+    const fn_config_t *c = d->cfg;
+    if (!d->stats.trans_by_funnel)
+        return NULL;
+    if (f < c->funnels || f >= c->funnels + c->n_funnels)
+        f = fn_config_funnel(c, f->name, strlen(f->name));
+    return f ? d->stats.trans_by_funnel[f - c->funnels] : NULL;
+}
+
 static void count_transition(fn_daemon_t *d, const fn_funnel_t *f, char op)
 {
     d->stats.transitions++;
-    /* f belongs to the config the step was built with: found again by name */
-    const fn_funnel_t *cur = fn_config_funnel(d->cfg, f->name, strlen(f->name));
-    if (d->stats.trans_by_funnel && cur)
-        d->stats.trans_by_funnel[cur - d->cfg->funnels][op == 'C' ? 1 : op == 'L' ? 2 : 0]++;
+    uint64_t *row = funnel_counters(d, f);
+    if (row)
+        row[op == 'C' ? 1 : op == 'L' ? 2 : 0]++;
     switch (op) {
     case 'B':
         d->stats.by_type[1]++;
@@ -127,12 +138,13 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     }
     if (res.replay)
         d->stats.replays++;
+    unsigned shard = fn_step_shard(d->cfg, m->lead_hash);
     if (res.armed_due)
-        fn_timers_armed(d, m->part, fn_step_shard(d->cfg, m->lead_hash), res.armed_due);
+        fn_timers_armed(d, m->part, shard, res.armed_due);
     /* Timers that were due before this event fired in the step; their triggers are in the
      * outbox, delivered on their own (a lost one is handed out again after its lease). */
     for (size_t i = 0; res.fired && i < res.fired->elements; i++)
-        fn_timers_emit(d, fn_step_shard(d->cfg, m->lead_hash), res.fired->element[i]);
+        fn_timers_emit(d, shard, res.fired->element[i]);
 
     /* Hold one reference while producing so that deliveries served meanwhile cannot finish
      * the message before all its outputs are queued. */
@@ -146,9 +158,9 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
             const fn_funnel_t *f = &cfg->funnels[i];
             if (fn_emit_erased(&d->out_buf, &m->ev, f, res.at, now))
                 goto oom;
-            const fn_funnel_t *cur = fn_config_funnel(d->cfg, f->name, strlen(f->name));
-            if (d->stats.trans_by_funnel && cur)
-                d->stats.trans_by_funnel[cur - d->cfg->funnels][3]++;
+            uint64_t *row = funnel_counters(d, f);
+            if (row)
+                row[3]++;
             produce_output(d, m);
         }
     } else {

@@ -84,11 +84,13 @@ local function remember(result, has_outputs)
 end
 
 -- ---- retargeting timers ----
--- Fires, in due order, the lead's timers due at or before bound (see the top).
+-- Fires, in due order, the lead's timers due at or before bound (see the top); tn is the
+-- lead's "tn" field as read by the caller. Returns true when it looked (and may have changed
+-- the lead's hash).
 local fired = {}
-local function fire_due(bound)
-  local tn = tonumber(redis.call('HGET', lead, 'tn'))
-  if not tn or tn > bound then return end
+local function fire_due(bound, tn)
+  tn = tonumber(tn)
+  if not tn or tn > bound then return false end
   local all = redis.call('HGETALL', lead)
   local h = {}
   for j = 1, #all, 2 do h[all[j]] = all[j + 1] end
@@ -114,6 +116,7 @@ local function fire_due(bound)
     if e then fired[#fired + 1] = e end
   end
   timer_set_tn(lead)
+  return true
 end
 
 -- Removes the timer whose field value is v (nil: none; an empty zset key marks a stalled
@@ -183,9 +186,9 @@ if kind == 'e' then
 end
 
 local fire_bound = tonumber(ARGV[16 + 4 * nfun])
-fire_due(fire_bound)
 
 if kind == 'c' then
+  fire_due(fire_bound, redis.call('HGET', lead, 'tn'))
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[12] == '0' then timer_cancel_all(nil, 'opted_out') end
   redis.call('HSET', lead, 'id', lead_id, 'c', ARGV[12])
@@ -204,6 +207,8 @@ for i = 0, nfun - 1 do
   end
 end
 local cur = redis.call('HMGET', lead, unpack(fields))
+-- Usually nothing is due and this one read serves; after firing, read again what changed.
+if fire_due(fire_bound, cur[13]) then cur = redis.call('HMGET', lead, unpack(fields)) end
 lead_tn = tonumber(cur[13])
 
 -- A late event never moves the lead backwards in time: "at" is the latest time seen.

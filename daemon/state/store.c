@@ -91,14 +91,15 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     fn_hist_observe(&d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
     if (reply->type == REDIS_REPLY_ERROR) {
         d->stats.redis_errors++;
-        if (!transient(reply->str) && ++m->step_failures < STEP_ATTEMPTS) {
+        bool passing = transient(reply->str);
+        if (!passing && ++m->step_failures < STEP_ATTEMPTS) {
             fn_log(&d->log, FN_LOG_WARN, "redis", "step failed: %s; trying again", reply->str);
             m->state = FN_MSG_REDIS_WAIT;
             fn_queue_push(&d->redis_wait, m);
             flush_wait(d);
             return;
         }
-        if (!transient(reply->str)) {
+        if (!passing) {
             /* The step itself fails (a script error is deterministic): retrying forever
              * would hold the lead and its partition for good. */
             char reason[256];

@@ -4,20 +4,16 @@ A redis-server then starts on that port, and funneld must connect, process every
 commit it — a refused connect must never leave it hanging.
 """
 import json
-import socket
 import subprocess
 import tempfile
 import time
 
-from harness import Check, Stack, gen_stream, wait_drained
+from harness import Check, Stack, free_port, gen_stream, wait_drained
 
 
 def main():
     check = Check("test_redis_late_e2e")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     st = Stack("redis-late", partitions=3)
     srv = None
     try:

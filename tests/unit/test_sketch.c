@@ -112,23 +112,10 @@ static const struct {
 
 #define NFIRST (sizeof lua_first / sizeof lua_first[0])
 
-/* xorshift64*: the tests' own random numbers, seeded explicitly. */
-typedef struct rng {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rnd(rng_t *r)
-{
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 0x2545f4914f6cdd1dULL;
-}
-
 /* Uniform in (0, 1). */
-static double unif(rng_t *r)
+static double unif(fn_test_rng_t *r)
 {
-    return ((double)(rnd(r) >> 11) + 0.5) / 9007199254740992.0;
+    return ((double)(fn_test_rnd(r) >> 11) + 0.5) / 9007199254740992.0;
 }
 
 static int64_t clamp_ms(double v)
@@ -179,7 +166,7 @@ static void test_formula(void)
     CHECK_INT(nonmono, 0);
 
     /* a million log-uniform values up to 10 years, and both sides of every bucket boundary */
-    rng_t r = {0x9e3779b97f4a7c15ULL};
+    fn_test_rng_t r = {0x9e3779b97f4a7c15ULL};
     bad = 0;
     for (int i = 0; i < 1000000; i++) {
         int64_t ms = clamp_ms(exp(unif(&r) * log((double)FN_SKETCH_MAX_MS)));
@@ -282,13 +269,13 @@ enum { SMALL, UNIFORM, EXPONENTIAL, LOGNORMAL, PARETO, CONSTANT, BIMODAL, LOGUNI
 static const char *const dist_name[NDIST] = {"small",  "uniform",  "exponential", "lognormal",
                                              "pareto", "constant", "bimodal",     "loguniform"};
 
-static int64_t draw(rng_t *r, int dist)
+static int64_t draw(fn_test_rng_t *r, int dist)
 {
     switch (dist) {
     case SMALL: /* 0 .. 20 ms: zeros and many ties */
-        return (int64_t)(rnd(r) % 21);
+        return (int64_t)(fn_test_rnd(r) % 21);
     case UNIFORM:
-        return 1 + (int64_t)(rnd(r) % 1000000);
+        return 1 + (int64_t)(fn_test_rnd(r) % 1000000);
     case EXPONENTIAL: /* mean 5 minutes */
         return clamp_ms(-300000 * log(unif(r)));
     case LOGNORMAL: { /* median 1 minute, sigma 2.5: heavy tail */
@@ -300,8 +287,8 @@ static int64_t draw(rng_t *r, int dist)
     case CONSTANT:
         return 42000;
     case BIMODAL: /* 70 % around 2 s, 30 % around 3 days */
-        return unif(r) < 0.7 ? 1500 + (int64_t)(rnd(r) % 1000)
-                             : 259200000 + (int64_t)(rnd(r) % 3600000) - 1800000;
+        return unif(r) < 0.7 ? 1500 + (int64_t)(fn_test_rnd(r) % 1000)
+                             : 259200000 + (int64_t)(fn_test_rnd(r) % 3600000) - 1800000;
     default: /* log-uniform over the whole range */
         return clamp_ms(exp(unif(r) * log((double)FN_SKETCH_MAX_MS)));
     }
@@ -314,12 +301,12 @@ static const int64_t qs[] = {0,     1,     100,   1000,  10000, 25000, 50000, 70
 /* One data set: the sketch of all values, the sketch merged from random shards (some added
  * value by value, some as (bucket, count) pairs as read back from Redis) against the sorted
  * values. */
-static void check_dataset(rng_t *r, int dist, size_t n, long *checks_on_data)
+static void check_dataset(fn_test_rng_t *r, int dist, size_t n, long *checks_on_data)
 {
     int64_t *v = malloc(n * sizeof *v);
     enum { MAXSHARDS = 16 };
     fn_sketch_t all, merged, shard[MAXSHARDS];
-    size_t nshards = 1 + rnd(r) % MAXSHARDS;
+    size_t nshards = 1 + fn_test_rnd(r) % MAXSHARDS;
     fn_sketch_init(&all);
     fn_sketch_init(&merged);
     for (size_t k = 0; k < nshards; k++)
@@ -333,7 +320,7 @@ static void check_dataset(rng_t *r, int dist, size_t n, long *checks_on_data)
         v[i] = draw(r, dist);
         int b = fn_sketch_bucket(v[i]);
         add_failed |= fn_sketch_add(&all, b, 1);
-        add_failed |= fn_sketch_add(&shard[rnd(r) % nshards], b, 1);
+        add_failed |= fn_sketch_add(&shard[fn_test_rnd(r) % nshards], b, 1);
     }
     CHECK_INT(add_failed, 0);
     for (size_t k = 0; k < nshards; k++) {
@@ -377,7 +364,7 @@ static void check_dataset(rng_t *r, int dist, size_t n, long *checks_on_data)
 static void test_quantiles(void)
 {
     static const size_t sizes[] = {1, 2, 3, 7, 10, 100, 1000, 10000, 100000};
-    rng_t r = {0x243f6a8885a308d3ULL};
+    fn_test_rng_t r = {0x243f6a8885a308d3ULL};
     long checks = 0, sets = 0, values = 0;
     for (int d = 0; d < NDIST; d++) {
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {

@@ -14,22 +14,10 @@
 #define HOUR_MS 3600000LL
 #define DAY_MS 86400000LL
 
-typedef struct rng {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rnd(rng_t *r)
-{
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 0x2545f4914f6cdd1dULL;
-}
-
 /* Uniform in lo .. hi - 1. */
-static int64_t between(rng_t *r, int64_t lo, int64_t hi)
+static int64_t between(fn_test_rng_t *r, int64_t lo, int64_t hi)
 {
-    return lo + (int64_t)(rnd(r) % (uint64_t)(hi - lo));
+    return lo + (int64_t)(fn_test_rnd(r) % (uint64_t)(hi - lo));
 }
 
 /* The test's own floor division, written differently from window.c's. */
@@ -60,7 +48,7 @@ static int64_t hour_count(const stream_t *s, int64_t h)
 
 /* n events in [from, to): bursts (many in one minute), quiet stretches, events exactly on
  * minute and hour boundaries. */
-static int stream_make(stream_t *s, rng_t *r, int64_t from, int64_t to, size_t n)
+static int stream_make(stream_t *s, fn_test_rng_t *r, int64_t from, int64_t to, size_t n)
 {
     *s = (stream_t){.from = from, .to = to, .n = n};
     s->mbase = fdiv(from, MIN_MS);
@@ -75,9 +63,9 @@ static int stream_make(stream_t *s, rng_t *r, int64_t from, int64_t to, size_t n
     int64_t burst = from;
     for (size_t i = 0; i < n; i++) {
         int64_t t;
-        switch (rnd(r) % 8) {
+        switch (fn_test_rnd(r) % 8) {
         case 0: /* a burst around one moment */
-            if (rnd(r) % 50 == 0)
+            if (fn_test_rnd(r) % 50 == 0)
                 burst = between(r, from, to);
             t = burst + between(r, 0, 2 * MIN_MS);
             break;
@@ -85,10 +73,10 @@ static int stream_make(stream_t *s, rng_t *r, int64_t from, int64_t to, size_t n
             t = fdiv(between(r, from, to), MIN_MS) * MIN_MS;
             break;
         case 2: /* on an hour boundary, or the last ms before one */
-            t = fdiv(between(r, from, to), HOUR_MS) * HOUR_MS - (int64_t)(rnd(r) % 2);
+            t = fdiv(between(r, from, to), HOUR_MS) * HOUR_MS - (int64_t)(fn_test_rnd(r) % 2);
             break;
         default: /* the first 60 % of the range is busier than the rest */
-            t = between(r, from, rnd(r) % 2 ? to : from + (to - from) * 6 / 10);
+            t = between(r, from, fn_test_rnd(r) % 2 ? to : from + (to - from) * 6 / 10);
         }
         if (t < from || t >= to)
             t = from;
@@ -173,7 +161,7 @@ static void check_pair(const stream_t *s, int64_t end, int64_t span, int per_eve
     items_total += (long)p.n;
 }
 
-static int64_t random_span(rng_t *r)
+static int64_t random_span(fn_test_rng_t *r)
 {
     static const int64_t fixed[] = {0,
                                     -5,
@@ -191,9 +179,9 @@ static int64_t random_span(rng_t *r)
                                     FN_WINDOW_MAX_SPAN_MS,
                                     FN_WINDOW_MAX_SPAN_MS + 1,
                                     30 * DAY_MS};
-    switch (rnd(r) % 4) {
+    switch (fn_test_rnd(r) % 4) {
     case 0:
-        return fixed[rnd(r) % (sizeof fixed / sizeof fixed[0])];
+        return fixed[fn_test_rnd(r) % (sizeof fixed / sizeof fixed[0])];
     case 1: /* whole minutes up to 3 hours */
         return between(r, 0, 181) * MIN_MS;
     case 2: /* any ms up to 3 hours */
@@ -203,10 +191,10 @@ static int64_t random_span(rng_t *r)
     }
 }
 
-static int64_t random_end(rng_t *r, const stream_t *s)
+static int64_t random_end(fn_test_rng_t *r, const stream_t *s)
 {
     int64_t t = between(r, s->from - DAY_MS, s->to + DAY_MS);
-    switch (rnd(r) % 4) {
+    switch (fn_test_rnd(r) % 4) {
     case 0:
         return fdiv(t, MIN_MS) * MIN_MS;
     case 1:
@@ -218,7 +206,7 @@ static int64_t random_end(rng_t *r, const stream_t *s)
 
 static void test_random(void)
 {
-    rng_t r = {0x13198a2e03707344ULL};
+    fn_test_rng_t r = {0x13198a2e03707344ULL};
     /* ten days in November 2026 (not on a minute), and six days around the epoch */
     const int64_t ranges[][2] = {{1795342500250LL, 1795342500250LL + 10 * DAY_MS},
                                  {-3 * DAY_MS - 12345, 3 * DAY_MS + 777}};
