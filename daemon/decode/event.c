@@ -113,9 +113,19 @@ static void copy_safe(char *dst, size_t dstlen, const char *src)
          * all, so a truncated reason never ends in half an escape. */
         if (s[0] == '\\' && left >= 2 && s[1] >= 0x20 && s[1] < 0x7f) {
             size_t n = 2;
-            if (s[1] == 'u' && left >= 6 &&
-                strspn((const char *)s + 2, "0123456789abcdefABCDEF") >= 4)
+            if (s[1] == 'u') {
+                /* "\u" without four hex digits is message text the parser quoted (a cut
+                 * escape, "\u00"): its backslash is written as \u005c, so every "\u" in a
+                 * reason starts a whole escape. */
+                if (left < 6 || strspn((const char *)s + 2, "0123456789abcdefABCDEF") < 4) {
+                    if (o + 6 > dstlen - 1)
+                        break;
+                    memcpy(dst + o, "\\u005c", 6);
+                    o += 6, s++, left--;
+                    continue;
+                }
                 n = 6;
+            }
             if (o + n > dstlen - 1)
                 break;
             memcpy(dst + o, s, n);

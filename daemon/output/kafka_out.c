@@ -17,10 +17,55 @@
 
 #include "funneld/daemon.h"
 
+/* What a dead letter keeps of its key and of its value when Kafka refuses it as too large. */
+#define DLQ_CUT_BYTES 65536
+
+/* A dead letter is the input's bytes, and an input can be larger than the producer's
+ * message.max.bytes (default 1,000,000) or the DLQ topic's max.message.bytes: producing it
+ * again unchanged would fail forever and hold its partition. So a dead letter refused as too
+ * large is sent again with its key and value cut to their first DLQ_CUT_BYTES bytes and a
+ * funneld.truncated header "key=<bytes> value=<bytes>" giving the original sizes; refused
+ * again, with the key and value empty. Adds the header to hdrs on the first cut; returns how
+ * many bytes of key and of value to keep. */
+static size_t dlq_cut(rd_kafka_headers_t *hdrs, size_t keylen, size_t len)
+{
+    const void *v;
+    size_t vl;
+    if (rd_kafka_header_get_last(hdrs, "funneld.truncated", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    char sizes[64];
+    snprintf(sizes, sizeof sizes, "key=%zu value=%zu", keylen, len);
+    rd_kafka_header_add(hdrs, "funneld.truncated", -1, sizes, -1);
+    return DLQ_CUT_BYTES;
+}
+
+static bool too_large(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+static bool is_dead_letter(rd_kafka_headers_t *hdrs)
+{
+    const void *v;
+    size_t vl;
+    return hdrs && rd_kafka_header_get_last(hdrs, "funneld.error", &v, &vl) == 0;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     fn_daemon_t *d = opaque;
     fn_msg_t *m = rkm->_private;
+    if (rkm->err && d->output_closing) {
+        /* Purged at exit: what Kafka did not take stays where it came from (an input not
+         * committed, a trigger in its outbox, a bottleneck not marked announced), so only
+         * the owners of triggers and analytics events, which nothing else holds, are freed;
+         * inputs are released with the rest of the unfinished ones. Their owner field is
+         * the first member of the struct that was allocated. */
+        if (m && m->owner != FN_OWNER_MSG)
+            free(m);
+        return;
+    }
     if (rkm->err) {
         d->stats.delivery_retries++;
         if (d->stats.delivery_retries % 1000 == 1)
@@ -29,11 +74,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
         if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
             copy = rd_kafka_headers_copy(hdrs);
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(rkm->rkt)),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
-            RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_HEADERS(copy),
-            RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+        size_t keylen = rkm->key_len, len = rkm->len;
+        if (too_large(rkm->err) && is_dead_letter(copy)) {
+            size_t cut = dlq_cut(copy, keylen, len);
+            keylen = keylen < cut ? keylen : cut;
+            len = len < cut ? len : cut;
+        }
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(rkm->rkt)),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(rkm->key, keylen), RD_KAFKA_V_VALUE(rkm->payload, len),
+                              RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
         if (!e)
             return;
         if (copy)
@@ -118,6 +169,7 @@ int fn_output_start(fn_daemon_t *d)
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!d->producer) {
+        fn_kafka_redact(d, err, sizeof err);
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot create producer: %s", err);
         goto fail;
     }
@@ -172,6 +224,15 @@ int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void
         rd_kafka_header_add(hdrs, "funneld.source", -1, source, -1);
     }
     rd_kafka_resp_err_t e = fn_output_send(d, topic, key, keylen, payload, len, hdrs, m);
+    for (int cuts = 0; too_large(e) && hdrs && cuts < 2; cuts++) {
+        size_t cut = dlq_cut(hdrs, keylen, len);
+        fn_log(&d->log, FN_LOG_WARN, "kafka",
+               "dead letter of %zu bytes (key %zu) too large for %s; sending its first %zu", len,
+               keylen, topic, cut);
+        keylen = keylen < cut ? keylen : cut;
+        len = len < cut ? len : cut;
+        e = fn_output_send(d, topic, key, keylen, payload, len, hdrs, m);
+    }
     if (!e) {
         m->pending_dr++;
         return FN_OK;
@@ -202,6 +263,11 @@ void fn_output_close(fn_daemon_t *d)
                "flush: %s (%d message(s) not delivered; their "
                "inputs were not committed)",
                rd_kafka_err2str(e), rd_kafka_outq_len(d->producer));
+    /* Delivery reports for what is left, so that their owners are freed (a destroy without
+     * them would drop the reports). */
+    d->output_closing = true;
+    rd_kafka_purge(d->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(d->producer, 1000);
     rd_kafka_queue_t *mq = rd_kafka_queue_get_main(d->producer);
     rd_kafka_queue_io_event_enable(mq, -1, NULL, 0);
     rd_kafka_queue_destroy(mq);

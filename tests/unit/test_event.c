@@ -184,6 +184,11 @@ static const tcase_t cases[] = {
      .code = FN_REJ_INVALID_JSON,
      .reason = "premature end of input"},
     {.name = "lone open brace", .json = "{", .code = FN_REJ_INVALID_JSON},
+    /* The parser quotes the cut "\u00"; its backslash must not start a half escape. */
+    {.name = "cut \\u escape",
+     .json = "{\"a\":\"x\\u00",
+     .code = FN_REJ_INVALID_JSON,
+     .reason = "\\u005cu00'"},
     {.name = "trailing garbage",
      .json = BASE "} x",
      .code = FN_REJ_INVALID_JSON,
@@ -863,11 +868,68 @@ static void test_schema_samples(void)
     }
 }
 
+/* The hostile corpus the end-to-end test sends through Kafka (tests/hostile/manifest.json):
+ * every case kept as a file gets the verdict the manifest names (the generated big ones are
+ * covered by run_generated()), so a decoder change that moves a case is caught here first. */
+static size_t test_hostile_corpus(void)
+{
+    json_error_t err;
+    json_t *doc = json_load_file("tests/hostile/manifest.json", JSON_REJECT_DUPLICATES, &err);
+    CHECK(doc != NULL);
+    if (!doc) {
+        fprintf(stderr, "  tests/hostile/manifest.json: %s (run from the source tree)\n", err.text);
+        return 0;
+    }
+    size_t i, n = 0;
+    json_t *c;
+    json_array_foreach (json_object_get(doc, "cases"), i, c) {
+        const char *file = json_string_value(json_object_get(c, "file"));
+        const char *expect = json_string_value(json_object_get(c, "expect"));
+        if (!file || !expect)
+            continue; /* generated or tombstone: built at run time elsewhere */
+        char path[256];
+        snprintf(path, sizeof path, "tests/hostile/cases/%s", file);
+        FILE *f = fopen(path, "rb");
+        CHECK(f != NULL);
+        if (!f)
+            continue;
+        static char buf[65536 + 1];
+        size_t len = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        fn_reject_t want = FN_REJ_NONE;
+        for (int r = 1; r < FN_REJ_COUNT; r++)
+            if (strcmp(fn_reject_code((fn_reject_t)r), expect) == 0)
+                want = (fn_reject_t)r;
+        CHECK(want != FN_REJ_NONE || strcmp(expect, "accept") == 0);
+        fn_event_t ev;
+        char reason[REASON_MAX];
+        fn_reject_t got =
+            fn_event_decode(buf, len, &configs[CFG_DEFAULT], NOW_MS, &ev, reason, sizeof reason);
+        if (got != want)
+            fprintf(stderr, "  hostile %s: got %s (%s), want %s\n", file, fn_reject_code(got),
+                    reason, expect);
+        CHECK_INT(got, want);
+        if (!reason_is_clean(reason, sizeof reason))
+            fprintf(stderr, "  hostile %s: unclean reason \"%s\"\n", file, reason);
+        CHECK(reason_is_clean(reason, sizeof reason));
+        const char *lead = json_string_value(json_object_get(c, "lead_id"));
+        if (got == FN_REJ_NONE && lead)
+            CHECK(ev.lead_id.len == strlen(lead) &&
+                  memcmp(ev.lead_id.p, lead, ev.lead_id.len) == 0);
+        fn_event_clear(&ev);
+        n++;
+    }
+    json_decref(doc);
+    CHECK(n >= 150);
+    return n;
+}
+
 int main(void)
 {
     make_configs();
     size_t n = run_table();
     n += run_generated();
+    n += test_hostile_corpus();
     test_reason_buffers();
     test_codes();
     test_reuse();
