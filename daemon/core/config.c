@@ -1115,7 +1115,13 @@ fn_config_t *fn_config_load(const char *path, char *err, size_t errlen)
     fn_config_t *cfg = NULL;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        /* the caller prints the file name; jansson's position is what it cannot know */
+        /* the caller prints the file name; jansson's position is what it cannot know. Its
+         * excerpt of the text there ("near '…'") is left out: in a file with a syntax error
+         * next to a credential (an unquoted or unterminated password) it would quote it.
+         * A duplicate key's excerpt is the key, which is kept. */
+        char *near = strstr(jerr.text, " near '");
+        if (near && strncmp(jerr.text, "duplicate object key", 20) != 0)
+            *near = '\0';
         if (jerr.line > 0)
             snprintf(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
         else

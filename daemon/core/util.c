@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "funneld/common.h"
@@ -259,6 +260,62 @@ static int parse_uint(const char *s, const char *e, long max, long *out)
     }
     *out = v;
     return FN_OK;
+}
+
+static bool contains_nocase(const char *s, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *s; s++)
+        if (strncasecmp(s, needle, n) == 0)
+            return true;
+    return false;
+}
+
+bool fn_secret_key(const char *key)
+{
+    return contains_nocase(key, "password") || contains_nocase(key, "secret") ||
+           strcasecmp(key, "ssl.key.pem") == 0 || strcasecmp(key, "sasl.oauthbearer.config") == 0;
+}
+
+/* A tail this short that happens to begin the secret is left alone: it gives nothing away,
+ * and redacting it would mangle ordinary messages that end the way a secret starts. */
+#define REDACT_MIN_TAIL 4
+
+void fn_redact(char *text, size_t cap, const char *secret)
+{
+    static const char mark[] = "[redacted]";
+    size_t n = strlen(secret), len = cap ? strnlen(text, cap) : 0;
+    if (!n || !cap)
+        return;
+    if (len == cap) /* not terminated within cap: a caller's mistake, never read past it */
+        text[len = cap - 1] = '\0';
+    /* Left to right, in place where the text shrinks; where it grows, the rest is moved
+     * right first (and cut at cap). */
+    size_t i = 0;
+    while (i < len) {
+        size_t rest = len - i;
+        size_t hit = rest >= n && memcmp(text + i, secret, n) == 0 ? n
+                     : rest < n && rest >= REDACT_MIN_TAIL && memcmp(text + i, secret, rest) == 0
+                         ? rest
+                         : 0;
+        if (!hit) {
+            i++;
+            continue;
+        }
+        size_t m = sizeof mark - 1;
+        size_t tail = len - i - hit; /* bytes after the secret */
+        if (i + m >= cap) {          /* not even the mark fits: cut the text here */
+            text[i] = '\0';
+            return;
+        }
+        if (i + m + tail >= cap)
+            tail = cap - 1 - i - m;
+        memmove(text + i + m, text + i + hit, tail);
+        memcpy(text + i, mark, m);
+        len = i + m + tail;
+        text[len] = '\0';
+        i += m;
+    }
 }
 
 int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *user,

@@ -137,6 +137,10 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
                    head(b, "funneld_redis_up", "gauge",
                         "1 when Redis is connected and the scripts are loaded.") ||
                    fn_buf_appendf(b, "funneld_redis_up %d\n", d->redis_ready) ||
+                   head(b, "funneld_redis_data_lost_total", "counter",
+                        "Reconnects that found the store's epoch marker gone or changed.") ||
+                   fn_buf_appendf(b, "funneld_redis_data_lost_total %llu\n",
+                                  (unsigned long long)d->stats.redis_data_lost) ||
                    head(b, "funneld_ready", "gauge", "1 when /readyz answers 200.") ||
                    fn_buf_appendf(b, "funneld_ready %d\n", fn_http_ready(d)) ||
                    head(b, "funneld_config_generation", "gauge",

@@ -125,6 +125,7 @@ int fn_input_start(fn_daemon_t *d)
 
     d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!d->consumer) {
+        fn_kafka_redact(d, err, sizeof err);
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot create consumer: %s", err);
         goto fail;
     }

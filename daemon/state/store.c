@@ -11,6 +11,12 @@
  * wait queue, the connection is re-made with exponential backoff (100 ms to 5 s), the script
  * is loaded again, and the steps are re-sent. Re-sending a step that did run is harmless:
  * the step de-duplicates by event id.
+ *
+ * A Redis that comes back empty (restarted without persistence, flushed, or replaced) is
+ * not something a step can notice: every lead would look new. So each connection checks
+ * the store's epoch marker (<prefix>:epoch, written once with SET NX): if the value this
+ * process saw before is gone or different, the loss is logged as an error and counted
+ * (funneld_redis_data_lost_total), and processing goes on with the store as it is now.
  */
 #include <hiredis/adapters/libuv.h>
 #include <stdio.h>
@@ -129,7 +135,7 @@ static void send_step(fn_daemon_t *d, fn_msg_t *m)
     char token[64];
     snprintf(token, sizeof token, "%s:%llu", d->instance, (unsigned long long)m->seq);
     m->cfg = d->cfg;
-    if (fn_step_build(d->cfg, d->script_sha, token, &m->ev, m->lead_hash, fn_now_ms(),
+    if (fn_step_build(d->cfg, d->script_sha, token, &m->ev, m->lead_hash, fn_now_ms(), m->clock_ms,
                       m->part->topic, m->part->partition, &m->cmd)) {
         fn_log(&d->log, FN_LOG_ERROR, "redis", "out of memory building a step");
         fn_daemon_stop(d, 1);
@@ -262,14 +268,85 @@ static void on_read_loaded(redisAsyncContext *ac, void *r, void *priv)
         script_loaded(d, ac, r, "read", d->read_sha);
 }
 
+static void on_epoch_set(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        fn_log(&d->log, FN_LOG_WARN, "redis", "epoch marker: %s; a loss of data goes unnoticed",
+               reply->str);
+    else if (reply && reply->type == REDIS_REPLY_STATUS && !d->redis_epoch[0])
+        fn_log(&d->log, FN_LOG_INFO, "redis", "empty store: new epoch %s", d->redis_epoch_try);
+}
+
+static void on_epoch_get(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_STRING)
+        return; /* an error reply was logged by the SET; the connection is being re-made */
+    char now[sizeof d->redis_epoch];
+    snprintf(now, sizeof now, "%.*s", (int)reply->len, reply->str);
+    if (d->redis_epoch[0] && strcmp(now, d->redis_epoch) != 0) {
+        d->stats.redis_data_lost++;
+        fn_log(&d->log, FN_LOG_ERROR, "redis",
+               "the store lost its data: epoch %s is gone (now %s); Redis was restarted without "
+               "persistence, flushed or replaced. Lead state, de-duplication, timers and "
+               "counters written before are lost; processing goes on from here",
+               d->redis_epoch, now);
+    }
+    memcpy(d->redis_epoch, now, sizeof now);
+}
+
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     fn_daemon_t *d = ac->data;
     redisReply *reply = r;
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s: %s", (const char *)priv, reply->str);
+        bool auth = strcmp(priv, "AUTH") == 0;
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s: %s%s", (const char *)priv, reply->str,
+               auth ? " (check the user and password in redis.url or FUNNELD_REDIS_URL)" : "");
         redisAsyncDisconnect(ac);
     }
+}
+
+/* The commands after the gate: the epoch marker and the scripts. */
+static void send_setup(fn_daemon_t *d, redisAsyncContext *ac)
+{
+    /* Two plain commands rather than SET NX GET, which needs Redis 7. */
+    snprintf(d->redis_epoch_try, sizeof d->redis_epoch_try, "%s-%llu", d->instance,
+             (unsigned long long)++d->redis_connects);
+    redisAsyncCommand(ac, on_epoch_set, NULL, "SET %s:epoch %s NX", d->cfg->key_prefix,
+                      d->redis_epoch_try);
+    redisAsyncCommand(ac, on_epoch_get, NULL, "GET %s:epoch", d->cfg->key_prefix);
+    /* Replies come in order: the connection is ready once the step script, loaded last, is. */
+    redisAsyncCommand(ac, on_fire_loaded, NULL, "SCRIPT LOAD %s", fn_lua_fire_src);
+    redisAsyncCommand(ac, on_read_loaded, NULL, "SCRIPT LOAD %s", fn_lua_read_src);
+    redisAsyncCommand(ac, on_script_loaded, NULL, "SCRIPT LOAD %s", fn_lua_step_src);
+}
+
+/* A connection's first commands are small ones: AUTH and SELECT when configured, then a
+ * PING whose answer opens the gate to the rest. Redis (6.2.6 and later) drops a client that
+ * sends a bulk over 16 KB before it is authenticated, as the SCRIPT LOADs are; the reset
+ * would throw away the AUTH error unread and leave the connection silent until the
+ * watchdog. Behind the gate, a refused AUTH (WRONGPASS) or a server that wants a password
+ * funneld was not given (NOAUTH) is logged, and the connection re-made with backoff. */
+static void on_gate(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    redisReply *reply = r;
+    if (!reply || (ac->c.flags & REDIS_DISCONNECTING))
+        return; /* lost, or AUTH/SELECT failed (logged) and it is being re-made */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        bool noauth = strncmp(reply->str, "NOAUTH", 6) == 0;
+        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s%s", reply->str,
+               noauth ? " (Redis wants a password: redis://[user:]password@host:port/db in "
+                        "redis.url or FUNNELD_REDIS_URL)"
+                      : "");
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    send_setup(d, ac);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -341,10 +418,7 @@ static void connect_now(fn_daemon_t *d)
         redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", pass);
     if (db)
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", db);
-    /* Replies come in order: the connection is ready once the step script, loaded last, is. */
-    redisAsyncCommand(ac, on_fire_loaded, NULL, "SCRIPT LOAD %s", fn_lua_fire_src);
-    redisAsyncCommand(ac, on_read_loaded, NULL, "SCRIPT LOAD %s", fn_lua_read_src);
-    redisAsyncCommand(ac, on_script_loaded, NULL, "SCRIPT LOAD %s", fn_lua_step_src);
+    redisAsyncCommand(ac, on_gate, NULL, "PING"); /* the rest once it answers: see on_gate */
 }
 
 static void on_redis_timer(uv_timer_t *t)

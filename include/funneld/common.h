@@ -38,6 +38,17 @@ int fn_duration_parse(const char *s, int64_t *out_ms);
 int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *user,
                        size_t userlen, char *pass, size_t passlen, int *db);
 
+/* True when a librdkafka property's value is a credential: a name containing "password" or
+ * "secret" (sasl.password, ssl.key.password, ssl.keystore.password,
+ * sasl.oauthbearer.client.secret), ssl.key.pem and sasl.oauthbearer.config. Such values are
+ * never written to a log. */
+bool fn_secret_key(const char *key);
+
+/* Replaces, in the NUL-terminated text (cap bytes of room), every occurrence of secret with
+ * "[redacted]", and also a secret cut off at the end of the text (a message truncated while
+ * quoting it). The result is truncated to fit; nothing is done for an empty secret. */
+void fn_redact(char *text, size_t cap, const char *secret);
+
 /* A growable byte buffer; the owner calls fn_buf_free. Append functions return FN_ERR only
  * when memory runs out. */
 typedef struct fn_buf {

@@ -42,6 +42,7 @@ typedef struct fn_partition {
     bool assigned;
     bool at_eof;        /* reached the end of the partition since its last message */
     int64_t maxts_done; /* latest event time in the done prefix: the event clock (trigger.h) */
+    int64_t maxts_seen; /* latest event time consumed, in offset order (fn_msg_t.clock_ms) */
     int64_t *next_due;  /* per shard: earliest timer in its zset, FN_DUE_UNKNOWN or _NONE */
     uint64_t consumed;  /* messages taken from it (for /metrics) */
     int64_t lag;        /* from librdkafka's statistics; -1 unknown */
@@ -76,6 +77,10 @@ typedef struct fn_msg {
     uint64_t consumed_ns, sent_ns; /* uv_hrtime at consume and at the last step send */
     int step_failures;             /* error replies to its step that were not transient */
     int64_t consumed_ms;
+    /* The partition's event time at this message: the latest accepted event time up to its
+     * offset. Its step fires the lead's timers due by then, the same ones the tick fires
+     * once this message's predecessors are done, whichever comes first. */
+    int64_t clock_ms;
     uint64_t seq; /* this process's number for the message, part of its step token */
 } fn_msg_t;
 
@@ -103,7 +108,8 @@ typedef struct fn_stats {
     uint64_t rejected[FN_REJ_COUNT];
     uint64_t produced, delivered, delivery_retries;
     uint64_t redis_errors, redis_reconnects, redis_replies;
-    uint64_t by_type[6]; /* stage_changed(enter/forward), back, converted, lost, erased */
+    uint64_t redis_data_lost; /* reconnects that found the store's epoch marker gone/changed */
+    uint64_t by_type[6];      /* stage_changed(enter/forward), back, converted, lost, erased */
     uint64_t committed;
     uint64_t blocked_count, paused_count;
     uint64_t triggers_emitted, triggers_delivered, triggers_capped, triggers_opted_out;
@@ -161,7 +167,7 @@ typedef struct fn_daemon {
     int producer_pipe[2];
     uv_poll_t producer_poll;
     fn_buf_t out_buf;
-    fn_msg_queue_t dr_retry; /* produce calls refused (queue full) waiting to be retried */
+    bool output_closing; /* shutting down: undelivered outputs are purged, not retried */
 
     /* state */
     redisAsyncContext *redis;
@@ -180,6 +186,11 @@ typedef struct fn_daemon {
     fn_msg_t **lead_table; /* chain heads by lead hash */
     size_t lead_table_mask;
     char fire_sha[41];
+    /* The store's epoch marker as first seen (store.c): a reconnect that finds it gone or
+     * different means Redis lost or swapped funneld's data. */
+    char redis_epoch[48];
+    char redis_epoch_try[48]; /* the value this connection offered with SET NX */
+    uint64_t redis_connects;
 
     /* retargeting timers (timers/timers.c) */
     size_t timer_requests;     /* fire.lua calls and outbox clears without a reply yet */
@@ -231,6 +242,9 @@ fn_msg_t *fn_queue_pop(fn_msg_queue_t *q);
 /* --- core/kafka_common.c --- */
 /* Sets one librdkafka property; logs "kafka.properties.KEY: why" and returns FN_ERR. */
 int fn_kafka_conf_set(fn_daemon_t *d, rd_kafka_conf_t *conf, const char *k, const char *v);
+/* Replaces the values of the secret kafka.properties (fn_secret_key) in a text from
+ * librdkafka with "[redacted]" before it is logged. */
+void fn_kafka_redact(const fn_daemon_t *d, char *text, size_t cap);
 /* Opaque, error and log callbacks shared by consumer and producer. */
 int fn_kafka_conf_common(fn_daemon_t *d, rd_kafka_conf_t *conf);
 

@@ -282,6 +282,55 @@ static void test_defaults_fill_a_minimal_document(void)
     fn_config_free(cfg);
 }
 
+/* Security: without an http section, or with one that leaves listen out, the endpoint binds
+ * the loopback address only; exposing it is a decision written in the config. */
+static void test_endpoint_listens_on_loopback_by_default(void)
+{
+    const char *docs[] = {"{'funnels':[{'name':'f','stages':[{'name':'a','on':[{'type':'t'}],"
+                          "'conversion':true}]}]}",
+                          "{'http':{},'funnels':[{'name':'f','stages':[{'name':'a','on':"
+                          "[{'type':'t'}],'conversion':true}]}]}"};
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        char err[512] = "";
+        fn_config_t *cfg = from_text(docs[i], err, sizeof err);
+        CHECK_STR(err, "");
+        CHECK_STR(cfg ? cfg->http_listen : NULL, "127.0.0.1:9464");
+        fn_config_free(cfg);
+    }
+}
+
+/* Security: a config error about a credential names where it is, never what it is. */
+static void test_errors_never_quote_credentials(void)
+{
+#define ONE_FUNNEL "'funnels':[{'name':'f','stages':[{'name':'a','on':[{'type':'t'}]}]}]"
+    const struct {
+        const char *doc, *path;
+    } bad[] = {{"{'redis':{'url':'redis://funneld:hunter2-secret@'}," ONE_FUNNEL "}", "redis.url"},
+               {"{'redis':{'url':'redis://funneld:hunter2-secret@h:99999/0'}," ONE_FUNNEL "}",
+                "redis.url"},
+               {"{'kafka':{'properties':{'sasl.password':['hunter2-secret']}}," ONE_FUNNEL "}",
+                "sasl.password"},
+               {"{'kafka':{'properties':{'sasl.password':{'v':'hunter2-secret'}}}," ONE_FUNNEL "}",
+                "sasl.password"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char err[512] = "";
+        fn_config_t *cfg = from_text(bad[i].doc, err, sizeof err);
+        CHECK(cfg == NULL);
+        CHECK(strstr(err, bad[i].path) != NULL);
+        CHECK(strstr(err, "hunter2") == NULL);
+        fn_config_free(cfg);
+    }
+    char err[512] = "";
+    fn_config_t *cfg = from_text(
+        "{'kafka':{'properties':{'sasl.password':'hunter2-secret'}},"
+        "'redis':{'url':'redis://funneld:hunter2-secret@127.0.0.1:6380/0'}," ONE_FUNNEL "}",
+        err, sizeof err);
+#undef ONE_FUNNEL
+    CHECK_STR(err, "");
+    CHECK_STR(cfg ? kafka_prop(cfg, "sasl.password") : NULL, "hunter2-secret"); /* verbatim */
+    fn_config_free(cfg);
+}
+
 static void test_explicit_values_and_conversions(void)
 {
     char err[512] = "";
@@ -609,6 +658,19 @@ static void test_file_errors_carry_line_and_column(void)
     CHECK(strncmp(err, "line 2, column ", 15) == 0);
     unlink(path);
 
+    /* a syntax error next to a credential does not quote it */
+    const char *leaky[] = {"{\"redis\": {\"url\": redis://u:hunter2-secret@h:1/0}}",
+                           "{\"kafka\": {\"properties\": {\"sasl.password\": hunter2-secret}}}",
+                           "{\"kafka\": {\"properties\": {\"sasl.password\": \"hunter2-secret}}}"};
+    for (size_t i = 0; i < sizeof leaky / sizeof *leaky; i++) {
+        path = write_temp(leaky[i]);
+        err[0] = '\0';
+        CHECK(fn_config_load(path, err, sizeof err) == NULL);
+        CHECK(strncmp(err, "line 1, column ", 15) == 0);
+        CHECK(strstr(err, "hunter2") == NULL);
+        unlink(path);
+    }
+
     path = write_temp("{\"clock\": \"wall\", \"clock\": \"event\", \"funnels\": []}");
     err[0] = '\0';
     CHECK(fn_config_load(path, err, sizeof err) == NULL);
@@ -833,6 +895,8 @@ int main(void)
     test_b2b_pipeline();
     test_classic_models();
     test_defaults_fill_a_minimal_document();
+    test_endpoint_listens_on_loopback_by_default();
+    test_errors_never_quote_credentials();
     test_explicit_values_and_conversions();
     test_bad_documents_name_path_and_problem();
     test_no_document_is_an_error_not_a_crash();

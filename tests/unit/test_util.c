@@ -117,9 +117,52 @@ static void test_redis_url(void)
               FN_ERR); /* too long for the buffer: refused, not cut */
 }
 
+/* Credentials in kafka.properties: which names are secret, and their values cut out of
+ * librdkafka's texts, also when the text was truncated in the middle of one. */
+static void test_secrets_are_redacted(void)
+{
+    const char *secret[] = {"sasl.password",         "ssl.key.password",
+                            "ssl.keystore.password", "sasl.oauthbearer.client.secret",
+                            "ssl.key.pem",           "sasl.oauthbearer.config",
+                            "SASL.Password",         "my.custom.secret.thing"};
+    const char *plain[] = {"sasl.username",     "sasl.mechanism",   "security.protocol",
+                           "ssl.ca.location",   "ssl.key.location", "ssl.certificate.pem",
+                           "bootstrap.servers", "linger.ms"};
+    for (size_t i = 0; i < sizeof secret / sizeof *secret; i++)
+        CHECK(fn_secret_key(secret[i]));
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        CHECK(!fn_secret_key(plain[i]));
+
+    char t[128];
+    snprintf(t, sizeof t, "Invalid value \"hunter22\" for \"sasl.password\"; hunter22!");
+    fn_redact(t, sizeof t, "hunter22");
+    CHECK_STR(t, "Invalid value \"[redacted]\" for \"sasl.password\"; [redacted]!");
+    snprintf(t, sizeof t, "value \"hunter");
+    fn_redact(t, sizeof t, "hunter22"); /* cut off while quoting it */
+    CHECK_STR(t, "value \"[redacted]");
+    snprintf(t, sizeof t, "ends with hun");
+    fn_redact(t, sizeof t, "hunter22"); /* three bytes give nothing away */
+    CHECK_STR(t, "ends with hun");
+    snprintf(t, sizeof t, "nothing here");
+    fn_redact(t, sizeof t, "");
+    CHECK_STR(t, "nothing here");
+    char small[16];
+    snprintf(small, sizeof small, "pw=ab x");
+    fn_redact(small, sizeof small, "ab"); /* grows, still fits */
+    CHECK_STR(small, "pw=[redacted] x");
+    snprintf(small, sizeof small, "0123456789ab x");
+    fn_redact(small, sizeof small, "ab"); /* the mark does not fit: cut before the secret */
+    CHECK_STR(small, "0123456789");
+    snprintf(small, sizeof small, "ab ab ab ab ab");
+    fn_redact(small, sizeof small, "ab");
+    CHECK(strstr(small, "ab") == NULL);
+    CHECK(strlen(small) < sizeof small);
+}
+
 int main(void)
 {
     test_redis_url();
+    test_secrets_are_redacted();
     test_time();
     test_duration();
     test_json_str();
