@@ -59,6 +59,9 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
         return;
     }
     m->accepted = true;
+    if (m->ev.ts_ms > p->maxts_seen)
+        p->maxts_seen = m->ev.ts_ms;
+    m->clock_ms = p->maxts_seen;
     m->lead_hash = fn_step_lead_hash(m->ev.lead_id.p, m->ev.lead_id.len);
     fn_store_submit(d, m);
 }

@@ -80,8 +80,8 @@ static void arg_str(argv_t *a, fn_str_t s)
 }
 
 int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
-                  fn_hash128_t lead_hash, int64_t now_ms, const char *topic, int32_t partition,
-                  fn_buf_t *out)
+                  fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms, const char *topic,
+                  int32_t partition, fn_buf_t *out)
 {
     fn_lead_keys_t k;
     fn_step_keys(cfg, lead_hash, &k);
@@ -134,11 +134,12 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         nf++;
     }
     snprintf(nfun, sizeof nfun, "%zu", nf);
-    /* The lead's timers due by this event's time fire before it is applied; by the wall
-     * clock, never ahead of the wall time (event times may run a little ahead of it). */
+    /* The lead's timers due by the partition's time at this event fire before it is applied
+     * (the tick would have fired them had this event's predecessors finished first); by the
+     * wall clock, never ahead of the wall time (event times may run a little ahead of it). */
     char caps[FN_MAX_FUNNELS * (FN_NAME_MAX + 44)], bound[24];
     fn_step_caps(cfg, caps, sizeof caps);
-    int64_t b = ev->ts_ms;
+    int64_t b = clock_ms > ev->ts_ms ? clock_ms : ev->ts_ms;
     if (cfg->clock == FN_CLOCK_WALL && now_ms < b)
         b = now_ms;
     snprintf(bound, sizeof bound, "%lld", (long long)b);

@@ -72,6 +72,7 @@ void fn_timers_free_partition(fn_partition_t *p)
 void fn_timers_reset(fn_daemon_t *d, fn_partition_t *p)
 {
     p->maxts_done = 0;
+    p->maxts_seen = 0;
     p->at_eof = false;
     if (p->next_due)
         for (int s = 0; s < d->cfg->redis_shards; s++)

@@ -67,11 +67,13 @@ void fn_step_keys(const fn_config_t *cfg, fn_hash128_t lead_hash, fn_lead_keys_t
 
 /* Writes the RESP-encoded EVALSHA for ev into out (sha is the script's 40-char digest;
  * token is "<instance>:<message>", naming this daemon process and this consumed message,
- * see step.lua; topic/partition is where ev was consumed, for its timers). Only the funnels
- * the event is routed to are sent; an erase names every funnel. */
+ * see step.lua; clock_ms is the partition's event time at ev (fn_msg_t.clock_ms; 0: ev's
+ * own time), by which the lead's due timers fire first; topic/partition is where ev was
+ * consumed, for its timers). Only the funnels the event is routed to are sent; an erase
+ * names every funnel. */
 int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
-                  fn_hash128_t lead_hash, int64_t now_ms, const char *topic, int32_t partition,
-                  fn_buf_t *out);
+                  fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms, const char *topic,
+                  int32_t partition, fn_buf_t *out);
 
 /* Writes the trigger caps argument of the scripts ("name=max,per;..." for funnels with a
  * trigger_cap) into out. */

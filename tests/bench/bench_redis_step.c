@@ -317,7 +317,7 @@ int main(int argc, char **argv)
         snprintf(token, sizeof token, "%s:%zu", instance, n_cmds + 1);
         fn_hash128_t h = fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len);
         /* the timers zset of the partition the lead would be consumed from (6 in the bench) */
-        int brc = fn_step_build(cfg, sha, token, &ev, h, fn_now_ms(), "touchpoints",
+        int brc = fn_step_build(cfg, sha, token, &ev, h, fn_now_ms(), 0, "touchpoints",
                                 (int32_t)(h.lo % 6), &one);
         fn_event_clear(&ev);
         if (brc)

@@ -58,7 +58,7 @@ static fn_reject_t apply_as(const char *json, fn_step_result_t *res, bool resend
     char token[64];
     snprintf(token, sizeof token, "%s:%d", instance, resend ? resend_no : ++msg_no);
     CHECK(fn_step_build(cfg, sha, token, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
-                        1790000000000LL, "in", 0, &cmd) == FN_OK);
+                        1790000000000LL, 0, "in", 0, &cmd) == FN_OK);
     if (last_reply)
         freeReplyObject(last_reply);
     redisAppendFormattedCommand(rc, cmd.data, cmd.len);

@@ -43,6 +43,8 @@ static int msg_no;
 /* triggers the last step fired itself (timers due before its event) */
 static size_t step_fired;
 static char step_fired_reason[64];
+/* the partition's event time the next steps are built with (0: each event's own time) */
+static int64_t step_clock;
 
 /* Applies one event consumed from partition `part` of topic "in"; returns the due time the
  * step armed (0: none), or -1 when the step failed. */
@@ -67,7 +69,7 @@ static int64_t apply_on(int part, const char *lead, const char *id, int64_t ts, 
     char token[64];
     snprintf(token, sizeof token, "it:%d", ++msg_no);
     CHECK(fn_step_build(cfg, step_sha, token, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
-                        T0, "in", part, &cmd) == FN_OK);
+                        T0, step_clock, "in", part, &cmd) == FN_OK);
     redisAppendFormattedCommand(rc, cmd.data, cmd.len);
     redisReply *r = NULL;
     CHECK(redisGetReply(rc, (void **)&r) == REDIS_OK);
@@ -404,6 +406,25 @@ static void test_fired_by_next_event(void)
     fired_free(&f);
 }
 
+/* A lead's next event that is older than its due timer, consumed after another lead's later
+ * event moved the partition's time past the due time: the timer fires first, as the tick
+ * would have fired it had that later event finished first. */
+static void test_fired_by_partition_time(void)
+{
+    fired_t f = {0};
+    cfg->clock = FN_CLOCK_EVENT;
+    apply("PT-1", "pt1", T0, "cart_add", ",\"funnel\":\"shop\"");
+    step_clock = T0 + 2 * H;
+    apply("PT-1", "pt2", T0 + H / 2, "page_view", ",\"funnel\":\"shop\"");
+    CHECK_INT(step_fired, 1);
+    CHECK_STR(step_fired_reason, "cart_abandoned");
+    step_clock = 0;
+    fire("PT-1", T0 + 2 * H, &f);
+    CHECK_INT(f.n, 0);
+    cfg->clock = FN_CLOCK_WALL;
+    fired_free(&f);
+}
+
 static int load(const char *src, char sha[41])
 {
     redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", src);
@@ -432,6 +453,7 @@ int main(void)
     test_cap();
     test_outbox_and_move();
     test_fired_by_next_event();
+    test_fired_by_partition_time();
     redisFree(rc);
     fn_config_free(cfg);
     return fn_test_result("test_timers_redis");
