@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -82,13 +83,14 @@ class Stack:
         raise RuntimeError("topics did not get leaders")
 
     # --- the daemon ---
-    def start(self, *extra, unset=()):
+    def start(self, *extra, unset=(), wrapper=()):
         """Starts funneld on this stack's config; `unset` drops environment variables (the
-        FUNNELD_* overrides would otherwise win over the config)."""
+        FUNNELD_* overrides would otherwise win over the config); `wrapper` is a command
+        funneld runs under (e.g. valgrind and its options)."""
         log = open(os.path.join(self.tmp, f"funneld-{len(self.procs)}.log"), "w")
         env = {k: v for k, v in os.environ.items() if k not in unset}
-        p = subprocess.Popen([os.path.join(build_dir(), "funneld"), "-c", self.config_path,
-                              *extra], stderr=log, stdout=log, env=env)
+        p = subprocess.Popen([*wrapper, os.path.join(build_dir(), "funneld"), "-c",
+                              self.config_path, *extra], stderr=log, stdout=log, env=env)
         p.log_path = log.name
         self.procs.append(p)
         return p
@@ -264,13 +266,14 @@ def free_port():
     return port
 
 
-def wait_for(cond, timeout):
-    """Polls cond until it is true (True) or timeout seconds passed (False)."""
+def wait_for(cond, timeout, every=0.3):
+    """Polls cond every `every` seconds until it is true (True) or timeout seconds passed
+    (False)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if cond():
             return True
-        time.sleep(0.3)
+        time.sleep(every)
     return False
 
 
@@ -283,3 +286,195 @@ def wait_drained(st, timeout=600):
             return True
         time.sleep(1)
     return False
+
+
+def http_get(port, path):
+    """(status, body) of GET path on the daemon's HTTP endpoint; (None, error) if it did not
+    answer."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return None, str(e)
+
+
+def parse_metrics(text):
+    """Prometheus text as {series: value}."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def metrics(port):
+    """GET /metrics as {series: value}; empty if it did not answer."""
+    code, text = http_get(port, "/metrics")
+    return parse_metrics(text) if code == 200 else {}
+
+
+def start_redis(port, data, *args):
+    """A private redis-server on loopback port `port` with its files in `data` (no
+    persistence unless args ask for it); the caller stops it."""
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--dir", data, *args],
+                         stdout=subprocess.DEVNULL)
+    r = redis.Redis(port=port)
+    if not wait_for(lambda: _pings(r), 20):
+        raise RuntimeError(f"redis-server on {port} did not start")
+    return p
+
+
+def _pings(r):
+    try:
+        return r.ping()
+    except redis.exceptions.RedisError:
+        return False
+
+
+def produce_paced(st, records, rate):
+    """Produces (key, value) records to st's input at `rate` messages a second (a stream that
+    is still arriving while a test breaks something)."""
+    prod = Producer({"bootstrap.servers": st.brokers, "linger.ms": 5,
+                     "enable.idempotence": True})
+    start = time.time()
+    for i, (key, value) in enumerate(records):
+        ahead = i / rate - (time.time() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+        while True:
+            try:
+                prod.produce(st.input, key=key, value=value)
+                break
+            except BufferError:
+                prod.poll(0.1)
+        prod.poll(0)
+    assert prod.flush(120) == 0, "input not fully produced"
+
+
+def timers_settled(st, wall_clock=True):
+    """True when nothing due is left unfired and every fired trigger was acknowledged: every
+    outbox empty (an entry a killed daemon had leased is handed out again when its lease
+    runs out) and, on the wall clock, no due timer at or before now. On the event clock
+    (due times are compared with each partition's event time, not known here) it waits
+    instead until the fired count holds still for 1.5 s with the outboxes empty."""
+    def look():
+        now = int(time.time() * 1000)
+        fired = 0
+        for k in st.redis.scan_iter(f"{st.name}:*", count=1000):
+            name = k.decode()
+            if name.endswith(":outbox") and st.redis.hlen(k):
+                return None
+            if wall_clock and ":due:" in name and st.redis.zcount(k, "-inf", now):
+                return None
+            if not wall_clock and name.endswith(":stats"):
+                fired += sum(int(v) for f, v in st.redis.hgetall(k).items() if b"|trig|" in f)
+        return fired
+
+    first = look()
+    if first is None or wall_clock:
+        return first is not None
+    time.sleep(1.5)
+    return look() == first
+
+
+def outputs(st, topic, check, label, idle=5):
+    """The events on st's `topic` (a key of st.topics) by id, in the order of their first
+    appearance, with emitted_at dropped, and how many deliveries repeated an id. Checks that
+    every repeat is an exact copy."""
+    by_id, repeats = {}, 0
+    for m in st.consume(st.topics[topic], idle=idle):
+        e = json.loads(m.value())
+        e.pop("emitted_at")
+        if e["id"] in by_id:
+            repeats += 1
+            check.eq(e, by_id[e["id"]], f"{label}: a repeated {topic} event is an exact copy")
+            continue
+        by_id[e["id"]] = e
+    return by_id, repeats
+
+
+def triggers(st, check, label, idle=5):
+    """outputs() of the retargeting topic, also checking that no trigger fired twice: one id
+    per (funnel, lead, reason, cause event)."""
+    by_id, repeats = outputs(st, "retargeting", check, label, idle)
+    fired = {}
+    for e in by_id.values():
+        fired.setdefault((e["funnel"], e["lead_id"], e["reason"], e["cause_event_id"]),
+                         []).append(e["id"])
+    twice = [k for k, ids in fired.items() if len(ids) > 1]
+    check.eq(twice[:3], [], f"{label}: no trigger fired twice (one id per funnel, lead, reason, "
+             "cause)")
+    return by_id, repeats
+
+
+def redis_state(st, client=None):
+    """Every lead hash and every counter hash of st's key prefix, keyed and valued without
+    the prefix (timer fields name their zset), from `client` or the shared Redis.
+
+    Leaves out a lead's `tn`, a cache of a lower bound of its pending due times: whether a
+    due timer was fired by the clock's tick or by the lead's next event depends on how far
+    behind the input the daemon was, and only the second path tidies the cache. Both fire
+    the same trigger and leave the same timer fields."""
+    r = client or st.redis
+    state = {}
+    own = st.name.encode()
+    for k in r.scan_iter(f"{st.name}:*", count=1000):
+        name = k.decode()[len(st.name):]
+        if ":lead:" in name or name.endswith(":stats"):
+            state[name] = {f: v.replace(own, b"<prefix>") for f, v in r.hgetall(k).items()
+                           if f != b"tn"}
+    return state
+
+
+
+def short_timer_funnels(stale="2h", within="1h"):
+    """The demo config's funnels with every stale_after and retarget window shortened, so
+    that timers fall due within the hours a gen_stream spans, on the event clock."""
+    with open(os.path.join(REPO, "deploy/config/demo.json")) as f:
+        funnels = json.load(f)["funnels"]
+    for fn in funnels:
+        for s in fn["stages"]:
+            if "stale_after" in s:
+                s["stale_after"] = stale
+        for r in fn.get("retarget", []):
+            r["within"] = within
+    return funnels
+
+
+def stream_through_outage(st, hport, stream, rate, check, label, outage=None):
+    """Feeds `stream` to st's input at `rate` a second while the daemon (HTTP on hport) runs,
+    and waits until it drained the input and its timers settled. outage = (at, seconds,
+    away, back, while_away): `at` seconds into the stream away() takes a service away;
+    /readyz must turn 503 within `seconds`; while_away() checks more; back() restores it
+    `seconds` after it went, and /readyz must answer 200 again. Returns figures."""
+    fig = {}
+    ready = lambda code: lambda: http_get(hport, "/readyz")[0] == code  # noqa: E731
+    check.true(wait_for(ready(200), 60), f"{label}: ready before the stream")
+    feeder = threading.Thread(target=produce_paced, args=(st, stream, rate))
+    feeder.start()
+    if outage:
+        at, seconds, away, back, while_away = outage
+        time.sleep(at)
+        went = time.time()
+        away()
+        check.true(wait_for(ready(503), seconds), f"{label}: /readyz 503 while it is away")
+        while_away()
+        time.sleep(max(0.0, went + seconds - time.time()))
+        back()
+        returned = time.time()
+        fig["away_s"] = round(returned - went, 1)
+        check.true(wait_for(ready(200), 120), f"{label}: ready again once it is back")
+        fig["ready_after_s"] = round(time.time() - returned, 1)
+    feeder.join()
+    check.true(wait_drained(st, timeout=300), f"{label}: drains the input")
+    check.true(wait_for(lambda: timers_settled(st, st.cfg.get("clock") != "event"), 120),
+               f"{label}: fires what fell due")
+    if outage:
+        fig["settled_after_s"] = round(time.time() - returned, 1)
+    return fig

@@ -1,53 +1,32 @@
-"""test_crash_e2e.py — SPEC §6 at-least-once under SIGKILL: a 100k-event stream on 6
+"""test_crash_e2e.py — SPEC §6 at-least-once under SIGKILL: a 200k-event stream on 6
 partitions is processed once cleanly and once while funneld is killed with SIGKILL at
-random moments (5 times) and restarted. Afterwards the kill run's transitions must be the
-clean run's — same ids, same contents, nothing missing — with repeats only as exact copies
-(same id), every dead letter present, and the Redis state per lead and the counters equal.
+random moments (5 times mid-stream, once more while the caught-up daemon is firing the
+retargeting triggers that fell due) and restarted. Afterwards the kill run's transitions
+and triggers must be the clean run's — same ids, same contents, nothing missing — with
+repeats only as exact copies (same id), no trigger fired twice (one id per funnel, lead,
+reason and cause), every dead letter present, and the Redis state per lead and the
+counters equal.
 
 FUNNELD_CRASH_EVENTS / FUNNELD_CRASH_KILLS scale it.
 """
-import json
 import os
 import random
 import signal
 import time
 
-from harness import Check, Stack, gen_stream, group_lag, wait_drained
+from harness import (Check, Stack, gen_stream, group_lag, outputs, redis_state, timers_settled,
+                     triggers, wait_drained, wait_for)
 
-N = int(os.environ.get("FUNNELD_CRASH_EVENTS", "100000"))
+N = int(os.environ.get("FUNNELD_CRASH_EVENTS", "200000"))
 KILLS = int(os.environ.get("FUNNELD_CRASH_KILLS", "5"))
 LEADS = N // 10
 
 
-def strip(e):
-    e = dict(e)
-    e.pop("emitted_at")
-    return e
-
-
 def collect(st, check, label):
-    msgs = st.consume(st.topics["transitions"], idle=5)
-    by_id, repeats = {}, 0
-    for m in msgs:
-        e = strip(json.loads(m.value()))
-        if e["id"] in by_id:
-            repeats += 1
-            check.eq(e, by_id[e["id"]], f"{label}: a repeat is an exact copy ({e['id']})")
-        by_id[e["id"]] = e
+    trans, repeats = outputs(st, "transitions", check, label)
+    trig, trig_repeats = triggers(st, check, label)
     dlq = {(bytes(m.value() or b"")) for m in st.consume(st.topics["dlq"], idle=3)}
-    return by_id, repeats, dlq
-
-
-def redis_state(st):
-    """Every lead hash and every counter, without the run's own prefix (in key names, and in
-    the timer fields that name their zset)."""
-    state = {}
-    own = st.name.encode()
-    for k in st.redis.scan_iter(f"{st.name}:*", count=1000):
-        name = k.decode()[len(st.name):]
-        if ":lead:" in name or name.endswith(":stats"):
-            state[name] = {f: v.replace(own, b"<prefix>") for f, v in st.redis.hgetall(k).items()}
-    return state
+    return trans, repeats, trig, trig_repeats, dlq
 
 
 def main():
@@ -59,8 +38,9 @@ def main():
         clean.produce(stream)
         p = clean.start()
         check.true(wait_drained(clean), "clean run drains the input")
+        check.true(wait_for(lambda: timers_settled(clean), 300), "clean run fires what fell due")
         check.eq(clean.stop(p), 0, "clean run exits 0 on SIGTERM")
-        want, want_rep, want_dlq = collect(clean, check, "clean")
+        want, want_rep, want_trig, want_trig_rep, want_dlq = collect(clean, check, "clean")
         want_state = redis_state(clean)
     finally:
         clean.close()
@@ -73,19 +53,39 @@ def main():
         lags = []
         for i in range(KILLS):
             p = crash.start()
-            # kill at a random moment after it got its partitions, i.e. mid-stream
-            deadline = time.time() + 60
-            while "assigned" not in crash.log_of(p) and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(rnd.uniform(0.5, 2.5))
+            # kill at a random moment in the (i+1)-th of KILLS+1 slices of the stream, once
+            # that much input is committed, so that kills spread over the whole stream
+            target = N * (1 - (i + rnd.uniform(0.6, 1.0)) / (KILLS + 1))
+            wait_for(lambda: group_lag(crash.brokers, crash.name, crash.input) < target, 300)
+            time.sleep(rnd.uniform(0.0, 0.5))
             p.send_signal(signal.SIGKILL)
             p.wait()
             lags.append(group_lag(crash.brokers, crash.name, crash.input))
+        # once more while it fires the triggers that fell due once it caught up: when the
+        # outboxes hold fired triggers not yet acknowledged
+        outboxes = [f"{crash.name}:{{{s}}}:outbox" for s in range(64)]
+
+        def unacked():
+            pipe = crash.redis.pipeline(transaction=False)
+            for k in outboxes:
+                pipe.hlen(k)
+            return sum(pipe.execute())
+
         p = crash.start()
+        firing = wait_for(lambda: unacked() > 0, 300, every=0.005)
+        in_outbox = unacked()
+        check.true(firing, "the caught-up daemon fires triggers")
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        p = crash.start()
+        recover = time.time()
         check.true(wait_drained(crash), "kill run drains the input after the last restart")
+        check.true(wait_for(lambda: timers_settled(crash), 300),
+                   "kill run fires what fell due, also what the killed daemon had leased")
+        recovered = time.time() - recover
         check.eq(crash.stop(p), 0, "kill run exits 0 on SIGTERM")
         elapsed = time.time() - started
-        got, got_rep, got_dlq = collect(crash, check, "kill")
+        got, got_rep, got_trig, got_trig_rep, got_dlq = collect(crash, check, "kill")
         got_state = redis_state(crash)
     finally:
         crash.close()
@@ -97,6 +97,12 @@ def main():
     diff = [i for i in set(want) & set(got) if want[i] != got[i]]
     check.eq(len(diff), 0, "transitions whose content differs")
     check.eq(want_rep, 0, "the clean run repeats nothing")
+    check.true(len(want_trig) > 0, "the stream makes triggers fall due")
+    check.eq(sorted(set(want_trig) - set(got_trig))[:5], [], "triggers lost by the kill run")
+    check.eq(sorted(set(got_trig) - set(want_trig))[:5], [], "triggers only the kill run has")
+    check.eq([i for i in want_trig if got_trig.get(i, want_trig[i]) != want_trig[i]][:5], [],
+             "triggers whose content differs")
+    check.eq(want_trig_rep, 0, "the clean run repeats no trigger")
     check.eq(got_dlq, want_dlq, "the same dead letters")
     check.eq(len(got_state), len(want_state), "the same number of Redis hashes")
     bad = [k for k in want_state if got_state.get(k) != want_state[k]]
@@ -104,10 +110,14 @@ def main():
         w, g = want_state[k], got_state.get(k) or {}
         print(k, {f: (w.get(f), g.get(f)) for f in set(w) | set(g) if w.get(f) != g.get(f)})
     check.eq(bad[:5], [], "Redis lead state and counters equal the clean run's")
-    check.true(any(0 < x < N for x in lags), f"kills landed mid-stream (uncommitted after each: {lags})")
+    check.true(all(0 < x < N for x in lags), f"every kill landed mid-stream (uncommitted after "
+               f"each: {lags})")
     print(f"uncommitted input after each kill: {lags}")
-    print(f"events {N}, kills {KILLS}, transitions {len(want)}, repeats after kills {got_rep}, "
-          f"dead letters {len(want_dlq)}, kill run {elapsed:.1f}s")
+    print(f"events {N}, kills {KILLS + 1}, transitions {len(want)}, repeats after kills {got_rep}, "
+          f"triggers {len(want_trig)}, unacknowledged in the outbox at the last kill {in_outbox}, "
+          f"trigger repeats {got_trig_rep}, "
+          f"dead letters {len(want_dlq)}, kill run {elapsed:.1f}s, "
+          f"last restart to all triggers acknowledged {recovered:.1f}s")
     check.done()
 
 

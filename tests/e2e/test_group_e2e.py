@@ -1,26 +1,23 @@
-"""test_group_e2e.py — several daemons in one consumer group (SPEC §6): two funneld
-processes share 6 partitions, a third joins mid-stream and one leaves with SIGTERM, so the
-partitions are rebalanced twice while events flow. The transitions must equal a one-daemon
-run's: nothing lost, nothing invented, per-lead order kept, repeats only as exact copies.
+"""test_group_e2e.py — several daemons in one consumer group (SPEC §6): three funneld
+processes share 6 partitions; mid-stream one is killed with SIGKILL and a fourth joins, and
+later a member leaves with SIGTERM, so the partitions are rebalanced while events flow and
+the killed member's unfinished work is redone by the others. The transitions and the
+retargeting triggers that fall due must equal a one-daemon run's: nothing lost, nothing
+invented, per-lead order kept, repeats only as exact copies, no trigger fired twice.
 """
-import json
+import signal
 import time
 
-from harness import Check, Stack, gen_stream, group_lag, wait_drained
+from harness import (Check, Stack, gen_stream, group_lag, outputs, timers_settled, triggers,
+                     wait_drained, wait_for)
 
 N = 60000
 
 
 def collect(st, check, label):
-    by_id, order, repeats = {}, {}, 0
-    for m in st.consume(st.topics["transitions"], idle=5):
-        e = json.loads(m.value())
-        e.pop("emitted_at")
-        if e["id"] in by_id:
-            repeats += 1
-            check.eq(e, by_id[e["id"]], f"{label}: a repeat is an exact copy")
-            continue
-        by_id[e["id"]] = e
+    by_id, repeats = outputs(st, "transitions", check, label)
+    order = {}
+    for e in by_id.values():  # in the order of first appearance
         order.setdefault((e["lead_id"], e["funnel"]), []).append(e["id"])
     return by_id, order, repeats
 
@@ -34,27 +31,33 @@ def main():
         one.produce(stream)
         p = one.start()
         check.true(wait_drained(one), "single daemon drains")
+        check.true(wait_for(lambda: timers_settled(one), 300), "single daemon fires what fell due")
         check.eq(one.stop(p), 0, "single daemon exits 0")
         want, want_order, _ = collect(one, check, "one")
+        want_trig, _ = triggers(one, check, "one")
     finally:
         one.close()
 
     many = Stack("group-many", partitions=6)
     try:
         many.produce(stream)
-        a, b = many.start(), many.start()
-        # wait until the two have split the partitions and made some progress
-        deadline = time.time() + 60
-        while time.time() < deadline and group_lag(many.brokers, many.name, many.input) > N * 0.8:
-            time.sleep(0.2)
-        c = many.start()
-        time.sleep(1.5)
-        check.eq(many.stop(a), 0, "a leaving member exits 0 after draining its work")
+        a, b, c = many.start(), many.start(), many.start()
+        # wait until the three have split the partitions and made some progress
+        check.true(wait_for(lambda: group_lag(many.brokers, many.name, many.input) < N * 0.8, 120),
+                   "the group makes progress")
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+        killed_at_lag = group_lag(many.brokers, many.name, many.input)
+        d = many.start()
+        time.sleep(3)
+        check.eq(many.stop(b), 0, "a leaving member exits 0 after draining its work")
         check.true(wait_drained(many), "the group drains the input")
-        check.eq(many.stop(b), 0, "member b exits 0")
+        check.true(wait_for(lambda: timers_settled(many), 300), "the group fires what fell due")
         check.eq(many.stop(c), 0, "member c exits 0")
+        check.eq(many.stop(d), 0, "member d exits 0")
         got, got_order, repeats = collect(many, check, "many")
-        logs = [many.log_of(x) for x in (a, b, c)]
+        got_trig, trig_repeats = triggers(many, check, "many")
+        logs = [many.log_of(x) for x in (a, b, c, d)]
     finally:
         many.close()
 
@@ -64,7 +67,15 @@ def main():
     check.eq([i for i in want if got.get(i) != want[i]][:5], [], "identical contents")
     bad = [k for k in want_order if got_order.get(k) != want_order[k]]
     check.eq(bad[:5], [], "per-lead, per-funnel order of first appearances kept")
-    print(f"events {N}, transitions {len(want)}, repeats across rebalances {repeats}")
+    check.true(len(want_trig) > 0, "the stream makes triggers fall due")
+    check.eq(sorted(set(want_trig) - set(got_trig))[:5], [], "no trigger lost")
+    check.eq(sorted(set(got_trig) - set(want_trig))[:5], [], "no trigger invented")
+    check.eq([i for i in want_trig if got_trig.get(i, want_trig[i]) != want_trig[i]][:5], [],
+             "identical triggers")
+    check.true(0 < killed_at_lag < N, f"the kill landed mid-stream (uncommitted: {killed_at_lag})")
+    print(f"events {N}, transitions {len(want)}, repeats across rebalances {repeats}, "
+          f"triggers {len(want_trig)}, trigger repeats {trig_repeats}, "
+          f"uncommitted at the kill {killed_at_lag}")
     check.done()
 
 

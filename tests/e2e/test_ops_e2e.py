@@ -10,43 +10,12 @@ Runs its own redis-server so that it can stop it.
 import json
 import resource
 import socket
-import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
-from harness import Check, Stack, free_port, gen_stream, wait_drained, wait_for
-
-
-
-
-def get(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return None, str(e)
-
-
-def metrics(port):
-    code, text = get(port, "/metrics")
-    out = {}
-    for line in text.splitlines() if code == 200 else []:
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
-
-
-def start_redis(port, data):
-    return subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", data],
-                            stdout=subprocess.DEVNULL)
+from harness import (Check, Stack, free_port, gen_stream, metrics, start_redis, wait_drained,
+                     wait_for)
+from harness import http_get as get
 
 
 def main():

@@ -6,7 +6,6 @@ The fault: every shard's counter hash is replaced by a string, so each step's fi
 update answers WRONGTYPE — a deterministic error, unlike NOSCRIPT or LOADING, which are
 retried for as long as they last.
 """
-import time
 
 from harness import Check, Stack, ev, wait_drained
 
