@@ -20,6 +20,10 @@ PKGS=(
     redis-server redis-tools kafkacat
     # test tooling
     python3 python3-jsonschema python3-confluent-kafka python3-redis python3-yaml
+    # clang's libFuzzer and sanitizer runtimes (tests/fuzz: on bookworm clang-14 neither
+    # depends on nor recommends libclang-rt-14-dev), and valgrind for the leak check of a
+    # graceful shutdown (tests/e2e/test_valgrind_e2e.py)
+    libclang-rt-dev valgrind
 )
 command -v java >/dev/null 2>&1 || PKGS+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || PKGS+=(maven)

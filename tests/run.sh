@@ -4,7 +4,9 @@
 # Installs what is missing, fetches Kafka, builds funneld twice (a normal build and an
 # ASan+UBSan build), and runs the whole ctest suite on both: unit, integration (real Redis)
 # and end-to-end (real Kafka broker + Redis). The services are started by the ctest
-# fixture and always stopped again, also when a test fails.
+# fixture and always stopped again, also when a test fails. Then a third, Clang build
+# (build-fuzz) runs the libFuzzer targets briefly (tests/fuzz: 20 s each plus their saved
+# inputs, about 1.5 min in all; no services needed).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -36,4 +38,21 @@ run_suite() {
 run_suite build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -DFN_SANITIZE=ON
+
+# The fuzz targets need Clang (libFuzzer) and only run when no label subset was asked for, or
+# when the subset names them (FUNNELD_TEST_LABELS=fuzz runs just these, plus the two builds'
+# service fixtures).
+run_fuzz() {
+    local dir=build-fuzz
+    step "configure $dir (clang, -DFUNNELD_FUZZ=ON)"
+    CC=clang cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUNNELD_FUZZ=ON \
+        >/dev/null
+    step "build $dir (fuzz targets)"
+    cmake --build "$dir" -j "$jobs" --target fuzz_event fuzz_config fuzz_rules
+    step "test $dir (fuzz)"
+    ctest --test-dir "$dir" --output-on-failure --timeout 300 -L fuzz
+}
+if [ -z "$labels" ] || grep -Eq "$labels" <<<fuzz; then
+    run_fuzz
+fi
 step "all tests passed"

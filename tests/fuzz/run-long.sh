@@ -28,8 +28,9 @@ case $secs in '' | *[!0-9]*)
     ;;
 esac
 if ! command -v clang >/dev/null; then
-    echo "run-long.sh: clang not found; on Debian: apt-get install -y clang" \
-        "(Debian 12: clang-14, which pulls in libFuzzer's libclang-rt-14-dev)" >&2
+    echo "run-long.sh: clang not found; on Debian: apt-get install -y clang libclang-rt-dev" \
+        "(bash deploy/install-deps.sh installs both; Debian 12's clang-14 does not pull in" \
+        "libFuzzer's runtime, libclang-rt-14-dev)" >&2
     exit 2
 fi
 
