@@ -294,6 +294,7 @@ void fn_daemon_free(fn_daemon_t *d)
         free(p);
     }
     fn_buf_free(&d->out_buf);
+    fn_timers_close(d);
     fn_eval_free(d);
     fn_reload_free(d);
     free(d->stats.trans_by_funnel);

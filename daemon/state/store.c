@@ -251,6 +251,7 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
     d->redis_backoff_ms = 0;
     fn_log(&d->log, FN_LOG_INFO, "redis", "ready (step script %.12s…), %zu step(s) to send",
            d->script_sha, d->redis_wait.len);
+    fn_timers_on_ready(d);
     flush_wait(d);
 }
 

@@ -34,6 +34,7 @@ typedef struct fire_req {
 typedef struct trig_out {
     fn_owner_t owner; /* FN_OWNER_TRIGGER; first, see fn_owner_t */
     unsigned shard;
+    struct trig_out *next; /* on d->uncleared: delivered while Redis was away */
     size_t keylen;
     char key[];
 } trig_out_t;
@@ -249,22 +250,75 @@ static void on_clear_reply(redisAsyncContext *ac, void *r, void *priv)
     d->timer_requests--;
 }
 
+static void remember_uncleared(fn_daemon_t *d, trig_out_t *o)
+{
+    o->next = d->uncleared;
+    d->uncleared = o;
+}
+
+/* The reply to the ZREM that ends a clear, which owns o: without a reply (the connection
+ * was lost, and the HDEL before it may be lost too) o is cleared again once Redis is back,
+ * rather than delivered again when its lease runs out. */
+static void on_cleared(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = ac->data;
+    trig_out_t *o = priv;
+    d->timer_requests--;
+    if (r)
+        free(o);
+    else
+        remember_uncleared(d, o);
+}
+
+/* Deletes o's outbox entry, then its lease; o is freed with the reply. False (o kept)
+ * without a connection. */
+static bool clear_entry(fn_daemon_t *d, trig_out_t *o)
+{
+    if (!d->redis_ready)
+        return false;
+    char outbox[64], leases[64];
+    outbox_keys(d->cfg, o->shard, outbox, leases, sizeof outbox);
+    /* Outbox first: a lease without its entry is dropped by the next sweep. */
+    if (redisAsyncCommand(d->redis, on_clear_reply, d, "HDEL %s %b", outbox, o->key, o->keylen) !=
+        REDIS_OK)
+        return false;
+    d->timer_requests++;
+    if (redisAsyncCommand(d->redis, on_cleared, o, "ZREM %s %b", leases, o->key, o->keylen) !=
+        REDIS_OK)
+        return false;
+    d->timer_requests++;
+    return true;
+}
+
 void fn_timers_delivered(fn_daemon_t *d, fn_owner_t *owner)
 {
     trig_out_t *o = (trig_out_t *)owner;
     d->triggers_in_flight--;
     d->stats.triggers_delivered++;
-    if (d->redis_ready) {
-        char outbox[64], leases[64];
-        outbox_keys(d->cfg, o->shard, outbox, leases, sizeof outbox);
-        /* Outbox first: a lease without its entry is dropped by the next sweep. Without a
-         * connection the entry stays, and is delivered again (same id) after its lease. */
-        if (redisAsyncCommand(d->redis, on_clear_reply, d, "HDEL %s %b", outbox, o->key,
-                              o->keylen) == REDIS_OK)
-            d->timer_requests++;
-        if (redisAsyncCommand(d->redis, on_clear_reply, d, "ZREM %s %b", leases, o->key,
-                              o->keylen) == REDIS_OK)
-            d->timer_requests++;
+    /* Redis away: the entry is cleared when it is back, rather than delivered again when
+     * its lease runs out. */
+    if (!clear_entry(d, o))
+        remember_uncleared(d, o);
+}
+
+void fn_timers_on_ready(fn_daemon_t *d)
+{
+    trig_out_t *list = d->uncleared;
+    d->uncleared = NULL;
+    while (list) {
+        trig_out_t *o = list;
+        list = o->next;
+        if (!clear_entry(d, o))
+            remember_uncleared(d, o);
     }
-    free(o);
+}
+
+void fn_timers_close(fn_daemon_t *d)
+{
+    /* Not cleared: they are delivered again, with their ids, after their leases. */
+    while (d->uncleared) {
+        trig_out_t *o = d->uncleared;
+        d->uncleared = o->next;
+        free(o);
+    }
 }

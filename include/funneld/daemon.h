@@ -193,9 +193,10 @@ typedef struct fn_daemon {
     uint64_t redis_connects;
 
     /* retargeting timers (timers/timers.c) */
-    size_t timer_requests;     /* fire.lua calls and outbox clears without a reply yet */
-    size_t triggers_in_flight; /* produced, not yet acknowledged */
-    int64_t next_sweep_ms;     /* next look for outbox entries whose lease ran out */
+    size_t timer_requests;      /* fire.lua calls and outbox clears without a reply yet */
+    size_t triggers_in_flight;  /* produced, not yet acknowledged */
+    struct trig_out *uncleared; /* delivered while Redis was away: outbox entries to clear */
+    int64_t next_sweep_ms;      /* next look for outbox entries whose lease ran out */
 
     /* analytics (analytics/evaluate.c) */
     fn_eval_t *evals; /* one per funnel */
@@ -292,6 +293,10 @@ void fn_timers_reset(fn_daemon_t *d, fn_partition_t *p);
 /* Kafka acknowledged the trigger whose opaque is owner (FN_OWNER_TRIGGER): clears its
  * outbox entry and frees it. */
 void fn_timers_delivered(fn_daemon_t *d, fn_owner_t *owner);
+/* Redis is ready again: clears the outbox entries of triggers delivered while it was away. */
+void fn_timers_on_ready(fn_daemon_t *d);
+/* Frees what is left at exit (those entries are delivered again after their leases). */
+void fn_timers_close(fn_daemon_t *d);
 /* True when no timer request or trigger delivery is outstanding. */
 bool fn_timers_idle(const fn_daemon_t *d);
 void fn_timers_free_partition(fn_partition_t *p);

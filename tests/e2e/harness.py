@@ -29,6 +29,16 @@ def env(name):
     return v
 
 
+# The fault tests' volume: 1 (default) is what README reports; tests/run.sh runs the
+# ASan+UBSan build with less, since the sanitizers make every event several times dearer.
+SCALE = float(os.environ.get("FUNNELD_FAULT_SCALE", "1"))
+
+
+def scaled(n):
+    """n events (or events a second) at FUNNELD_FAULT_SCALE."""
+    return max(1, int(n * SCALE))
+
+
 def build_dir():
     return os.environ.get("FUNNELD_BUILD_DIR", os.path.join(REPO, "build"))
 
@@ -478,3 +488,24 @@ def stream_through_outage(st, hport, stream, rate, check, label, outage=None):
     if outage:
         fig["settled_after_s"] = round(time.time() - returned, 1)
     return fig
+
+
+def kafka_sh(run_dir, *args):
+    """Runs deploy/kafka.sh with its state in run_dir (a broker of the test's own); returns
+    its stdout (`export NAME=value` lines for start)."""
+    env = dict(os.environ, FUNNELD_RUN_DIR=run_dir)
+    out = subprocess.run([os.path.join(REPO, "deploy/kafka.sh"), *args], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
+    if out.returncode != 0:
+        raise RuntimeError(f"kafka.sh {' '.join(args)} failed: {out.stderr[-2000:]}")
+    return out.stdout
+
+
+def start_private_broker(run_dir):
+    """Starts a broker of the test's own (state in run_dir) and points this process's
+    FUNNELD_BROKERS (and the SASL/TLS listener variables) at it, so that Stacks made from
+    now on and the daemons they start use it. Stop it with kafka_sh(run_dir, "stop")."""
+    for line in kafka_sh(run_dir, "start").splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, value = line[len("export "):].split("=", 1)
+            os.environ[name] = value.strip("'\"")

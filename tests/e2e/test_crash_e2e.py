@@ -14,10 +14,10 @@ import random
 import signal
 import time
 
-from harness import (Check, Stack, gen_stream, group_lag, outputs, redis_state, timers_settled,
-                     triggers, wait_drained, wait_for)
+from harness import (Check, Stack, gen_stream, group_lag, outputs, redis_state, scaled,
+                     timers_settled, triggers, wait_drained, wait_for)
 
-N = int(os.environ.get("FUNNELD_CRASH_EVENTS", "200000"))
+N = int(os.environ.get("FUNNELD_CRASH_EVENTS", scaled(200000)))
 KILLS = int(os.environ.get("FUNNELD_CRASH_KILLS", "5"))
 LEADS = N // 10
 

@@ -8,10 +8,10 @@ invented, per-lead order kept, repeats only as exact copies, no trigger fired tw
 import signal
 import time
 
-from harness import (Check, Stack, gen_stream, group_lag, outputs, timers_settled, triggers,
-                     wait_drained, wait_for)
+from harness import (Check, Stack, gen_stream, group_lag, outputs, scaled, timers_settled,
+                     triggers, wait_drained, wait_for)
 
-N = 60000
+N = scaled(60000)
 
 
 def collect(st, check, label):
