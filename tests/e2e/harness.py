@@ -156,6 +156,35 @@ class Stack:
         c.close()
         return out
 
+    def read_all(self, topic, timeout=120):
+        """Everything in topic now, from the beginning up to each partition's end as it is at
+        the call (for outputs of a daemon that has stopped): no consumer group and no wait
+        for quiet, unlike consume()."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+        c = Consumer({"bootstrap.servers": self.brokers, "group.id": "reader-" + uuid.uuid4().hex,
+                      "enable.auto.commit": False})
+        try:
+            md = c.list_topics(topic, timeout=10)
+            ends = {}
+            for p in md.topics[topic].partitions:
+                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if hi > lo:
+                    ends[p] = hi
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+            out, deadline = [], time.time() + timeout
+            while ends and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                out.append(m)
+                if m.offset() + 1 >= ends.get(m.partition(), 0):
+                    ends.pop(m.partition(), None)
+            if ends:
+                raise RuntimeError(f"{topic}: partitions {sorted(ends)} not read to their end")
+            return out
+        finally:
+            c.close()
+
     def transitions(self, **kw):
         return [json.loads(m.value()) for m in self.consume(self.topics["transitions"], **kw)]
 
@@ -393,12 +422,13 @@ def timers_settled(st, wall_clock=True):
     return look() == first
 
 
-def outputs(st, topic, check, label, idle=5):
+def outputs(st, topic, check, label):
     """The events on st's `topic` (a key of st.topics) by id, in the order of their first
-    appearance, with emitted_at dropped, and how many deliveries repeated an id. Checks that
-    every repeat is an exact copy."""
+    appearance, with emitted_at dropped, and how many deliveries repeated an id (read to the
+    topic's end: call it once the daemons stopped). Checks that every repeat is an exact
+    copy."""
     by_id, repeats = {}, 0
-    for m in st.consume(st.topics[topic], idle=idle):
+    for m in st.read_all(st.topics[topic]):
         e = json.loads(m.value())
         e.pop("emitted_at")
         if e["id"] in by_id:
@@ -409,10 +439,10 @@ def outputs(st, topic, check, label, idle=5):
     return by_id, repeats
 
 
-def triggers(st, check, label, idle=5):
+def triggers(st, check, label):
     """outputs() of the retargeting topic, also checking that no trigger fired twice: one id
     per (funnel, lead, reason, cause event)."""
-    by_id, repeats = outputs(st, "retargeting", check, label, idle)
+    by_id, repeats = outputs(st, "retargeting", check, label)
     fired = {}
     for e in by_id.values():
         fired.setdefault((e["funnel"], e["lead_id"], e["reason"], e["cause_event_id"]),

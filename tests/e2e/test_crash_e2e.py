@@ -25,7 +25,7 @@ LEADS = N // 10
 def collect(st, check, label):
     trans, repeats = outputs(st, "transitions", check, label)
     trig, trig_repeats = triggers(st, check, label)
-    dlq = {(bytes(m.value() or b"")) for m in st.consume(st.topics["dlq"], idle=3)}
+    dlq = {(bytes(m.value() or b"")) for m in st.read_all(st.topics["dlq"])}
     return trans, repeats, trig, trig_repeats, dlq
 
 

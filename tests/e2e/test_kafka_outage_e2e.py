@@ -46,7 +46,7 @@ def run(stream, outage, run_dir, check):
         check.eq(st.stop(p), 0, f"{label}: exits 0 on SIGTERM")
         by_id, fig["repeats"] = outputs(st, "transitions", check, label)
         trig, fig["trigger_repeats"] = triggers(st, check, label)
-        dlq = [bytes(m.value() or b"") for m in st.consume(st.topics["dlq"], idle=2)]
+        dlq = [bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"])]
         fig["dlq_repeats"] = len(dlq) - len(set(dlq))
         dlq = set(dlq)
         return by_id, dlq, redis_state(st), trig, fig

@@ -84,7 +84,7 @@ def run(stream, kind, check):
         log = st.log_of(p)
         trans, fig["repeats"] = outputs(st, "transitions", check, label)
         trig, fig["trigger_repeats"] = triggers(st, check, label)
-        dlq = sorted(bytes(m.value() or b"") for m in st.consume(st.topics["dlq"], idle=2))
+        dlq = sorted(bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"]))
         state = redis_state(st)
         fig["in_flight_bound_hits"] = log.count("in-flight bound reached")
         return trans, dlq, state, trig, log, fig
