@@ -44,9 +44,10 @@ fn_msg_t *fn_msg_new(fn_daemon_t *d)
     fn_msg_t *m = d->free_msgs;
     if (m) {
         d->free_msgs = m->q_next;
-        fn_buf_t keep = m->cmd; /* the command buffer is reused, not reallocated */
+        fn_buf_t keep = m->raw; /* the input buffer is reused, not reallocated */
         memset(m, 0, sizeof *m);
-        m->cmd = keep;
+        m->raw = keep;
+        fn_buf_reset(&m->raw);
     } else if (!(m = calloc(1, sizeof *m))) {
         return NULL;
     }
@@ -65,11 +66,14 @@ fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33])
     return ctx;
 }
 
+/* Input buffers larger than this are not kept on the free list: one huge message must not
+ * leave a huge buffer behind for good. */
+#define RAW_KEEP_MAX 4096
+
 static void msg_free(fn_daemon_t *d, fn_msg_t *m)
 {
-    if (m->rkm)
-        rd_kafka_message_destroy(m->rkm);
-    m->rkm = NULL;
+    if (m->raw.cap > RAW_KEEP_MAX)
+        fn_buf_free(&m->raw);
     fn_event_clear(&m->ev);
     m->q_next = d->free_msgs;
     d->free_msgs = m;
@@ -283,7 +287,7 @@ void fn_daemon_free(fn_daemon_t *d)
     while (d->free_msgs) {
         fn_msg_t *m = d->free_msgs;
         d->free_msgs = m->q_next;
-        fn_buf_free(&m->cmd);
+        fn_buf_free(&m->raw);
         free(m);
     }
     while (d->partitions) {
@@ -294,6 +298,7 @@ void fn_daemon_free(fn_daemon_t *d)
         free(p);
     }
     fn_buf_free(&d->out_buf);
+    fn_buf_free(&d->step_cmd);
     fn_eval_free(d);
     fn_reload_free(d);
     free(d->stats.trans_by_funnel);

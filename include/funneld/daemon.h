@@ -64,10 +64,14 @@ typedef struct fn_msg {
     struct fn_msg *lead_tail;   /* last of the lead's chain (valid on the chain's head) */
     struct fn_msg *bucket_next; /* lead table chaining between chain heads */
     struct fn_msg *q_next;      /* Redis wait/sent queues, the free list */
-    rd_kafka_message_t *rkm;    /* owned until done */
+    /* The input's key and payload, copied so that the Kafka message is destroyed as soon as
+     * it is consumed (a live rd_kafka_message_t keeps its whole fetch response allocated);
+     * only a dead letter needs them. The buffer is kept across reuses of the record. */
+    fn_buf_t raw;
+    size_t key_len; /* raw.data[0..key_len) is the key, the rest the payload */
+    bool has_key;   /* a null key stays null in the dead letter */
     fn_event_t ev;
     fn_hash128_t lead_hash;
-    fn_buf_t cmd;           /* the RESP step command, kept to re-send after a reconnect */
     const fn_config_t *cfg; /* the configuration its step was built with (see reload.c) */
     fn_msg_state_t state;
     int pending_dr;     /* produced messages not yet acknowledged */
@@ -171,6 +175,8 @@ typedef struct fn_daemon {
     uint64_t msg_seq;
     fn_msg_queue_t redis_wait; /* ready to send, in order */
     fn_msg_queue_t redis_sent; /* sent, replies come back in this order */
+    fn_buf_t step_cmd;         /* the RESP step being sent; hiredis copies it, and a re-send
+                                * after a reconnect builds it again from the event */
     int64_t redis_backoff_ms;
     int64_t redis_progress_ms; /* last reply, or first send into an empty "sent" queue */
     int64_t redis_connect_ms;  /* when the current connection attempt began */
@@ -249,6 +255,7 @@ void fn_input_store_offset(fn_daemon_t *d, fn_partition_t *p, int64_t next_offse
 void fn_input_close(fn_daemon_t *d);
 
 /* --- core/pipeline.c: what happens to a message between input and output --- */
+/* Takes a consumed message (and destroys it: what is needed is copied). */
 void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm);
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply);
 /* m's step cannot be applied (reason says why): releases the lead and dead-letters m. */
