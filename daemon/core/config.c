@@ -360,7 +360,7 @@ static const opt_t top_opts[] = {
     {OPT(OPT_SIZE, "max_message_bytes", "65536",
          "Larger input messages go to the dead-letter topic; 256 to 16777216"),
      .off = CFG(max_message_bytes), .lo = 256, .hi = 16777216},
-    {OPT(OPT_SIZE, "max_in_flight", "2000",
+    {OPT(OPT_SIZE, "max_in_flight", "20000",
          "Events consumed but not yet committed before consumption pauses; 1 to 1000000"),
      .off = CFG(max_in_flight), .lo = 1, .hi = 1000000},
     {OPT(OPT_ARRAY, "funnels", NULL,

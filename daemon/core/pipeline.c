@@ -116,6 +116,25 @@ static void produce_output(fn_daemon_t *d, fn_msg_t *m)
         fn_daemon_stop(d, 1);
 }
 
+/* After its outputs are produced, a message only waits for their acknowledgement, and of its
+ * event needs only the id (to clear the stored result) and the time (the event clock). The
+ * parsed document and the input bytes go now: most in-flight messages are in this state
+ * (Kafka's acknowledgement takes longer than the Redis step), so this is most of the memory
+ * max_in_flight allows. The id fits in the input buffer, which held it, so this cannot fail. */
+static void keep_only_id(fn_msg_t *m)
+{
+    fn_buf_reset(&m->raw);
+    if (fn_buf_append(&m->raw, m->ev.event_id.p, m->ev.event_id.len))
+        return; /* keeps the document */
+    int64_t ts = m->ev.ts_ms;
+    fn_event_clear(&m->ev);
+    m->ev.ts_ms = ts;
+    m->ev.event_id.p = m->raw.data;
+    m->ev.event_id.len = m->raw.len;
+    m->key_len = 0;
+    m->has_key = false;
+}
+
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
 {
     fn_step_result_t res;
@@ -185,6 +204,7 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     m->clear_pending = n > 0;
     if (n > 0)
         d->stats.msgs_transition++;
+    keep_only_id(m);
     fn_store_release(d, m);
     if (--m->pending_dr == 0)
         fn_msg_done(d, m);

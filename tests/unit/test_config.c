@@ -256,7 +256,7 @@ static void test_defaults_fill_a_minimal_document(void)
     CHECK_INT(cfg->dedupe_ttl_ms, 7 * 86400000LL);
     CHECK_INT(cfg->max_future_ms, 86400000LL);
     CHECK_INT(cfg->max_message_bytes, 65536);
-    CHECK_INT(cfg->max_in_flight, 2000);
+    CHECK_INT(cfg->max_in_flight, 20000);
     CHECK_INT(cfg->n_funnels, 1);
     const fn_funnel_t *f = &cfg->funnels[0];
     CHECK_STR(f->name, "f");
