@@ -128,6 +128,7 @@ typedef struct fn_eval {
     int64_t tick;      /* the one in progress */
     bool busy, failed;
     int pending;    /* replies still to come */
+    int next_read;  /* next shard to read; redis_shards: the bottleneck state; then done */
     int announcing; /* bottleneck changes produced, not yet acknowledged */
     fn_funnel_stats_t st;
     json_t *bn_state; /* stage index -> raised */
