@@ -70,8 +70,20 @@ fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33])
  * leave a huge buffer behind for good. */
 #define RAW_KEEP_MAX 4096
 
+bool fn_daemon_full(const fn_daemon_t *d)
+{
+    return d->in_flight >= d->cfg->max_in_flight || d->in_flight_bytes >= FN_IN_FLIGHT_BYTES_MAX;
+}
+
+void fn_msg_uncharge(fn_daemon_t *d, fn_msg_t *m)
+{
+    d->in_flight_bytes -= m->charged;
+    m->charged = 0;
+}
+
 static void msg_free(fn_daemon_t *d, fn_msg_t *m)
 {
+    fn_msg_uncharge(d, m);
     if (m->raw.cap > RAW_KEEP_MAX)
         fn_buf_free(&m->raw);
     fn_event_clear(&m->ev);
@@ -114,7 +126,8 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         p->next_commit = next;
         fn_input_store_offset(d, p, next);
     }
-    if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4) ||
+    if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4 &&
+         d->in_flight_bytes <= FN_IN_FLIGHT_BYTES_MAX / 4 * 3) ||
         (d->stopping && d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)))
         kick(d);
 }
@@ -189,7 +202,7 @@ static void on_tick(uv_timer_t *t)
     fn_reload_apply(d);
     fn_timers_tick(d);
     fn_eval_tick(d);
-    if (d->in_flight < d->cfg->max_in_flight) {
+    if (!fn_daemon_full(d)) {
         d->blocked_since = 0;
         if (d->paused)
             fn_input_set_paused(d, false);

@@ -40,6 +40,8 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
         fn_daemon_stop(d, 1);
         return;
     }
+    m->charged = m->raw.len;
+    d->in_flight_bytes += m->charged;
     m->has_key = rkm->key != NULL;
     m->key_len = rkm->key ? rkm->key_len : 0;
     m->offset = rkm->offset;
@@ -121,7 +123,7 @@ static void produce_output(fn_daemon_t *d, fn_msg_t *m)
  * parsed document and the input bytes go now: most in-flight messages are in this state
  * (Kafka's acknowledgement takes longer than the Redis step), so this is most of the memory
  * max_in_flight allows. The id fits in the input buffer, which held it, so this cannot fail. */
-static void keep_only_id(fn_msg_t *m)
+static void keep_only_id(fn_daemon_t *d, fn_msg_t *m)
 {
     fn_buf_reset(&m->raw);
     if (fn_buf_append(&m->raw, m->ev.event_id.p, m->ev.event_id.len))
@@ -133,6 +135,7 @@ static void keep_only_id(fn_msg_t *m)
     m->ev.event_id.len = m->raw.len;
     m->key_len = 0;
     m->has_key = false;
+    fn_msg_uncharge(d, m);
 }
 
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
@@ -204,7 +207,7 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     m->clear_pending = n > 0;
     if (n > 0)
         d->stats.msgs_transition++;
-    keep_only_id(m);
+    keep_only_id(d, m);
     fn_store_release(d, m);
     if (--m->pending_dr == 0)
         fn_msg_done(d, m);

@@ -171,12 +171,13 @@ void fn_input_drain(fn_daemon_t *d)
      * in-flight bound, messages simply stay in librdkafka's local queue (itself bounded by
      * queued.max.messages.kbytes); the tick pauses the partitions if that lasts. */
     for (int n = 0; n < 5000; n++) {
-        if (d->in_flight >= d->cfg->max_in_flight && !d->paused) {
+        if (fn_daemon_full(d) && !d->paused) {
             if (!d->blocked_since) {
                 d->blocked_since = fn_now_ms();
                 d->stats.blocked_count++;
-                fn_log(&d->log, FN_LOG_DEBUG, "kafka", "in-flight bound reached (%zu); waiting",
-                       d->in_flight);
+                fn_log(&d->log, FN_LOG_DEBUG, "kafka",
+                       "in-flight bound reached (%zu, %zu bytes); waiting", d->in_flight,
+                       d->in_flight_bytes);
             }
             return;
         }

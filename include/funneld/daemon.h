@@ -70,6 +70,7 @@ typedef struct fn_msg {
     fn_buf_t raw;
     size_t key_len; /* raw.data[0..key_len) is the key, the rest the payload */
     bool has_key;   /* a null key stays null in the dead letter */
+    size_t charged; /* input bytes counted in the daemon's in_flight_bytes */
     fn_event_t ev;
     fn_hash128_t lead_hash;
     const fn_config_t *cfg; /* the configuration its step was built with (see reload.c) */
@@ -200,6 +201,7 @@ typedef struct fn_daemon {
 
     /* messages */
     size_t in_flight;
+    size_t in_flight_bytes; /* input bytes of in-flight messages still holding their event */
     fn_msg_t *free_msgs;
 
     /* http (http/http.c) */
@@ -226,7 +228,16 @@ void fn_daemon_free(fn_daemon_t *d);
 /* Begins a graceful stop: no more consumption, drain in-flight work, commit, exit. */
 void fn_daemon_stop(fn_daemon_t *d, int exit_code);
 
+/* Input bytes of messages that still hold their parsed event, beyond which consumption waits
+ * like at max_in_flight: messages are usually small, but up to max_message_bytes each, and
+ * their parsed documents take several times their size. */
+#define FN_IN_FLIGHT_BYTES_MAX (16u << 20)
+
 fn_msg_t *fn_msg_new(fn_daemon_t *d);
+/* At the in-flight bound (messages or bytes): consumption waits. */
+bool fn_daemon_full(const fn_daemon_t *d);
+/* m no longer holds its input and event: its bytes stop counting against the bound. */
+void fn_msg_uncharge(fn_daemon_t *d, fn_msg_t *m);
 /* The log context of m: its topic, partition, offset and (when decoded) lead key hash,
  * written into hex. */
 fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33]);
