@@ -24,12 +24,17 @@ local function flow_add(base, f, what, lo, hi, t)
   local hour = math.floor(t / 3600000)
   local minute = math.floor((t % 3600000) / 60000)
   local key = base .. 'flow:' .. f .. ':' .. string.format('%d', hour)
+  local created = false
   for s = lo, hi do
     local field = what .. '|' .. string.format('%d', s)
-    redis.call('HINCRBY', key, field, 1)
+    if redis.call('HINCRBY', key, field, 1) == 1 then created = true end
     redis.call('HINCRBY', key, field .. '|' .. string.format('%d', minute), 1)
   end
-  redis.call('PEXPIREAT', key, string.format('%d', (hour + 1) * 3600000 + FLOW_RETENTION_MS))
+  -- The expiry depends on the hour only, so it is set when a field is created (which is the
+  -- case whenever the key is), not on every call: one command less for most steps.
+  if created then
+    redis.call('PEXPIREAT', key, string.format('%d', (hour + 1) * 3600000 + FLOW_RETENTION_MS))
+  end
 end
 
 local function sketch_add(base, f, which, ms)

@@ -44,9 +44,10 @@ fn_msg_t *fn_msg_new(fn_daemon_t *d)
     fn_msg_t *m = d->free_msgs;
     if (m) {
         d->free_msgs = m->q_next;
-        fn_buf_t keep = m->cmd; /* the command buffer is reused, not reallocated */
+        fn_buf_t keep = m->raw; /* the input buffer is reused, not reallocated */
         memset(m, 0, sizeof *m);
-        m->cmd = keep;
+        m->raw = keep;
+        fn_buf_reset(&m->raw);
     } else if (!(m = calloc(1, sizeof *m))) {
         return NULL;
     }
@@ -65,11 +66,26 @@ fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33])
     return ctx;
 }
 
+/* Input buffers larger than this are not kept on the free list: one huge message must not
+ * leave a huge buffer behind for good. */
+#define RAW_KEEP_MAX 4096
+
+bool fn_daemon_full(const fn_daemon_t *d)
+{
+    return d->in_flight >= d->cfg->max_in_flight || d->in_flight_bytes >= FN_IN_FLIGHT_BYTES_MAX;
+}
+
+void fn_msg_uncharge(fn_daemon_t *d, fn_msg_t *m)
+{
+    d->in_flight_bytes -= m->charged;
+    m->charged = 0;
+}
+
 static void msg_free(fn_daemon_t *d, fn_msg_t *m)
 {
-    if (m->rkm)
-        rd_kafka_message_destroy(m->rkm);
-    m->rkm = NULL;
+    fn_msg_uncharge(d, m);
+    if (m->raw.cap > RAW_KEEP_MAX)
+        fn_buf_free(&m->raw);
     fn_event_clear(&m->ev);
     m->q_next = d->free_msgs;
     d->free_msgs = m;
@@ -110,7 +126,8 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         p->next_commit = next;
         fn_input_store_offset(d, p, next);
     }
-    if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4) ||
+    if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4 &&
+         d->in_flight_bytes <= FN_IN_FLIGHT_BYTES_MAX / 4 * 3) ||
         (d->stopping && d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)))
         kick(d);
 }
@@ -185,7 +202,7 @@ static void on_tick(uv_timer_t *t)
     fn_reload_apply(d);
     fn_timers_tick(d);
     fn_eval_tick(d);
-    if (d->in_flight < d->cfg->max_in_flight) {
+    if (!fn_daemon_full(d)) {
         d->blocked_since = 0;
         if (d->paused)
             fn_input_set_paused(d, false);
@@ -283,7 +300,7 @@ void fn_daemon_free(fn_daemon_t *d)
     while (d->free_msgs) {
         fn_msg_t *m = d->free_msgs;
         d->free_msgs = m->q_next;
-        fn_buf_free(&m->cmd);
+        fn_buf_free(&m->raw);
         free(m);
     }
     while (d->partitions) {
@@ -294,6 +311,7 @@ void fn_daemon_free(fn_daemon_t *d)
         free(p);
     }
     fn_buf_free(&d->out_buf);
+    fn_buf_free(&d->step_cmd);
     fn_timers_close(d);
     fn_eval_free(d);
     fn_reload_free(d);

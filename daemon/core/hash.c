@@ -5,7 +5,6 @@
  * that similar inputs spread over the whole space. Not cryptographic: lead keys are verified
  * against the stored lead id in Redis, so a collision is detected, never silently merged.
  */
-#include <stdio.h>
 
 #include "funneld/hash.h"
 
@@ -44,5 +43,10 @@ fn_hash128_t fn_hash_parts(const char *const *parts, const size_t *lens, size_t 
 
 void fn_hash_hex(fn_hash128_t h, char out[33])
 {
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.hi, (unsigned long long)h.lo);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[i] = digits[(h.hi >> (60 - 4 * i)) & 15];
+        out[16 + i] = digits[(h.lo >> (60 - 4 * i)) & 15];
+    }
+    out[32] = '\0';
 }

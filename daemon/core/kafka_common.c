@@ -84,6 +84,8 @@ int fn_kafka_conf_common(fn_daemon_t *d, rd_kafka_conf_t *conf)
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
     /* Logs go through the main queue so they are written on the loop, not from
-     * librdkafka's threads. */
-    return fn_kafka_conf_set(d, conf, "log.queue", "true");
+     * librdkafka's threads. Nagle's algorithm only delays the small produce and fetch requests
+     * of a steady, moderate rate (latency); kafka.properties may turn it back on. */
+    return fn_kafka_conf_set(d, conf, "log.queue", "true") ||
+           fn_kafka_conf_set(d, conf, "socket.nagle.disable", "true");
 }

@@ -18,8 +18,9 @@ static void dead_letter(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const cha
     fn_log_ctx(&d->log, FN_LOG_DEBUG, "decode", &ctx, "rejected: %s: %s", fn_reject_code(code),
                reason);
     m->state = FN_MSG_PRODUCING;
-    if (fn_output_produce(d, m, d->cfg->topic_dlq, m->rkm->key, m->rkm->key_len, m->rkm->payload,
-                          m->rkm->len, fn_reject_code(code), reason))
+    if (fn_output_produce(d, m, d->cfg->topic_dlq, m->has_key ? m->raw.data : NULL, m->key_len,
+                          m->raw.data + m->key_len, m->raw.len - m->key_len, fn_reject_code(code),
+                          reason))
         fn_daemon_stop(d, 1); /* not committed: it is consumed again after the restart */
 }
 
@@ -27,7 +28,11 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
 {
     fn_msg_t *m = fn_msg_new(d);
     fn_partition_t *p = fn_input_partition(d, rd_kafka_topic_name(rkm->rkt), rkm->partition);
-    if (!m || !p) {
+    /* Key and payload are copied and the message destroyed at once: its payload points into
+     * librdkafka's fetch response, which stays allocated while any of its messages lives, so
+     * holding messages until commit pinned whole responses per in-flight message. */
+    if (!m || !p || fn_buf_append(&m->raw, rkm->key ? rkm->key : "", rkm->key ? rkm->key_len : 0) ||
+        fn_buf_append(&m->raw, rkm->payload ? rkm->payload : "", rkm->payload ? rkm->len : 0)) {
         fn_log(&d->log, FN_LOG_ERROR, "pipeline", "out of memory; stopping");
         rd_kafka_message_destroy(rkm);
         if (m)
@@ -35,9 +40,13 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
         fn_daemon_stop(d, 1);
         return;
     }
-    int64_t now = fn_now_ms();
-    m->rkm = rkm;
+    m->charged = m->raw.len;
+    d->in_flight_bytes += m->charged;
+    m->has_key = rkm->key != NULL;
+    m->key_len = rkm->key ? rkm->key_len : 0;
     m->offset = rkm->offset;
+    rd_kafka_message_destroy(rkm);
+    int64_t now = fn_now_ms();
     m->consumed_ms = now;
     m->consumed_ns = uv_hrtime();
     m->seq = ++d->msg_seq;
@@ -52,8 +61,8 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     d->stats.consumed++;
 
     char reason[256];
-    fn_reject_t code =
-        fn_event_decode(rkm->payload, rkm->len, d->cfg, now, &m->ev, reason, sizeof reason);
+    fn_reject_t code = fn_event_decode(m->raw.data + m->key_len, m->raw.len - m->key_len, d->cfg,
+                                       now, &m->ev, reason, sizeof reason);
     if (code != FN_REJ_NONE) {
         dead_letter(d, m, code, reason);
         return;
@@ -110,6 +119,26 @@ static void produce_output(fn_daemon_t *d, fn_msg_t *m)
     if (fn_output_produce(d, m, d->cfg->topic_transitions, m->ev.lead_id.p, m->ev.lead_id.len,
                           d->out_buf.data, d->out_buf.len, NULL, NULL))
         fn_daemon_stop(d, 1);
+}
+
+/* After its outputs are produced, a message only waits for their acknowledgement, and of its
+ * event needs only the id (to clear the stored result) and the time (the event clock). The
+ * parsed document and the input bytes go now: most in-flight messages are in this state
+ * (Kafka's acknowledgement takes longer than the Redis step), so this is most of the memory
+ * max_in_flight allows. The id fits in the input buffer, which held it, so this cannot fail. */
+static void keep_only_id(fn_daemon_t *d, fn_msg_t *m)
+{
+    fn_buf_reset(&m->raw);
+    if (fn_buf_append(&m->raw, m->ev.event_id.p, m->ev.event_id.len))
+        return; /* keeps the document */
+    int64_t ts = m->ev.ts_ms;
+    fn_event_clear(&m->ev);
+    m->ev.ts_ms = ts;
+    m->ev.event_id.p = m->raw.data;
+    m->ev.event_id.len = m->raw.len;
+    m->key_len = 0;
+    m->has_key = false;
+    fn_msg_uncharge(d, m);
 }
 
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
@@ -181,6 +210,7 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     m->clear_pending = n > 0;
     if (n > 0)
         d->stats.msgs_transition++;
+    keep_only_id(d, m);
     fn_store_release(d, m);
     if (--m->pending_dr == 0)
         fn_msg_done(d, m);

@@ -43,6 +43,36 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+size_t fn_i64_text(int64_t v, char *out)
+{
+    if (v >= 0 && v < 10) { /* most RESP lengths and counts */
+        out[0] = (char)('0' + v);
+        out[1] = '\0';
+        return 1;
+    }
+    char tmp[FN_I64_TEXT];
+    size_t n = 0, len = 0;
+    /* Unsigned arithmetic: -INT64_MIN does not fit an int64_t. */
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
+/* Writes v as exactly width digits (v < 10^width). */
+static void put_digits(char *out, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        out[i] = (char)('0' + v % 10);
+}
+
 size_t fn_time_format(int64_t ms, char *out, size_t outlen)
 {
     int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
@@ -50,6 +80,26 @@ size_t fn_time_format(int64_t ms, char *out, size_t outlen)
     int64_t y;
     unsigned mo, d;
     civil_from_days(days, &y, &mo, &d);
+    /* The common case by hand (this runs several times per output event); other years keep
+     * printf's rendering. */
+    if (y >= 0 && y <= 9999 && outlen >= 25) {
+        put_digits(out, (unsigned)y, 4);
+        out[4] = '-';
+        put_digits(out + 5, mo, 2);
+        out[7] = '-';
+        put_digits(out + 8, d, 2);
+        out[10] = 'T';
+        put_digits(out + 11, (unsigned)(rem / 3600000), 2);
+        out[13] = ':';
+        put_digits(out + 14, (unsigned)(rem / 60000 % 60), 2);
+        out[16] = ':';
+        put_digits(out + 17, (unsigned)(rem / 1000 % 60), 2);
+        out[19] = '.';
+        put_digits(out + 20, (unsigned)(rem % 1000), 3);
+        out[23] = 'Z';
+        out[24] = '\0';
+        return 24;
+    }
     int n = snprintf(out, outlen, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, mo, d,
                      (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
                      (int)(rem % 1000));
@@ -168,7 +218,7 @@ void fn_buf_free(fn_buf_t *b)
     b->len = b->cap = 0;
 }
 
-static int buf_reserve(fn_buf_t *b, size_t extra)
+int fn_buf_reserve(fn_buf_t *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
         return FN_OK;
@@ -185,12 +235,18 @@ static int buf_reserve(fn_buf_t *b, size_t extra)
 
 int fn_buf_append(fn_buf_t *b, const void *p, size_t n)
 {
-    if (buf_reserve(b, n))
+    if (fn_buf_reserve(b, n))
         return FN_ERR;
     memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
     return FN_OK;
+}
+
+int fn_buf_append_i64(fn_buf_t *b, int64_t v)
+{
+    char tmp[FN_I64_TEXT];
+    return fn_buf_append(b, tmp, fn_i64_text(v, tmp));
 }
 
 int fn_buf_appendf(fn_buf_t *b, const char *fmt, ...)
@@ -204,7 +260,7 @@ int fn_buf_appendf(fn_buf_t *b, const char *fmt, ...)
         return FN_ERR;
     if ((size_t)n < sizeof tmp)
         return fn_buf_append(b, tmp, (size_t)n);
-    if (buf_reserve(b, (size_t)n))
+    if (fn_buf_reserve(b, (size_t)n))
         return FN_ERR;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -216,7 +272,7 @@ int fn_buf_appendf(fn_buf_t *b, const char *fmt, ...)
 int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    if (buf_reserve(b, n + 2))
+    if (fn_buf_reserve(b, n + 2))
         return FN_ERR;
     b->data[b->len++] = '"';
     for (size_t i = 0; i < n; i++) {
@@ -233,12 +289,12 @@ int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n)
             if (fn_buf_append(b, esc, el))
                 return FN_ERR;
         } else {
-            if (buf_reserve(b, 1))
+            if (fn_buf_reserve(b, 1))
                 return FN_ERR;
             b->data[b->len++] = (char)c;
         }
     }
-    if (buf_reserve(b, 1))
+    if (fn_buf_reserve(b, 1))
         return FN_ERR;
     b->data[b->len++] = '"';
     b->data[b->len] = '\0';

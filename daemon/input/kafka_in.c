@@ -107,7 +107,10 @@ int fn_input_start(fn_daemon_t *d)
         fn_kafka_conf_set(d, conf, "enable.auto.commit", "true") ||
         fn_kafka_conf_set(d, conf, "auto.commit.interval.ms", "1000") ||
         fn_kafka_conf_set(d, conf, "auto.offset.reset", "earliest") ||
-        fn_kafka_conf_set(d, conf, "queued.max.messages.kbytes", "16384") ||
+        /* Prefetch is about 0.1 s of input at full speed, plenty to hide a fetch round trip;
+         * 16 MB of it (librdkafka keeps every message's fetch response and a ~300 byte op
+         * besides) was most of the daemon's memory during a backlog. */
+        fn_kafka_conf_set(d, conf, "queued.max.messages.kbytes", "2048") ||
         fn_kafka_conf_set(d, conf, "statistics.interval.ms", "5000") || /* lag, broker state */
         fn_kafka_conf_common(d, conf))
         goto fail;
@@ -169,12 +172,13 @@ void fn_input_drain(fn_daemon_t *d)
      * in-flight bound, messages simply stay in librdkafka's local queue (itself bounded by
      * queued.max.messages.kbytes); the tick pauses the partitions if that lasts. */
     for (int n = 0; n < 5000; n++) {
-        if (d->in_flight >= d->cfg->max_in_flight && !d->paused) {
+        if (fn_daemon_full(d) && !d->paused) {
             if (!d->blocked_since) {
                 d->blocked_since = fn_now_ms();
                 d->stats.blocked_count++;
-                fn_log(&d->log, FN_LOG_DEBUG, "kafka", "in-flight bound reached (%zu); waiting",
-                       d->in_flight);
+                fn_log(&d->log, FN_LOG_DEBUG, "kafka",
+                       "in-flight bound reached (%zu, %zu bytes); waiting", d->in_flight,
+                       d->in_flight_bytes);
             }
             return;
         }

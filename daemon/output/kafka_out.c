@@ -151,7 +151,9 @@ int fn_output_start(fn_daemon_t *d)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (fn_kafka_conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
         fn_kafka_conf_set(d, conf, "enable.idempotence", "true") ||
-        fn_kafka_conf_set(d, conf, "linger.ms", "5") ||
+        /* Short: at a steady rate linger is added to every output's latency, and during a
+         * backlog batches fill while earlier requests are in flight anyway. */
+        fn_kafka_conf_set(d, conf, "linger.ms", "2") ||
         fn_kafka_conf_set(d, conf, "batch.num.messages", "10000") ||
         fn_kafka_conf_set(d, conf, "queue.buffering.max.messages", "2000000") ||
         fn_kafka_conf_set(d, conf, "queue.buffering.max.kbytes", "1048576") ||

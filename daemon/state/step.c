@@ -25,22 +25,82 @@ unsigned fn_step_shard(const fn_config_t *cfg, fn_hash128_t lead_hash)
     return (unsigned)(lead_hash.hi % (uint64_t)cfg->redis_shards);
 }
 
+/* Keys are put together by hand rather than with snprintf: several are made for every event
+ * and printf's cost showed in the profile. These helpers truncate like snprintf. */
+
+/* Appends s[0..n) to out at *at, keeping a NUL within outlen bytes. */
+static void cat(char *out, size_t outlen, size_t *at, const char *s, size_t n)
+{
+    if (*at + 1 >= outlen)
+        return;
+    if (n > outlen - 1 - *at)
+        n = outlen - 1 - *at;
+    memcpy(out + *at, s, n);
+    *at += n;
+    out[*at] = '\0';
+}
+
+static void cat_s(char *out, size_t outlen, size_t *at, const char *s)
+{
+    cat(out, outlen, at, s, strlen(s));
+}
+
+static void cat_i64(char *out, size_t outlen, size_t *at, int64_t v)
+{
+    char tmp[FN_I64_TEXT];
+    cat(out, outlen, at, tmp, fn_i64_text(v, tmp));
+}
+
+/* "<prefix>:{<shard>}:" into head (at least 64 bytes: the prefix has at most 32); returns
+ * its length. */
+static size_t key_head(const fn_config_t *cfg, unsigned shard, char *head, size_t headlen)
+{
+    size_t n = 0;
+    head[0] = '\0';
+    cat_s(head, headlen, &n, cfg->key_prefix);
+    cat(head, headlen, &n, ":{", 2);
+    cat_i64(head, headlen, &n, shard);
+    cat(head, headlen, &n, "}:", 2);
+    return n;
+}
+
+/* out = head + kind + tail */
+static void key3(char *out, size_t outlen, const char *head, size_t headlen, const char *kind,
+                 const char *tail, size_t taillen)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    cat(out, outlen, &n, head, headlen);
+    cat_s(out, outlen, &n, kind);
+    cat(out, outlen, &n, tail, taillen);
+}
+
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t h, fn_lead_keys_t *k)
 {
-    char hex[33];
+    char hex[33], head[64];
     fn_hash_hex(h, hex);
     unsigned shard = fn_step_shard(cfg, h);
-    snprintf(k->lead, sizeof k->lead, "%s:{%u}:lead:%s", cfg->key_prefix, shard, hex);
-    snprintf(k->seen, sizeof k->seen, "%s:{%u}:seen:%s", cfg->key_prefix, shard, hex);
-    snprintf(k->pending, sizeof k->pending, "%s:{%u}:out:%s", cfg->key_prefix, shard, hex);
-    snprintf(k->stats, sizeof k->stats, "%s:{%u}:stats", cfg->key_prefix, shard);
+    size_t hl = key_head(cfg, shard, head, sizeof head);
+    key3(k->lead, sizeof k->lead, head, hl, "lead:", hex, 32);
+    key3(k->seen, sizeof k->seen, head, hl, "seen:", hex, 32);
+    key3(k->pending, sizeof k->pending, head, hl, "out:", hex, 32);
+    key3(k->stats, sizeof k->stats, head, hl, "stats", "", 0);
     k->shard = shard;
 }
 
 void fn_step_due_key(const fn_config_t *cfg, unsigned shard, const char *topic, int32_t partition,
                      char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s:{%u}:due:%s:%d", cfg->key_prefix, shard, topic, (int)partition);
+    char head[64];
+    size_t hl = key_head(cfg, shard, head, sizeof head), n = 0;
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    cat(out, outlen, &n, head, hl);
+    cat(out, outlen, &n, "due:", 4);
+    cat_s(out, outlen, &n, topic);
+    cat(out, outlen, &n, ":", 1);
+    cat_i64(out, outlen, &n, partition);
 }
 
 /* Shortest decimal text that reads back as the same double. */
@@ -79,6 +139,24 @@ static void arg_str(argv_t *a, fn_str_t s)
     arg(a, s.p, s.len);
 }
 
+/* One RESP bulk string: "$<len>\r\n<bytes>\r\n". */
+static int put_bulk(fn_buf_t *out, const char *p, size_t len)
+{
+    /* One reservation, then plain stores: this runs some forty times per event. */
+    if (fn_buf_reserve(out, len + FN_I64_TEXT + 5))
+        return FN_ERR;
+    char *w = out->data + out->len;
+    *w++ = '$';
+    w += fn_i64_text((int64_t)len, w);
+    *w++ = '\r', *w++ = '\n';
+    memcpy(w, p, len);
+    w += len;
+    *w++ = '\r', *w++ = '\n';
+    *w = '\0';
+    out->len = (size_t)(w - out->data);
+    return FN_OK;
+}
+
 int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
                   fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms, const char *topic,
                   int32_t partition, fn_buf_t *out)
@@ -87,21 +165,22 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     fn_step_keys(cfg, lead_hash, &k);
     char due[352];
     fn_step_due_key(cfg, k.shard, topic, partition, due, sizeof due);
-    char now[24], ttl[24], ts[24], value[40], nfun[8];
-    char stages[FN_MAX_FUNNELS][8];
+    char now[FN_I64_TEXT], ttl[FN_I64_TEXT], ts[FN_I64_TEXT], value[40], nfun[FN_I64_TEXT];
+    char stages[FN_MAX_FUNNELS][FN_I64_TEXT];
     char plans[FN_MAX_FUNNELS][2 * (FN_MAX_STAGES + 3) + 1];
     argv_t a = {.n = 0};
 
-    snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->dedupe_ttl_ms);
-    snprintf(ts, sizeof ts, "%lld", (long long)ev->ts_ms);
+    fn_i64_text(now_ms, now);
+    fn_i64_text(cfg->dedupe_ttl_ms, ttl);
+    fn_i64_text(ev->ts_ms, ts);
     value[0] = '\0';
     if (ev->has_value)
         format_double(ev->value, value, sizeof value);
 
-    char outbox[64], leases[64];
-    snprintf(outbox, sizeof outbox, "%s:{%u}:outbox", cfg->key_prefix, k.shard);
-    snprintf(leases, sizeof leases, "%s:{%u}:leases", cfg->key_prefix, k.shard);
+    char head[64], outbox[64], leases[64];
+    size_t hl = key_head(cfg, k.shard, head, sizeof head);
+    key3(outbox, sizeof outbox, head, hl, "outbox", "", 0);
+    key3(leases, sizeof leases, head, hl, "leases", "", 0);
     arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, "7");
     arg_s(&a, k.lead), arg_s(&a, k.seen), arg_s(&a, k.pending), arg_s(&a, k.stats);
     arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases);
@@ -125,7 +204,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         plans[nf][0] = '\0';
         if (ev->kind == FN_EV_TOUCHPOINT)
             fn_rules_plan(f, fn_rules_match(f, ev), plans[nf], sizeof plans[nf]);
-        snprintf(stages[nf], sizeof stages[nf], "%zu", f->n_stages);
+        fn_i64_text((int64_t)f->n_stages, stages[nf]);
         arg_s(&a, f->name), arg_s(&a, stages[nf]), arg_s(&a, plans[nf]);
         /* the timer spec is written while encoding, into a stack buffer, one at a time */
         if (a.n < MAX_ARGS && ev->kind == FN_EV_TOUCHPOINT)
@@ -133,22 +212,26 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         arg(&a, "", 0);
         nf++;
     }
-    snprintf(nfun, sizeof nfun, "%zu", nf);
+    fn_i64_text((int64_t)nf, nfun);
     /* The lead's timers due by the partition's time at this event fire before it is applied
      * (the tick would have fired them had this event's predecessors finished first); by the
      * wall clock, never ahead of the wall time (event times may run a little ahead of it). */
-    char caps[FN_MAX_FUNNELS * (FN_NAME_MAX + 44)], bound[24];
+    char caps[FN_MAX_FUNNELS * (FN_NAME_MAX + 44)], bound[FN_I64_TEXT];
     fn_step_caps(cfg, caps, sizeof caps);
     int64_t b = clock_ms > ev->ts_ms ? clock_ms : ev->ts_ms;
     if (cfg->clock == FN_CLOCK_WALL && now_ms < b)
         b = now_ms;
-    snprintf(bound, sizeof bound, "%lld", (long long)b);
+    fn_i64_text(b, bound);
     arg_s(&a, caps), arg_s(&a, bound);
     a.p[nfun_at] = nfun;
     a.len[nfun_at] = strlen(nfun);
 
     fn_buf_reset(out);
-    if (fn_buf_appendf(out, "*%zu\r\n", a.n))
+    char count[FN_I64_TEXT + 3];
+    count[0] = '*';
+    size_t cl = 1 + fn_i64_text((int64_t)a.n, count + 1);
+    count[cl++] = '\r', count[cl++] = '\n';
+    if (fn_buf_append(out, count, cl))
         return FN_ERR;
     char spec[FN_TIMER_SPEC_MAX];
     for (size_t i = 0; i < a.n; i++) {
@@ -156,8 +239,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
             a.len[i] = fn_rules_timer_spec(a.spec_of[i], ev, spec, sizeof spec);
             a.p[i] = spec;
         }
-        if (fn_buf_appendf(out, "$%zu\r\n", a.len[i]) || fn_buf_append(out, a.p[i], a.len[i]) ||
-            fn_buf_append(out, "\r\n", 2))
+        if (put_bulk(out, a.p[i], a.len[i]))
             return FN_ERR;
     }
     return FN_OK;
@@ -166,12 +248,19 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
 void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen)
 {
     size_t n = 0;
+    if (outlen == 0)
+        return;
     out[0] = '\0';
-    for (size_t i = 0; i < cfg->n_funnels && n < outlen; i++) {
+    for (size_t i = 0; i < cfg->n_funnels; i++) {
         const fn_funnel_t *f = &cfg->funnels[i];
-        if (f->trigger_cap_max > 0)
-            n += (size_t)snprintf(out + n, outlen - n, "%s=%lld,%lld;", f->name,
-                                  (long long)f->trigger_cap_max, (long long)f->trigger_cap_per_ms);
+        if (f->trigger_cap_max > 0) {
+            cat_s(out, outlen, &n, f->name);
+            cat(out, outlen, &n, "=", 1);
+            cat_i64(out, outlen, &n, f->trigger_cap_max);
+            cat(out, outlen, &n, ",", 1);
+            cat_i64(out, outlen, &n, f->trigger_cap_per_ms);
+            cat(out, outlen, &n, ";", 1);
+        }
     }
 }
 

@@ -49,7 +49,24 @@ local nfun = tonumber(ARGV[14])
 
 local function I(n) return string.format('%d', n) end
 
-local stored_id = redis.call('HGET', lead, 'id')
+-- What a touchpoint needs from the lead's hash, read in one command that also brings the
+-- stored id for the collision check (a separate HGET was one more command per event).
+local fields, cur, stored_id
+if kind == 't' then
+  fields = {'ts', 'v', 'vt', 'f.ch', 'f.cp', 'f.src', 'f.at', 'l.ch', 'l.cp', 'l.src', 'l.at',
+    'c', 'tn'}
+  for i = 0, nfun - 1 do
+    local f = ARGV[15 + 4 * i]
+    for _, s in ipairs({'|x', '|k', '|e', '|b', '|n', '|t|stalled'}) do
+      fields[#fields + 1] = f .. s
+    end
+  end
+  fields[#fields + 1] = 'id'
+  cur = redis.call('HMGET', lead, unpack(fields))
+  stored_id = cur[#fields]
+else
+  stored_id = redis.call('HGET', lead, 'id')
+end
 if stored_id and stored_id ~= lead_id then return {'collision'} end
 
 if redis.call('ZSCORE', seen, event_id) then
@@ -197,17 +214,8 @@ if kind == 'c' then
   return r
 end
 
--- Read everything this event may need in one round trip inside Redis.
-local fields = {'ts', 'v', 'vt', 'f.ch', 'f.cp', 'f.src', 'f.at', 'l.ch', 'l.cp', 'l.src', 'l.at',
-  'c', 'tn'}
-for i = 0, nfun - 1 do
-  local f = ARGV[15 + 4 * i]
-  for _, s in ipairs({'|x', '|k', '|e', '|b', '|n', '|t|stalled'}) do
-    fields[#fields + 1] = f .. s
-  end
-end
-local cur = redis.call('HMGET', lead, unpack(fields))
--- Usually nothing is due and this one read serves; after firing, read again what changed.
+-- cur was read at the top (nothing since touched the lead's hash). Usually nothing is due and
+-- that one read serves; after firing, read again what changed.
 if fire_due(fire_bound, cur[13]) then cur = redis.call('HMGET', lead, unpack(fields)) end
 lead_tn = tonumber(cur[13])
 

@@ -136,12 +136,12 @@ static void send_step(fn_daemon_t *d, fn_msg_t *m)
     snprintf(token, sizeof token, "%s:%llu", d->instance, (unsigned long long)m->seq);
     m->cfg = d->cfg;
     if (fn_step_build(d->cfg, d->script_sha, token, &m->ev, m->lead_hash, fn_now_ms(), m->clock_ms,
-                      m->part->topic, m->part->partition, &m->cmd)) {
+                      m->part->topic, m->part->partition, &d->step_cmd)) {
         fn_log(&d->log, FN_LOG_ERROR, "redis", "out of memory building a step");
         fn_daemon_stop(d, 1);
         return;
     }
-    if (redisAsyncFormattedCommand(d->redis, on_step_reply, m, m->cmd.data, m->cmd.len) !=
+    if (redisAsyncFormattedCommand(d->redis, on_step_reply, m, d->step_cmd.data, d->step_cmd.len) !=
         REDIS_OK) {
         m->state = FN_MSG_REDIS_WAIT;
         fn_queue_push(&d->redis_wait, m);

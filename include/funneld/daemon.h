@@ -65,10 +65,15 @@ typedef struct fn_msg {
     struct fn_msg *lead_tail;   /* last of the lead's chain (valid on the chain's head) */
     struct fn_msg *bucket_next; /* lead table chaining between chain heads */
     struct fn_msg *q_next;      /* Redis wait/sent queues, the free list */
-    rd_kafka_message_t *rkm;    /* owned until done */
+    /* The input's key and payload, copied so that the Kafka message is destroyed as soon as
+     * it is consumed (a live rd_kafka_message_t keeps its whole fetch response allocated);
+     * only a dead letter needs them. The buffer is kept across reuses of the record. */
+    fn_buf_t raw;
+    size_t key_len; /* raw.data[0..key_len) is the key, the rest the payload */
+    bool has_key;   /* a null key stays null in the dead letter */
+    size_t charged; /* input bytes counted in the daemon's in_flight_bytes */
     fn_event_t ev;
     fn_hash128_t lead_hash;
-    fn_buf_t cmd;           /* the RESP step command, kept to re-send after a reconnect */
     const fn_config_t *cfg; /* the configuration its step was built with (see reload.c) */
     fn_msg_state_t state;
     int pending_dr;     /* produced messages not yet acknowledged */
@@ -130,6 +135,7 @@ typedef struct fn_eval {
     int64_t tick;      /* the one in progress */
     bool busy, failed;
     int pending;    /* replies still to come */
+    int next_read;  /* next shard to read; redis_shards: the bottleneck state; then done */
     int announcing; /* bottleneck changes produced, not yet acknowledged */
     fn_funnel_stats_t st;
     json_t *bn_state; /* stage index -> raised */
@@ -177,6 +183,8 @@ typedef struct fn_daemon {
     uint64_t msg_seq;
     fn_msg_queue_t redis_wait; /* ready to send, in order */
     fn_msg_queue_t redis_sent; /* sent, replies come back in this order */
+    fn_buf_t step_cmd;         /* the RESP step being sent; hiredis copies it, and a re-send
+                                * after a reconnect builds it again from the event */
     int64_t redis_backoff_ms;
     int64_t redis_progress_ms; /* last reply, or first send into an empty "sent" queue */
     int64_t redis_connect_ms;  /* when the current connection attempt began */
@@ -205,6 +213,7 @@ typedef struct fn_daemon {
 
     /* messages */
     size_t in_flight;
+    size_t in_flight_bytes; /* input bytes of in-flight messages still holding their event */
     fn_msg_t *free_msgs;
 
     /* http (http/http.c) */
@@ -231,7 +240,16 @@ void fn_daemon_free(fn_daemon_t *d);
 /* Begins a graceful stop: no more consumption, drain in-flight work, commit, exit. */
 void fn_daemon_stop(fn_daemon_t *d, int exit_code);
 
+/* Input bytes of messages that still hold their parsed event, beyond which consumption waits
+ * like at max_in_flight: messages are usually small, but up to max_message_bytes each, and
+ * their parsed documents take several times their size. */
+#define FN_IN_FLIGHT_BYTES_MAX (16u << 20)
+
 fn_msg_t *fn_msg_new(fn_daemon_t *d);
+/* At the in-flight bound (messages or bytes): consumption waits. */
+bool fn_daemon_full(const fn_daemon_t *d);
+/* m no longer holds its input and event: its bytes stop counting against the bound. */
+void fn_msg_uncharge(fn_daemon_t *d, fn_msg_t *m);
 /* The log context of m: its topic, partition, offset and (when decoded) lead key hash,
  * written into hex. */
 fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33]);
@@ -264,6 +282,7 @@ void fn_input_store_offset(fn_daemon_t *d, fn_partition_t *p, int64_t next_offse
 void fn_input_close(fn_daemon_t *d);
 
 /* --- core/pipeline.c: what happens to a message between input and output --- */
+/* Takes a consumed message (and destroys it: what is needed is copied). */
 void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm);
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply);
 /* m's step cannot be applied (reason says why): releases the lead and dead-letters m. */

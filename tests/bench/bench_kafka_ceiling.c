@@ -4,11 +4,11 @@
  *
  * It owns only this measurement. The consumer joins a new group and reads the topic from
  * the earliest offset with the consumer settings funneld uses (auto commit every second,
- * 16 MB local queue); for each input it produces an output keyed by the input's key to
- * another topic with funneld's producer settings (acks=all, idempotence, linger 5 ms,
- * batches of 10,000), and it counts delivery reports. It stops when every message that was
- * in the topic at start (the sum of the high watermarks less the low ones) was consumed and
- * every output is acknowledged.
+ * 2 MB local queue, Nagle off); for each input it produces an output keyed by the input's
+ * key to another topic with funneld's producer settings (acks=all, idempotence, linger 2 ms,
+ * Nagle off, batches of 10,000), and it counts delivery reports. It stops when every
+ * message that was in the topic at start (the sum of the high watermarks less the low ones)
+ * was consumed and every output is acknowledged.
  *
  *   -m COUNT   produce COUNT outputs in all instead of one per input, spread evenly over the
  *              inputs (funneld emits a transition for some inputs only, two for others)
@@ -205,7 +205,8 @@ int main(int argc, char **argv)
         conf_set(cconf, "auto.offset.reset", "earliest") ||
         conf_set(cconf, "enable.auto.commit", "true") ||
         conf_set(cconf, "auto.commit.interval.ms", "1000") ||
-        conf_set(cconf, "queued.max.messages.kbytes", "16384"))
+        conf_set(cconf, "queued.max.messages.kbytes", "2048") ||
+        conf_set(cconf, "socket.nagle.disable", "true"))
         goto fail;
     cons = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
     if (!cons) {
@@ -223,10 +224,11 @@ int main(int argc, char **argv)
     pconf = rd_kafka_conf_new();
     if (conf_set(pconf, "bootstrap.servers", brokers) ||
         conf_set(pconf, "enable.idempotence", "true") || conf_set(pconf, "acks", "all") ||
-        conf_set(pconf, "linger.ms", "5") || conf_set(pconf, "batch.num.messages", "10000") ||
+        conf_set(pconf, "linger.ms", "2") || conf_set(pconf, "batch.num.messages", "10000") ||
         conf_set(pconf, "queue.buffering.max.messages", "2000000") ||
         conf_set(pconf, "queue.buffering.max.kbytes", "1048576") ||
-        conf_set(pconf, "message.timeout.ms", "0"))
+        conf_set(pconf, "message.timeout.ms", "0") ||
+        conf_set(pconf, "socket.nagle.disable", "true"))
         goto fail;
     rd_kafka_conf_set_opaque(pconf, &dr);
     rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);

@@ -1,11 +1,14 @@
 /*
  * test_util.c — time parsing and formatting against an independent day count, durations,
- * and the JSON string escaper.
+ * the JSON string escaper, integer text and hash hex.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fn_test.h"
 #include "funneld/common.h"
+#include "funneld/hash.h"
 
 static void test_time(void)
 {
@@ -102,7 +105,7 @@ static void test_redis_url(void)
     CHECK_STR(pass, "secret");
     CHECK_INT(port, 6379);
     CHECK_INT(db, 0);
-    const char *bad[] = {"redis://[::1]:6379/0", "redis://h:",       "redis://h:4294973675/0",
+    const char *bad[] = {"redis://[::1]:6379/0", "redis://h:",        "redis://h:4294973675/0",
                          "redis://h:6379x/1",    "redis://h:6379/1x", "redis://h/-3",
                          "redis://h:0",          "redis://",          "http://h:6379",
                          "redis://:6379"};
@@ -159,10 +162,32 @@ static void test_secrets_are_redacted(void)
     CHECK(strlen(small) < sizeof small);
 }
 
+/* fn_i64_text replaced printf("%lld") on the hot path: same text over the whole range. */
+static void test_i64_text(void)
+{
+    const int64_t cases[] = {0,         1,        -1, 9, 10, -10, 123456789, 1795342500250LL,
+                             INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char want[32], got[FN_I64_TEXT];
+        snprintf(want, sizeof want, "%lld", (long long)cases[i]);
+        size_t n = fn_i64_text(cases[i], got);
+        CHECK_STR(got, want);
+        CHECK_INT(n, strlen(want));
+    }
+    fn_buf_t b = {0};
+    CHECK(fn_buf_append_i64(&b, -42) == FN_OK && fn_buf_append_i64(&b, 7) == FN_OK);
+    CHECK_STR(b.data, "-427");
+    fn_buf_free(&b);
+    char hex[33];
+    fn_hash_hex((fn_hash128_t){0x0123456789abcdefULL, 0xfedcba9876543210ULL}, hex);
+    CHECK_STR(hex, "0123456789abcdeffedcba9876543210");
+}
+
 int main(void)
 {
     test_redis_url();
     test_secrets_are_redacted();
+    test_i64_text();
     test_time();
     test_duration();
     test_json_str();
