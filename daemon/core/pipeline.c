@@ -19,8 +19,8 @@ static void dead_letter(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const cha
                reason);
     m->state = FN_MSG_PRODUCING;
     if (fn_output_produce(d, m, d->cfg->topic_dlq, m->has_key ? m->raw.data : NULL, m->key_len,
-                          m->raw.data + m->key_len, m->raw.len - m->key_len, fn_reject_code(code),
-                          reason))
+                          m->has_value ? m->raw.data + m->key_len : NULL, m->raw.len - m->key_len,
+                          fn_reject_code(code), reason))
         fn_daemon_stop(d, 1); /* not committed: it is consumed again after the restart */
 }
 
@@ -43,6 +43,7 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     m->charged = m->raw.len;
     d->in_flight_bytes += m->charged;
     m->has_key = rkm->key != NULL;
+    m->has_value = rkm->payload != NULL;
     m->key_len = rkm->key ? rkm->key_len : 0;
     m->offset = rkm->offset;
     rd_kafka_message_destroy(rkm);

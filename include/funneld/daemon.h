@@ -71,6 +71,7 @@ typedef struct fn_msg {
     fn_buf_t raw;
     size_t key_len; /* raw.data[0..key_len) is the key, the rest the payload */
     bool has_key;   /* a null key stays null in the dead letter */
+    bool has_value; /* so does a null value (a tombstone) */
     size_t charged; /* input bytes counted in the daemon's in_flight_bytes */
     fn_event_t ev;
     fn_hash128_t lead_hash;
