@@ -411,3 +411,20 @@ int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, c
     *db = (int)v;
     return FN_OK;
 }
+
+void fn_cat(char *out, size_t outlen, size_t *at, const char *s, size_t n)
+{
+    if (*at + 1 >= outlen)
+        return;
+    if (n > outlen - 1 - *at)
+        n = outlen - 1 - *at;
+    memcpy(out + *at, s, n);
+    *at += n;
+    out[*at] = '\0';
+}
+
+void fn_cat_i64(char *out, size_t outlen, size_t *at, int64_t v)
+{
+    char tmp[FN_I64_TEXT];
+    fn_cat(out, outlen, at, tmp, fn_i64_text(v, tmp));
+}

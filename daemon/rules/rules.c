@@ -129,25 +129,6 @@ size_t fn_rules_plan(const fn_funnel_t *f, fn_match_t m, char *out, size_t outle
     return 2 * slots;
 }
 
-/* Bounded appends for the timer spec, by hand: it is written for every event, and printf's
- * cost showed in the profile. Both keep a NUL within outlen bytes. */
-static void spec_put(char *out, size_t outlen, size_t *n, const char *s, size_t len)
-{
-    if (*n + 1 >= outlen)
-        return;
-    if (len > outlen - 1 - *n)
-        len = outlen - 1 - *n;
-    memcpy(out + *n, s, len);
-    *n += len;
-    out[*n] = '\0';
-}
-
-static void spec_put_i64(char *out, size_t outlen, size_t *n, int64_t v)
-{
-    char tmp[FN_I64_TEXT];
-    spec_put(out, outlen, n, tmp, fn_i64_text(v, tmp));
-}
-
 size_t fn_rules_timer_spec(const fn_funnel_t *f, const fn_event_t *ev, char *out, size_t outlen)
 {
     size_t n = 0;
@@ -170,21 +151,21 @@ size_t fn_rules_timer_spec(const fn_funnel_t *f, const fn_event_t *ev, char *out
         return 0;
     for (size_t i = 0; i < f->n_stages; i++) {
         if (i)
-            spec_put(out, outlen, &n, ",", 1);
-        spec_put_i64(out, outlen, &n, f->stages[i].stale_after_ms);
+            fn_cat(out, outlen, &n, ",", 1);
+        fn_cat_i64(out, outlen, &n, f->stages[i].stale_after_ms);
     }
     for (size_t r = 0; r < f->n_retarget; r++) {
         const fn_retarget_rule_t *rule = &f->retarget[r];
         if (any_matches(rule->unless, rule->n_unless, ev)) {
-            spec_put(out, outlen, &n, "|U:", 3);
+            fn_cat(out, outlen, &n, "|U:", 3);
         } else if (fn_rules_matcher_matches(&rule->after, ev)) {
-            spec_put(out, outlen, &n, "|A", 2);
-            spec_put_i64(out, outlen, &n, rule->within_ms);
-            spec_put(out, outlen, &n, ":", 1);
+            fn_cat(out, outlen, &n, "|A", 2);
+            fn_cat_i64(out, outlen, &n, rule->within_ms);
+            fn_cat(out, outlen, &n, ":", 1);
         } else {
             continue;
         }
-        spec_put(out, outlen, &n, rule->name, strlen(rule->name));
+        fn_cat(out, outlen, &n, rule->name, strlen(rule->name));
     }
     return n;
 }

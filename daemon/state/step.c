@@ -25,30 +25,11 @@ unsigned fn_step_shard(const fn_config_t *cfg, fn_hash128_t lead_hash)
     return (unsigned)(lead_hash.hi % (uint64_t)cfg->redis_shards);
 }
 
-/* Keys are put together by hand rather than with snprintf: several are made for every event
- * and printf's cost showed in the profile. These helpers truncate like snprintf. */
-
-/* Appends s[0..n) to out at *at, keeping a NUL within outlen bytes. */
-static void cat(char *out, size_t outlen, size_t *at, const char *s, size_t n)
-{
-    if (*at + 1 >= outlen)
-        return;
-    if (n > outlen - 1 - *at)
-        n = outlen - 1 - *at;
-    memcpy(out + *at, s, n);
-    *at += n;
-    out[*at] = '\0';
-}
-
+/* Keys are put together by hand rather than with snprintf (fn_cat): several are made for
+ * every event. */
 static void cat_s(char *out, size_t outlen, size_t *at, const char *s)
 {
-    cat(out, outlen, at, s, strlen(s));
-}
-
-static void cat_i64(char *out, size_t outlen, size_t *at, int64_t v)
-{
-    char tmp[FN_I64_TEXT];
-    cat(out, outlen, at, tmp, fn_i64_text(v, tmp));
+    fn_cat(out, outlen, at, s, strlen(s));
 }
 
 /* "<prefix>:{<shard>}:" into head (at least 64 bytes: the prefix has at most 32); returns
@@ -58,9 +39,9 @@ static size_t key_head(const fn_config_t *cfg, unsigned shard, char *head, size_
     size_t n = 0;
     head[0] = '\0';
     cat_s(head, headlen, &n, cfg->key_prefix);
-    cat(head, headlen, &n, ":{", 2);
-    cat_i64(head, headlen, &n, shard);
-    cat(head, headlen, &n, "}:", 2);
+    fn_cat(head, headlen, &n, ":{", 2);
+    fn_cat_i64(head, headlen, &n, shard);
+    fn_cat(head, headlen, &n, "}:", 2);
     return n;
 }
 
@@ -70,9 +51,9 @@ static void key3(char *out, size_t outlen, const char *head, size_t headlen, con
 {
     size_t n = 0;
     out[0] = '\0';
-    cat(out, outlen, &n, head, headlen);
+    fn_cat(out, outlen, &n, head, headlen);
     cat_s(out, outlen, &n, kind);
-    cat(out, outlen, &n, tail, taillen);
+    fn_cat(out, outlen, &n, tail, taillen);
 }
 
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t h, fn_lead_keys_t *k)
@@ -96,11 +77,11 @@ void fn_step_due_key(const fn_config_t *cfg, unsigned shard, const char *topic, 
     if (outlen == 0)
         return;
     out[0] = '\0';
-    cat(out, outlen, &n, head, hl);
-    cat(out, outlen, &n, "due:", 4);
+    fn_cat(out, outlen, &n, head, hl);
+    fn_cat(out, outlen, &n, "due:", 4);
     cat_s(out, outlen, &n, topic);
-    cat(out, outlen, &n, ":", 1);
-    cat_i64(out, outlen, &n, partition);
+    fn_cat(out, outlen, &n, ":", 1);
+    fn_cat_i64(out, outlen, &n, partition);
 }
 
 /* Shortest decimal text that reads back as the same double. */
@@ -255,11 +236,11 @@ void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen)
         const fn_funnel_t *f = &cfg->funnels[i];
         if (f->trigger_cap_max > 0) {
             cat_s(out, outlen, &n, f->name);
-            cat(out, outlen, &n, "=", 1);
-            cat_i64(out, outlen, &n, f->trigger_cap_max);
-            cat(out, outlen, &n, ",", 1);
-            cat_i64(out, outlen, &n, f->trigger_cap_per_ms);
-            cat(out, outlen, &n, ";", 1);
+            fn_cat(out, outlen, &n, "=", 1);
+            fn_cat_i64(out, outlen, &n, f->trigger_cap_max);
+            fn_cat(out, outlen, &n, ",", 1);
+            fn_cat_i64(out, outlen, &n, f->trigger_cap_per_ms);
+            fn_cat(out, outlen, &n, ";", 1);
         }
     }
 }

@@ -69,6 +69,12 @@ int fn_buf_append_i64(fn_buf_t *b, int64_t v);
  * length. printf's cost (locale, format parsing) showed in every event's profile. */
 #define FN_I64_TEXT 21
 size_t fn_i64_text(int64_t v, char *out);
+
+/* Bounded appends by hand, for text made for every event (printf's cost showed in the
+ * profile): s[0..n), or v's decimal text, go to out at *at, which advances; like snprintf
+ * they truncate and keep a NUL within outlen bytes. */
+void fn_cat(char *out, size_t outlen, size_t *at, const char *s, size_t n);
+void fn_cat_i64(char *out, size_t outlen, size_t *at, int64_t v);
 /* Appends s as a JSON string literal (quotes included, escaped). */
 int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n);
 
