@@ -76,7 +76,12 @@ def main():
             fired = sum(int(v) for h in r[:64] for f, v in h.items() if b"|trig|" in f)
             return fired, sum(r[64:])
 
-        pending = not timers_settled(crash)
+        def due_now():
+            now = int(time.time() * 1000)
+            return sum(crash.redis.zcount(k, "-inf", now)
+                       for k in crash.redis.scan_iter(f"{crash.name}:*:due:*", count=1000))
+
+        pending = due_now() > 0  # timers due and not yet claimed (leased ones do not count)
         before, _ = fired_and_unacked()
         p = crash.start()
         firing = wait_for(lambda: fired_and_unacked()[0] > before, 120 if pending else 5,
