@@ -280,19 +280,35 @@ def gen_stream(n, leads, seed=1, dup_rate=0.01, bad_rate=0.005, base=17950000000
     return out[:n]
 
 
+class LagMeter:
+    """group_lag() with one consumer kept open, so that a call takes milliseconds (for tests
+    that act at a given point of a group's progress); close() it after."""
+
+    def __init__(self, brokers, group, topic):
+        from confluent_kafka import TopicPartition
+        self.c = Consumer({"bootstrap.servers": brokers, "group.id": group,
+                           "enable.auto.commit": False})
+        md = self.c.list_topics(topic, timeout=10)
+        self.parts = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+
+    def __call__(self):
+        lag = 0
+        for tp in self.c.committed(self.parts, timeout=10):
+            lo, hi = self.c.get_watermark_offsets(tp, timeout=10, cached=False)
+            lag += hi - (tp.offset if tp.offset >= 0 else lo)
+        return lag
+
+    def close(self):
+        self.c.close()
+
+
 def group_lag(brokers, group, topic):
-    """Messages in topic not yet committed by group (None if the group has no commits)."""
-    from confluent_kafka import TopicPartition
-    c = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": False})
-    md = c.list_topics(topic, timeout=10)
-    parts = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
-    committed = c.committed(parts, timeout=10)
-    lag = 0
-    for tp in committed:
-        lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-        lag += hi - (tp.offset if tp.offset >= 0 else lo)
-    c.close()
-    return lag
+    """Messages in topic not yet committed by group (all of them if it has no commits)."""
+    meter = LagMeter(brokers, group, topic)
+    try:
+        return meter()
+    finally:
+        meter.close()
 
 
 def free_port():

@@ -14,7 +14,7 @@ import random
 import signal
 import time
 
-from harness import (Check, Stack, gen_stream, group_lag, outputs, redis_state, scaled,
+from harness import (Check, LagMeter, Stack, gen_stream, outputs, redis_state, scaled,
                      timers_settled, triggers, wait_drained, wait_for)
 
 N = int(os.environ.get("FUNNELD_CRASH_EVENTS", scaled(200000)))
@@ -51,17 +51,18 @@ def main():
         crash.produce(stream)
         started = time.time()
         lags = []
+        lag = LagMeter(crash.brokers, crash.name, crash.input)
         for i in range(KILLS):
             p = crash.start()
-            # kill at a random moment in the (i+1)-th of KILLS+2 slices of the stream, once
-            # that much input is committed: kills spread over the stream, the last well
+            # kill at a random moment in the (i+1)-th of KILLS+3 slices of the stream, as soon
+            # as that much input is committed: kills spread over the stream, the last well
             # before its end whatever this machine's speed
-            target = N * (1 - (i + rnd.uniform(0.6, 1.0)) / (KILLS + 2))
-            wait_for(lambda: group_lag(crash.brokers, crash.name, crash.input) < target, 300)
-            time.sleep(rnd.uniform(0.0, 0.5))
+            target = N * (1 - (i + rnd.uniform(0.6, 1.0)) / (KILLS + 3))
+            wait_for(lambda: lag() < target, 300, every=0.05)
             p.send_signal(signal.SIGKILL)
             p.wait()
-            lags.append(group_lag(crash.brokers, crash.name, crash.input))
+            lags.append(lag())
+        lag.close()
         # once more while it fires the triggers that fell due once it caught up, as soon as
         # fire.lua has claimed some (their outbox entries may not be acknowledged yet)
         shards = range(64)
