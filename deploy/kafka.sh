@@ -305,6 +305,7 @@ launch() { # dir port
     # setsid execs in place and $! is the JVM's pid.
     # shellcheck disable=SC2086
     setsid java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        "-Xlog:gc:file=$dir/gc.log:time,uptime:filecount=2,filesize=10m" \
         -Djava.awt.headless=true \
         -Dlog4j.configuration="file:$dir/log4j.properties" \
         -Dkafka.logs.dir="$dir" \

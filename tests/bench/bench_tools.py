@@ -16,8 +16,11 @@ Runs on Debian's /usr/bin/python3 (python3-confluent-kafka, python3-redis).
   bench_tools.py fire-calls BEFORE.json AFTER.json CONFIG   -> key=value lines
   bench_tools.py timer-stats REDIS_URL CONFIG TOPIC PARTS FAR_MS -> key=value lines
   bench_tools.py redis-del-prefix REDIS_URL PREFIX          -> key=value lines
+  bench_tools.py redis-slowlog REDIS_URL reset|read         -> key=value lines
   bench_tools.py latency BROKERS INPUT TRANSITIONS [WARMUP_S] -> key=value lines
   bench_tools.py stoplog FILE                               -> key=value lines
+  bench_tools.py scrape FUNNELD.log                         -> funneld's /metrics text
+  bench_tools.py hist-quantiles METRICS.txt                 -> key=value lines
   bench_tools.py summary RESULTS.env                        -> the table
 """
 import datetime
@@ -330,6 +333,21 @@ def pct(sorted_vals, q):
     return sorted_vals[i]
 
 
+def cmd_redis_slowlog(url, what):
+    """Redis commands that ran 10 ms or longer (its slowlog): a command of a few µs that
+    shows there was stalled by the machine, not by its own work."""
+    import redis
+    r = redis.Redis.from_url(url)
+    if what == "reset":
+        r.slowlog_reset()
+        return
+    log = r.slowlog_get(128)
+    kv(slow_cmds=len(log), slow_max_ms=f"{max((e['duration'] for e in log), default=0) / 1000:.1f}",
+       slow_at=",".join(f"{e['start_time']}:{e['duration'] // 1000}ms:"
+                        f"{e['command'].split()[0].decode(errors='replace')}"
+                        for e in sorted(log, key=lambda e: e['start_time'])) or "none")
+
+
 def cmd_latency(brokers, input_topic, transitions, warmup_s="5"):
     """Output append time − its cause's input append time, per transition. Causes appended
     in the first warmup_s seconds of the input are reported apart: a fresh producer learns
@@ -348,7 +366,7 @@ def cmd_latency(brokers, input_topic, transitions, warmup_s="5"):
         cause.setdefault(key, m.timestamp()[1])
     t0 = min(cause.values()) if cause else 0
     cut = t0 + float(warmup_s) * 1000
-    lat, warm, unmatched = [], [], 0
+    lat, warm, unmatched, per_s = [], [], 0, {}
     for m in consume_all(c, transitions):
         ts_types.add(m.timestamp()[0])
         e = json.loads(m.value())
@@ -356,8 +374,18 @@ def cmd_latency(brokers, input_topic, transitions, warmup_s="5"):
         if t_in is None:
             unmatched += 1
             continue
-        (lat if t_in >= cut else warm).append(m.timestamp()[1] - t_in)
+        d = m.timestamp()[1] - t_in
+        (lat if t_in >= cut else warm).append(d)
+        if t_in >= cut:
+            sec = (t_in - t0) // 1000
+            per_s.setdefault(sec, [0, 0])
+            per_s[sec][0] += 1
+            per_s[sec][1] += d > 25
     c.close()
+    # Whether the slow outputs cluster in a few seconds (a stall: GC, fsync, a long script)
+    # or spread evenly (queueing) is the first question about a tail.
+    slow = sorted(per_s.items(), key=lambda x: -x[1][1])
+    worst = ",".join(f"{s}s:{v[1]}/{v[0]}" for s, v in slow[:6] if v[1])
     lat.sort()
     warm.sort()
     every = sorted(lat + warm)
@@ -368,7 +396,45 @@ def cmd_latency(brokers, input_topic, transitions, warmup_s="5"):
        mean_ms=f"{sum(lat) / len(lat):.1f}" if lat else "nan",
        warmup_max_ms=warm[-1] if warm else "nan",
        all_p99_ms=pct(every, 0.99), all_p999_ms=pct(every, 0.999),
-       all_max_ms=every[-1] if every else "nan")
+       all_max_ms=every[-1] if every else "nan",
+       seconds=len(per_s), slow_seconds=sum(1 for v in per_s.values() if v[1]),
+       worst_seconds=worst or "none")
+
+
+# ------------------------------------------------------------------ funneld's own view
+def cmd_scrape(log):
+    """GET /metrics from the funneld whose log is given (it logs the port it bound)."""
+    import urllib.request
+    with open(log) as f:
+        m = re.findall(r"serving /metrics.* on ([0-9.]+):([0-9]+)", f.read())
+    if not m:
+        die(f"{log}: no 'serving /metrics' line")
+    host, port = m[-1]
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as r:
+        sys.stdout.write(r.read().decode())
+
+
+def cmd_hist_quantiles(path):
+    """Upper bucket bounds of p50/p99/p99.9 of funneld's two latency histograms: the Redis
+    step round trip, and consumed → done (applied and every output acknowledged). Together
+    with the broker-to-broker latency they show where the time goes."""
+    buckets = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r'funneld_(\w+)_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
+            if m:
+                buckets.setdefault(m.group(1), []).append((float(m.group(2)), int(m.group(3))))
+    for name in ("redis_roundtrip", "end_to_end"):
+        b = buckets.get(name)
+        if not b or b[-1][1] == 0:
+            continue
+        total = b[-1][1]
+        out = {}
+        for q, tag in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999")):
+            le = next(le for le, n in b if n >= q * total)
+            out[f"{name}_{tag}_le_ms"] = "inf" if le == float("inf") else f"{le * 1000:g}"
+        out[f"{name}_count"] = total
+        kv(**out)
 
 
 # ------------------------------------------------------------------ summary
@@ -488,6 +554,21 @@ def cmd_summary(path):
              f"  ({g('lat_samples')} transitions after a {g('lat_warmup_s')} s warm-up, "
              f"unmatched {g('lat_unmatched')}, "
              f"LogAppendTime {'yes' if g('lat_log_append_time') == '1' else 'NO'})"),
+            ("fixed rate: inside funneld, bucket bounds p50/p99/p99.9",
+             f"Redis step round trip ≤ {g('rate_redis_roundtrip_p50_le_ms')} / "
+             f"{g('rate_redis_roundtrip_p99_le_ms')} / {g('rate_redis_roundtrip_p999_le_ms')} ms;"
+             f" consumed → outputs acknowledged ≤ {g('rate_end_to_end_p50_le_ms')} / "
+             f"{g('rate_end_to_end_p99_le_ms')} / {g('rate_end_to_end_p999_le_ms')} ms"),
+            ("fixed rate: the machine's own stalls (bench_hiccup)",
+             f"a 1 ms sleep woke late by p50/p99/p99.9/max {g('hic_p50_ms')} / "
+             f"{g('hic_p99_ms')} / {g('hic_p999_ms')} / {g('hic_max_ms')} ms; "
+             f"{g('hic_over10_ms')} wake-ups ≥ 10 ms late, {g('hic_over25_ms')} ≥ 25 ms; a "
+             f"runnable task waited for a CPU {g('rate_cpu_wait_pct')} % of the time"),
+            ("fixed rate: Redis commands ≥ 10 ms (slowlog)",
+             f"{g('rate_slow_cmds')}, longest {g('rate_slow_max_ms')} ms"),
+            ("fixed rate: seconds holding outputs over 25 ms",
+             f"{g('lat_slow_seconds')} of {g('lat_seconds')} input seconds; worst: "
+             f"{g('lat_worst_seconds')}"),
             ("fixed rate: latency incl. warm-up p99 / p99.9 / max",
              f"{g('lat_all_p99_ms')} / {g('lat_all_p999_ms')} / {g('lat_all_max_ms')} ms  "
              f"({g('lat_warmup_samples')} transitions in the warm-up, max "
@@ -511,7 +592,9 @@ def cmd_summary(path):
 def main():
     if len(sys.argv) < 2:
         die("usage: see the top of this file")
-    cmds = {"topics": cmd_topics, "config": cmd_config, "drained": cmd_drained,
+    cmds = {"topics": cmd_topics, "config": cmd_config, "drained": cmd_drained, "scrape": cmd_scrape,
+            "redis-slowlog": cmd_redis_slowlog,
+            "hist-quantiles": cmd_hist_quantiles,
             "wait-log": cmd_wait_log, "stoplog": cmd_stoplog, "outputs": cmd_outputs,
             "redis-stats": cmd_redis_stats, "redis-diff": cmd_redis_diff,
             "fire-calls": cmd_fire_calls, "timer-stats": cmd_timer_stats,

@@ -79,16 +79,18 @@ get() { sed -n "s/^$1=//p" "$RES" | tail -n 1; }
 calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
 cpu_s() { awk -v t="$TCK" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
 # CPU seconds the whole machine spent busy (all cores; idle and iowait excluded)
+# Time in µs that some runnable task waited for a CPU (Linux PSI), 0 where PSI is missing.
+cpu_wait_us() { sed -n 's/^some .*total=\([0-9]*\)$/\1/p' /proc/pressure/cpu 2>/dev/null || echo 0; }
 machine_busy_s() { awk -v t="$TCK" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / t }' /proc/stat; }
 rss_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # "RESULT name k=v k=v ..." → results lines "<prefix>_k=v"
 result_lines() { sed -n 's/^RESULT [a-z_]* //p' "$2" | tr ' ' '\n' | sed "s/^/$1_/" >>"$RES"; }
 
-FPID="" PERFPID="" LGPID=""
+FPID="" PERFPID="" LGPID="" HICPID=""
 cleanup() {
     local rc=$?
     set +e
-    for p in $PERFPID $LGPID $FPID; do
+    for p in $PERFPID $LGPID $HICPID $FPID; do
         kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
     if [[ "$KEEP" != 1 ]]; then
@@ -121,7 +123,7 @@ fi
 log "building ($BUILD_TYPE) in $BUILD"
 cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" >"$OUT/cmake.log" 2>&1 ||
     { cat "$OUT/cmake.log" >&2; die "cmake configure failed"; }
-TARGETS=(funneld funneld-loadgen bench_redis_step bench_kafka_ceiling)
+TARGETS=(funneld funneld-loadgen bench_redis_step bench_kafka_ceiling bench_hiccup)
 ((PENDING == 0)) || TARGETS+=(bench_fill_timers)
 cmake --build "$BUILD" --target "${TARGETS[@]}" \
     >>"$OUT/cmake.log" 2>&1 || { tail -n 40 "$OUT/cmake.log" >&2; die "build failed"; }
@@ -319,6 +321,10 @@ if [[ "$MODE" != max ]]; then
     "${TOOLS[@]}" wait-log "$OUT/funneld-rate.log" "assigned" 120 >/dev/null
     sleep 1
     log "fixed rate: $RN events at $RATE events/s into a running funneld (pid $FPID)"
+    "${TOOLS[@]}" redis-slowlog "$FUNNELD_REDIS_URL" reset
+    "$BUILD/tests/bench/bench_hiccup" >"$OUT/hiccup.out" &
+    HICPID=$!
+    w0=$(cpu_wait_us)
     c0=$(cpu_s "$FPID") r0=$(cpu_s "$REDIS_PID") k0=$(cpu_s "$KAFKA_PID") m0=$(machine_busy_s)
     t0=$(date +%s.%N)
     "$BUILD/funneld-loadgen" -t "$T.in" -n "$RN" -l "$((RN / 10 > 1 ? RN / 10 : 1))" \
@@ -329,13 +335,21 @@ if [[ "$MODE" != max ]]; then
     LGPID=""
     t1=$(date +%s.%N)
     el=$(calc "$t1 - $t0")
+    res rate_cpu_wait_pct "$(calc "($(cpu_wait_us) - ${w0:-0}) / 10000 / $el")"
+    kill -TERM "$HICPID" && wait "$HICPID"
+    HICPID=""
+    result_lines hic "$OUT/hiccup.out"
     res rate_cores "$(calc "($(cpu_s "$FPID") - $c0) / $el")/$(calc "($(cpu_s "$REDIS_PID") - $r0) / $el")/$(calc "($(cpu_s "$KAFKA_PID") - $k0) / $el")/$(calc "($(machine_busy_s) - $m0) / $el")"
     "${TOOLS[@]}" drained "$B" "$T" "$T.in" 600 >/dev/null
+    "${TOOLS[@]}" redis-slowlog "$FUNNELD_REDIS_URL" read | sed 's/^/rate_/' >>"$RES"
     res rate_target "$RATE"
     res rate_events "$RN"
     res rate_achieved "$(calc "$RN / ($t1 - $t0)")"
     res rate_cpu_per_m "$(calc "($(cpu_s "$FPID") - $c0) * 1000000 / $RN")"
     res rate_rss_mb "$(rss_mb "$FPID")"
+    "${TOOLS[@]}" scrape "$OUT/funneld-rate.log" >"$OUT/metrics-rate.txt" &&
+        "${TOOLS[@]}" hist-quantiles "$OUT/metrics-rate.txt" | sed 's/^/rate_/' >>"$RES" ||
+        log "could not read funneld's /metrics"
     stop_funneld
     log "measuring latency (output append time − input append time)"
     "${TOOLS[@]}" latency "$B" "$T.in" "$T.transitions" "$WARMUP" | sed 's/^/lat_/' >>"$RES"
