@@ -126,7 +126,8 @@ static void produce_output(fn_daemon_t *d, fn_msg_t *m)
  * event needs only the id (to clear the stored result) and the time (the event clock). The
  * parsed document and the input bytes go now: most in-flight messages are in this state
  * (Kafka's acknowledgement takes longer than the Redis step), so this is most of the memory
- * max_in_flight allows. The id fits in the input buffer, which held it, so this cannot fail. */
+ * max_in_flight allows. The id fits in the input buffer, which held it, so the append does
+ * not allocate and cannot fail in practice; if it ever did, the message keeps its document. */
 static void keep_only_id(fn_daemon_t *d, fn_msg_t *m)
 {
     fn_buf_reset(&m->raw);

@@ -17,6 +17,7 @@
 
 #include "funneld/analytics.h"
 #include "funneld/config.h"
+#include "funneld/redis_sync.h"
 #include "funneld/step.h"
 
 typedef struct ctl {
@@ -42,49 +43,6 @@ static void usage(FILE *out)
                  "\n"
                  "Exit codes: 0 shown, 1 unknown lead or Redis error, 2 usage, config or unknown\n"
                  "funnel.\n");
-}
-
-static redisContext *connect_redis(const fn_config_t *cfg)
-{
-    char host[256], user[128], pass[256];
-    int port, db;
-    if (fn_redis_url_parse(cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass,
-                           sizeof pass, &db)) {
-        fprintf(stderr, "funnelctl: redis.url: cannot parse\n");
-        return NULL;
-    }
-    redisReply *r = NULL;
-    redisContext *rc = redisConnect(host, port);
-    if (!rc || rc->err) {
-        fprintf(stderr, "funnelctl: cannot connect to Redis at %s:%d: %s\n", host, port,
-                rc ? rc->errstr : "out of memory");
-        goto fail;
-    }
-    if (pass[0]) {
-        r = user[0] ? redisCommand(rc, "AUTH %s %s", user, pass)
-                    : redisCommand(rc, "AUTH %s", pass);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "funnelctl: AUTH: %s\n", r ? r->str : rc->errstr);
-            goto fail;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    if (db) {
-        r = redisCommand(rc, "SELECT %d", db);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "funnelctl: SELECT: %s\n", r ? r->str : rc->errstr);
-            goto fail;
-        }
-        freeReplyObject(r);
-    }
-    return rc;
-fail:
-    if (r)
-        freeReplyObject(r);
-    if (rc)
-        redisFree(rc);
-    return NULL;
 }
 
 /* ---- lead ---- */
@@ -373,7 +331,7 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = 1;
-    if (!(c.rc = connect_redis(c.cfg)))
+    if (!(c.rc = fn_redis_sync_connect(c.cfg->redis_url, "funnelctl")))
         goto out;
     rc = strcmp(cmd, "lead") == 0 ? cmd_lead(&c, f, argv[optind + 2])
                                   : cmd_stats(&c, f, fn_now_ms());

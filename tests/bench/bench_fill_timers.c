@@ -34,6 +34,7 @@
 
 #include "funneld/common.h"
 #include "funneld/config.h"
+#include "funneld/redis_sync.h"
 #include "funneld/step.h"
 
 #define DUE_2100_MS 4102444800000LL /* 2100-01-01T00:00:00Z */
@@ -63,21 +64,6 @@ static void usage(FILE *f)
         "      (default 4102444800000, 2100-01-01)\n"
         "  -w  timers in flight on the connection (default 1000)\n"
         "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n");
-}
-
-static int run_ok(redisContext *c, const char *what, redisReply *r)
-{
-    if (!r) {
-        fprintf(stderr, "bench_fill_timers: %s: %s\n", what, c->errstr);
-        return FN_ERR;
-    }
-    int rc = FN_OK;
-    if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "bench_fill_timers: %s: %s\n", what, r->str);
-        rc = FN_ERR;
-    }
-    freeReplyObject(r);
-    return rc;
 }
 
 /* INFO memory used_memory, or -1. */
@@ -207,25 +193,8 @@ int main(int argc, char **argv)
         goto done;
     }
 
-    char host[256], user[128], pass[256];
-    int port, db;
-    const char *url = url_opt ? url_opt : cfg->redis_url;
-    if (fn_redis_url_parse(url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass,
-                           &db)) {
-        fprintf(stderr, "bench_fill_timers: cannot parse redis url %s\n", url);
-        goto done;
-    }
-    redis = redisConnect(host, port);
-    if (!redis || redis->err) {
-        fprintf(stderr, "bench_fill_timers: connect %s:%d: %s\n", host, port,
-                redis ? redis->errstr : "out of memory");
-        goto done;
-    }
-    if (pass[0] && user[0] && run_ok(redis, "AUTH", redisCommand(redis, "AUTH %s %s", user, pass)))
-        goto done;
-    if (pass[0] && !user[0] && run_ok(redis, "AUTH", redisCommand(redis, "AUTH %s", pass)))
-        goto done;
-    if (db && run_ok(redis, "SELECT", redisCommand(redis, "SELECT %d", db)))
+    redis = fn_redis_sync_connect(url_opt ? url_opt : cfg->redis_url, "bench_fill_timers");
+    if (!redis)
         goto done;
 
     long long mem0 = used_memory(redis);

@@ -30,6 +30,7 @@
 
 #include "funneld/common.h"
 #include "funneld/config.h"
+#include "funneld/redis_sync.h"
 #include "funneld/event.h"
 #include "funneld/step.h"
 
@@ -66,22 +67,6 @@ static void usage(FILE *f)
                "  -p  Redis key prefix (default bench-redis-<pid>-<time>): use a fresh one\n"
                "  -w  steps in flight on the connection (default 1000)\n"
                "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n");
-}
-
-/* Runs a command whose reply must not be an error; frees the reply. */
-static int run_ok(redisContext *c, const char *what, redisReply *r)
-{
-    if (!r) {
-        fprintf(stderr, "bench_redis_step: %s: %s\n", what, c->errstr);
-        return FN_ERR;
-    }
-    int rc = FN_OK;
-    if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "bench_redis_step: %s: %s\n", what, r->str);
-        rc = FN_ERR;
-    }
-    freeReplyObject(r);
-    return rc;
 }
 
 static double info_double(const char *text, const char *field)
@@ -260,25 +245,8 @@ int main(int argc, char **argv)
     free(cfg->key_prefix);
     cfg->key_prefix = dup;
 
-    char host[256], user[128], pass[256];
-    int port, db;
-    const char *url = url_opt ? url_opt : cfg->redis_url;
-    if (fn_redis_url_parse(url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass,
-                           &db)) {
-        fprintf(stderr, "bench_redis_step: cannot parse redis url %s\n", url);
-        goto fail;
-    }
-    redis = redisConnect(host, port);
-    if (!redis || redis->err) {
-        fprintf(stderr, "bench_redis_step: connect %s:%d: %s\n", host, port,
-                redis ? redis->errstr : "out of memory");
-        goto fail;
-    }
-    if (pass[0] && user[0] && run_ok(redis, "AUTH", redisCommand(redis, "AUTH %s %s", user, pass)))
-        goto fail;
-    if (pass[0] && !user[0] && run_ok(redis, "AUTH", redisCommand(redis, "AUTH %s", pass)))
-        goto fail;
-    if (db && run_ok(redis, "SELECT", redisCommand(redis, "SELECT %d", db)))
+    redis = fn_redis_sync_connect(url_opt ? url_opt : cfg->redis_url, "bench_redis_step");
+    if (!redis)
         goto fail;
     r = redisCommand(redis, "SCRIPT LOAD %s", fn_lua_step_src);
     if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {

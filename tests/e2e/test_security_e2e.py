@@ -19,6 +19,7 @@ Every daemon runs with --log-level debug (and librdkafka's conf and security deb
 on the Kafka runs); no password (Redis, SASL, ssl.key.password) appears in any log line, in
 /metrics or in /readyz.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -124,6 +125,23 @@ def drained(st, timeout=120):
     return wait_for(lag0, timeout)
 
 
+@contextlib.contextmanager
+def debug_daemon(name, partitions, unset, **cfg):
+    """A stack whose config takes cfg's sections (merged into "redis" / "kafka" /
+    "kafka.properties"), and its daemon at --log-level debug without the environment
+    variable unset (which would override the config); yields (stack, process), closes the
+    stack on exit."""
+    st = Stack(name, partitions=partitions)
+    try:
+        st.cfg["redis"].update(cfg.get("redis", {}))
+        st.cfg["kafka"].update(cfg.get("kafka", {}))
+        st.cfg["kafka"]["properties"].update(cfg.get("properties", {}))
+        write_config(st)
+        yield st, st.start("--log-level", "debug", unset=(unset,))
+    finally:
+        st.close()
+
+
 def expect_processed(check, st, n_leads, what, hport=None):
     check.true(drained(st), f"{what}: input drained (lag 0)")
     trans = st.transitions(expect=6 * n_leads, idle=2, timeout=60)
@@ -208,11 +226,8 @@ def redis_part(check, secrets, tmp):
     try:
         check.true(wait_redis(admin), "requirepass server up")
         secrets.add(pw)
-        st = Stack("sec-pass", partitions=2)
-        try:
-            st.cfg["redis"]["url"] = f"redis://:{pw}@127.0.0.1:{port}/0"
-            write_config(st)
-            p = st.start("--log-level", "debug", unset=("FUNNELD_REDIS_URL",))
+        url = {"url": f"redis://:{pw}@127.0.0.1:{port}/0"}
+        with debug_daemon("sec-pass", 2, "FUNNELD_REDIS_URL", redis=url) as (st, p):
             hport = http_port(st, p)
             st.produce(leads_events(st.name, 20))
             expect_processed(check, st, 20, "requirepass", hport)
@@ -220,34 +235,22 @@ def redis_part(check, secrets, tmp):
             check.eq((m.get("funneld_redis_up"), m.get("funneld_ready")), (1.0, 1.0),
                      "requirepass: redis_up and ready")
             finish(check, secrets, st, p, "requirepass")
-        finally:
-            st.close()
 
         wrong = secret("rp-wrong")
         secrets.add(wrong)
-        st = Stack("sec-passfix", partitions=2)
-        try:
-            st.cfg["redis"]["url"] = f"redis://:{wrong}@127.0.0.1:{port}/0"
-            write_config(st)
-            p = st.start("--log-level", "debug", unset=("FUNNELD_REDIS_URL",))
+        url = {"url": f"redis://:{wrong}@127.0.0.1:{port}/0"}
+        with debug_daemon("sec-passfix", 2, "FUNNELD_REDIS_URL", redis=url) as (st, p):
             wrong_then_fixed(check, secrets, st, p, "requirepass wrong", admin,
                              lambda a: a.config_set("requirepass", wrong), 10)
             finish(check, secrets, st, p, "requirepass wrong")
-        finally:
-            st.close()
 
         # no password where the server wants one: NOAUTH, until the server stops asking
         admin = redis.Redis(host="127.0.0.1", port=port, password=wrong)
-        st = Stack("sec-nopass", partitions=1)
-        try:
-            st.cfg["redis"]["url"] = f"redis://127.0.0.1:{port}/0"
-            write_config(st)
-            p = st.start("--log-level", "debug", unset=("FUNNELD_REDIS_URL",))
+        url = {"url": f"redis://127.0.0.1:{port}/0"}
+        with debug_daemon("sec-nopass", 1, "FUNNELD_REDIS_URL", redis=url) as (st, p):
             wrong_then_fixed(check, secrets, st, p, "no password", admin,
                              lambda a: a.config_set("requirepass", ""), 5, error="NOAUTH")
             finish(check, secrets, st, p, "no password")
-        finally:
-            st.close()
 
         # --- an ACL user on the prefix only, with the commands funneld needs ---
         st = Stack("sec-acl", partitions=2)
@@ -336,13 +339,8 @@ def kafka_part(check, secrets, run_dir):
     tls = {"security.protocol": "SSL", "ssl.ca.location": env["FUNNELD_KAFKA_CA"]}
     for what, brokers, props in (("SASL", env["FUNNELD_BROKERS_SASL"], sasl),
                                  ("TLS", env["FUNNELD_BROKERS_SSL"], tls)):
-        st = Stack(f"sec-{what.lower()}", partitions=2)
-        try:
-            st.cfg["kafka"]["brokers"] = brokers
-            st.cfg["kafka"]["properties"].update(props)
-            st.cfg["kafka"]["properties"].update(debug)
-            write_config(st)
-            p = st.start("--log-level", "debug", unset=("FUNNELD_BROKERS",))
+        with debug_daemon(f"sec-{what.lower()}", 2, "FUNNELD_BROKERS",
+                          kafka={"brokers": brokers}, properties=dict(props, **debug)) as (st, p):
             hport = http_port(st, p)
             st.produce(leads_events(st.name, 20))
             expect_processed(check, st, 20, f"Kafka {what}", hport)
@@ -354,18 +352,12 @@ def kafka_part(check, secrets, run_dir):
             check.true(all(m in log for m in marks),
                        f"Kafka {what}: librdkafka's debug lines show {' and '.join(marks)}")
             finish(check, secrets, st, p, f"Kafka {what}")
-        finally:
-            st.close()
 
     wrong = secret("sasl-wrong")
     secrets.add(wrong)
-    st = Stack("sec-saslbad", partitions=1)
-    try:
-        st.cfg["kafka"]["brokers"] = env["FUNNELD_BROKERS_SASL"]
-        st.cfg["kafka"]["properties"].update(dict(sasl, **{"sasl.password": wrong}))
-        st.cfg["kafka"]["properties"].update(debug)
-        write_config(st)
-        p = st.start("--log-level", "debug", unset=("FUNNELD_BROKERS",))
+    with debug_daemon("sec-saslbad", 1, "FUNNELD_BROKERS",
+                      kafka={"brokers": env["FUNNELD_BROKERS_SASL"]},
+                      properties=dict(sasl, **{"sasl.password": wrong}, **debug)) as (st, p):
         hport = http_port(st, p)
         check.true(hport is not None, "Kafka wrong SASL: endpoint port in the log")
         time.sleep(12)  # librdkafka's statistics come every 5 s; several auth attempts
@@ -382,8 +374,6 @@ def kafka_part(check, secrets, run_dir):
         if auth:
             print(f"Kafka wrong SASL: logged: {auth[0]['msg']}")
         finish(check, secrets, st, p, "Kafka wrong SASL")
-    finally:
-        st.close()
 
 
 def main():
