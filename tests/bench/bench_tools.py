@@ -25,6 +25,7 @@ Runs on Debian's /usr/bin/python3 (python3-confluent-kafka, python3-redis).
 """
 import datetime
 import json
+import os
 import re
 import sys
 import time
@@ -92,7 +93,9 @@ def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefi
         "brokers": brokers, "group_id": group, "input_topics": [input_topic],
         "topics": {k: f"{tprefix}.{k}" for k in ("transitions", "retargeting", "bottlenecks",
                                                   "snapshots", "dlq")}})
-    cfg["kafka"]["properties"] = {}
+    # BENCH_KAFKA_PROPS="key=value,..." (run.sh): librdkafka properties to try, e.g. batching
+    props = os.environ.get("BENCH_KAFKA_PROPS", "")
+    cfg["kafka"]["properties"] = dict(kv.split("=", 1) for kv in props.split(",") if kv)
     cfg["redis"] = {"url": redis_url, "key_prefix": prefix}
     cfg["http"] = {"listen": "127.0.0.1:0"}
     with open(out, "w") as f:
@@ -544,6 +547,8 @@ def cmd_summary(path):
                  f"suppressed; {g('timers_pending')} pending, of which {g('timers_pending_far')} "
                  f"due in 2100 or later (filled: {n:,.0f})"),
             ]
+    if g("kafka_props", ""):
+        rows.append(("funneld kafka.properties (BENCH_KAFKA_PROPS)", g("kafka_props")))
     if "rate_target" in r:
         rows += [
             ("fixed rate: target / achieved input",

@@ -18,6 +18,8 @@
 #   BENCH_WARMUP_SECONDS [5]    fixed-rate latency: outputs of the first seconds' inputs are
 #                               shown apart (a new output topic costs the first outputs ~1 s)
 #   BENCH_REDIS_WINDOW [1000]   Redis ceiling: steps in flight
+#   BENCH_KAFKA_PROPS []         librdkafka properties for funneld's kafka.properties,
+#                               "key=value,key=value" (batching experiments)
 #   BENCH_BUILD_TYPE [RelWithDebInfo], BENCH_BUILD_DIR [build-bench]
 #   BENCH_PERF [0]              1: perf record (DWARF call graphs) funneld during the backlog
 #                               run; this slows funneld, so take figures from a run without
@@ -114,6 +116,7 @@ res leads "$LEADS"
 res seed "$SEED"
 res dup_rate "$DUP"
 res bad_rate "$BAD"
+res kafka_props "${BENCH_KAFKA_PROPS:-}"
 ((PENDING == 0)) || res pending_timers "$PENDING"
 if awk -v l="${LOAD%% *}" 'BEGIN { exit !(l > 1.5) }'; then
     log "WARNING: load average $LOAD is above 1.5: other work will skew the figures"
