@@ -26,7 +26,8 @@
 # The password and the keystore are made once per data dir (kafka-<port>/tls).
 #
 # State lives in ${FUNNELD_RUN_DIR:-deploy/.run}: kafka.env, kafka.pid, kafka.port
-# and kafka-<port>/{server.properties,log4j.properties,security.env,tls/,kafka.log,data/}.
+# and kafka-<port>/{server.properties,log4j.properties,security.env,tls/,kafka.log,gc.log,
+# data/} (gc.log: the JVM's pauses, where Java 9 or later runs the broker).
 # Progress goes to stderr; stdout only carries the export lines, so
 # `eval "$(deploy/kafka.sh start)"` works.
 set -euo pipefail
@@ -300,12 +301,16 @@ launch() { # dir port
     local dir="$1" port="$2" pid
     local logf="$dir/kafka.log"
     log "starting broker on 127.0.0.1:$port (log: $logf)"
+    # The GC log shows whether a latency spike was a broker pause; -Xlog needs Java 9+.
+    local gclog=()
+    if java -Xlog:disable -version >/dev/null 2>&1; then
+        gclog=("-Xlog:gc:file=$dir/gc.log:time,uptime:filecount=2,filesize=10m")
+    fi
     # setsid: the broker must outlive this script and its caller's process group.
     # In a non-interactive shell a background job is not a group leader, so
     # setsid execs in place and $! is the JVM's pid.
     # shellcheck disable=SC2086
-    setsid java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-        "-Xlog:gc:file=$dir/gc.log:time,uptime:filecount=2,filesize=10m" \
+    setsid java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 "${gclog[@]}" \
         -Djava.awt.headless=true \
         -Dlog4j.configuration="file:$dir/log4j.properties" \
         -Dkafka.logs.dir="$dir" \

@@ -86,8 +86,9 @@ end
 -- Forget event ids older than the de-duplication window, a few at a time, on about one step in
 -- PRUNE_ONE_IN (picked by the wall clock's millisecond, not by anything of the event, so no
 -- id scheme can avoid it): the look-up was one command in twelve per event, for a set whose
--- old members are few, since the whole key expires a window after the lead's last event. A
--- member past the window that is still there is only a duplicate for a little longer.
+-- old members are few, since the whole key expires a window after the lead's last event. An
+-- id past the window stays until one of the lead's later steps prunes (eight on average) or
+-- the key expires; until then a copy of its event still counts as a duplicate.
 local PRUNE_ONE_IN = 8
 if now % PRUNE_ONE_IN == 0 then
   local old = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. I(now - ttl), 'LIMIT', 0, 64)

@@ -20,7 +20,7 @@ Runs on Debian's /usr/bin/python3 (python3-confluent-kafka, python3-redis).
   bench_tools.py latency BROKERS INPUT TRANSITIONS [WARMUP_S] -> key=value lines
   bench_tools.py stoplog FILE                               -> key=value lines
   bench_tools.py scrape FUNNELD.log                         -> funneld's /metrics text
-  bench_tools.py hist-quantiles METRICS.txt                 -> key=value lines
+  bench_tools.py hist-quantiles METRICS.txt [BASE.txt]      -> key=value lines
   bench_tools.py summary RESULTS.env                        -> the table
 """
 import datetime
@@ -94,8 +94,12 @@ def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefi
         "topics": {k: f"{tprefix}.{k}" for k in ("transitions", "retargeting", "bottlenecks",
                                                   "snapshots", "dlq")}})
     # BENCH_KAFKA_PROPS="key=value,..." (run.sh): librdkafka properties to try, e.g. batching
-    props = os.environ.get("BENCH_KAFKA_PROPS", "")
-    cfg["kafka"]["properties"] = dict(kv.split("=", 1) for kv in props.split(",") if kv)
+    items = [i.strip() for i in os.environ.get("BENCH_KAFKA_PROPS", "").split(",") if i.strip()]
+    bad = [i for i in items if "=" not in i or not i.split("=", 1)[0].strip()]
+    if bad:
+        die(f"BENCH_KAFKA_PROPS: expected key=value items, got {bad}")
+    cfg["kafka"]["properties"] = {k.strip(): v.strip() for k, v in
+                                  (i.split("=", 1) for i in items)}
     cfg["redis"] = {"url": redis_url, "key_prefix": prefix}
     cfg["http"] = {"listen": "127.0.0.1:0"}
     with open(out, "w") as f:
@@ -344,8 +348,8 @@ def cmd_redis_slowlog(url, what):
     if what == "reset":
         r.slowlog_reset()
         return
-    log = r.slowlog_get(128)
-    kv(slow_cmds=len(log), slow_max_ms=f"{max((e['duration'] for e in log), default=0) / 1000:.1f}",
+    log = r.slowlog_get(128)  # the newest 128; the count is the whole log's
+    kv(slow_cmds=r.slowlog_len(), slow_max_ms=f"{max((e['duration'] for e in log), default=0) / 1000:.1f}",
        slow_at=",".join(f"{e['start_time']}:{e['duration'] // 1000}ms:"
                         f"{e['command'].split()[0].decode(errors='replace')}"
                         for e in sorted(log, key=lambda e: e['start_time'])) or "none")
@@ -417,16 +421,26 @@ def cmd_scrape(log):
         sys.stdout.write(r.read().decode())
 
 
-def cmd_hist_quantiles(path):
-    """Upper bucket bounds of p50/p99/p99.9 of funneld's two latency histograms: the Redis
-    step round trip, and consumed → done (applied and every output acknowledged). Together
-    with the broker-to-broker latency they show where the time goes."""
+def read_buckets(path):
     buckets = {}
     with open(path) as f:
         for line in f:
             m = re.match(r'funneld_(\w+)_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
             if m:
                 buckets.setdefault(m.group(1), []).append((float(m.group(2)), int(m.group(3))))
+    return buckets
+
+
+def cmd_hist_quantiles(path, base_path=None):
+    """Upper bucket bounds of p50/p99/p99.9 of funneld's two latency histograms: the Redis
+    step round trip, and consumed → done (applied and every output acknowledged). Together
+    with the broker-to-broker latency they show where the time goes. With base_path (an
+    earlier scrape, e.g. at the end of the warm-up) only what came after it counts."""
+    buckets = read_buckets(path)
+    base = read_buckets(base_path) if base_path else {}
+    for name, b in buckets.items():
+        b0 = dict(base.get(name, []))
+        buckets[name] = [(le, n - b0.get(le, 0)) for le, n in b]
     for name in ("redis_roundtrip", "end_to_end"):
         b = buckets.get(name)
         if not b or b[-1][1] == 0:
@@ -559,6 +573,9 @@ def cmd_summary(path):
              f"  ({g('lat_samples')} transitions after a {g('lat_warmup_s')} s warm-up, "
              f"unmatched {g('lat_unmatched')}, "
              f"LogAppendTime {'yes' if g('lat_log_append_time') == '1' else 'NO'})"),
+            ("fixed rate: explaining rows below measured over",
+             f"the last {num(f('rate_measured_s'), '{:.0f}')} s of input (after the "
+             f"{g('lat_warmup_s')} s warm-up), as the latency"),
             ("fixed rate: inside funneld, bucket bounds p50/p99/p99.9",
              f"Redis step round trip ≤ {g('rate_redis_roundtrip_p50_le_ms')} / "
              f"{g('rate_redis_roundtrip_p99_le_ms')} / {g('rate_redis_roundtrip_p999_le_ms')} ms;"
@@ -567,10 +584,11 @@ def cmd_summary(path):
             ("fixed rate: the machine's own stalls (bench_hiccup)",
              f"a 1 ms sleep woke late by p50/p99/p99.9/max {g('hic_p50_ms')} / "
              f"{g('hic_p99_ms')} / {g('hic_p999_ms')} / {g('hic_max_ms')} ms; "
-             f"{g('hic_over10_ms')} wake-ups ≥ 10 ms late, {g('hic_over25_ms')} ≥ 25 ms; a "
+             f"{g('hic_over10')} wake-ups ≥ 10 ms late, {g('hic_over25')} ≥ 25 ms; a "
              f"runnable task waited for a CPU {g('rate_cpu_wait_pct')} % of the time"),
             ("fixed rate: Redis commands ≥ 10 ms (slowlog)",
-             f"{g('rate_slow_cmds')}, longest {g('rate_slow_max_ms')} ms"),
+             f"{g('rate_slow_cmds')}, longest {g('rate_slow_max_ms')} ms (a command a script "
+             f"calls and the script's EVALSHA may both be listed)"),
             ("fixed rate: seconds holding outputs over 25 ms",
              f"{g('lat_slow_seconds')} of {g('lat_seconds')} input seconds; worst: "
              f"{g('lat_worst_seconds')}"),

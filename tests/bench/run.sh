@@ -90,9 +90,9 @@ get() { sed -n "s/^$1=//p" "$RES" | tail -n 1; }
 calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
 cpu_s() { awk -v t="$TCK" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
 # CPU seconds the whole machine spent busy (all cores; idle and iowait excluded)
-# Time in µs that some runnable task waited for a CPU (Linux PSI), 0 where PSI is missing.
-cpu_wait_us() { sed -n 's/^some .*total=\([0-9]*\)$/\1/p' /proc/pressure/cpu 2>/dev/null || echo 0; }
 machine_busy_s() { awk -v t="$TCK" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / t }' /proc/stat; }
+# Time in µs that some runnable task waited for a CPU (Linux PSI; the caller checks for it).
+cpu_wait_us() { sed -n 's/^some .*total=\([0-9]*\)$/\1/p' /proc/pressure/cpu 2>/dev/null; }
 rss_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # "RESULT name k=v k=v ..." → results lines "<prefix>_k=v"
 result_lines() { sed -n 's/^RESULT [a-z_]* //p' "$2" | tr ' ' '\n' | sed "s/^/$1_/" >>"$RES"; }
@@ -333,25 +333,38 @@ if [[ "$MODE" != max ]]; then
     "${TOOLS[@]}" wait-log "$OUT/funneld-rate.log" "assigned" 120 >/dev/null
     sleep 1
     log "fixed rate: $RN events at $RATE events/s into a running funneld (pid $FPID)"
-    "${TOOLS[@]}" redis-slowlog "$FUNNELD_REDIS_URL" reset
-    "$BUILD/tests/bench/bench_hiccup" >"$OUT/hiccup.out" &
-    HICPID=$!
-    w0=$(cpu_wait_us)
-    c0=$(cpu_s "$FPID") r0=$(cpu_s "$REDIS_PID") k0=$(cpu_s "$KAFKA_PID") m0=$(machine_busy_s)
+    c0=$(cpu_s "$FPID")
     t0=$(date +%s.%N)
     "$BUILD/funneld-loadgen" -t "$T.in" -n "$RN" -l "$((RN / 10 > 1 ? RN / 10 : 1))" \
         --seed "$((SEED + 1))" --start-ts now --step-ms "$(step_ms "$RN")" -r "$RATE" \
         --dup-rate "$DUP" --bad-rate "$BAD" 2>"$OUT/loadgen-rate.log" &
     LGPID=$!
+    # What explains the latency is measured over the same span as the latency: from the end
+    # of the warm-up to the end of the input (the histograms and the slowlog also see the
+    # drain of the last second's input).
+    ((WARMUP < RATE_SECS)) && sleep "$WARMUP"
+    "${TOOLS[@]}" redis-slowlog "$FUNNELD_REDIS_URL" reset
+    "${TOOLS[@]}" scrape "$OUT/funneld-rate.log" >"$OUT/metrics-warm.txt" ||
+        log "could not read funneld's /metrics at the end of the warm-up"
+    "$BUILD/tests/bench/bench_hiccup" >"$OUT/hiccup.out" &
+    HICPID=$!
+    w0=$(cpu_wait_us)
+    cw=$(cpu_s "$FPID") r0=$(cpu_s "$REDIS_PID") k0=$(cpu_s "$KAFKA_PID") m0=$(machine_busy_s)
+    tw=$(date +%s.%N)
     wait "$LGPID" || { LGPID=""; cat "$OUT/loadgen-rate.log" >&2; die "loadgen failed"; }
     LGPID=""
     t1=$(date +%s.%N)
-    el=$(calc "$t1 - $t0")
-    res rate_cpu_wait_pct "$(calc "($(cpu_wait_us) - ${w0:-0}) / 10000 / $el")"
+    el=$(calc "$t1 - $tw")
+    if [[ -r /proc/pressure/cpu ]]; then
+        res rate_cpu_wait_pct "$(calc "($(cpu_wait_us) - ${w0:-0}) / 10000 / $el")"
+    else
+        res rate_cpu_wait_pct "n/a (no /proc/pressure/cpu)"
+    fi
     kill -TERM "$HICPID" && wait "$HICPID"
     HICPID=""
     result_lines hic "$OUT/hiccup.out"
-    res rate_cores "$(calc "($(cpu_s "$FPID") - $c0) / $el")/$(calc "($(cpu_s "$REDIS_PID") - $r0) / $el")/$(calc "($(cpu_s "$KAFKA_PID") - $k0) / $el")/$(calc "($(machine_busy_s) - $m0) / $el")"
+    res rate_cores "$(calc "($(cpu_s "$FPID") - $cw) / $el")/$(calc "($(cpu_s "$REDIS_PID") - $r0) / $el")/$(calc "($(cpu_s "$KAFKA_PID") - $k0) / $el")/$(calc "($(machine_busy_s) - $m0) / $el")"
+    res rate_measured_s "$el"
     "${TOOLS[@]}" drained "$B" "$T" "$T.in" 600 >/dev/null
     "${TOOLS[@]}" redis-slowlog "$FUNNELD_REDIS_URL" read | sed 's/^/rate_/' >>"$RES"
     res rate_target "$RATE"
@@ -360,8 +373,8 @@ if [[ "$MODE" != max ]]; then
     res rate_cpu_per_m "$(calc "($(cpu_s "$FPID") - $c0) * 1000000 / $RN")"
     res rate_rss_mb "$(rss_mb "$FPID")"
     "${TOOLS[@]}" scrape "$OUT/funneld-rate.log" >"$OUT/metrics-rate.txt" &&
-        "${TOOLS[@]}" hist-quantiles "$OUT/metrics-rate.txt" | sed 's/^/rate_/' >>"$RES" ||
-        log "could not read funneld's /metrics"
+        "${TOOLS[@]}" hist-quantiles "$OUT/metrics-rate.txt" "$OUT/metrics-warm.txt" |
+        sed 's/^/rate_/' >>"$RES" || log "could not read funneld's /metrics"
     stop_funneld
     log "measuring latency (output append time − input append time)"
     "${TOOLS[@]}" latency "$B" "$T.in" "$T.transitions" "$WARMUP" | sed 's/^/lat_/' >>"$RES"

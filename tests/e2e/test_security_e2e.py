@@ -194,7 +194,12 @@ def wrong_then_fixed(check, secrets, st, p, what, admin, fix, n_leads, error="WR
     hport = http_port(st, p)
     check.true(hport is not None, f"{what}: endpoint port in the log")
     st.produce(leads_events(st.name, n_leads))
-    time.sleep(8)  # several connection attempts (backoff 100 ms → 5 s)
+
+    def auth_errors():
+        return [e for e in log_lines(st, p) if e.get("component") == "redis" and
+                error in e.get("msg", "")]
+    # several connection attempts (backoff 100 ms → 5 s), each refused
+    wait_for(lambda: len(auth_errors()) >= 2, 30)
     check.true(p.poll() is None, f"{what}: still running")
     check.eq(get(hport, "/healthz")[0], 200, f"{what}: /healthz 200")
     code, why = get(hport, "/readyz")
@@ -202,8 +207,7 @@ def wrong_then_fixed(check, secrets, st, p, what, admin, fix, n_leads, error="WR
     check.true("redis down" in why, f"{what}: /readyz says redis is down ({why.strip()!r})")
     m = scrape(secrets, what, hport)
     check.eq(m.get("funneld_redis_up"), 0.0, f"{what}: funneld_redis_up 0")
-    auth = [e for e in log_lines(st, p) if e.get("component") == "redis" and
-            error in e.get("msg", "")]
+    auth = auth_errors()
     check.true(len(auth) >= 2, f"{what}: auth error logged on each attempt ({len(auth)})")
     check.true(all(e.get("level") in ("warn", "error") for e in auth),
                f"{what}: at warn/error level")
