@@ -51,7 +51,7 @@ local function I(n) return string.format('%d', n) end
 
 -- What a touchpoint needs from the lead's hash, read in one command that also brings the
 -- stored id for the collision check (a separate HGET was one more command per event).
-local fields, cur, stored_id
+local fields, cur, stored_id, seen_until
 if kind == 't' then
   fields = {'ts', 'v', 'vt', 'f.ch', 'f.cp', 'f.src', 'f.at', 'l.ch', 'l.cp', 'l.src', 'l.at',
     'c', 'tn'}
@@ -61,11 +61,13 @@ if kind == 't' then
       fields[#fields + 1] = f .. s
     end
   end
+  fields[#fields + 1] = 'sx'
   fields[#fields + 1] = 'id'
   cur = redis.call('HMGET', lead, unpack(fields))
-  stored_id = cur[#fields]
+  stored_id, seen_until = cur[#fields], cur[#fields - 1]
 else
-  stored_id = redis.call('HGET', lead, 'id')
+  local v = redis.call('HMGET', lead, 'id', 'sx')
+  stored_id, seen_until = v[1], v[2]
 end
 if stored_id and stored_id ~= lead_id then return {'collision'} end
 
@@ -98,9 +100,29 @@ if now % PRUNE_ONE_IN == 0 then
   end
 end
 
-local function remember(result, has_outputs)
+-- The seen set must outlive the lead's last event by a window. Its expiry moves only when
+-- less than that is left, and then an eighth of a window further: the lead's "sx" keeps the
+-- time it was set to (by the daemon's clock), so the usual step sends no PEXPIRE. The set can
+-- live up to 9/8 of a window past the lead's last event; were it deleted some other way, the
+-- next step that moves the expiry (at most an eighth of a window later) sets one again.
+-- Returns the new "sx", or nil when the expiry still holds.
+local SEEN_SLACK_DIV = 8
+local seen_keep = ttl + math.floor(ttl / SEEN_SLACK_DIV)
+local function seen_expiry()
+  local t = tonumber(seen_until)
+  if t and t >= now + ttl then return nil end
+  return I(now + seen_keep)
+end
+
+-- Records the event id (and moves the expiry when sx, from seen_expiry, says so) after every
+-- other write of the step: a step that fails half-way is not taken for applied when the
+-- daemon retries it; it is dead-lettered after its attempts.
+local function record_seen(sx)
   redis.call('ZADD', seen, I(now), event_id)
-  redis.call('PEXPIRE', seen, I(ttl))
+  if sx then redis.call('PEXPIRE', seen, I(seen_keep)) end
+end
+
+local function remember(result, has_outputs)
   if has_outputs then
     redis.call('HSET', pending, event_id, token .. '|' .. cjson.encode(result))
     redis.call('PEXPIRE', pending, I(ttl))
@@ -206,6 +228,7 @@ if kind == 'e' then
   end
   -- The seen set stays (event ids only): a replay of the lead's earlier events after a crash
   -- must stay a duplicate, not bring the erased lead back and count it twice.
+  record_seen(seen_expiry())
   redis.call('DEL', lead, pending)
   return remember({'erased', I(ts), '', {}, {}, ''}, true)
 end
@@ -216,7 +239,13 @@ if kind == 'c' then
   fire_due(fire_bound, redis.call('HGET', lead, 'tn'))
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[12] == '0' then timer_cancel_all(nil, 'opted_out') end
-  redis.call('HSET', lead, 'id', lead_id, 'c', ARGV[12])
+  local sx = seen_expiry()
+  if sx then
+    redis.call('HSET', lead, 'id', lead_id, 'c', ARGV[12], 'sx', sx)
+  else
+    redis.call('HSET', lead, 'id', lead_id, 'c', ARGV[12])
+  end
+  record_seen(sx)
   local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
   r[7] = fired
   return r
@@ -384,7 +413,10 @@ for i = 0, nfun - 1 do
 end
 
 if tn_dirty then put('tn', I(lead_tn)) end
+local sx = seen_expiry()
+if sx then put('sx', sx) end
 redis.call('HSET', lead, unpack(set))
+record_seen(sx)
 
 local result = {'ok', I(at), lead_value,
   {f_ch or '', f_cp or '', f_src or '', I(f_at or at), l_ch or '', l_cp or '', l_src or '',

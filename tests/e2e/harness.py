@@ -476,7 +476,10 @@ def redis_state(st, client=None):
     Leaves out a lead's `tn`, a cache of a lower bound of its pending due times: whether a
     due timer was fired by the clock's tick or by the lead's next event depends on how far
     behind the input the daemon was, and only the second path tidies the cache. Both fire
-    the same trigger and leave the same timer fields."""
+    the same trigger and leave the same timer fields. Leaves out `sx` too, the time the
+    lead's seen set expires, which is bookkeeping of a key's TTL (TTLs are not compared
+    either): it follows the clock of the step that last moved it, and after a restart or a
+    rebalance that clock can stand elsewhere for the same event."""
     r = client or st.redis
     state = {}
     own = st.name.encode()
@@ -484,7 +487,7 @@ def redis_state(st, client=None):
         name = k.decode()[len(st.name):]
         if ":lead:" in name or name.endswith(":stats"):
             state[name] = {f: v.replace(own, b"<prefix>") for f, v in r.hgetall(k).items()
-                           if f != b"tn"}
+                           if f not in (b"tn", b"sx")}
     return state
 
 

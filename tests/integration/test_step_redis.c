@@ -1,7 +1,7 @@
 /*
  * test_step_redis.c — the Lua step on a real Redis: every funnel rule as it lands in Redis,
  * replay idempotence (same outputs, counters unchanged), late events, hostile lead ids,
- * consent, erasure and collision detection.
+ * consent, erasure and collision detection, and how long event ids are kept.
  *
  * Needs FUNNELD_REDIS_URL (the ctest fixture starts redis-server and exports it). Each run
  * uses its own key prefix so runs never see each other's keys.
@@ -38,6 +38,8 @@ static redisReply *last_reply;
 /* the daemon process applying events; test_replay switches it to act as a restarted one */
 static const char *instance = "instance-a";
 static int msg_no, resend_no;
+/* the daemon's wall clock passed to the step (its millisecond picks the steps that prune) */
+static int64_t step_now = 1790000000000LL;
 
 /* Applies one event; res points into last_reply until the next call. */
 /* resend: send as the same message again, as the daemon does after a lost reply. */
@@ -58,7 +60,7 @@ static fn_reject_t apply_as(const char *json, fn_step_result_t *res, bool resend
     char token[64];
     snprintf(token, sizeof token, "%s:%d", instance, resend ? resend_no : ++msg_no);
     CHECK(fn_step_build(cfg, sha, token, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
-                        1790000000000LL, 0, "in", 0, &cmd) == FN_OK);
+                        step_now, 0, "in", 0, &cmd) == FN_OK);
     if (last_reply)
         freeReplyObject(last_reply);
     redisAppendFormattedCommand(rc, cmd.data, cmd.len);
@@ -343,6 +345,69 @@ static void test_consent_erase_collision(void)
     freeReplyObject(n);
 }
 
+static long long reply_int(const char *fmt, const char *key)
+{
+    redisReply *r = redisCommand(rc, fmt, key);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+    freeReplyObject(r);
+    return v;
+}
+
+static bool is_seen(const char *seen_key, const char *event_id)
+{
+    redisReply *r = redisCommand(rc, "ZSCORE %s %s", seen_key, event_id);
+    bool yes = r && r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    return yes;
+}
+
+/* The seen set outlives the lead's last event by at least a window: its expiry moves only
+ * when less than that is left (then to 9/8 of a window), and ids older than a window are
+ * pruned by the steps whose clock's millisecond is a multiple of 8. */
+static void test_seen_window(void)
+{
+    fn_step_result_t r;
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash("L-seen", 6), &k);
+    const int64_t ttl = cfg->dedupe_ttl_ms, t0 = 1790000000001LL; /* t0 % 8 == 1 */
+    step_now = t0;
+    apply(EV("L-seen", "s1", "\"2026-11-22T10:00:00Z\"", "ads", "ad_click", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    long long pttl = reply_int("PTTL %s", k.seen);
+    CHECK(pttl > ttl && pttl <= ttl + ttl / 8);
+    redisReply *sx = redisCommand(rc, "HGET %s sx", k.lead);
+    char want[32];
+    snprintf(want, sizeof want, "%lld", (long long)(t0 + ttl + ttl / 8));
+    CHECK(sx && sx->type == REDIS_REPLY_STRING && strcmp(sx->str, want) == 0);
+    freeReplyObject(sx);
+
+    /* inside the slack the step sends no PEXPIRE: a set made persistent stays persistent */
+    CHECK_INT(reply_int("PERSIST %s", k.seen), 1);
+    step_now = t0 + 1000;
+    apply(EV("L-seen", "s2", "\"2026-11-22T10:01:00Z\"", "email", "email_open", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK_INT(reply_int("PTTL %s", k.seen), -1);
+    /* a copy is still a duplicate */
+    apply(EV("L-seen", "s2", "\"2026-11-22T10:01:00Z\"", "email", "email_open", ""), &r);
+    CHECK_INT(r.status, FN_STEP_DUP);
+
+    /* with less than a window left the expiry moves again; s1 and s2 are now older than a
+     * window, and this step's millisecond is not a multiple of 8, so they stay */
+    step_now = t0 + ttl + 1002; /* % 8 == 3 */
+    apply(EV("L-seen", "s3", "\"2026-11-29T10:00:00Z\"", "email", "email_open", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    pttl = reply_int("PTTL %s", k.seen);
+    CHECK(pttl > ttl && pttl <= ttl + ttl / 8);
+    CHECK(is_seen(k.seen, "s1") && is_seen(k.seen, "s2") && is_seen(k.seen, "s3"));
+    /* until a sampled step prunes them; s3 is inside the window and stays */
+    step_now = t0 + ttl + 1007; /* % 8 == 0 */
+    apply(EV("L-seen", "s4", "\"2026-11-29T10:01:00Z\"", "email", "email_open", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(!is_seen(k.seen, "s1") && !is_seen(k.seen, "s2"));
+    CHECK(is_seen(k.seen, "s3") && is_seen(k.seen, "s4"));
+    step_now = 1790000000000LL;
+}
+
 int main(void)
 {
     cfg = fn_test_config(CONFIG, "it", prefix);
@@ -367,6 +432,7 @@ int main(void)
     test_hostile_ids();
     test_config_shrunk();
     test_consent_erase_collision();
+    test_seen_window();
 
     if (last_reply)
         freeReplyObject(last_reply);
