@@ -88,7 +88,8 @@ end
 -- Forget event ids older than the de-duplication window, a few at a time, on about one step in
 -- PRUNE_ONE_IN (picked by the wall clock's millisecond, not by anything of the event, so no
 -- id scheme can avoid it): the look-up was one command in twelve per event, for a set whose
--- old members are few, since the whole key expires a window after the lead's last event. An
+-- old members are few, since the whole key expires a window or a little more (see
+-- seen_expiry) after the lead's last event. An
 -- id past the window stays until one of the lead's later steps prunes (eight on average) or
 -- the key expires; until then a copy of its event still counts as a duplicate.
 local PRUNE_ONE_IN = 8
@@ -102,15 +103,16 @@ end
 
 -- The seen set must outlive the lead's last event by a window. Its expiry moves only when
 -- less than that is left, and then an eighth of a window further: the lead's "sx" keeps the
--- time it was set to (by the daemon's clock), so the usual step sends no PEXPIRE. The set can
--- live up to 9/8 of a window past the lead's last event; were it deleted some other way, the
--- next step that moves the expiry (at most an eighth of a window later) sets one again.
--- Returns the new "sx", or nil when the expiry still holds.
+-- time it was set to (by the daemon's clock), so the usual step sends no PEXPIRE. The set
+-- lives up to 9/8 of a window past the lead's last event. The sampled steps (as for the
+-- prune) move it anyway: a set that lost its TTL some other way (PERSIST, a restore without
+-- TTLs, an eviction under a volatile-* policy followed by a new event) gets one again within
+-- about eight of the lead's steps. Returns the new "sx", or nil when the expiry still holds.
 local SEEN_SLACK_DIV = 8
 local seen_keep = ttl + math.floor(ttl / SEEN_SLACK_DIV)
 local function seen_expiry()
   local t = tonumber(seen_until)
-  if t and t >= now + ttl then return nil end
+  if t and t >= now + ttl and now % PRUNE_ONE_IN ~= 0 then return nil end
   return I(now + seen_keep)
 end
 
@@ -228,9 +230,10 @@ if kind == 'e' then
   end
   -- The seen set stays (event ids only): a replay of the lead's earlier events after a crash
   -- must stay a duplicate, not bring the erased lead back and count it twice.
-  record_seen(seen_expiry())
   redis.call('DEL', lead, pending)
-  return remember({'erased', I(ts), '', {}, {}, ''}, true)
+  local r = remember({'erased', I(ts), '', {}, {}, ''}, true)
+  record_seen(seen_expiry())
+  return r
 end
 
 local fire_bound = tonumber(ARGV[16 + 4 * nfun])
@@ -245,8 +248,8 @@ if kind == 'c' then
   else
     redis.call('HSET', lead, 'id', lead_id, 'c', ARGV[12])
   end
-  record_seen(sx)
   local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
+  record_seen(sx)
   r[7] = fired
   return r
 end
@@ -416,12 +419,12 @@ if tn_dirty then put('tn', I(lead_tn)) end
 local sx = seen_expiry()
 if sx then put('sx', sx) end
 redis.call('HSET', lead, unpack(set))
-record_seen(sx)
 
 local result = {'ok', I(at), lead_value,
   {f_ch or '', f_cp or '', f_src or '', I(f_at or at), l_ch or '', l_cp or '', l_src or '',
    I(l_at or at)},
   transitions, min_due and I(min_due) or ''}
 local r = remember(result, #transitions > 0)
+record_seen(sx)
 r[7] = fired
 return r

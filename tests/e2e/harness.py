@@ -478,8 +478,9 @@ def redis_state(st, client=None):
     behind the input the daemon was, and only the second path tidies the cache. Both fire
     the same trigger and leave the same timer fields. Leaves out `sx` too, the time the
     lead's seen set expires, which is bookkeeping of a key's TTL (TTLs are not compared
-    either): it follows the clock of the step that last moved it, and after a restart or a
-    rebalance that clock can stand elsewhere for the same event."""
+    either): it is the clock of the step that last moved it, the wall clock's (different in
+    every run), or on the event clock the partition's, which after a restart or a rebalance
+    can stand elsewhere for the same event."""
     r = client or st.redis
     state = {}
     own = st.name.encode()

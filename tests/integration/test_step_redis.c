@@ -362,8 +362,8 @@ static bool is_seen(const char *seen_key, const char *event_id)
 }
 
 /* The seen set outlives the lead's last event by at least a window: its expiry moves only
- * when less than that is left (then to 9/8 of a window), and ids older than a window are
- * pruned by the steps whose clock's millisecond is a multiple of 8. */
+ * when less than that is left (then to 9/8 of a window) or on a sampled step (the clock's
+ * millisecond a multiple of 8), and the sampled steps prune ids older than a window. */
 static void test_seen_window(void)
 {
     fn_step_result_t r;
@@ -399,12 +399,39 @@ static void test_seen_window(void)
     pttl = reply_int("PTTL %s", k.seen);
     CHECK(pttl > ttl && pttl <= ttl + ttl / 8);
     CHECK(is_seen(k.seen, "s1") && is_seen(k.seen, "s2") && is_seen(k.seen, "s3"));
-    /* until a sampled step prunes them; s3 is inside the window and stays */
+    /* until a sampled step prunes them; s3 is inside the window and stays. The sampled step
+     * also gives a set that lost its TTL one again. */
+    CHECK_INT(reply_int("PERSIST %s", k.seen), 1);
     step_now = t0 + ttl + 1007; /* % 8 == 0 */
     apply(EV("L-seen", "s4", "\"2026-11-29T10:01:00Z\"", "email", "email_open", ""), &r);
     CHECK_INT(r.status, FN_STEP_OK);
     CHECK(!is_seen(k.seen, "s1") && !is_seen(k.seen, "s2"));
     CHECK(is_seen(k.seen, "s3") && is_seen(k.seen, "s4"));
+    pttl = reply_int("PTTL %s", k.seen);
+    CHECK(pttl > ttl && pttl <= ttl + ttl / 8);
+
+    /* a consent as a lead's first event, and an erasure, leave the set with its expiry */
+    fn_step_keys(cfg, fn_step_lead_hash("L-seen-c", 8), &k);
+    step_now = t0 + 2;
+    apply(
+        EV("L-seen-c", "c1", "1795440004000", "web", "consent", ",\"props\":{\"marketing\":true}"),
+        &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    pttl = reply_int("PTTL %s", k.seen);
+    CHECK(pttl > ttl && pttl <= ttl + ttl / 8);
+    CHECK_INT(reply_int("HEXISTS %s sx", k.lead), 1);
+    CHECK_INT(reply_int("PERSIST %s", k.seen), 1);
+    step_now = t0 + 3;
+    apply(EV("L-seen-c", "x1", "1795440005000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    CHECK(is_seen(k.seen, "c1") && is_seen(k.seen, "x1"));
+    CHECK_INT(reply_int("PTTL %s", k.seen), -1); /* sx still held: no PEXPIRE */
+    CHECK_INT(reply_int("EXISTS %s", k.lead), 0);
+    /* the lead's sx went with it: its next event sets the expiry again */
+    apply(EV("L-seen-c", "v1", "1795440006000", "web", "page_view", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    pttl = reply_int("PTTL %s", k.seen);
+    CHECK(pttl > ttl && pttl <= ttl + ttl / 8);
     step_now = 1790000000000LL;
 }
 
