@@ -66,8 +66,8 @@ if kind == 't' then
   cur = redis.call('HMGET', lead, unpack(fields))
   stored_id, seen_until = cur[#fields], cur[#fields - 1]
 else
-  local v = redis.call('HMGET', lead, 'id', 'sx')
-  stored_id, seen_until = v[1], v[2]
+  cur = redis.call('HMGET', lead, 'id', 'sx', 'tn') -- tn: for a consent's due timers
+  stored_id, seen_until = cur[1], cur[2]
 end
 if stored_id and stored_id ~= lead_id then return {'collision'} end
 
@@ -89,9 +89,9 @@ end
 -- PRUNE_ONE_IN (picked by the wall clock's millisecond, not by anything of the event, so no
 -- id scheme can avoid it): the look-up was one command in twelve per event, for a set whose
 -- old members are few, since the whole key expires a window or a little more (see
--- seen_expiry) after the lead's last event. An
--- id past the window stays until one of the lead's later steps prunes (eight on average) or
--- the key expires; until then a copy of its event still counts as a duplicate.
+-- seen_expiry) after the lead's last event. An id past the window stays until one of the
+-- lead's later steps prunes (eight on average) or the key expires; until then a copy of its
+-- event still counts as a duplicate.
 local PRUNE_ONE_IN = 8
 if now % PRUNE_ONE_IN == 0 then
   local old = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. I(now - ttl), 'LIMIT', 0, 64)
@@ -239,15 +239,13 @@ end
 local fire_bound = tonumber(ARGV[16 + 4 * nfun])
 
 if kind == 'c' then
-  fire_due(fire_bound, redis.call('HGET', lead, 'tn'))
+  fire_due(fire_bound, cur[3])
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[12] == '0' then timer_cancel_all(nil, 'opted_out') end
+  local set = {'id', lead_id, 'c', ARGV[12]}
   local sx = seen_expiry()
-  if sx then
-    redis.call('HSET', lead, 'id', lead_id, 'c', ARGV[12], 'sx', sx)
-  else
-    redis.call('HSET', lead, 'id', lead_id, 'c', ARGV[12])
-  end
+  if sx then set[5], set[6] = 'sx', sx end
+  redis.call('HSET', lead, unpack(set))
   local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
   record_seen(sx)
   r[7] = fired
