@@ -3,8 +3,9 @@
 #
 # Installs what is missing, fetches Kafka, builds funneld twice (a normal build and an
 # ASan+UBSan build), and runs the whole ctest suite on both: unit, integration (real Redis)
-# and end-to-end (real Kafka broker + Redis). The services are started by the ctest
-# fixture and always stopped again, also when a test fails. Then a third, Clang build
+# and end-to-end (real Kafka broker + Redis), several tests at a time (FUNNELD_TEST_JOBS,
+# default cores + 1). The services are started by the ctest fixture and always stopped
+# again, also when a test fails. Then a third, Clang build
 # (build-fuzz) runs the libFuzzer targets briefly (tests/fuzz: 20 s each plus their saved
 # inputs, about 1.5 min in all; no services needed).
 set -euo pipefail
@@ -12,6 +13,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 jobs=$(nproc 2>/dev/null || echo 2)
+# Tests at once: the end-to-end tests mostly wait (outages, backoff, paced input), so one
+# more than the cores keeps the machine busy without starving the daemons under test.
+test_jobs=${FUNNELD_TEST_JOBS:-$((jobs + 1))}
 labels=${FUNNELD_TEST_LABELS:-}   # e.g. "unit|integration" to run a subset
 
 step() { printf '\n=== %s\n' "$*"; }
@@ -30,7 +34,7 @@ run_suite() {
     step "build $dir"
     cmake --build "$dir" -j "$jobs"
     step "test $dir"
-    local args=(--test-dir "$dir" --output-on-failure --timeout 900)
+    local args=(--test-dir "$dir" --output-on-failure --timeout 900 -j "$test_jobs")
     [ -n "$labels" ] && args+=(-L "services|$labels")
     ctest "${args[@]}"
 }

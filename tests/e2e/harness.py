@@ -302,6 +302,32 @@ class LagMeter:
         self.c.close()
 
 
+class Tail:
+    """A reader of one topic from its beginning, kept open, for tests that wait for a given
+    output instead of sleeping (a sleep long enough on an idle machine is too short on a
+    loaded one); close() it after."""
+
+    def __init__(self, brokers, topic):
+        self.c = Consumer({"bootstrap.servers": brokers, "group.id": "tail-" + uuid.uuid4().hex,
+                           "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        self.c.subscribe([topic])
+        self.values = []  # every message value read so far, in arrival order
+
+    def until(self, cond, timeout=60):
+        """Reads until cond(self.values) is true (True) or timeout seconds passed (False)."""
+        deadline = time.time() + timeout
+        while not cond(self.values):
+            if time.time() >= deadline:
+                return False
+            m = self.c.poll(0.3)
+            if m is not None and not m.error():
+                self.values.append(m.value())
+        return True
+
+    def close(self):
+        self.c.close()
+
+
 def group_lag(brokers, group, topic):
     """Messages in topic not yet committed by group (all of them if it has no commits)."""
     meter = LagMeter(brokers, group, topic)

@@ -19,7 +19,7 @@ import time
 
 import jsonschema
 
-from harness import REPO, Check, Stack, build_dir, ev, wait_drained
+from harness import REPO, Check, Stack, Tail, build_dir, ev, wait_drained
 
 T = 1795000000000 - 1795000000000 % 3600000  # on an hour
 M, H = 60000, 3600000
@@ -109,6 +109,7 @@ def main():
         with open(os.path.join(REPO, "schemas", n + ".schema.json")) as f:
             schemas[n] = jsonschema.Draft202012Validator(json.load(f))
     st = Stack("analytics", funnels=[FUNNEL], partitions=1, clock="event")
+    tail = Tail(st.brokers, st.topics["snapshots"])
     try:
         p = st.start()
         events = []
@@ -119,7 +120,11 @@ def main():
             events += batch
             st.produce(batch)
             check.true(wait_drained(st, timeout=120), "phase processed")
-            time.sleep(1.5)  # the daemon's tick evaluates the latest 10-minute boundary
+            # The daemon's tick evaluates the latest 10-minute boundary of the event clock;
+            # the next phase must not move the clock before it did.
+            tick = max(e["ts"] for e in batch) // (10 * M) * (10 * M)
+            check.true(tail.until(lambda vs: any(ms(json.loads(v)["at"]) == tick for v in vs)),
+                       f"snapshot of the phase's last tick ({tick})")
         bns = [json.loads(m.value()) for m in st.consume(st.topics["bottlenecks"], idle=3)]
         snaps = [json.loads(m.value()) for m in st.consume(st.topics["snapshots"], idle=2)]
         print("bottleneck events:", [(b["type"], b["stage"], b["at"], round(b["rate"], 3),
@@ -191,6 +196,7 @@ def main():
         check.true(out.returncode == 2 and "unknown funnel" in out.stderr, "unknown funnel: exit 2")
         check.eq(st.stop(p), 0, "exit code")
     finally:
+        tail.close()
         st.close()
 
     # wall clock, two daemons in one group: one snapshot per tick, never two
@@ -202,7 +208,13 @@ def main():
         # a minute ago: windows count whole minutes, so the current one is not in yet
         then = int(time.time() * 1000) - 60000
         w.produce([ev("W-%d" % i, "w", then, "web", "page_view") for i in range(20)])
-        time.sleep(6)
+        wtail = Tail(w.brokers, w.topics["snapshots"])
+        try:
+            check.true(wtail.until(lambda vs: sum(json.loads(v)["stages"][0]["entered"] == 20
+                                                  for v in vs) >= 3),
+                       "three snapshots that see the 20 entries")
+        finally:
+            wtail.close()
         for p in (a, b):  # stopped first: running, they publish every second, never idle
             check.eq(w.stop(p), 0, "exit code")
         snaps = [json.loads(m.value()) for m in w.consume(w.topics["snapshots"], idle=2)]
