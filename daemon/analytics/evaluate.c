@@ -6,7 +6,10 @@
  * event clock the latest finished event time of its partitions), so several daemons agree on
  * them; a SET NX lock per (funnel, tick) lets one of them evaluate, and every id is a hash of
  * (type, funnel, stage, tick), so even a repeat carries the same id. A tick the clock jumped
- * over (a fast replay) is not evaluated: only the latest one is.
+ * over (a fast replay) is not evaluated: only the latest one is. An evaluation cut short by
+ * the connection going or by a flushed script cache is tried again after the reconnect, by
+ * the daemon that holds the tick's lock: under the event clock a clock that does not move
+ * would otherwise leave that tick without its snapshot and bottleneck decisions for good.
  *
  * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": stage index -> "<tick>|<s>", s =
  * 'p' raised but not yet acknowledged by Kafka, 'a' raised and announced, 'c' cleared but not
@@ -232,14 +235,34 @@ static void finish_eval(fn_daemon_t *d, fn_eval_t *e)
 {
     if (!e->failed)
         complete(d, e);
+    else if (e->again)
+        fn_log(&d->log, FN_LOG_INFO, "analytics",
+               "funnel %s: evaluation at %lld interrupted; it runs again once Redis is back",
+               e->f->name, (long long)e->tick);
     else
         fn_log(&d->log, FN_LOG_WARN, "analytics", "funnel %s: evaluation at %lld skipped",
                e->f->name, (long long)e->tick);
     fn_analytics_free(&e->st);
     json_decref(e->bn_state);
     e->bn_state = NULL;
-    e->last_tick = e->tick;
+    if (!e->failed || !e->again)
+        e->last_tick = e->tick;
     e->busy = false;
+}
+
+/* A read failed: the evaluation is abandoned. When a reconnect cures the cause (the
+ * connection went, or the script cache was flushed) it is tried again after one, so the
+ * retries are paced by the reconnect's backoff; other errors skip the tick. */
+static void read_failed(fn_daemon_t *d, fn_eval_t *e, const redisReply *reply)
+{
+    bool noscript = reply && strncmp(reply->str, "NOSCRIPT", 8) == 0;
+    bool cured = !reply || !d->redis_ready || noscript;
+    e->again = e->failed ? e->again && cured : cured;
+    e->failed = true;
+    /* A reconnect loads the scripts again; waiting for a step or the lease sweep to meet
+     * NOSCRIPT would skip the ticks in between. */
+    if (noscript && d->redis)
+        redisAsyncDisconnect(d->redis);
 }
 
 static void send_reads(fn_daemon_t *d, fn_eval_t *e);
@@ -256,7 +279,7 @@ static void on_part(redisAsyncContext *ac, void *r, void *priv)
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         if (reply)
             fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", reply->str);
-        e->failed = true;
+        read_failed(d, e, reply);
     } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4) {
         if (fn_analytics_add(&e->st, reply, err, sizeof err)) {
             fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", err);
@@ -293,13 +316,24 @@ static void on_lock(redisAsyncContext *ac, void *r, void *priv)
     fn_daemon_t *d = ac->data;
     redisReply *reply = r;
     d->analytics_requests--;
-    bool won = reply && reply->type == REDIS_REPLY_STATUS;
+    /* Not set, and this daemon won it before: an interrupted evaluation tried again. */
+    bool won = reply && (reply->type == REDIS_REPLY_STATUS ||
+                         (reply->type == REDIS_REPLY_NIL && e->held_tick == e->tick));
+    if (won)
+        e->held_tick = e->tick;
     if (!won || !d->redis_ready || fn_analytics_begin(&e->st, e->f, e->tick)) {
-        e->last_tick = won || !reply ? e->last_tick : e->tick; /* another daemon has it */
+        if (!won && reply && reply->type == REDIS_REPLY_NIL)
+            e->last_tick = e->tick; /* another daemon has it */
+        else if (reply && reply->type == REDIS_REPLY_ERROR && !fn_store_transient(reply->str)) {
+            fn_log(&d->log, FN_LOG_WARN, "analytics", "funnel %s: lock of %lld: %s; skipped",
+                   e->f->name, (long long)e->tick, reply->str);
+            e->last_tick = e->tick;
+        }
         e->busy = false;
         return;
     }
     e->failed = false;
+    e->again = false;
     e->pending = 0;
     e->next_read = 0;
     e->bn_state = json_object();
@@ -316,7 +350,7 @@ static void send_reads(fn_daemon_t *d, fn_eval_t *e)
     while (!e->failed && e->pending < EVAL_READS_AT_ONCE && e->next_read <= shards) {
         fn_buf_reset(&cmd);
         if (!d->redis || !d->redis_ready) {
-            e->failed = true; /* the connection went: this tick is skipped */
+            read_failed(d, e, NULL); /* the connection went */
             break;
         }
         if (e->next_read < shards) {

@@ -45,7 +45,7 @@ static void connect_now(fn_daemon_t *d);
 
 /* Conditions that pass (a reload, a failover, a script cache flush, memory pressure, auth
  * being fixed): the step is retried after a reconnect for as long as they last. */
-static bool transient(const char *err)
+bool fn_store_transient(const char *err)
 {
     static const char *const prefixes[] = {"NOSCRIPT", "LOADING",    "BUSY",     "OOM",
                                            "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
@@ -97,7 +97,7 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     fn_hist_observe(&d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
     if (reply->type == REDIS_REPLY_ERROR) {
         d->stats.redis_errors++;
-        bool passing = transient(reply->str);
+        bool passing = fn_store_transient(reply->str);
         if (!passing && ++m->step_failures < STEP_ATTEMPTS) {
             fn_log(&d->log, FN_LOG_WARN, "redis", "step failed: %s; trying again", reply->str);
             m->state = FN_MSG_REDIS_WAIT;

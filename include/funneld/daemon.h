@@ -134,8 +134,10 @@ typedef struct fn_eval {
     const fn_funnel_t *f;
     int64_t last_tick; /* the last tick evaluated here or by another daemon */
     int64_t tick;      /* the one in progress */
+    int64_t held_tick; /* the last tick whose lock this daemon won (it may try it again) */
     bool busy, failed;
-    int pending;    /* replies still to come */
+    bool again;  /* a reconnect cures the failure (connection gone, NOSCRIPT): try the tick again */
+    int pending; /* replies still to come */
     int next_read;  /* next shard to read; redis_shards: the bottleneck state; then done */
     int announcing; /* bottleneck changes produced, not yet acknowledged */
     fn_funnel_stats_t st;
@@ -300,6 +302,8 @@ void fn_store_clear_pending(fn_daemon_t *d, fn_msg_t *m);
 void fn_store_close(fn_daemon_t *d);
 /* Called by the tick: drops a connection whose outstanding steps got no reply for long. */
 void fn_store_watchdog(fn_daemon_t *d);
+/* True for a Redis error that passes (NOSCRIPT, LOADING, OOM, a failover, auth being fixed). */
+bool fn_store_transient(const char *err);
 
 /* --- timers/timers.c: retargeting timers and triggers --- */
 /* Called by the tick: fires what is due by each assigned partition's clock. */

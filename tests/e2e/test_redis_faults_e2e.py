@@ -2,22 +2,51 @@
 daemon's connection is killed repeatedly and the script cache flushed (NOSCRIPT) while a
 30k-event stream flows with a small in-flight bound (so backpressure holds consumption back
 again and again). The transitions must equal a clean run's, with no gaps, and the daemon must
-log the reconnects and the pauses.
+log the reconnects and the pauses. Then an idle daemon, which sends no step, has its script
+cache flushed: its funnel snapshots must go on (the analytics read reloads the scripts).
+
+Each run has a redis-server of its own: CLIENT KILL and SCRIPT FLUSH act on the whole
+server, and the other tests run alongside.
 """
 import json
+import re
+import shutil
+import tempfile
 import threading
 import time
+from datetime import datetime
 
-from harness import Check, Stack, gen_stream, wait_drained
+from harness import (Check, Stack, Tail, free_port, gen_stream, start_redis, wait_drained,
+                     wait_for)
 
 N = 30000
 
 
+def own_redis(st):
+    """Points st (and its daemons, through the config file: start them with
+    FUNNELD_REDIS_URL unset) at a new redis-server of its own; returns a function that stops
+    it."""
+    import redis
+    data, port = tempfile.mkdtemp(prefix="funneld-redis-"), free_port()
+    srv = start_redis(port, data)
+    st.redis = redis.Redis(port=port)
+    st.cfg["redis"]["url"] = f"redis://127.0.0.1:{port}/0"
+    with open(st.config_path, "w") as f:
+        json.dump(st.cfg, f)
+
+    def stop():
+        srv.terminate()
+        srv.wait()
+        shutil.rmtree(data, ignore_errors=True)
+    return stop
+
+
 def run(stream, faults, check, label):
     st = Stack(label, partitions=6, max_in_flight=64)
+    stop_redis = own_redis(st)
     try:
         st.produce(stream)
-        p = st.start("--log-level", "debug")
+        p = st.start("--log-level", "debug", unset=("FUNNELD_REDIS_URL",))
         stop = threading.Event()
         injected = {"kills": 0, "flushes": 0}
 
@@ -47,6 +76,46 @@ def run(stream, faults, check, label):
         return out, st.log_of(p), injected
     finally:
         st.close()
+        stop_redis()
+
+
+FUNNEL = {"name": "idle", "stages": [{"name": "seen", "on": [{"type": "page_view"}]},
+                                     {"name": "won", "on": [{"type": "purchase"}],
+                                      "conversion": True}],
+          "bottleneck": {"window": "1h", "baseline": "6h", "evaluate_every": "1s"}}
+
+
+def idle_flush(check):
+    """A daemon with nothing to step, its snapshots due every second, and the script cache
+    flushed under it."""
+    st = Stack("faults-idle", funnels=[FUNNEL], partitions=1, clock="wall")
+    stop_redis = own_redis(st)
+    tail = Tail(st.brokers, st.topics["snapshots"])
+    try:
+        p = st.start(unset=("FUNNELD_REDIS_URL",))
+        check.true(tail.until(lambda vs: len(vs) >= 2), "idle: snapshots before the flush")
+        # Until an evaluation meets the flushed cache: the lease sweep (every 10 s) may meet
+        # it first, and its reconnect loads the scripts before the next evaluation.
+        for _ in range(10):
+            st.redis.script_flush()
+            flushed = time.time() * 1000
+            if wait_for(lambda: "interrupted; it runs again" in st.log_of(p), 3):
+                break
+        check.true("interrupted; it runs again" in st.log_of(p),
+                   "idle: an evaluation met NOSCRIPT, to be run again")
+
+        def after(vs):
+            at = (json.loads(v)["emitted_at"].replace("Z", "+00:00") for v in vs)
+            return [t for t in at if datetime.fromisoformat(t).timestamp() * 1000 > flushed]
+        check.true(tail.until(lambda vs: len(after(vs)) >= 3),
+                   f"idle: snapshots go on after the flush ({len(after(tail.values))})")
+        check.eq(st.stop(p), 0, "idle: exits 0")
+        check.eq(re.findall(r"evaluation at \d+ skipped", st.log_of(p)), [],
+                 "idle: no evaluation skipped")
+    finally:
+        tail.close()
+        st.close()
+        stop_redis()
 
 
 def main():
@@ -64,6 +133,7 @@ def main():
     check.true(log.count("in-flight bound reached") >= 2,
                "backpressure held consumption at the in-flight bound")
     print(f"transitions {len(clean)}, injected {injected}")
+    idle_flush(check)
     check.done()
 
 
