@@ -282,19 +282,27 @@ def gen_stream(n, leads, seed=1, dup_rate=0.01, bad_rate=0.005, base=17950000000
 
 class LagMeter:
     """group_lag() with one consumer kept open, so that a call takes milliseconds (for tests
-    that act at a given point of a group's progress); close() it after."""
+    that act at a given point of a group's progress); close() it after. complete=True: the
+    topic gets no more input, so its ends are read once and a call is one request."""
 
-    def __init__(self, brokers, group, topic):
+    def __init__(self, brokers, group, topic, complete=False):
         from confluent_kafka import TopicPartition
         self.c = Consumer({"bootstrap.servers": brokers, "group.id": group,
                            "enable.auto.commit": False})
         md = self.c.list_topics(topic, timeout=10)
         self.parts = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+        self.ends = None
+        if complete:
+            self.ends = {tp.partition: self.c.get_watermark_offsets(tp, timeout=10, cached=False)
+                         for tp in self.parts}
 
     def __call__(self):
         lag = 0
         for tp in self.c.committed(self.parts, timeout=10):
-            lo, hi = self.c.get_watermark_offsets(tp, timeout=10, cached=False)
+            if self.ends:
+                lo, hi = self.ends[tp.partition]
+            else:
+                lo, hi = self.c.get_watermark_offsets(tp, timeout=10, cached=False)
             lag += hi - (tp.offset if tp.offset >= 0 else lo)
         return lag
 

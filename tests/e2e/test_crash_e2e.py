@@ -51,17 +51,21 @@ def main():
         crash.produce(stream)
         started = time.time()
         lags = []
-        lag = LagMeter(crash.brokers, crash.name, crash.input)
+        lag = LagMeter(crash.brokers, crash.name, crash.input, complete=True)
+        left = N
         for i in range(KILLS):
             p = crash.start()
-            # kill at a random moment in the (i+1)-th of KILLS+3 slices of the stream, as soon
-            # as that much input is committed: kills spread over the stream, the last well
-            # before its end whatever this machine's speed
-            target = N * (1 - (i + rnd.uniform(0.6, 1.0)) / (KILLS + 3))
+            # kill as soon as a random 20-40 % of what the last kill left is committed: each
+            # kill lands after progress and well before the end (about a fifth of the stream
+            # is left at the last), whatever this machine's speed and however late a look
+            # at the lag comes (commits come every second; on a loaded machine the daemon
+            # commits thousands of events between two looks)
+            target = left * (1 - rnd.uniform(0.2, 0.4))
             wait_for(lambda: lag() < target, 300, every=0.05)
             p.send_signal(signal.SIGKILL)
             p.wait()
-            lags.append(lag())
+            left = lag()
+            lags.append(left)
         lag.close()
         # once more while it fires the triggers that fell due once it caught up, as soon as
         # fire.lua has claimed some (their outbox entries may not be acknowledged yet)
