@@ -9,6 +9,7 @@ counters equal.
 
 FUNNELD_CRASH_EVENTS / FUNNELD_CRASH_KILLS scale it.
 """
+import json
 import os
 import random
 import signal
@@ -45,7 +46,16 @@ def main():
     finally:
         clean.close()
 
-    crash = Stack("crash-kill", partitions=6)
+    # The kills below watch the committed lag, so it must move in small steps: commits every
+    # 0.1 s (the daemon's default is 1 s), and at most 4,000 messages in flight (default
+    # 20,000). A restarted daemon's first commit waits for its producer's first
+    # acknowledgement, and meanwhile it went as far as its in-flight bound: with 50,000
+    # events (the sanitizer build's quarter volume) one such step once passed the next two
+    # kill points and the end of the input.
+    crash = Stack("crash-kill", partitions=6, max_in_flight=4000)
+    crash.cfg["kafka"]["properties"]["auto.commit.interval.ms"] = "100"
+    with open(crash.config_path, "w") as f:
+        json.dump(crash.cfg, f)
     rnd = random.Random(7)
     try:
         crash.produce(stream)
@@ -55,12 +65,12 @@ def main():
         left = N
         for i in range(KILLS):
             p = crash.start()
-            # kill as soon as a random 20-40 % of what the last kill left is committed: each
-            # kill lands after progress and well before the end (about a fifth of the stream
-            # is left at the last), whatever this machine's speed and however late a look
-            # at the lag comes (commits come every second; on a loaded machine the daemon
-            # commits thousands of events between two looks)
-            target = left * (1 - rnd.uniform(0.2, 0.4))
+            # kill at a random moment in the (i+1)-th of KILLS+3 slices of the stream, as soon
+            # as that much input is committed: kills spread over the stream, the last well
+            # before its end whatever this machine's speed; and at least a tenth of what the
+            # last kill left must be committed first (a look that came late could leave the
+            # lag below the next slice, and the kill would land where the last one did)
+            target = min(N * (1 - (i + rnd.uniform(0.6, 1.0)) / (KILLS + 3)), left * 0.9)
             wait_for(lambda: lag() < target, 300, every=0.05)
             p.send_signal(signal.SIGKILL)
             p.wait()
