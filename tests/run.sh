@@ -5,9 +5,9 @@
 # ASan+UBSan build), and runs the whole ctest suite on both: unit, integration (real Redis)
 # and end-to-end (real Kafka broker + Redis), several tests at a time (FUNNELD_TEST_JOBS,
 # default cores + 1). The services are started by the ctest fixture and always stopped
-# again, also when a test fails. Then a third, Clang build
-# (build-fuzz) runs the libFuzzer targets briefly (tests/fuzz: 20 s each plus their saved
-# inputs, about 1.5 min in all; no services needed).
+# again, also when a test fails. Then a third, Clang build (build-fuzz) runs the libFuzzer
+# targets briefly (tests/fuzz: 20 s each plus their saved inputs, about 1.5 min in all; no
+# services needed).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"

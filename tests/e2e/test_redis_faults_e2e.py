@@ -3,7 +3,8 @@ daemon's connection is killed repeatedly and the script cache flushed (NOSCRIPT)
 30k-event stream flows with a small in-flight bound (so backpressure holds consumption back
 again and again). The transitions must equal a clean run's, with no gaps, and the daemon must
 log the reconnects and the pauses. Then an idle daemon, which sends no step, has its script
-cache flushed: its funnel snapshots must go on (the analytics read reloads the scripts).
+cache flushed: the evaluation that meets NOSCRIPT must reconnect (which reloads the scripts)
+and run again, no tick may be skipped, and its funnel snapshots must go on.
 
 Each run has a redis-server of its own: CLIENT KILL and SCRIPT FLUSH act on the whole
 server, and the other tests run alongside.
