@@ -129,6 +129,9 @@ if awk -v l="${LOAD%% *}" 'BEGIN { exit !(l > 1.5) }'; then
 fi
 
 # ------------------------------------------------------------------ build and services
+# A fresh clone must bench with this one command, as it tests with tests/run.sh.
+bash "$REPO/deploy/install-deps.sh" >"$OUT/install.log" 2>&1 ||
+    { cat "$OUT/install.log" >&2; die "installing packages failed"; }
 log "building ($BUILD_TYPE) in $BUILD"
 cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" >"$OUT/cmake.log" 2>&1 ||
     { cat "$OUT/cmake.log" >&2; die "cmake configure failed"; }
