@@ -122,10 +122,8 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
     }
     /* After a rebalance a partition may be consumed again from an older offset; never move
      * the committed position backwards. */
-    if (next > p->next_commit) {
-        p->next_commit = next;
-        fn_input_store_offset(d, p, next);
-    }
+    if (next > p->next_commit)
+        p->next_commit = next; /* committed by the tick, with maxts_done (kafka_in.c) */
     if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4 &&
          d->in_flight_bytes <= FN_IN_FLIGHT_BYTES_MAX / 4 * 3) ||
         (d->stopping && d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)))
@@ -210,6 +208,11 @@ static void on_tick(uv_timer_t *t)
         fn_input_set_paused(d, true);
     }
     fn_input_drain(d);
+    int64_t now = fn_now_ms();
+    if (now - d->last_commit_ms >= d->commit_every_ms) {
+        d->last_commit_ms = now;
+        fn_input_commit(d, false);
+    }
 }
 
 void fn_daemon_stop(fn_daemon_t *d, int exit_code)

@@ -7,9 +7,15 @@
  * that pipe. Because the wake-up only comes on that transition, every wake-up drains the
  * queue; the daemon's tick drains it again in case a drain stopped at the in-flight bound.
  *
- * Offsets: enable.auto.offset.store is off and the daemon stores an offset only when every
- * earlier message of the partition is done (see daemon.h); the auto-commit timer then
- * commits what was stored, and shutdown commits synchronously.
+ * Offsets and the event clock: a partition's offset is committed only when every earlier
+ * message of it is done (the done prefix, see daemon.h), and the commit carries the
+ * partition's event clock at that offset as its metadata ("funneld/1 clock_ms=<ms>"). A
+ * partition assigned to this daemon reads its commit back before it is fetched and resumes
+ * its clock there, so a rebalance, a restart or a session lost in a broker outage fires the
+ * same timers at the same events as an uninterrupted run (Kafka Streams keeps its partition
+ * time the same way). The daemon commits itself, every auto.commit.interval.ms, at
+ * revocation and at shutdown: librdkafka 2.0.2 drops the metadata of
+ * rd_kafka_offsets_store, so its auto-commit timer could not carry the clock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +24,11 @@
 #include <unistd.h>
 
 #include "funneld/daemon.h"
+
+#define CLOCK_META "funneld/1 clock_ms="
+/* rd_kafka_committed in the rebalance callback: a broker round trip, bounded so that an
+ * unreachable coordinator cannot hold the loop for long (the clock then starts over). */
+#define COMMITTED_TIMEOUT_MS 10000
 
 fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t partition)
 {
@@ -31,6 +42,7 @@ fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t pa
     }
     p->partition = partition;
     p->next_commit = -1;
+    p->committed = -1;
     p->lag = -1;
     p->next = d->partitions;
     d->partitions = p;
@@ -44,14 +56,153 @@ static void mark_assigned(fn_daemon_t *d, rd_kafka_topic_partition_list_t *parts
         if (p && p->assigned != on) {
             p->assigned = on;
             /* A partition given back to us restarts from its committed offset, which may be
-             * below what we had done before: what we finish now must be stored again, even
-             * at offsets we stored once (they may not have been committed). */
+             * below what we had done before: what we finish now must be committed again,
+             * even at offsets we committed once; restore_clocks learns the group's offset. */
             if (on)
                 p->next_commit = -1;
+            p->committed = -1;
             fn_timers_reset(d, p);
             d->assigned_count += on ? 1 : -1;
         }
     }
+}
+
+static void note_commit(fn_daemon_t *d, rd_kafka_resp_err_t err,
+                        const rd_kafka_topic_partition_list_t *offsets);
+
+/* The event clock a commit's metadata carries, if it is one of ours. */
+static bool parse_clock(const void *meta, size_t len, int64_t *clock)
+{
+    const size_t pre = sizeof CLOCK_META - 1;
+    char buf[64];
+    if (!meta || len <= pre || len >= sizeof buf || memcmp(meta, CLOCK_META, pre) != 0)
+        return false;
+    memcpy(buf, meta, len);
+    buf[len] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf + pre, &end, 10);
+    if (errno || *end || end == buf + pre || v < 0)
+        return false;
+    *clock = v;
+    return true;
+}
+
+/* Commits the done prefix of the assigned partitions (only those in `only` when given) that
+ * moved since their last commit, each with its event clock. */
+static void commit_parts(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *only, bool sync)
+{
+    if (!d->consumer)
+        return;
+    int n = 0;
+    for (fn_partition_t *p = d->partitions; p; p = p->next)
+        n++;
+    char(*meta)[64] = calloc(n ? (size_t)n : 1, sizeof *meta);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n ? n : 1);
+    if (!meta || !l) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "commit: out of memory");
+        goto done;
+    }
+    for (fn_partition_t *p = d->partitions; p; p = p->next) {
+        if (!p->assigned || p->next_commit < 0 || p->next_commit == p->committed)
+            continue;
+        if (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition))
+            continue;
+        rd_kafka_topic_partition_t *t =
+            rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        t->offset = p->next_commit;
+        int len = snprintf(meta[l->cnt - 1], sizeof *meta, CLOCK_META "%lld",
+                           (long long)(p->maxts_done > 0 ? p->maxts_done : 0));
+        t->metadata = meta[l->cnt - 1];
+        t->metadata_size = (size_t)len;
+    }
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, l, !sync);
+        if (sync || e)
+            note_commit(d, e, l);
+    }
+done:
+    if (l) {
+        for (int i = 0; i < l->cnt; i++) { /* the buffers are ours, not librdkafka's */
+            l->elems[i].metadata = NULL;
+            l->elems[i].metadata_size = 0;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    free(meta);
+}
+
+/* A commit's outcome: what the group now holds, and a line when commits start or stop
+ * failing (they are retried at the next interval, and a failure only means more to repeat
+ * after a handover). */
+static void note_commit(fn_daemon_t *d, rd_kafka_resp_err_t err,
+                        const rd_kafka_topic_partition_list_t *offsets)
+{
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return;
+    rd_kafka_resp_err_t first = err;
+    for (int i = 0; i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *t = &offsets->elems[i];
+        if (err || t->err) {
+            if (!first)
+                first = t->err;
+            continue;
+        }
+        fn_partition_t *p = fn_input_partition(d, t->topic, t->partition);
+        if (p && p->assigned && t->offset > p->committed)
+            p->committed = t->offset;
+    }
+    if (first && (int)first != d->commit_err)
+        fn_log(&d->log, FN_LOG_WARN, "kafka", "offset commit failed: %s (retried every %d ms)",
+               rd_kafka_err2str(first), d->commit_every_ms);
+    else if (!first && d->commit_err)
+        fn_log(&d->log, FN_LOG_INFO, "kafka", "offset commits succeed again");
+    d->commit_err = (int)first;
+}
+
+static void on_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    note_commit(opaque, err, offsets);
+}
+
+/* Newly assigned partitions resume their event clock (and learn their committed offset)
+ * from their commits. Blocking, in the rebalance callback, so that no message of theirs is
+ * fetched before. */
+static void restore_clocks(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (parts->cnt == 0)
+        return;
+    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
+    if (!c)
+        return;
+    int restored = 0;
+    rd_kafka_resp_err_t e = rd_kafka_committed(d->consumer, c, COMMITTED_TIMEOUT_MS);
+    if (e) {
+        fn_log(&d->log, FN_LOG_WARN, "kafka",
+               "cannot read the committed offsets (%s): the event clock of %d partition(s) "
+               "starts over from their next events",
+               rd_kafka_err2str(e), c->cnt);
+        goto done;
+    }
+    for (int i = 0; i < c->cnt; i++) {
+        const rd_kafka_topic_partition_t *t = &c->elems[i];
+        fn_partition_t *p = fn_input_partition(d, t->topic, t->partition);
+        int64_t clock;
+        if (!p || t->err)
+            continue;
+        if (t->offset >= 0)
+            p->committed = t->offset;
+        if (parse_clock(t->metadata, t->metadata_size, &clock)) {
+            p->maxts_done = p->maxts_seen = clock;
+            restored++;
+        }
+    }
+    fn_log(&d->log, FN_LOG_INFO, "kafka",
+           "event clock resumed from the commit for %d of %d partition(s)", restored, c->cnt);
+done:
+    rd_kafka_topic_partition_list_destroy(c);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -66,7 +217,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "rebalance failed: %s", rd_kafka_err2str(err));
         assign = false;
     }
+    if (!assign)
+        commit_parts(d, parts, true); /* what is done stays done for the next owner */
     mark_assigned(d, parts, assign);
+    if (assign)
+        restore_clocks(d, parts);
     d->joined = true;
     if (cooperative) {
         rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
@@ -104,8 +259,8 @@ int fn_input_start(fn_daemon_t *d)
     if (fn_kafka_conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
         fn_kafka_conf_set(d, conf, "group.id", cfg->group_id) ||
         fn_kafka_conf_set(d, conf, "enable.auto.offset.store", "false") ||
-        fn_kafka_conf_set(d, conf, "enable.auto.commit", "true") ||
-        fn_kafka_conf_set(d, conf, "auto.commit.interval.ms", "1000") ||
+        fn_kafka_conf_set(d, conf, "enable.auto.commit", "false") ||
+        fn_kafka_conf_set(d, conf, "auto.commit.interval.ms", "1000") || /* read back below */
         fn_kafka_conf_set(d, conf, "auto.offset.reset", "earliest") ||
         /* Prefetch is about 0.1 s of input at full speed, plenty to hide a fetch round trip;
          * 16 MB of it (librdkafka keeps every message's fetch response and a ~300 byte op
@@ -117,14 +272,22 @@ int fn_input_start(fn_daemon_t *d)
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
         if (fn_kafka_conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
             goto fail;
-    /* The at-least-once contract rests on these two, so kafka.properties cannot change
-     * them: offsets are stored only for finished messages, and what is stored is committed. */
+    /* The at-least-once contract and the event clock rest on these two, so kafka.properties
+     * cannot change them: the daemon commits finished messages only, with their clock. */
     if (fn_kafka_conf_set(d, conf, "enable.auto.offset.store", "false") ||
-        fn_kafka_conf_set(d, conf, "enable.auto.commit", "true") ||
+        fn_kafka_conf_set(d, conf, "enable.auto.commit", "false") ||
         fn_kafka_conf_set(d, conf, "enable.partition.eof",
                           "true")) /* the wall clock's "caught up" */
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_committed);
+    char every[32];
+    size_t every_len = sizeof every;
+    if (rd_kafka_conf_get(conf, "auto.commit.interval.ms", every, &every_len) != RD_KAFKA_CONF_OK)
+        goto fail;
+    /* 0, librdkafka's "never", would leave a crash everything since the last revocation to
+     * repeat: the default instead. */
+    d->commit_every_ms = atoi(every) > 0 ? atoi(every) : 1000;
 
     d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!d->consumer) {
@@ -225,26 +388,16 @@ void fn_input_set_paused(fn_daemon_t *d, bool paused)
            paused ? "paused" : "resumed", d->in_flight);
 }
 
-void fn_input_store_offset(fn_daemon_t *d, fn_partition_t *p, int64_t next_offset)
+void fn_input_commit(fn_daemon_t *d, bool sync)
 {
-    if (!p->assigned || !d->consumer)
-        return; /* revoked: the new owner starts from the last commit and repeats the rest */
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = next_offset;
-    rd_kafka_resp_err_t e = rd_kafka_offsets_store(d->consumer, l);
-    if (e)
-        fn_log(&d->log, FN_LOG_DEBUG, "kafka", "offset store %s[%d]@%lld: %s", p->topic,
-               p->partition, (long long)next_offset, rd_kafka_err2str(e));
-    rd_kafka_topic_partition_list_destroy(l);
+    commit_parts(d, NULL, sync);
 }
 
 void fn_input_close(fn_daemon_t *d)
 {
     if (!d->consumer)
         return;
-    rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, NULL, 0);
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        fn_log(&d->log, FN_LOG_WARN, "kafka", "final commit: %s", rd_kafka_err2str(e));
+    commit_parts(d, NULL, true);
     rd_kafka_queue_io_event_enable(d->consumer_q, -1, NULL, 0);
     rd_kafka_consumer_close(d->consumer);
     rd_kafka_queue_destroy(d->consumer_q);

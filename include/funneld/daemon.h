@@ -39,6 +39,7 @@ typedef struct fn_partition {
     int32_t partition;
     struct fn_msg *head, *tail; /* in-flight messages in offset order */
     int64_t next_commit;        /* offset after the last done prefix; -1 before any */
+    int64_t committed;          /* the group's committed offset as last known; -1 unknown */
     bool assigned;
     bool at_eof;        /* reached the end of the partition since its last message */
     int64_t maxts_done; /* latest event time in the done prefix: the event clock (trigger.h) */
@@ -167,9 +168,12 @@ typedef struct fn_daemon {
     int64_t blocked_since; /* wall ms when the in-flight bound stopped consumption, or 0 */
     bool paused;           /* partitions paused: blocked for long, or stopping */
     int assigned_count;
-    bool joined;           /* a first assignment (possibly empty) arrived */
-    bool kafka_up;         /* a broker is up, per librdkafka's latest statistics */
-    int64_t kafka_seen_ms; /* when statistics last arrived */
+    int commit_every_ms;    /* auto.commit.interval.ms: the daemon commits, see kafka_in.c */
+    int64_t last_commit_ms; /* wall ms of the last periodic commit */
+    int commit_err;         /* rd_kafka_resp_err_t of the last failed commit, 0 after success */
+    bool joined;            /* a first assignment (possibly empty) arrived */
+    bool kafka_up;          /* a broker is up, per librdkafka's latest statistics */
+    int64_t kafka_seen_ms;  /* when statistics last arrived */
 
     /* output */
     rd_kafka_t *producer;
@@ -279,9 +283,11 @@ fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t pa
 void fn_input_drain(fn_daemon_t *d);
 /* Pauses or resumes fetching for every assigned partition (backpressure). */
 void fn_input_set_paused(fn_daemon_t *d, bool paused);
-/* Stores offset as the next to consume for p (committed by the auto-commit timer). */
-void fn_input_store_offset(fn_daemon_t *d, fn_partition_t *p, int64_t next_offset);
-/* Commits stored offsets synchronously and closes the consumer. */
+/* Commits each assigned partition's done prefix with its event clock as metadata, when it
+ * moved since the last commit; asynchronously unless sync. Called by the tick, which
+ * commits every auto.commit.interval.ms, and at revocation and shutdown. */
+void fn_input_commit(fn_daemon_t *d, bool sync);
+/* Commits the done prefixes synchronously and closes the consumer. */
 void fn_input_close(fn_daemon_t *d);
 
 /* --- core/pipeline.c: what happens to a message between input and output --- */

@@ -105,6 +105,21 @@ class Stack:
         self.procs.append(p)
         return p
 
+    def replay_config(self, partitions):
+        """Points start() at a config that replays the same input from the beginning in a
+        new group, key prefix and retargeting topic (created with `partitions`), for
+        comparing a run with an uninterrupted one. Returns (group, retargeting topic)."""
+        cfg = json.loads(json.dumps(self.cfg))
+        group, topic = self.name + "-replay", self.topics["retargeting"] + ".replay"
+        cfg["kafka"]["group_id"] = group
+        cfg["redis"]["key_prefix"] = self.name + "-r"
+        cfg["kafka"]["topics"] = dict(cfg["kafka"]["topics"], retargeting=topic)
+        self.create_topics([(topic, partitions)])
+        self.config_path = os.path.join(self.tmp, "replay.json")
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f)
+        return group, topic
+
     def stop(self, p, sig=signal.SIGTERM, timeout=60):
         p.send_signal(sig)
         return p.wait(timeout)

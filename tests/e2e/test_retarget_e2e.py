@@ -139,20 +139,13 @@ def main():
             check.eq(st.stop(p), 0, "phase B daemon exits 0")
 
         # --- phase C: replay everything at full speed in a new group and key space ---
-        cfg = json.loads(json.dumps(st.cfg))
-        cfg["kafka"]["group_id"] = st.name + "-replay"
-        cfg["redis"]["key_prefix"] = st.name + "-r"
-        cfg["kafka"]["topics"] = dict(cfg["kafka"]["topics"], retargeting=rt + ".replay")
-        st.create_topics([(rt + ".replay", 3)])
-        st.config_path = os.path.join(st.tmp, "replay.json")
-        with open(st.config_path, "w") as f:
-            json.dump(cfg, f)
+        group, replay_rt = st.replay_config(3)
         c = st.start()
         name = st.name
-        st.name = cfg["kafka"]["group_id"]
+        st.name = group
         check.true(wait_drained(st, timeout=120), "replay processed")
         st.name = name
-        again = triggers(st, rt + ".replay", expect=len(EXPECTED), idle=4)
+        again = triggers(st, replay_rt, expect=len(EXPECTED), idle=4)
         check.eq(sorted((t["id"], t["due_at"]) for t in again),
                  sorted((t["id"], t["due_at"]) for t in got), "replay: same ids and times")
         check.eq(st.stop(c), 0, "replay daemon exits 0")
