@@ -217,8 +217,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "rebalance failed: %s", rd_kafka_err2str(err));
         assign = false;
     }
-    if (!assign)
-        commit_parts(d, parts, true); /* what is done stays done for the next owner */
+    /* What is done stays done for the next owner; partitions already lost (the session
+     * expired) cannot be committed, and trying would hold the loop until the coordinator's
+     * answer. */
+    if (!assign && !rd_kafka_assignment_lost(rk))
+        commit_parts(d, parts, true);
     mark_assigned(d, parts, assign);
     if (assign)
         restore_clocks(d, parts);

@@ -7,11 +7,9 @@ afterwards it must drain the input and exit 0 on SIGTERM, with the transitions e
 without an outage (nothing lost, nothing invented, repeats only as exact copies with the same
 id) and the Redis state per lead and the counters equal (no state change applied twice).
 
-The group's session outlasts the outage, so the daemon keeps its partitions: a partition
-that changes hands restarts its event clock from the committed offset (README, "Clocks"),
-and on this stream, whose event times are not in order within a partition, that can move a
-trigger (a lead's next event cancels a timer it would have fired), which is not what this
-test is about.
+The group's session (60 s) outlasts the outage, so this test covers a daemon that keeps its
+partitions through it. Partitions that change hands are test_group_e2e's, and the event
+clock across a handover (it resumes from the commit's metadata) test_clock_handover_e2e's.
 """
 import json
 import shutil
