@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deploy/kafka.sh - owns the local, loopback-only, single-node Apache Kafka
-# broker (KRaft, combined broker+controller) used by tests, demos and CI.
+# broker (KRaft, combined broker+controller) used by tests, demos and CI, and
+# the three-node cluster of the scale-out tests (cluster-* below).
 # The broker jars come from Maven Central (deploy/kafka/pom.xml); nothing else
 # is downloaded.
 #
@@ -13,6 +14,25 @@
 #   kafka.sh topics NAME:PARTS...     create topics (idempotent), replication factor 1,
 #                                     on $FUNNELD_BROKERS if set, else the broker from start
 #   kafka.sh status                   exit 0 if the broker from `start` is running
+#
+# The three-node cluster (deploy/CLUSTER.md; independent of the single broker,
+# both can run at once):
+#   kafka.sh cluster-start            start three broker+controller nodes (or resume
+#                                     them after cluster-stop --keep-data); prints
+#                                     `export FUNNELD_BROKERS_CLUSTER=h:p,h:p,h:p`
+#                                     (node N = node.id N = the Nth address)
+#   kafka.sh cluster-stop [--keep-data]  stop all three (SIGKILL, data deleted; with
+#                                     --keep-data a controlled shutdown)
+#   kafka.sh cluster-status           one line per node; exit 0 if all three run
+#   kafka.sh cluster-kill N           SIGKILL node N (1-3) and wait until it is gone
+#   kafka.sh cluster-restart N        (stop and) start node N again on its data; waits
+#                                     until it is back in the cluster
+#   kafka.sh cluster-topics NAME:PARTS...  create topics (idempotent) with replication
+#                                     factor 3 and min.insync.replicas 2, on
+#                                     $FUNNELD_BROKERS_CLUSTER if set, else the cluster
+# Defaults (environment): FUNNELD_KAFKA_CLUSTER_HEAP="-Xmx256m -Xms64m" per node;
+# FUNNELD_KAFKA_CLUSTER_SESSION_MS=6000, after which a dead node is fenced (its
+# partitions' leadership and ISR move on).
 #
 # Besides PLAINTEXT (port P) the broker listens on loopback with SASL_PLAINTEXT
 # (mechanism PLAIN, one user with a random password) and with SSL (a self-signed
@@ -27,7 +47,8 @@
 #
 # State lives in ${FUNNELD_RUN_DIR:-deploy/.run}: kafka.env, kafka.pid, kafka.port
 # and kafka-<port>/{server.properties,log4j.properties,security.env,tls/,kafka.log,gc.log,
-# data/} (gc.log: the JVM's pauses, where Java 9 or later runs the broker).
+# data/} (gc.log: the JVM's pauses, where Java 9 or later runs the broker);
+# the cluster's in kafka-cluster.env and kafka-cluster/ (above).
 # Progress goes to stderr; stdout only carries the export lines, so
 # `eval "$(deploy/kafka.sh start)"` works.
 set -euo pipefail
@@ -44,6 +65,10 @@ PORT_FILE="$RUN_DIR/kafka.port"
 START_TIMEOUT="${FUNNELD_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT=20
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
+CLUSTER_DIR="$RUN_DIR/kafka-cluster"
+CLUSTER_ENV="$RUN_DIR/kafka-cluster.env"
+CLUSTER_HEAP="${FUNNELD_KAFKA_CLUSTER_HEAP:--Xmx256m -Xms64m}"
+CLUSTER_SESSION_MS="${FUNNELD_KAFKA_CLUSTER_SESSION_MS:-6000}"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -529,6 +554,227 @@ create_topics() { # bootstrap replication-factor min-insync NAME:PARTITIONS...
     done
 }
 
+# ---------------------------------------------------------------- cluster
+# Three combined broker+controller KRaft nodes (node.id 1-3, one static
+# quorum) from the same jars, PLAINTEXT only, for the scale-out tests (SPEC §9):
+# replication factor 3 and min.insync.replicas 2 for every topic and for
+# Kafka's own (offsets, transactions), so a write with acks=all survives one
+# node's death. State: $CLUSTER_DIR/{ports,node-N/{server.properties,
+# log4j.properties,kafka.pid,kafka.log,gc.log,data/}} and $CLUSTER_ENV.
+
+# The nodes' client ports (three) then controller ports (three), from `ports`.
+CPORTS=()
+read_cluster_ports() {
+    [[ -f "$CLUSTER_DIR/ports" ]] || return 1
+    read -r -a CPORTS <"$CLUSTER_DIR/ports"
+    ((${#CPORTS[@]} == 6)) || die "corrupt $CLUSTER_DIR/ports"
+}
+
+check_node() { # N
+    [[ "${1:-}" =~ ^[123]$ ]] || die "node must be 1, 2 or 3 (got '${1:-}')"
+}
+
+node_pid() { # N: the running JVM of node N, else fail
+    local f="$CLUSTER_DIR/node-$1/kafka.pid" pid
+    [[ -f "$f" ]] || return 1
+    pid="$(cat "$f")"
+    pid_alive "$pid" || return 1
+    # Guard against pid reuse: it must be this node's JVM.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
+        | grep -qF "kafka.Kafka $CLUSTER_DIR/node-$1/server.properties" || return 1
+    echo "$pid"
+}
+
+write_node_config() { # N
+    local n="$1" dir="$CLUSTER_DIR/node-$1"
+    local port="${CPORTS[$((n - 1))]}" cport="${CPORTS[$((n + 2))]}"
+    local voters="1@127.0.0.1:${CPORTS[3]},2@127.0.0.1:${CPORTS[4]},3@127.0.0.1:${CPORTS[5]}"
+    # A node that stops heartbeating is fenced after the session timeout: its
+    # partitions get new leaders and it leaves their ISR, so acks=all writes
+    # resume with two replicas. Kafka's 9 s default is long for a test.
+    local hb=$((CLUSTER_SESSION_MS / 4))
+    ((hb >= 100)) || hb=100
+    mkdir -p "$dir/data"
+    {
+        cat <<EOF
+# Generated by deploy/kafka.sh - node $n of the three-node KRaft cluster on loopback.
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+broker.session.timeout.ms=$CLUSTER_SESSION_MS
+broker.heartbeat.interval.ms=$hb
+EOF
+        common_properties "$dir"
+        replication_properties 3 2
+    } >"$dir/server.properties"
+    write_log4j "$dir"
+}
+
+cluster_bootstrap() {
+    local p out=()
+    for p in "${CPORTS[@]:0:3}"; do out+=("127.0.0.1:$p"); done
+    (IFS=,; echo "${out[*]}")
+}
+
+# Wait until node N answers and lists all three brokers (so it has joined
+# and been unfenced); fail early if its JVM dies.
+wait_node_ready() { # N deadline
+    local n="$1" deadline="$2" port="${CPORTS[$(($1 - 1))]}" pid
+    until broker_ready "$port" 3; do
+        pid="$(node_pid "$n")" \
+            || { tail -n 40 "$CLUSTER_DIR/node-$n/kafka.log" >&2 || true; die "node $n (127.0.0.1:$port) exited during startup; log: $CLUSTER_DIR/node-$n/kafka.log"; }
+        if ((SECONDS >= deadline)); then
+            tail -n 40 "$CLUSTER_DIR/node-$n/kafka.log" >&2 || true
+            die "node $n not ready on 127.0.0.1:$port after ${START_TIMEOUT}s; log: $CLUSTER_DIR/node-$n/kafka.log"
+        fi
+        sleep 0.5
+    done
+}
+
+spawn_node() { # N
+    local n="$1" port="${CPORTS[$(($1 - 1))]}"
+    port_open "$port" && die "port $port (node $n) is already in use"
+    log "starting node $n on 127.0.0.1:$port (log: $CLUSTER_DIR/node-$n/kafka.log)"
+    spawn_broker "$CLUSTER_DIR/node-$n" "$CLUSTER_HEAP"
+    echo "$SPAWNED_PID" >"$CLUSTER_DIR/node-$n/kafka.pid"
+}
+
+cmd_cluster_start() {
+    (($# == 0)) || die "cluster-start takes no arguments"
+    need_libs
+    mkdir -p "$RUN_DIR"
+    local n up=0
+    if read_cluster_ports; then
+        for n in 1 2 3; do node_pid "$n" >/dev/null && up=$((up + 1)); done
+        if ((up == 3)) && [[ -f "$CLUSTER_ENV" ]]; then
+            log "cluster already running"
+            cat "$CLUSTER_ENV"
+            return 0
+        fi
+        ((up == 0)) || die "only $up of 3 nodes run: use cluster-restart N, or cluster-stop first"
+    fi
+    if read_cluster_ports && [[ -f "$CLUSTER_DIR/node-1/data/meta.properties" &&
+        -f "$CLUSTER_DIR/node-2/data/meta.properties" &&
+        -f "$CLUSTER_DIR/node-3/data/meta.properties" ]]; then
+        log "resuming the cluster in $CLUSTER_DIR (stopped with --keep-data)"
+    else
+        rm -rf "$CLUSTER_DIR"
+        mkdir -p "$CLUSTER_DIR"
+        free_ports 6 >"$CLUSTER_DIR/ports"
+        read_cluster_ports
+        local cid pids=()
+        cid="$(cluster_id)"
+        for n in 1 2 3; do
+            write_node_config "$n"
+            # three StorageTool JVMs at once; each exits via die on failure
+            (format_storage "$CLUSTER_DIR/node-$n" "$cid") &
+            pids+=($!)
+        done
+        for n in 0 1 2; do wait "${pids[$n]}" || die "formatting node $((n + 1)) failed"; done
+    fi
+    for n in 1 2 3; do spawn_node "$n"; done
+    local deadline=$((SECONDS + START_TIMEOUT))
+    for n in 1 2 3; do wait_node_ready "$n" "$deadline"; done
+    echo "export FUNNELD_BROKERS_CLUSTER=$(cluster_bootstrap)" >"$CLUSTER_ENV"
+    log "cluster ready (pids $(cat "$CLUSTER_DIR"/node-{1,2,3}/kafka.pid | paste -sd " "))"
+    cat "$CLUSTER_ENV"
+}
+
+# Signal the given nodes' JVMs and wait until they are gone: TERM first (a
+# controlled shutdown, with a grace of STOP_TIMEOUT), or KILL right away.
+stop_nodes() { # TERM|KILL N...
+    local sig="$1" n pid pids=()
+    shift
+    for n in "$@"; do
+        if pid="$(node_pid "$n")"; then
+            log "stopping node $n (pid $pid, SIG$sig)"
+            kill -"$sig" "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+    done
+    local deadline=$((SECONDS + STOP_TIMEOUT))
+    for pid in "${pids[@]}"; do
+        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+        if pid_alive "$pid"; then
+            log "pid $pid did not exit after ${STOP_TIMEOUT}s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        while pid_alive "$pid"; do sleep 0.1; done
+    done
+}
+
+cmd_cluster_stop() {
+    local keep=0
+    while (($#)); do
+        case "$1" in
+            --keep-data) keep=1; shift ;;
+            *) die "cluster-stop: unknown argument '$1'" ;;
+        esac
+    done
+    if [[ ! -d "$CLUSTER_DIR" ]]; then
+        log "no cluster started from this checkout"
+        rm -f "$CLUSTER_ENV"
+        return 0
+    fi
+    rm -f "$CLUSTER_ENV"
+    if ((keep)); then
+        stop_nodes TERM 1 2 3
+        log "kept data in $CLUSTER_DIR"
+    else
+        # The data goes anyway: no need for a controlled shutdown.
+        stop_nodes KILL 1 2 3
+        rm -rf "${CLUSTER_DIR:?}"
+    fi
+}
+
+cmd_cluster_status() {
+    read_cluster_ports || { log "no cluster"; return 1; }
+    local n pid up=0
+    for n in 1 2 3; do
+        if pid="$(node_pid "$n")"; then
+            log "node $n: running (pid $pid) on 127.0.0.1:${CPORTS[$((n - 1))]}"
+            up=$((up + 1))
+        else
+            log "node $n: down (127.0.0.1:${CPORTS[$((n - 1))]})"
+        fi
+    done
+    ((up == 3))
+}
+
+cmd_cluster_kill() { # N
+    check_node "${1:-}"
+    read_cluster_ports || die "no cluster (run: deploy/kafka.sh cluster-start)"
+    local pid
+    pid="$(node_pid "$1")" || die "node $1 is not running"
+    log "killing node $1 (pid $pid, 127.0.0.1:${CPORTS[$(($1 - 1))]}) with SIGKILL"
+    stop_nodes KILL "$1"
+}
+
+cmd_cluster_restart() { # N
+    check_node "${1:-}"
+    read_cluster_ports || die "no cluster (run: deploy/kafka.sh cluster-start)"
+    local n="$1" port="${CPORTS[$(($1 - 1))]}"
+    stop_nodes TERM "$n"
+    local deadline=$((SECONDS + 10))
+    while port_open "$port" && ((SECONDS < deadline)); do sleep 0.2; done
+    spawn_node "$n"
+    wait_node_ready "$n" $((SECONDS + START_TIMEOUT))
+    log "node $n ready (pid $(cat "$CLUSTER_DIR/node-$n/kafka.pid"))"
+}
+
+cmd_cluster_topics() {
+    (($#)) || die "usage: kafka.sh cluster-topics NAME:PARTITIONS [NAME:PARTITIONS...]"
+    need_libs
+    local b="${FUNNELD_BROKERS_CLUSTER:-}"
+    if [[ -z "$b" ]]; then
+        [[ -f "$CLUSTER_ENV" ]] || die "no running cluster (run: deploy/kafka.sh cluster-start)"
+        b="$(sed -n 's/^export FUNNELD_BROKERS_CLUSTER=//p' "$CLUSTER_ENV")"
+    fi
+    create_topics "$b" 3 2 "$@"
+}
+
 # ---------------------------------------------------------------- main
 case "${1:-}" in
     fetch) shift; cmd_fetch "$@" ;;
@@ -537,6 +783,12 @@ case "${1:-}" in
     restart) shift; cmd_restart "$@" ;;
     topics) shift; cmd_topics "$@" ;;
     status) shift; cmd_status "$@" ;;
+    cluster-start) shift; cmd_cluster_start "$@" ;;
+    cluster-stop) shift; cmd_cluster_stop "$@" ;;
+    cluster-status) shift; cmd_cluster_status "$@" ;;
+    cluster-kill) shift; cmd_cluster_kill "$@" ;;
+    cluster-restart) shift; cmd_cluster_restart "$@" ;;
+    cluster-topics) shift; cmd_cluster_topics "$@" ;;
     -h|--help|help) usage ;;
     *) usage ;;
 esac
