@@ -20,6 +20,9 @@
 #   redis-cluster.sh restart-node PORT   start a stopped/killed node again on its data
 #                                 and nodes.conf; wait until it has rejoined (a killed
 #                                 master comes back as a replica) and the cluster is ok
+#   redis-cluster.sh reshard FROM TO N   move N slots, keys included, from master port
+#                                 FROM to master port TO (`redis-cli --cluster reshard`:
+#                                 MIGRATE, so clients meanwhile meet ASK and then MOVED)
 #
 # The env file exports
 #   FUNNELD_REDIS_CLUSTER_URL    redis://127.0.0.1:PORT, one seed node (the first master)
@@ -350,6 +353,30 @@ cmd_restart_node() {
     log "127.0.0.1:$port rejoined: ${row#* }"
 }
 
+cmd_reshard() {
+    need_cluster
+    if (($# != 3)) || [[ ! "$3" =~ ^[1-9][0-9]*$ ]]; then
+        die "usage: redis-cluster.sh reshard FROM-PORT TO-PORT SLOTS"
+    fi
+    local from="$1" to="$2" n="$3" p table ids=()
+    table="$(nodes_table "$(any_live)")"
+    for p in "$from" "$to"; do
+        bus_of "$p" >/dev/null
+        awk -v a="127.0.0.1:$p" '$1 == a && $2 == "master" && $4 == "connected" { f = 1 } END { exit !f }' \
+            <<<"$table" || die "127.0.0.1:$p is not a live master"
+        ids+=("$(rcli "$p" cluster myid)")
+    done
+    log "moving $n slots from 127.0.0.1:$from to 127.0.0.1:$to (log: $DIR/reshard.log)"
+    if ! redis-cli --cluster reshard "127.0.0.1:$from" --cluster-from "${ids[0]}" \
+            --cluster-to "${ids[1]}" --cluster-slots "$n" --cluster-yes >"$DIR/reshard.log" 2>&1; then
+        tail -n 30 "$DIR/reshard.log" >&2
+        die "redis-cli --cluster reshard failed"
+    fi
+    wait_ok "$(failover_wait)" "after the reshard"
+    log "resharded:"
+    nodes_table "$from" | sed 's/^/    /' >&2
+}
+
 case "${1:-}" in
     start) shift; cmd_start "$@" ;;
     stop) shift; cmd_stop "$@" ;;
@@ -358,6 +385,7 @@ case "${1:-}" in
     nodes) shift; cmd_nodes "$@" ;;
     kill-master) shift; cmd_kill_master "$@" ;;
     restart-node) shift; cmd_restart_node "$@" ;;
+    reshard) shift; cmd_reshard "$@" ;;
     -h|--help|help) usage ;;
     *) usage ;;
 esac

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # deploy/lib/ports.sh - sourced, not run: the loopback port and process helpers
 # shared by deploy/kafka.sh and deploy/redis-cluster.sh (one copy of each).
 #

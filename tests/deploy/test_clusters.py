@@ -4,7 +4,8 @@ the loss of one node, with no daemon involved: what those tests will rely on.
 (a) Redis Cluster (deploy/redis-cluster.sh): a key in each of the 16384 slots, written
     through the cluster; one master SIGKILLed; after the failover every key reads back
     through the cluster (redis-cli -c, and redis-py's cluster client), and the killed node,
-    restarted, rejoins as a replica of the promoted one with all of its slots' keys.
+    restarted, rejoins as a replica of the promoted one with all of its slots' keys; 1,000
+    slots, keys included, moved to another master (redis-cluster.sh reshard) still read back.
 (b) Three-broker KRaft Kafka (deploy/kafka.sh cluster-*): a topic with replication factor 3
     and min.insync.replicas 2; N messages produced with acks=all (idempotent), the leader
     of partition 0 SIGKILLed half-way with messages in flight, production going on through
@@ -99,6 +100,22 @@ def replicas_caught_up(table):
     return True
 
 
+def slot_count(ranges):
+    """'0-999,10923-16383' → 6461."""
+    return sum(int(r.split("-")[-1]) - int(r.split("-")[0]) + 1 for r in ranges.split(","))
+
+
+def read_with_cli(env, keys):
+    """GET every key with redis-cli -c (it follows MOVED and ASK; its notes on the redirects
+    are not values); None if redis-cli failed."""
+    p = subprocess.run([REDIS_CLUSTER, "cli"], env=env, text=True, stdout=subprocess.PIPE,
+                       stderr=sys.stderr, input="".join(f"GET {k}\n" for k in keys),
+                       timeout=120)
+    if p.returncode != 0:
+        return None
+    return [l for l in p.stdout.splitlines() if not l.startswith("-> Redirected")]
+
+
 def redis_part(env):
     t0 = time.monotonic()
     e = exports(run(env, REDIS_CLUSTER, "start"))
@@ -139,16 +156,13 @@ def redis_part(env):
           f"redis: master {killed} SIGKILLed, replica {promoted} took over its slots "
           f"{table[f'127.0.0.1:{killed}'][1]} ({time.monotonic() - t0:.1f} s)")
 
-    # Every key through the cluster with redis-cli -c (it follows MOVED; its notes on the
-    # redirects are not values), then with a fresh redis-py cluster client.
+    # Every key through the cluster with redis-cli -c, then with a fresh redis-py cluster
+    # client.
     t0 = time.monotonic()
-    p = subprocess.run([REDIS_CLUSTER, "cli"], env=env, text=True, stdout=subprocess.PIPE,
-                       stderr=sys.stderr, input="".join(f"GET {k}\n" for k in keys),
-                       timeout=120)
-    got = [l for l in p.stdout.splitlines() if not l.startswith("-> Redirected")]
-    check(p.returncode == 0 and got == ["v:" + k for k in keys],
+    got = read_with_cli(env, keys)
+    check(got == ["v:" + k for k in keys],
           f"redis: all 16384 keys read back with redis-cli -c after the failover "
-          f"({sum(g == 'v:' + k for g, k in zip(got, keys))} right, "
+          f"({sum(g == 'v:' + k for g, k in zip(got or [], keys))} right, "
           f"{time.monotonic() - t0:.1f} s)")
     rc = RedisCluster(host=host, port=int(promoted))
     pipe = rc.pipeline()
@@ -172,6 +186,18 @@ def redis_part(env):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     check(c.returncode == 0 and "[OK] All 16384 slots covered." in c.stdout,
           "redis: redis-cli --cluster check: all 16384 slots covered, nodes agree")
+
+    other = next(a.split(":")[1] for a, v in back.items()
+                 if v[0] == "master" and a != f"127.0.0.1:{promoted}")
+    t0 = time.monotonic()
+    run(env, REDIS_CLUSTER, "reshard", promoted, other, "1000")
+    moved = nodes_table(env)
+    got = read_with_cli(env, keys)
+    check([slot_count(moved[f"127.0.0.1:{p}"][1]) - slot_count(back[f"127.0.0.1:{p}"][1])
+           for p in (promoted, other)] == [-1000, 1000] and got == ["v:" + k for k in keys],
+          f"redis: 1000 slots moved from {promoted} to {other} "
+          f"({moved[f'127.0.0.1:{other}'][1]}), all keys read back with redis-cli -c "
+          f"({time.monotonic() - t0:.1f} s)")
 
     run(env, REDIS_CLUSTER, "stop")
     check(run(env, REDIS_CLUSTER, "status", ok=False) != 0 and
