@@ -533,24 +533,30 @@ create_topics() { # bootstrap replication-factor min-insync NAME:PARTITIONS...
 
     # Wait until every partition has a leader, so producers can use the
     # topics right away.
-    local kc
-    kc="$(kcat_bin)"
     for spec in "$@"; do
-        name="${spec%:*}" parts="${spec##*:}"
-        if [[ -n "$kc" ]]; then
-            local deadline=$((SECONDS + 30)) md have
-            while :; do
-                md="$("$kc" -L -b "$b" -t "$name" -m 3 2>/dev/null || true)"
-                have="$(sed -n "s/^ *topic \"$name\" with \([0-9]*\) partitions:.*/\1/p" <<<"$md")"
-                if [[ -n "$have" ]] && ! grep -qE 'leader -1|Broker: |Local: ' <<<"$md"; then
-                    ((have == parts)) || log "note: topic $name already existed with $have partitions (wanted $parts)"
-                    break
-                fi
-                ((SECONDS < deadline)) || die "topic $name has no leader after 30s"
-                sleep 0.3
-            done
+        wait_topic "$b" "${spec%:*}" "${spec##*:}" 0
+        log "topic ${spec%:*} ready"
+    done
+}
+
+# Wait until the broker(s) at BOOTSTRAP know the topic and every partition has
+# a leader and, if ISR > 0, at least that many in-sync replicas. Without kcat,
+# nothing to wait with: return at once.
+wait_topic() { # bootstrap name partitions isr
+    local b="$1" name="$2" parts="$3" isr="$4" kc md have
+    kc="$(kcat_bin)"
+    [[ -n "$kc" ]] || return 0
+    local deadline=$((SECONDS + 30))
+    while :; do
+        md="$("$kc" -L -b "$b" -t "$name" -m 3 2>/dev/null || true)"
+        have="$(sed -n "s/^ *topic \"$name\" with \([0-9]*\) partitions:.*/\1/p" <<<"$md")"
+        if [[ -n "$have" ]] && ! grep -qE 'leader -1|Broker: |Local: ' <<<"$md" &&
+            awk -v n="$isr" '/^ *partition [0-9]+,/ && split($NF, r, ",") < n { bad = 1 } END { exit bad }' <<<"$md"; then
+            ((have == parts)) || log "note: topic $name already existed with $have partitions (wanted $parts)"
+            break
         fi
-        log "topic $name ready"
+        ((SECONDS < deadline)) || die "topic $name on $b: no leader (or fewer than $isr in sync) after 30s"
+        sleep 0.3
     done
 }
 
@@ -773,6 +779,18 @@ cmd_cluster_topics() {
         b="$(sed -n 's/^export FUNNELD_BROKERS_CLUSTER=//p' "$CLUSTER_ENV")"
     fi
     create_topics "$b" 3 2 "$@"
+    # Each node learns of a new topic on its own time: one that has not yet
+    # answers a client that asks it with UNKNOWN_TOPIC_OR_PART. Ready means
+    # every node knows it, with all three replicas in sync.
+    if read_cluster_ports && [[ "$b" == "$(cluster_bootstrap)" ]]; then
+        local spec p
+        for spec in "$@"; do
+            for p in "${CPORTS[@]:0:3}"; do
+                wait_topic "127.0.0.1:$p" "${spec%:*}" "${spec##*:}" 3
+            done
+            log "topic ${spec%:*} known to all three nodes, 3 replicas in sync"
+        done
+    fi
 }
 
 # ---------------------------------------------------------------- main

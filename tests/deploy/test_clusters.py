@@ -272,10 +272,17 @@ def kafka_part(env):
           f"kafka: all {n} of {MESSAGES} delivered, {len(errors)} delivery errors"
           f"{': ' + errors[0] if errors else ''} (the last {done - killed_at:.1f} s after the "
           f"kill; {done - t0:.1f} s in all)")
-    parts = partitions(admin, topic)
-    isrs = [sorted(parts[p].isrs) for p in range(3)]
-    check(run(env, KAFKA, "cluster-status", ok=False) != 0 and parts[0].leader != victim and
-          all(victim not in i and len(i) == 2 for i in isrs),
+    # The node that answers may learn of the fencing a moment after the leaders did.
+    deadline = time.monotonic() + 15
+    while True:
+        parts = partitions(admin, topic)
+        isrs = [sorted(parts[p].isrs) for p in range(3)]
+        shrunk = parts[0].leader != victim and all(victim not in i and len(i) == 2
+                                                    for i in isrs)
+        if shrunk or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    check(run(env, KAFKA, "cluster-status", ok=False) != 0 and shrunk,
           f"kafka: node {victim} down, partition 0 now led by node {parts[0].leader}, "
           f"the ISRs {isrs} without it")
 
