@@ -29,7 +29,8 @@
 #                                     until it is back in the cluster
 #   kafka.sh cluster-topics NAME:PARTS...  create topics (idempotent) with replication
 #                                     factor 3 and min.insync.replicas 2, on
-#                                     $FUNNELD_BROKERS_CLUSTER if set, else the cluster
+#                                     $FUNNELD_BROKERS_CLUSTER if set, else the cluster;
+#                                     waits until every node has them, 3 replicas in sync
 # Defaults (environment): FUNNELD_KAFKA_CLUSTER_HEAP="-Xmx256m -Xms64m" per node;
 # FUNNELD_KAFKA_CLUSTER_SESSION_MS=6000, after which a dead node is fenced (its
 # partitions' leadership and ISR move on).
