@@ -31,7 +31,23 @@ typedef struct fn_step_transition {
     int64_t time_in_stage_ms, cycle_ms, touches;
 } fn_step_transition_t;
 
-#define FN_STEP_MAX_TRANSITIONS 64
+/* At most one transition per funnel the step names. */
+#define FN_STEP_MAX_TRANSITIONS FN_MAX_FUNNELS
+
+/* The step's command, word by word (step.lua names the same positions at its top, and
+ * refuses, before touching anything, a command whose length does not match its funnel
+ * count): EVALSHA, the digest, the key count, the keys, the fixed arguments (ARGV 1..14,
+ * the last being the funnel count), then per funnel its name, stage count, plan and timer
+ * spec, then the trigger caps and the bound of due timers. */
+#define FN_STEP_KEYS 7
+#define FN_STEP_ARGV_FIXED 14
+#define FN_STEP_ARGV_PER_FUNNEL 4
+#define FN_STEP_ARGV_TAIL 2
+#define FN_STEP_WORDS(n_funnels)                                                                   \
+    (3 + FN_STEP_KEYS + FN_STEP_ARGV_FIXED + FN_STEP_ARGV_PER_FUNNEL * (n_funnels) +               \
+     FN_STEP_ARGV_TAIL)
+/* The longest command: an erase names every funnel of the largest config. */
+#define FN_STEP_MAX_WORDS FN_STEP_WORDS(FN_MAX_FUNNELS)
 
 /* A parsed reply. Strings point into the redisReply, which must outlive the result. */
 typedef struct fn_step_result {
