@@ -347,6 +347,7 @@ int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t 
         snprintf(err, errlen, "unknown step status");
         return FN_ERR;
     }
+    res->applied = true;
     if (r->elements < 6 || r->elements > 7 || reply_int(r->element[1], &res->at) ||
         reply_str(r->element[2], &res->value) || r->element[3]->type != REDIS_REPLY_ARRAY ||
         r->element[4]->type != REDIS_REPLY_ARRAY) {
@@ -375,13 +376,24 @@ int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t 
         snprintf(err, errlen, "step reply has malformed attribution");
         return FN_ERR;
     }
-    if (trans->elements > FN_STEP_MAX_TRANSITIONS) {
-        snprintf(err, errlen, "step reply has too many transitions");
-        return FN_ERR;
+    /* A transition this config cannot render (a replayed result stored under a config that
+     * had another funnel, or more stages) is left out and counted: the event is applied,
+     * and its other outputs are still owed. */
+    err[0] = '\0';
+    for (size_t i = 0; i < trans->elements; i++) {
+        if (res->n_trans == FN_STEP_MAX_TRANSITIONS) {
+            if (!res->n_unreadable++)
+                snprintf(err, errlen, "step reply has more than %d transitions",
+                         FN_STEP_MAX_TRANSITIONS);
+            continue;
+        }
+        char why[256];
+        if (parse_transition(cfg, trans->element[i], &res->trans[res->n_trans], why, sizeof why)) {
+            if (!res->n_unreadable++)
+                snprintf(err, errlen, "%s", why);
+            continue;
+        }
+        res->n_trans++;
     }
-    for (size_t i = 0; i < trans->elements; i++)
-        if (parse_transition(cfg, trans->element[i], &res->trans[i], err, errlen))
-            return FN_ERR;
-    res->n_trans = trans->elements;
     return FN_OK;
 }

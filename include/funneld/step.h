@@ -58,6 +58,8 @@ typedef struct fn_step_result {
     fn_attr_t first, last;
     fn_step_transition_t trans[FN_STEP_MAX_TRANSITIONS];
     size_t n_trans;
+    size_t n_unreadable;     /* transitions left out: this config cannot render them (see err) */
+    bool applied;            /* the status says OK or ERASED: set even when the rest is malformed */
     int64_t armed_due;       /* earliest retargeting timer this step armed, or 0 */
     const redisReply *fired; /* outbox entries of timers that fired first, or NULL */
 } fn_step_result_t;
@@ -95,8 +97,10 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
  * trigger_cap) into out. */
 void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen);
 
-/* Parses a step reply. Returns FN_OK or FN_ERR with a reason in err (a malformed reply or a
- * funnel name this config no longer has). */
+/* Parses a step reply. Returns FN_ERR with a reason in err for a malformed reply (then
+ * res->applied tells whether its status said the event was applied); FN_OK otherwise, with
+ * the transitions this config cannot render (a funnel it no longer has, a stage index out
+ * of range) left out and counted in res->n_unreadable, the first one's reason in err. */
 int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t *res, char *err,
                   size_t errlen);
 

@@ -717,6 +717,35 @@ static void test_erase_fires_due_timers_first(void)
     fn_config_free(timed);
 }
 
+/* Issue 16 item 3: a replayed result stored under a config that had another funnel is still
+ * an applied event: what this config can render is emitted, the rest counted. */
+static void test_replay_under_another_config(void)
+{
+    fn_step_result_t r;
+    apply(EV("R-1", "r1", "1795440000000", "web", "page_view", ""), &r);
+    CHECK_INT(r.n_trans, 2);
+    const char *small = "{\"redis\":{\"key_prefix\":\"PREFIX\",\"shards\":8},\"funnels\":["
+                        "{\"name\":\"b2b\",\"stages\":[{\"name\":\"a\",\"on\":[{\"type\":"
+                        "\"page_view\"}]}]}]}";
+    char p2[32];
+    fn_config_t *full = cfg, *shrunk = fn_test_config(small, "it", p2);
+    CHECK(shrunk && strcmp(p2, prefix) == 0);
+    if (!shrunk)
+        return;
+    cfg = shrunk;
+    const char *was = instance;
+    instance = "instance-r"; /* a successor replays the unacknowledged event */
+    apply(EV("R-1", "r1", "1795440000000", "web", "page_view", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(r.replay && r.applied);
+    CHECK_INT(r.n_trans, 1);
+    CHECK_INT(r.n_unreadable, 1);
+    CHECK(trans_of(&r, "b2b") && trans_of(&r, "b2b")->op == 'E');
+    instance = was;
+    cfg = full;
+    fn_config_free(shrunk);
+}
+
 int main(void)
 {
     cfg = fn_test_config(CONFIG, "it", prefix);
@@ -746,6 +775,7 @@ int main(void)
     test_max_config();
     test_erase_keeps_unacknowledged_results();
     test_erase_fires_due_timers_first();
+    test_replay_under_another_config();
 
     if (last_reply)
         freeReplyObject(last_reply);
