@@ -19,6 +19,7 @@
 #include "fn_test_max_config.h"
 #include "fn_test_redis.h"
 #include "funneld/step.h"
+#include "funneld/trigger.h"
 
 static const char *CONFIG =
     "{\"max_future\":0,\"redis\":{\"key_prefix\":\"PREFIX\",\"shards\":8},\"funnels\":["
@@ -37,7 +38,7 @@ static const char *CONFIG =
 
 static redisContext *rc;
 static fn_config_t *cfg;
-static char sha[41];
+static char sha[41], fire_sha[41];
 static char prefix[32];
 static redisReply *last_reply;
 /* the daemon process applying events; test_replay switches it to act as a restarted one */
@@ -713,6 +714,28 @@ static void test_erase_fires_due_timers_first(void)
     char due[256];
     fn_step_due_key(cfg, k.shard, "in", 0, due, sizeof due);
     CHECK_INT(reply_int("ZCARD %s", due), 0);
+
+    /* The same lead's story with the clock's tick first: fire.lua claims the cart timer by
+     * the erasure's time, then the erasure finds nothing due. The same triggers, the same
+     * cancellations. */
+    apply(EV("T-2", "t1", "1795440000000", "web", "page_view", ""), &r);
+    apply(EV("T-2", "t2", "1795440060000", "web", "cart_add", ""), &r);
+    fn_step_keys(cfg, fn_step_lead_hash("T-2", 3), &k);
+    fn_step_due_key(cfg, k.shard, "in", 0, due, sizeof due);
+    redisReply *fr = redisCommand(rc,
+                                  "EVALSHA %s 4 %s %s:{%u}:outbox %s:{%u}:leases %s 1795441860000 "
+                                  "%lld 100 0 %s",
+                                  fire_sha, due, prefix, k.shard, prefix, k.shard, k.stats,
+                                  (long long)step_now, "");
+    CHECK(fr && fr->type == REDIS_REPLY_ARRAY && fr->elements == 4 &&
+          fr->element[1]->elements == 1);
+    freeReplyObject(fr);
+    apply(EV("T-2", "x1", "1795441860000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    CHECK(r.fired && r.fired->elements == 0);
+    CHECK_INT(total("tm|trig|cart"), 2);
+    CHECK_INT(total("tm|sup|erased"), 2);
+    CHECK_INT(total("tm|trig|stalled"), 0);
     cfg = full;
     fn_config_free(timed);
 }
@@ -762,6 +785,13 @@ int main(void)
         return 1;
     }
     snprintf(sha, sizeof sha, "%s", r->str);
+    freeReplyObject(r);
+    r = redisCommand(rc, "SCRIPT LOAD %s", fn_lua_fire_src);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "SCRIPT LOAD (fire) failed: %s\n", r ? r->str : rc->errstr);
+        return 1;
+    }
+    snprintf(fire_sha, sizeof fire_sha, "%s", r->str);
     freeReplyObject(r);
 
     test_journey();
