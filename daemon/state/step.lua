@@ -39,7 +39,6 @@
 -- its pending result.
 -- Every number crosses the boundary as a decimal string: Lua's tostring would turn an epoch
 -- in milliseconds into "1.79e+12", which HINCRBY and the daemon would reject.
-
 --
 -- A step that fails must leave Redis as it was: Redis never rolls a script's writes back, so
 -- everything that could raise (the arguments, the stored fields this event reads, a counter
