@@ -151,9 +151,27 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     if (fn_step_parse(cfg, redis_reply, &res, err, sizeof err)) {
         char hex[33];
         fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
+        if (res.applied) {
+            /* Applied: a dead letter would say it was not, and a copy sent again would only
+             * be a duplicate. Its stored result stays in Redis (not cleared) for inspection
+             * and for a successor's replay. */
+            fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx,
+                       "%s: the event is applied but its outputs cannot be emitted", err);
+            fn_store_release(d, m);
+            fn_msg_done(d, m);
+            return;
+        }
         fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", err);
         fn_pipe_step_failed(d, m, err);
         return;
+    }
+    if (res.n_unreadable) {
+        char hex[33];
+        fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
+        fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx,
+                   "%zu transition(s) of this applied event cannot be emitted (%s); the "
+                   "other %zu are",
+                   res.n_unreadable, err, res.n_trans);
     }
     switch (res.status) {
     case FN_STEP_COLLISION:

@@ -5,6 +5,7 @@
  * record and re-send it unchanged after a reconnect: the step is idempotent, so a re-send of
  * an event that was already applied only reports "dup".
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,22 +94,23 @@ static int format_double(double v, char *out, size_t n)
     return (int)strlen(out);
 }
 
-#define MAX_ARGS (4 + 5 + 14 + 4 * FN_MAX_FUNNELS)
-
+/* Sized from the layout's one definition (step.h): the config refuses more than
+ * FN_MAX_FUNNELS funnels, so a command never outgrows it. */
 typedef struct argv_s {
-    const char *p[MAX_ARGS];
-    size_t len[MAX_ARGS];
-    const fn_funnel_t *spec_of[MAX_ARGS]; /* the argument is this funnel's timer spec */
+    const char *p[FN_STEP_MAX_WORDS];
+    size_t len[FN_STEP_MAX_WORDS];
+    const fn_funnel_t *spec_of[FN_STEP_MAX_WORDS]; /* the argument is this funnel's timer spec */
     size_t n;
 } argv_t;
 
 static void arg(argv_t *a, const char *p, size_t len)
 {
-    if (a->n < MAX_ARGS) {
-        a->p[a->n] = p ? p : "";
-        a->len[a->n] = p ? len : 0;
-        a->n++;
-    }
+    assert(a->n < FN_STEP_MAX_WORDS);
+    if (a->n >= FN_STEP_MAX_WORDS)
+        return; /* unreachable (see argv_t); fn_step_build then refuses the command */
+    a->p[a->n] = p ? p : "";
+    a->len[a->n] = p ? len : 0;
+    a->n++;
 }
 
 static void arg_s(argv_t *a, const char *s)
@@ -176,8 +178,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     size_t nf = 0;
     size_t nfun_at = a.n;
     arg_s(&a, "0"); /* patched below */
-    for (size_t i = 0; ev->kind != FN_EV_CONSENT && i < cfg->n_funnels && nf < FN_MAX_FUNNELS;
-         i++) {
+    assert(cfg->n_funnels <= FN_MAX_FUNNELS);
+    for (size_t i = 0; ev->kind != FN_EV_CONSENT && i < cfg->n_funnels; i++) {
         const fn_funnel_t *f = &cfg->funnels[i];
         if (ev->kind == FN_EV_TOUCHPOINT && ev->funnel.p &&
             (strlen(f->name) != ev->funnel.len || memcmp(f->name, ev->funnel.p, ev->funnel.len)))
@@ -188,7 +190,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         fn_i64_text((int64_t)f->n_stages, stages[nf]);
         arg_s(&a, f->name), arg_s(&a, stages[nf]), arg_s(&a, plans[nf]);
         /* the timer spec is written while encoding, into a stack buffer, one at a time */
-        if (a.n < MAX_ARGS && ev->kind == FN_EV_TOUCHPOINT)
+        if (a.n < FN_STEP_MAX_WORDS && ev->kind == FN_EV_TOUCHPOINT)
             a.spec_of[a.n] = f;
         arg(&a, "", 0);
         nf++;
@@ -206,6 +208,9 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     arg_s(&a, caps), arg_s(&a, bound);
     a.p[nfun_at] = nfun;
     a.len[nfun_at] = strlen(nfun);
+    /* A word dropped or added would shift every later argument: refuse rather than send. */
+    if (a.n != FN_STEP_WORDS(nf))
+        return FN_ERR;
 
     fn_buf_reset(out);
     char count[FN_I64_TEXT + 3];
@@ -342,6 +347,7 @@ int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t 
         snprintf(err, errlen, "unknown step status");
         return FN_ERR;
     }
+    res->applied = true;
     if (r->elements < 6 || r->elements > 7 || reply_int(r->element[1], &res->at) ||
         reply_str(r->element[2], &res->value) || r->element[3]->type != REDIS_REPLY_ARRAY ||
         r->element[4]->type != REDIS_REPLY_ARRAY) {
@@ -370,13 +376,24 @@ int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t 
         snprintf(err, errlen, "step reply has malformed attribution");
         return FN_ERR;
     }
-    if (trans->elements > FN_STEP_MAX_TRANSITIONS) {
-        snprintf(err, errlen, "step reply has too many transitions");
-        return FN_ERR;
+    /* A transition this config cannot render (a replayed result stored under a config that
+     * had another funnel, or more stages) is left out and counted: the event is applied,
+     * and its other outputs are still owed. */
+    err[0] = '\0';
+    for (size_t i = 0; i < trans->elements; i++) {
+        if (res->n_trans == FN_STEP_MAX_TRANSITIONS) {
+            if (!res->n_unreadable++)
+                snprintf(err, errlen, "step reply has more than %d transitions",
+                         FN_STEP_MAX_TRANSITIONS);
+            continue;
+        }
+        char why[256];
+        if (parse_transition(cfg, trans->element[i], &res->trans[res->n_trans], why, sizeof why)) {
+            if (!res->n_unreadable++)
+                snprintf(err, errlen, "%s", why);
+            continue;
+        }
+        res->n_trans++;
     }
-    for (size_t i = 0; i < trans->elements; i++)
-        if (parse_transition(cfg, trans->element[i], &res->trans[i], err, errlen))
-            return FN_ERR;
-    res->n_trans = trans->elements;
     return FN_OK;
 }

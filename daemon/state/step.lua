@@ -39,13 +39,56 @@
 -- its pending result.
 -- Every number crosses the boundary as a decimal string: Lua's tostring would turn an epoch
 -- in milliseconds into "1.79e+12", which HINCRBY and the daemon would reject.
+--
+-- A step that fails must leave Redis as it was: Redis never rolls a script's writes back, so
+-- everything that could raise (the arguments, the stored fields this event reads, a counter
+-- this event would overflow) is checked before the first write, and refused with an error
+-- reply that says "nothing written". What is left to fail after that is a key under the
+-- prefix that something other than funneld made of another type; the daemon never retries a
+-- refused step (daemon/state/store.c), so even then nothing is applied twice.
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, leases = KEYS[6], KEYS[7]
-local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local lead_id, event_id, ts, kind = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local token = ARGV[13]
+
+local function refuse(what)
+  error({err = 'ERR funneld step refused, nothing written: ' .. what})
+end
+
+-- The argument layout, as include/funneld/step.h defines it (FN_STEP_ARGV_*).
+local ARGV_FIXED, ARGV_PER_FUNNEL, ARGV_TAIL = 14, 4, 2
+local function is_int(v) return type(v) == 'string' and #v <= 19 and string.find(v, '^%-?%d+$') end
+local function is_num(v)
+  local x = tonumber(v)
+  return x and x == x and x ~= math.huge and x ~= -math.huge
+end
+if not is_int(ARGV[14]) then refuse('the funnel count is not an integer') end
 local nfun = tonumber(ARGV[14])
+if nfun < 0 or #ARGV ~= ARGV_FIXED + ARGV_PER_FUNNEL * nfun + ARGV_TAIL then
+  refuse(string.format('%d arguments for %d funnels', #ARGV, nfun))
+end
+-- ARGV index of argument j (1 name, 2 stage count, 3 plan, 4 timer spec) of funnel i (from 0)
+local function FA(i, j) return ARGV_FIXED + ARGV_PER_FUNNEL * i + j end
+local CAPS_AT, BOUND_AT = FA(nfun, 1), FA(nfun, 2)
+for _, j in ipairs({1, 2, 5, BOUND_AT}) do
+  if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
+end
+local kind = ARGV[6]
+if kind ~= 't' and kind ~= 'c' and kind ~= 'e' then refuse('unknown event kind') end
+if ARGV[11] ~= '' and not is_num(ARGV[11]) then refuse('the value is not a finite number') end
+for i = 0, nfun - 1 do
+  local n = ARGV[FA(i, 2)]
+  if not string.find(ARGV[FA(i, 1)], '^[^|]+$') or not is_int(n) or tonumber(n) < 1 then
+    refuse('funnel ' .. i .. ' has a malformed name or stage count')
+  end
+  local plan = ARGV[FA(i, 3)]
+  if plan ~= '' and #plan ~= 2 * (tonumber(n) + 3) then
+    refuse('funnel ' .. i .. "'s plan does not match its stage count")
+  end
+end
+
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local lead_id, event_id, ts = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local token = ARGV[13]
 
 local function I(n) return string.format('%d', n) end
 
@@ -56,7 +99,7 @@ if kind == 't' then
   fields = {'ts', 'v', 'vt', 'f.ch', 'f.cp', 'f.src', 'f.at', 'l.ch', 'l.cp', 'l.src', 'l.at',
     'c', 'tn'}
   for i = 0, nfun - 1 do
-    local f = ARGV[15 + 4 * i]
+    local f = ARGV[FA(i, 1)]
     for _, s in ipairs({'|x', '|k', '|e', '|b', '|n', '|t|stalled'}) do
       fields[#fields + 1] = f .. s
     end
@@ -66,7 +109,18 @@ if kind == 't' then
   cur = redis.call('HMGET', lead, unpack(fields))
   stored_id, seen_until = cur[#fields], cur[#fields - 1]
 else
-  cur = redis.call('HMGET', lead, 'id', 'sx', 'tn') -- tn: for a consent's due timers
+  -- tn: for the lead's due timers; an erasure also takes each funnel's position and the value
+  -- out of the populations
+  fields = {'id', 'sx', 'tn'}
+  if kind == 'e' then
+    fields[4] = 'v'
+    for i = 0, nfun - 1 do
+      local f = ARGV[FA(i, 1)]
+      fields[#fields + 1] = f .. '|x'
+      fields[#fields + 1] = f .. '|k'
+    end
+  end
+  cur = redis.call('HMGET', lead, unpack(fields))
   stored_id, seen_until = cur[1], cur[2]
 end
 if stored_id and stored_id ~= lead_id then return {'collision'} end
@@ -83,6 +137,104 @@ if redis.call('ZSCORE', seen, event_id) then
     end
   end
   return {'dup'}
+end
+
+-- ---- a touchpoint's decisions, taken (and everything they read checked) before any write ----
+local at, lead_value, set, moves
+local function put(k, v) set[#set + 1] = k; set[#set + 1] = v end
+local f_ch, f_cp, f_src, f_at, l_ch, l_cp, l_src, l_at
+if kind == 't' then
+  -- A late event never moves the lead backwards in time: "at" is the latest time seen.
+  local prev_ts = tonumber(cur[1])
+  at = ts
+  if prev_ts and prev_ts > at then at = prev_ts end
+
+  local channel, campaign, source, value = ARGV[7], ARGV[9], ARGV[10], ARGV[11]
+  set = {'id', lead_id, 'ts', I(at), 'l.ty', ARGV[8]}
+
+  -- Attribution by event time: first touch is the earliest event, last touch the latest.
+  f_ch, f_cp, f_src, f_at = cur[4], cur[5], cur[6], tonumber(cur[7])
+  l_ch, l_cp, l_src, l_at = cur[8], cur[9], cur[10], tonumber(cur[11])
+  if not f_at or ts < f_at then
+    f_ch, f_cp, f_src, f_at = channel, campaign, source, ts
+    put('f.ch', channel); put('f.cp', campaign); put('f.src', source); put('f.at', I(ts))
+  end
+  if not l_at or ts >= l_at then
+    l_ch, l_cp, l_src, l_at = channel, campaign, source, ts
+    put('l.ch', channel); put('l.cp', campaign); put('l.src', source); put('l.at', I(ts))
+  end
+  if cur[2] and cur[2] ~= '' and not is_num(cur[2]) then refuse('lead field v is not a number') end
+  lead_value = cur[2] or ''
+  local vt = tonumber(cur[3])
+  if value ~= '' and (not vt or ts >= vt) then
+    lead_value = value
+    put('v', value); put('vt', I(ts))
+  end
+
+  -- Per funnel: the move the plan gives the stored position, and the timer spec, parsed.
+  moves = {}
+  local conv = {}
+  for i = 0, nfun - 1 do
+    local f, n, plan = ARGV[FA(i, 1)], tonumber(ARGV[FA(i, 2)]), ARGV[FA(i, 3)]
+    local base = 13 + 6 * i
+    local x, k = cur[base + 1], cur[base + 2]
+    local entered, began = tonumber(cur[base + 3]), tonumber(cur[base + 4])
+    if x and x ~= 'a' and x ~= 'c' and x ~= 'l' then refuse('lead field ' .. f .. '|x is malformed') end
+    if x == 'a' and not (is_int(k) and entered and began) then
+      refuse('lead fields ' .. f .. '|k, |e or |b are malformed')
+    end
+    k = tonumber(k)
+
+    local slot
+    if not x then slot = 0
+    elseif x == 'a' then slot = 1 + k
+    elseif x == 'c' then slot = n + 1
+    else slot = n + 2 end
+
+    local op, to = 'T', 0
+    -- A stored position the plan does not cover (the funnel lost stages in a config change)
+    -- is a touch.
+    if plan ~= '' and not (x == 'a' and (k >= n or k < 0)) then
+      op = string.sub(plan, 2 * slot + 1, 2 * slot + 1)
+      to = string.byte(plan, 2 * slot + 2) - 48
+      if not string.find('TEFBCL', op, 1, true) or to < 0 or to >= n then
+        refuse('funnel ' .. f .. "'s plan is malformed")
+      end
+    end
+    local m = {f = f, x = x, k = k, op = op, to = to, from = -1, in_stage = 0, began = began,
+               touches = (tonumber(cur[base + 5]) or 0) + 1}
+    if op ~= 'T' then
+      if x == 'a' then m.from = k; m.in_stage = at - entered end
+      if m.from < 0 then m.began = at end
+      m.cycle = at - m.began
+      if op == 'C' then conv[#conv + 1] = m end
+    end
+
+    local spec = ARGV[FA(i, 4)]
+    if spec ~= '' then
+      local stale_list, rules = string.match(spec, '^([%d,]*)(.*)$')
+      if not stale_list or (string.gsub((string.gsub(rules, '|A%d+:[^|]+', '')), '|U:[^|]+', '')) ~= '' then
+        refuse('funnel ' .. f .. "'s timer spec is malformed")
+      end
+      m.stale = {}
+      for ms in string.gmatch(stale_list, '%d+') do m.stale[#m.stale + 1] = tonumber(ms) end
+      m.rules = rules
+    end
+    moves[i] = m
+  end
+
+  -- The one counter a hostile stream could overflow (a cycle time can be millennia): checked
+  -- here, so that HINCRBY never refuses it half-way through the writes.
+  if #conv > 0 then
+    local q = {}
+    for j, m in ipairs(conv) do q[j] = m.f .. '|cyc_sum' end
+    local sums = redis.call('HMGET', stats, unpack(q))
+    for j, m in ipairs(conv) do
+      local c = sums[j]
+      if c and not is_int(c) then refuse('counter ' .. q[j] .. ' is not an integer') end
+      if (tonumber(c) or 0) + m.cycle >= 9.2e18 then refuse('counter ' .. q[j] .. ' would overflow') end
+    end
+  end
 end
 
 -- Forget event ids older than the de-duplication window, a few at a time, on about one step in
@@ -117,8 +269,8 @@ local function seen_expiry()
 end
 
 -- Records the event id (and moves the expiry when sx, from seen_expiry, says so) after every
--- other write of the step: a step that fails half-way is not taken for applied when the
--- daemon retries it; it is dead-lettered after its attempts.
+-- other write of the step, so that a step cut short by a foreign key of another type (see the
+-- top) is never taken for applied by a later copy of its event.
 local function record_seen(sx)
   redis.call('ZADD', seen, I(now), event_id)
   if sx then redis.call('PEXPIRE', seen, I(seen_keep)) end
@@ -154,7 +306,7 @@ local function fire_due(bound, tn)
     end
   end
   table.sort(due, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-  local caps = caps_parse(ARGV[15 + 4 * nfun])
+  local caps = caps_parse(ARGV[CAPS_AT])
   for _, t in ipairs(due) do
     local d, f, reason, tzkey, tv = t[1], t[3], t[4], t[5], t[6]
     redis.call('ZREM', tzkey, lead .. '|' .. f .. '|' .. reason)
@@ -214,38 +366,47 @@ local function timer_arm(f, reason, due, stage, v, put)
   if not min_due or due < min_due then min_due = due end
 end
 
+local fire_bound = tonumber(ARGV[BOUND_AT])
+
 if kind == 'e' then
+  -- Timers already due by the erasure's clock fire first, as for any other event: the tick
+  -- may fire them before this step runs, so firing them here too is what makes the outcome
+  -- the same whatever the timing (and under replay). Every later one is cancelled.
+  fire_due(fire_bound, cur[3])
   timer_cancel_all(nil, 'erased')
-  -- Erasure: the lead leaves every funnel's population; anonymous counters stay.
+  -- Erasure: the lead leaves every funnel's population; anonymous counters stay. Read before
+  -- any write (nothing above changes a position); a malformed field is skipped, never a
+  -- reason to refuse an erasure.
+  local v = cur[4]
   for i = 0, nfun - 1 do
-    local f = ARGV[15 + 4 * i]
-    local st = redis.call('HMGET', lead, f .. '|x', f .. '|k', 'v')
-    if st[1] == 'a' or st[1] == 'c' then
-      redis.call('HINCRBY', stats, f .. '|p|' .. st[2], -1)
-    end
-    if st[1] == 'a' and tonumber(st[3]) then
-      redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. st[2],
-        string.format('%.17g', -tonumber(st[3])))
+    local f, x, k = ARGV[FA(i, 1)], cur[5 + 2 * i], cur[6 + 2 * i]
+    if (x == 'a' or x == 'c') and is_int(k) then
+      redis.call('HINCRBY', stats, f .. '|p|' .. k, -1)
+      if x == 'a' and is_num(v) then
+        redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. k, string.format('%.17g', -tonumber(v)))
+      end
     end
   end
   -- The seen set stays (event ids only): a replay of the lead's earlier events after a crash
-  -- must stay a duplicate, not bring the erased lead back and count it twice.
-  redis.call('DEL', lead, pending)
+  -- must stay a duplicate, not bring the erased lead back and count it twice. So do the
+  -- results of its earlier events not yet acknowledged by Kafka: a crash before they are
+  -- must still emit them (with the lead id, which downstream erases on lead_erased); each
+  -- goes when acknowledged, like any other, and the hash expires with the window.
+  redis.call('DEL', lead)
   local r = remember({'erased', I(ts), '', {}, {}, ''}, true)
   record_seen(seen_expiry())
+  r[7] = fired
   return r
 end
-
-local fire_bound = tonumber(ARGV[16 + 4 * nfun])
 
 if kind == 'c' then
   fire_due(fire_bound, cur[3])
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[12] == '0' then timer_cancel_all(nil, 'opted_out') end
-  local set = {'id', lead_id, 'c', ARGV[12]}
+  local cset = {'id', lead_id, 'c', ARGV[12]}
   local sx = seen_expiry()
-  if sx then set[5], set[6] = 'sx', sx end
-  redis.call('HSET', lead, unpack(set))
+  if sx then cset[5], cset[6] = 'sx', sx end
+  redis.call('HSET', lead, unpack(cset))
   local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
   record_seen(sx)
   r[7] = fired
@@ -253,36 +414,9 @@ if kind == 'c' then
 end
 
 -- cur was read at the top (nothing since touched the lead's hash). Usually nothing is due and
--- that one read serves; after firing, read again what changed.
+-- that one read serves; after firing, read again what changed (only timer fields can have).
 if fire_due(fire_bound, cur[13]) then cur = redis.call('HMGET', lead, unpack(fields)) end
 lead_tn = tonumber(cur[13])
-
--- A late event never moves the lead backwards in time: "at" is the latest time seen.
-local prev_ts = tonumber(cur[1])
-local at = ts
-if prev_ts and prev_ts > at then at = prev_ts end
-
-local channel, campaign, source, value = ARGV[7], ARGV[9], ARGV[10], ARGV[11]
-local set = {'id', lead_id, 'ts', I(at), 'l.ty', ARGV[8]}
-local function put(k, v) set[#set + 1] = k; set[#set + 1] = v end
-
--- Attribution by event time: first touch is the earliest event, last touch the latest.
-local f_ch, f_cp, f_src, f_at = cur[4], cur[5], cur[6], tonumber(cur[7])
-local l_ch, l_cp, l_src, l_at = cur[8], cur[9], cur[10], tonumber(cur[11])
-if not f_at or ts < f_at then
-  f_ch, f_cp, f_src, f_at = channel, campaign, source, ts
-  put('f.ch', channel); put('f.cp', campaign); put('f.src', source); put('f.at', I(ts))
-end
-if not l_at or ts >= l_at then
-  l_ch, l_cp, l_src, l_at = channel, campaign, source, ts
-  put('l.ch', channel); put('l.cp', campaign); put('l.src', source); put('l.at', I(ts))
-end
-local lead_value = cur[2] or ''
-local vt = tonumber(cur[3])
-if value ~= '' and (not vt or ts >= vt) then
-  lead_value = value
-  put('v', value); put('vt', I(ts))
-end
 
 -- Weighted pipeline: the sum of the values of the leads active in each stage.
 local abase = analytics_base(stats)
@@ -293,40 +427,18 @@ end
 
 local transitions = {}
 for i = 0, nfun - 1 do
-  local f, n, plan = ARGV[15 + 4 * i], tonumber(ARGV[16 + 4 * i]), ARGV[17 + 4 * i]
-  local spec = ARGV[18 + 4 * i]
+  local m = moves[i]
+  local f, x, k, op, to, from = m.f, m.x, m.k, m.op, m.to, m.from
   local base = 13 + 6 * i
-  local x, k = cur[base + 1], tonumber(cur[base + 2])
-  local entered, began = tonumber(cur[base + 3]), tonumber(cur[base + 4])
-  local touches = (tonumber(cur[base + 5]) or 0) + 1
-  put(f .. '|n', I(touches))
+  put(f .. '|n', I(m.touches))
   put(f .. '|a', I(at))
 
-  local slot
-  if not x then slot = 0
-  elseif x == 'a' then slot = 1 + k
-  elseif x == 'c' then slot = n + 1
-  else slot = n + 2 end
-
-  local op, to = 'T', 0
-  -- A stored position the plan does not cover (the funnel lost stages in a config change)
-  -- is a touch: never an error half-way through the writes.
-  if plan ~= '' and not (x == 'a' and k >= n) and 2 * slot + 2 <= #plan then
-    op = string.sub(plan, 2 * slot + 1, 2 * slot + 1)
-    to = string.byte(plan, 2 * slot + 2) - 48
-  end
-
   if op ~= 'T' then
-    local from = -1
-    if x == 'a' then from = k end
-    local in_stage = 0
-    if from >= 0 then in_stage = at - entered end
+    local in_stage, cycle = m.in_stage, m.cycle
     if from < 0 then
-      began = at
       put(f .. '|b', I(at))
       redis.call('HINCRBY', stats, f .. '|leads', 1)
     end
-    local cycle = at - began
     if from >= 0 then sketch_add(abase, f, I(from), in_stage) end
     if x == 'a' and oldv ~= 0 then pv_add(f, from, -oldv) end
 
@@ -366,7 +478,7 @@ for i = 0, nfun - 1 do
       end
     end
     transitions[#transitions + 1] =
-      {f, op, I(from), I(to), I(in_stage), I(cycle), I(touches)}
+      {f, op, I(from), I(to), I(in_stage), I(cycle), I(m.touches)}
   elseif x == 'a' and newv ~= oldv then
     pv_add(f, k, newv - oldv)
   end
@@ -375,16 +487,13 @@ for i = 0, nfun - 1 do
   -- this activity re-arms the stalled timer of its stage, and the rules do what spec says.
   if op == 'C' or op == 'L' then
     timer_cancel_all(f, nil)
-  elseif spec ~= '' then
+  elseif m.stale then
     local nx, nk = x, k
     if op ~= 'T' then nx, nk = 'a', to end
-    local stale_list, rules = string.match(spec, '^([^|]*)(.*)$')
-    local stale = {}
-    for ms in string.gmatch(stale_list, '[^,]+') do stale[#stale + 1] = tonumber(ms) end
     local opted_out = cur[12] == '0'
     local tv = cur[base + 6]
     local stale_ms = 0
-    if nx == 'a' and not opted_out then stale_ms = stale[nk + 1] or 0 end
+    if nx == 'a' and not opted_out then stale_ms = m.stale[nk + 1] or 0 end
     if stale_ms > 0 then
       local due = at + stale_ms
       local tdue, tstage = nil, nil
@@ -396,7 +505,7 @@ for i = 0, nfun - 1 do
     elseif tv then
       timer_cancel(f, 'stalled', tv)
     end
-    for act, within, name in string.gmatch(rules, '|([AU])(%d*):([^|]+)') do
+    for act, within, name in string.gmatch(m.rules, '|([AU])(%d*):([^|]+)') do
       local rv = redis.call('HGET', lead, f .. '|t|' .. name)
       if act == 'U' then
         timer_cancel(f, name, rv)

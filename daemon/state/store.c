@@ -37,10 +37,6 @@
 #define REPLY_TIMEOUT_MS 5000
 #define PING_MS 1000 /* idle time after which the connection is checked */
 
-/* Attempts of a step that Redis refuses with a non-transient error before it is
- * dead-lettered. */
-#define STEP_ATTEMPTS 3
-
 static void connect_now(fn_daemon_t *d);
 
 /* Conditions that pass (a reload, a failover, a script cache flush, memory pressure, auth
@@ -97,20 +93,14 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     fn_hist_observe(&d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
     if (reply->type == REDIS_REPLY_ERROR) {
         d->stats.redis_errors++;
-        bool passing = fn_store_transient(reply->str);
-        if (!passing && ++m->step_failures < STEP_ATTEMPTS) {
-            fn_log(&d->log, FN_LOG_WARN, "redis", "step failed: %s; trying again", reply->str);
-            m->state = FN_MSG_REDIS_WAIT;
-            fn_queue_push(&d->redis_wait, m);
-            flush_wait(d);
-            return;
-        }
-        if (!passing) {
-            /* The step itself fails (a script error is deterministic): retrying forever
-             * would hold the lead and its partition for good. */
+        if (!fn_store_transient(reply->str)) {
+            /* The step itself fails, and is dead-lettered at once, never retried: the script
+             * is deterministic, so a retry fails the same way. step.lua checks what could fail
+             * before its first write and refuses with "nothing written"; anything else (a
+             * foreign key of another type under the prefix) may have written part of the step,
+             * which Redis never rolls back, and a retry would apply that part again. */
             char reason[256];
-            snprintf(reason, sizeof reason, "step: %.200s (%d attempts)", reply->str,
-                     STEP_ATTEMPTS);
+            snprintf(reason, sizeof reason, "step: %.200s", reply->str);
             char hex[33];
             fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
             fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", reason);

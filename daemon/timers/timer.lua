@@ -62,7 +62,8 @@ local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, lea
     -- Due times of the lead's earlier triggers in this funnel, within the cap's span.
     local kept = {}
     for t in string.gmatch(h.cap or '', '[^,]+') do
-      if tonumber(t) > score - cap[2] then kept[#kept + 1] = t end
+      -- (an entry that is not a number is dropped: never an error half-way through a step)
+      if (tonumber(t) or -math.huge) > score - cap[2] then kept[#kept + 1] = t end
     end
     local full = #kept >= cap[1]
     if not full then kept[#kept + 1] = string.format('%d', score) end

@@ -82,7 +82,6 @@ typedef struct fn_msg {
     bool clear_pending; /* a stored result in Redis to clear once outputs are acked */
     bool accepted;      /* decoded: ev is valid and its time counts for the event clock */
     uint64_t consumed_ns, sent_ns; /* uv_hrtime at consume and at the last step send */
-    int step_failures;             /* error replies to its step that were not transient */
     int64_t consumed_ms;
     /* The partition's event time at this message: the latest accepted event time up to its
      * offset. Its step fires the lead's timers due by then, the same ones the tick fires

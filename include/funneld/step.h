@@ -31,7 +31,23 @@ typedef struct fn_step_transition {
     int64_t time_in_stage_ms, cycle_ms, touches;
 } fn_step_transition_t;
 
-#define FN_STEP_MAX_TRANSITIONS 64
+/* At most one transition per funnel the step names. */
+#define FN_STEP_MAX_TRANSITIONS FN_MAX_FUNNELS
+
+/* The step's command, word by word (step.lua names the same positions at its top, and
+ * refuses, before touching anything, a command whose length does not match its funnel
+ * count): EVALSHA, the digest, the key count, the keys, the fixed arguments (ARGV 1..14,
+ * the last being the funnel count), then per funnel its name, stage count, plan and timer
+ * spec, then the trigger caps and the bound of due timers. */
+#define FN_STEP_KEYS 7
+#define FN_STEP_ARGV_FIXED 14
+#define FN_STEP_ARGV_PER_FUNNEL 4
+#define FN_STEP_ARGV_TAIL 2
+#define FN_STEP_WORDS(n_funnels)                                                                   \
+    (3 + FN_STEP_KEYS + FN_STEP_ARGV_FIXED + FN_STEP_ARGV_PER_FUNNEL * (n_funnels) +               \
+     FN_STEP_ARGV_TAIL)
+/* The longest command: an erase names every funnel of the largest config. */
+#define FN_STEP_MAX_WORDS FN_STEP_WORDS(FN_MAX_FUNNELS)
 
 /* A parsed reply. Strings point into the redisReply, which must outlive the result. */
 typedef struct fn_step_result {
@@ -42,6 +58,8 @@ typedef struct fn_step_result {
     fn_attr_t first, last;
     fn_step_transition_t trans[FN_STEP_MAX_TRANSITIONS];
     size_t n_trans;
+    size_t n_unreadable;     /* transitions left out: this config cannot render them (see err) */
+    bool applied;            /* the status says OK or ERASED: set even when the rest is malformed */
     int64_t armed_due;       /* earliest retargeting timer this step armed, or 0 */
     const redisReply *fired; /* outbox entries of timers that fired first, or NULL */
 } fn_step_result_t;
@@ -79,8 +97,10 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
  * trigger_cap) into out. */
 void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen);
 
-/* Parses a step reply. Returns FN_OK or FN_ERR with a reason in err (a malformed reply or a
- * funnel name this config no longer has). */
+/* Parses a step reply. Returns FN_ERR with a reason in err for a malformed reply (then
+ * res->applied tells whether its status said the event was applied); FN_OK otherwise, with
+ * the transitions this config cannot render (a funnel it no longer has, a stage index out
+ * of range) left out and counted in res->n_unreadable, the first one's reason in err. */
 int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t *res, char *err,
                   size_t errlen);
 

@@ -1,7 +1,11 @@
 /*
  * test_step_redis.c — the Lua step on a real Redis: every funnel rule as it lands in Redis,
  * replay idempotence (same outputs, counters unchanged), late events, hostile lead ids,
- * consent, erasure and collision detection, and how long event ids are kept.
+ * consent, erasure and collision detection, and how long event ids are kept; the largest config
+ * (FN_MAX_FUNNELS funnels) through the real step; a step refused for malformed arguments, a
+ * malformed stored lead or a counter it would overflow leaves Redis exactly as it was; an
+ * erasure keeps the unacknowledged results of the lead's earlier events and fires the
+ * lead's timers already due before cancelling the rest.
  *
  * Needs FUNNELD_REDIS_URL (the ctest fixture starts redis-server and exports it). Each run
  * uses its own key prefix so runs never see each other's keys.
@@ -12,8 +16,10 @@
 #include <unistd.h>
 
 #include "fn_test.h"
+#include "fn_test_max_config.h"
 #include "fn_test_redis.h"
 #include "funneld/step.h"
+#include "funneld/trigger.h"
 
 static const char *CONFIG =
     "{\"max_future\":0,\"redis\":{\"key_prefix\":\"PREFIX\",\"shards\":8},\"funnels\":["
@@ -32,7 +38,7 @@ static const char *CONFIG =
 
 static redisContext *rc;
 static fn_config_t *cfg;
-static char sha[41];
+static char sha[41], fire_sha[41];
 static char prefix[32];
 static redisReply *last_reply;
 /* the daemon process applying events; test_replay switches it to act as a restarted one */
@@ -41,20 +47,18 @@ static int msg_no, resend_no;
 /* the daemon's wall clock passed to the step (its millisecond picks the steps that prune) */
 static int64_t step_now = 1790000000000LL;
 
-/* Applies one event; res points into last_reply until the next call. */
-/* resend: send as the same message again, as the daemon does after a lost reply. */
-static fn_reject_t apply_as(const char *json, fn_step_result_t *res, bool resend)
+/* Sends one event's step and keeps its reply in last_reply (NULL when the event does not
+ * decode). resend: send as the same message again, as the daemon does after a lost reply. */
+static redisReply *send_step(const char *json, bool resend)
 {
     fn_event_t ev = {0};
-    char reason[256], err[256];
-    memset(res, 0, sizeof *res);
+    char reason[256];
     fn_reject_t code =
         fn_event_decode(json, strlen(json), cfg, fn_now_ms(), &ev, reason, sizeof reason);
     CHECK_INT(code, FN_REJ_NONE);
     if (code != FN_REJ_NONE) {
         fprintf(stderr, "decode: %s\n", reason);
-        res->status = -1;
-        return code;
+        return NULL;
     }
     fn_buf_t cmd = {0};
     char token[64];
@@ -63,18 +67,31 @@ static fn_reject_t apply_as(const char *json, fn_step_result_t *res, bool resend
                         step_now, 0, "in", 0, &cmd) == FN_OK);
     if (last_reply)
         freeReplyObject(last_reply);
+    last_reply = NULL;
     redisAppendFormattedCommand(rc, cmd.data, cmd.len);
     void *r = NULL;
     CHECK(redisGetReply(rc, &r) == REDIS_OK);
     last_reply = r;
+    fn_buf_free(&cmd);
+    fn_event_clear(&ev);
+    return last_reply;
+}
+
+/* Applies one event; res points into last_reply until the next call. */
+static fn_reject_t apply_as(const char *json, fn_step_result_t *res, bool resend)
+{
+    char err[256];
+    memset(res, 0, sizeof *res);
+    if (!send_step(json, resend)) {
+        res->status = -1;
+        return FN_REJ_INVALID_VALUE;
+    }
     if (last_reply && last_reply->type == REDIS_REPLY_ERROR)
         fprintf(stderr, "redis: %s\n", last_reply->str);
     int ok = fn_step_parse(cfg, last_reply, res, err, sizeof err);
     if (ok != FN_OK)
         fprintf(stderr, "parse: %s\n", err);
     CHECK(ok == FN_OK);
-    fn_buf_free(&cmd);
-    fn_event_clear(&ev);
     return FN_REJ_NONE;
 }
 
@@ -435,6 +452,323 @@ static void test_seen_window(void)
     step_now = 1790000000000LL;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Everything under this run's prefix (keys, types and contents; not expiries), as one string
+ * (the caller frees): a refused step must leave it as it was. */
+static char *store_state(void)
+{
+    redisReply *keys = redisCommand(rc, "KEYS %s:*", prefix);
+    fn_buf_t b = {0};
+    char **names = calloc(keys->elements + 1, sizeof *names);
+    for (size_t i = 0; i < keys->elements; i++)
+        names[i] = keys->element[i]->str;
+    qsort(names, keys->elements, sizeof *names, cmp_str);
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *t = redisCommand(rc, "TYPE %s", names[i]);
+        redisReply *v = NULL;
+        if (strcmp(t->str, "hash") == 0)
+            v = redisCommand(rc, "HGETALL %s", names[i]);
+        else if (strcmp(t->str, "zset") == 0)
+            v = redisCommand(rc, "ZRANGE %s 0 -1 WITHSCORES", names[i]);
+        else
+            v = redisCommand(rc, "DUMP %s", names[i]);
+        fn_buf_append(&b, names[i], strlen(names[i]));
+        fn_buf_append(&b, " ", 1);
+        fn_buf_append(&b, t->str, strlen(t->str));
+        for (size_t j = 0; v && v->type == REDIS_REPLY_ARRAY && j < v->elements; j++) {
+            fn_buf_append(&b, " ", 1);
+            fn_buf_append(&b, v->element[j]->str, v->element[j]->len);
+        }
+        if (v && v->type == REDIS_REPLY_STRING)
+            fn_buf_append(&b, v->str, v->len);
+        fn_buf_append(&b, "\n", 1);
+        freeReplyObject(t);
+        freeReplyObject(v);
+    }
+    free(names);
+    freeReplyObject(keys);
+    return b.data ? b.data : strdup("");
+}
+
+/* The step for json is refused with an error reply that says nothing was written, and Redis
+ * is left exactly as it was. */
+static void check_refused(const char *json, const char *why)
+{
+    char *before = store_state();
+    redisReply *r = send_step(json, false);
+    CHECK(r && r->type == REDIS_REPLY_ERROR);
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        CHECK(strstr(r->str, "nothing written") != NULL);
+        CHECK(strstr(r->str, why) != NULL);
+        if (!strstr(r->str, why))
+            fprintf(stderr, "refused for: %s\n", r->str);
+    } else {
+        fprintf(stderr, "not refused (reply type %d)\n", r ? r->type : -1);
+    }
+    char *after = store_state();
+    CHECK(strcmp(before, after) == 0);
+    free(before);
+    free(after);
+}
+
+static void hset_lead(const char *lead_id, const char *field, const char *value)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
+    freeReplyObject(redisCommand(rc, "HSET %s %s %s", k.lead, field, value));
+}
+
+/* Issue 16 item 3: whatever makes a step fail is found before its first write. */
+static void test_refused_step_writes_nothing(void)
+{
+    fn_step_result_t r;
+    /* a stored position that cannot be read, in the second funnel: the first funnel's
+     * counters must not move either */
+    apply(EV("C-1", "c1", "1795440000000", "web", "page_view", ""), &r);
+    CHECK_INT(r.n_trans, 2);
+    hset_lead("C-1", "strict|k", "zz");
+    long long e2 = total("b2b|e|2"), leads = total("b2b|leads");
+    check_refused(EV("C-1", "c2", "1795440001000", "web", "demo_request", ""), "strict|k");
+    CHECK_INT(total("b2b|e|2"), e2);
+    CHECK_INT(total("b2b|leads"), leads);
+    /* a stored value that is not a number */
+    apply(EV("C-2", "c1", "1795440000000", "web", "page_view", ""), &r);
+    hset_lead("C-2", "v", "lots");
+    check_refused(EV("C-2", "c2", "1795440001000", "web", "purchase", ""), "lead field v");
+
+    /* a conversion whose cycle time would overflow the cycle-time sum */
+    apply(EV("C-3", "c1", "1795440000000", "web", "page_view", ""), &r);
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash("C-3", 3), &k);
+    redisReply *old = redisCommand(rc, "HGET %s b2b|cyc_sum", k.stats);
+    freeReplyObject(redisCommand(rc, "HSET %s b2b|cyc_sum 9223372036854775000", k.stats));
+    long long conv = total("b2b|conv");
+    check_refused(EV("C-3", "c2", "1795440001000", "web", "purchase", ""), "would overflow");
+    CHECK_INT(total("b2b|conv"), conv);
+    if (old && old->type == REDIS_REPLY_STRING)
+        freeReplyObject(redisCommand(rc, "HSET %s b2b|cyc_sum %s", k.stats, old->str));
+    else
+        freeReplyObject(redisCommand(rc, "HDEL %s b2b|cyc_sum", k.stats));
+    freeReplyObject(old);
+    /* once the counter is sound again the same event applies */
+    apply(EV("C-3", "c2", "1795440001000", "web", "purchase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(trans_of(&r, "b2b") && trans_of(&r, "b2b")->op == 'C');
+
+    /* a command that does not carry as many arguments as its funnel count says */
+    fn_step_keys(cfg, fn_step_lead_hash("C-4", 3), &k);
+    char *before = store_state();
+    const char *argv[] = {"EVALSHA",
+                          sha,
+                          "7",
+                          k.lead,
+                          k.seen,
+                          k.pending,
+                          k.stats,
+                          "due",
+                          "ob",
+                          "ls",
+                          "1790000000000",
+                          "604800000",
+                          "C-4",
+                          "a1",
+                          "1795440000000",
+                          "t",
+                          "web",
+                          "page_view",
+                          "",
+                          "",
+                          "",
+                          "",
+                          "i:1",
+                          "2",
+                          "b2b",
+                          "5",
+                          "E0E0F1F2F3F4C4T0",
+                          "",
+                          "strict",
+                          "3",
+                          "",
+                          "1795440000000"};
+    redisReply *e = redisCommandArgv(rc, (int)(sizeof argv / sizeof *argv), argv, NULL);
+    CHECK(e && e->type == REDIS_REPLY_ERROR && strstr(e->str, "nothing written") &&
+          strstr(e->str, "arguments for 2 funnels"));
+    freeReplyObject(e);
+    char *after = store_state();
+    CHECK(strcmp(before, after) == 0);
+    free(before);
+    free(after);
+}
+
+/* Issue 16 item 2: the largest config funneld accepts goes through the real step. */
+static void test_max_config(void)
+{
+    char *json = fn_test_max_config_json(prefix, "event");
+    json_t *root = json ? json_loads(json, 0, NULL) : NULL;
+    char err[256];
+    fn_config_t *full = cfg, *max = root ? fn_config_from_json(root, err, sizeof err) : NULL;
+    json_decref(root);
+    free(json);
+    CHECK(max && max->n_funnels == FN_MAX_FUNNELS);
+    if (!max)
+        return;
+    cfg = max;
+    fn_step_result_t r;
+    apply(EV("M-1", "m1", "1795440000000", "web", "page_view", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK_INT(r.n_trans, FN_MAX_FUNNELS);
+    char field[32];
+    for (int f = 0; f < FN_MAX_FUNNELS; f++) {
+        snprintf(field, sizeof field, "f%d|leads", f);
+        CHECK_INT(total(field), 1);
+        snprintf(field, sizeof field, "f%d|p|0", f);
+        CHECK_INT(total(field), 1);
+    }
+    /* every rule of f0 arms its timer, all due 10 minutes later */
+    apply(EV("M-1", "m2", "1795440060000", "web", "cart_add", ",\"props\":{\"value\":99}"), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK_INT(r.armed_due, 1795440060000LL + 600000);
+    /* the rules' timers fire first at the next event, each within the cap */
+    apply(EV("M-1", "m3", "1795440700000", "web", "t58", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(r.fired && r.fired->elements == FN_MAX_RULES);
+    CHECK(trans_of(&r, "f0") && trans_of(&r, "f0")->to == FN_MAX_STAGES - 2);
+    apply(EV("M-1", "m4", "1795440800000", "web", "purchase", ""), &r);
+    CHECK_INT(r.n_trans, FN_MAX_FUNNELS);
+    snprintf(field, sizeof field, "f0|p|%d", FN_MAX_STAGES - 1);
+    CHECK_INT(total(field), 1);
+    CHECK_INT(total("f63|conv"), 1);
+    apply(EV("M-1", "m5", "1795440900000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    CHECK_INT(total(field), 0);
+    CHECK_INT(total("f63|p|1"), 0);
+    CHECK_INT(total("f0|leads"), 1);
+    cfg = full;
+    fn_config_free(max);
+}
+
+/* Issue 16 item 6: an erasure keeps what at-least-once needs of the lead's earlier events. */
+static void test_erase_keeps_unacknowledged_results(void)
+{
+    fn_step_result_t r;
+    apply(EV("E-1", "e1", "1795440000000", "web", "page_view", ""), &r);
+    CHECK_INT(r.n_trans, 2);
+    apply(EV("E-1", "x1", "1795440001000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    /* the daemon crashed before e1's transitions were acknowledged: its successor, replaying
+     * from the committed offset, emits them again before the erasure */
+    const char *was = instance;
+    instance = "instance-e";
+    apply(EV("E-1", "e1", "1795440000000", "web", "page_view", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(r.replay);
+    CHECK_INT(r.n_trans, 2);
+    CHECK(trans_of(&r, "b2b") && trans_of(&r, "b2b")->op == 'E');
+    apply(EV("E-1", "x1", "1795440001000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    CHECK(r.replay);
+    /* the lead itself is gone: nothing of its position or attribution is left */
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash("E-1", 3), &k);
+    CHECK_INT(reply_int("EXISTS %s", k.lead), 0);
+    instance = was;
+}
+
+/* Issue 16 item 12: an erasure fires the lead's timers already due by its clock (as the tick
+ * would have, had it come first) and cancels the rest. */
+static void test_erase_fires_due_timers_first(void)
+{
+    const char *text =
+        "{\"max_future\":0,\"clock\":\"event\",\"redis\":{\"key_prefix\":\"PREFIX\",\"shards\":8},"
+        "\"funnels\":[{\"name\":\"tm\",\"stages\":["
+        " {\"name\":\"a\",\"stale_after\":\"1h\",\"on\":[{\"type\":\"page_view\"}]},"
+        " {\"name\":\"b\",\"on\":[{\"type\":\"purchase\"}],\"conversion\":true}],"
+        " \"retarget\":[{\"name\":\"cart\",\"after\":{\"type\":\"cart_add\"},"
+        "  \"unless\":[{\"type\":\"purchase\"}],\"within\":\"10m\"}]}]}";
+    char p2[32];
+    fn_config_t *full = cfg, *timed = fn_test_config(text, "it", p2);
+    CHECK(timed && strcmp(p2, prefix) == 0);
+    if (!timed)
+        return;
+    cfg = timed;
+    fn_step_result_t r;
+    apply(EV("T-1", "t1", "1795440000000", "web", "page_view", ""), &r);
+    apply(EV("T-1", "t2", "1795440060000", "web", "cart_add", ""), &r); /* cart due +10m */
+    CHECK_INT(r.armed_due, 1795440660000LL);
+    /* erased 30 minutes in: the cart timer was due, the stalled one (1 h) was not */
+    apply(EV("T-1", "x1", "1795441860000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    CHECK(r.fired && r.fired->elements == 1);
+    CHECK(r.fired && r.fired->elements == 1 && r.fired->element[0]->type == REDIS_REPLY_STRING &&
+          strstr(r.fired->element[0]->str, "\"cart\""));
+    CHECK_INT(total("tm|trig|cart"), 1);
+    CHECK_INT(total("tm|sup|erased"), 1);
+    CHECK_INT(total("tm|trig|stalled"), 0);
+    /* nothing of the lead is left in any zset of timers */
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash("T-1", 3), &k);
+    char due[256];
+    fn_step_due_key(cfg, k.shard, "in", 0, due, sizeof due);
+    CHECK_INT(reply_int("ZCARD %s", due), 0);
+
+    /* The same lead's story with the clock's tick first: fire.lua claims the cart timer by
+     * the erasure's time, then the erasure finds nothing due. The same triggers, the same
+     * cancellations. */
+    apply(EV("T-2", "t1", "1795440000000", "web", "page_view", ""), &r);
+    apply(EV("T-2", "t2", "1795440060000", "web", "cart_add", ""), &r);
+    fn_step_keys(cfg, fn_step_lead_hash("T-2", 3), &k);
+    fn_step_due_key(cfg, k.shard, "in", 0, due, sizeof due);
+    redisReply *fr = redisCommand(rc,
+                                  "EVALSHA %s 4 %s %s:{%u}:outbox %s:{%u}:leases %s 1795441860000 "
+                                  "%lld 100 0 %s",
+                                  fire_sha, due, prefix, k.shard, prefix, k.shard, k.stats,
+                                  (long long)step_now, "");
+    CHECK(fr && fr->type == REDIS_REPLY_ARRAY && fr->elements == 4 &&
+          fr->element[1]->elements == 1);
+    freeReplyObject(fr);
+    apply(EV("T-2", "x1", "1795441860000", "web", "erase", ""), &r);
+    CHECK_INT(r.status, FN_STEP_ERASED);
+    CHECK(r.fired && r.fired->elements == 0);
+    CHECK_INT(total("tm|trig|cart"), 2);
+    CHECK_INT(total("tm|sup|erased"), 2);
+    CHECK_INT(total("tm|trig|stalled"), 0);
+    cfg = full;
+    fn_config_free(timed);
+}
+
+/* Issue 16 item 3: a replayed result stored under a config that had another funnel is still
+ * an applied event: what this config can render is emitted, the rest counted. */
+static void test_replay_under_another_config(void)
+{
+    fn_step_result_t r;
+    apply(EV("R-1", "r1", "1795440000000", "web", "page_view", ""), &r);
+    CHECK_INT(r.n_trans, 2);
+    const char *small = "{\"redis\":{\"key_prefix\":\"PREFIX\",\"shards\":8},\"funnels\":["
+                        "{\"name\":\"b2b\",\"stages\":[{\"name\":\"a\",\"on\":[{\"type\":"
+                        "\"page_view\"}]}]}]}";
+    char p2[32];
+    fn_config_t *full = cfg, *shrunk = fn_test_config(small, "it", p2);
+    CHECK(shrunk && strcmp(p2, prefix) == 0);
+    if (!shrunk)
+        return;
+    cfg = shrunk;
+    const char *was = instance;
+    instance = "instance-r"; /* a successor replays the unacknowledged event */
+    apply(EV("R-1", "r1", "1795440000000", "web", "page_view", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(r.replay && r.applied);
+    CHECK_INT(r.n_trans, 1);
+    CHECK_INT(r.n_unreadable, 1);
+    CHECK(trans_of(&r, "b2b") && trans_of(&r, "b2b")->op == 'E');
+    instance = was;
+    cfg = full;
+    fn_config_free(shrunk);
+}
+
 int main(void)
 {
     cfg = fn_test_config(CONFIG, "it", prefix);
@@ -452,6 +786,13 @@ int main(void)
     }
     snprintf(sha, sizeof sha, "%s", r->str);
     freeReplyObject(r);
+    r = redisCommand(rc, "SCRIPT LOAD %s", fn_lua_fire_src);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "SCRIPT LOAD (fire) failed: %s\n", r ? r->str : rc->errstr);
+        return 1;
+    }
+    snprintf(fire_sha, sizeof fire_sha, "%s", r->str);
+    freeReplyObject(r);
 
     test_journey();
     test_replay();
@@ -460,6 +801,11 @@ int main(void)
     test_config_shrunk();
     test_consent_erase_collision();
     test_seen_window();
+    test_refused_step_writes_nothing();
+    test_max_config();
+    test_erase_keeps_unacknowledged_results();
+    test_erase_fires_due_timers_first();
+    test_replay_under_another_config();
 
     if (last_reply)
         freeReplyObject(last_reply);

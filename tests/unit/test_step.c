@@ -1,0 +1,103 @@
+/*
+ * test_step.c — the step's command layout (include/funneld/step.h): the command fn_step_build
+ * writes has exactly FN_STEP_WORDS(funnels named) words for every kind of event, up to the
+ * largest config (an erasure names all FN_MAX_FUNNELS funnels), with the trailing arguments
+ * where step.lua reads them. A word dropped at the limit shifted every later argument.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fn_test.h"
+#include "fn_test_max_config.h"
+#include "funneld/step.h"
+
+/* Splits a RESP array of bulk strings: returns its count, and the last two words. */
+static long resp_words(const fn_buf_t *b, char *last2, size_t l2len, char *last1, size_t l1len)
+{
+    const char *p = b->data, *end = b->data + b->len;
+    if (*p != '*')
+        return -1;
+    long count = strtol(p + 1, NULL, 10), seen = 0;
+    p = strstr(p, "\r\n") + 2;
+    while (p < end) {
+        if (*p != '$')
+            return -1;
+        long len = strtol(p + 1, NULL, 10);
+        p = strstr(p, "\r\n") + 2;
+        snprintf(last2, l2len, "%s", last1);
+        snprintf(last1, l1len, "%.*s", (int)len, p);
+        p += len + 2;
+        seen++;
+    }
+    return seen == count ? count : -1;
+}
+
+static fn_config_t *load(const char *text)
+{
+    char err[256];
+    json_t *root = json_loads(text, 0, NULL);
+    fn_config_t *cfg = root ? fn_config_from_json(root, err, sizeof err) : NULL;
+    if (!cfg)
+        fprintf(stderr, "config: %s\n", root ? err : "not JSON");
+    json_decref(root);
+    return cfg;
+}
+
+static void test_layout_at_the_maximum(void)
+{
+    CHECK_INT(FN_STEP_MAX_WORDS, FN_STEP_WORDS(FN_MAX_FUNNELS));
+    CHECK_INT(FN_STEP_WORDS(FN_MAX_FUNNELS), 3 + 7 + 14 + 4 * FN_MAX_FUNNELS + 2);
+    CHECK(FN_STEP_MAX_TRANSITIONS >= FN_MAX_FUNNELS);
+
+    char *json = fn_test_max_config_json("unit", "event");
+    fn_config_t *cfg = json ? load(json) : NULL;
+    free(json);
+    CHECK(cfg && cfg->n_funnels == FN_MAX_FUNNELS);
+    if (!cfg)
+        return;
+    static const struct {
+        const char *event;
+        size_t funnels; /* named in the command */
+    } cases[] = {
+        {"{\"event_id\":\"e\",\"lead_id\":\"L\",\"ts\":1000,\"channel\":\"web\","
+         "\"type\":\"page_view\"}",
+         FN_MAX_FUNNELS},
+        {"{\"event_id\":\"e\",\"lead_id\":\"L\",\"ts\":1000,\"channel\":\"web\","
+         "\"type\":\"cart_add\",\"props\":{\"value\":12.5}}",
+         FN_MAX_FUNNELS},
+        {"{\"event_id\":\"e\",\"lead_id\":\"L\",\"ts\":1000,\"channel\":\"web\","
+         "\"type\":\"page_view\",\"funnel\":\"f63\"}",
+         1},
+        {"{\"event_id\":\"e\",\"lead_id\":\"L\",\"ts\":1000,\"channel\":\"web\","
+         "\"type\":\"erase\"}",
+         FN_MAX_FUNNELS},
+        {"{\"event_id\":\"e\",\"lead_id\":\"L\",\"ts\":1000,\"channel\":\"web\","
+         "\"type\":\"consent\",\"props\":{\"marketing\":true}}",
+         0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fn_event_t ev = {0};
+        char reason[256];
+        CHECK_INT(fn_event_decode(cases[i].event, strlen(cases[i].event), cfg, 0, &ev, reason,
+                                  sizeof reason),
+                  FN_REJ_NONE);
+        fn_buf_t cmd = {0};
+        CHECK(fn_step_build(cfg, "0123456789012345678901234567890123456789", "i:1", &ev,
+                            fn_step_lead_hash("L", 1), 5000, 0, "in", 0, &cmd) == FN_OK);
+        char caps[8192] = "", bound[64] = "";
+        long words = cmd.len ? resp_words(&cmd, caps, sizeof caps, bound, sizeof bound) : -1;
+        CHECK_INT(words, FN_STEP_WORDS(cases[i].funnels));
+        CHECK_STR(bound, "1000"); /* the bound of due timers is the last word */
+        CHECK(strncmp(caps, "f0=100,86400000;", 16) == 0);
+        fn_buf_free(&cmd);
+        fn_event_clear(&ev);
+    }
+    fn_config_free(cfg);
+}
+
+int main(void)
+{
+    test_layout_at_the_maximum();
+    return fn_test_result("test_step");
+}
