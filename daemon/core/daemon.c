@@ -113,15 +113,19 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         p->head = x->part_next;
         if (!p->head)
             p->tail = NULL;
-        next = x->offset + 1;
-        if (x->accepted && x->ev.ts_ms > p->maxts_done)
+        /* A message of an earlier assignment of the partition (in flight when it was
+         * revoked) is finished, but its offset and time say nothing about the current one,
+         * which resumed from the group's commit (kafka_in.c). */
+        bool current = x->generation == p->generation;
+        if (current)
+            next = x->offset + 1;
+        if (current && x->accepted && x->ev.ts_ms > p->maxts_done)
             p->maxts_done = x->ev.ts_ms;
         fn_hist_observe(&d->stats.end_to_end, (double)(uv_hrtime() - x->consumed_ns) / 1e9);
         msg_free(d, x);
         d->stats.committed++;
     }
-    /* After a rebalance a partition may be consumed again from an older offset; never move
-     * the committed position backwards. */
+    /* Nor backwards within one assignment (a fetch position reset, say). */
     if (next > p->next_commit)
         p->next_commit = next; /* committed by the tick, with maxts_done (kafka_in.c) */
     if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4 &&

@@ -52,6 +52,7 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     m->consumed_ns = uv_hrtime();
     m->seq = ++d->msg_seq;
     m->part = p;
+    m->generation = p->generation;
     if (p->tail)
         p->tail->part_next = m;
     else

@@ -16,6 +16,15 @@
  * time the same way). The daemon commits itself, every auto.commit.interval.ms, at
  * revocation and at shutdown: librdkafka 2.0.2 drops the metadata of
  * rd_kafka_offsets_store, so its auto-commit timer could not carry the clock.
+ *
+ * A commit never moves a partition's offset backwards. Each assignment of a partition is a
+ * generation of its own: messages still in flight when it was revoked finish (their steps
+ * and outputs are applied), but they no longer feed its done prefix, which in a new
+ * assignment is made only of messages fetched in it, from the group's committed offset on.
+ * Nor is anything at or below the offset read back at assignment (or last committed)
+ * committed. At-least-once holds: an offset committed is the end of a done prefix of the
+ * current assignment, which began at the group's commit, and what lies below that commit
+ * was done by whoever made it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,9 +35,14 @@
 #include "funneld/daemon.h"
 
 #define CLOCK_META "funneld/1 clock_ms="
-/* rd_kafka_committed in the rebalance callback: a broker round trip, bounded so that an
- * unreachable coordinator cannot hold the loop for long (the clock then starts over). */
-#define COMMITTED_TIMEOUT_MS 10000
+/* The two broker round trips the loop waits for, in the rebalance callback and at shutdown:
+ * reading the commits of newly assigned partitions (rd_kafka_committed) and committing what
+ * is done before partitions go (commit_sync). A coordinator answers them at once; one that
+ * does not within this bound must not hold the loop (Redis replies, delivery reports and
+ * /healthz wait on it), so the wait ends: the clock of those partitions then starts over
+ * from their next events, and an unconfirmed commit means only that the next owner may
+ * repeat more. */
+#define COORDINATOR_WAIT_MS 2000
 
 fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t partition)
 {
@@ -55,6 +69,9 @@ static void mark_assigned(fn_daemon_t *d, rd_kafka_topic_partition_list_t *parts
         fn_partition_t *p = fn_input_partition(d, parts->elems[i].topic, parts->elems[i].partition);
         if (p && p->assigned != on) {
             p->assigned = on;
+            /* Messages still in flight from before belong to the old assignment: they
+             * finish, but no longer count for this partition's done prefix (fn_msg_done). */
+            p->generation++;
             /* A partition given back to us restarts from its committed offset, which may be
              * below what we had done before: what we finish now must be committed again,
              * even at offsets we committed once; restore_clocks learns the group's offset. */
@@ -88,6 +105,37 @@ static bool parse_clock(const void *meta, size_t len, int64_t *clock)
     return true;
 }
 
+/* Commits l and waits for the coordinator's answer, at most COORDINATOR_WAIT_MS.
+ * rd_kafka_commit's synchronous form waits without a bound; this one waits on a queue of
+ * its own, which is destroyed after (a late answer is then dropped there, and still reaches
+ * on_committed through the consumer queue, as for every commit). */
+static void commit_sync(fn_daemon_t *d, rd_kafka_topic_partition_list_t *l)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(d->consumer);
+    if (!q) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "commit: out of memory");
+        return;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(d->consumer, l, q, NULL, NULL);
+    if (e) {
+        note_commit(d, e, l);
+        goto done;
+    }
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, COORDINATOR_WAIT_MS);
+    if (!ev) {
+        fn_log(&d->log, FN_LOG_WARN, "kafka",
+               "offset commit of %d partition(s) not confirmed within %d ms; not waiting longer "
+               "(what it covered may be repeated)",
+               l->cnt, COORDINATOR_WAIT_MS);
+        goto done;
+    }
+    const rd_kafka_topic_partition_list_t *got = rd_kafka_event_topic_partition_list(ev);
+    note_commit(d, rd_kafka_event_error(ev), got ? got : l);
+    rd_kafka_event_destroy(ev);
+done:
+    rd_kafka_queue_destroy(q);
+}
+
 /* Commits the done prefix of the assigned partitions (only those in `only` when given) that
  * moved since their last commit, each with its event clock. */
 static void commit_parts(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *only, bool sync)
@@ -104,7 +152,8 @@ static void commit_parts(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *
         goto done;
     }
     for (fn_partition_t *p = d->partitions; p; p = p->next) {
-        if (!p->assigned || p->next_commit < 0 || p->next_commit == p->committed)
+        /* Never at or below what the group holds: a commit only ever moves forward. */
+        if (!p->assigned || p->next_commit < 0 || p->next_commit <= p->committed)
             continue;
         if (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition))
             continue;
@@ -116,9 +165,11 @@ static void commit_parts(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *
         t->metadata = meta[l->cnt - 1];
         t->metadata_size = (size_t)len;
     }
-    if (l->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, l, !sync);
-        if (sync || e)
+    if (l->cnt > 0 && sync) {
+        commit_sync(d, l);
+    } else if (l->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, l, 1);
+        if (e)
             note_commit(d, e, l);
     }
 done:
@@ -167,9 +218,9 @@ static void on_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     note_commit(opaque, err, offsets);
 }
 
-/* Newly assigned partitions resume their event clock (and learn their committed offset)
- * from their commits. Blocking, in the rebalance callback, so that no message of theirs is
- * fetched before. */
+/* Newly assigned partitions resume their event clock (and learn their committed offset,
+ * below which commit_parts never commits) from their commits. Blocking, in the rebalance
+ * callback, so that no message of theirs is fetched before; bounded (COORDINATOR_WAIT_MS). */
 static void restore_clocks(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *parts)
 {
     if (parts->cnt == 0)
@@ -178,7 +229,7 @@ static void restore_clocks(fn_daemon_t *d, const rd_kafka_topic_partition_list_t
     if (!c)
         return;
     int restored = 0;
-    rd_kafka_resp_err_t e = rd_kafka_committed(d->consumer, c, COMMITTED_TIMEOUT_MS);
+    rd_kafka_resp_err_t e = rd_kafka_committed(d->consumer, c, COORDINATOR_WAIT_MS);
     if (e) {
         fn_log(&d->log, FN_LOG_WARN, "kafka",
                "cannot read the committed offsets (%s): the event clock of %d partition(s) "
@@ -218,8 +269,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         assign = false;
     }
     /* What is done stays done for the next owner; partitions already lost (the session
-     * expired) cannot be committed, and trying would hold the loop until the coordinator's
-     * answer. */
+     * expired) cannot be committed, and trying would only wait for the coordinator's
+     * refusal. */
     if (!assign && !rd_kafka_assignment_lost(rk))
         commit_parts(d, parts, true);
     mark_assigned(d, parts, assign);

@@ -36,6 +36,9 @@
  * negative status and stops the handle), leaving the connection silent forever. */
 #define REPLY_TIMEOUT_MS 5000
 #define PING_MS 1000 /* idle time after which the connection is checked */
+/* The watchdog runs every tick; a run this much later than the last one means the loop
+ * itself was held (a blocking librdkafka call, a stopped or starved process). */
+#define LOOP_STALL_MS 1000
 
 static void connect_now(fn_daemon_t *d);
 
@@ -427,9 +430,26 @@ static void on_ping(redisAsyncContext *ac, void *r, void *priv)
         d->redis_progress_ms = fn_now_ms();
 }
 
+/* Replies that came while the loop was held are still unread in the socket, and the tick
+ * runs before the loop reads it: so the time of a stall is not Redis's silence, and the
+ * watchdog's references move forward by it. A reply's age then counts only the time the
+ * loop could have read it. */
+static void discount_stall(fn_daemon_t *d, int64_t now)
+{
+    int64_t gap = d->redis_watch_ms ? now - d->redis_watch_ms : 0;
+    d->redis_watch_ms = now;
+    if (gap < LOOP_STALL_MS)
+        return;
+    int64_t *refs[] = {&d->redis_progress_ms, &d->redis_ping_ms, &d->redis_connect_ms};
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++)
+        if (*refs[i]) /* 0: no PING outstanding */
+            *refs[i] = *refs[i] + gap < now ? *refs[i] + gap : now;
+}
+
 void fn_store_watchdog(fn_daemon_t *d)
 {
     int64_t now = fn_now_ms();
+    discount_stall(d, now);
     /* An idle connection is pinged, so that a Redis that went away is noticed (and /readyz
      * says so) before the next event needs it; no answer within the reply timeout drops it. */
     if (d->redis && d->redis_ready) {

@@ -41,6 +41,8 @@ typedef struct fn_partition {
     int64_t next_commit;        /* offset after the last done prefix; -1 before any */
     int64_t committed;          /* the group's committed offset as last known; -1 unknown */
     bool assigned;
+    /* Bumped at each assignment and revocation: which one a message was consumed in. */
+    uint32_t generation;
     bool at_eof;        /* reached the end of the partition since its last message */
     int64_t maxts_done; /* latest event time in the done prefix: the event clock (trigger.h) */
     int64_t maxts_seen; /* latest event time consumed, in offset order (fn_msg_t.clock_ms) */
@@ -61,6 +63,7 @@ typedef struct fn_msg {
     fn_owner_t owner; /* FN_OWNER_MSG */
     fn_partition_t *part;
     int64_t offset;
+    uint32_t generation;        /* its partition's generation when it was consumed */
     struct fn_msg *part_next;   /* next offset of the same partition */
     struct fn_msg *lead_next;   /* next event of the same lead, waiting behind this one */
     struct fn_msg *lead_tail;   /* last of the lead's chain (valid on the chain's head) */
@@ -195,6 +198,7 @@ typedef struct fn_daemon {
     int64_t redis_progress_ms; /* last reply, or first send into an empty "sent" queue */
     int64_t redis_connect_ms;  /* when the current connection attempt began */
     int64_t redis_ping_ms;     /* when an idle-check PING was sent, 0: none outstanding */
+    int64_t redis_watch_ms;    /* the watchdog's last run (a late one means a loop stall) */
     bool store_started;
     uv_timer_t redis_timer;
     fn_msg_t **lead_table; /* chain heads by lead hash */
