@@ -226,7 +226,8 @@ typedef struct fn_daemon {
     /* http (http/http.c) */
     uv_tcp_t http;
     bool http_started;
-    size_t http_conns;
+    size_t http_conns;                           /* open connections, at most http.c's MAX_CONNS */
+    struct http_conn *http_oldest, *http_newest; /* those not answered yet, by age */
     int64_t config_generation;
 
     uv_timer_t tick; /* drains queues as a safety net and retries refused produce calls */

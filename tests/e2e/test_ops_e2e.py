@@ -3,6 +3,9 @@
 - /metrics counters agree with what was sent and what came out (consumed, outcomes, dead
   letters by reason, transitions by funnel and type, histogram counts), /healthz answers;
 - /readyz turns 503 while the daemon's Redis is stopped and 200 again once it is back;
+- HEAD gets GET's headers (the same Content-Length) and no body;
+- 100 idle connections (more than the endpoint keeps open) do not lock out the probes:
+  /healthz and /readyz answer 200 while they are held;
 - 1000 idle connections held open and a 10 MB request head neither stop the event path (a
   second batch is processed meanwhile) nor the endpoint (it answers right after).
 Runs its own redis-server so that it can stop it.
@@ -16,6 +19,48 @@ import time
 from harness import (Check, Stack, free_port, gen_stream, metrics, start_redis, wait_drained,
                      wait_for)
 from harness import http_get as get
+
+
+def raw(port, request):
+    """Everything the daemon sends back for request until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def head_request(check, port, path):
+    """HEAD path: the headers GET has, Content-Length included, and not one byte after."""
+    reply = raw(port, f"HEAD {path} HTTP/1.1\r\nHost: funneld\r\n\r\n".encode())
+    head, sep, rest = reply.partition(b"\r\n\r\n")
+    check.eq((sep, len(rest), rest[:40]), (b"\r\n\r\n", 0, b""),
+             f"HEAD {path}: headers and no body (bytes after the headers, the first of them)")
+    fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+    return head.split(b"\r\n")[0], int(fields.get(b"Content-Length", b"-1"))
+
+
+def head_and_idle(check, hport):
+    """HEAD answers, and probes get through while idle connections fill every slot."""
+    for path in ("/healthz", "/readyz"):
+        code, body = get(hport, path)
+        status, length = head_request(check, hport, path)
+        check.eq((status, length), (b"HTTP/1.1 200 OK", len(body.encode())),
+                 f"HEAD {path}: status and GET's Content-Length")
+    status, length = head_request(check, hport, "/metrics")
+    check.true(status == b"HTTP/1.1 200 OK" and length > 1000,
+               f"HEAD /metrics: status and the length of the page ({status!r}, {length})")
+    # More idle connections than the endpoint keeps open (64): each sends nothing.
+    idle = [socket.create_connection(("127.0.0.1", hport), timeout=5) for _ in range(100)]
+    try:
+        for path in ("/healthz", "/readyz", "/healthz"):
+            check.eq(get(hport, path)[0], 200, f"{path} answers while 100 idle connections are held")
+    finally:
+        for s in idle:
+            s.close()
 
 
 def main():
@@ -77,6 +122,7 @@ def main():
         check.eq(get(hport, "/healthz")[0], 200, "still alive")
         srv = start_redis(rport, data)
         check.true(wait_for(lambda: get(hport, "/readyz")[0] == 200, 30), "/readyz 200 again")
+        head_and_idle(check, hport)
 
         # hostile clients: a 10 MB request head, then 1000 idle connections while a batch flows
         big = socket.socket()
