@@ -84,6 +84,7 @@ void fn_msg_uncharge(fn_daemon_t *d, fn_msg_t *m)
 static void msg_free(fn_daemon_t *d, fn_msg_t *m)
 {
     fn_msg_uncharge(d, m);
+    fn_reload_let_go(d, m);
     if (m->raw.cap > RAW_KEEP_MAX)
         fn_buf_free(&m->raw);
     fn_event_clear(&m->ev);

@@ -8,10 +8,15 @@
  * refused with the path of the offending field; either way the running config stays.
  *
  * In-flight work is never lost: each message's step is parsed with the config it was built
- * with (fn_msg_t.cfg), so replaced configs are kept (retired) until the process ends —
- * reloads are rare and a config is small. The new one is applied between two evaluations,
- * when no analytics request or announcement refers to the old funnels.
+ * with (fn_msg_t.cfg), so a replaced config is kept (retired) while messages hold it, and
+ * freed when the last of them lets go (fn_reload_let_go, when the message's record is
+ * released): a daemon reloaded every few minutes for months keeps only the configs its
+ * in-flight steps need. Messages are the only holders: the new config is applied between two
+ * evaluations, when no analytics request or announcement refers to the old funnels, and
+ * everything else (timers, metrics, the producer) reads d->cfg when it runs, never keeping a
+ * pointer into it.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,8 +137,8 @@ void fn_reload_apply(fn_daemon_t *d)
     for (size_t i = 0; d->evals && i < d->cfg->n_funnels; i++)
         if (d->evals[i].busy || d->evals[i].announcing)
             return;
-    fn_retired_cfg_t *r = malloc(sizeof *r);
-    if (!r)
+    fn_retired_cfg_t *r = NULL;
+    if (d->cfg_users && !(r = malloc(sizeof *r)))
         return; /* tried again on the next tick */
     fn_config_t *old = d->cfg, *cfg = d->pending_cfg;
     if (remap_stats(d, old, cfg)) {
@@ -143,9 +148,15 @@ void fn_reload_apply(fn_daemon_t *d)
     fn_eval_free(d);
     d->cfg = cfg;
     d->pending_cfg = NULL;
-    r->cfg = old;
-    r->next = d->retired;
-    d->retired = r;
+    if (r) {
+        r->cfg = old;
+        r->users = d->cfg_users;
+        r->next = d->retired;
+        d->retired = r;
+    } else {
+        fn_config_free(old); /* no step was built with it and still in flight */
+    }
+    d->cfg_users = 0;
     if (fn_eval_start(d)) {
         fn_log(&d->log, FN_LOG_ERROR, "reload", "out of memory; stopping");
         fn_daemon_stop(d, 1);
@@ -154,6 +165,43 @@ void fn_reload_apply(fn_daemon_t *d)
     d->config_generation++;
     fn_log(&d->log, FN_LOG_INFO, "reload", "configuration generation %lld applied: %zu funnel(s)",
            (long long)d->config_generation, cfg->n_funnels);
+}
+
+void fn_reload_hold(fn_daemon_t *d, fn_msg_t *m)
+{
+    fn_reload_let_go(d, m);
+    m->cfg = d->cfg;
+    d->cfg_users++;
+}
+
+void fn_reload_let_go(fn_daemon_t *d, fn_msg_t *m)
+{
+    if (!m->cfg)
+        return;
+    if (m->cfg == d->cfg) {
+        assert(d->cfg_users > 0);
+        d->cfg_users--;
+    } else {
+        fn_retired_cfg_t **at = &d->retired;
+        while (*at && (*at)->cfg != m->cfg)
+            at = &(*at)->next;
+        assert(*at && (*at)->users > 0); /* a message holds only a live config */
+        fn_retired_cfg_t *r = *at;
+        if (--r->users == 0) {
+            *at = r->next;
+            fn_config_free(r->cfg);
+            free(r);
+        }
+    }
+    m->cfg = NULL;
+}
+
+size_t fn_reload_retired(const fn_daemon_t *d)
+{
+    size_t n = 0;
+    for (const fn_retired_cfg_t *r = d->retired; r; r = r->next)
+        n++;
+    return n;
 }
 
 void fn_reload_free(fn_daemon_t *d)

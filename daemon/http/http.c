@@ -3,12 +3,22 @@
  * /readyz on http.listen.
  *
  * It must never hurt the event path, whatever a client does: at most MAX_CONNS connections
- * (more are closed at once), a request must fit in REQ_MAX bytes (else 431) and arrive within
- * TIMEOUT_MS (else the connection is dropped), one request per connection (the answer closes
- * it), and reading stops as soon as the request's head is complete. Memory per connection is
- * therefore bounded, and a slow or hostile client only ever costs one small buffer and a
- * timer.
+ * are open, a request must fit in REQ_MAX bytes (else 431) and arrive within TIMEOUT_MS (else
+ * the connection is dropped), one request per connection (the answer closes it), and reading
+ * stops as soon as the request's head is complete. Memory per connection is therefore
+ * bounded, and a slow or hostile client only ever costs one small buffer and a timer.
+ *
+ * Nor may clients that hold connections without finishing a request lock out the probes
+ * (/healthz, /readyz): an orchestrator would restart a healthy daemon. So a connection that
+ * arrives at the limit evicts the oldest one whose request is still unanswered (the daemon
+ * keeps those, oldest first, in d->http_oldest..http_newest), and is only refused when every
+ * open connection is already sending its answer, which takes at most TIMEOUT_MS. A probe
+ * sends its request as soon as it connects, so to starve it a client must open MAX_CONNS
+ * connections in the moment before that request is read, not merely hold them.
+ *
+ * HEAD gets the headers GET would get, Content-Length included, and no body (RFC 9110 9.3.2).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +38,10 @@ typedef struct http_conn {
     size_t len;
     int open_handles;
     bool answered;
+    bool counted;   /* one of d->http_conns: admitted and not closing */
+    bool head_only; /* a HEAD request: the answer has no body */
+    /* among the unanswered connections (d->http_oldest..http_newest), while unanswered */
+    struct http_conn *older, *newer;
     char req[REQ_MAX];
 } http_conn_t;
 
@@ -40,15 +54,48 @@ static void on_closed(uv_handle_t *h)
 {
     http_conn_t *c = h->data;
     if (--c->open_handles == 0) {
-        c->d->http_conns--;
         fn_buf_free(&c->out);
         free(c);
     }
 }
 
+static void unanswered_add(http_conn_t *c)
+{
+    fn_daemon_t *d = c->d;
+    c->older = d->http_newest;
+    c->newer = NULL;
+    if (d->http_newest)
+        d->http_newest->newer = c;
+    else
+        d->http_oldest = c;
+    d->http_newest = c;
+}
+
+/* c is answered or closing: it can no longer be evicted. */
+static void unanswered_remove(http_conn_t *c)
+{
+    fn_daemon_t *d = c->d;
+    if (!c->counted || c->answered)
+        return; /* never added, or already removed */
+    if (c->older)
+        c->older->newer = c->newer;
+    else
+        d->http_oldest = c->newer;
+    if (c->newer)
+        c->newer->older = c->older;
+    else
+        d->http_newest = c->older;
+    c->older = c->newer = NULL;
+}
+
 static void conn_close(http_conn_t *c)
 {
     if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
+        unanswered_remove(c);
+        if (c->counted) {
+            c->counted = false;
+            c->d->http_conns--;
+        }
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, on_closed);
@@ -63,6 +110,7 @@ static void on_written(uv_write_t *w, int status)
 static void answer(http_conn_t *c, int code, const char *reason, const char *type, const char *body,
                    size_t len)
 {
+    unanswered_remove(c);
     c->answered = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
     fn_buf_t head = {0};
@@ -70,7 +118,7 @@ static void answer(http_conn_t *c, int code, const char *reason, const char *typ
                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                        "Connection: close\r\nCache-Control: no-store\r\n\r\n",
                        code, reason, type, len) ||
-        fn_buf_append(&head, body, len)) {
+        (!c->head_only && fn_buf_append(&head, body, len))) {
         fn_buf_free(&head);
         conn_close(c);
         return;
@@ -99,6 +147,7 @@ static void route(http_conn_t *c)
     char *q = strchr(path, '?');
     if (q)
         *q = '\0';
+    c->head_only = strcmp(method, "HEAD") == 0;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         answer_text(c, 405, "Method Not Allowed", "only GET\n");
     } else if (strcmp(path, "/healthz") == 0) {
@@ -165,11 +214,21 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(d->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
-    d->http_conns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || d->http_conns > MAX_CONNS) {
-        conn_close(c); /* over the limit: closed at once, nothing read */
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
         return;
     }
+    if (d->http_conns >= MAX_CONNS) {
+        if (!d->http_oldest) {
+            conn_close(c); /* every slot is sending its answer: closed at once, nothing read */
+            return;
+        }
+        conn_close(d->http_oldest);
+    }
+    assert(d->http_conns < MAX_CONNS);
+    c->counted = true;
+    d->http_conns++;
+    unanswered_add(c);
     uv_timer_start(&c->timer, on_timeout, TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }

@@ -146,7 +146,10 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
                    head(b, "funneld_config_generation", "gauge",
                         "1 at start, +1 for every configuration accepted on SIGHUP.") ||
                    fn_buf_appendf(b, "funneld_config_generation %lld\n",
-                                  (long long)d->config_generation)
+                                  (long long)d->config_generation) ||
+                   head(b, "funneld_configs_retired", "gauge",
+                        "Configurations replaced on SIGHUP and still held by in-flight steps.") ||
+                   fn_buf_appendf(b, "funneld_configs_retired %zu\n", fn_reload_retired(d))
                ? FN_ERR
                : FN_OK;
 }

@@ -7,6 +7,11 @@
  * It reads the same keys the daemon writes (README "Redis layout"), with the daemon's own
  * config for the key prefix, shard count and stage names, and never writes. Aggregates are
  * summed over every shard; a lead is found by its hashed key, exactly as the step finds it.
+ *
+ * What a lead's hash holds came from events (campaigns, channels, sources, event ids: UTM
+ * values and form fields anyone can set), so every text printed from it, and the lead id, is
+ * escaped for the terminal first (term.h): a campaign cannot clear the screen, retitle the
+ * window or reorder the line around it.
  */
 #include <getopt.h>
 #include <hiredis/hiredis.h>
@@ -19,6 +24,7 @@
 #include "funneld/config.h"
 #include "funneld/redis_sync.h"
 #include "funneld/step.h"
+#include "funneld/term.h"
 
 typedef struct ctl {
     fn_config_t *cfg;
@@ -148,33 +154,84 @@ static json_t *lead_json(const fn_funnel_t *f, const char *lead_id, const redisR
     return o;
 }
 
+/* Replaces every string in o (recursively) by its terminal-safe form (term.h). */
+static int escape_strings(json_t *o)
+{
+    if (json_is_string(o)) {
+        fn_buf_t b = {0};
+        int rc = fn_term_escape(&b, json_string_value(o), json_string_length(o));
+        if (rc == FN_OK && json_string_setn(o, b.data ? b.data : "", b.len))
+            rc = FN_ERR;
+        fn_buf_free(&b);
+        return rc;
+    }
+    const char *k;
+    json_t *v;
+    size_t i;
+    if (json_is_object(o))
+        json_object_foreach (o, k, v)
+            if (escape_strings(v))
+                return FN_ERR;
+    if (json_is_array(o))
+        json_array_foreach (o, i, v)
+            if (escape_strings(v))
+                return FN_ERR;
+    return FN_OK;
+}
+
+/* Prints o as JSON whose strings cannot drive the terminal either (term.h). */
+static int print_json(json_t *o)
+{
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fn_buf_t b = {0};
+    int rc = !text || fn_term_escape_json(&b, text, strlen(text)) ? FN_ERR : FN_OK;
+    if (rc == FN_OK)
+        printf("%s\n", b.data);
+    else
+        fprintf(stderr, "funnelctl: out of memory\n");
+    free(text);
+    fn_buf_free(&b);
+    return rc;
+}
+
 static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
 {
+    fn_buf_t shown = {0}; /* lead_id as it may be printed */
+    if (fn_term_escape(&shown, lead_id, strlen(lead_id))) {
+        fprintf(stderr, "funnelctl: out of memory\n");
+        return 1;
+    }
     fn_lead_keys_t k;
     fn_step_keys(c->cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
     redisReply *h = redisCommand(c->rc, "HGETALL %s", k.lead);
     if (!h || h->type != REDIS_REPLY_ARRAY) {
         fprintf(stderr, "funnelctl: HGETALL: %s\n", h ? h->str : c->rc->errstr);
         freeReplyObject(h);
+        fn_buf_free(&shown);
         return 1;
     }
     const char *id = field(h, "id");
     if (id && strcmp(id, lead_id) != 0) {
-        fprintf(stderr, "funnelctl: the key of lead %s belongs to another lead id\n", lead_id);
+        fprintf(stderr, "funnelctl: the key of lead %s belongs to another lead id\n", shown.data);
         freeReplyObject(h);
+        fn_buf_free(&shown);
         return 1;
     }
     json_t *o = lead_json(f, lead_id, h);
     freeReplyObject(h);
     if (!o) {
-        fprintf(stderr, "funnelctl: no state for lead %s (never seen, or erased)\n", lead_id);
+        fprintf(stderr, "funnelctl: no state for lead %s (never seen, or erased)\n", shown.data);
+        fn_buf_free(&shown);
         return 1;
     }
+    int rc = 0;
     if (c->json) {
-        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        putchar('\n');
+        rc = print_json(o) ? 1 : 0;
+    } else if (escape_strings(o)) {
+        fprintf(stderr, "funnelctl: out of memory\n");
+        rc = 1;
     } else {
-        printf("lead %s in funnel %s: %s", lead_id, f->name,
+        printf("lead %s in funnel %s: %s", shown.data, f->name,
                json_string_value(json_object_get(o, "status")));
         if (json_is_string(json_object_get(o, "stage")))
             printf(" at %s since %s", json_string_value(json_object_get(o, "stage")),
@@ -217,7 +274,8 @@ static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
                    json_string_value(json_object_get(t, "cause_event_id")));
     }
     json_decref(o);
-    return 0;
+    fn_buf_free(&shown);
+    return rc;
 }
 
 /* ---- stats ---- */
@@ -242,11 +300,10 @@ static int cmd_stats(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
     }
     json_t *o = fn_analytics_json(f, &st);
     if (c->json) {
-        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        putchar('\n');
+        int rc = print_json(o) ? 1 : 0;
         json_decref(o);
         fn_analytics_free(&st);
-        return 0;
+        return rc;
     }
     double top = 1;
     for (size_t k = 0; k < f->n_stages; k++)

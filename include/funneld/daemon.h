@@ -147,9 +147,10 @@ typedef struct fn_eval {
     json_t *bn_state; /* stage index -> raised */
 } fn_eval_t;
 
-/* A configuration replaced by a reload, kept for the steps built with it. */
+/* A configuration replaced by a reload, kept while steps built with it are in flight. */
 typedef struct fn_retired_cfg {
     fn_config_t *cfg;
+    size_t users; /* messages holding it (fn_msg_t.cfg); freed when the last lets go */
     struct fn_retired_cfg *next;
 } fn_retired_cfg_t;
 
@@ -158,6 +159,7 @@ typedef struct fn_daemon {
     fn_config_t *cfg;         /* owned */
     char *config_path;        /* owned; re-read on SIGHUP */
     fn_config_t *pending_cfg; /* accepted by a reload, applied once analytics are idle */
+    size_t cfg_users;         /* messages holding cfg (fn_msg_t.cfg) */
     fn_retired_cfg_t *retired;
     fn_log_t log;
 
@@ -229,7 +231,8 @@ typedef struct fn_daemon {
     /* http (http/http.c) */
     uv_tcp_t http;
     bool http_started;
-    size_t http_conns;
+    size_t http_conns;                           /* open connections, at most http.c's MAX_CONNS */
+    struct http_conn *http_oldest, *http_newest; /* those not answered yet, by age */
     int64_t config_generation;
 
     uv_timer_t tick; /* drains queues as a safety net and retries refused produce calls */
@@ -358,6 +361,15 @@ void fn_reload_request(fn_daemon_t *d);
 void fn_reload_apply(fn_daemon_t *d);
 /* Compares what a reload may not change; returns the first differing field, or NULL. */
 const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b);
+/* m's step is being built with the running config: m holds it (m->cfg) until
+ * fn_reload_let_go, so a reload meanwhile cannot free it. A rebuilt step lets go of the config
+ * it held before. */
+void fn_reload_hold(fn_daemon_t *d, fn_msg_t *m);
+/* m no longer needs the config its step was built with; a replaced config is freed when its
+ * last holder lets go. Nothing to do when m holds none. */
+void fn_reload_let_go(fn_daemon_t *d, fn_msg_t *m);
+/* Replaced configs still held by in-flight messages (the funneld_configs_retired gauge). */
+size_t fn_reload_retired(const fn_daemon_t *d);
 void fn_reload_free(fn_daemon_t *d);
 
 /* --- http/http.c and http/metrics.c --- */

@@ -3,19 +3,106 @@
 - /metrics counters agree with what was sent and what came out (consumed, outcomes, dead
   letters by reason, transitions by funnel and type, histogram counts), /healthz answers;
 - /readyz turns 503 while the daemon's Redis is stopped and 200 again once it is back;
+- `funnelctl lead` shows a lead whose campaign, source, channel and event id carry terminal
+  escape sequences, C1 controls and a bidi override as visible escapes (text and --json),
+  never as raw bytes, and keeps printable UTF-8 as it is;
+- HEAD gets GET's headers (the same Content-Length) and no body;
+- 100 idle connections (more than the endpoint keeps open) do not lock out the probes:
+  /healthz and /readyz answer 200 while they are held;
 - 1000 idle connections held open and a 10 MB request head neither stop the event path (a
   second batch is processed meanwhile) nor the endpoint (it answers right after).
 Runs its own redis-server so that it can stop it.
 """
 import json
+import os
 import resource
 import socket
+import subprocess
 import tempfile
 import time
 
-from harness import (Check, Stack, free_port, gen_stream, metrics, start_redis, wait_drained,
-                     wait_for)
+from harness import (Check, Stack, build_dir, ev, free_port, gen_stream, metrics, start_redis,
+                     wait_drained, wait_for)
 from harness import http_get as get
+
+
+# What a terminal acts on: ESC, BEL, the C1 CSI (U+009B) and a right-to-left override.
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\u009b31m\u202espring"
+RAW_CONTROLS = [b"\x1b", b"\x07", "\u009b".encode(), "\u202e".encode()]
+
+
+def funnelctl_escapes(check, st):
+    """A lead whose texts came from hostile UTM values, shown by funnelctl lead."""
+    now = int(time.time() * 1000)
+    lead = "ESC-\x1b[1mlead"
+    st.produce([ev(lead, "e1\x1b[31m", now, "web\u202e", "page_view",
+                   props={"campaign": HOSTILE + " caf\u00e9 \U0001F680", "source": "\x1b[5m"}),
+                ev(lead, "e2\u009b2J", now + 1, "web", "cart_add")])
+    check.true(wait_drained(st, timeout=60), "the hostile lead's events processed")
+    ctl = os.path.join(build_dir(), "funnelctl")
+    env = {k: v for k, v in os.environ.items() if k != "FUNNELD_REDIS_URL"}  # the config's Redis
+    for extra in ([], ["--json"]):
+        out = subprocess.run([ctl, "-c", st.config_path, *extra, "lead", "b2b", lead], env=env,
+                             capture_output=True, timeout=30)
+        what = "funnelctl " + " ".join(extra + ["lead"])
+        check.eq(out.returncode, 0, f"{what}: exit code ({out.stderr[-300:]!r})")
+        found = [c for c in RAW_CONTROLS if c in out.stdout + out.stderr]
+        check.eq(found, [], f"{what}: no raw control bytes in its output")
+        text = out.stdout.decode("utf-8", "replace")
+        if extra:
+            j = json.loads(text) if out.returncode == 0 else {}
+            first = j.get("attribution", {}).get("first", {})
+            check.eq((first.get("campaign"), first.get("source"), first.get("channel")),
+                     (HOSTILE + " caf\u00e9 \U0001F680", "\x1b[5m", "web\u202e"),
+                     f"{what}: the same texts, once the JSON is parsed")
+            check.eq([t["cause_event_id"] for t in j.get("triggers", [])], ["e2\u009b2J"],
+                     f"{what}: the trigger's cause event id")
+        else:
+            for shown in ("\\x1b]0;pwned\\x07\\x1b[2J\\u009b31m\\u202espring caf\u00e9 \U0001F680",
+                          "web\\u202e", "e2\\u009b2J", "lead ESC-\\x1b[1mlead in"):
+                check.true(shown in text, f"{what}: shows {shown!r} ({text!r})")
+
+
+def raw(port, request):
+    """Everything the daemon sends back for request until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def head_request(check, port, path):
+    """HEAD path: the headers GET has, Content-Length included, and not one byte after."""
+    reply = raw(port, f"HEAD {path} HTTP/1.1\r\nHost: funneld\r\n\r\n".encode())
+    head, sep, rest = reply.partition(b"\r\n\r\n")
+    check.eq((sep, len(rest), rest[:40]), (b"\r\n\r\n", 0, b""),
+             f"HEAD {path}: headers and no body (bytes after the headers, the first of them)")
+    fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+    return head.split(b"\r\n")[0], int(fields.get(b"Content-Length", b"-1"))
+
+
+def head_and_idle(check, hport):
+    """HEAD answers, and probes get through while idle connections fill every slot."""
+    for path in ("/healthz", "/readyz"):
+        code, body = get(hport, path)
+        status, length = head_request(check, hport, path)
+        check.eq((status, length), (b"HTTP/1.1 200 OK", len(body.encode())),
+                 f"HEAD {path}: status and GET's Content-Length")
+    status, length = head_request(check, hport, "/metrics")
+    check.true(status == b"HTTP/1.1 200 OK" and length > 1000,
+               f"HEAD /metrics: status and the length of the page ({status!r}, {length})")
+    # More idle connections than the endpoint keeps open (64): each sends nothing.
+    idle = [socket.create_connection(("127.0.0.1", hport), timeout=5) for _ in range(100)]
+    try:
+        for path in ("/healthz", "/readyz", "/healthz"):
+            check.eq(get(hport, path)[0], 200, f"{path} answers while 100 idle connections are held")
+    finally:
+        for s in idle:
+            s.close()
 
 
 def main():
@@ -69,6 +156,8 @@ def main():
                                      if k.startswith("funneld_consumer_lag{")] == [0.0] * 3, 15),
                    f"lag per partition reported, 0 when drained (first scrape {lags})")
 
+        funnelctl_escapes(check, st)
+
         # Redis away: not ready; back: ready
         srv.terminate()
         srv.wait()
@@ -77,6 +166,7 @@ def main():
         check.eq(get(hport, "/healthz")[0], 200, "still alive")
         srv = start_redis(rport, data)
         check.true(wait_for(lambda: get(hport, "/readyz")[0] == 200, 30), "/readyz 200 again")
+        head_and_idle(check, hport)
 
         # hostile clients: a 10 MB request head, then 1000 idle connections while a batch flows
         big = socket.socket()
