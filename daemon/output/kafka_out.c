@@ -129,6 +129,7 @@ static int wait_for_room(fn_daemon_t *d, const char *topic, const void *key, siz
     else
         d->out_wait = w;
     d->out_wait_tail = w;
+    d->out_waiting++;
     return FN_OK;
 }
 
@@ -160,6 +161,7 @@ static void flush_waiting(fn_daemon_t *d)
         d->out_wait = w->next;
         if (!d->out_wait)
             d->out_wait_tail = NULL;
+        d->out_waiting--;
         if (e) {
             /* Its owner is never done: an input is not committed and is consumed again
              * after the restart. */
@@ -187,6 +189,7 @@ static void drop_waiting(fn_daemon_t *d)
         free(w);
     }
     d->out_wait_tail = NULL;
+    d->out_waiting = 0;
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)

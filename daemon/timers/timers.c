@@ -379,10 +379,8 @@ void fn_timers_tick(fn_daemon_t *d)
         return;
     for (unsigned s = 0; s < shards && d->redis_ready; s++) {
         size_t limit = claimable(d);
-        if (limit == 0) {
-            d->next_sweep_ms = wall; /* swept as soon as there is room */
-            return;
-        }
+        if (limit == 0)
+            return; /* the other shards are swept next period */
         send_fire(d, NULL, s, 0, wall, limit < FIRE_LIMIT ? limit : FIRE_LIMIT);
     }
 }

@@ -185,6 +185,7 @@ typedef struct fn_daemon {
     /* Outputs of messages that librdkafka's full queue refused, in order: produced again
      * from the loop (kafka_out.c), never waited for. Bounded by the in-flight bound. */
     struct fn_out_wait *out_wait, *out_wait_tail;
+    size_t out_waiting;       /* how many */
     bool output_refused;      /* the queue refused a message since the last delivery */
     size_t producer_max_msgs; /* queue.buffering.max.messages as configured */
 

@@ -112,6 +112,8 @@ def main():
         wait_for(healthz_answers, max(0.0, due / 1000 - time.time()) + 6, every=1.0)
         fired = triggers_total(hport)
         check.true(fired is not None and fired > 0, "triggers fired while the broker is frozen")
+        check.true(metrics(hport).get("funneld_triggers_in_flight", QUEUE + 1) <= QUEUE,
+                   "no more triggers claimed than the producer's queue takes")
         aged = age_leases(st, AGE_S)
         check.true(aged > 0, "leases held while the broker is frozen")
         # the daemon's next lease renewal and sweep (every 10 s) come and go
