@@ -235,6 +235,9 @@ static void on_fire_reply(redisAsyncContext *ac, void *r, void *priv)
         }
         q->p->next_due[q->shard] = next;
     }
+    /* A sweep that handed out all it could claim may have left more: sweep again at once. */
+    if (!q->p && reply->element[1]->elements >= q->claim)
+        d->next_sweep_ms = 0;
     d->stats.triggers_capped += (uint64_t)reply->element[2]->integer;
     d->stats.triggers_opted_out += (uint64_t)reply->element[3]->integer;
     const redisReply *entries = reply->element[1];
@@ -351,37 +354,59 @@ static size_t claimable(const fn_daemon_t *d)
     return d->trigger_claims < cap ? cap - d->trigger_claims : 0;
 }
 
+/* Whether p's zset of shard needs a fire call by p's clock `now`. */
+static bool wants_fire(const fn_partition_t *p, unsigned s, int64_t now)
+{
+    return !p->firing[s] &&
+           (p->next_due[s] == FN_DUE_UNKNOWN || (now > 0 && p->next_due[s] <= now));
+}
+
 void fn_timers_tick(fn_daemon_t *d)
 {
     if (!d->redis_ready || d->stopping)
         return;
     int64_t wall = fn_now_ms();
     unsigned shards = (unsigned)d->cfg->redis_shards;
-    bool sweep = wall >= d->next_sweep_ms;
-    if (sweep) {
-        d->next_sweep_ms = wall + SWEEP_EVERY_MS;
-        renew_leases(d, wall); /* first: the sweep must not find them expired */
+    /* Renewed every period, so a held lease always has most of its length left when any
+     * call (a sweep, or a fire call, which hands out expired entries too) looks at it. */
+    if (wall >= d->next_renew_ms) {
+        d->next_renew_ms = wall + SWEEP_EVERY_MS;
+        renew_leases(d, wall);
     }
+    bool sweep = wall >= d->next_sweep_ms;
+    if (sweep)
+        d->next_sweep_ms = wall + SWEEP_EVERY_MS;
+    /* What may be claimed is shared among the calls this tick wants (a fire call hands out
+     * from two sources, a sweep from one), so that one zset does not hold the whole budget
+     * while the others wait a turn each. */
+    size_t parts = sweep ? shards : 0;
     for (fn_partition_t *p = d->partitions; p; p = p->next) {
         if (!p->assigned || ensure_arrays(d, p))
             continue;
         int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
+        for (unsigned s = 0; s < shards; s++)
+            parts += wants_fire(p, s, now) ? 2 : 0;
+    }
+    if (parts == 0)
+        return;
+    size_t share = claimable(d) / parts;
+    share = share < 1 ? 1 : share > FIRE_LIMIT ? FIRE_LIMIT : share;
+    for (fn_partition_t *p = d->partitions; p; p = p->next) {
+        if (!p->assigned || !p->next_due)
+            continue;
+        int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
         for (unsigned s = 0; s < shards && d->redis_ready; s++) {
-            size_t limit = claimable(d) / 2;
-            if (limit == 0)
+            if (!wants_fire(p, s, now))
+                continue;
+            if (claimable(d) < 2 * share)
                 return; /* the rest waits, sweep included: tried again next tick */
-            if (!p->firing[s] &&
-                (p->next_due[s] == FN_DUE_UNKNOWN || (now > 0 && p->next_due[s] <= now)))
-                send_fire(d, p, s, now, wall, limit < FIRE_LIMIT ? limit : FIRE_LIMIT);
+            send_fire(d, p, s, now, wall, share);
         }
     }
-    if (!sweep)
-        return;
-    for (unsigned s = 0; s < shards && d->redis_ready; s++) {
-        size_t limit = claimable(d);
-        if (limit == 0)
+    for (unsigned s = 0; sweep && s < shards && d->redis_ready; s++) {
+        if (claimable(d) < share)
             return; /* the other shards are swept next period */
-        send_fire(d, NULL, s, 0, wall, limit < FIRE_LIMIT ? limit : FIRE_LIMIT);
+        send_fire(d, NULL, s, 0, wall, share);
     }
 }
 

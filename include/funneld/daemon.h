@@ -221,6 +221,7 @@ typedef struct fn_daemon {
     struct trig_out *held;      /* produced, not yet acknowledged: their leases are renewed */
     struct trig_out *uncleared; /* delivered while Redis was away: outbox entries to clear */
     int64_t next_sweep_ms;      /* next look for outbox entries whose lease ran out */
+    int64_t next_renew_ms;      /* next renewal of the leases of held triggers */
 
     /* analytics (analytics/evaluate.c) */
     fn_eval_t *evals; /* one per funnel */

@@ -66,6 +66,12 @@ def age_leases(st, seconds):
     return n
 
 
+def expired_leases(st):
+    now = int(time.time() * 1000)
+    return sum(st.redis.zcount(k, "-inf", now)
+               for k in st.redis.scan_iter(f"{st.name}:*:leases", count=1000))
+
+
 def main():
     check = Check("test_trigger_outage_e2e")
     run_dir = tempfile.mkdtemp(prefix="funneld-kafka-")
@@ -119,6 +125,7 @@ def main():
         # the daemon's next lease renewal and sweep (every 10 s) come and go
         wait_for(healthz_answers, 14, every=1.0)
         check.eq(unanswered, 0, "/healthz answered every time while the broker was frozen")
+        check.eq(expired_leases(st), 0, "the leases of the triggers it holds were renewed")
         check.eq(triggers_total(hport), fired,
                  "funneld_triggers_total does not grow with the outage")
         print(f"fired while frozen: {fired}, leases aged: {aged}, "
