@@ -374,7 +374,9 @@ static void send_reads(fn_daemon_t *d, fn_eval_t *e)
 
 void fn_eval_tick(fn_daemon_t *d)
 {
-    if (!d->redis_ready || d->stopping || !d->evals)
+    /* While Kafka is away or the producer's queue is full, evaluations wait (their ticks
+     * are not passed over): their events would only pile up or be refused. */
+    if (!d->redis_ready || d->stopping || !d->evals || !d->kafka_up || !fn_output_room(d))
         return;
     int64_t now = fn_eval_clock(d);
     if (now <= 0)

@@ -124,6 +124,12 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
              &s->end_to_end) ||
         head(b, "funneld_in_flight", "gauge", "Messages between consume and commit.") ||
         fn_buf_appendf(b, "funneld_in_flight %zu\n", d->in_flight) ||
+        head(b, "funneld_outputs_waiting", "gauge",
+             "Outputs of consumed messages waiting for room in the producer's queue.") ||
+        fn_buf_appendf(b, "funneld_outputs_waiting %zu\n", d->out_waiting) ||
+        head(b, "funneld_triggers_in_flight", "gauge",
+             "Triggers produced and not yet acknowledged by Kafka.") ||
+        fn_buf_appendf(b, "funneld_triggers_in_flight %zu\n", d->triggers_in_flight) ||
         head(b, "funneld_consumer_lag", "gauge",
              "Per assigned input partition: high watermark minus next offset to consume."))
         return FN_ERR;

@@ -8,10 +8,17 @@
  * delivered, so giving up would be the only way to lose it.
  *
  * Delivery reports are served on the loop through the main queue's IO-event pipe.
+ *
+ * Nothing waits on the loop for room in librdkafka's queue. An output of a consumed message
+ * that the full queue refuses waits in the daemon's backlog, in order (later outputs queue
+ * behind it), and is produced from the loop once deliveries made room; the message is not
+ * done meanwhile, so the in-flight bound pauses consumption and bounds the backlog. Triggers
+ * and analytics events are not kept here: refused, they stay in Redis (fn_output_send).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -52,6 +59,139 @@ static bool is_dead_letter(rd_kafka_headers_t *hdrs)
     return hdrs && rd_kafka_header_get_last(hdrs, "funneld.error", &v, &vl) == 0;
 }
 
+/* An output refused by the full queue, waiting for room (d->out_wait). */
+typedef struct fn_out_wait {
+    struct fn_out_wait *next;
+    rd_kafka_headers_t *hdrs; /* owned */
+    void *opaque;
+    size_t keylen, len;
+    char *key, *payload; /* point into data */
+    char topic_and_data[];
+} fn_out_wait_t;
+
+/* One produce call; counts it and notes a refusal for lack of room. */
+static rd_kafka_resp_err_t produce_once(fn_daemon_t *d, const char *topic, const void *key,
+                                        size_t keylen, const void *payload, size_t len,
+                                        rd_kafka_headers_t *hdrs, void *opaque)
+{
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        d->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)payload, len),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (!e)
+        d->stats.produced++;
+    else if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        d->output_refused = true;
+    return e;
+}
+
+/* produce_once, and for a dead letter refused as too large the cuts of dlq_cut (*keylen and
+ * *len become what is kept). */
+static rd_kafka_resp_err_t produce_cut(fn_daemon_t *d, const char *topic, const void *key,
+                                       size_t *keylen, const void *payload, size_t *len,
+                                       rd_kafka_headers_t *hdrs, void *opaque)
+{
+    rd_kafka_resp_err_t e = produce_once(d, topic, key, *keylen, payload, *len, hdrs, opaque);
+    for (int cuts = 0; too_large(e) && is_dead_letter(hdrs) && cuts < 2; cuts++) {
+        size_t cut = dlq_cut(hdrs, *keylen, *len);
+        fn_log(&d->log, FN_LOG_WARN, "kafka",
+               "dead letter of %zu bytes (key %zu) too large for %s; sending its first %zu", *len,
+               *keylen, topic, cut);
+        *keylen = *keylen < cut ? *keylen : cut;
+        *len = *len < cut ? *len : cut;
+        e = produce_once(d, topic, key, *keylen, payload, *len, hdrs, opaque);
+    }
+    return e;
+}
+
+/* Keeps a copy of an output for later, behind those already waiting; takes hdrs. */
+static int wait_for_room(fn_daemon_t *d, const char *topic, const void *key, size_t keylen,
+                         const void *payload, size_t len, rd_kafka_headers_t *hdrs, void *opaque)
+{
+    size_t tl = strlen(topic) + 1;
+    fn_out_wait_t *w = malloc(sizeof *w + tl + keylen + len);
+    if (!w)
+        return FN_ERR;
+    memcpy(w->topic_and_data, topic, tl);
+    w->key = w->topic_and_data + tl;
+    w->payload = w->key + keylen;
+    if (keylen)
+        memcpy(w->key, key, keylen);
+    if (len)
+        memcpy(w->payload, payload, len);
+    w->keylen = keylen;
+    w->len = len;
+    w->hdrs = hdrs;
+    w->opaque = opaque;
+    w->next = NULL;
+    if (d->out_wait_tail)
+        d->out_wait_tail->next = w;
+    else
+        d->out_wait = w;
+    d->out_wait_tail = w;
+    d->out_waiting++;
+    return FN_OK;
+}
+
+/* Produces now, or behind the outputs already waiting, or keeps the output waiting when the
+ * queue is full (taking hdrs). Returns 0 or a permanent error (hdrs still the caller's). */
+static rd_kafka_resp_err_t send_or_wait(fn_daemon_t *d, const char *topic, const void *key,
+                                        size_t keylen, const void *payload, size_t len,
+                                        rd_kafka_headers_t *hdrs, void *opaque)
+{
+    rd_kafka_resp_err_t e = d->out_wait
+                                ? RD_KAFKA_RESP_ERR__QUEUE_FULL
+                                : produce_cut(d, topic, key, &keylen, payload, &len, hdrs, opaque);
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return e;
+    if (wait_for_room(d, topic, key, keylen, payload, len, hdrs, opaque))
+        return RD_KAFKA_RESP_ERR__FAIL; /* out of memory */
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Produces the outputs waiting for room, in order, until the queue refuses one. */
+static void flush_waiting(fn_daemon_t *d)
+{
+    while (d->out_wait) {
+        fn_out_wait_t *w = d->out_wait;
+        rd_kafka_resp_err_t e = produce_cut(d, w->topic_and_data, w->key, &w->keylen, w->payload,
+                                            &w->len, w->hdrs, w->opaque);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return;
+        d->out_wait = w->next;
+        if (!d->out_wait)
+            d->out_wait_tail = NULL;
+        d->out_waiting--;
+        if (e) {
+            /* Its owner is never done: an input is not committed and is consumed again
+             * after the restart. */
+            fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s; stopping", w->topic_and_data,
+                   rd_kafka_err2str(e));
+            if (w->hdrs)
+                rd_kafka_headers_destroy(w->hdrs);
+            fn_daemon_stop(d, 1);
+        }
+        free(w);
+    }
+}
+
+/* At exit: what waits was never produced; it stays where it came from (see on_delivery). */
+static void drop_waiting(fn_daemon_t *d)
+{
+    while (d->out_wait) {
+        fn_out_wait_t *w = d->out_wait;
+        d->out_wait = w->next;
+        if (w->hdrs)
+            rd_kafka_headers_destroy(w->hdrs);
+        fn_msg_t *m = w->opaque;
+        if (m && m->owner != FN_OWNER_MSG)
+            free(m);
+        free(w);
+    }
+    d->out_wait_tail = NULL;
+    d->out_waiting = 0;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     fn_daemon_t *d = opaque;
@@ -80,11 +220,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
             keylen = keylen < cut ? keylen : cut;
             len = len < cut ? len : cut;
         }
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(rkm->rkt)),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_KEY(rkm->key, keylen), RD_KAFKA_V_VALUE(rkm->payload, len),
-                              RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+        /* A full queue keeps it waiting for room, whatever its owner. */
+        rd_kafka_resp_err_t e = send_or_wait(d, rd_kafka_topic_name(rkm->rkt), rkm->key, keylen,
+                                             rkm->payload, len, copy, m);
         if (!e)
             return;
         if (copy)
@@ -95,6 +233,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         return;
     }
     d->stats.delivered++;
+    d->output_refused = false; /* room again */
     if (strcmp(rd_kafka_topic_name(rkm->rkt), d->cfg->topic_dlq) == 0)
         d->stats.dlq_delivered++;
     if (m && m->owner == FN_OWNER_TRIGGER) {
@@ -168,6 +307,10 @@ int fn_output_start(fn_daemon_t *d)
     if (fn_kafka_conf_set(d, conf, "message.timeout.ms", "0") ||
         fn_kafka_conf_set(d, conf, "enable.idempotence", "true"))
         goto fail;
+    char qmax[32];
+    size_t qlen = sizeof qmax;
+    if (rd_kafka_conf_get(conf, "queue.buffering.max.messages", qmax, &qlen) == RD_KAFKA_CONF_OK)
+        d->producer_max_msgs = strtoull(qmax, NULL, 10);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!d->producer) {
@@ -196,19 +339,18 @@ rd_kafka_resp_err_t fn_output_send(fn_daemon_t *d, const char *topic, const void
                                    size_t keylen, const void *payload, size_t len,
                                    rd_kafka_headers_t *hdrs, void *opaque)
 {
-    for (int attempt = 0;; attempt++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            d->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)payload, len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-        if (!e)
-            d->stats.produced++;
-        /* The local queue is sized far above the in-flight bound; if it fills anyway, wait
-         * for deliveries rather than drop. */
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= 1000)
-            return e;
-        rd_kafka_poll(d->producer, 10);
-    }
+    /* Outputs of messages waiting for room go first. */
+    if (d->out_wait)
+        return RD_KAFKA_RESP_ERR__QUEUE_FULL;
+    return produce_once(d, topic, key, keylen, payload, len, hdrs, opaque);
+}
+
+size_t fn_output_room(const fn_daemon_t *d)
+{
+    if (!d->producer || d->out_wait || d->output_refused)
+        return 0;
+    size_t queued = (size_t)rd_kafka_outq_len(d->producer);
+    return queued < d->producer_max_msgs ? d->producer_max_msgs - queued : 0;
 }
 
 int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void *key,
@@ -225,16 +367,7 @@ int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void
         rd_kafka_header_add(hdrs, "funneld.reason", -1, dlq_reason, -1);
         rd_kafka_header_add(hdrs, "funneld.source", -1, source, -1);
     }
-    rd_kafka_resp_err_t e = fn_output_send(d, topic, key, keylen, payload, len, hdrs, m);
-    for (int cuts = 0; too_large(e) && hdrs && cuts < 2; cuts++) {
-        size_t cut = dlq_cut(hdrs, keylen, len);
-        fn_log(&d->log, FN_LOG_WARN, "kafka",
-               "dead letter of %zu bytes (key %zu) too large for %s; sending its first %zu", len,
-               keylen, topic, cut);
-        keylen = keylen < cut ? keylen : cut;
-        len = len < cut ? len : cut;
-        e = fn_output_send(d, topic, key, keylen, payload, len, hdrs, m);
-    }
+    rd_kafka_resp_err_t e = send_or_wait(d, topic, key, keylen, payload, len, hdrs, m);
     if (!e) {
         m->pending_dr++;
         return FN_OK;
@@ -250,15 +383,18 @@ int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void
 
 void fn_output_poll(fn_daemon_t *d)
 {
-    if (d->producer)
-        while (rd_kafka_poll(d->producer, 0) > 0) {
-        }
+    if (!d->producer)
+        return;
+    while (rd_kafka_poll(d->producer, 0) > 0) {
+    }
+    flush_waiting(d);
 }
 
 void fn_output_close(fn_daemon_t *d)
 {
     if (!d->producer)
         return;
+    flush_waiting(d);
     rd_kafka_resp_err_t e = rd_kafka_flush(d->producer, 10000);
     if (e)
         fn_log(&d->log, FN_LOG_WARN, "kafka",
@@ -268,6 +404,7 @@ void fn_output_close(fn_daemon_t *d)
     /* Delivery reports for what is left, so that their owners are freed (a destroy without
      * them would drop the reports). */
     d->output_closing = true;
+    drop_waiting(d);
     rd_kafka_purge(d->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(d->producer, 1000);
     rd_kafka_queue_t *mq = rd_kafka_queue_get_main(d->producer);

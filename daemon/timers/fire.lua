@@ -12,7 +12,8 @@
 --   entry key -> entry)   KEYS[3] the shard's outbox leases (zset: score lease end, wall ms)
 --   KEYS[4] shard counters
 -- ARGV: 1 now by the partition's clock 2 wall now 3 most timers to fire 4 '1' to only hand
---   out entries whose lease ran out 5 trigger caps ("name=max,per;...")
+--   out entries whose lease ran out, '2' to only renew the leases of the entries ARGV[6..]
+--   (those the calling daemon still holds) 5 trigger caps ("name=max,per;...")
 -- Returns {next due time in KEYS[1] or '', {entry, ...}, capped, opted_out}; an entry is the
 -- JSON text of {entry key, lead id, funnel, reason, stage, due, last activity in the funnel,
 -- last touch channel, type, at, value, cause event id}, all strings (cjson would print epoch
@@ -22,6 +23,12 @@ local due_key, outbox, leases, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, wall, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local caps = caps_parse(ARGV[5])
 local function I(n) return string.format('%d', n) end
+
+if ARGV[4] == '2' then
+  -- Only existing leases: an entry cleared meanwhile must not get one back.
+  for i = 6, #ARGV do redis.call('ZADD', leases, 'XX', I(wall + LEASE_MS), ARGV[i]) end
+  return {'', {}, 0, 0}
+end
 
 local out = {}
 for _, k in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', I(wall), 'LIMIT', 0, limit)) do

@@ -12,6 +12,14 @@
  * Fired triggers wait in the shard's outbox until Kafka acknowledges them; a daemon that
  * dies in between leaves them leased, and after the lease any daemon hands them out again
  * (same id). So a trigger is claimed once and delivered at least once.
+ *
+ * A live daemon keeps what it holds: every SWEEP_EVERY_MS, and first thing after a
+ * reconnect, it renews the leases of the triggers it produced and Kafka has not acknowledged
+ * yet, before its sweep looks for expired ones; so however long Kafka is away, no sweep hands
+ * them out again. And it claims no more than it can hand to Kafka: firing and sweeping pause
+ * while the broker is down, and each call claims at most what is left below max_in_flight
+ * triggers in flight and below the room in the producer's queue. A trigger the full queue
+ * refuses anyway stays in its outbox with its lease released, for the next sweep.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,18 +31,22 @@
 #include "funneld/trigger.h"
 
 #define FIRE_LIMIT 500       /* timers claimed per call; more are claimed on the next tick */
-#define SWEEP_EVERY_MS 10000 /* how often expired leases are looked for */
+#define SWEEP_EVERY_MS 10000 /* how often held leases are renewed and expired ones looked for */
+#define RENEW_BATCH 1000     /* leases renewed per call */
 
 typedef struct fire_req {
     fn_daemon_t *d;
     fn_partition_t *p; /* NULL for a lease sweep */
     unsigned shard;
+    size_t claim; /* most entries the call can hand out (counted in d->trigger_claims) */
 } fire_req_t;
 
 typedef struct trig_out {
     fn_owner_t owner; /* FN_OWNER_TRIGGER; first, see fn_owner_t */
     unsigned shard;
-    struct trig_out *next; /* on d->uncleared: delivered while Redis was away */
+    /* On d->held while Kafka has it (prev is then valid); on d->uncleared once delivered
+     * while Redis was away. */
+    struct trig_out *next, *prev;
     size_t keylen;
     char key[];
 } trig_out_t;
@@ -88,6 +100,45 @@ void fn_timers_armed(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t 
         p->next_due[shard] = due;
 }
 
+static void hold(fn_daemon_t *d, trig_out_t *o)
+{
+    o->prev = NULL;
+    o->next = d->held;
+    if (d->held)
+        d->held->prev = o;
+    d->held = o;
+}
+
+static void unhold(fn_daemon_t *d, trig_out_t *o)
+{
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        d->held = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    o->next = o->prev = NULL;
+}
+
+static void on_lease_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    fn_daemon_t *d = priv;
+    d->timer_requests--;
+}
+
+/* A trigger Kafka's full queue refused: its lease is released so that the next sweep hands
+ * it out again (once there is room) rather than after the lease. */
+static void release_lease(fn_daemon_t *d, unsigned shard, const char *key, size_t keylen)
+{
+    char outbox[64], leases[64];
+    if (!d->redis_ready)
+        return; /* its lease runs out */
+    outbox_keys(d->cfg, shard, outbox, leases, sizeof outbox);
+    if (redisAsyncCommand(d->redis, on_lease_reply, d, "ZADD %s XX 0 %b", leases, key, keylen) ==
+        REDIS_OK)
+        d->timer_requests++;
+}
+
 bool fn_timers_idle(const fn_daemon_t *d)
 {
     return d->timer_requests == 0 && d->triggers_in_flight == 0;
@@ -125,12 +176,19 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
                        d->out_buf.len, NULL, &o->owner);
     json_decref(t.doc);
     if (rc) {
-        /* Its lease runs out and it is handed out again. */
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", d->cfg->topic_retargeting,
-               rd_kafka_err2str(rc));
+        /* It stays in the outbox and is handed out again. A full queue is weather: one line
+         * per thousand. */
+        d->stats.triggers_deferred++;
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || d->stats.triggers_deferred % 1000 == 1)
+            fn_log(&d->log, FN_LOG_WARN, "kafka",
+                   "produce to %s: %s; %llu trigger(s) left in the outbox so far",
+                   d->cfg->topic_retargeting, rd_kafka_err2str(rc),
+                   (unsigned long long)d->stats.triggers_deferred);
+        release_lease(d, shard, o->key, o->keylen);
         free(o);
         return;
     }
+    hold(d, o);
     d->triggers_in_flight++;
     d->stats.triggers_emitted++;
     if (f && d->stats.trig_by_funnel)
@@ -143,6 +201,7 @@ static void on_fire_reply(redisAsyncContext *ac, void *r, void *priv)
     fn_daemon_t *d = q->d;
     redisReply *reply = r;
     d->timer_requests--;
+    d->trigger_claims -= q->claim;
     if (q->p)
         q->p->firing[q->shard] = 0;
     bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 &&
@@ -176,6 +235,9 @@ static void on_fire_reply(redisAsyncContext *ac, void *r, void *priv)
         }
         q->p->next_due[q->shard] = next;
     }
+    /* A sweep that handed out all it could claim may have left more: sweep again at once. */
+    if (!q->p && reply->element[1]->elements >= q->claim)
+        d->next_sweep_ms = 0;
     d->stats.triggers_capped += (uint64_t)reply->element[2]->integer;
     d->stats.triggers_opted_out += (uint64_t)reply->element[3]->integer;
     const redisReply *entries = reply->element[1];
@@ -184,7 +246,10 @@ static void on_fire_reply(redisAsyncContext *ac, void *r, void *priv)
     free(q);
 }
 
-static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t now, int64_t wall)
+/* Sends fire.lua for p's zset of shard (a lease sweep when p is NULL), handing out at most
+ * `limit` entries from each of its two sources (expired leases, due timers). */
+static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t now, int64_t wall,
+                      size_t limit)
 {
     const fn_config_t *cfg = d->cfg;
     char due_key[352], outbox[64], leases[64], stats[64];
@@ -197,6 +262,7 @@ static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t
     q->d = d;
     q->p = p;
     q->shard = shard;
+    q->claim = p ? 2 * limit : limit;
     outbox_keys(cfg, shard, outbox, leases, sizeof outbox);
     snprintf(stats, sizeof stats, "%s:{%u}:stats", cfg->key_prefix, shard);
     if (p)
@@ -205,7 +271,7 @@ static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t
         snprintf(due_key, sizeof due_key, "%s", leases); /* unused by a sweep; same slot */
     snprintf(a_now, sizeof a_now, "%lld", (long long)now);
     snprintf(a_wall, sizeof a_wall, "%lld", (long long)wall);
-    snprintf(a_limit, sizeof a_limit, "%d", FIRE_LIMIT);
+    snprintf(a_limit, sizeof a_limit, "%zu", limit);
     fn_step_caps(cfg, caps, sizeof caps);
     const char *argv[] = {"EVALSHA", d->fire_sha, "4",    due_key, outbox,        leases,
                           stats,     a_now,       a_wall, a_limit, p ? "0" : "1", caps};
@@ -218,8 +284,81 @@ static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t
         return;
     }
     d->timer_requests++;
+    d->trigger_claims += q->claim;
     if (p)
         p->firing[shard] = 1;
+}
+
+/* Renews, in one shard, the leases of the n triggers this process holds there (fire.lua's
+ * renew mode, so that the lease's length stays timer.lua's). */
+static void renew_shard(fn_daemon_t *d, unsigned shard, size_t n, int64_t wall)
+{
+    char outbox[64], leases[64], a_wall[24];
+    outbox_keys(d->cfg, shard, outbox, leases, sizeof outbox);
+    snprintf(a_wall, sizeof a_wall, "%lld", (long long)wall);
+    /* KEYS: fire.lua's four (the unused ones name a key of the same slot); ARGV 1-5 as for a
+     * sweep but mode '2'; then the entry keys. */
+    const char *head[] = {"EVALSHA", d->fire_sha, "4",    leases, outbox, leases,
+                          leases,    "0",         a_wall, "0",    "2",    ""};
+    const size_t nhead = sizeof head / sizeof *head;
+    size_t cap = nhead + (n < RENEW_BATCH ? n : RENEW_BATCH);
+    const char **argv = malloc(cap * sizeof *argv);
+    size_t *argl = malloc(cap * sizeof *argl);
+    if (!argv || !argl)
+        goto done; /* renewed next time: a lease lasts several periods */
+    for (const trig_out_t *o = d->held; o;) {
+        size_t k;
+        for (k = 0; k < nhead; k++) {
+            argv[k] = head[k];
+            argl[k] = strlen(head[k]);
+        }
+        for (; o && k < cap; o = o->next)
+            if (o->shard == shard) {
+                argv[k] = o->key;
+                argl[k++] = o->keylen;
+            }
+        if (k > nhead &&
+            redisAsyncCommandArgv(d->redis, on_lease_reply, d, (int)k, argv, argl) == REDIS_OK)
+            d->timer_requests++;
+    }
+done:
+    free(argv);
+    free(argl);
+}
+
+static void renew_leases(fn_daemon_t *d, int64_t wall)
+{
+    unsigned shards = (unsigned)d->cfg->redis_shards;
+    size_t *count = calloc(shards, sizeof *count);
+    if (!count)
+        return;
+    for (const trig_out_t *o = d->held; o; o = o->next)
+        count[o->shard]++;
+    for (unsigned s = 0; s < shards && d->redis_ready; s++)
+        if (count[s])
+            renew_shard(d, s, count[s], wall);
+    free(count);
+}
+
+/* How many more outbox entries this process may hand out now: none while the broker is down;
+ * else what is left below max_in_flight triggers in flight and below the producer's room,
+ * less what outstanding calls may still hand out. */
+static size_t claimable(const fn_daemon_t *d)
+{
+    if (!d->kafka_up)
+        return 0;
+    size_t bound = d->cfg->max_in_flight, room = fn_output_room(d); /* room: net of those queued */
+    size_t cap = d->triggers_in_flight < bound ? bound - d->triggers_in_flight : 0;
+    if (room < cap)
+        cap = room;
+    return d->trigger_claims < cap ? cap - d->trigger_claims : 0;
+}
+
+/* Whether p's zset of shard needs a fire call by p's clock `now`. */
+static bool wants_fire(const fn_partition_t *p, unsigned s, int64_t now)
+{
+    return !p->firing[s] &&
+           (p->next_due[s] == FN_DUE_UNKNOWN || (now > 0 && p->next_due[s] <= now));
 }
 
 void fn_timers_tick(fn_daemon_t *d)
@@ -228,19 +367,46 @@ void fn_timers_tick(fn_daemon_t *d)
         return;
     int64_t wall = fn_now_ms();
     unsigned shards = (unsigned)d->cfg->redis_shards;
+    /* Renewed every period, so a held lease always has most of its length left when any
+     * call (a sweep, or a fire call, which hands out expired entries too) looks at it. */
+    if (wall >= d->next_renew_ms) {
+        d->next_renew_ms = wall + SWEEP_EVERY_MS;
+        renew_leases(d, wall);
+    }
+    bool sweep = wall >= d->next_sweep_ms;
+    if (sweep)
+        d->next_sweep_ms = wall + SWEEP_EVERY_MS;
+    /* What may be claimed is shared among the calls this tick wants (a fire call hands out
+     * from two sources, a sweep from one), so that one zset does not hold the whole budget
+     * while the others wait a turn each. */
+    size_t parts = sweep ? shards : 0;
     for (fn_partition_t *p = d->partitions; p; p = p->next) {
         if (!p->assigned || ensure_arrays(d, p))
             continue;
         int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
-        for (unsigned s = 0; s < shards && d->redis_ready; s++)
-            if (!p->firing[s] &&
-                (p->next_due[s] == FN_DUE_UNKNOWN || (now > 0 && p->next_due[s] <= now)))
-                send_fire(d, p, s, now, wall);
+        for (unsigned s = 0; s < shards; s++)
+            parts += wants_fire(p, s, now) ? 2 : 0;
     }
-    if (wall >= d->next_sweep_ms) {
-        d->next_sweep_ms = wall + SWEEP_EVERY_MS;
-        for (unsigned s = 0; s < shards && d->redis_ready; s++)
-            send_fire(d, NULL, s, 0, wall);
+    if (parts == 0)
+        return;
+    size_t share = claimable(d) / parts;
+    share = share < 1 ? 1 : share > FIRE_LIMIT ? FIRE_LIMIT : share;
+    for (fn_partition_t *p = d->partitions; p; p = p->next) {
+        if (!p->assigned || !p->next_due)
+            continue;
+        int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
+        for (unsigned s = 0; s < shards && d->redis_ready; s++) {
+            if (!wants_fire(p, s, now))
+                continue;
+            if (claimable(d) < 2 * share)
+                return; /* the rest waits, sweep included: tried again next tick */
+            send_fire(d, p, s, now, wall, share);
+        }
+    }
+    for (unsigned s = 0; sweep && s < shards && d->redis_ready; s++) {
+        if (claimable(d) < share)
+            return; /* the other shards are swept next period */
+        send_fire(d, NULL, s, 0, wall, share);
     }
 }
 
@@ -293,6 +459,7 @@ static bool clear_entry(fn_daemon_t *d, trig_out_t *o)
 void fn_timers_delivered(fn_daemon_t *d, fn_owner_t *owner)
 {
     trig_out_t *o = (trig_out_t *)owner;
+    unhold(d, o);
     d->triggers_in_flight--;
     d->stats.triggers_delivered++;
     /* Redis away: the entry is cleared when it is back, rather than delivered again when
@@ -303,6 +470,12 @@ void fn_timers_delivered(fn_daemon_t *d, fn_owner_t *owner)
 
 void fn_timers_on_ready(fn_daemon_t *d)
 {
+    /* The step replies lost with the connection may have armed timers: due times are
+     * learned again, one fire call per zset. */
+    for (fn_partition_t *p = d->partitions; p; p = p->next)
+        for (int s = 0; p->next_due && s < d->cfg->redis_shards; s++)
+            p->next_due[s] = FN_DUE_UNKNOWN;
+    renew_leases(d, fn_now_ms());
     trig_out_t *list = d->uncleared;
     d->uncleared = NULL;
     while (list) {
@@ -315,6 +488,7 @@ void fn_timers_on_ready(fn_daemon_t *d)
 
 void fn_timers_close(fn_daemon_t *d)
 {
+    d->held = NULL; /* freed with the producer's purged delivery reports */
     /* Not cleared: they are delivered again, with their ids, after their leases. */
     while (d->uncleared) {
         trig_out_t *o = d->uncleared;

@@ -123,6 +123,7 @@ typedef struct fn_stats {
     uint64_t blocked_count, paused_count;
     uint64_t triggers_emitted, triggers_delivered, triggers_capped, triggers_opted_out;
     uint64_t timer_errors;
+    uint64_t triggers_deferred; /* fired, refused by the full producer queue: left in the outbox */
     uint64_t snapshots, bottlenecks[2]; /* raised, cleared */
     uint64_t msgs_transition, dlq_delivered, reloads_rejected;
     fn_hist_t redis_rtt, end_to_end;
@@ -185,6 +186,12 @@ typedef struct fn_daemon {
     uv_poll_t producer_poll;
     fn_buf_t out_buf;
     bool output_closing; /* shutting down: undelivered outputs are purged, not retried */
+    /* Outputs of messages that librdkafka's full queue refused, in order: produced again
+     * from the loop (kafka_out.c), never waited for. Bounded by the in-flight bound. */
+    struct fn_out_wait *out_wait, *out_wait_tail;
+    size_t out_waiting;       /* how many */
+    bool output_refused;      /* the queue refused a message since the last delivery */
+    size_t producer_max_msgs; /* queue.buffering.max.messages as configured */
 
     /* state */
     redisAsyncContext *redis;
@@ -215,8 +222,11 @@ typedef struct fn_daemon {
     /* retargeting timers (timers/timers.c) */
     size_t timer_requests;      /* fire.lua calls and outbox clears without a reply yet */
     size_t triggers_in_flight;  /* produced, not yet acknowledged */
+    size_t trigger_claims;      /* outbox entries outstanding fire.lua calls may hand out */
+    struct trig_out *held;      /* produced, not yet acknowledged: their leases are renewed */
     struct trig_out *uncleared; /* delivered while Redis was away: outbox entries to clear */
     int64_t next_sweep_ms;      /* next look for outbox entries whose lease ran out */
+    int64_t next_renew_ms;      /* next renewal of the leases of held triggers */
 
     /* analytics (analytics/evaluate.c) */
     fn_eval_t *evals; /* one per funnel */
@@ -329,7 +339,9 @@ void fn_timers_reset(fn_daemon_t *d, fn_partition_t *p);
 /* Kafka acknowledged the trigger whose opaque is owner (FN_OWNER_TRIGGER): clears its
  * outbox entry and frees it. */
 void fn_timers_delivered(fn_daemon_t *d, fn_owner_t *owner);
-/* Redis is ready again: clears the outbox entries of triggers delivered while it was away. */
+/* Redis is ready again: renews the leases of the triggers this process holds, clears the
+ * outbox entries of triggers delivered while it was away, and forgets every known due time
+ * (a step whose reply was lost may have armed a timer the daemon never heard of). */
 void fn_timers_on_ready(fn_daemon_t *d);
 /* Frees what is left at exit (those entries are delivered again after their leases). */
 void fn_timers_close(fn_daemon_t *d);
@@ -384,17 +396,25 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *out);
 void fn_metrics_on_kafka_stats(fn_daemon_t *d, const char *json, size_t len);
 
 /* --- output/kafka_out.c --- */
-/* Produces a copy of payload; opaque comes back in the delivery report. Waits (bounded) when
- * librdkafka's queue is full. Returns 0 or the librdkafka error. */
+/* Produces a copy of payload; opaque comes back in the delivery report. Never waits: when
+ * librdkafka's queue is full (or outputs of messages wait for room) it returns
+ * RD_KAFKA_RESP_ERR__QUEUE_FULL and the caller keeps what it sends where it came from
+ * (a trigger in its outbox, a bottleneck in Redis). Returns 0 or the librdkafka error. */
 rd_kafka_resp_err_t fn_output_send(fn_daemon_t *d, const char *topic, const void *key,
                                    size_t keylen, const void *payload, size_t len,
                                    rd_kafka_headers_t *hdrs, void *opaque);
 int fn_output_start(fn_daemon_t *d);
+/* How many more messages librdkafka's queue takes now: 0 while outputs of messages wait for
+ * room or since a refusal not yet followed by a delivery. Firing and evaluations wait on it. */
+size_t fn_output_room(const fn_daemon_t *d);
 /* Produces payload to topic for m (copying it); m is told of delivery. DLQ headers are
- * added when dlq_code is not NULL. Returns FN_OK or FN_ERR (logged; m keeps a retry). */
+ * added when dlq_code is not NULL. A full queue never blocks: the output waits, in order,
+ * and is produced from the loop once there is room. Returns FN_OK or FN_ERR (a permanent
+ * error, logged; m is never done, so its input is consumed again after a restart). */
 int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void *key,
                       size_t keylen, const void *payload, size_t len, const char *dlq_code,
                       const char *dlq_reason);
+/* Serves delivery reports, then produces the outputs that wait for room. */
 void fn_output_poll(fn_daemon_t *d);
 /* Flushes outstanding messages (bounded wait) and destroys the producer. */
 void fn_output_close(fn_daemon_t *d);
