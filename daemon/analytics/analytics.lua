@@ -8,6 +8,9 @@
 --     that entered stage k and "a|<k>" leads that advanced from k to a later stage in that
 --     hour, and the same per minute of the hour as "e|<k>|<minute>", "a|<k>|<minute>".
 --     Kept FLOW_RETENTION_MS (32 days) after the hour ends: baselines are at most 30 days.
+--     The expiry is absolute, by Redis's clock, so the flows of events older than that are
+--     never stored; the evaluation's catch-up skips such ticks (FN_WINDOW_RETENTION_MS in
+--     include/funneld/window.h is this value, and must stay equal to it).
 --   <prefix>:{s}:sk:<funnel>:<k>      hash, quantile sketch of time spent in stage k by the
 --     leads that left it (field = sketch bucket, see sketch.lua), and ...:sk:<funnel>:conv of
 --     time to convert (cycle time).
