@@ -80,7 +80,8 @@ int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn
     int rc = FN_ERR;
     if (plan_arg(st->now_ms, st->window_ms, &win) || plan_arg(st->now_ms, st->baseline_ms, &base))
         goto out;
-    const char *argv[] = {"EVALSHA", sha, "1", key, f->name, n, win.data, base.data};
+    const char *argv[] = {
+        "EVALSHA", sha, "1", key, f->name, n, win.data, base.data, st->no_sketches ? "0" : "1"};
     fn_buf_reset(out);
     if (fn_buf_appendf(out, "*%zu\r\n", sizeof argv / sizeof *argv))
         goto out;

@@ -5,8 +5,20 @@
  * Ticks are aligned to multiples of evaluate_every on the daemon's clock (wall, or under the
  * event clock the latest finished event time of its partitions), so several daemons agree on
  * them; a SET NX lock per (funnel, tick) lets one of them evaluate, and every id is a hash of
- * (type, funnel, stage, tick), so even a repeat carries the same id. A tick the clock jumped
- * over (a fast replay) is not evaluated: only the latest one is. An evaluation cut short by
+ * (type, funnel, stage, tick), so even a repeat carries the same id.
+ *
+ * Every tick the clock passes is judged for bottlenecks, in tick order, over its own window
+ * (SPEC §5), so a back-fill that moves the clock across a day at once raises and clears what
+ * the day did, with the same ids. Catching up is one evaluation at a time per funnel, each
+ * started when the one before it has finished and its announcements are acknowledged, so the
+ * loop only ever serves a few replies of it at once. fn_window_next_tick picks the ticks: one
+ * per minute (ticks of one minute share a window) and none whose buckets have expired. A past
+ * tick is judged only once every partition that still has input has passed it (the
+ * watermark, below): with several partitions read at different speeds the clock is the
+ * fastest one, and a window judged before the slower ones filled it would decide on part of
+ * the data. A past tick's judgment reads no sketches and emits no snapshot; while past ticks
+ * wait for the watermark, the clock's tick gets a snapshot of its own (its own lock), the
+ * stages marked as last judged. An evaluation cut short by
  * the connection going or by a flushed script cache is tried again after the reconnect, by
  * the daemon that holds the tick's lock: under the event clock a clock that does not move
  * would otherwise leave that tick without its snapshot and bottleneck decisions for good.
@@ -32,6 +44,7 @@
 #include "funneld/analytics.h"
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
+#include "funneld/window.h"
 
 #define EVAL_READS_AT_ONCE 2
 
@@ -48,6 +61,10 @@ typedef struct bn_out {
     int64_t tick;
 } bn_out_t;
 
+static void send_reads(fn_daemon_t *d, fn_eval_t *e);
+static void next_eval(fn_daemon_t *d, fn_eval_t *e);
+static void done_tick(fn_eval_t *e);
+
 static void state_key(const fn_config_t *cfg, const char *funnel, char *out, size_t n)
 {
     snprintf(out, n, "%s:bn:%s", cfg->key_prefix, funnel);
@@ -62,6 +79,21 @@ int64_t fn_eval_clock(const fn_daemon_t *d)
         if (p->assigned && p->maxts_done > now)
             now = p->maxts_done;
     return now;
+}
+
+/* The time up to which every assigned partition has applied its input: under the event
+ * clock the least finished event time of the partitions that still have some (one at its end
+ * with nothing in flight does not hold it back), never beyond the clock; the wall time
+ * otherwise. Past ticks are judged up to here. */
+static int64_t watermark(const fn_daemon_t *d, int64_t clock)
+{
+    if (d->cfg->clock == FN_CLOCK_WALL)
+        return clock;
+    int64_t w = clock;
+    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+        if (p->assigned && !(p->at_eof && !p->head) && p->maxts_done < w)
+            w = p->maxts_done;
+    return w;
 }
 
 static void id_of(const char *type, const char *funnel, int stage, int64_t tick, char out[33])
@@ -121,7 +153,7 @@ static void on_state_reply(redisAsyncContext *ac, void *r, void *priv)
     d->analytics_requests--;
 }
 
-/* Writes stage's state: 'p', 'a' or 'c' with its tick, or 0 to delete it. */
+/* Records a decision at tick for stage as not yet acknowledged: 'p' raised, 'c' cleared. */
 static void record(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, char what)
 {
     char key[128];
@@ -131,10 +163,23 @@ static void record(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, char w
     char field[16], value[32];
     snprintf(field, sizeof field, "%d", stage);
     snprintf(value, sizeof value, "%lld|%c", (long long)tick, what);
-    int rc = what == 0 ? redisAsyncCommand(d->redis, on_state_reply, d, "HDEL %s %s", key, field)
-                       : redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, field,
-                                           value);
-    if (rc == REDIS_OK)
+    if (redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, field, value) ==
+        REDIS_OK)
+        d->analytics_requests++;
+}
+
+/* Kafka acknowledged the decision at tick: 'p' becomes 'a', 'c' goes; only if the stage's
+ * stored decision is still that one (announced.lua), since a newer one may have replaced it
+ * while the event was in flight. */
+static void record_announced(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, bool raise)
+{
+    char key[128], field[16], was[32], now[32];
+    state_key(d->cfg, e->f->name, key, sizeof key);
+    snprintf(field, sizeof field, "%d", stage);
+    snprintf(was, sizeof was, "%lld|%c", (long long)tick, raise ? 'p' : 'c');
+    snprintf(now, sizeof now, "%lld|a", (long long)tick);
+    if (redisAsyncCommand(d->redis, on_state_reply, d, "EVAL %s 1 %s %s %s %s",
+                          fn_lua_announced_src, key, field, was, raise ? now : "") == REDIS_OK)
         d->analytics_requests++;
 }
 
@@ -201,6 +246,9 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
         if (v && sscanf(v, "%lld|%c", &at, &what) != 2)
             what = 0;
         bool raised = what == 'p' || what == 'a';
+        e->st.stage[k].bottleneck = raised;
+        if (e->mode == FN_EVAL_SNAPSHOT)
+            continue; /* past ticks are still to be judged: the marks as they stand */
         if (what == 'p' || what == 'c') /* decided, never acknowledged: announce again */
             emit_bottleneck(d, e, (int)k, what == 'p', at);
         bool change = false;
@@ -211,6 +259,9 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
         if (change)
             emit_bottleneck(d, e, (int)k, now, e->tick);
     }
+    /* A past tick has no snapshot; nor has a tick that got one while past ones waited. */
+    if (e->mode == FN_EVAL_PAST || (e->mode == FN_EVAL_FULL && e->snap_tick >= e->tick))
+        return;
     json_t *o = json_object();
     char id[33];
     id_of("funnel_snapshot", f->name, -1, e->tick, id);
@@ -246,8 +297,9 @@ static void finish_eval(fn_daemon_t *d, fn_eval_t *e)
     json_decref(e->bn_state);
     e->bn_state = NULL;
     if (!e->failed || !e->again)
-        e->last_tick = e->tick;
+        done_tick(e);
     e->busy = false;
+    next_eval(d, e);
 }
 
 /* A read failed: the evaluation is abandoned. When a reconnect cures the cause (the
@@ -264,8 +316,6 @@ static void read_failed(fn_daemon_t *d, fn_eval_t *e, const redisReply *reply)
     if (noscript && d->redis)
         redisAsyncDisconnect(d->redis);
 }
-
-static void send_reads(fn_daemon_t *d, fn_eval_t *e);
 
 static void on_part(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -317,21 +367,29 @@ static void on_lock(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     d->analytics_requests--;
     /* Not set, and this daemon won it before: an interrupted evaluation tried again. */
-    bool won = reply && (reply->type == REDIS_REPLY_STATUS ||
-                         (reply->type == REDIS_REPLY_NIL && e->held_tick == e->tick));
-    if (won)
+    bool same_lock = e->held_tick == e->tick &&
+                     (e->held_mode == FN_EVAL_SNAPSHOT) == (e->mode == FN_EVAL_SNAPSHOT);
+    bool won = reply &&
+               (reply->type == REDIS_REPLY_STATUS || (reply->type == REDIS_REPLY_NIL && same_lock));
+    if (won) {
         e->held_tick = e->tick;
+        e->held_mode = e->mode;
+    }
     if (!won || !d->redis_ready || fn_analytics_begin(&e->st, e->f, e->tick)) {
-        if (!won && reply && reply->type == REDIS_REPLY_NIL)
-            e->last_tick = e->tick; /* another daemon has it */
-        else if (reply && reply->type == REDIS_REPLY_ERROR && !fn_store_transient(reply->str)) {
+        bool skipped = !won && reply && reply->type == REDIS_REPLY_NIL; /* another daemon's */
+        if (reply && reply->type == REDIS_REPLY_ERROR && !fn_store_transient(reply->str)) {
             fn_log(&d->log, FN_LOG_WARN, "analytics", "funnel %s: lock of %lld: %s; skipped",
                    e->f->name, (long long)e->tick, reply->str);
-            e->last_tick = e->tick;
+            skipped = true;
         }
         e->busy = false;
+        if (skipped) {
+            done_tick(e);
+            next_eval(d, e);
+        }
         return;
     }
+    e->st.no_sketches = e->mode == FN_EVAL_PAST;
     e->failed = false;
     e->again = false;
     e->pending = 0;
@@ -372,42 +430,88 @@ static void send_reads(fn_daemon_t *d, fn_eval_t *e)
         finish_eval(d, e);
 }
 
+/* The tick and mode of e's next evaluation at clock now, or false when none is due: the
+ * next tick to judge (fn_window_next_tick) when it is the clock's or the watermark has
+ * passed it; else a snapshot of the clock's tick if it has none yet. */
+static bool plan_next(const fn_daemon_t *d, const fn_eval_t *e, int64_t now, int64_t *tick,
+                      fn_eval_mode_t *mode)
+{
+    int64_t every = e->f->bottleneck.evaluate_every_ms;
+    int64_t latest = now / every * every;
+    if (latest <= e->last_tick)
+        return false;
+    int64_t next =
+        fn_window_next_tick(e->last_tick, latest, every, fn_now_ms() - FN_WINDOW_RETENTION_MS);
+    if (next == latest) {
+        *tick = latest, *mode = FN_EVAL_FULL;
+        return true;
+    }
+    if (next <= watermark(d, now)) {
+        *tick = next, *mode = FN_EVAL_PAST;
+        return true;
+    }
+    if (latest > e->snap_tick) {
+        *tick = latest, *mode = FN_EVAL_SNAPSHOT;
+        return true;
+    }
+    return false;
+}
+
+/* An evaluation of e's tick ended (done, skipped, or another daemon's): the cursors move. */
+static void done_tick(fn_eval_t *e)
+{
+    if (e->mode != FN_EVAL_SNAPSHOT)
+        e->last_tick = e->tick;
+    if (e->mode != FN_EVAL_PAST && e->tick > e->snap_tick)
+        e->snap_tick = e->tick;
+}
+
+/* Starts e's next evaluation, if one is due: takes the tick's lock (SET NX, one lock for
+ * judging a tick and another for its snapshot alone); the reads follow in on_lock. Called by
+ * the tick and, to catch up without waiting for it, whenever an evaluation of e ends. */
+static void next_eval(fn_daemon_t *d, fn_eval_t *e)
+{
+    if (!d->redis_ready || d->stopping || e->busy || e->announcing)
+        return;
+    int64_t now = fn_eval_clock(d), tick;
+    fn_eval_mode_t mode;
+    if (now <= 0 || !plan_next(d, e, now, &tick, &mode))
+        return;
+    int64_t every = e->f->bottleneck.evaluate_every_ms;
+    char key[180], ttl[24];
+    snprintf(key, sizeof key, "%s:eval:%s:%lld%s", d->cfg->key_prefix, e->f->name, (long long)tick,
+             mode == FN_EVAL_SNAPSHOT ? ":s" : "");
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
+    if (redisAsyncCommand(d->redis, on_lock, e, "SET %s %s NX PX %s", key, d->instance, ttl) !=
+        REDIS_OK)
+        return;
+    d->analytics_requests++;
+    e->busy = true;
+    e->tick = tick;
+    e->mode = mode;
+}
+
 void fn_eval_tick(fn_daemon_t *d)
 {
-    if (!d->redis_ready || d->stopping || !d->evals)
+    if (!d->evals)
         return;
-    int64_t now = fn_eval_clock(d);
-    if (now <= 0)
-        return;
-    for (size_t i = 0; i < d->cfg->n_funnels; i++) {
-        fn_eval_t *e = &d->evals[i];
-        int64_t every = e->f->bottleneck.evaluate_every_ms;
-        int64_t tick = now / every * every;
-        if (e->busy || e->announcing || tick <= e->last_tick)
-            continue;
-        char key[160], ttl[24];
-        snprintf(key, sizeof key, "%s:eval:%s:%lld", d->cfg->key_prefix, e->f->name,
-                 (long long)tick);
-        snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
-        if (redisAsyncCommand(d->redis, on_lock, e, "SET %s %s NX PX %s", key, d->instance, ttl) !=
-            REDIS_OK)
-            continue;
-        d->analytics_requests++;
-        e->busy = true;
-        e->tick = tick;
-    }
+    for (size_t i = 0; i < d->cfg->n_funnels; i++)
+        next_eval(d, &d->evals[i]);
 }
 
 void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner)
 {
     bn_out_t *o = (bn_out_t *)owner;
     d->analytics_in_flight--;
+    fn_eval_t *e = o->e;
     if (o->stage >= 0) {
-        o->e->announcing--;
+        e->announcing--;
         if (d->redis_ready)
-            record(d, o->e, o->stage, o->tick, o->raise ? 'a' : 0);
+            record_announced(d, e, o->stage, o->tick, o->raise);
     }
     free(o);
+    if (e->announcing == 0)
+        next_eval(d, e); /* a catch-up waits for the acknowledgements of the tick before */
 }
 
 int fn_eval_start(fn_daemon_t *d)

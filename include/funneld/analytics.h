@@ -43,6 +43,9 @@ typedef struct fn_funnel_stats {
     fn_stage_stats_t stage[FN_MAX_STAGES];
     size_t n_stages;
     char window_label[16];
+    /* Set by the caller after fn_analytics_begin: the reads skip the time-in-stage sketches
+     * (judging a past tick's bottlenecks needs its flows only), which then stay empty. */
+    bool no_sketches;
 } fn_funnel_stats_t;
 
 /* Starts st for funnel f at now_ms: the window and baseline are f's bottleneck settings
@@ -74,5 +77,9 @@ void fn_analytics_duration(double ms, char *out, size_t outlen);
 
 /* read.lua's source, embedded at build time. */
 extern const char fn_lua_read_src[];
+
+/* announced.lua's source (embedded at build time): marks a bottleneck decision announced only
+ * while it is still the stored one (compare-and-set; the script's header has its arguments). */
+extern const char fn_lua_announced_src[];
 
 #endif

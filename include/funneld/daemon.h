@@ -130,12 +130,22 @@ typedef struct fn_stats {
     uint64_t (*trig_by_funnel)[1 + FN_MAX_RULES];
 } fn_stats_t;
 
+/* What one evaluation of a tick does (analytics/evaluate.c). */
+typedef enum {
+    FN_EVAL_FULL = 0, /* the clock's tick: bottlenecks judged and a snapshot */
+    FN_EVAL_PAST,     /* a tick the clock passed: bottlenecks judged over its window only */
+    FN_EVAL_SNAPSHOT, /* the clock's tick while past ones wait: a snapshot only */
+} fn_eval_mode_t;
+
 /* One funnel's periodic evaluation (analytics/evaluate.c). */
 typedef struct fn_eval {
     const fn_funnel_t *f;
-    int64_t last_tick; /* the last tick evaluated here or by another daemon */
+    int64_t last_tick; /* the last tick judged here or by another daemon */
+    int64_t snap_tick; /* the last tick with a snapshot from here or another daemon */
     int64_t tick;      /* the one in progress */
-    int64_t held_tick; /* the last tick whose lock this daemon won (it may try it again) */
+    fn_eval_mode_t mode;
+    int64_t held_tick;        /* the last tick whose lock this daemon won (it may try it again) */
+    fn_eval_mode_t held_mode; /* ... and for what (each mode has its own lock) */
     bool busy, failed;
     bool again;  /* a reconnect cures the failure (connection gone, NOSCRIPT): try the tick again */
     int pending; /* replies still to come */
