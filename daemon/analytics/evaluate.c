@@ -12,16 +12,19 @@
  * the day did, with the same ids. Catching up is one evaluation at a time per funnel, each
  * started when the one before it has finished and its announcements are acknowledged, so the
  * loop only ever serves a few replies of it at once. fn_window_next_tick picks the ticks: one
- * per minute (ticks of one minute share a window) and none whose buckets have expired. A past
+ * per minute (ticks of one minute share a window) and none whose buckets have expired. A
  * tick is judged only once every partition that still has input has passed it (the
  * watermark, below): with several partitions read at different speeds the clock is the
  * fastest one, and a window judged before the slower ones filled it would decide on part of
- * the data. A past tick's judgment reads no sketches and emits no snapshot; while past ticks
- * wait for the watermark, the clock's tick gets a snapshot of its own (its own lock), the
- * stages marked as last judged. An evaluation cut short by
- * the connection going or by a flushed script cache is tried again after the reconnect, by
- * the daemon that holds the tick's lock: under the event clock a clock that does not move
- * would otherwise leave that tick without its snapshot and bottleneck decisions for good.
+ * the data. A past tick's judgment reads no sketches and emits no snapshot; while ticks wait
+ * for the watermark, the clock's tick gets a snapshot of its own (its own lock), the stages
+ * marked as last judged. A daemon starts judging at the earliest event clock its partitions
+ * began at (first_judged).
+ *
+ * An evaluation cut short by the connection going or by a flushed script cache is tried again
+ * after the reconnect, by the daemon that holds the tick's lock: under the event clock a clock
+ * that does not move would otherwise leave that tick without its snapshot and bottleneck
+ * decisions for good.
  *
  * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": stage index -> "<tick>|<s>", s =
  * 'p' raised but not yet acknowledged by Kafka, 'a' raised and announced, 'c' cleared but not
@@ -430,9 +433,21 @@ static void send_reads(fn_daemon_t *d, fn_eval_t *e)
         finish_eval(d, e);
 }
 
+/* Where a daemon that has judged no tick yet starts: under the event clock the earliest
+ * clock its partitions began at (resumed from the commit, or their first event), so a
+ * back-fill is judged from its beginning; 1 (no catch-up) under the wall clock. */
+static int64_t first_judged(const fn_daemon_t *d)
+{
+    int64_t from = INT64_MAX;
+    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+        if (p->assigned && p->clock_from > 0 && p->clock_from < from)
+            from = p->clock_from;
+    return d->cfg->clock == FN_CLOCK_WALL || from == INT64_MAX ? 1 : from;
+}
+
 /* The tick and mode of e's next evaluation at clock now, or false when none is due: the
- * next tick to judge (fn_window_next_tick) when it is the clock's or the watermark has
- * passed it; else a snapshot of the clock's tick if it has none yet. */
+ * next tick to judge (fn_window_next_tick) once the watermark has passed it; else a
+ * snapshot of the clock's tick if it has none yet. */
 static bool plan_next(const fn_daemon_t *d, const fn_eval_t *e, int64_t now, int64_t *tick,
                       fn_eval_mode_t *mode)
 {
@@ -440,14 +455,10 @@ static bool plan_next(const fn_daemon_t *d, const fn_eval_t *e, int64_t now, int
     int64_t latest = now / every * every;
     if (latest <= e->last_tick)
         return false;
-    int64_t next =
-        fn_window_next_tick(e->last_tick, latest, every, fn_now_ms() - FN_WINDOW_RETENTION_MS);
-    if (next == latest) {
-        *tick = latest, *mode = FN_EVAL_FULL;
-        return true;
-    }
+    int64_t next = fn_window_next_tick(e->last_tick ? e->last_tick : first_judged(d) - 1, latest,
+                                       every, fn_now_ms() - FN_WINDOW_RETENTION_MS);
     if (next <= watermark(d, now)) {
-        *tick = next, *mode = FN_EVAL_PAST;
+        *tick = next, *mode = next == latest ? FN_EVAL_FULL : FN_EVAL_PAST;
         return true;
     }
     if (latest > e->snap_tick) {

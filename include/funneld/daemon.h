@@ -44,6 +44,8 @@ typedef struct fn_partition {
     bool at_eof;        /* reached the end of the partition since its last message */
     int64_t maxts_done; /* latest event time in the done prefix: the event clock (trigger.h) */
     int64_t maxts_seen; /* latest event time consumed, in offset order (fn_msg_t.clock_ms) */
+    int64_t clock_from; /* the event clock this process began at: maxts_done as resumed from
+                         * the commit, else its first finished event time; 0 before */
     int64_t *next_due;  /* per shard: earliest timer in its zset, FN_DUE_UNKNOWN or _NONE */
     uint64_t consumed;  /* messages taken from it (for /metrics) */
     int64_t lag;        /* from librdkafka's statistics; -1 unknown */
