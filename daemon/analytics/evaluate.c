@@ -116,6 +116,22 @@ static void put_time(json_t *o, const char *key, int64_t ms)
     json_object_set_new(o, key, json_string(t));
 }
 
+/* Logs an analytics output given up, at most once a minute with the count since the last
+ * line (one per tick and funnel would flood the log). */
+static void log_refused(fn_daemon_t *d, const char *topic, const char *funnel, const char *why)
+{
+    int64_t now = fn_now_ms();
+    d->refused_unlogged++;
+    if (now - d->refused_logged_ms < 60000)
+        return;
+    fn_log(&d->log, FN_LOG_ERROR, "analytics",
+           "funnel %s: not produced to %s: %s (%llu such output(s) since the last line; "
+           "funneld_produce_failures_total counts them)",
+           funnel, topic, why, (unsigned long long)d->refused_unlogged);
+    d->refused_logged_ms = now;
+    d->refused_unlogged = 0;
+}
+
 static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_t *o,
                     bn_out_t *owner)
 {
@@ -125,11 +141,24 @@ static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_
         free(owner);
         return false;
     }
-    rd_kafka_resp_err_t e =
-        fn_output_send(d, topic, funnel, strlen(funnel), text, strlen(text), NULL, &owner->owner);
+    /* The producer refuses a message above message.max.bytes (with some framing on top):
+     * say so with the sizes, and count it, rather than only the producer's error. */
+    size_t len = strlen(text), max = fn_output_max_bytes(d);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+    if (len + strlen(funnel) < max)
+        e = fn_output_send(d, topic, funnel, strlen(funnel), text, len, NULL, &owner->owner);
     free(text);
     if (e) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
+        char why[200];
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+            snprintf(why, sizeof why,
+                     "%zu bytes, above the producer's message.max.bytes of %zu (raise it in "
+                     "kafka.properties, or lower max_breakdown)",
+                     len, max);
+        else
+            snprintf(why, sizeof why, "%s", rd_kafka_err2str(e));
+        fn_output_failed(d, topic);
+        log_refused(d, topic, funnel, why);
         free(owner);
         return false;
     }
@@ -523,6 +552,19 @@ void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner)
     free(o);
     if (e->announcing == 0)
         next_eval(d, e); /* a catch-up waits for the acknowledgements of the tick before */
+}
+
+void fn_eval_refused(fn_daemon_t *d, fn_owner_t *owner, const char *topic, const char *why)
+{
+    bn_out_t *o = (bn_out_t *)owner;
+    fn_eval_t *e = o->e;
+    d->analytics_in_flight--;
+    if (o->stage >= 0)
+        e->announcing--;
+    log_refused(d, topic, e->f->name, why);
+    free(o);
+    if (e->announcing == 0)
+        next_eval(d, e);
 }
 
 int fn_eval_start(fn_daemon_t *d)

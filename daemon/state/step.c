@@ -93,7 +93,7 @@ static int format_double(double v, char *out, size_t n)
     return (int)strlen(out);
 }
 
-#define MAX_ARGS (4 + 5 + 14 + 4 * FN_MAX_FUNNELS)
+#define MAX_ARGS (4 + 5 + 15 + 4 * FN_MAX_FUNNELS) /* + the max_breakdown list */
 
 typedef struct argv_s {
     const char *p[MAX_ARGS];
@@ -173,7 +173,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     arg_s(&a, ev->kind == FN_EV_CONSENT ? (ev->marketing ? "1" : "0") : "");
     arg_s(&a, token);
 
-    size_t nf = 0;
+    size_t nf = 0, bl = 0;
+    char breakdown[FN_MAX_FUNNELS * (FN_I64_TEXT + 1) + 1] = "";
     size_t nfun_at = a.n;
     arg_s(&a, "0"); /* patched below */
     for (size_t i = 0; ev->kind != FN_EV_CONSENT && i < cfg->n_funnels && nf < FN_MAX_FUNNELS;
@@ -191,6 +192,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         if (a.n < MAX_ARGS && ev->kind == FN_EV_TOUCHPOINT)
             a.spec_of[a.n] = f;
         arg(&a, "", 0);
+        fn_cat_i64(breakdown, sizeof breakdown, &bl, f->max_breakdown);
+        fn_cat(breakdown, sizeof breakdown, &bl, ",", 1);
         nf++;
     }
     fn_i64_text((int64_t)nf, nfun);
@@ -203,7 +206,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     if (cfg->clock == FN_CLOCK_WALL && now_ms < b)
         b = now_ms;
     fn_i64_text(b, bound);
-    arg_s(&a, caps), arg_s(&a, bound);
+    arg_s(&a, caps), arg_s(&a, bound), arg(&a, breakdown, bl);
     a.p[nfun_at] = nfun;
     a.len[nfun_at] = strlen(nfun);
 

@@ -18,7 +18,8 @@
 --   13 the sender's token "<instance>:<message>" (instance random per process, message a
 --   counter), 14 number of funnels, then per funnel: name, number of stages, plan, timer
 --   spec (see fn_rules_timer_spec in include/funneld/rules.h); then trigger caps
---   ("name=max,per;...") and the time up to which the lead's pending timers are due.
+--   ("name=max,per;..."), the time up to which the lead's pending timers are due, and each
+--   funnel's max_breakdown ("100,20,..." in the order of the funnels above).
 -- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at},
 --   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches}, ...}, earliest due time
 --   this step armed in KEYS[5] or '', {trigger outbox entry, ...}}
@@ -353,8 +354,9 @@ for i = 0, nfun - 1 do
         put(f .. '|x', 'c')
         redis.call('HINCRBY', stats, f .. '|conv', 1)
         redis.call('HINCRBY', stats, f .. '|cyc_sum', I(cycle))
-        redis.call('HINCRBY', stats, f .. '|conv_ch|' .. (f_ch or ''), 1)
-        redis.call('HINCRBY', stats, f .. '|conv_cp|' .. (f_cp or ''), 1)
+        local bmax = breakdown_max(ARGV[17 + 4 * nfun], i) -- analytics.lua
+        breakdown_add(stats, f, 'conv_ch', f_ch or '', bmax)
+        breakdown_add(stats, f, 'conv_cp', f_cp or '', bmax)
         sketch_add(abase, f, 'conv', cycle)
         if lead_value ~= '' then
           redis.call('HINCRBYFLOAT', stats, f .. '|val_sum', lead_value)

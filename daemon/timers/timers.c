@@ -125,6 +125,7 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
                        d->out_buf.len, NULL, &o->owner);
     json_decref(t.doc);
     if (rc) {
+        fn_output_failed(d, d->cfg->topic_retargeting);
         /* Its lease runs out and it is handed out again. */
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", d->cfg->topic_retargeting,
                rd_kafka_err2str(rc));

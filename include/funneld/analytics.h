@@ -17,6 +17,11 @@
 #include "funneld/config.h"
 #include "funneld/sketch.h"
 
+/* Where breakdowns sum the values beyond max_breakdown (SPEC §11; analytics.lua writes it). */
+#define FN_ANALYTICS_OTHER "(other)"
+/* max_breakdown's default, for a funnel built without the config parser. */
+#define FN_ANALYTICS_MAX_BREAKDOWN 100
+
 typedef struct fn_stage_stats {
     int64_t population; /* leads in the stage now (converted leads stay in the last) */
     int64_t entered;    /* leads that ever entered it */
@@ -59,7 +64,8 @@ int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn
 /* Adds one shard's read.lua reply. Returns FN_OK, or FN_ERR with the reason in err. */
 int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size_t errlen);
 
-/* Derives rates, averages, quantiles and the weighted pipeline. */
+/* Derives rates, averages, quantiles and the weighted pipeline, and keeps f's max_breakdown
+ * largest channels and campaigns by name (the rest under FN_ANALYTICS_OTHER). */
 void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f);
 
 /* Frees what st owns. */

@@ -111,6 +111,10 @@ void fn_hist_observe(fn_hist_t *h, double seconds);
 /* The upper bound of bucket i (i < FN_HIST_BUCKETS), in seconds. */
 double fn_hist_bound(int i);
 
+/* The output topics (transitions, retargeting, bottlenecks, snapshots, dlq), as counted by
+ * fn_output_failed. */
+#define FN_OUT_TOPICS 5
+
 /* Counters for /metrics and the logs. Plain integers: the loop is single-threaded. */
 typedef struct fn_stats {
     uint64_t consumed, transitions, touches, duplicates, replays, erased, consents;
@@ -125,6 +129,7 @@ typedef struct fn_stats {
     uint64_t timer_errors;
     uint64_t snapshots, bottlenecks[2]; /* raised, cleared */
     uint64_t msgs_transition, dlq_delivered, reloads_rejected;
+    uint64_t produce_failed[FN_OUT_TOPICS]; /* outputs given up, per fn_output_topic */
     fn_hist_t redis_rtt, end_to_end;
     /* per funnel (config order): transitions by type (stage_changed, converted, lost,
      * lead_erased) and triggers by reason (0 stalled, 1 + rule index) */
@@ -229,6 +234,8 @@ typedef struct fn_daemon {
     fn_eval_t *evals; /* one per funnel */
     char read_sha[41];
     size_t analytics_requests, analytics_in_flight;
+    int64_t refused_logged_ms; /* analytics outputs refused: last logged, and since then */
+    uint64_t refused_unlogged;
 
     /* messages */
     size_t in_flight;
@@ -356,6 +363,9 @@ bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool
 /* Kafka acknowledged an analytics event (owner FN_OWNER_ANALYTICS): records a bottleneck
  * state change and frees it. */
 void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner);
+/* Kafka refused an analytics event for good (too large for the broker): counted, logged and
+ * freed; a bottleneck change stays unannounced and is announced again by a later evaluation. */
+void fn_eval_refused(fn_daemon_t *d, fn_owner_t *owner, const char *topic, const char *why);
 bool fn_eval_idle(const fn_daemon_t *d);
 void fn_eval_free(fn_daemon_t *d);
 
@@ -387,6 +397,13 @@ rd_kafka_resp_err_t fn_output_send(fn_daemon_t *d, const char *topic, const void
                                    size_t keylen, const void *payload, size_t len,
                                    rd_kafka_headers_t *hdrs, void *opaque);
 int fn_output_start(fn_daemon_t *d);
+/* The name of output topic i (0 .. FN_OUT_TOPICS - 1) in cfg. */
+const char *fn_output_topic(const fn_config_t *cfg, int i);
+/* Counts an output to topic that was given up (refused by the producer or the broker) for
+ * funneld_produce_failures_total. */
+void fn_output_failed(fn_daemon_t *d, const char *topic);
+/* The producer's message.max.bytes: larger messages are refused before they are queued. */
+size_t fn_output_max_bytes(fn_daemon_t *d);
 /* Produces payload to topic for m (copying it); m is told of delivery. DLQ headers are
  * added when dlq_code is not NULL. Returns FN_OK or FN_ERR (logged; m keeps a retry). */
 int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void *key,
