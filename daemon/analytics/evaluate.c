@@ -12,7 +12,7 @@
  * the day did, with the same ids. Catching up is one evaluation at a time per funnel, each
  * started when the one before it has finished and its announcements are acknowledged, so the
  * loop only ever serves a few replies of it at once. fn_window_next_tick picks the ticks: one
- * per minute (ticks of one minute share a window) and none whose buckets have expired. A
+ * per minute (ticks of one minute share a window) and none older than the buckets kept. A
  * tick is judged only once every partition that still has input has passed it (the
  * watermark, below): with several partitions read at different speeds the clock is the
  * fastest one, and a window judged before the slower ones filled it would decide on part of

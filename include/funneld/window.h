@@ -59,8 +59,9 @@ size_t fn_window_plan(int64_t end_ms, int64_t span_ms, fn_window_plan_t *plan);
 
 /* The next tick to judge bottlenecks at (SPEC §5: every tick the clock passes, in order), for
  * ticks that are multiples of every > 0. last is the last tick judged (0: none yet, so nothing
- * to catch up), latest the clock's tick now (> last), and ticks at or before oldest have no
- * flow buckets left (FN_WINDOW_RETENTION_MS), so judging them could change nothing. Ticks of
+ * to catch up), latest the clock's tick now (> last), and ticks at or before oldest are left
+ * out: their flow buckets are gone, or all but the last hour's (FN_WINDOW_RETENTION_MS), and a
+ * window judged on what is left would decide on part of the data. Ticks of
  * one minute share their windows (window() above rounds the end down to its minute), so after
  * last the next tick worth judging is the first one in a later minute. Returns that tick when
  * it comes before latest (a tick the clock passed), else latest. */
