@@ -132,6 +132,21 @@ static void log_refused(fn_daemon_t *d, const char *topic, const char *funnel, c
     d->refused_unlogged = 0;
 }
 
+/* Logs a tick given up, at most once a minute per funnel with the count since the last line:
+ * a catch-up meets the same cause at every tick. */
+static void log_skipped(fn_daemon_t *d, fn_eval_t *e, const char *why)
+{
+    int64_t now = fn_now_ms();
+    e->skipped_unlogged++;
+    if (now - e->skip_logged_ms < 60000)
+        return;
+    fn_log(&d->log, FN_LOG_WARN, "analytics",
+           "funnel %s: evaluation at %lld skipped: %s (%llu tick(s) skipped since the last line)",
+           e->f->name, (long long)e->tick, why, (unsigned long long)e->skipped_unlogged);
+    e->skip_logged_ms = now;
+    e->skipped_unlogged = 0;
+}
+
 static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_t *o,
                     bn_out_t *owner)
 {
@@ -323,8 +338,7 @@ static void finish_eval(fn_daemon_t *d, fn_eval_t *e)
                "funnel %s: evaluation at %lld interrupted; it runs again once Redis is back",
                e->f->name, (long long)e->tick);
     else
-        fn_log(&d->log, FN_LOG_WARN, "analytics", "funnel %s: evaluation at %lld skipped",
-               e->f->name, (long long)e->tick);
+        log_skipped(d, e, "a read failed");
     fn_analytics_free(&e->st);
     json_decref(e->bn_state);
     e->bn_state = NULL;
@@ -410,8 +424,7 @@ static void on_lock(redisAsyncContext *ac, void *r, void *priv)
     if (!won || !d->redis_ready || fn_analytics_begin(&e->st, e->f, e->tick)) {
         bool skipped = !won && reply && reply->type == REDIS_REPLY_NIL; /* another daemon's */
         if (reply && reply->type == REDIS_REPLY_ERROR && !fn_store_transient(reply->str)) {
-            fn_log(&d->log, FN_LOG_WARN, "analytics", "funnel %s: lock of %lld: %s; skipped",
-                   e->f->name, (long long)e->tick, reply->str);
+            log_skipped(d, e, reply->str);
             skipped = true;
         }
         e->busy = false;

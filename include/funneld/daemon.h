@@ -156,8 +156,10 @@ typedef struct fn_eval {
     bool busy, failed;
     bool again;  /* a reconnect cures the failure (connection gone, NOSCRIPT): try the tick again */
     int pending; /* replies still to come */
-    int next_read;  /* next shard to read; redis_shards: the bottleneck state; then done */
-    int announcing; /* bottleneck changes produced, not yet acknowledged */
+    int next_read;          /* next shard to read; redis_shards: the bottleneck state; then done */
+    int announcing;         /* bottleneck changes produced, not yet acknowledged */
+    int64_t skip_logged_ms; /* ticks given up: last logged, and since then */
+    uint64_t skipped_unlogged;
     fn_funnel_stats_t st;
     json_t *bn_state; /* stage index -> raised */
 } fn_eval_t;
