@@ -362,8 +362,9 @@ int fn_analytics_read(redisContext *rc, const fn_config_t *cfg, const fn_funnel_
         /* the bottleneck marks, as the daemon last recorded them */
         r = redisCommand(rc, "HGETALL %s:bn:%s", cfg->key_prefix, f->name);
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-            long k = strtol(r->element[i]->str, NULL, 10);
-            if (k >= 0 && (size_t)k < st->n_stages)
+            char *end;
+            long k = strtol(r->element[i]->str, &end, 10);
+            if (end != r->element[i]->str && *end == '\0' && k >= 0 && (size_t)k < st->n_stages)
                 st->stage[k].bottleneck = true;
         }
         freeReplyObject(r);

@@ -26,9 +26,10 @@
  * that does not move would otherwise leave that tick without its snapshot and bottleneck
  * decisions for good.
  *
- * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": stage index -> "<tick>|<s>", s =
- * 'p' raised but not yet acknowledged by Kafka, 'a' raised and announced, 'c' cleared but not
- * yet acknowledged; a cleared and announced stage has no field). It is written before the
+ * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": field BN_JUDGED the last tick
+ * judged, and stage index -> "<tick>|<s>", s = 'p' raised but not yet acknowledged by Kafka,
+ * 'a' raised and announced, 'c' cleared but not yet acknowledged; a cleared and announced
+ * stage has no field). It is written before the
  * event is produced and marked announced when Kafka acknowledges it; an evaluation that finds
  * a change not announced (its daemon died) announces it again, with the same id, so a change
  * is never lost and never gets two ids. A daemon does not evaluate a funnel while its own
@@ -50,10 +51,13 @@
 #include "funneld/window.h"
 
 #define EVAL_READS_AT_ONCE 2
+/* The field of the bottleneck state holding the last tick judged (stage fields are numbers). */
+#define BN_JUDGED "judged"
 
 typedef struct eval_reply {
     fn_eval_t *e;
     fn_daemon_t *d;
+    bool state; /* the bottleneck state's HGETALL, not a shard's read.lua */
 } eval_reply_t;
 
 typedef struct bn_out {
@@ -280,10 +284,33 @@ bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool
     return now;
 }
 
+/* Records that the funnel's bottlenecks were judged up to tick (BN_JUDGED). */
+static void record_judged(fn_daemon_t *d, fn_eval_t *e, int64_t tick)
+{
+    char key[128], value[24];
+    if (!d->redis)
+        return;
+    state_key(d->cfg, e->f->name, key, sizeof key);
+    snprintf(value, sizeof value, "%lld", (long long)tick);
+    if (redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, BN_JUDGED, value) ==
+        REDIS_OK)
+        d->analytics_requests++;
+}
+
 static void complete(fn_daemon_t *d, fn_eval_t *e)
 {
     const fn_funnel_t *f = e->f;
     fn_analytics_finish(&e->st, f);
+    /* Decisions only move forward: a tick at or before the last one judged (by this daemon
+     * before a reload or a restart, or by another daemon) is not judged again, and the
+     * catch-up goes on from there. */
+    const char *j = json_string_value(json_object_get(e->bn_state, BN_JUDGED));
+    int64_t judged = j ? strtoll(j, NULL, 10) : 0;
+    bool judge = e->mode != FN_EVAL_SNAPSHOT && e->tick > judged;
+    if (e->mode != FN_EVAL_SNAPSHOT && judged > e->judged_at)
+        e->judged_at = judged;
+    if (judge)
+        record_judged(d, e, e->tick);
     for (size_t k = 0; k + 1 < f->n_stages; k++) {
         char field[16];
         snprintf(field, sizeof field, "%zu", k);
@@ -294,8 +321,8 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
             what = 0;
         bool raised = what == 'p' || what == 'a';
         e->st.stage[k].bottleneck = raised;
-        if (e->mode == FN_EVAL_SNAPSHOT)
-            continue; /* past ticks are still to be judged: the marks as they stand */
+        if (!judge)
+            continue;                   /* the marks as they stand */
         if (what == 'p' || what == 'c') /* decided, never acknowledged: announce again */
             emit_bottleneck(d, e, (int)k, what == 'p', at);
         bool change = false;
@@ -368,6 +395,7 @@ static void on_part(redisAsyncContext *ac, void *r, void *priv)
     eval_reply_t *q = priv;
     fn_daemon_t *d = q->d;
     fn_eval_t *e = q->e;
+    bool state = q->state;
     redisReply *reply = r;
     free(q);
     d->analytics_requests--;
@@ -376,12 +404,13 @@ static void on_part(redisAsyncContext *ac, void *r, void *priv)
         if (reply)
             fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", reply->str);
         read_failed(d, e, reply);
-    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4) {
+    } else if (!state) {
         if (fn_analytics_add(&e->st, reply, err, sizeof err)) {
             fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", err);
             e->failed = true;
         }
-    } else if (reply->type == REDIS_REPLY_ARRAY) { /* the bottleneck state */
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        /* told apart by the request, not by its shape: two fields have 4 elements too */
         for (size_t i = 0; i + 1 < reply->elements; i += 2)
             json_object_set_new(e->bn_state, reply->element[i]->str,
                                 json_string(reply->element[i + 1]->str));
@@ -390,13 +419,14 @@ static void on_part(redisAsyncContext *ac, void *r, void *priv)
     send_reads(d, e);
 }
 
-static bool send_part(fn_daemon_t *d, fn_eval_t *e, const char *cmd, size_t len)
+static bool send_part(fn_daemon_t *d, fn_eval_t *e, const char *cmd, size_t len, bool state)
 {
     eval_reply_t *q = malloc(sizeof *q);
     if (!q)
         return false;
     q->e = e;
     q->d = d;
+    q->state = state;
     if (redisAsyncFormattedCommand(d->redis, on_part, q, cmd, len) != REDIS_OK) {
         free(q);
         return false;
@@ -466,7 +496,7 @@ static void send_reads(fn_daemon_t *d, fn_eval_t *e)
             if (fn_buf_appendf(&cmd, "*2\r\n$7\r\nHGETALL\r\n$%zu\r\n%s\r\n", strlen(key), key))
                 e->failed = true;
         }
-        if (!e->failed && !send_part(d, e, cmd.data, cmd.len))
+        if (!e->failed && !send_part(d, e, cmd.data, cmd.len, e->next_read == shards))
             e->failed = true;
         e->next_read++;
     }
@@ -514,7 +544,7 @@ static bool plan_next(const fn_daemon_t *d, const fn_eval_t *e, int64_t now, int
 static void done_tick(fn_eval_t *e)
 {
     if (e->mode != FN_EVAL_SNAPSHOT)
-        e->last_tick = e->tick;
+        e->last_tick = e->tick > e->judged_at ? e->tick : e->judged_at;
     if (e->mode != FN_EVAL_PAST && e->tick > e->snap_tick)
         e->snap_tick = e->tick;
 }

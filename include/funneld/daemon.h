@@ -149,6 +149,7 @@ typedef struct fn_eval {
     const fn_funnel_t *f;
     int64_t last_tick; /* the last tick judged here or by another daemon */
     int64_t snap_tick; /* the last tick with a snapshot from here or another daemon */
+    int64_t judged_at; /* the last tick judged as stored in Redis, when seen ahead of ours */
     int64_t tick;      /* the one in progress */
     fn_eval_mode_t mode;
     int64_t held_tick;        /* the last tick whose lock this daemon won (it may try it again) */

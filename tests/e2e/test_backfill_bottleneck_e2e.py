@@ -16,9 +16,10 @@ arrive, gives the same events with the same ids. Before the fix only the latest 
 judged: nothing (its window is nearly empty), or a change at a tick the replay landed on.
 """
 import json
+import signal
 import time
 
-from harness import Check, Stack, ev, produce_paced, wait_drained
+from harness import Check, Stack, ev, produce_paced, wait_drained, wait_for
 
 M, H = 60000, 3600000
 EVERY = 10000
@@ -91,6 +92,14 @@ def run(check, events, partitions, paced):
         check.true(any(s["at"] == iso(last_tick) for s in snaps),
                    f"{how}: snapshot of the clock's last tick {iso(last_tick)}")
         bns = [json.loads(m.value()) for m in st.consume(st.topics["bottlenecks"], idle=4)]
+        if not paced:
+            # A reload starts the evaluations afresh: they must not judge the day again.
+            p.send_signal(signal.SIGHUP)
+            check.true(wait_for(lambda: "generation 2 applied" in st.log_of(p), 30),
+                       "reload applied")
+            again = [json.loads(m.value()) for m in st.consume(st.topics["bottlenecks"], idle=4)]
+            check.eq([b["id"] for b in again], [b["id"] for b in bns],
+                     "after a reload: no decision made again")
         print(how, "bottleneck events:", [(b["type"], b["stage"], b["at"], b["entered"],
                                            b["advanced"], round(b["rate"], 3),
                                            round(b["baseline_rate"], 3)) for b in bns])
