@@ -80,7 +80,8 @@ int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn
     int rc = FN_ERR;
     if (plan_arg(st->now_ms, st->window_ms, &win) || plan_arg(st->now_ms, st->baseline_ms, &base))
         goto out;
-    const char *argv[] = {"EVALSHA", sha, "1", key, f->name, n, win.data, base.data};
+    const char *argv[] = {
+        "EVALSHA", sha, "1", key, f->name, n, win.data, base.data, st->no_sketches ? "0" : "1"};
     fn_buf_reset(out);
     if (fn_buf_appendf(out, "*%zu\r\n", sizeof argv / sizeof *argv))
         goto out;
@@ -194,8 +195,66 @@ static double quantile(const fn_sketch_t *s, double q)
     return fn_sketch_count(s) ? fn_sketch_quantile(s, q) : -1;
 }
 
+typedef struct named_count {
+    const char *name;
+    json_int_t n;
+} named_count_t;
+
+/* Larger counts first, then by name, so the names kept are the same on every read. */
+static int by_count(const void *a, const void *b)
+{
+    const named_count_t *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n > y->n ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Keeps the max largest counts of *o by name and sums the rest under "(other)" (SPEC §11's
+ * max_breakdown): each shard keeps up to max names (analytics.lua), so their union can hold
+ * more. The result is ordered by count; the total stays the same. */
+static int keep_top(json_t **o, int max)
+{
+    size_t n = json_object_size(*o), at = 0;
+    named_count_t *all = calloc(n ? n : 1, sizeof *all);
+    json_t *out = json_object();
+    if (!all || !out)
+        goto fail;
+    json_int_t other = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach (*o, name, v) {
+        if (strcmp(name, FN_ANALYTICS_OTHER) == 0)
+            other += json_integer_value(v);
+        else
+            all[at++] = (named_count_t){name, json_integer_value(v)};
+    }
+    qsort(all, at, sizeof *all, by_count);
+    for (size_t i = 0; i < at; i++) {
+        if (i < (size_t)max) {
+            if (json_object_set_new(out, all[i].name, json_integer(all[i].n)))
+                goto fail;
+        } else {
+            other += all[i].n;
+        }
+    }
+    if (other && json_object_set_new(out, FN_ANALYTICS_OTHER, json_integer(other)))
+        goto fail;
+    free(all);
+    json_decref(*o);
+    *o = out;
+    return FN_OK;
+fail:
+    free(all);
+    json_decref(out);
+    return FN_ERR;
+}
+
 void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f)
 {
+    int max = f->max_breakdown > 0 ? f->max_breakdown : FN_ANALYTICS_MAX_BREAKDOWN;
+    /* out of memory: the figures stay as read, unbounded but correct */
+    (void)keep_top(&st->conv_by_channel, max);
+    (void)keep_top(&st->conv_by_campaign, max);
     for (size_t k = 0; k < st->n_stages; k++) {
         fn_stage_stats_t *s = &st->stage[k];
         s->rate = s->win_entered ? (double)s->win_advanced / (double)s->win_entered : 0;
@@ -303,8 +362,9 @@ int fn_analytics_read(redisContext *rc, const fn_config_t *cfg, const fn_funnel_
         /* the bottleneck marks, as the daemon last recorded them */
         r = redisCommand(rc, "HGETALL %s:bn:%s", cfg->key_prefix, f->name);
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-            long k = strtol(r->element[i]->str, NULL, 10);
-            if (k >= 0 && (size_t)k < st->n_stages)
+            char *end;
+            long k = strtol(r->element[i]->str, &end, 10);
+            if (end != r->element[i]->str && *end == '\0' && k >= 0 && (size_t)k < st->n_stages)
                 st->stage[k].bottleneck = true;
         }
         freeReplyObject(r);

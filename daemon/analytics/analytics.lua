@@ -8,6 +8,12 @@
 --     that entered stage k and "a|<k>" leads that advanced from k to a later stage in that
 --     hour, and the same per minute of the hour as "e|<k>|<minute>", "a|<k>|<minute>".
 --     Kept FLOW_RETENTION_MS (32 days) after the hour ends: baselines are at most 30 days.
+--     The expiry is absolute, by Redis's clock, so the flows of events older than that are
+--     never stored; the evaluation's catch-up skips such ticks (FN_WINDOW_RETENTION_MS in
+--     include/funneld/window.h is this value, and must stay equal to it).
+--   <prefix>:{s}:stats fields "<funnel>|conv_ch|<value>" and "<funnel>|conv_cp|<value>":
+--     conversions by first-touch channel and campaign, at most the funnel's max_breakdown
+--     values by name per shard (breakdown_add), the rest under "(other)".
 --   <prefix>:{s}:sk:<funnel>:<k>      hash, quantile sketch of time spent in stage k by the
 --     leads that left it (field = sketch bucket, see sketch.lua), and ...:sk:<funnel>:conv of
 --     time to convert (cycle time).
@@ -40,4 +46,38 @@ end
 local function sketch_add(base, f, which, ms)
   if ms < 0 then ms = 0 end
   redis.call('HINCRBY', base .. 'sk:' .. f .. ':' .. which, string.format('%d', sketch_bucket(ms)), 1)
+end
+
+-- Breakdown cardinality is bounded (SPEC §11, max_breakdown): a value is counted by name if it
+-- already is, or while fewer than max values are (per shard: the step sees its shard only;
+-- the reader keeps the max largest sums over the shards, analytics.c); any other is summed
+-- under "(other)". "<f>|<dim>#" counts the values kept by name. Sums stay exact; memory and
+-- snapshots stay bounded whatever the input's values (5,000 campaigns outgrew a Kafka message).
+local BREAKDOWN_OTHER = '(other)'
+local function breakdown_add(stats, f, dim, value, max)
+  local field = f .. '|' .. dim .. '|' .. value
+  if redis.call('HEXISTS', stats, field) == 0 then
+    local kept = f .. '|' .. dim .. '#'
+    if (tonumber(redis.call('HGET', stats, kept)) or 0) >= max then
+      field = f .. '|' .. dim .. '|' .. BREAKDOWN_OTHER
+    elseif value ~= BREAKDOWN_OTHER then
+      redis.call('HINCRBY', stats, kept, 1)
+    end
+  end
+  redis.call('HINCRBY', stats, field, 1)
+end
+
+-- The i-th (from 0) of the comma-separated max_breakdown values the step was sent, one per
+-- funnel in the order of its funnel arguments (100, the default, when absent or below 1).
+local function breakdown_max(list, i)
+  local n = 0
+  for v in string.gmatch(list or '', '[^,]+') do
+    if n == i then
+      local max = tonumber(v)
+      if max and max >= 1 then return max end
+      return 100
+    end
+    n = n + 1
+  end
+  return 100
 end

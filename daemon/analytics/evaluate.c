@@ -5,15 +5,31 @@
  * Ticks are aligned to multiples of evaluate_every on the daemon's clock (wall, or under the
  * event clock the latest finished event time of its partitions), so several daemons agree on
  * them; a SET NX lock per (funnel, tick) lets one of them evaluate, and every id is a hash of
- * (type, funnel, stage, tick), so even a repeat carries the same id. A tick the clock jumped
- * over (a fast replay) is not evaluated: only the latest one is. An evaluation cut short by
- * the connection going or by a flushed script cache is tried again after the reconnect, by
- * the daemon that holds the tick's lock: under the event clock a clock that does not move
- * would otherwise leave that tick without its snapshot and bottleneck decisions for good.
+ * (type, funnel, stage, tick), so even a repeat carries the same id.
  *
- * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": stage index -> "<tick>|<s>", s =
- * 'p' raised but not yet acknowledged by Kafka, 'a' raised and announced, 'c' cleared but not
- * yet acknowledged; a cleared and announced stage has no field). It is written before the
+ * Every tick the clock passes is judged for bottlenecks, in tick order, over its own window
+ * (SPEC §5), so a back-fill that moves the clock across a day at once raises and clears what
+ * the day did, with the same ids. Catching up is one evaluation at a time per funnel, each
+ * started when the one before it has finished and its announcements are acknowledged, so the
+ * loop only ever serves a few replies of it at once. fn_window_next_tick picks the ticks: one
+ * per minute (ticks of one minute share a window) and none older than the buckets kept. A
+ * tick is judged only once every partition that still has input has passed it (the
+ * watermark, below): with several partitions read at different speeds the clock is the
+ * fastest one, and a window judged before the slower ones filled it would decide on part of
+ * the data. A past tick's judgment reads no sketches and emits no snapshot; while ticks wait
+ * for the watermark, the clock's tick gets a snapshot of its own (its own lock), the stages
+ * marked as last judged. A daemon starts judging at the earliest event clock its partitions
+ * began at (first_judged).
+ *
+ * An evaluation cut short by the connection going or by a flushed script cache is tried again
+ * after the reconnect, by the daemon that holds the tick's lock: under the event clock a clock
+ * that does not move would otherwise leave that tick without its snapshot and bottleneck
+ * decisions for good.
+ *
+ * Bottleneck state lives in Redis ("<prefix>:bn:<funnel>": field BN_JUDGED the last tick
+ * judged, and stage index -> "<tick>|<s>", s = 'p' raised but not yet acknowledged by Kafka,
+ * 'a' raised and announced, 'c' cleared but not yet acknowledged; a cleared and announced
+ * stage has no field). It is written before the
  * event is produced and marked announced when Kafka acknowledges it; an evaluation that finds
  * a change not announced (its daemon died) announces it again, with the same id, so a change
  * is never lost and never gets two ids. A daemon does not evaluate a funnel while its own
@@ -32,12 +48,16 @@
 #include "funneld/analytics.h"
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
+#include "funneld/window.h"
 
 #define EVAL_READS_AT_ONCE 2
+/* The field of the bottleneck state holding the last tick judged (stage fields are numbers). */
+#define BN_JUDGED "judged"
 
 typedef struct eval_reply {
     fn_eval_t *e;
     fn_daemon_t *d;
+    bool state; /* the bottleneck state's HGETALL, not a shard's read.lua */
 } eval_reply_t;
 
 typedef struct bn_out {
@@ -47,6 +67,10 @@ typedef struct bn_out {
     bool raise;
     int64_t tick;
 } bn_out_t;
+
+static void send_reads(fn_daemon_t *d, fn_eval_t *e);
+static void next_eval(fn_daemon_t *d, fn_eval_t *e);
+static void done_tick(fn_eval_t *e);
 
 static void state_key(const fn_config_t *cfg, const char *funnel, char *out, size_t n)
 {
@@ -62,6 +86,21 @@ int64_t fn_eval_clock(const fn_daemon_t *d)
         if (p->assigned && p->maxts_done > now)
             now = p->maxts_done;
     return now;
+}
+
+/* The time up to which every assigned partition has applied its input: under the event
+ * clock the least finished event time of the partitions that still have some (one at its end
+ * with nothing in flight does not hold it back), never beyond the clock; the wall time
+ * otherwise. Past ticks are judged up to here. */
+static int64_t watermark(const fn_daemon_t *d, int64_t clock)
+{
+    if (d->cfg->clock == FN_CLOCK_WALL)
+        return clock;
+    int64_t w = clock;
+    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+        if (p->assigned && !(p->at_eof && !p->head) && p->maxts_done < w)
+            w = p->maxts_done;
+    return w;
 }
 
 static void id_of(const char *type, const char *funnel, int stage, int64_t tick, char out[33])
@@ -81,6 +120,37 @@ static void put_time(json_t *o, const char *key, int64_t ms)
     json_object_set_new(o, key, json_string(t));
 }
 
+/* Logs an analytics output given up, at most once a minute with the count since the last
+ * line (one per tick and funnel would flood the log). */
+static void log_refused(fn_daemon_t *d, const char *topic, const char *funnel, const char *why)
+{
+    int64_t now = fn_now_ms();
+    d->refused_unlogged++;
+    if (now - d->refused_logged_ms < 60000)
+        return;
+    fn_log(&d->log, FN_LOG_ERROR, "analytics",
+           "funnel %s: not produced to %s: %s (%llu such output(s) since the last line; "
+           "funneld_produce_failures_total counts them)",
+           funnel, topic, why, (unsigned long long)d->refused_unlogged);
+    d->refused_logged_ms = now;
+    d->refused_unlogged = 0;
+}
+
+/* Logs a tick given up, at most once a minute per funnel with the count since the last line:
+ * a catch-up meets the same cause at every tick. */
+static void log_skipped(fn_daemon_t *d, fn_eval_t *e, const char *why)
+{
+    int64_t now = fn_now_ms();
+    e->skipped_unlogged++;
+    if (now - e->skip_logged_ms < 60000)
+        return;
+    fn_log(&d->log, FN_LOG_WARN, "analytics",
+           "funnel %s: evaluation at %lld skipped: %s (%llu tick(s) skipped since the last line)",
+           e->f->name, (long long)e->tick, why, (unsigned long long)e->skipped_unlogged);
+    e->skip_logged_ms = now;
+    e->skipped_unlogged = 0;
+}
+
 static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_t *o,
                     bn_out_t *owner)
 {
@@ -90,11 +160,24 @@ static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_
         free(owner);
         return false;
     }
-    rd_kafka_resp_err_t e =
-        fn_output_send(d, topic, funnel, strlen(funnel), text, strlen(text), NULL, &owner->owner);
+    /* The producer refuses a message above message.max.bytes (with some framing on top):
+     * say so with the sizes, and count it, rather than only the producer's error. */
+    size_t len = strlen(text), max = fn_output_max_bytes(d);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+    if (len + strlen(funnel) < max)
+        e = fn_output_send(d, topic, funnel, strlen(funnel), text, len, NULL, &owner->owner);
     free(text);
     if (e) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
+        char why[200];
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+            snprintf(why, sizeof why,
+                     "%zu bytes, above the producer's message.max.bytes of %zu (raise it in "
+                     "kafka.properties, or lower max_breakdown)",
+                     len, max);
+        else
+            snprintf(why, sizeof why, "%s", rd_kafka_err2str(e));
+        fn_output_failed(d, topic);
+        log_refused(d, topic, funnel, why);
         free(owner);
         return false;
     }
@@ -121,7 +204,7 @@ static void on_state_reply(redisAsyncContext *ac, void *r, void *priv)
     d->analytics_requests--;
 }
 
-/* Writes stage's state: 'p', 'a' or 'c' with its tick, or 0 to delete it. */
+/* Records a decision at tick for stage as not yet acknowledged: 'p' raised, 'c' cleared. */
 static void record(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, char what)
 {
     char key[128];
@@ -131,10 +214,23 @@ static void record(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, char w
     char field[16], value[32];
     snprintf(field, sizeof field, "%d", stage);
     snprintf(value, sizeof value, "%lld|%c", (long long)tick, what);
-    int rc = what == 0 ? redisAsyncCommand(d->redis, on_state_reply, d, "HDEL %s %s", key, field)
-                       : redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, field,
-                                           value);
-    if (rc == REDIS_OK)
+    if (redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, field, value) ==
+        REDIS_OK)
+        d->analytics_requests++;
+}
+
+/* Kafka acknowledged the decision at tick: 'p' becomes 'a', 'c' goes; only if the stage's
+ * stored decision is still that one (announced.lua), since a newer one may have replaced it
+ * while the event was in flight. */
+static void record_announced(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, bool raise)
+{
+    char key[128], field[16], was[32], now[32];
+    state_key(d->cfg, e->f->name, key, sizeof key);
+    snprintf(field, sizeof field, "%d", stage);
+    snprintf(was, sizeof was, "%lld|%c", (long long)tick, raise ? 'p' : 'c');
+    snprintf(now, sizeof now, "%lld|a", (long long)tick);
+    if (redisAsyncCommand(d->redis, on_state_reply, d, "EVAL %s 1 %s %s %s %s",
+                          fn_lua_announced_src, key, field, was, raise ? now : "") == REDIS_OK)
         d->analytics_requests++;
 }
 
@@ -188,10 +284,33 @@ bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool
     return now;
 }
 
+/* Records that the funnel's bottlenecks were judged up to tick (BN_JUDGED). */
+static void record_judged(fn_daemon_t *d, fn_eval_t *e, int64_t tick)
+{
+    char key[128], value[24];
+    if (!d->redis)
+        return;
+    state_key(d->cfg, e->f->name, key, sizeof key);
+    snprintf(value, sizeof value, "%lld", (long long)tick);
+    if (redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, BN_JUDGED, value) ==
+        REDIS_OK)
+        d->analytics_requests++;
+}
+
 static void complete(fn_daemon_t *d, fn_eval_t *e)
 {
     const fn_funnel_t *f = e->f;
     fn_analytics_finish(&e->st, f);
+    /* Decisions only move forward: a tick at or before the last one judged (by this daemon
+     * before a reload or a restart, or by another daemon) is not judged again, and the
+     * catch-up goes on from there. */
+    const char *j = json_string_value(json_object_get(e->bn_state, BN_JUDGED));
+    int64_t judged = j ? strtoll(j, NULL, 10) : 0;
+    bool judge = e->mode != FN_EVAL_SNAPSHOT && e->tick > judged;
+    if (e->mode != FN_EVAL_SNAPSHOT && judged > e->judged_at)
+        e->judged_at = judged;
+    if (judge)
+        record_judged(d, e, e->tick);
     for (size_t k = 0; k + 1 < f->n_stages; k++) {
         char field[16];
         snprintf(field, sizeof field, "%zu", k);
@@ -201,6 +320,9 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
         if (v && sscanf(v, "%lld|%c", &at, &what) != 2)
             what = 0;
         bool raised = what == 'p' || what == 'a';
+        e->st.stage[k].bottleneck = raised;
+        if (!judge)
+            continue;                   /* the marks as they stand */
         if (what == 'p' || what == 'c') /* decided, never acknowledged: announce again */
             emit_bottleneck(d, e, (int)k, what == 'p', at);
         bool change = false;
@@ -211,6 +333,9 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
         if (change)
             emit_bottleneck(d, e, (int)k, now, e->tick);
     }
+    /* A past tick has no snapshot; nor has a tick that got one while past ones waited. */
+    if (e->mode == FN_EVAL_PAST || (e->mode == FN_EVAL_FULL && e->snap_tick >= e->tick))
+        return;
     json_t *o = json_object();
     char id[33];
     id_of("funnel_snapshot", f->name, -1, e->tick, id);
@@ -240,14 +365,14 @@ static void finish_eval(fn_daemon_t *d, fn_eval_t *e)
                "funnel %s: evaluation at %lld interrupted; it runs again once Redis is back",
                e->f->name, (long long)e->tick);
     else
-        fn_log(&d->log, FN_LOG_WARN, "analytics", "funnel %s: evaluation at %lld skipped",
-               e->f->name, (long long)e->tick);
+        log_skipped(d, e, "a read failed");
     fn_analytics_free(&e->st);
     json_decref(e->bn_state);
     e->bn_state = NULL;
     if (!e->failed || !e->again)
-        e->last_tick = e->tick;
+        done_tick(e);
     e->busy = false;
+    next_eval(d, e);
 }
 
 /* A read failed: the evaluation is abandoned. When a reconnect cures the cause (the
@@ -265,13 +390,12 @@ static void read_failed(fn_daemon_t *d, fn_eval_t *e, const redisReply *reply)
         redisAsyncDisconnect(d->redis);
 }
 
-static void send_reads(fn_daemon_t *d, fn_eval_t *e);
-
 static void on_part(redisAsyncContext *ac, void *r, void *priv)
 {
     eval_reply_t *q = priv;
     fn_daemon_t *d = q->d;
     fn_eval_t *e = q->e;
+    bool state = q->state;
     redisReply *reply = r;
     free(q);
     d->analytics_requests--;
@@ -280,12 +404,13 @@ static void on_part(redisAsyncContext *ac, void *r, void *priv)
         if (reply)
             fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", reply->str);
         read_failed(d, e, reply);
-    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4) {
+    } else if (!state) {
         if (fn_analytics_add(&e->st, reply, err, sizeof err)) {
             fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", err);
             e->failed = true;
         }
-    } else if (reply->type == REDIS_REPLY_ARRAY) { /* the bottleneck state */
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        /* told apart by the request, not by its shape: two fields have 4 elements too */
         for (size_t i = 0; i + 1 < reply->elements; i += 2)
             json_object_set_new(e->bn_state, reply->element[i]->str,
                                 json_string(reply->element[i + 1]->str));
@@ -294,13 +419,14 @@ static void on_part(redisAsyncContext *ac, void *r, void *priv)
     send_reads(d, e);
 }
 
-static bool send_part(fn_daemon_t *d, fn_eval_t *e, const char *cmd, size_t len)
+static bool send_part(fn_daemon_t *d, fn_eval_t *e, const char *cmd, size_t len, bool state)
 {
     eval_reply_t *q = malloc(sizeof *q);
     if (!q)
         return false;
     q->e = e;
     q->d = d;
+    q->state = state;
     if (redisAsyncFormattedCommand(d->redis, on_part, q, cmd, len) != REDIS_OK) {
         free(q);
         return false;
@@ -317,21 +443,28 @@ static void on_lock(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     d->analytics_requests--;
     /* Not set, and this daemon won it before: an interrupted evaluation tried again. */
-    bool won = reply && (reply->type == REDIS_REPLY_STATUS ||
-                         (reply->type == REDIS_REPLY_NIL && e->held_tick == e->tick));
-    if (won)
+    bool same_lock = e->held_tick == e->tick &&
+                     (e->held_mode == FN_EVAL_SNAPSHOT) == (e->mode == FN_EVAL_SNAPSHOT);
+    bool won = reply &&
+               (reply->type == REDIS_REPLY_STATUS || (reply->type == REDIS_REPLY_NIL && same_lock));
+    if (won) {
         e->held_tick = e->tick;
+        e->held_mode = e->mode;
+    }
     if (!won || !d->redis_ready || fn_analytics_begin(&e->st, e->f, e->tick)) {
-        if (!won && reply && reply->type == REDIS_REPLY_NIL)
-            e->last_tick = e->tick; /* another daemon has it */
-        else if (reply && reply->type == REDIS_REPLY_ERROR && !fn_store_transient(reply->str)) {
-            fn_log(&d->log, FN_LOG_WARN, "analytics", "funnel %s: lock of %lld: %s; skipped",
-                   e->f->name, (long long)e->tick, reply->str);
-            e->last_tick = e->tick;
+        bool skipped = !won && reply && reply->type == REDIS_REPLY_NIL; /* another daemon's */
+        if (reply && reply->type == REDIS_REPLY_ERROR && !fn_store_transient(reply->str)) {
+            log_skipped(d, e, reply->str);
+            skipped = true;
         }
         e->busy = false;
+        if (skipped) {
+            done_tick(e);
+            next_eval(d, e);
+        }
         return;
     }
+    e->st.no_sketches = e->mode == FN_EVAL_PAST;
     e->failed = false;
     e->again = false;
     e->pending = 0;
@@ -363,7 +496,7 @@ static void send_reads(fn_daemon_t *d, fn_eval_t *e)
             if (fn_buf_appendf(&cmd, "*2\r\n$7\r\nHGETALL\r\n$%zu\r\n%s\r\n", strlen(key), key))
                 e->failed = true;
         }
-        if (!e->failed && !send_part(d, e, cmd.data, cmd.len))
+        if (!e->failed && !send_part(d, e, cmd.data, cmd.len, e->next_read == shards))
             e->failed = true;
         e->next_read++;
     }
@@ -372,44 +505,112 @@ static void send_reads(fn_daemon_t *d, fn_eval_t *e)
         finish_eval(d, e);
 }
 
+/* Where a daemon that has judged no tick yet starts: under the event clock the earliest
+ * clock its partitions began at (resumed from the commit, or their first event), so a
+ * back-fill is judged from its beginning; 1 (no catch-up) under the wall clock. */
+static int64_t first_judged(const fn_daemon_t *d)
+{
+    int64_t from = INT64_MAX;
+    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+        if (p->assigned && p->clock_from > 0 && p->clock_from < from)
+            from = p->clock_from;
+    return d->cfg->clock == FN_CLOCK_WALL || from == INT64_MAX ? 1 : from;
+}
+
+/* The tick and mode of e's next evaluation at clock now, or false when none is due: the
+ * next tick to judge (fn_window_next_tick) once the watermark has passed it; else a
+ * snapshot of the clock's tick if it has none yet. */
+static bool plan_next(const fn_daemon_t *d, const fn_eval_t *e, int64_t now, int64_t *tick,
+                      fn_eval_mode_t *mode)
+{
+    int64_t every = e->f->bottleneck.evaluate_every_ms;
+    int64_t latest = now / every * every;
+    if (latest <= e->last_tick)
+        return false;
+    int64_t next = fn_window_next_tick(e->last_tick ? e->last_tick : first_judged(d) - 1, latest,
+                                       every, fn_now_ms() - FN_WINDOW_RETENTION_MS);
+    if (next <= watermark(d, now)) {
+        *tick = next, *mode = next == latest ? FN_EVAL_FULL : FN_EVAL_PAST;
+        return true;
+    }
+    if (latest > e->snap_tick) {
+        *tick = latest, *mode = FN_EVAL_SNAPSHOT;
+        return true;
+    }
+    return false;
+}
+
+/* An evaluation of e's tick ended (done, skipped, or another daemon's): the cursors move. */
+static void done_tick(fn_eval_t *e)
+{
+    if (e->mode != FN_EVAL_SNAPSHOT)
+        e->last_tick = e->tick > e->judged_at ? e->tick : e->judged_at;
+    if (e->mode != FN_EVAL_PAST && e->tick > e->snap_tick)
+        e->snap_tick = e->tick;
+}
+
+/* Starts e's next evaluation, if one is due: takes the tick's lock (SET NX, one lock for
+ * judging a tick and another for its snapshot alone); the reads follow in on_lock. Called by
+ * the tick and, to catch up without waiting for it, whenever an evaluation of e ends. */
+static void next_eval(fn_daemon_t *d, fn_eval_t *e)
+{
+    /* While Kafka is away or the producer's queue is full, evaluations wait (their ticks are
+     * not passed over): their events would only pile up or be refused. */
+    if (!d->redis_ready || d->stopping || e->busy || e->announcing || !d->kafka_up ||
+        !fn_output_room(d))
+        return;
+    int64_t now = fn_eval_clock(d), tick;
+    fn_eval_mode_t mode;
+    if (now <= 0 || !plan_next(d, e, now, &tick, &mode))
+        return;
+    int64_t every = e->f->bottleneck.evaluate_every_ms;
+    char key[180], ttl[24];
+    snprintf(key, sizeof key, "%s:eval:%s:%lld%s", d->cfg->key_prefix, e->f->name, (long long)tick,
+             mode == FN_EVAL_SNAPSHOT ? ":s" : "");
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
+    if (redisAsyncCommand(d->redis, on_lock, e, "SET %s %s NX PX %s", key, d->instance, ttl) !=
+        REDIS_OK)
+        return;
+    d->analytics_requests++;
+    e->busy = true;
+    e->tick = tick;
+    e->mode = mode;
+}
+
 void fn_eval_tick(fn_daemon_t *d)
 {
-    /* While Kafka is away or the producer's queue is full, evaluations wait (their ticks
-     * are not passed over): their events would only pile up or be refused. */
-    if (!d->redis_ready || d->stopping || !d->evals || !d->kafka_up || !fn_output_room(d))
+    if (!d->evals)
         return;
-    int64_t now = fn_eval_clock(d);
-    if (now <= 0)
-        return;
-    for (size_t i = 0; i < d->cfg->n_funnels; i++) {
-        fn_eval_t *e = &d->evals[i];
-        int64_t every = e->f->bottleneck.evaluate_every_ms;
-        int64_t tick = now / every * every;
-        if (e->busy || e->announcing || tick <= e->last_tick)
-            continue;
-        char key[160], ttl[24];
-        snprintf(key, sizeof key, "%s:eval:%s:%lld", d->cfg->key_prefix, e->f->name,
-                 (long long)tick);
-        snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
-        if (redisAsyncCommand(d->redis, on_lock, e, "SET %s %s NX PX %s", key, d->instance, ttl) !=
-            REDIS_OK)
-            continue;
-        d->analytics_requests++;
-        e->busy = true;
-        e->tick = tick;
-    }
+    for (size_t i = 0; i < d->cfg->n_funnels; i++)
+        next_eval(d, &d->evals[i]);
 }
 
 void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner)
 {
     bn_out_t *o = (bn_out_t *)owner;
     d->analytics_in_flight--;
+    fn_eval_t *e = o->e;
     if (o->stage >= 0) {
-        o->e->announcing--;
+        e->announcing--;
         if (d->redis_ready)
-            record(d, o->e, o->stage, o->tick, o->raise ? 'a' : 0);
+            record_announced(d, e, o->stage, o->tick, o->raise);
     }
     free(o);
+    if (e->announcing == 0)
+        next_eval(d, e); /* a catch-up waits for the acknowledgements of the tick before */
+}
+
+void fn_eval_refused(fn_daemon_t *d, fn_owner_t *owner, const char *topic, const char *why)
+{
+    bn_out_t *o = (bn_out_t *)owner;
+    fn_eval_t *e = o->e;
+    d->analytics_in_flight--;
+    if (o->stage >= 0)
+        e->announcing--;
+    log_refused(d, topic, e->f->name, why);
+    free(o);
+    if (e->announcing == 0)
+        next_eval(d, e);
 }
 
 int fn_eval_start(fn_daemon_t *d)

@@ -5,6 +5,8 @@
 --   named from it, as analytics.lua writes them)
 -- ARGV: 1 funnel 2 number of stages 3 window plan 4 baseline plan: space-separated buckets,
 --   "h<hour>" (whole hour, hour = floor(ms / 1 h)) or "m<minute>" (minute = floor(ms / 1 min))
+--   5 '0': leave the sketches out (empty), for a bottleneck judgment of a past tick; else '1'
+--   (absent: '1', as sent before ARGV[5] existed)
 -- Returns {counters: flat {name, value, ...} of this funnel's fields without "<funnel>|",
 --   sketches: {stage 0 flat {bucket, count, ...}, ..., stage n-1, conversion},
 --   window flows: flat {"e|<k>" or "a|<k>", sum, ...}, baseline flows: the same}
@@ -24,10 +26,11 @@ for j = 1, #all, 2 do
 end
 
 local sketches = {}
-for k = 0, n - 1 do
-  sketches[#sketches + 1] = redis.call('HGETALL', base .. 'sk:' .. f .. ':' .. k)
+local want_sketches = ARGV[5] ~= '0'
+for k = 0, n do
+  local which = k < n and string.format('%d', k) or 'conv'
+  sketches[#sketches + 1] = want_sketches and redis.call('HGETALL', base .. 'sk:' .. f .. ':' .. which) or {}
 end
-sketches[#sketches + 1] = redis.call('HGETALL', base .. 'sk:' .. f .. ':conv')
 
 local function flows(plan)
   local sums = {}

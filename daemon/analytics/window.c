@@ -47,3 +47,14 @@ size_t fn_window_plan(int64_t end_ms, int64_t span_ms, fn_window_plan_t *plan)
     put_minutes(plan, h1 * 60, m1);
     return plan->n;
 }
+
+int64_t fn_window_next_tick(int64_t last, int64_t latest, int64_t every, int64_t oldest)
+{
+    if (last <= 0 || latest <= last)
+        return latest;
+    int64_t from = (fn_window_minute(last) + 1) * FN_WINDOW_MINUTE_MS;
+    if (oldest >= from)
+        from = oldest + 1;
+    int64_t t = -floor_div(-from, every) * every; /* the first tick at or after from */
+    return t < latest ? t : latest;
+}

@@ -396,6 +396,10 @@ static const opt_t funnel_opts[] = {
     {OPT(OPT_OBJECT, "funnels[].trigger_cap", NULL,
          "At most max retargeting triggers per lead in any span of per"),
      .parse = parse_trigger_cap},
+    {OPT(OPT_INT, "funnels[].max_breakdown", "100",
+         "Channels and campaigns each kept by name in conversions by first touch, 1 to 10000; "
+         "the rest are summed under \"(other)\""),
+     .off = FUN(max_breakdown), .lo = 1, .hi = 10000},
 };
 
 #define STG(f) offsetof(fn_stage_t, f)

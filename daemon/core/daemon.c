@@ -120,6 +120,8 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         bool current = x->generation == p->generation;
         if (current)
             next = x->offset + 1;
+        if (current && x->accepted && p->clock_from == 0) /* where evaluate.c starts judging */
+            p->clock_from = p->maxts_done > 0 ? p->maxts_done : x->ev.ts_ms;
         if (current && x->accepted && x->ev.ts_ms > p->maxts_done)
             p->maxts_done = x->ev.ts_ms;
         fn_hist_observe(&d->stats.end_to_end, (double)(uv_hrtime() - x->consumed_ns) / 1e9);

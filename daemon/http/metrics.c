@@ -63,6 +63,20 @@ static int per_topic(const fn_daemon_t *d, fn_buf_t *b)
     return FN_OK;
 }
 
+static int produce_failures(const fn_daemon_t *d, fn_buf_t *b)
+{
+    if (head(b, "funneld_produce_failures_total", "counter",
+             "Outputs given up: refused by the producer (too large, unknown topic, ...) or "
+             "by the broker for good."))
+        return FN_ERR;
+    for (int i = 0; i < FN_OUT_TOPICS; i++)
+        if (fn_buf_appendf(b, "funneld_produce_failures_total{topic=\"%s\"} %llu\n",
+                           fn_output_topic(d->cfg, i),
+                           (unsigned long long)d->stats.produce_failed[i]))
+            return FN_ERR;
+    return FN_OK;
+}
+
 int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
 {
     const fn_stats_t *s = &d->stats;
@@ -115,6 +129,7 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
                        "funneld_triggers_suppressed_total{reason=\"capped\"} %llu\n",
                        (unsigned long long)s->triggers_opted_out,
                        (unsigned long long)s->triggers_capped) ||
+        produce_failures(d, b) ||
         head(b, "funneld_dlq_total", "counter", "Dead letters acknowledged by Kafka.") ||
         fn_buf_appendf(b, "funneld_dlq_total %llu\n", (unsigned long long)s->dlq_delivered) ||
         hist(b, "funneld_redis_roundtrip_seconds", "One Redis step call, sent to reply.",

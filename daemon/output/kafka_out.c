@@ -15,6 +15,7 @@
  * done meanwhile, so the in-flight bound pauses consumption and bounds the backlog. Triggers
  * and analytics events are not kept here: refused, they stay in Redis (fn_output_send).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -206,6 +207,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
             free(m);
         return;
     }
+    if (rkm->err && too_large(rkm->err) && m && m->owner == FN_OWNER_ANALYTICS) {
+        /* A snapshot or bottleneck is built again by the next evaluation: produced again
+         * unchanged it would be refused for ever, holding the evaluations back. */
+        fn_output_failed(d, rd_kafka_topic_name(rkm->rkt));
+        fn_eval_refused(d, &m->owner, rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+        return;
+    }
     if (rkm->err) {
         d->stats.delivery_retries++;
         if (d->stats.delivery_retries % 1000 == 1)
@@ -227,6 +235,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
             return;
         if (copy)
             rd_kafka_headers_destroy(copy);
+        fn_output_failed(d, rd_kafka_topic_name(rkm->rkt));
         fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot produce again to %s: %s; stopping",
                rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(e));
         fn_daemon_stop(d, 1);
@@ -372,6 +381,7 @@ int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void
         m->pending_dr++;
         return FN_OK;
     }
+    fn_output_failed(d, topic);
     fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
     if (hdrs)
         rd_kafka_headers_destroy(hdrs);
@@ -379,6 +389,34 @@ int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void
      * committed and the output is produced again by whoever consumes it next. */
     m->pending_dr++;
     return FN_ERR;
+}
+
+const char *fn_output_topic(const fn_config_t *cfg, int i)
+{
+    const char *const t[FN_OUT_TOPICS] = {cfg->topic_transitions, cfg->topic_retargeting,
+                                          cfg->topic_bottlenecks, cfg->topic_snapshots,
+                                          cfg->topic_dlq};
+    assert(i >= 0 && i < FN_OUT_TOPICS);
+    return t[i];
+}
+
+void fn_output_failed(fn_daemon_t *d, const char *topic)
+{
+    for (int i = 0; i < FN_OUT_TOPICS; i++)
+        if (strcmp(topic, fn_output_topic(d->cfg, i)) == 0) {
+            d->stats.produce_failed[i]++;
+            return;
+        }
+}
+
+size_t fn_output_max_bytes(fn_daemon_t *d)
+{
+    char v[32];
+    size_t n = sizeof v;
+    if (!d->producer || rd_kafka_conf_get(rd_kafka_conf(d->producer), "message.max.bytes", v, &n) !=
+                            RD_KAFKA_CONF_OK)
+        return 1000000; /* librdkafka's default */
+    return (size_t)strtoull(v, NULL, 10);
 }
 
 void fn_output_poll(fn_daemon_t *d)

@@ -175,7 +175,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     arg_s(&a, ev->kind == FN_EV_CONSENT ? (ev->marketing ? "1" : "0") : "");
     arg_s(&a, token);
 
-    size_t nf = 0;
+    size_t nf = 0, bl = 0;
+    char breakdown[FN_MAX_FUNNELS * (FN_I64_TEXT + 1) + 1] = "";
     size_t nfun_at = a.n;
     arg_s(&a, "0"); /* patched below */
     assert(cfg->n_funnels <= FN_MAX_FUNNELS);
@@ -193,6 +194,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         if (a.n < FN_STEP_MAX_WORDS && ev->kind == FN_EV_TOUCHPOINT)
             a.spec_of[a.n] = f;
         arg(&a, "", 0);
+        fn_cat_i64(breakdown, sizeof breakdown, &bl, f->max_breakdown);
+        fn_cat(breakdown, sizeof breakdown, &bl, ",", 1);
         nf++;
     }
     fn_i64_text((int64_t)nf, nfun);
@@ -205,7 +208,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     if (cfg->clock == FN_CLOCK_WALL && now_ms < b)
         b = now_ms;
     fn_i64_text(b, bound);
-    arg_s(&a, caps), arg_s(&a, bound);
+    arg_s(&a, caps), arg_s(&a, bound), arg(&a, breakdown, bl);
     a.p[nfun_at] = nfun;
     a.len[nfun_at] = strlen(nfun);
     /* A word dropped or added would shift every later argument: refuse rather than send. */

@@ -18,7 +18,8 @@
 --   13 the sender's token "<instance>:<message>" (instance random per process, message a
 --   counter), 14 number of funnels, then per funnel: name, number of stages, plan, timer
 --   spec (see fn_rules_timer_spec in include/funneld/rules.h); then trigger caps
---   ("name=max,per;...") and the time up to which the lead's pending timers are due.
+--   ("name=max,per;..."), the time up to which the lead's pending timers are due, and each
+--   funnel's max_breakdown ("100,20,..." in the order of the funnels above).
 -- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at},
 --   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches}, ...}, earliest due time
 --   this step armed in KEYS[5] or '', {trigger outbox entry, ...}}
@@ -55,7 +56,7 @@ local function refuse(what)
 end
 
 -- The argument layout, as include/funneld/step.h defines it (FN_STEP_ARGV_*).
-local ARGV_FIXED, ARGV_PER_FUNNEL, ARGV_TAIL = 14, 4, 2
+local ARGV_FIXED, ARGV_PER_FUNNEL, ARGV_TAIL = 14, 4, 3
 local function is_int(v) return type(v) == 'string' and #v <= 19 and string.find(v, '^%-?%d+$') end
 local function is_num(v)
   local x = tonumber(v)
@@ -68,7 +69,7 @@ if nfun < 0 or #ARGV ~= ARGV_FIXED + ARGV_PER_FUNNEL * nfun + ARGV_TAIL then
 end
 -- ARGV index of argument j (1 name, 2 stage count, 3 plan, 4 timer spec) of funnel i (from 0)
 local function FA(i, j) return ARGV_FIXED + ARGV_PER_FUNNEL * i + j end
-local CAPS_AT, BOUND_AT = FA(nfun, 1), FA(nfun, 2)
+local CAPS_AT, BOUND_AT, BREAKDOWN_AT = FA(nfun, 1), FA(nfun, 2), FA(nfun, 3)
 for _, j in ipairs({1, 2, 5, BOUND_AT}) do
   if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
 end
@@ -465,8 +466,9 @@ for i = 0, nfun - 1 do
         put(f .. '|x', 'c')
         redis.call('HINCRBY', stats, f .. '|conv', 1)
         redis.call('HINCRBY', stats, f .. '|cyc_sum', I(cycle))
-        redis.call('HINCRBY', stats, f .. '|conv_ch|' .. (f_ch or ''), 1)
-        redis.call('HINCRBY', stats, f .. '|conv_cp|' .. (f_cp or ''), 1)
+        local bmax = breakdown_max(ARGV[BREAKDOWN_AT], i) -- analytics.lua
+        breakdown_add(stats, f, 'conv_ch', f_ch or '', bmax)
+        breakdown_add(stats, f, 'conv_cp', f_cp or '', bmax)
         sketch_add(abase, f, 'conv', cycle)
         if lead_value ~= '' then
           redis.call('HINCRBYFLOAT', stats, f .. '|val_sum', lead_value)

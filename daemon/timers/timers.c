@@ -177,8 +177,10 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
     json_decref(t.doc);
     if (rc) {
         /* It stays in the outbox and is handed out again. A full queue is weather: one line
-         * per thousand. */
+         * per thousand; anything else is a failure, counted for /metrics. */
         d->stats.triggers_deferred++;
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            fn_output_failed(d, d->cfg->topic_retargeting);
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || d->stats.triggers_deferred % 1000 == 1)
             fn_log(&d->log, FN_LOG_WARN, "kafka",
                    "produce to %s: %s; %llu trigger(s) left in the outbox so far",

@@ -17,6 +17,11 @@
 #include "funneld/config.h"
 #include "funneld/sketch.h"
 
+/* Where breakdowns sum the values beyond max_breakdown (SPEC §11; analytics.lua writes it). */
+#define FN_ANALYTICS_OTHER "(other)"
+/* max_breakdown's default, for a funnel built without the config parser. */
+#define FN_ANALYTICS_MAX_BREAKDOWN 100
+
 typedef struct fn_stage_stats {
     int64_t population; /* leads in the stage now (converted leads stay in the last) */
     int64_t entered;    /* leads that ever entered it */
@@ -43,6 +48,9 @@ typedef struct fn_funnel_stats {
     fn_stage_stats_t stage[FN_MAX_STAGES];
     size_t n_stages;
     char window_label[16];
+    /* Set by the caller after fn_analytics_begin: the reads skip the time-in-stage sketches
+     * (judging a past tick's bottlenecks needs its flows only), which then stay empty. */
+    bool no_sketches;
 } fn_funnel_stats_t;
 
 /* Starts st for funnel f at now_ms: the window and baseline are f's bottleneck settings
@@ -56,7 +64,8 @@ int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn
 /* Adds one shard's read.lua reply. Returns FN_OK, or FN_ERR with the reason in err. */
 int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size_t errlen);
 
-/* Derives rates, averages, quantiles and the weighted pipeline. */
+/* Derives rates, averages, quantiles and the weighted pipeline, and keeps f's max_breakdown
+ * largest channels and campaigns by name (the rest under FN_ANALYTICS_OTHER). */
 void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f);
 
 /* Frees what st owns. */
@@ -74,5 +83,9 @@ void fn_analytics_duration(double ms, char *out, size_t outlen);
 
 /* read.lua's source, embedded at build time. */
 extern const char fn_lua_read_src[];
+
+/* announced.lua's source (embedded at build time): marks a bottleneck decision announced only
+ * while it is still the stored one (compare-and-set; the script's header has its arguments). */
+extern const char fn_lua_announced_src[];
 
 #endif

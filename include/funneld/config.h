@@ -60,6 +60,7 @@ typedef struct fn_funnel {
     fn_bottleneck_cfg_t bottleneck;
     int64_t trigger_cap_max; /* 0: no cap */
     int64_t trigger_cap_per_ms;
+    int max_breakdown; /* channels and campaigns each kept by name; the rest are "(other)" */
 } fn_funnel_t;
 
 typedef struct fn_kv {

@@ -46,6 +46,8 @@ typedef struct fn_partition {
     bool at_eof;        /* reached the end of the partition since its last message */
     int64_t maxts_done; /* latest event time in the done prefix: the event clock (trigger.h) */
     int64_t maxts_seen; /* latest event time consumed, in offset order (fn_msg_t.clock_ms) */
+    int64_t clock_from; /* the event clock this process began at: maxts_done as resumed from
+                         * the commit, else its first finished event time; 0 before */
     int64_t *next_due;  /* per shard: earliest timer in its zset, FN_DUE_UNKNOWN or _NONE */
     uint64_t consumed;  /* messages taken from it (for /metrics) */
     int64_t lag;        /* from librdkafka's statistics; -1 unknown */
@@ -111,6 +113,10 @@ void fn_hist_observe(fn_hist_t *h, double seconds);
 /* The upper bound of bucket i (i < FN_HIST_BUCKETS), in seconds. */
 double fn_hist_bound(int i);
 
+/* The output topics (transitions, retargeting, bottlenecks, snapshots, dlq), as counted by
+ * fn_output_failed. */
+#define FN_OUT_TOPICS 5
+
 /* Counters for /metrics and the logs. Plain integers: the loop is single-threaded. */
 typedef struct fn_stats {
     uint64_t consumed, transitions, touches, duplicates, replays, erased, consents;
@@ -126,6 +132,7 @@ typedef struct fn_stats {
     uint64_t triggers_deferred; /* fired, refused by the full producer queue: left in the outbox */
     uint64_t snapshots, bottlenecks[2]; /* raised, cleared */
     uint64_t msgs_transition, dlq_delivered, reloads_rejected;
+    uint64_t produce_failed[FN_OUT_TOPICS]; /* outputs given up, per fn_output_topic */
     fn_hist_t redis_rtt, end_to_end;
     /* per funnel (config order): transitions by type (stage_changed, converted, lost,
      * lead_erased) and triggers by reason (0 stalled, 1 + rule index) */
@@ -133,17 +140,30 @@ typedef struct fn_stats {
     uint64_t (*trig_by_funnel)[1 + FN_MAX_RULES];
 } fn_stats_t;
 
+/* What one evaluation of a tick does (analytics/evaluate.c). */
+typedef enum {
+    FN_EVAL_FULL = 0, /* the clock's tick: bottlenecks judged and a snapshot */
+    FN_EVAL_PAST,     /* a tick the clock passed: bottlenecks judged over its window only */
+    FN_EVAL_SNAPSHOT, /* the clock's tick while past ones wait: a snapshot only */
+} fn_eval_mode_t;
+
 /* One funnel's periodic evaluation (analytics/evaluate.c). */
 typedef struct fn_eval {
     const fn_funnel_t *f;
-    int64_t last_tick; /* the last tick evaluated here or by another daemon */
+    int64_t last_tick; /* the last tick judged here or by another daemon */
+    int64_t snap_tick; /* the last tick with a snapshot from here or another daemon */
+    int64_t judged_at; /* the last tick judged as stored in Redis, when seen ahead of ours */
     int64_t tick;      /* the one in progress */
-    int64_t held_tick; /* the last tick whose lock this daemon won (it may try it again) */
+    fn_eval_mode_t mode;
+    int64_t held_tick;        /* the last tick whose lock this daemon won (it may try it again) */
+    fn_eval_mode_t held_mode; /* ... and for what (each mode has its own lock) */
     bool busy, failed;
     bool again;  /* a reconnect cures the failure (connection gone, NOSCRIPT): try the tick again */
     int pending; /* replies still to come */
-    int next_read;  /* next shard to read; redis_shards: the bottleneck state; then done */
-    int announcing; /* bottleneck changes produced, not yet acknowledged */
+    int next_read;          /* next shard to read; redis_shards: the bottleneck state; then done */
+    int announcing;         /* bottleneck changes produced, not yet acknowledged */
+    int64_t skip_logged_ms; /* ticks given up: last logged, and since then */
+    uint64_t skipped_unlogged;
     fn_funnel_stats_t st;
     json_t *bn_state; /* stage index -> raised */
 } fn_eval_t;
@@ -232,6 +252,8 @@ typedef struct fn_daemon {
     fn_eval_t *evals; /* one per funnel */
     char read_sha[41];
     size_t analytics_requests, analytics_in_flight;
+    int64_t refused_logged_ms; /* analytics outputs refused: last logged, and since then */
+    uint64_t refused_unlogged;
 
     /* messages */
     size_t in_flight;
@@ -362,6 +384,9 @@ bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool
 /* Kafka acknowledged an analytics event (owner FN_OWNER_ANALYTICS): records a bottleneck
  * state change and frees it. */
 void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner);
+/* Kafka refused an analytics event for good (too large for the broker): counted, logged and
+ * freed; a bottleneck change stays unannounced and is announced again by a later evaluation. */
+void fn_eval_refused(fn_daemon_t *d, fn_owner_t *owner, const char *topic, const char *why);
 bool fn_eval_idle(const fn_daemon_t *d);
 void fn_eval_free(fn_daemon_t *d);
 
@@ -407,6 +432,13 @@ int fn_output_start(fn_daemon_t *d);
 /* How many more messages librdkafka's queue takes now: 0 while outputs of messages wait for
  * room or since a refusal not yet followed by a delivery. Firing and evaluations wait on it. */
 size_t fn_output_room(const fn_daemon_t *d);
+/* The name of output topic i (0 .. FN_OUT_TOPICS - 1) in cfg. */
+const char *fn_output_topic(const fn_config_t *cfg, int i);
+/* Counts an output to topic that was given up (refused by the producer or the broker) for
+ * funneld_produce_failures_total. */
+void fn_output_failed(fn_daemon_t *d, const char *topic);
+/* The producer's message.max.bytes: larger messages are refused before they are queued. */
+size_t fn_output_max_bytes(fn_daemon_t *d);
 /* Produces payload to topic for m (copying it); m is told of delivery. DLQ headers are
  * added when dlq_code is not NULL. A full queue never blocks: the output waits, in order,
  * and is produced from the loop once there is room. Returns FN_OK or FN_ERR (a permanent

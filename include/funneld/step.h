@@ -38,11 +38,11 @@ typedef struct fn_step_transition {
  * refuses, before touching anything, a command whose length does not match its funnel
  * count): EVALSHA, the digest, the key count, the keys, the fixed arguments (ARGV 1..14,
  * the last being the funnel count), then per funnel its name, stage count, plan and timer
- * spec, then the trigger caps and the bound of due timers. */
+ * spec, then the trigger caps, the bound of due timers and the funnels' max_breakdown list. */
 #define FN_STEP_KEYS 7
 #define FN_STEP_ARGV_FIXED 14
 #define FN_STEP_ARGV_PER_FUNNEL 4
-#define FN_STEP_ARGV_TAIL 2
+#define FN_STEP_ARGV_TAIL 3
 #define FN_STEP_WORDS(n_funnels)                                                                   \
     (3 + FN_STEP_KEYS + FN_STEP_ARGV_FIXED + FN_STEP_ARGV_PER_FUNNEL * (n_funnels) +               \
      FN_STEP_ARGV_TAIL)

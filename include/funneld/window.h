@@ -26,6 +26,10 @@
 
 #define FN_WINDOW_MINUTE_MS 60000LL
 #define FN_WINDOW_HOUR_MS 3600000LL
+/* How long a flow bucket is kept after its hour ends, by Redis's clock (the expiry is set from
+ * the event time's hour): analytics.lua's FLOW_RETENTION_MS, which must stay equal. A back-fill
+ * of events older than this stores no flow at all (the expiry is already past). */
+#define FN_WINDOW_RETENTION_MS (32 * 86400000LL)
 /* Longer spans are cut to this: flow buckets are kept 32 days, baselines are at most 30. */
 #define FN_WINDOW_MAX_SPAN_MS (31 * 86400000LL)
 /* The most buckets a plan can need: 59 minutes + 742 hours + 59 minutes (a span of 44638
@@ -52,5 +56,15 @@ int64_t fn_window_hour(int64_t ms);
  * clamped to 0 .. FN_WINDOW_MAX_SPAN_MS (0 or less: an empty plan). end_ms must be at least
  * INT64_MIN + FN_WINDOW_MAX_SPAN_MS. Returns plan->n. */
 size_t fn_window_plan(int64_t end_ms, int64_t span_ms, fn_window_plan_t *plan);
+
+/* The next tick to judge bottlenecks at (SPEC §5: every tick the clock passes, in order), for
+ * ticks that are multiples of every > 0. last is the last tick judged (0: none yet, so nothing
+ * to catch up), latest the clock's tick now (> last), and ticks at or before oldest are left
+ * out: their flow buckets are gone, or all but the last hour's (FN_WINDOW_RETENTION_MS), and a
+ * window judged on what is left would decide on part of the data. Ticks of
+ * one minute share their windows (window() above rounds the end down to its minute), so after
+ * last the next tick worth judging is the first one in a later minute. Returns that tick when
+ * it comes before latest (a tick the clock passed), else latest. */
+int64_t fn_window_next_tick(int64_t last, int64_t latest, int64_t every, int64_t oldest);
 
 #endif

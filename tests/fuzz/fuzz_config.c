@@ -172,6 +172,9 @@ static void check_funnel(const fn_config_t *cfg, size_t fi)
                   f->trigger_cap_per_ms <= MAX_DURATION_MS),
              "trigger_cap %lld per %lld", (long long)f->trigger_cap_max,
              (long long)f->trigger_cap_per_ms);
+    /* the step's max_breakdown list (step.c) gives each funnel FN_I64_TEXT + 1 bytes */
+    FZ_CHECK(f->max_breakdown >= 1 && f->max_breakdown <= 10000, "max_breakdown %d",
+             f->max_breakdown);
     /* daemon/state/step.c fn_step_caps: "<name>=<max>,<per>;" per funnel in
      * FN_NAME_MAX + 44 bytes a funnel */
     if (f->trigger_cap_max > 0) {

@@ -282,8 +282,73 @@ static void test_shapes(void)
     CHECK_INT(fn_window_plan(t0 + 59 * MIN_MS, 44638 * MIN_MS, &p), FN_WINDOW_MAX_ITEMS);
 }
 
+/* fn_window_next_tick: the catch-up of ticks the clock passed (SPEC §5), as a table, then by
+ * walking: from any start, repeated calls visit every minute the clock passed, in order, each
+ * at its first tick, and end at the clock's tick; ticks with expired buckets are left out. */
+static void test_next_tick(void)
+{
+    const int64_t M = FN_WINDOW_MINUTE_MS, H = FN_WINDOW_HOUR_MS, T = 1795000000000LL / H * H;
+    static const struct {
+        int64_t last, latest, every, oldest, want;
+        const char *why;
+    } cases[] = {
+        {0, 100 * H, 10000, 0, 100 * H, "nothing evaluated yet: the clock's tick, no catch-up"},
+        {T, T + 10000, 10000, 0, T + 10000, "the next tick is the clock's"},
+        {T, T + 50000, 10000, 0, T + 50000, "ticks of last's minute share its window"},
+        {T, T + 60000, 10000, 0, T + 60000, "the next minute's first tick is the clock's"},
+        {T, T + 70000, 10000, 0, T + 60000, "passed: the next minute's first tick"},
+        {T + 50000, T + 25 * H, 10000, 0, T + M, "a jump of a day: the next minute first"},
+        {T, T + 10 * M, 45000, 0, T + 90000, "45 s ticks: the first one in a later minute"},
+        {T, T + H, 10 * M, 0, T + 10 * M, "ticks longer than a minute: every one"},
+        {T, T + 40 * 86400000LL, 10000, T + 30 * 86400000LL, T + 30 * 86400000LL + 10000,
+         "expired buckets: the first tick after oldest"},
+        {T, T + 40 * 86400000LL, 10000, T + 41 * 86400000LL, T + 40 * 86400000LL,
+         "everything before the clock expired: the clock's tick"},
+        {T + H, T + H, 10000, 0, T + H, "latest not after last: latest"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int64_t got =
+            fn_window_next_tick(cases[i].last, cases[i].latest, cases[i].every, cases[i].oldest);
+        if (got != cases[i].want)
+            fprintf(stderr, "case %zu (%s): got %lld, want %lld\n", i, cases[i].why, (long long)got,
+                    (long long)cases[i].want);
+        CHECK_INT(got, cases[i].want);
+    }
+
+    fn_test_rng_t r = {0x5eed7ULL};
+    static const int64_t everies[] = {1000, 10000, 15000, 45000, 60000, 90000, 600000};
+    for (int round = 0; round < 200; round++) {
+        int64_t every = everies[fn_test_rnd(&r) % (sizeof everies / sizeof *everies)];
+        int64_t last = (T + between(&r, 0, 3 * H)) / every * every;
+        int64_t latest = (last + between(&r, 1, 5 * H)) / every * every;
+        int64_t oldest = fn_test_rnd(&r) % 2 ? 0 : last + between(&r, 0, 2 * H);
+        if (latest <= last)
+            continue;
+        int64_t prev = last, steps = 0, bad = 0;
+        for (;;) {
+            int64_t t = fn_window_next_tick(prev, latest, every, oldest);
+            steps++;
+            /* a tick, later than the one before, in a later minute unless it is latest */
+            bad += t % every != 0 || t <= prev || t > latest;
+            bad += t != latest && fn_window_minute(t) <= fn_window_minute(prev);
+            bad += t != latest && t <= oldest;
+            /* no tick skipped: none in a minute between prev's and t's, after oldest */
+            int64_t first_missed = (fn_window_minute(prev) + 1) * M;
+            if (first_missed <= oldest)
+                first_missed = oldest + 1;
+            first_missed = (first_missed + every - 1) / every * every;
+            bad += first_missed < t && fn_window_minute(first_missed) < fn_window_minute(t);
+            if (t >= latest || bad || steps > 100000)
+                break;
+            prev = t;
+        }
+        CHECK_INT(bad, 0);
+    }
+}
+
 int main(void)
 {
+    test_next_tick();
     test_shapes();
     test_random();
     return fn_test_result("test_window");
