@@ -2,7 +2,8 @@
  * test_step.c — the step's command layout (include/funneld/step.h): the command fn_step_build
  * writes has exactly FN_STEP_WORDS(funnels named) words for every kind of event, up to the
  * largest config (an erasure names all FN_MAX_FUNNELS funnels), with the trailing arguments
- * where step.lua reads them. A word dropped at the limit shifted every later argument.
+ * where step.lua reads them (caps, the bound of due timers, the max_breakdown list). A word dropped
+ * at the limit shifted every later argument.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -12,8 +13,9 @@
 #include "fn_test_max_config.h"
 #include "funneld/step.h"
 
-/* Splits a RESP array of bulk strings: returns its count, and the last two words. */
-static long resp_words(const fn_buf_t *b, char *last2, size_t l2len, char *last1, size_t l1len)
+/* Splits a RESP array of bulk strings: returns its count, and its last three words in
+ * last[0] (third from the end) .. last[2] (the last). */
+static long resp_words(const fn_buf_t *b, char last[3][8192])
 {
     const char *p = b->data, *end = b->data + b->len;
     if (*p != '*')
@@ -25,8 +27,9 @@ static long resp_words(const fn_buf_t *b, char *last2, size_t l2len, char *last1
             return -1;
         long len = strtol(p + 1, NULL, 10);
         p = strstr(p, "\r\n") + 2;
-        snprintf(last2, l2len, "%s", last1);
-        snprintf(last1, l1len, "%.*s", (int)len, p);
+        memmove(last[0], last[1], sizeof last[0]);
+        memmove(last[1], last[2], sizeof last[1]);
+        snprintf(last[2], sizeof last[2], "%.*s", (int)len, p);
         p += len + 2;
         seen++;
     }
@@ -47,7 +50,7 @@ static fn_config_t *load(const char *text)
 static void test_layout_at_the_maximum(void)
 {
     CHECK_INT(FN_STEP_MAX_WORDS, FN_STEP_WORDS(FN_MAX_FUNNELS));
-    CHECK_INT(FN_STEP_WORDS(FN_MAX_FUNNELS), 3 + 7 + 14 + 4 * FN_MAX_FUNNELS + 2);
+    CHECK_INT(FN_STEP_WORDS(FN_MAX_FUNNELS), 3 + 7 + 14 + 4 * FN_MAX_FUNNELS + 3);
     CHECK(FN_STEP_MAX_TRANSITIONS >= FN_MAX_FUNNELS);
 
     char *json = fn_test_max_config_json("unit", "event");
@@ -85,11 +88,14 @@ static void test_layout_at_the_maximum(void)
         fn_buf_t cmd = {0};
         CHECK(fn_step_build(cfg, "0123456789012345678901234567890123456789", "i:1", &ev,
                             fn_step_lead_hash("L", 1), 5000, 0, "in", 0, &cmd) == FN_OK);
-        char caps[8192] = "", bound[64] = "";
-        long words = cmd.len ? resp_words(&cmd, caps, sizeof caps, bound, sizeof bound) : -1;
+        static char last[3][8192];
+        memset(last, 0, sizeof last);
+        long words = cmd.len ? resp_words(&cmd, last) : -1;
         CHECK_INT(words, FN_STEP_WORDS(cases[i].funnels));
-        CHECK_STR(bound, "1000"); /* the bound of due timers is the last word */
-        CHECK(strncmp(caps, "f0=100,86400000;", 16) == 0);
+        CHECK(strncmp(last[0], "f0=100,86400000;", 16) == 0); /* the trigger caps */
+        CHECK_STR(last[1], "1000");                           /* the bound of due timers */
+        /* each named funnel's max_breakdown, comma-terminated (default 100) */
+        CHECK_INT((long)strlen(last[2]), (long)(4 * cases[i].funnels));
         fn_buf_free(&cmd);
         fn_event_clear(&ev);
     }
