@@ -629,8 +629,11 @@ cluster_bootstrap() {
 # and been unfenced); fail early if its JVM dies.
 wait_node_ready() { # N deadline
     local n="$1" deadline="$2" port="${CPORTS[$(($1 - 1))]}" pid
+    pid="$(cat "$CLUSTER_DIR/node-$n/kafka.pid")"
     until broker_ready "$port" 3; do
-        pid="$(node_pid "$n")" \
+        # Not node_pid: right after the spawn the process may not have exec'd java yet, so
+        # its command line is not the JVM's; only whether it still lives matters here.
+        pid_alive "$pid" \
             || { tail -n 40 "$CLUSTER_DIR/node-$n/kafka.log" >&2 || true; die "node $n (127.0.0.1:$port) exited during startup; log: $CLUSTER_DIR/node-$n/kafka.log"; }
         if ((SECONDS >= deadline)); then
             tail -n 40 "$CLUSTER_DIR/node-$n/kafka.log" >&2 || true
