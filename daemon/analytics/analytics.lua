@@ -56,7 +56,7 @@ end
 local BREAKDOWN_OTHER = '(other)'
 local function breakdown_add(stats, f, dim, value, max)
   local field = f .. '|' .. dim .. '|' .. value
-  if redis.call('HEXISTS', stats, field) == 0 then
+  if not redis.call('HGET', stats, field) then -- HGET, not HEXISTS: one command less in the ACL
     local kept = f .. '|' .. dim .. '#'
     if (tonumber(redis.call('HGET', stats, kept)) or 0) >= max then
       field = f .. '|' .. dim .. '|' .. BREAKDOWN_OTHER

@@ -39,7 +39,7 @@ from harness import http_get as get
 # evaluation lock, the store's epoch marker), SCRIPT LOAD and EVALSHA (step, fire, read),
 # HSET/HDEL/ZREM (acknowledged outputs and triggers, bottleneck state), and inside the Lua
 # scripts the hash and zset commands below. SELECT is needed only for a db other than 0.
-ACL_COMMANDS = ("+ping +get +set +script|load +evalsha +del +hdel +hget +hgetall +hmget +hset "
+ACL_COMMANDS = ("+ping +get +set +script|load +evalsha +eval +del +hdel +hget +hgetall +hmget +hset "
                 "+hincrby +hincrbyfloat +pexpire +pexpireat +zadd +zrange +zrangebyscore +zrem "
                 "+zscore")
 
