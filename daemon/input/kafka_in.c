@@ -316,12 +316,9 @@ int fn_input_start(fn_daemon_t *d)
         fn_kafka_conf_set(d, conf, "enable.auto.commit", "false") ||
         fn_kafka_conf_set(d, conf, "auto.commit.interval.ms", "1000") || /* read back below */
         fn_kafka_conf_set(d, conf, "auto.offset.reset", "earliest") ||
-        /* Prefetch: 16 MB of it (librdkafka keeps every message's fetch response and a ~300
-         * byte op besides) was most of the daemon's memory during a backlog, and 2 MB capped
-         * a backlog at ~15,000 events/s with Redis a third idle and the daemon keeping up
-         * with what it got (why the fetcher falls behind was not traced); 4 MB ran at
-         * 22,400/s, as fast as 8 MB, with 82 MB of peak RSS against 98 (README
-         * "Benchmark"). */
+        /* Prefetch: librdkafka keeps every prefetched message's fetch response, so this
+         * bounds most of the daemon's memory during a backlog; too small a queue starves the
+         * loop while Redis idles. The size is a measured trade-off (tests/bench/README.md). */
         fn_kafka_conf_set(d, conf, "queued.max.messages.kbytes", "4096") ||
         fn_kafka_conf_set(d, conf, "statistics.interval.ms", "5000") || /* lag, broker state */
         fn_kafka_conf_common(d, conf))
