@@ -10,10 +10,16 @@
  * (funnels, stages, matchers, retarget rules, ...) are table entries with a small hook that
  * parses the nested value with the next table, carrying the concrete JSON path for messages.
  *
+ * The same tables say which options a reload may change (a line's reloadable flag;
+ * fn_config_fixed_diff compares every other one by its kind) and how each field is freed (by
+ * its kind; a nested value by the release hook that pairs with its parse hook), so adding an
+ * option is one line here plus its entry in schemas/config.schema.json.
+ *
  * Errors are "path: what is wrong" ("funnels[1].stages[2].stale_after: not a duration ...").
  * Every allocation hangs off the fn_config_t as soon as it is made, so the single cleanup on
  * any error is fn_config_free() on the partly built config.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -71,6 +77,8 @@ enum {
 typedef const char *(*opt_check_fn)(const char *s, size_t len);
 /* Parses a nested value into base; path is the value's concrete JSON path. */
 typedef int (*opt_parse_fn)(parse_ctx_t *c, json_t *v, const char *path, void *base);
+/* Frees what the entry's parse hook allocated into base, which may be partly built. */
+typedef void (*opt_release_fn)(void *base);
 
 typedef struct opt {
     fn_config_option_t info;
@@ -81,6 +89,9 @@ typedef struct opt {
     opt_check_fn check;
     const char *const *choices; /* OPT_ENUM, NULL-terminated */
     opt_parse_fn parse;         /* OPT_OBJECT, OPT_ARRAY */
+    opt_release_fn release;     /* OPT_OBJECT, OPT_ARRAY; NULL when parse allocates nothing */
+    /* Options fixed at start: the name a refused reload gives, when not the option's path. */
+    const char *refused_as;
 } opt_t;
 
 /* A table describes one JSON object. Entry paths start with prefix; the rest is the key in the
@@ -94,7 +105,11 @@ typedef struct opt_table {
                   const char *path);
 } opt_table_t;
 
-#define OPT(kind_, path_, def_, doc_) .info = {path_, kind_##_TYPE, def_, doc_}, .kind = kind_
+#define OPT(kind_, path_, def_, doc_)                                                              \
+    .info.path = path_, .info.type = kind_##_TYPE, .info.def = def_, .info.doc = doc_, .kind = kind_
+/* A line without it is fixed at start: an option nobody decided about is refused on a reload
+ * rather than silently not applied. */
+#define RELOADABLE .info.reloadable = true
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- error reporting and paths ---------------------------------------------------------- */
@@ -294,6 +309,15 @@ static int parse_after(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static int parse_unless(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static int parse_bottleneck(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static int parse_trigger_cap(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static void release_funnels(void *base);
+static void release_stages(void *base);
+static void release_stage_on(void *base);
+static void release_props(void *base);
+static void release_lost(void *base);
+static void release_lost_on(void *base);
+static void release_retarget(void *base);
+static void release_after(void *base);
+static void release_unless(void *base);
 static int finish_funnel(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
                          const char *path);
 static int finish_stage(parse_ctx_t *c, const opt_table_t *t, void *base, uint64_t present,
@@ -318,19 +342,19 @@ static const opt_t top_opts[] = {
      .off = CFG(input_topics), .off_n = CFG(n_input_topics)},
     {OPT(OPT_STRING, "kafka.topics.transitions", "\"funnel.transitions\"",
          "Topic for stage_changed, converted, lost and lead_erased events, keyed by lead id"),
-     .off = CFG(topic_transitions), .check = check_topic},
+     .off = CFG(topic_transitions), .check = check_topic, .refused_as = "kafka.topics"},
     {OPT(OPT_STRING, "kafka.topics.retargeting", "\"funnel.retargeting\"",
          "Topic for retarget triggers (stalled leads and retarget rules), keyed by lead id"),
-     .off = CFG(topic_retargeting), .check = check_topic},
+     .off = CFG(topic_retargeting), .check = check_topic, .refused_as = "kafka.topics"},
     {OPT(OPT_STRING, "kafka.topics.bottlenecks", "\"funnel.bottlenecks\"",
          "Topic for bottleneck and bottleneck_cleared events, keyed by funnel name"),
-     .off = CFG(topic_bottlenecks), .check = check_topic},
+     .off = CFG(topic_bottlenecks), .check = check_topic, .refused_as = "kafka.topics"},
     {OPT(OPT_STRING, "kafka.topics.snapshots", "\"funnel.snapshots\"",
          "Topic for funnel_snapshot events, keyed by funnel name"),
-     .off = CFG(topic_snapshots), .check = check_topic},
+     .off = CFG(topic_snapshots), .check = check_topic, .refused_as = "kafka.topics"},
     {OPT(OPT_STRING, "kafka.topics.dlq", "\"funnel.dlq\"",
          "Dead-letter topic: rejected input, original bytes, the reason in headers"),
-     .off = CFG(topic_dlq), .check = check_topic},
+     .off = CFG(topic_dlq), .check = check_topic, .refused_as = "kafka.topics"},
     {OPT(OPT_KV, "kafka.properties", "{}",
          "librdkafka properties for consumer and producer (SASL, TLS, tuning); values are "
          "strings, numbers or booleans"),
@@ -365,61 +389,62 @@ static const opt_t top_opts[] = {
      .off = CFG(max_in_flight), .lo = 1, .hi = 1000000},
     {OPT(OPT_ARRAY, "funnels", NULL,
          "The funnels, run side by side; an event without a funnel field is offered to each"),
-     .flags = OPT_REQUIRED, .parse = parse_funnels},
+     RELOADABLE, .flags = OPT_REQUIRED, .parse = parse_funnels, .release = release_funnels},
 };
 
+/* Everything under funnels[] is reloadable, as funnels is: a reload exists to change them. */
 #define FUN(f) offsetof(fn_funnel_t, f)
 static const opt_t funnel_opts[] = {
     {OPT(OPT_STRING, "funnels[].name", NULL,
          "Unique funnel name, 1 to 64 characters of A-Z a-z 0-9 _ . -"),
-     .off = FUN(name), .flags = OPT_REQUIRED, .check = check_name},
+     RELOADABLE, .off = FUN(name), .flags = OPT_REQUIRED, .check = check_name},
     {OPT(OPT_ARRAY, "funnels[].stages", NULL,
          "1 to 60 stages in funnel order; an event matching stage k means the lead reached k"),
-     .flags = OPT_REQUIRED, .parse = parse_stages},
+     RELOADABLE, .flags = OPT_REQUIRED, .parse = parse_stages, .release = release_stages},
     {OPT(OPT_OBJECT, "funnels[].lost", NULL, "Events that move a lead to the terminal lost state"),
-     .parse = parse_lost},
+     RELOADABLE, .parse = parse_lost, .release = release_lost},
     {OPT(OPT_BOOL, "funnels[].allow_skip", "false",
          "Move straight to a later matched stage, listing the stages passed over; otherwise "
          "move one stage forward"),
-     .off = FUN(allow_skip)},
+     RELOADABLE, .off = FUN(allow_skip)},
     {OPT(OPT_BOOL, "funnels[].allow_regress", "false",
          "Move a lead back to an earlier matched stage; otherwise such an event is a touch"),
-     .off = FUN(allow_regress)},
+     RELOADABLE, .off = FUN(allow_regress)},
     {OPT(OPT_ARRAY, "funnels[].retarget", NULL,
          "Retargeting rules: trigger when an after event is not followed by an unless event "
          "within the time"),
-     .parse = parse_retarget},
+     RELOADABLE, .parse = parse_retarget, .release = release_retarget},
     {OPT(OPT_OBJECT, "funnels[].bottleneck", NULL,
          "Bottleneck detection, enabled when present: a stage's flow over window falls below "
          "(1 - drop) times its flow over baseline"),
-     .parse = parse_bottleneck},
+     RELOADABLE, .parse = parse_bottleneck},
     {OPT(OPT_OBJECT, "funnels[].trigger_cap", NULL,
          "At most max retargeting triggers per lead in any span of per"),
-     .parse = parse_trigger_cap},
+     RELOADABLE, .parse = parse_trigger_cap},
     {OPT(OPT_INT, "funnels[].max_breakdown", "100",
          "Channels and campaigns each kept by name in conversions by first touch, 1 to 10000; "
          "the rest are summed under \"(other)\""),
-     .off = FUN(max_breakdown), .lo = 1, .hi = 10000},
+     RELOADABLE, .off = FUN(max_breakdown), .lo = 1, .hi = 10000},
 };
 
 #define STG(f) offsetof(fn_stage_t, f)
 static const opt_t stage_opts[] = {
     {OPT(OPT_STRING, "funnels[].stages[].name", NULL,
          "Stage name, unique in the funnel, 1 to 64 bytes without control characters"),
-     .off = STG(name), .flags = OPT_REQUIRED, .check = check_stage_name},
+     RELOADABLE, .off = STG(name), .flags = OPT_REQUIRED, .check = check_stage_name},
     {OPT(OPT_ARRAY, "funnels[].stages[].on", NULL,
          "Matchers: an event matching any of them means the lead reached this stage"),
-     .flags = OPT_REQUIRED, .parse = parse_stage_on},
+     RELOADABLE, .flags = OPT_REQUIRED, .parse = parse_stage_on, .release = release_stage_on},
     {OPT(OPT_DURATION, "funnels[].stages[].stale_after", "0",
          "Idle time after which a lead in this stage triggers a stalled retarget; 0: never"),
-     .off = STG(stale_after_ms)},
+     RELOADABLE, .off = STG(stale_after_ms)},
     {OPT(OPT_NUMBER, "funnels[].stages[].probability", "0",
          "Chance 0 to 1 that a lead here closes, for the weighted pipeline; 1 for the "
          "conversion stage when absent"),
-     .off = STG(probability), .lo = 0, .hi = 1},
+     RELOADABLE, .off = STG(probability), .lo = 0, .hi = 1},
     {OPT(OPT_BOOL, "funnels[].stages[].conversion", "false",
          "Reaching this stage converts the lead; at most one, and it must be the last stage"),
-     .off = STG(conversion)},
+     RELOADABLE, .off = STG(conversion)},
 };
 
 /* Documented once, under stages[].on[]; the same table reads lost.on[], retarget[].after and
@@ -428,60 +453,60 @@ static const opt_t stage_opts[] = {
 static const opt_t matcher_opts[] = {
     {OPT(OPT_STRING, "funnels[].stages[].on[].channel", NULL,
          "The event's channel must equal this"),
-     .off = MAT(channel), .lo = 1},
+     RELOADABLE, .off = MAT(channel), .lo = 1},
     {OPT(OPT_STRING, "funnels[].stages[].on[].type", NULL, "The event's type must equal this"),
-     .off = MAT(type), .lo = 1},
+     RELOADABLE, .off = MAT(type), .lo = 1},
     {OPT(OPT_OBJECT, "funnels[].stages[].on[].props", NULL,
          "Each key's value (string, number or boolean) must equal the event's props value"),
-     .parse = parse_props},
+     RELOADABLE, .parse = parse_props, .release = release_props},
 };
 
 static const opt_t lost_opts[] = {
     {OPT(OPT_ARRAY, "funnels[].lost.on", NULL,
          "Matchers: an event matching any of them means the lead is lost"),
-     .flags = OPT_REQUIRED, .parse = parse_lost_on},
+     RELOADABLE, .flags = OPT_REQUIRED, .parse = parse_lost_on, .release = release_lost_on},
 };
 
 #define RT(f) offsetof(fn_retarget_rule_t, f)
 static const opt_t retarget_opts[] = {
     {OPT(OPT_STRING, "funnels[].retarget[].name", NULL,
          "Unique rule name, the retarget event's reason; A-Z a-z 0-9 _ . -, not \"stalled\""),
-     .off = RT(name), .flags = OPT_REQUIRED, .check = check_rule_name},
+     RELOADABLE, .off = RT(name), .flags = OPT_REQUIRED, .check = check_rule_name},
     {OPT(OPT_OBJECT, "funnels[].retarget[].after", NULL, "Matcher of the event that arms the rule"),
-     .flags = OPT_REQUIRED, .parse = parse_after},
+     RELOADABLE, .flags = OPT_REQUIRED, .parse = parse_after, .release = release_after},
     {OPT(OPT_ARRAY, "funnels[].retarget[].unless", NULL,
          "Matchers of events that disarm the rule before it fires"),
-     .parse = parse_unless},
+     RELOADABLE, .parse = parse_unless, .release = release_unless},
     {OPT(OPT_DURATION, "funnels[].retarget[].within", NULL,
          "The rule fires when no unless event arrives within this time after the after event"),
-     .off = RT(within_ms), .flags = OPT_REQUIRED | OPT_POSITIVE},
+     RELOADABLE, .off = RT(within_ms), .flags = OPT_REQUIRED | OPT_POSITIVE},
 };
 
 #define BN(f) offsetof(fn_bottleneck_cfg_t, f)
 static const opt_t bottleneck_opts[] = {
     {OPT(OPT_DURATION, "funnels[].bottleneck.window", "\"1h\"",
          "Recent span whose stage-to-stage flow is compared with the baseline"),
-     .off = BN(window_ms), .flags = OPT_POSITIVE},
+     RELOADABLE, .off = BN(window_ms), .flags = OPT_POSITIVE},
     {OPT(OPT_DURATION, "funnels[].bottleneck.baseline", "\"24h\"",
          "Longer span giving the normal flow; must be longer than window"),
-     .off = BN(baseline_ms), .flags = OPT_POSITIVE},
+     RELOADABLE, .off = BN(baseline_ms), .flags = OPT_POSITIVE},
     {OPT(OPT_INT64, "funnels[].bottleneck.min_entered", "30",
          "Leads that must have entered the stage in both spans before it is judged"),
-     .off = BN(min_entered), .lo = 1},
+     RELOADABLE, .off = BN(min_entered), .lo = 1},
     {OPT(OPT_NUMBER, "funnels[].bottleneck.drop", "0.5",
          "Relative fall of the flow that counts as a bottleneck, between 0 and 1 exclusive"),
-     .off = BN(drop), .lo = 0, .hi = 1, .flags = OPT_LO_EXCL | OPT_HI_EXCL},
+     RELOADABLE, .off = BN(drop), .lo = 0, .hi = 1, .flags = OPT_LO_EXCL | OPT_HI_EXCL},
     {OPT(OPT_DURATION, "funnels[].bottleneck.evaluate_every", "\"10s\"",
          "How often bottlenecks are evaluated and funnel snapshots emitted"),
-     .off = BN(evaluate_every_ms), .flags = OPT_POSITIVE},
+     RELOADABLE, .off = BN(evaluate_every_ms), .flags = OPT_POSITIVE},
 };
 
 static const opt_t cap_opts[] = {
     {OPT(OPT_INT64, "funnels[].trigger_cap.max", NULL,
          "Most retargeting triggers one lead may receive in any span of per"),
-     .off = FUN(trigger_cap_max), .flags = OPT_REQUIRED, .lo = 1},
+     RELOADABLE, .off = FUN(trigger_cap_max), .flags = OPT_REQUIRED, .lo = 1},
     {OPT(OPT_DURATION, "funnels[].trigger_cap.per", NULL, "The span the cap applies to"),
-     .off = FUN(trigger_cap_per_ms), .flags = OPT_REQUIRED | OPT_POSITIVE},
+     RELOADABLE, .off = FUN(trigger_cap_per_ms), .flags = OPT_REQUIRED | OPT_POSITIVE},
 };
 
 static const opt_table_t top_table = {"", top_opts, N_OF(top_opts), NULL};
@@ -1166,61 +1191,182 @@ const fn_funnel_t *fn_config_funnel(const fn_config_t *cfg, const char *name, si
     return NULL;
 }
 
-static void free_matcher(fn_matcher_t *m)
+/* ---- reloading and freeing, by kind ------------------------------------------------------ */
+
+static bool same_str(const char *a, const char *b)
 {
-    free(m->channel);
-    free(m->type);
-    json_decref(m->props);
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
+
+/* Whether option o holds the same value in a and b (the base of the table o belongs to). */
+static bool same_value(const opt_t *o, const void *a, const void *b)
+{
+    const char *fa = (const char *)a + o->off, *fb = (const char *)b + o->off;
+    size_t na = 0, nb = 0;
+    if (o->kind == OPT_STRINGS || o->kind == OPT_KV) {
+        na = *(const size_t *)((const char *)a + o->off_n);
+        nb = *(const size_t *)((const char *)b + o->off_n);
+        if (na != nb)
+            return false;
+    }
+    switch (o->kind) {
+    case OPT_STRING:
+        return same_str(*(char *const *)fa, *(char *const *)fb);
+    case OPT_STRINGS:
+        for (size_t i = 0; i < na; i++)
+            if (!same_str((*(char **const *)fa)[i], (*(char **const *)fb)[i]))
+                return false;
+        return true;
+    case OPT_KV: /* in document order, as librdkafka is given them */
+        for (size_t i = 0; i < na; i++) {
+            const fn_kv_t *ka = &(*(fn_kv_t *const *)fa)[i], *kb = &(*(fn_kv_t *const *)fb)[i];
+            if (!same_str(ka->key, kb->key) || !same_str(ka->value, kb->value))
+                return false;
+        }
+        return true;
+    case OPT_INT:
+    case OPT_ENUM:
+        return *(const int *)fa == *(const int *)fb;
+    case OPT_INT64:
+    case OPT_DURATION:
+        return *(const int64_t *)fa == *(const int64_t *)fb;
+    case OPT_SIZE:
+        return *(const size_t *)fa == *(const size_t *)fb;
+    case OPT_NUMBER:
+        return *(const double *)fa == *(const double *)fb;
+    case OPT_BOOL:
+        return *(const bool *)fa == *(const bool *)fb;
+    case OPT_OBJECT:
+    case OPT_ARRAY:
+        break;
+    }
+    /* a nested value has no comparison of its own: it can only be reloadable */
+    assert(!"an option fixed at start must be a plain value");
+    return false;
+}
+
+const char *fn_config_fixed_diff(const fn_config_t *a, const fn_config_t *b)
+{
+    /* every nested table lies under a reloadable top-level entry, so the top table is all */
+    for (size_t i = 0; i < top_table.n; i++) {
+        const opt_t *o = &top_table.opts[i];
+        if (!o->info.reloadable && !same_value(o, a, b))
+            return o->refused_as ? o->refused_as : o->info.path;
+    }
+    return NULL;
+}
+
+/* Frees every field of base that table t declares; base itself belongs to the caller. */
+static void free_fields(const opt_table_t *t, void *base)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const opt_t *o = &t->opts[i];
+        char *field = (char *)base + o->off;
+        switch (o->kind) {
+        case OPT_STRING:
+            free(*(char **)field);
+            break;
+        case OPT_STRINGS: {
+            char **v = *(char ***)field;
+            size_t n = *(size_t *)((char *)base + o->off_n);
+            for (size_t k = 0; v && k < n; k++)
+                free(v[k]);
+            free(v);
+            break;
+        }
+        case OPT_KV: {
+            fn_kv_t *v = *(fn_kv_t **)field;
+            size_t n = *(size_t *)((char *)base + o->off_n);
+            for (size_t k = 0; v && k < n; k++) {
+                free(v[k].key);
+                free(v[k].value);
+            }
+            free(v);
+            break;
+        }
+        case OPT_OBJECT:
+        case OPT_ARRAY:
+            if (o->release)
+                o->release(base);
+            break;
+        default: /* numbers, booleans and enums own nothing */
+            break;
+        }
+    }
+}
+
+/* The release hooks: each undoes its parse hook, on the same base. */
 
 static void free_matchers(fn_matcher_t *ms, size_t n)
 {
     for (size_t i = 0; ms && i < n; i++)
-        free_matcher(&ms[i]);
+        free_fields(&matcher_table, &ms[i]);
     free(ms);
 }
 
-static void free_funnel(fn_funnel_t *f)
+static void release_props(void *base)
 {
-    free(f->name);
-    for (size_t i = 0; f->stages && i < f->n_stages; i++) {
-        free(f->stages[i].name);
-        free_matchers(f->stages[i].on, f->stages[i].n_on);
-    }
+    fn_matcher_t *m = base;
+    json_decref(m->props);
+}
+
+static void release_stage_on(void *base)
+{
+    fn_stage_t *s = base;
+    free_matchers(s->on, s->n_on);
+}
+
+static void release_stages(void *base)
+{
+    fn_funnel_t *f = base;
+    for (size_t i = 0; f->stages && i < f->n_stages; i++)
+        free_fields(&stage_table, &f->stages[i]);
     free(f->stages);
+}
+
+static void release_lost_on(void *base)
+{
+    fn_funnel_t *f = base;
     free_matchers(f->lost_on, f->n_lost_on);
-    for (size_t i = 0; f->retarget && i < f->n_retarget; i++) {
-        free(f->retarget[i].name);
-        free_matcher(&f->retarget[i].after);
-        free_matchers(f->retarget[i].unless, f->retarget[i].n_unless);
-    }
+}
+
+static void release_lost(void *base)
+{
+    free_fields(&lost_table, base);
+}
+
+static void release_after(void *base)
+{
+    fn_retarget_rule_t *r = base;
+    free_fields(&matcher_table, &r->after);
+}
+
+static void release_unless(void *base)
+{
+    fn_retarget_rule_t *r = base;
+    free_matchers(r->unless, r->n_unless);
+}
+
+static void release_retarget(void *base)
+{
+    fn_funnel_t *f = base;
+    for (size_t i = 0; f->retarget && i < f->n_retarget; i++)
+        free_fields(&retarget_table, &f->retarget[i]);
     free(f->retarget);
+}
+
+static void release_funnels(void *base)
+{
+    fn_config_t *cfg = base;
+    for (size_t i = 0; cfg->funnels && i < cfg->n_funnels; i++)
+        free_fields(&funnel_table, &cfg->funnels[i]);
+    free(cfg->funnels);
 }
 
 void fn_config_free(fn_config_t *cfg)
 {
     if (!cfg)
         return;
-    free(cfg->brokers);
-    free(cfg->group_id);
-    for (size_t i = 0; cfg->input_topics && i < cfg->n_input_topics; i++)
-        free(cfg->input_topics[i]);
-    free(cfg->input_topics);
-    free(cfg->topic_transitions);
-    free(cfg->topic_retargeting);
-    free(cfg->topic_bottlenecks);
-    free(cfg->topic_snapshots);
-    free(cfg->topic_dlq);
-    for (size_t i = 0; cfg->kafka_props && i < cfg->n_kafka_props; i++) {
-        free(cfg->kafka_props[i].key);
-        free(cfg->kafka_props[i].value);
-    }
-    free(cfg->kafka_props);
-    free(cfg->redis_url);
-    free(cfg->key_prefix);
-    free(cfg->http_listen);
-    for (size_t i = 0; cfg->funnels && i < cfg->n_funnels; i++)
-        free_funnel(&cfg->funnels[i]);
-    free(cfg->funnels);
+    free_fields(&top_table, cfg);
     free(cfg);
 }

@@ -3,8 +3,9 @@
  * (SPEC §6, §7).
  *
  * Only funnels (stages, rules, caps, bottleneck settings) change on a reload; connection,
- * topic, key-layout and engine settings are fixed at start, and a file that changes any of
- * them is refused with the field named (restart to change those). An invalid file is
+ * topic, key-layout and engine settings are fixed at start (the option tables in config.c
+ * mark which), and a file that changes any of them is refused with the field named (restart
+ * to change those). An invalid file is
  * refused with the path of the offending field; either way the running config stays.
  *
  * In-flight work is never lost: each message's step is parsed with the config it was built
@@ -22,52 +23,10 @@
 
 #include "funneld/daemon.h"
 
-static bool same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
+/* The option tables own which settings are fixed at start (config.c's reloadable flag). */
 const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b)
 {
-    if (!same_str(a->brokers, b->brokers))
-        return "kafka.brokers";
-    if (!same_str(a->group_id, b->group_id))
-        return "kafka.group_id";
-    if (a->n_input_topics != b->n_input_topics)
-        return "kafka.input_topics";
-    for (size_t i = 0; i < a->n_input_topics; i++)
-        if (!same_str(a->input_topics[i], b->input_topics[i]))
-            return "kafka.input_topics";
-    if (!same_str(a->topic_transitions, b->topic_transitions) ||
-        !same_str(a->topic_retargeting, b->topic_retargeting) ||
-        !same_str(a->topic_bottlenecks, b->topic_bottlenecks) ||
-        !same_str(a->topic_snapshots, b->topic_snapshots) || !same_str(a->topic_dlq, b->topic_dlq))
-        return "kafka.topics";
-    if (a->n_kafka_props != b->n_kafka_props)
-        return "kafka.properties";
-    for (size_t i = 0; i < a->n_kafka_props; i++)
-        if (!same_str(a->kafka_props[i].key, b->kafka_props[i].key) ||
-            !same_str(a->kafka_props[i].value, b->kafka_props[i].value))
-            return "kafka.properties";
-    if (!same_str(a->redis_url, b->redis_url))
-        return "redis.url";
-    if (!same_str(a->key_prefix, b->key_prefix))
-        return "redis.key_prefix";
-    if (a->redis_shards != b->redis_shards)
-        return "redis.shards";
-    if (!same_str(a->http_listen, b->http_listen))
-        return "http.listen";
-    if (a->clock != b->clock)
-        return "clock";
-    if (a->dedupe_ttl_ms != b->dedupe_ttl_ms)
-        return "dedupe_ttl";
-    if (a->max_future_ms != b->max_future_ms)
-        return "max_future";
-    if (a->max_message_bytes != b->max_message_bytes)
-        return "max_message_bytes";
-    if (a->max_in_flight != b->max_in_flight)
-        return "max_in_flight";
-    return NULL;
+    return fn_config_fixed_diff(a, b);
 }
 
 void fn_reload_request(fn_daemon_t *d)

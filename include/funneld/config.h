@@ -107,6 +107,12 @@ int fn_config_apply_env(fn_config_t *cfg);
 /* Returns the funnel named name (len bytes), or NULL. */
 const fn_funnel_t *fn_config_funnel(const fn_config_t *cfg, const char *name, size_t len);
 
+/* Compares every option that is fixed at start (not reloadable in the option tables) and
+ * returns the name of the first that differs between a and b, or NULL when none does. */
+const char *fn_config_fixed_diff(const fn_config_t *a, const fn_config_t *b);
+
+/* Frees cfg and everything it owns, field by field as the option tables declare them; cfg
+ * may be partly built (fn_config_from_json's cleanup) or NULL. */
 void fn_config_free(fn_config_t *cfg);
 
 /* One declared option, as config.c's tables declare it: parsing, defaults and error messages
@@ -114,12 +120,14 @@ void fn_config_free(fn_config_t *cfg);
  * path is dotted, with [] for "any element" ("kafka.topics.dlq",
  * "funnels[].stages[].stale_after"); type is "string", "string[]", "integer", "number",
  * "boolean", "duration", "enum", "object" or "array"; def is the default as JSON text, or NULL
- * when the field has none. */
+ * when the field has none. reloadable: a SIGHUP may change it; otherwise it is fixed at start
+ * and a file that changes it is refused (fn_config_fixed_diff). */
 typedef struct fn_config_option {
     const char *path;
     const char *type;
     const char *def;
     const char *doc;
+    bool reloadable;
 } fn_config_option_t;
 
 /* Returns the i-th declared option (0-based, declaration order), or NULL past the last. */

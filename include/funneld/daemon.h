@@ -396,7 +396,8 @@ void fn_eval_free(fn_daemon_t *d);
 void fn_reload_request(fn_daemon_t *d);
 /* Called by the tick: applies an accepted config once no evaluation is in progress. */
 void fn_reload_apply(fn_daemon_t *d);
-/* Compares what a reload may not change; returns the first differing field, or NULL. */
+/* Compares what a reload may not change (fn_config_fixed_diff); returns the first differing
+ * field, or NULL. */
 const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b);
 /* m's step is being built with the running config: m holds it (m->cfg) until
  * fn_reload_let_go, so a reload meanwhile cannot free it. A rebuilt step lets go of the config
