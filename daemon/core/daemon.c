@@ -272,6 +272,8 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->log.level = level;
     d->log.out = stderr;
     fn_daemon_instance_id(d->instance);
+    fn_kafka_bridge_init(&d->consumer_bridge);
+    fn_kafka_bridge_init(&d->producer_bridge);
     uv_timer_init(loop, &d->tick);
     d->tick.data = d;
     uv_signal_init(loop, &d->sig_term);

@@ -3,9 +3,9 @@
  *
  * librdkafka is driven from the libuv loop without a thread or busy polling: the consumer
  * queue (with the main queue forwarded into it, so rebalances, errors and logs arrive there
- * too) writes a byte to a pipe when it goes from empty to non-empty, and a uv_poll watches
- * that pipe. Because the wake-up only comes on that transition, every wake-up drains the
- * queue; the daemon's tick drains it again in case a drain stopped at the in-flight bound.
+ * too) wakes the loop through a kafka_bridge.h pipe when it goes from empty to non-empty.
+ * Because the wake-up only comes on that transition, every wake-up drains the queue; the
+ * daemon's tick drains it again in case a drain stopped at the in-flight bound.
  *
  * Offsets and the event clock: a partition's offset is committed only when every earlier
  * message of it is done (the done prefix, see daemon.h), and the commit carries the
@@ -27,10 +27,8 @@
  * was done by whoever made it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "funneld/daemon.h"
 
@@ -294,13 +292,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_pause_partitions(rk, parts);
 }
 
-static void on_readable(uv_poll_t *h, int status, int events)
+static void on_queued(void *data)
 {
-    fn_daemon_t *d = h->data;
-    char buf[256];
-    while (read(d->consumer_pipe[0], buf, sizeof buf) > 0) {
-    }
-    fn_input_drain(d);
+    fn_input_drain(data);
 }
 
 int fn_input_start(fn_daemon_t *d)
@@ -352,16 +346,13 @@ int fn_input_start(fn_daemon_t *d)
     conf = NULL; /* owned by the consumer now */
     rd_kafka_set_log_queue(d->consumer, NULL);
     rd_kafka_poll_set_consumer(d->consumer);
-    d->consumer_q = rd_kafka_queue_get_consumer(d->consumer);
-
-    if (pipe2(d->consumer_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "pipe: %s", strerror(errno));
+    int rc = fn_kafka_bridge_start(&d->consumer_bridge, d->loop,
+                                   rd_kafka_queue_get_consumer(d->consumer), on_queued, d);
+    if (rc) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "consumer queue's wake-up pipe: %s",
+               uv_strerror(rc));
         goto fail;
     }
-    rd_kafka_queue_io_event_enable(d->consumer_q, d->consumer_pipe[1], "1", 1);
-    uv_poll_init(d->loop, &d->consumer_poll, d->consumer_pipe[0]);
-    d->consumer_poll.data = d;
-    uv_poll_start(&d->consumer_poll, UV_READABLE, on_readable);
 
     topics = rd_kafka_topic_partition_list_new((int)cfg->n_input_topics);
     for (size_t i = 0; i < cfg->n_input_topics; i++)
@@ -452,13 +443,8 @@ void fn_input_close(fn_daemon_t *d)
     if (!d->consumer)
         return;
     commit_parts(d, NULL, true);
-    rd_kafka_queue_io_event_enable(d->consumer_q, -1, NULL, 0);
+    fn_kafka_bridge_close(&d->consumer_bridge);
     rd_kafka_consumer_close(d->consumer);
-    rd_kafka_queue_destroy(d->consumer_q);
     rd_kafka_destroy(d->consumer);
     d->consumer = NULL;
-    uv_poll_stop(&d->consumer_poll);
-    uv_close((uv_handle_t *)&d->consumer_poll, NULL);
-    close(d->consumer_pipe[0]);
-    close(d->consumer_pipe[1]);
 }

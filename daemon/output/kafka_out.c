@@ -7,7 +7,7 @@
  * fails permanently is produced again: its input offset is never committed until it is
  * delivered, so giving up would be the only way to lose it.
  *
- * Delivery reports are served on the loop through the main queue's IO-event pipe.
+ * Delivery reports are served on the loop, woken by the main queue's kafka_bridge.h pipe.
  *
  * Nothing waits on the loop for room in librdkafka's queue. An output of a consumed message
  * that the full queue refuses waits in the daemon's backlog, in order (later outputs queue
@@ -16,12 +16,9 @@
  * and analytics events are not kept here: refused, they stay in Redis (fn_output_send).
  */
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "funneld/daemon.h"
 
@@ -260,13 +257,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
 }
 
-static void on_readable(uv_poll_t *h, int status, int events)
+static void on_queued(void *data)
 {
-    fn_daemon_t *d = h->data;
-    char buf[256];
-    while (read(d->producer_pipe[0], buf, sizeof buf) > 0) {
-    }
-    fn_output_poll(d);
+    fn_output_poll(data);
 }
 
 /* Consumer-only properties would make the producer complain; skip them for it. */
@@ -328,16 +321,13 @@ int fn_output_start(fn_daemon_t *d)
         goto fail;
     }
     rd_kafka_set_log_queue(d->producer, NULL);
-    if (pipe2(d->producer_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "pipe: %s", strerror(errno));
+    int rc = fn_kafka_bridge_start(&d->producer_bridge, d->loop,
+                                   rd_kafka_queue_get_main(d->producer), on_queued, d);
+    if (rc) {
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "producer queue's wake-up pipe: %s",
+               uv_strerror(rc));
         return FN_ERR;
     }
-    rd_kafka_queue_t *mq = rd_kafka_queue_get_main(d->producer);
-    rd_kafka_queue_io_event_enable(mq, d->producer_pipe[1], "1", 1);
-    rd_kafka_queue_destroy(mq);
-    uv_poll_init(d->loop, &d->producer_poll, d->producer_pipe[0]);
-    d->producer_poll.data = d;
-    uv_poll_start(&d->producer_poll, UV_READABLE, on_readable);
     return FN_OK;
 fail:
     rd_kafka_conf_destroy(conf);
@@ -445,13 +435,7 @@ void fn_output_close(fn_daemon_t *d)
     drop_waiting(d);
     rd_kafka_purge(d->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(d->producer, 1000);
-    rd_kafka_queue_t *mq = rd_kafka_queue_get_main(d->producer);
-    rd_kafka_queue_io_event_enable(mq, -1, NULL, 0);
-    rd_kafka_queue_destroy(mq);
+    fn_kafka_bridge_close(&d->producer_bridge);
     rd_kafka_destroy(d->producer);
     d->producer = NULL;
-    uv_poll_stop(&d->producer_poll);
-    uv_close((uv_handle_t *)&d->producer_poll, NULL);
-    close(d->producer_pipe[0]);
-    close(d->producer_pipe[1]);
 }

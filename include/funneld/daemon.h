@@ -24,6 +24,7 @@
 #include "funneld/config.h"
 #include "funneld/event.h"
 #include "funneld/hash.h"
+#include "funneld/kafka_bridge.h"
 #include "funneld/log.h"
 
 typedef enum {
@@ -186,9 +187,7 @@ typedef struct fn_daemon {
 
     /* input */
     rd_kafka_t *consumer;
-    rd_kafka_queue_t *consumer_q;
-    int consumer_pipe[2];
-    uv_poll_t consumer_poll;
+    fn_kafka_bridge_t consumer_bridge; /* wakes the loop for the consumer queue */
     fn_partition_t *partitions;
     int64_t blocked_since; /* wall ms when the in-flight bound stopped consumption, or 0 */
     bool paused;           /* partitions paused: blocked for long, or stopping */
@@ -202,8 +201,7 @@ typedef struct fn_daemon {
 
     /* output */
     rd_kafka_t *producer;
-    int producer_pipe[2];
-    uv_poll_t producer_poll;
+    fn_kafka_bridge_t producer_bridge; /* wakes the loop for delivery reports */
     fn_buf_t out_buf;
     bool output_closing; /* shutting down: undelivered outputs are purged, not retried */
     /* Outputs of messages that librdkafka's full queue refused, in order: produced again
