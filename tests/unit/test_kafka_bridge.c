@@ -8,7 +8,6 @@
  * its message waits in the unassigned partition until a purge turns it into a delivery
  * report on the main queue, which is the event the bridge watches.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "fn_test.h"
+#include "fn_test_fds.h"
 #include "funneld/kafka_bridge.h"
 
 typedef enum { START_FULL, START_FAILS, START_NONE } start_t;
@@ -27,27 +27,6 @@ typedef struct {
     int wakeups;
     int purged; /* delivery reports served from the callback */
 } ctx_t;
-
-static int open_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    if (!dir)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(dir));)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n - 1; /* the directory's own */
-}
-
-static struct stat fd0;
-
-static int fd0_intact(void)
-{
-    struct stat st;
-    return fstat(0, &st) == 0 && st.st_dev == fd0.st_dev && st.st_ino == fd0.st_ino;
-}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
@@ -113,7 +92,7 @@ static void run_case(const char *name, start_t how)
     CHECK(c.rk != NULL);
     if (!c.rk)
         return;
-    int before = open_fds();
+    int before = fn_test_open_fds();
     fn_kafka_bridge_t b;
     fn_kafka_bridge_init(&b);
     uv_timer_t give_up; /* closed in the loop's last run: it must live until then */
@@ -123,7 +102,7 @@ static void run_case(const char *name, start_t how)
                   0);
         CHECK(b.started);
         CHECK(b.fds[0] > 0 && b.fds[1] > 0);
-        CHECK_INT(open_fds(), before + 2);
+        CHECK_INT(fn_test_open_fds(), before + 2);
         CHECK_INT(rd_kafka_producev(c.rk, RD_KAFKA_V_TOPIC("bridge"), RD_KAFKA_V_VALUE("x", 1),
                                     RD_KAFKA_V_END),
                   0);
@@ -144,12 +123,12 @@ static void run_case(const char *name, start_t how)
     fn_kafka_bridge_close(&b); /* idempotent */
     CHECK(!b.started && !b.queue);
     CHECK(b.fds[0] == -1 && b.fds[1] == -1);
-    CHECK_INT(open_fds(), before);
-    CHECK(fd0_intact());
+    CHECK_INT(fn_test_open_fds(), before);
+    CHECK(fn_test_fd0_intact());
     CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0); /* runs the close callbacks */
     CHECK_INT(uv_loop_close(&loop), 0);
     rd_kafka_destroy(c.rk); /* would wait for a queue handle the bridge kept */
-    CHECK(fd0_intact());
+    CHECK(fn_test_fd0_intact());
     printf("%s: done\n", name);
 }
 
@@ -158,7 +137,7 @@ int main(void)
     /* fd 0 must be something the test recognises, so that closing it by mistake shows. */
     if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) != 0)
         return 1;
-    if (fstat(0, &fd0) != 0)
+    if (!fn_test_fd0_note())
         return 1;
     static const struct {
         const char *name;

@@ -9,7 +9,6 @@
  * which redirects funneld's own calls only, not those inside libuv or librdkafka. The
  * brokers are a closed loopback port: nothing is ever consumed or produced.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "fn_test.h"
+#include "fn_test_fds.h"
 #include "funneld/daemon.h"
 
 static bool fail_pipe2;
@@ -31,27 +31,6 @@ int __wrap_pipe2(int fds[2], int flags)
         return -1;
     }
     return __real_pipe2(fds, flags);
-}
-
-static int open_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    if (!dir)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(dir));)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n - 1; /* the directory's own */
-}
-
-static struct stat fd0;
-
-static bool fd0_intact(void)
-{
-    struct stat st;
-    return fstat(0, &st) == 0 && st.st_dev == fd0.st_dev && st.st_ino == fd0.st_ino;
 }
 
 static fn_config_t *config(void)
@@ -84,13 +63,13 @@ static void start_fails_then_close(const char *name, int (*start)(fn_daemon_t *)
         fn_config_free(cfg);
         return;
     }
-    int before = open_fds();
+    int before = fn_test_open_fds();
     fail_pipe2 = true;
     CHECK(start(d) != FN_OK);
     fail_pipe2 = false;
     close_it(d);
-    CHECK_INT(open_fds(), before);
-    CHECK(fd0_intact());
+    CHECK_INT(fn_test_open_fds(), before);
+    CHECK(fn_test_fd0_intact());
     uv_close((uv_handle_t *)&d->tick, on_closed);
     uv_close((uv_handle_t *)&d->sig_term, on_closed);
     uv_close((uv_handle_t *)&d->sig_int, on_closed);
@@ -106,7 +85,7 @@ int main(void)
     /* fd 0 must be something the test recognises, so that closing it by mistake shows. */
     if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) != 0)
         return 1;
-    if (fstat(0, &fd0) != 0)
+    if (!fn_test_fd0_note())
         return 1;
     start_fails_then_close("producer", fn_output_start, fn_output_close);
     start_fails_then_close("consumer", fn_input_start, fn_input_close);
