@@ -76,6 +76,16 @@ class Stack:
         self.redis = redis.Redis.from_url(self.redis_url)
         self.procs = []
 
+    def use_redis(self, port, http_port):
+        """Points this stack's daemons at the test's own redis-server on `port` and their
+        endpoint at `http_port`, and writes the config again (for tests that stop, freeze or
+        slow the Redis they run on)."""
+        self.redis = redis.Redis(port=port)
+        self.cfg["redis"]["url"] = f"redis://127.0.0.1:{port}/0"
+        self.cfg["http"] = {"listen": f"127.0.0.1:{http_port}"}
+        with open(self.config_path, "w") as f:
+            json.dump(self.cfg, f, indent=1)
+
     def create_topics(self, specs):
         admin = AdminClient({"bootstrap.servers": self.brokers})
         fs = admin.create_topics([NewTopic(n, p, 1) for n, p in specs])

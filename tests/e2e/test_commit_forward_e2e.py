@@ -10,14 +10,12 @@ second batch, consumed in its earlier assignment of that partition, finish after
 given back. They must not count for the new assignment: the group's committed offsets,
 sampled all along, may never go down, and the group must end with everything committed.
 """
-import json
 import shutil
 import signal
 import tempfile
 import threading
 import time
 
-import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from harness import (Check, Stack, free_port, gen_stream, group_lag, metrics, start_redis,
@@ -70,11 +68,7 @@ def main():
     st = Stack("commit-forward", partitions=2)
     data, rport = tempfile.mkdtemp(prefix="funneld-redis-"), free_port()
     srv = start_redis(rport, data)
-    st.redis = redis.Redis(port=rport)
-    st.cfg["redis"]["url"] = f"redis://127.0.0.1:{rport}/0"
-    st.cfg["http"] = {"listen": f"127.0.0.1:{hport}"}
-    with open(st.config_path, "w") as f:
-        json.dump(st.cfg, f)
+    st.use_redis(rport, hport)  # the test's own server
     stream = gen_stream(900, 150, seed=23, dup_rate=0, bad_rate=0)
     batch1, batch2, batch3 = stream[:300], stream[300:600], stream[600:]
     sampler, b, frozen = None, None, False

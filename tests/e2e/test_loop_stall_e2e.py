@@ -13,13 +13,11 @@ What it does not show: that the rebalance callback's own waits are bounded (they
 COORDINATOR_WAIT_MS in daemon/input/kafka_in.c); this test stalls the loop with SIGSTOP
 instead of a slow coordinator.
 """
-import json
 import shutil
 import signal
 import tempfile
 import time
 
-import redis
 
 from harness import (Check, Stack, free_port, gen_stream, metrics, start_redis, wait_drained,
                      wait_for)
@@ -33,11 +31,7 @@ def main():
     st = Stack("loop-stall", partitions=1)
     data, rport = tempfile.mkdtemp(prefix="funneld-redis-"), free_port()
     srv = start_redis(rport, data)
-    st.redis = redis.Redis(port=rport)
-    st.cfg["redis"]["url"] = f"redis://127.0.0.1:{rport}/0"
-    st.cfg["http"] = {"listen": f"127.0.0.1:{hport}"}
-    with open(st.config_path, "w") as f:
-        json.dump(st.cfg, f)
+    st.use_redis(rport, hport)  # the test's own server
     stream = gen_stream(201, 50, seed=31, dup_rate=0, bad_rate=0)
     consumed = lambda: metrics(hport).get(  # noqa: E731
         f'funneld_events_consumed_total{{topic="{st.input}"}}', 0)

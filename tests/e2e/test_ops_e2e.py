@@ -114,10 +114,7 @@ def main():
     srv = start_redis(rport, data)
     st = Stack("ops", partitions=3)
     try:
-        st.cfg["redis"]["url"] = f"redis://127.0.0.1:{rport}/0"
-        st.cfg["http"] = {"listen": f"127.0.0.1:{hport}"}
-        with open(st.config_path, "w") as f:
-            json.dump(st.cfg, f)
+        st.use_redis(rport, hport)  # the test's own server
         time.sleep(0.5)
         p = st.start(unset=("FUNNELD_REDIS_URL",))
         stream = gen_stream(1000, 150, seed=5, dup_rate=0.02, bad_rate=0.02)

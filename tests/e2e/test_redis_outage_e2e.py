@@ -41,11 +41,7 @@ def run(stream, kind, check):
     # arrived or how far behind the outage left the daemon (the wall clock's would).
     st = Stack(f"outage-{kind or 'none'}", partitions=6, max_in_flight=256,
                funnels=short_timer_funnels(), clock="event")
-    st.redis = redis.Redis(port=rport)  # the state lives in this test's own server
-    st.cfg["redis"]["url"] = f"redis://127.0.0.1:{rport}/0"
-    st.cfg["http"] = {"listen": f"127.0.0.1:{hport}"}
-    with open(st.config_path, "w") as f:
-        json.dump(st.cfg, f)
+    st.use_redis(rport, hport)  # the test's own server
     label = kind or "no outage"
     srv_of = {"srv": srv, "data": data}
 
