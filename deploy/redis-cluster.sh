@@ -47,17 +47,9 @@ NODE_TIMEOUT="${FUNNELD_REDIS_CLUSTER_NODE_TIMEOUT:-2000}"
 START_TIMEOUT=20
 STOP_TIMEOUT=10
 
-log() { printf 'redis-cluster.sh: %s\n' "$*" >&2; }
-die() { printf 'redis-cluster.sh: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
-    exit 2
-}
-
-# port_open, pid_alive, free_ports N (shared with deploy/kafka.sh).
-# shellcheck source=deploy/lib/ports.sh
-source "$REPO/deploy/lib/ports.sh"
+# log, die, usage, wait_exit, reap, wait_port_closed; port_open, pid_alive, free_ports
+# shellcheck source=deploy/lib/service.sh
+source "$REPO/deploy/lib/service.sh"
 
 need_bins() {
     command -v redis-server >/dev/null 2>&1 || die "redis-server not found (run deploy/install-deps.sh)"
@@ -248,15 +240,7 @@ cmd_stop() {
         fi
     done
     log "stopping ${#pids[@]} node(s)"
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    for pid in "${pids[@]}"; do
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-        if pid_alive "$pid"; then
-            log "pid $pid did not exit; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            while pid_alive "$pid"; do sleep 0.05; done
-        fi
-    done
+    reap "$STOP_TIMEOUT" "${pids[@]}"
     rm -f "$ENV_FILE"
     rm -rf "${DIR:?}"
 }

@@ -25,45 +25,13 @@ PORT_FILE="$RUN_DIR/redis.port"
 START_TIMEOUT=20
 STOP_TIMEOUT=10
 
-log() { printf 'redis.sh: %s\n' "$*" >&2; }
-die() { printf 'redis.sh: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
-    exit 2
-}
+# log, die, usage, wait_exit, reap, wait_port_closed; port_open, pid_alive, free_ports
+# shellcheck source=deploy/lib/service.sh
+source "$REPO/deploy/lib/service.sh"
 
 need_bins() {
     command -v redis-server >/dev/null 2>&1 || die "redis-server not found (run deploy/install-deps.sh)"
     command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found (run deploy/install-deps.sh)"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
-
-# Print a free loopback port from 20000-32767 (below the default ephemeral range).
-free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 - <<'EOF'
-import random, socket, sys
-for _ in range(5000):
-    p = random.randint(20000, 32767)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        s.close(); continue
-    s.close(); print(p); sys.exit(0)
-sys.exit("no free loopback port found")
-EOF
-    else
-        local p tries=0
-        while ((tries++ < 5000)); do
-            p=$((20000 + RANDOM % 12768))
-            port_open "$p" || { echo "$p"; return 0; }
-        done
-        die "no free loopback port found"
-    fi
 }
 
 cur_port() { [[ -f "$PORT_FILE" ]] && cat "$PORT_FILE"; }
@@ -104,7 +72,7 @@ cmd_start() {
     if [[ -z "$port" && -n "$old" && -f "$RUN_DIR/redis-$old/args" ]]; then
         port="$old" # stopped with --keep-data: resume
     fi
-    [[ -n "$port" ]] || port="$(free_port)"
+    [[ -n "$port" ]] || port="$(free_ports 1)"
     dir="$RUN_DIR/redis-$port"
     port_open "$port" && die "port $port is already in use"
     if [[ -f "$dir/args" ]]; then
@@ -168,18 +136,10 @@ cmd_stop() {
         ((keep)) && how=""
         # shellcheck disable=SC2086
         redis-cli -h 127.0.0.1 -p "$port" shutdown $how >/dev/null 2>&1 || true
-        local deadline=$((SECONDS + STOP_TIMEOUT))
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-        if pid_alive "$pid"; then
+        if ! wait_exit "$STOP_TIMEOUT" "$pid"; then
             log "redis did not exit; sending SIGTERM"
             kill -TERM "$pid" 2>/dev/null || true
-            deadline=$((SECONDS + STOP_TIMEOUT))
-            while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-        fi
-        if pid_alive "$pid"; then
-            log "sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            while pid_alive "$pid"; do sleep 0.05; done
+            reap "$STOP_TIMEOUT" "$pid"
         fi
     else
         log "redis on port $port is not running"
