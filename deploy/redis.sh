@@ -28,11 +28,9 @@ STOP_TIMEOUT=10
 # log, die, usage, wait_exit, reap, wait_port_closed; port_open, pid_alive, free_ports
 # shellcheck source=deploy/lib/service.sh
 source "$REPO/deploy/lib/service.sh"
-
-need_bins() {
-    command -v redis-server >/dev/null 2>&1 || die "redis-server not found (run deploy/install-deps.sh)"
-    command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found (run deploy/install-deps.sh)"
-}
+# need_redis_bins, redis_server_start
+# shellcheck source=deploy/lib/redis-server.sh
+source "$REPO/deploy/lib/redis-server.sh"
 
 cur_port() { [[ -f "$PORT_FILE" ]] && cat "$PORT_FILE"; }
 
@@ -54,7 +52,7 @@ cmd_start() {
             *) die "start: unknown argument '$1' (redis-server args go after --)" ;;
         esac
     done
-    need_bins
+    need_redis_bins
     mkdir -p "$RUN_DIR"
 
     local old
@@ -89,25 +87,7 @@ cmd_start() {
     echo "$port" >"$PORT_FILE" # from here on, `stop` cleans up even a failed start
 
     log "starting redis-server on 127.0.0.1:$port (log: $dir/redis.log)"
-    rm -f "$dir/redis.pid"
-    if ! redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
-            --daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" \
-            --logfile "$dir/redis.log" --save "" --appendonly no \
-            "${extra[@]}"; then
-        tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
-        die "redis-server failed to start"
-    fi
-
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]]; do
-        if ((SECONDS >= deadline)); then
-            tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
-            die "redis not answering PING on 127.0.0.1:$port after ${START_TIMEOUT}s"
-        fi
-        sleep 0.1
-    done
-    # The pidfile is written just after the listener opens; wait for it.
-    while [[ ! -s "$dir/redis.pid" ]] && ((SECONDS < deadline)); do sleep 0.05; done
+    redis_server_start "$dir" "$port" "$START_TIMEOUT" --appendonly no "${extra[@]}"
     echo "export FUNNELD_REDIS_URL=redis://127.0.0.1:$port/0" >"$ENV_FILE"
     log "redis ready (pid $(cat "$dir/redis.pid" 2>/dev/null || echo '?'))"
     cat "$ENV_FILE"
