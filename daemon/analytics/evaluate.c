@@ -35,10 +35,9 @@
  * is never lost and never gets two ids. A daemon does not evaluate a funnel while its own
  * announcements are in flight.
  *
- * The reads are paced, EVAL_READS_AT_ONCE outstanding: one shard's read.lua takes Redis a
- * millisecond or more, and all 64 of a funnel sent at once held the steps queued behind them
- * for about 0.1 s every evaluate_every (it was the p99 latency at a steady rate). Steps sent
- * meanwhile go in between.
+ * The reads are paced, EVAL_READS_AT_ONCE outstanding: every shard's read.lua sent at once
+ * would hold the steps queued behind them every evaluate_every, and set the p99 latency at a
+ * steady rate (tests/bench/README.md). Steps sent meanwhile go in between.
  */
 #include <math.h>
 #include <stdio.h>

@@ -1119,9 +1119,9 @@ typedef struct lg_bucket {
 /*
  * Token bucket: up to 10 ms worth of messages may go out back to back, so that high rates do
  * not cost a sleep per message, while the long-run rate stays exact. An empty bucket sleeps
- * at least LG_MIN_SLEEP_S: waking for every single token cost thousands of context switches a
- * second at a few thousand messages per second, CPU the benchmark's 2 cores lent to the
- * generator instead of funneld, Redis and Kafka. Senders that wake every millisecond are
+ * at least LG_MIN_SLEEP_S: waking for every single token costs a context switch per message,
+ * CPU the benchmark's cores would lend the generator instead of funneld, Redis and Kafka.
+ * Senders that wake every millisecond are
  * what many web and CRM producers together look like anyway.
  */
 #define LG_MIN_SLEEP_S 0.001
