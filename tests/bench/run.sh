@@ -4,7 +4,7 @@
 # (funneld end to end, the Redis ceiling, the Kafka ceiling), the fixed-rate latency run
 # and the summary table. It changes nothing outside its build directory.
 #
-#   bash tests/bench/run.sh
+#   bash tests/bench/run.sh [--help]
 #
 # Environment (defaults in brackets):
 #   BENCH_EVENTS [1000000]      input messages (duplicates and malformed ones included)
@@ -42,6 +42,12 @@
 # output's broker append time minus its cause's broker append time (input available in
 # Kafka → output available in Kafka). In backlog mode latency means nothing and is not shown.
 set -euo pipefail
+
+# Settings are environment variables; -h/--help prints the header above instead of running
+# (other arguments are ignored, as they always were).
+case "${1:-}" in
+    -h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+esac
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$REPO/tests/bench"
