@@ -421,13 +421,8 @@ cmd_start() {
 
 # ---------------------------------------------------------------- stop
 cmd_stop() {
-    local keep=0
-    while (($#)); do
-        case "$1" in
-            --keep-data) keep=1; shift ;;
-            *) die "stop: unknown argument '$1'" ;;
-        esac
-    done
+    local keep
+    keep="$(keep_data_flag stop "$@")"
     local pid port=""
     [[ -f "$PORT_FILE" ]] && port="$(cat "$PORT_FILE")"
     if pid="$(running_pid)"; then
@@ -692,13 +687,8 @@ stop_nodes() { # TERM|KILL N...
 }
 
 cmd_cluster_stop() {
-    local keep=0
-    while (($#)); do
-        case "$1" in
-            --keep-data) keep=1; shift ;;
-            *) die "cluster-stop: unknown argument '$1'" ;;
-        esac
-    done
+    local keep
+    keep="$(keep_data_flag cluster-stop "$@")"
     if [[ ! -d "$CLUSTER_DIR" ]]; then
         log "no cluster started from this checkout"
         rm -f "$CLUSTER_ENV"

@@ -94,13 +94,8 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local keep=0
-    while (($#)); do
-        case "$1" in
-            --keep-data) keep=1; shift ;;
-            *) die "stop: unknown argument '$1'" ;;
-        esac
-    done
+    local keep
+    keep="$(keep_data_flag stop "$@")"
     local port pid
     port="$(cur_port || true)"
     if [[ -z "$port" ]]; then

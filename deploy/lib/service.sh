@@ -11,6 +11,8 @@
 #   reap SECS PID...        wait until every PID is gone; one still running SECS
 #                           after the call gets SIGKILL
 #   wait_port_closed SECS PORT  wait until nothing accepts on 127.0.0.1:PORT (at most SECS)
+#   keep_data_flag CMD ARGS...  a stop command's one option: prints 1 for --keep-data,
+#                           0 for none; dies naming CMD on anything else
 # and from deploy/lib/ports.sh: port_open, pid_alive, free_ports N.
 
 SERVICE_NAME="${0##*/}"
@@ -48,4 +50,16 @@ reap() { # SECS PID...
 wait_port_closed() { # SECS PORT
     local deadline=$((SECONDS + $1))
     while port_open "$2" && ((SECONDS < deadline)); do sleep 0.2; done
+}
+
+keep_data_flag() { # CMD ARGS...
+    local cmd="$1" keep=0
+    shift
+    while (($#)); do
+        case "$1" in
+            --keep-data) keep=1; shift ;;
+            *) die "$cmd: unknown argument '$1'" ;;
+        esac
+    done
+    echo "$keep"
 }
