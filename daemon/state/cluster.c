@@ -8,7 +8,8 @@
  * what hiredis-cluster and redis-py read, so its corners are well trodden. What SHARDS adds,
  * each node's health and replication offset, routing does not use: a master is reachable
  * when its connection is up, which the store knows better than any one node's gossip, and
- * SLOTS already leaves failed replicas out.
+ * SLOTS already leaves out a replica that is failing or has not finished its first sync (so
+ * a fresh cluster's reply may list its replicas only seconds after its masters).
  *
  * Everything in a reply is checked before it is believed: a node answering CLUSTER SLOTS is
  * trusted with routing but not with our memory. A reply that does not add up (overlapping
