@@ -101,6 +101,7 @@ static bool parse_uint(const char *s, size_t len, size_t max_digits, unsigned lo
 /* Slot states while building: listed with a master that has no usable address (counted as
  * uncovered in the end, but still taken for overlap checks). */
 #define SLOT_NONE (-1)
+_Static_assert(FN_CLUSTER_MAX_NODES <= INT16_MAX, "a node index fits the map's int16_t slots");
 #define SLOT_NO_ADDRESS (-2)
 
 /* A reply with more node entries than this is not a cluster's: 16384 single-slot ranges,
