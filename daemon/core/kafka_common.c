@@ -1,7 +1,8 @@
 /*
  * kafka_common.c — what the consumer (input/) and the producer (output/) share: setting
  * properties with errors that name the property, and routing librdkafka's errors and logs
- * into the daemon's log.
+ * into the daemon's log. It knows the client only through its fn_kafka_client_t
+ * (kafka_common.h): a fatal error, all brokers down and statistics are the client's to act on.
  *
  * Credentials (sasl.password, ssl.key.password, … see fn_secret_key) never reach the log:
  * librdkafka quotes a rejected value in its error text, and a debug setting could make it
