@@ -712,6 +712,14 @@ static int set_kv(parse_ctx_t *c, json_t *v, const char *path, fn_kv_t **dst, si
             text = json_string_value(e);
         else if (scalar_text(e, buf, sizeof buf))
             return fail(c, sub, "expected a string, number or boolean, got %s", type_name(e));
+        /* No output may be lost when a broker dies (SPEC §9): that needs acks=all, which the
+         * idempotent producer sets itself. librdkafka would refuse another value too, but only
+         * when the daemon starts, and without naming the field. */
+        if ((strcmp(key, "acks") == 0 || strcmp(key, "request.required.acks") == 0) &&
+            strcmp(text, "all") != 0 && strcmp(text, "-1") != 0)
+            return fail(c, sub,
+                        "must be \"all\" (or -1): outputs are produced with acks=all, "
+                        "or a broker's death could lose them");
         fn_kv_t *kv = &(*dst)[(*n)++];
         if (!(kv->key = strdup(key)) || !(kv->value = strdup(text)))
             return oom(c, sub);

@@ -331,6 +331,22 @@ static void test_errors_never_quote_credentials(void)
     fn_config_free(cfg);
 }
 
+/* acks=all is what the producer uses anyway; saying so in the file is not an error. */
+static void test_acks_all_is_accepted(void)
+{
+#define ONE_FUNNEL "'funnels':[{'name':'f','stages':[{'name':'a','on':[{'type':'t'}]}]}]"
+    const char *docs[] = {"{'kafka':{'properties':{'acks':'all'}}," ONE_FUNNEL "}",
+                          "{'kafka':{'properties':{'acks':-1}}," ONE_FUNNEL "}",
+                          "{'kafka':{'properties':{'request.required.acks':'-1'}}," ONE_FUNNEL "}"};
+#undef ONE_FUNNEL
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        char err[512] = "";
+        fn_config_t *cfg = from_text(docs[i], err, sizeof err);
+        CHECK_STR(err, "");
+        fn_config_free(cfg);
+    }
+}
+
 static void test_explicit_values_and_conversions(void)
 {
     char err[512] = "";
@@ -393,6 +409,9 @@ static void test_explicit_values_and_conversions(void)
 #define PREFIX_MSG "must be 1 to 32 characters of A-Z a-z 0-9 _ . -"
 #define LISTEN_MSG "must be HOST:PORT with a port from 0 to 65535"
 #define SCALAR_MSG "expected a string, number or boolean, got "
+#define ACKS_MSG                                                                                   \
+    "must be \"all\" (or -1): outputs are produced with acks=all, or a broker's death could lose " \
+    "them"
 
 static const struct {
     const char *json, *error;
@@ -425,6 +444,10 @@ static const struct {
     {TOP("'kafka':{'properties':{'acks':['all']}},"),
      "kafka.properties.acks: " SCALAR_MSG "an array"},
     {TOP("'kafka':{'properties':[]},"), "kafka.properties: expected an object, got an array"},
+    {TOP("'kafka':{'properties':{'acks':'1'}},"), "kafka.properties.acks: " ACKS_MSG},
+    {TOP("'kafka':{'properties':{'acks':0}},"), "kafka.properties.acks: " ACKS_MSG},
+    {TOP("'kafka':{'properties':{'request.required.acks':'1'}},"),
+     "kafka.properties[\"request.required.acks\"]: " ACKS_MSG},
     /* redis and http */
     {TOP("'redis':{'url':'http://127.0.0.1:6379'},"),
      "redis.url: must start with redis:// (redis://[user:password@]host:port[/db])"},
@@ -941,6 +964,7 @@ int main(void)
     test_endpoint_listens_on_loopback_by_default();
     test_errors_never_quote_credentials();
     test_explicit_values_and_conversions();
+    test_acks_all_is_accepted();
     test_bad_documents_name_path_and_problem();
     test_no_document_is_an_error_not_a_crash();
     test_sixty_stages_at_most();

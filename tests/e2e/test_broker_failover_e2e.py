@@ -1,0 +1,228 @@
+"""test_broker_failover_e2e.py — a Kafka broker dies mid-stream under two daemons (issue 18,
+SPEC §9): nothing is lost.
+
+A three-broker KRaft cluster of the test's own (deploy/kafka.sh cluster-*, in a private run
+dir) and a redis-server of its own. Every topic has replication factor 3 and
+min.insync.replicas 2 (kafka.sh cluster-topics), and funneld produces with acks=all (its
+idempotent producer; kafka.properties cannot lower it). First a reference: the stream
+produced at once, one daemon, no kill. Then the same stream, paced, to two daemons in one
+group; a few seconds in, the broker that leads the most input and transitions partitions is
+SIGKILLed, and restarted some seconds later while the stream still flows. The second run's
+transitions and triggers must equal the reference's: every id present (nothing lost), none
+invented, an id seen twice only as an exact copy, each lead's transitions in the same order,
+the same dead letters; both daemons stay up, are ready again, drain the input (nothing left
+uncommitted) and exit 0 on SIGTERM.
+
+Labels e2e, cluster and fault: tests/run.sh's sanitizer suite skips the cluster label (three
+JVMs beside a sanitized daemon). The brokers and Redis are stopped, and the run dir removed,
+also on a failure, on SIGTERM and at the test's own deadline.
+"""
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from harness import (Check, LagMeter, Stack, free_port, gen_stream, http_get, kafka_sh,
+                     outputs, produce_paced, scaled, short_timer_funnels, start_redis,
+                     timers_settled, triggers, wait_drained, wait_for)
+
+N = scaled(16000)
+RATE = scaled(1600)   # the paced run's stream lasts about 10 s
+PARTS = 6
+KILL_AT = 3.0         # seconds into the paced stream
+DOWN = 6.0            # seconds between the kill and the restart
+DEADLINE_S = 280      # below ctest's TIMEOUT, so the cleanup still runs
+
+
+class ClusterStack(Stack):
+    """A Stack whose topics are made by kafka.sh cluster-topics: replication factor 3,
+    min.insync.replicas 2, and ready only once all three replicas are in sync."""
+    run_dir = None
+
+    def __init__(self, name):
+        # The event clock, with stall and rule windows short enough for timers to fall due
+        # within the stream: its triggers depend on the input only, not on when it arrived
+        # (the reference gets it at once, the other run paced) nor on which member fired them.
+        super().__init__(name, partitions=PARTS, funnels=short_timer_funnels(), clock="event")
+
+    def create_topics(self, specs):
+        kafka_sh(self.run_dir, "cluster-topics", *[f"{n}:{p}" for n, p in specs])
+
+
+def http_port(st, p, timeout=30):
+    """The endpoint's port, from the log line naming it (http.listen is 127.0.0.1:0)."""
+    found = []
+
+    def look():
+        m = re.search(r'"serving /metrics[^"]* on 127\.0\.0\.1:(\d+)"', st.log_of(p))
+        if m:
+            found.append(int(m.group(1)))
+        return bool(m)
+    return found[0] if wait_for(look, timeout) else None
+
+
+def ready(port):
+    return http_get(port, "/readyz")[0] == 200
+
+
+def collect(st, check, label):
+    """Transitions by id, each (lead, funnel)'s ids in order of first appearance, repeats;
+    triggers by id; the set of dead letters."""
+    by_id, repeats = outputs(st, "transitions", check, label)
+    order = {}
+    for e in by_id.values():
+        order.setdefault((e["lead_id"], e["funnel"]), []).append(e["id"])
+    trig, _ = triggers(st, check, label)
+    dlq = {bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"])}
+    return by_id, order, repeats, trig, dlq
+
+
+def leaders(brokers, topics):
+    """{node id: partitions it leads} over topics."""
+    md = AdminClient({"bootstrap.servers": brokers}).list_topics(timeout=10)
+    count = {}
+    for t in topics:
+        for p in md.topics[t].partitions.values():
+            count[p.leader] = count.get(p.leader, 0) + 1
+    return count
+
+
+def check_topic_config(st, check):
+    admin = AdminClient({"bootstrap.servers": st.brokers})
+    md = admin.list_topics(timeout=10)
+    for name in [st.input, st.topics["transitions"]]:
+        parts = md.topics[name].partitions.values()
+        check.eq(sorted({len(p.replicas) for p in parts}), [3], f"{name}: replication factor 3")
+        res = ConfigResource(ConfigResource.Type.TOPIC, name)
+        cfg = list(admin.describe_configs([res]).values())[0].result(30)
+        check.eq(cfg["min.insync.replicas"].value, "2", f"{name}: min.insync.replicas 2")
+
+
+def reference(stream, check):
+    st = ClusterStack("failover-ref")
+    try:
+        st.produce(stream)
+        p = st.start()
+        check.true(wait_drained(st, 180), "reference: drains the input")
+        check.true(wait_for(lambda: timers_settled(st, wall_clock=False), 120),
+                   "reference: fires what fell due")
+        check.eq(st.stop(p), 0, "reference: exits 0")
+        return collect(st, check, "reference")
+    finally:
+        st.close()
+
+
+def failover(stream, run_dir, check):
+    st = ClusterStack("failover")
+    fig = {}
+    try:
+        check_topic_config(st, check)
+        daemons = [st.start(), st.start()]
+        ports = [http_port(st, p) for p in daemons]
+        check.true(wait_for(lambda: all("assigned" in st.log_of(p) for p in daemons), 60),
+                   "both members got partitions")
+        check.true(wait_for(lambda: all(ready(port) for port in ports), 60),
+                   "both ready before the stream")
+        feeder = threading.Thread(target=produce_paced, args=(st, stream, RATE))
+        feeder.start()
+        time.sleep(KILL_AT)
+        lead = leaders(st.brokers, [st.input, st.topics["transitions"]])
+        victim = max(sorted(n for n in lead if n > 0), key=lambda n: lead[n])
+        lag = LagMeter(st.brokers, st.name, st.input)
+        try:
+            fig["lag_at_kill"] = lag()
+        finally:
+            lag.close()
+        kafka_sh(run_dir, "cluster-kill", str(victim))
+        killed = time.time()
+        fig["victim"], fig["victim_led"] = victim, lead[victim]
+        check.true(fig["lag_at_kill"] > 0 and feeder.is_alive(), "the kill came mid-stream")
+        # the victim's partitions get new leaders once it is fenced
+        check.true(wait_for(lambda: victim not in leaders(st.brokers, [st.input]), 60),
+                   "its partitions got new leaders")
+        time.sleep(max(0.0, killed + DOWN - time.time()))
+        check.eq([p.poll() for p in daemons], [None, None], "both daemons up while it is away")
+        kafka_sh(run_dir, "cluster-restart", str(victim))
+        fig["restarted_after_s"] = round(time.time() - killed, 1)
+        feeder.join()
+        check.true(wait_drained(st, 180), "the group drains the input: nothing uncommitted")
+        check.true(wait_for(lambda: timers_settled(st, wall_clock=False), 120),
+                   "fires what fell due")
+        check.eq([p.poll() for p in daemons], [None, None], "both daemons stayed up")
+        check.true(wait_for(lambda: all(ready(port) for port in ports), 60),
+                   "both ready again once the broker is back")
+        for i, p in enumerate(daemons):
+            check.eq(st.stop(p), 0, f"daemon {i} exits 0 on SIGTERM")
+        check.eq(wait_drained(st, 10), True, "nothing uncommitted after they stopped")
+        return collect(st, check, "failover") + (fig,)
+    finally:
+        st.close()
+
+
+def main():
+    check = Check("test_broker_failover_e2e")
+    run_dir = tempfile.mkdtemp(prefix="funneld-failover-")
+    redis_proc = None
+
+    def give_up(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}: cleaning up")
+    signal.signal(signal.SIGTERM, give_up)
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(DEADLINE_S)
+    t0 = time.time()
+    try:
+        env = {}
+        for line in kafka_sh(run_dir, "cluster-start").splitlines():
+            if line.startswith("export ") and "=" in line:
+                k, v = line[len("export "):].split("=", 1)
+                env[k] = v.strip("'\"")
+        ClusterStack.run_dir = run_dir
+        rport = free_port()
+        redis_proc = start_redis(rport, run_dir)
+        # Stacks read these, and the daemons' environment overrides their config with them
+        os.environ["FUNNELD_BROKERS"] = env["FUNNELD_BROKERS_CLUSTER"]
+        os.environ["FUNNELD_REDIS_URL"] = f"redis://127.0.0.1:{rport}/0"
+        stream = gen_stream(N, N // 8, seed=18)
+        want, want_order, _, want_trig, want_dlq = reference(stream, check)
+        got, order, repeats, got_trig, dlq, fig = failover(stream, run_dir, check)
+    finally:
+        signal.alarm(0)
+        try:
+            kafka_sh(run_dir, "cluster-stop")
+        finally:
+            if redis_proc:
+                redis_proc.kill()
+                redis_proc.wait()
+            shutil.rmtree(run_dir, ignore_errors=True)
+    check.true(len(want) > N // 10, "the stream makes transitions")
+    lost, invented = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    check.eq((len(lost), lost[:5]), (0, []), "no transition lost (how many, the first ids)")
+    check.eq((len(invented), invented[:5]), (0, []), "no transition invented")
+    check.eq([i for i in want if got.get(i, want[i]) != want[i]][:5], [], "identical transitions")
+    bad = [k for k in want_order if order.get(k) != want_order[k]]
+    check.eq((len(bad), bad[:3]), (0, []), "each lead's transitions in the same order")
+    check.true(len(want_trig) > 0, "the stream makes triggers fall due")
+    lost, invented = sorted(set(want_trig) - set(got_trig)), sorted(set(got_trig) - set(want_trig))
+    check.eq((len(lost), lost[:5]), (0, []), "no trigger lost")
+    check.eq((len(invented), invented[:5]), (0, []), "no trigger invented")
+    check.eq([i for i in want_trig if got_trig.get(i, want_trig[i]) != want_trig[i]][:5], [],
+             "identical triggers")
+    check.true(len(want_dlq) > 0, "the stream makes dead letters")
+    check.eq(dlq, want_dlq, "the same dead letters")
+    print(f"events {N} at {RATE}/s, {PARTS} partitions, node {fig.get('victim')} "
+          f"(leader of {fig.get('victim_led')} input/transitions partitions) SIGKILLed "
+          f"{KILL_AT:.0f}s in with {fig.get('lag_at_kill')} input uncommitted, restarted "
+          f"{fig.get('restarted_after_s')}s later; transitions {len(want)} ({repeats} repeated "
+          f"deliveries), triggers {len(want_trig)}, dead letters {len(want_dlq)}; "
+          f"{time.time() - t0:.0f}s", flush=True)
+    check.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
