@@ -27,6 +27,7 @@
 
 #include "funneld/daemon.h"
 #include "funneld/emit.h"
+#include "funneld/keys.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
 
@@ -54,8 +55,8 @@ typedef struct trig_out {
 static void outbox_keys(const fn_config_t *cfg, unsigned shard, char *outbox, char *leases,
                         size_t n)
 {
-    snprintf(outbox, n, "%s:{%u}:outbox", cfg->key_prefix, shard);
-    snprintf(leases, n, "%s:{%u}:leases", cfg->key_prefix, shard);
+    fn_key_outbox(outbox, n, cfg->key_prefix, shard);
+    fn_key_leases(leases, n, cfg->key_prefix, shard);
 }
 
 static int ensure_arrays(const fn_daemon_t *d, fn_partition_t *p)
@@ -266,7 +267,7 @@ static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t
     q->shard = shard;
     q->claim = p ? 2 * limit : limit;
     outbox_keys(cfg, shard, outbox, leases, sizeof outbox);
-    snprintf(stats, sizeof stats, "%s:{%u}:stats", cfg->key_prefix, shard);
+    fn_key_stats(stats, sizeof stats, cfg->key_prefix, shard);
     if (p)
         fn_step_due_key(cfg, shard, p->topic, p->partition, due_key, sizeof due_key);
     else
