@@ -46,7 +46,8 @@ end
 
 local function sketch_add(base, f, which, ms)
   if ms < 0 then ms = 0 end
-  redis.call('HINCRBY', base .. K.KEY_SKETCH .. f .. ':' .. which, string.format('%d', sketch_bucket(ms)), 1)
+  redis.call('HINCRBY', base .. K.KEY_SKETCH .. f .. ':' .. which,
+    string.format('%d', sketch_bucket(ms)), 1)
 end
 
 -- Breakdown cardinality is bounded (SPEC §11, max_breakdown): a value is counted by name if it

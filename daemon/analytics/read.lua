@@ -30,7 +30,8 @@ local sketches = {}
 local want_sketches = ARGV[5] ~= '0'
 for k = 0, n do
   local which = k < n and string.format('%d', k) or 'conv'
-  sketches[#sketches + 1] = want_sketches and redis.call('HGETALL', base .. K.KEY_SKETCH .. f .. ':' .. which) or {}
+  local sk = base .. K.KEY_SKETCH .. f .. ':' .. which
+  sketches[#sketches + 1] = want_sketches and redis.call('HGETALL', sk) or {}
 end
 
 local function flows(plan)

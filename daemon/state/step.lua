@@ -61,7 +61,8 @@ local A = {NOW = 1, DEDUPE_TTL = 2, LEAD_ID = 3, EVENT_ID = 4, TS = 5, KIND = 6,
   TYPE = 8, CAMPAIGN = 9, SOURCE = 10, VALUE = 11, MARKETING = 12, TOKEN = 13, NFUN = 14}
 local FARG = {NAME = 1, STAGES = 2, PLAN = 3, TIMERS = 4}
 local TAIL = {CAPS = 1, BOUND = 2, BREAKDOWN = 3}
-local ARGV_FIXED, ARGV_PER_FUNNEL, ARGV_TAIL = K.STEP_ARGV_FIXED, K.STEP_ARGV_PER_FUNNEL, K.STEP_ARGV_TAIL
+local ARGV_FIXED, ARGV_PER_FUNNEL = K.STEP_ARGV_FIXED, K.STEP_ARGV_PER_FUNNEL
+local ARGV_TAIL = K.STEP_ARGV_TAIL
 
 -- The lead fields a step reads in one HMGET, slot by slot. A touchpoint: TOUCH's fields at
 -- CUR.x, then per funnel i its FUNNEL_FIELDS at TOUCH_FUNNEL(i) + CURF.x, then sx and id
@@ -97,13 +98,16 @@ if nfun < 0 or #ARGV ~= ARGV_FIXED + ARGV_PER_FUNNEL * nfun + ARGV_TAIL then
 end
 -- ARGV index of argument j (FARG) of funnel i (from 0)
 local function FA(i, j) return ARGV_FIXED + ARGV_PER_FUNNEL * i + j end
-local CAPS_AT, BOUND_AT, BREAKDOWN_AT = FA(nfun, TAIL.CAPS), FA(nfun, TAIL.BOUND), FA(nfun, TAIL.BREAKDOWN)
+local CAPS_AT, BOUND_AT = FA(nfun, TAIL.CAPS), FA(nfun, TAIL.BOUND)
+local BREAKDOWN_AT = FA(nfun, TAIL.BREAKDOWN)
 for _, j in ipairs({A.NOW, A.DEDUPE_TTL, A.TS, BOUND_AT}) do
   if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
 end
 local kind = ARGV[A.KIND]
 if kind ~= 't' and kind ~= 'c' and kind ~= 'e' then refuse('unknown event kind') end
-if ARGV[A.VALUE] ~= '' and not is_num(ARGV[A.VALUE]) then refuse('the value is not a finite number') end
+if ARGV[A.VALUE] ~= '' and not is_num(ARGV[A.VALUE]) then
+  refuse('the value is not a finite number')
+end
 for i = 0, nfun - 1 do
   local n = ARGV[FA(i, FARG.STAGES)]
   if not string.find(ARGV[FA(i, FARG.NAME)], '^[^|]+$') or not is_int(n) or tonumber(n) < 1 then
@@ -195,7 +199,9 @@ if kind == 't' then
     put(K.F_LAST_AT, I(ts))
   end
   local v = cur[CUR.V]
-  if v and v ~= '' and not is_num(v) then refuse('lead field ' .. K.F_VALUE .. ' is not a number') end
+  if v and v ~= '' and not is_num(v) then
+    refuse('lead field ' .. K.F_VALUE .. ' is not a number')
+  end
   lead_value = v or ''
   local vt = tonumber(cur[CUR.VT])
   if value ~= '' and (not vt or ts >= vt) then
@@ -346,9 +352,10 @@ local function fire_due(bound, tn)
   for _, t in ipairs(due) do
     local d, f, reason, tzkey, tv = t[1], t[3], t[4], t[5], t[6]
     redis.call('ZREM', tzkey, lead .. '|' .. f .. '|' .. reason)
-    local fh = {id = h[K.F_ID], c = h[K.F_CONSENT], x = h[f .. K.FF_STATUS], k = h[f .. K.FF_STAGE],
-                lch = h[K.F_LAST_CH], lty = h[K.F_LAST_TYPE], lat = h[K.F_LAST_AT], v = h[K.F_VALUE],
-                cap = h[f .. K.FF_CAP], a = h[f .. K.FF_ACTIVE]}
+    local fh = {id = h[K.F_ID], c = h[K.F_CONSENT], x = h[f .. K.FF_STATUS],
+                k = h[f .. K.FF_STAGE], lch = h[K.F_LAST_CH], lty = h[K.F_LAST_TYPE],
+                lat = h[K.F_LAST_AT], v = h[K.F_VALUE], cap = h[f .. K.FF_CAP],
+                a = h[f .. K.FF_ACTIVE]}
     local e = timer_fire(lead, f, reason, d, tv, fh, caps, now, outbox, leases, stats)
     h[f .. K.FF_CAP] = fh.cap
     if e then fired[#fired + 1] = e end
