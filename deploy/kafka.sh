@@ -71,13 +71,9 @@ CLUSTER_ENV="$RUN_DIR/kafka-cluster.env"
 CLUSTER_HEAP="${FUNNELD_KAFKA_CLUSTER_HEAP:--Xmx256m -Xms64m}"
 CLUSTER_SESSION_MS="${FUNNELD_KAFKA_CLUSTER_SESSION_MS:-6000}"
 
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
-    exit 2
-}
+# log, die, usage, wait_exit, reap, wait_port_closed; port_open, pid_alive, free_ports
+# shellcheck source=deploy/lib/service.sh
+source "$REPO/deploy/lib/service.sh"
 
 need_java() {
     command -v java >/dev/null 2>&1 || die "java not found on PATH (run deploy/install-deps.sh)"
@@ -150,11 +146,6 @@ kjava() {
     java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
         -Dlog4j.configuration="file:$l4j" -cp "$LIBS/*" "$@"
 }
-
-# ---------------------------------------------------------------- ports
-# port_open, pid_alive, free_ports N (shared with deploy/redis-cluster.sh).
-# shellcheck source=deploy/lib/ports.sh
-source "$REPO/deploy/lib/ports.sh"
 
 running_pid() {
     local pid
@@ -430,25 +421,14 @@ cmd_start() {
 
 # ---------------------------------------------------------------- stop
 cmd_stop() {
-    local keep=0
-    while (($#)); do
-        case "$1" in
-            --keep-data) keep=1; shift ;;
-            *) die "stop: unknown argument '$1'" ;;
-        esac
-    done
+    local keep
+    keep="$(keep_data_flag stop "$@")"
     local pid port=""
     [[ -f "$PORT_FILE" ]] && port="$(cat "$PORT_FILE")"
     if pid="$(running_pid)"; then
         log "stopping broker (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + STOP_TIMEOUT))
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-        if pid_alive "$pid"; then
-            log "broker did not exit after ${STOP_TIMEOUT}s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            while pid_alive "$pid"; do sleep 0.1; done
-        fi
+        reap "$STOP_TIMEOUT" "$pid"
     else
         log "no running broker"
     fi
@@ -467,8 +447,7 @@ cmd_restart() {
     port="$(cat "$PORT_FILE")"
     cmd_stop --keep-data
     # Wait for the listener to be released before rebinding the same port.
-    local deadline=$((SECONDS + 10))
-    while port_open "$port" && ((SECONDS < deadline)); do sleep 0.2; done
+    wait_port_closed 10 "$port"
     cmd_start --port "$port"
 }
 
@@ -704,25 +683,12 @@ stop_nodes() { # TERM|KILL N...
             pids+=("$pid")
         fi
     done
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    for pid in "${pids[@]}"; do
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-        if pid_alive "$pid"; then
-            log "pid $pid did not exit after ${STOP_TIMEOUT}s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        while pid_alive "$pid"; do sleep 0.1; done
-    done
+    reap "$STOP_TIMEOUT" "${pids[@]}"
 }
 
 cmd_cluster_stop() {
-    local keep=0
-    while (($#)); do
-        case "$1" in
-            --keep-data) keep=1; shift ;;
-            *) die "cluster-stop: unknown argument '$1'" ;;
-        esac
-    done
+    local keep
+    keep="$(keep_data_flag cluster-stop "$@")"
     if [[ ! -d "$CLUSTER_DIR" ]]; then
         log "no cluster started from this checkout"
         rm -f "$CLUSTER_ENV"
@@ -767,8 +733,7 @@ cmd_cluster_restart() { # N
     read_cluster_ports || die "no cluster (run: deploy/kafka.sh cluster-start)"
     local n="$1" port="${CPORTS[$(($1 - 1))]}"
     stop_nodes TERM "$n"
-    local deadline=$((SECONDS + 10))
-    while port_open "$port" && ((SECONDS < deadline)); do sleep 0.2; done
+    wait_port_closed 10 "$port"
     spawn_node "$n"
     wait_node_ready "$n" $((SECONDS + START_TIMEOUT))
     log "node $n ready (pid $(cat "$CLUSTER_DIR/node-$n/kafka.pid"))"

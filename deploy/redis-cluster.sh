@@ -47,22 +47,12 @@ NODE_TIMEOUT="${FUNNELD_REDIS_CLUSTER_NODE_TIMEOUT:-2000}"
 START_TIMEOUT=20
 STOP_TIMEOUT=10
 
-log() { printf 'redis-cluster.sh: %s\n' "$*" >&2; }
-die() { printf 'redis-cluster.sh: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
-    exit 2
-}
-
-# port_open, pid_alive, free_ports N (shared with deploy/kafka.sh).
-# shellcheck source=deploy/lib/ports.sh
-source "$REPO/deploy/lib/ports.sh"
-
-need_bins() {
-    command -v redis-server >/dev/null 2>&1 || die "redis-server not found (run deploy/install-deps.sh)"
-    command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found (run deploy/install-deps.sh)"
-}
+# log, die, usage, wait_exit, reap, wait_port_closed; port_open, pid_alive, free_ports
+# shellcheck source=deploy/lib/service.sh
+source "$REPO/deploy/lib/service.sh"
+# need_redis_bins, redis_server_start
+# shellcheck source=deploy/lib/redis-server.sh
+source "$REPO/deploy/lib/redis-server.sh"
 
 rcli() { # port ARGS...: one command against one node, no redirects followed
     local port="$1"
@@ -113,26 +103,11 @@ start_node() { # port
     bus="$(bus_of "$port")"
     port_open "$port" && die "port $port is already in use"
     mkdir -p "$dir"
-    rm -f "$dir/redis.pid"
     log "starting node 127.0.0.1:$port (bus $bus, log: $dir/redis.log)"
-    if ! redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
-            --daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" \
-            --logfile "$dir/redis.log" --save "" --appendonly yes \
-            --cluster-enabled yes --cluster-config-file nodes.conf \
-            --cluster-port "$bus" --cluster-node-timeout "$(cat "$DIR/node-timeout")" \
-            --cluster-replica-validity-factor 0 --repl-diskless-sync-delay 0; then
-        tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
-        die "redis-server failed to start on port $port"
-    fi
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until [[ "$(rcli "$port" ping)" == PONG ]]; do
-        if ((SECONDS >= deadline)); then
-            tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
-            die "node not answering PING on 127.0.0.1:$port after ${START_TIMEOUT}s"
-        fi
-        sleep 0.1
-    done
-    while [[ ! -s "$dir/redis.pid" ]] && ((SECONDS < deadline)); do sleep 0.05; done
+    redis_server_start "$dir" "$port" "$START_TIMEOUT" --appendonly yes \
+        --cluster-enabled yes --cluster-config-file nodes.conf \
+        --cluster-port "$bus" --cluster-node-timeout "$(cat "$DIR/node-timeout")" \
+        --cluster-replica-validity-factor 0 --repl-diskless-sync-delay 0
 }
 
 # The cluster is whole again when every live node says so: state ok, all
@@ -192,7 +167,7 @@ nodes_table() { # from-port
 
 cmd_start() {
     (($# == 0)) || die "start takes no arguments"
-    need_bins
+    need_redis_bins
     mkdir -p "$RUN_DIR"
     local p up=0
     if read_ports; then
@@ -248,15 +223,7 @@ cmd_stop() {
         fi
     done
     log "stopping ${#pids[@]} node(s)"
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    for pid in "${pids[@]}"; do
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-        if pid_alive "$pid"; then
-            log "pid $pid did not exit; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            while pid_alive "$pid"; do sleep 0.05; done
-        fi
-    done
+    reap "$STOP_TIMEOUT" "${pids[@]}"
     rm -f "$ENV_FILE"
     rm -rf "${DIR:?}"
 }

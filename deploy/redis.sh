@@ -25,46 +25,12 @@ PORT_FILE="$RUN_DIR/redis.port"
 START_TIMEOUT=20
 STOP_TIMEOUT=10
 
-log() { printf 'redis.sh: %s\n' "$*" >&2; }
-die() { printf 'redis.sh: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
-    exit 2
-}
-
-need_bins() {
-    command -v redis-server >/dev/null 2>&1 || die "redis-server not found (run deploy/install-deps.sh)"
-    command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found (run deploy/install-deps.sh)"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
-
-# Print a free loopback port from 20000-32767 (below the default ephemeral range).
-free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 - <<'EOF'
-import random, socket, sys
-for _ in range(5000):
-    p = random.randint(20000, 32767)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        s.close(); continue
-    s.close(); print(p); sys.exit(0)
-sys.exit("no free loopback port found")
-EOF
-    else
-        local p tries=0
-        while ((tries++ < 5000)); do
-            p=$((20000 + RANDOM % 12768))
-            port_open "$p" || { echo "$p"; return 0; }
-        done
-        die "no free loopback port found"
-    fi
-}
+# log, die, usage, wait_exit, reap, wait_port_closed; port_open, pid_alive, free_ports
+# shellcheck source=deploy/lib/service.sh
+source "$REPO/deploy/lib/service.sh"
+# need_redis_bins, redis_server_start
+# shellcheck source=deploy/lib/redis-server.sh
+source "$REPO/deploy/lib/redis-server.sh"
 
 cur_port() { [[ -f "$PORT_FILE" ]] && cat "$PORT_FILE"; }
 
@@ -86,7 +52,7 @@ cmd_start() {
             *) die "start: unknown argument '$1' (redis-server args go after --)" ;;
         esac
     done
-    need_bins
+    need_redis_bins
     mkdir -p "$RUN_DIR"
 
     local old
@@ -104,7 +70,7 @@ cmd_start() {
     if [[ -z "$port" && -n "$old" && -f "$RUN_DIR/redis-$old/args" ]]; then
         port="$old" # stopped with --keep-data: resume
     fi
-    [[ -n "$port" ]] || port="$(free_port)"
+    [[ -n "$port" ]] || port="$(free_ports 1)"
     dir="$RUN_DIR/redis-$port"
     port_open "$port" && die "port $port is already in use"
     if [[ -f "$dir/args" ]]; then
@@ -121,38 +87,15 @@ cmd_start() {
     echo "$port" >"$PORT_FILE" # from here on, `stop` cleans up even a failed start
 
     log "starting redis-server on 127.0.0.1:$port (log: $dir/redis.log)"
-    rm -f "$dir/redis.pid"
-    if ! redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
-            --daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" \
-            --logfile "$dir/redis.log" --save "" --appendonly no \
-            "${extra[@]}"; then
-        tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
-        die "redis-server failed to start"
-    fi
-
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]]; do
-        if ((SECONDS >= deadline)); then
-            tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
-            die "redis not answering PING on 127.0.0.1:$port after ${START_TIMEOUT}s"
-        fi
-        sleep 0.1
-    done
-    # The pidfile is written just after the listener opens; wait for it.
-    while [[ ! -s "$dir/redis.pid" ]] && ((SECONDS < deadline)); do sleep 0.05; done
+    redis_server_start "$dir" "$port" "$START_TIMEOUT" --appendonly no "${extra[@]}"
     echo "export FUNNELD_REDIS_URL=redis://127.0.0.1:$port/0" >"$ENV_FILE"
     log "redis ready (pid $(cat "$dir/redis.pid" 2>/dev/null || echo '?'))"
     cat "$ENV_FILE"
 }
 
 cmd_stop() {
-    local keep=0
-    while (($#)); do
-        case "$1" in
-            --keep-data) keep=1; shift ;;
-            *) die "stop: unknown argument '$1'" ;;
-        esac
-    done
+    local keep
+    keep="$(keep_data_flag stop "$@")"
     local port pid
     port="$(cur_port || true)"
     if [[ -z "$port" ]]; then
@@ -168,18 +111,10 @@ cmd_stop() {
         ((keep)) && how=""
         # shellcheck disable=SC2086
         redis-cli -h 127.0.0.1 -p "$port" shutdown $how >/dev/null 2>&1 || true
-        local deadline=$((SECONDS + STOP_TIMEOUT))
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-        if pid_alive "$pid"; then
+        if ! wait_exit "$STOP_TIMEOUT" "$pid"; then
             log "redis did not exit; sending SIGTERM"
             kill -TERM "$pid" 2>/dev/null || true
-            deadline=$((SECONDS + STOP_TIMEOUT))
-            while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-        fi
-        if pid_alive "$pid"; then
-            log "sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            while pid_alive "$pid"; do sleep 0.05; done
+            reap "$STOP_TIMEOUT" "$pid"
         fi
     else
         log "redis on port $port is not running"

@@ -17,13 +17,9 @@ ENV_FILE="$RUN_DIR/env"
 KAFKA="$REPO/deploy/kafka.sh"
 REDIS="$REPO/deploy/redis.sh"
 
-log() { printf 'services.sh: %s\n' "$*" >&2; }
-die() { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
-    exit 2
-}
+# log, die, usage, wait_exit, reap, wait_port_closed; port_open, pid_alive, free_ports
+# shellcheck source=deploy/lib/service.sh
+source "$REPO/deploy/lib/service.sh"
 
 cmd_up() {
     mkdir -p "$RUN_DIR"

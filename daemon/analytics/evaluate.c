@@ -35,10 +35,9 @@
  * is never lost and never gets two ids. A daemon does not evaluate a funnel while its own
  * announcements are in flight.
  *
- * The reads are paced, EVAL_READS_AT_ONCE outstanding: one shard's read.lua takes Redis a
- * millisecond or more, and all 64 of a funnel sent at once held the steps queued behind them
- * for about 0.1 s every evaluate_every (it was the p99 latency at a steady rate). Steps sent
- * meanwhile go in between.
+ * The reads are paced, EVAL_READS_AT_ONCE outstanding: every shard's read.lua sent at once
+ * would hold the steps queued behind them every evaluate_every, and set the p99 latency at a
+ * steady rate (tests/bench/README.md). Steps sent meanwhile go in between.
  */
 #include <math.h>
 #include <stdio.h>
@@ -62,7 +61,7 @@ typedef struct eval_reply {
 } eval_reply_t;
 
 typedef struct bn_out {
-    fn_owner_t owner; /* FN_OWNER_ANALYTICS; first, see fn_owner_t */
+    fn_out_req_t out; /* first: its delivery comes back to on_out_done (output.h) */
     fn_eval_t *e;
     int stage; /* -1: a snapshot, nothing to record */
     bool raise;
@@ -83,7 +82,7 @@ int64_t fn_eval_clock(const fn_daemon_t *d)
     if (d->cfg->clock == FN_CLOCK_WALL)
         return fn_now_ms();
     int64_t now = 0;
-    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+    for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
         if (p->assigned && p->maxts_done > now)
             now = p->maxts_done;
     return now;
@@ -98,7 +97,7 @@ static int64_t watermark(const fn_daemon_t *d, int64_t clock)
     if (d->cfg->clock == FN_CLOCK_WALL)
         return clock;
     int64_t w = clock;
-    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+    for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
         if (p->assigned && !(p->at_eof && !p->head) && p->maxts_done < w)
             w = p->maxts_done;
     return w;
@@ -163,10 +162,10 @@ static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_
     }
     /* The producer refuses a message above message.max.bytes (with some framing on top):
      * say so with the sizes, and count it, rather than only the producer's error. */
-    size_t len = strlen(text), max = fn_output_max_bytes(d);
+    size_t len = strlen(text), max = fn_output_max_bytes(d->output);
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
     if (len + strlen(funnel) < max)
-        e = fn_output_send(d, topic, funnel, strlen(funnel), text, len, NULL, &owner->owner);
+        e = fn_output_send(d->output, topic, funnel, strlen(funnel), text, len, &owner->out);
     free(text);
     if (e) {
         char why[200];
@@ -177,7 +176,7 @@ static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_
                      len, max);
         else
             snprintf(why, sizeof why, "%s", rd_kafka_err2str(e));
-        fn_output_failed(d, topic);
+        fn_output_failed(d->output, topic);
         log_refused(d, topic, funnel, why);
         free(owner);
         return false;
@@ -186,11 +185,15 @@ static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_
     return true;
 }
 
-static bn_out_t *owner_new(fn_eval_t *e, int stage, bool raise, int64_t tick)
+static void on_out_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
+                        rd_kafka_resp_err_t err);
+
+static bn_out_t *owner_new(fn_daemon_t *d, fn_eval_t *e, int stage, bool raise, int64_t tick)
 {
     bn_out_t *o = calloc(1, sizeof *o);
     if (o) {
-        o->owner = FN_OWNER_ANALYTICS;
+        /* Too large is final: the next evaluation builds it again (on_out_done). */
+        o->out = (fn_out_req_t){.done = on_out_done, .data = d, .refusable = true};
         o->e = e;
         o->stage = stage;
         o->raise = raise;
@@ -259,7 +262,7 @@ static void emit_bottleneck(fn_daemon_t *d, fn_eval_t *e, int k, bool raise, int
     json_object_set_new(o, "stalled", json_integer(s->stalled));
     put_time(o, "at", tick);
     put_time(o, "emitted_at", fn_now_ms());
-    bn_out_t *own = owner_new(e, k, raise, tick);
+    bn_out_t *own = owner_new(d, e, k, raise, tick);
     if (!own) {
         json_decref(o);
         return;
@@ -348,7 +351,7 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
     json_t *body = fn_analytics_json(f, &e->st);
     json_object_update(o, body);
     json_decref(body);
-    bn_out_t *own = owner_new(e, -1, false, e->tick);
+    bn_out_t *own = owner_new(d, e, -1, false, e->tick);
     if (own) {
         d->stats.snapshots++;
         produce(d, d->cfg->topic_snapshots, f->name, o, own);
@@ -512,7 +515,7 @@ static void send_reads(fn_daemon_t *d, fn_eval_t *e)
 static int64_t first_judged(const fn_daemon_t *d)
 {
     int64_t from = INT64_MAX;
-    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+    for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
         if (p->assigned && p->clock_from > 0 && p->clock_from < from)
             from = p->clock_from;
     return d->cfg->clock == FN_CLOCK_WALL || from == INT64_MAX ? 1 : from;
@@ -557,8 +560,8 @@ static void next_eval(fn_daemon_t *d, fn_eval_t *e)
 {
     /* While Kafka is away or the producer's queue is full, evaluations wait (their ticks are
      * not passed over): their events would only pile up or be refused. */
-    if (!d->redis_ready || d->stopping || e->busy || e->announcing || !d->kafka_up ||
-        !fn_output_room(d))
+    if (!d->redis_ready || d->stopping || e->busy || e->announcing ||
+        !fn_input_kafka_up(d->input) || !fn_output_room(d->output))
         return;
     int64_t now = fn_eval_clock(d), tick;
     fn_eval_mode_t mode;
@@ -585,9 +588,9 @@ void fn_eval_tick(fn_daemon_t *d)
         next_eval(d, &d->evals[i]);
 }
 
-void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner)
+/* Kafka acknowledged analytics event o: records a bottleneck state change and frees it. */
+static void delivered(fn_daemon_t *d, bn_out_t *o)
 {
-    bn_out_t *o = (bn_out_t *)owner;
     d->analytics_in_flight--;
     fn_eval_t *e = o->e;
     if (o->stage >= 0) {
@@ -600,9 +603,10 @@ void fn_eval_delivered(fn_daemon_t *d, fn_owner_t *owner)
         next_eval(d, e); /* a catch-up waits for the acknowledgements of the tick before */
 }
 
-void fn_eval_refused(fn_daemon_t *d, fn_owner_t *owner, const char *topic, const char *why)
+/* Kafka refused analytics event o for good (too large for the broker): counted, logged and
+ * freed; a bottleneck change stays unannounced and is announced again by a later evaluation. */
+static void refused(fn_daemon_t *d, bn_out_t *o, const char *topic, const char *why)
 {
-    bn_out_t *o = (bn_out_t *)owner;
     fn_eval_t *e = o->e;
     d->analytics_in_flight--;
     if (o->stage >= 0)
@@ -611,6 +615,18 @@ void fn_eval_refused(fn_daemon_t *d, fn_owner_t *owner, const char *topic, const
     free(o);
     if (e->announcing == 0)
         next_eval(d, e);
+}
+
+static void on_out_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
+                        rd_kafka_resp_err_t err)
+{
+    bn_out_t *o = (bn_out_t *)req;
+    if (status == FN_OUT_DELIVERED)
+        delivered(req->data, o);
+    else if (status == FN_OUT_REFUSED)
+        refused(req->data, o, topic, rd_kafka_err2str(err));
+    else
+        free(o); /* purged at exit: the bottleneck stays unannounced in Redis */
 }
 
 int fn_eval_start(fn_daemon_t *d)

@@ -1,6 +1,6 @@
 /*
  * daemon.c — the daemon's lifecycle (start, tick, graceful stop) and the bookkeeping that
- * turns finished messages into committed offsets (daemon.h).
+ * turns finished messages into committed offsets (msg.h, offsets.h).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
+#include "funneld/offsets.h"
 
 #define TICK_MS 100
 #define DRAIN_DEADLINE_MS 30000
@@ -84,7 +85,7 @@ void fn_msg_uncharge(fn_daemon_t *d, fn_msg_t *m)
 static void msg_free(fn_daemon_t *d, fn_msg_t *m)
 {
     fn_msg_uncharge(d, m);
-    fn_reload_let_go(d, m);
+    fn_reload_let_go(d->reload, m);
     if (m->raw.cap > RAW_KEEP_MAX)
         fn_buf_free(&m->raw);
     fn_event_clear(&m->ev);
@@ -100,6 +101,20 @@ static void kick(fn_daemon_t *d)
         uv_timer_start(&d->tick, d->tick.timer_cb, 0, TICK_MS);
 }
 
+/* A message off its partition's in-flight list (offsets.h): finished or dropped. */
+static void release_finished(fn_msg_t *m, void *data)
+{
+    fn_daemon_t *d = data;
+    fn_hist_observe(&d->stats.end_to_end, (double)(uv_hrtime() - m->consumed_ns) / 1e9);
+    msg_free(d, m);
+    d->stats.committed++;
+}
+
+static void release_unfinished(fn_msg_t *m, void *data)
+{
+    msg_free(data, m);
+}
+
 void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
 {
     m->state = FN_MSG_DONE;
@@ -108,30 +123,8 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
         msg_free(d, m);
         return;
     }
-    int64_t next = -1;
-    while (p->head && p->head->state == FN_MSG_DONE) {
-        fn_msg_t *x = p->head;
-        p->head = x->part_next;
-        if (!p->head)
-            p->tail = NULL;
-        /* A message of an earlier assignment of the partition (in flight when it was
-         * revoked) is finished, but its offset and time say nothing about the current one,
-         * which resumed from the group's commit (kafka_in.c). */
-        bool current = x->generation == p->generation;
-        if (current)
-            next = x->offset + 1;
-        if (current && x->accepted && p->clock_from == 0) /* where evaluate.c starts judging */
-            p->clock_from = p->maxts_done > 0 ? p->maxts_done : x->ev.ts_ms;
-        if (current && x->accepted && x->ev.ts_ms > p->maxts_done)
-            p->maxts_done = x->ev.ts_ms;
-        fn_hist_observe(&d->stats.end_to_end, (double)(uv_hrtime() - x->consumed_ns) / 1e9);
-        msg_free(d, x);
-        d->stats.committed++;
-    }
-    /* Nor backwards within one assignment (a fetch position reset, say). */
-    if (next > p->next_commit)
-        p->next_commit = next; /* committed by the tick, with maxts_done (kafka_in.c) */
-    if ((d->blocked_since && d->in_flight <= d->cfg->max_in_flight * 3 / 4 &&
+    fn_offsets_advance(p, release_finished, d);
+    if ((fn_input_blocked_since(d->input) && d->in_flight <= d->cfg->max_in_flight * 3 / 4 &&
          d->in_flight_bytes <= FN_IN_FLIGHT_BYTES_MAX / 4 * 3) ||
         (d->stopping && d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)))
         kick(d);
@@ -149,14 +142,8 @@ static void drop_unfinished(fn_daemon_t *d)
                "%zu message(s) unfinished at shutdown; not committed, they will be consumed "
                "again",
                d->in_flight);
-    for (fn_partition_t *p = d->partitions; p; p = p->next) {
-        while (p->head) {
-            fn_msg_t *m = p->head;
-            p->head = m->part_next;
-            msg_free(d, m);
-        }
-        p->tail = NULL;
-    }
+    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
+        fn_offsets_drop(p, release_unfinished, d);
     memset(&d->redis_wait, 0, sizeof d->redis_wait);
     memset(&d->redis_sent, 0, sizeof d->redis_sent);
 }
@@ -178,9 +165,9 @@ static void finish(fn_daemon_t *d)
      * the consumer, whose destroy waits until every message it handed out is destroyed. */
     fn_http_close(d);
     fn_store_close(d);
-    fn_output_close(d);
+    fn_output_close(d->output);
     drop_unfinished(d);
-    fn_input_close(d);
+    fn_input_close(d->input);
     uv_timer_stop(&d->tick);
     uv_close((uv_handle_t *)&d->tick, on_closed);
     uv_close((uv_handle_t *)&d->sig_term, on_closed);
@@ -188,15 +175,10 @@ static void finish(fn_daemon_t *d)
     uv_close((uv_handle_t *)&d->sig_hup, on_closed);
 }
 
-/* How long the in-flight bound may hold consumption before the partitions are paused: a
- * short stall keeps prefetched messages, a long one (Redis or Kafka away) must not let
- * max.poll.interval.ms expire, so the consumer keeps polling with its partitions paused. */
-#define PAUSE_AFTER_MS 5000
-
 static void on_tick(uv_timer_t *t)
 {
     fn_daemon_t *d = t->data;
-    fn_output_poll(d);
+    fn_output_poll(d->output);
     fn_store_watchdog(d);
     if (d->stopping) {
         if ((d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)) ||
@@ -204,22 +186,10 @@ static void on_tick(uv_timer_t *t)
             finish(d);
         return;
     }
-    fn_reload_apply(d);
+    fn_reload_apply(d->reload);
     fn_timers_tick(d);
     fn_eval_tick(d);
-    if (!fn_daemon_full(d)) {
-        d->blocked_since = 0;
-        if (d->paused)
-            fn_input_set_paused(d, false);
-    } else if (d->blocked_since && fn_now_ms() - d->blocked_since > PAUSE_AFTER_MS) {
-        fn_input_set_paused(d, true);
-    }
-    fn_input_drain(d);
-    int64_t now = fn_now_ms();
-    if (now - d->last_commit_ms >= d->commit_every_ms) {
-        d->last_commit_ms = now;
-        fn_input_commit(d, false);
-    }
+    fn_input_tick(d->input);
 }
 
 void fn_daemon_stop(fn_daemon_t *d, int exit_code)
@@ -232,7 +202,7 @@ void fn_daemon_stop(fn_daemon_t *d, int exit_code)
     d->stop_deadline_ms = fn_now_ms() + DRAIN_DEADLINE_MS;
     fn_log(&d->log, exit_code ? FN_LOG_ERROR : FN_LOG_INFO, "daemon",
            "stop requested; finishing %zu in-flight message(s)", d->in_flight);
-    fn_input_set_paused(d, true);
+    fn_input_set_paused(d->input, true);
     kick(d);
 }
 
@@ -241,7 +211,7 @@ static void on_signal(uv_signal_t *s, int signum)
     fn_daemon_t *d = s->data;
     if (signum == SIGHUP) {
         if (!d->stopping)
-            fn_reload_request(d);
+            fn_reload_request(d->reload);
         return;
     }
     fn_daemon_stop(d, 0);
@@ -262,18 +232,46 @@ static void fn_daemon_instance_id(char out[33])
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)r[0], (unsigned long long)r[1]);
 }
 
+static void on_kafka_down(void *data)
+{
+    fn_daemon_t *d = data;
+    fn_input_kafka_down(d->input);
+}
+
+static void on_message(void *data, fn_partition_t *p, rd_kafka_message_t *rkm)
+{
+    fn_pipe_on_message(data, p, rkm);
+}
+
+static void on_partition(void *data, fn_partition_t *p, bool assigned)
+{
+    (void)assigned;
+    fn_timers_reset(data, p);
+}
+
+static int start_input(fn_daemon_t *d)
+{
+    const fn_input_cbs_t cb = {on_message, on_partition, d};
+    return fn_input_start(d->input, &cb);
+}
+
 fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t level)
 {
     fn_daemon_t *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
     d->loop = loop;
-    d->cfg = cfg;
     d->log.level = level;
     d->log.out = stderr;
+    if (!(d->input = fn_input_new(d)) || !(d->output = fn_output_new(d, on_kafka_down, d)) ||
+        !(d->reload = fn_reload_new(d))) {
+        fn_input_free(d->input);
+        fn_output_free(d->output);
+        free(d);
+        return NULL;
+    }
+    d->cfg = cfg;
     fn_daemon_instance_id(d->instance);
-    fn_kafka_bridge_init(&d->consumer_bridge);
-    fn_kafka_bridge_init(&d->producer_bridge);
     uv_timer_init(loop, &d->tick);
     d->tick.data = d;
     uv_signal_init(loop, &d->sig_term);
@@ -294,7 +292,7 @@ int fn_daemon_run(fn_daemon_t *d)
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
     if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d) ||
-        fn_http_start(d) || fn_output_start(d) || fn_store_start(d) || fn_input_start(d)) {
+        fn_http_start(d) || fn_output_start(d->output) || fn_store_start(d) || start_input(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
     } else {
@@ -315,18 +313,14 @@ void fn_daemon_free(fn_daemon_t *d)
         fn_buf_free(&m->raw);
         free(m);
     }
-    while (d->partitions) {
-        fn_partition_t *p = d->partitions;
-        d->partitions = p->next;
+    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
         fn_timers_free_partition(p);
-        free(p->topic);
-        free(p);
-    }
-    fn_buf_free(&d->out_buf);
+    fn_input_free(d->input);
+    fn_output_free(d->output);
     fn_buf_free(&d->step_cmd);
     fn_timers_close(d);
     fn_eval_free(d);
-    fn_reload_free(d);
+    fn_reload_free(d->reload);
     free(d->stats.trans_by_funnel);
     free(d->stats.trig_by_funnel);
     fn_config_free(d->cfg);

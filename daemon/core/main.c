@@ -81,15 +81,15 @@ int main(int argc, char **argv)
     }
     uv_loop_t loop;
     uv_loop_init(&loop);
-    char *path_copy = strdup(path); /* SIGHUP re-reads it */
-    fn_daemon_t *d = path_copy ? fn_daemon_new(&loop, cfg, level) : NULL;
-    if (!d) {
+    fn_daemon_t *d = fn_daemon_new(&loop, cfg, level);
+    if (!d || fn_reload_watch(d->reload, path)) { /* SIGHUP re-reads it */
         fprintf(stderr, "funneld: out of memory\n");
-        free(path_copy);
-        fn_config_free(cfg);
+        if (d)
+            fn_daemon_free(d); /* and cfg with it */
+        else
+            fn_config_free(cfg);
         return 1;
     }
-    d->config_path = path_copy;
     int rc = fn_daemon_run(d);
     fn_daemon_free(d);
     uv_loop_close(&loop);

@@ -1,13 +1,45 @@
 /*
  * pipeline.c — what happens to one consumed message between input and output: decode,
- * dead-letter or Redis step, then the output events of the step's result (daemon.h).
+ * dead-letter or Redis step, then the output events of the step's result (msg.h).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "funneld/daemon.h"
 #include "funneld/emit.h"
+#include "funneld/offsets.h"
+#include "funneld/output.h"
 #include "funneld/step.h"
+
+/* One of m's outputs is finished (output.h): once all are acknowledged its stored result is
+ * cleared and it is done. Purged at exit, it stays unfinished: not committed, it is
+ * consumed again (daemon.c releases it with the rest). Never refused: not refusable. */
+static void on_output_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
+                           rd_kafka_resp_err_t err)
+{
+    (void)topic;
+    (void)err;
+    fn_msg_t *m = (fn_msg_t *)req;
+    fn_daemon_t *d = req->data;
+    if (status != FN_OUT_DELIVERED)
+        return;
+    if (--m->pending_dr == 0) {
+        if (m->clear_pending)
+            fn_store_clear_pending(d, m);
+        fn_msg_done(d, m);
+    }
+}
+
+/* Produces one output of m; a permanent failure leaves m's output never acknowledged, so m
+ * is never done and its input never committed: whoever consumes it next produces it again. */
+static int produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void *key, size_t keylen,
+                   const void *payload, size_t len, const fn_out_dlq_t *dlq)
+{
+    m->out.done = on_output_done;
+    m->out.data = d;
+    m->pending_dr++;
+    return fn_output_produce(d->output, &m->out, topic, key, keylen, payload, len, dlq);
+}
 
 /* Sends the original bytes to the DLQ with the reason in headers; done on delivery. */
 static void dead_letter(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *reason)
@@ -18,16 +50,16 @@ static void dead_letter(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const cha
     fn_log_ctx(&d->log, FN_LOG_DEBUG, "decode", &ctx, "rejected: %s: %s", fn_reject_code(code),
                reason);
     m->state = FN_MSG_PRODUCING;
-    if (fn_output_produce(d, m, d->cfg->topic_dlq, m->has_key ? m->raw.data : NULL, m->key_len,
-                          m->has_value ? m->raw.data + m->key_len : NULL, m->raw.len - m->key_len,
-                          fn_reject_code(code), reason))
+    const fn_out_dlq_t dlq = {fn_reject_code(code), reason, m->part->topic, m->part->partition,
+                              m->offset};
+    if (produce(d, m, d->cfg->topic_dlq, m->has_key ? m->raw.data : NULL, m->key_len,
+                m->has_value ? m->raw.data + m->key_len : NULL, m->raw.len - m->key_len, &dlq))
         fn_daemon_stop(d, 1); /* not committed: it is consumed again after the restart */
 }
 
-void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
+void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *rkm)
 {
     fn_msg_t *m = fn_msg_new(d);
-    fn_partition_t *p = fn_input_partition(d, rd_kafka_topic_name(rkm->rkt), rkm->partition);
     /* Key and payload are copied and the message destroyed at once: its payload points into
      * librdkafka's fetch response, which stays allocated while any of its messages lives, so
      * holding messages until commit pinned whole responses per in-flight message. */
@@ -51,15 +83,7 @@ void fn_pipe_on_message(fn_daemon_t *d, rd_kafka_message_t *rkm)
     m->consumed_ms = now;
     m->consumed_ns = uv_hrtime();
     m->seq = ++d->msg_seq;
-    m->part = p;
-    m->generation = p->generation;
-    if (p->tail)
-        p->tail->part_next = m;
-    else
-        p->head = m;
-    p->tail = m;
-    p->at_eof = false;
-    p->consumed++;
+    fn_offsets_append(p, m);
     d->stats.consumed++;
 
     char reason[256];
@@ -118,8 +142,9 @@ static void count_transition(fn_daemon_t *d, const fn_funnel_t *f, char op)
 
 static void produce_output(fn_daemon_t *d, fn_msg_t *m)
 {
-    if (fn_output_produce(d, m, d->cfg->topic_transitions, m->ev.lead_id.p, m->ev.lead_id.len,
-                          d->out_buf.data, d->out_buf.len, NULL, NULL))
+    const fn_buf_t *b = fn_output_buf(d->output);
+    if (produce(d, m, d->cfg->topic_transitions, m->ev.lead_id.p, m->ev.lead_id.len, b->data,
+                b->len, NULL))
         fn_daemon_stop(d, 1);
 }
 
@@ -209,7 +234,7 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
         d->stats.erased++;
         for (size_t i = 0; i < cfg->n_funnels; i++, n++) {
             const fn_funnel_t *f = &cfg->funnels[i];
-            if (fn_emit_erased(&d->out_buf, &m->ev, f, res.at, now))
+            if (fn_emit_erased(fn_output_buf(d->output), &m->ev, f, res.at, now))
                 goto oom;
             uint64_t *row = funnel_counters(d, f);
             if (row)
@@ -218,7 +243,7 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
         }
     } else {
         for (size_t i = 0; i < res.n_trans; i++, n++) {
-            if (fn_emit_transition(&d->out_buf, &m->ev, &res, &res.trans[i], now))
+            if (fn_emit_transition(fn_output_buf(d->output), &m->ev, &res, &res.trans[i], now))
                 goto oom;
             count_transition(d, res.trans[i].funnel, res.trans[i].op);
             produce_output(d, m);

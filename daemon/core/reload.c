@@ -22,6 +22,40 @@
 #include <string.h>
 
 #include "funneld/daemon.h"
+#include "funneld/reload.h"
+
+/* A configuration replaced by a reload, kept while steps built with it are in flight. */
+typedef struct fn_retired_cfg {
+    fn_config_t *cfg;
+    size_t users; /* messages holding it (fn_msg_t.cfg); freed when the last lets go */
+    struct fn_retired_cfg *next;
+} fn_retired_cfg_t;
+
+struct fn_reload {
+    fn_daemon_t *d;           /* whose cfg is replaced */
+    char *config_path;        /* owned; re-read on SIGHUP */
+    fn_config_t *pending_cfg; /* accepted by a reload, applied once analytics are idle */
+    size_t cfg_users;         /* messages holding d->cfg (fn_msg_t.cfg) */
+    fn_retired_cfg_t *retired;
+};
+
+fn_reload_t *fn_reload_new(fn_daemon_t *d)
+{
+    fn_reload_t *r = calloc(1, sizeof *r);
+    if (r)
+        r->d = d;
+    return r;
+}
+
+int fn_reload_watch(fn_reload_t *r, const char *config_path)
+{
+    char *copy = strdup(config_path);
+    if (!copy)
+        return FN_ERR;
+    free(r->config_path);
+    r->config_path = copy;
+    return FN_OK;
+}
 
 /* The option tables own which settings are fixed at start (config.c's reloadable flag). */
 const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b)
@@ -29,19 +63,20 @@ const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b)
     return fn_config_fixed_diff(a, b);
 }
 
-void fn_reload_request(fn_daemon_t *d)
+void fn_reload_request(fn_reload_t *r)
 {
+    fn_daemon_t *d = r->d;
     char err[512];
-    if (!d->config_path) {
+    if (!r->config_path) {
         fn_log(&d->log, FN_LOG_WARN, "reload", "SIGHUP: no config file to re-read");
         return;
     }
-    fn_config_t *cfg = fn_config_load(d->config_path, err, sizeof err);
+    fn_config_t *cfg = fn_config_load(r->config_path, err, sizeof err);
     if (!cfg) {
         d->stats.reloads_rejected++;
         fn_log(&d->log, FN_LOG_ERROR, "reload",
                "SIGHUP: %s: %s; keeping the running configuration (generation %lld)",
-               d->config_path, err, (long long)d->config_generation);
+               r->config_path, err, (long long)d->config_generation);
         return;
     }
     const char *field = fn_reload_immutable_diff(d->cfg, cfg);
@@ -50,13 +85,28 @@ void fn_reload_request(fn_daemon_t *d)
         fn_log(&d->log, FN_LOG_ERROR, "reload",
                "SIGHUP: %s: %s: cannot change on a reload (restart to change it); keeping the "
                "running configuration (generation %lld)",
-               d->config_path, field, (long long)d->config_generation);
+               r->config_path, field, (long long)d->config_generation);
         fn_config_free(cfg);
         return;
     }
-    fn_config_free(d->pending_cfg); /* two quick SIGHUPs: the later file wins */
-    d->pending_cfg = cfg;
-    fn_reload_apply(d);
+    fn_reload_accept(r, cfg);
+}
+
+void fn_reload_accept(fn_reload_t *r, fn_config_t *cfg)
+{
+    fn_config_free(r->pending_cfg); /* two quick SIGHUPs: the later file wins */
+    r->pending_cfg = cfg;
+    fn_reload_apply(r);
+}
+
+bool fn_reload_pending(const fn_reload_t *r)
+{
+    return r->pending_cfg != NULL;
+}
+
+size_t fn_reload_users(const fn_reload_t *r)
+{
+    return r->cfg_users;
 }
 
 /* Per-funnel counters follow their funnel by name; new funnels start at 0. */
@@ -89,33 +139,34 @@ static int remap_stats(fn_daemon_t *d, const fn_config_t *old, const fn_config_t
     return FN_OK;
 }
 
-void fn_reload_apply(fn_daemon_t *d)
+void fn_reload_apply(fn_reload_t *rl)
 {
-    if (!d->pending_cfg || !fn_eval_idle(d))
+    fn_daemon_t *d = rl->d;
+    if (!rl->pending_cfg || !fn_eval_idle(d))
         return;
     for (size_t i = 0; d->evals && i < d->cfg->n_funnels; i++)
         if (d->evals[i].busy || d->evals[i].announcing)
             return;
     fn_retired_cfg_t *r = NULL;
-    if (d->cfg_users && !(r = malloc(sizeof *r)))
+    if (rl->cfg_users && !(r = malloc(sizeof *r)))
         return; /* tried again on the next tick */
-    fn_config_t *old = d->cfg, *cfg = d->pending_cfg;
+    fn_config_t *old = d->cfg, *cfg = rl->pending_cfg;
     if (remap_stats(d, old, cfg)) {
         free(r);
         return;
     }
     fn_eval_free(d);
     d->cfg = cfg;
-    d->pending_cfg = NULL;
+    rl->pending_cfg = NULL;
     if (r) {
         r->cfg = old;
-        r->users = d->cfg_users;
-        r->next = d->retired;
-        d->retired = r;
+        r->users = rl->cfg_users;
+        r->next = rl->retired;
+        rl->retired = r;
     } else {
         fn_config_free(old); /* no step was built with it and still in flight */
     }
-    d->cfg_users = 0;
+    rl->cfg_users = 0;
     if (fn_eval_start(d)) {
         fn_log(&d->log, FN_LOG_ERROR, "reload", "out of memory; stopping");
         fn_daemon_stop(d, 1);
@@ -126,22 +177,22 @@ void fn_reload_apply(fn_daemon_t *d)
            (long long)d->config_generation, cfg->n_funnels);
 }
 
-void fn_reload_hold(fn_daemon_t *d, fn_msg_t *m)
+void fn_reload_hold(fn_reload_t *r, fn_msg_t *m)
 {
-    fn_reload_let_go(d, m);
-    m->cfg = d->cfg;
-    d->cfg_users++;
+    fn_reload_let_go(r, m);
+    m->cfg = r->d->cfg;
+    r->cfg_users++;
 }
 
-void fn_reload_let_go(fn_daemon_t *d, fn_msg_t *m)
+void fn_reload_let_go(fn_reload_t *rl, fn_msg_t *m)
 {
     if (!m->cfg)
         return;
-    if (m->cfg == d->cfg) {
-        assert(d->cfg_users > 0);
-        d->cfg_users--;
+    if (m->cfg == rl->d->cfg) {
+        assert(rl->cfg_users > 0);
+        rl->cfg_users--;
     } else {
-        fn_retired_cfg_t **at = &d->retired;
+        fn_retired_cfg_t **at = &rl->retired;
         while (*at && (*at)->cfg != m->cfg)
             at = &(*at)->next;
         assert(*at && (*at)->users > 0); /* a message holds only a live config */
@@ -155,24 +206,25 @@ void fn_reload_let_go(fn_daemon_t *d, fn_msg_t *m)
     m->cfg = NULL;
 }
 
-size_t fn_reload_retired(const fn_daemon_t *d)
+size_t fn_reload_retired(const fn_reload_t *rl)
 {
     size_t n = 0;
-    for (const fn_retired_cfg_t *r = d->retired; r; r = r->next)
+    for (const fn_retired_cfg_t *r = rl->retired; r; r = r->next)
         n++;
     return n;
 }
 
-void fn_reload_free(fn_daemon_t *d)
+void fn_reload_free(fn_reload_t *rl)
 {
-    fn_config_free(d->pending_cfg);
-    d->pending_cfg = NULL;
-    while (d->retired) {
-        fn_retired_cfg_t *r = d->retired;
-        d->retired = r->next;
+    if (!rl)
+        return;
+    fn_config_free(rl->pending_cfg);
+    while (rl->retired) {
+        fn_retired_cfg_t *r = rl->retired;
+        rl->retired = r->next;
         fn_config_free(r->cfg);
         free(r);
     }
-    free(d->config_path);
-    d->config_path = NULL;
+    free(rl->config_path);
+    free(rl);
 }

@@ -47,7 +47,8 @@ typedef struct http_conn {
 
 bool fn_http_ready(const fn_daemon_t *d)
 {
-    return d->joined && d->redis_ready && d->kafka_up && !d->stopping;
+    return fn_input_joined(d->input) && d->redis_ready && fn_input_kafka_up(d->input) &&
+           !d->stopping;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -156,8 +157,8 @@ static void route(http_conn_t *c)
         char why[160];
         bool ready = fn_http_ready(d);
         snprintf(why, sizeof why, "%s: partitions %s, redis %s, kafka %s%s\n",
-                 ready ? "ready" : "not ready", d->joined ? "assigned" : "not yet",
-                 d->redis_ready ? "up" : "down", d->kafka_up ? "up" : "down",
+                 ready ? "ready" : "not ready", fn_input_joined(d->input) ? "assigned" : "not yet",
+                 d->redis_ready ? "up" : "down", fn_input_kafka_up(d->input) ? "up" : "down",
                  d->stopping ? ", stopping" : "");
         answer_text(c, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", why);
     } else if (strcmp(path, "/metrics") == 0) {

@@ -53,7 +53,7 @@ static int per_topic(const fn_daemon_t *d, fn_buf_t *b)
     const fn_config_t *cfg = d->cfg;
     for (size_t i = 0; i < cfg->n_input_topics; i++) {
         uint64_t n = 0;
-        for (const fn_partition_t *p = d->partitions; p; p = p->next)
+        for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
             if (strcmp(p->topic, cfg->input_topics[i]) == 0)
                 n += p->consumed;
         if (fn_buf_appendf(b, "funneld_events_consumed_total{topic=\"%s\"} %llu\n",
@@ -141,20 +141,20 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
         fn_buf_appendf(b, "funneld_in_flight %zu\n", d->in_flight) ||
         head(b, "funneld_outputs_waiting", "gauge",
              "Outputs of consumed messages waiting for room in the producer's queue.") ||
-        fn_buf_appendf(b, "funneld_outputs_waiting %zu\n", d->out_waiting) ||
+        fn_buf_appendf(b, "funneld_outputs_waiting %zu\n", fn_output_waiting(d->output)) ||
         head(b, "funneld_triggers_in_flight", "gauge",
              "Triggers produced and not yet acknowledged by Kafka.") ||
         fn_buf_appendf(b, "funneld_triggers_in_flight %zu\n", d->triggers_in_flight) ||
         head(b, "funneld_consumer_lag", "gauge",
              "Per assigned input partition: high watermark minus next offset to consume."))
         return FN_ERR;
-    for (const fn_partition_t *p = d->partitions; p; p = p->next)
+    for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
         if (p->assigned && p->lag >= 0 &&
             fn_buf_appendf(b, "funneld_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
                            p->topic, (int)p->partition, (long long)p->lag))
             return FN_ERR;
     return head(b, "funneld_kafka_up", "gauge", "1 when a broker is reachable.") ||
-                   fn_buf_appendf(b, "funneld_kafka_up %d\n", d->kafka_up) ||
+                   fn_buf_appendf(b, "funneld_kafka_up %d\n", fn_input_kafka_up(d->input)) ||
                    head(b, "funneld_redis_up", "gauge",
                         "1 when Redis is connected and the scripts are loaded.") ||
                    fn_buf_appendf(b, "funneld_redis_up %d\n", d->redis_ready) ||
@@ -170,41 +170,7 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
                                   (long long)d->config_generation) ||
                    head(b, "funneld_configs_retired", "gauge",
                         "Configurations replaced on SIGHUP and still held by in-flight steps.") ||
-                   fn_buf_appendf(b, "funneld_configs_retired %zu\n", fn_reload_retired(d))
+                   fn_buf_appendf(b, "funneld_configs_retired %zu\n", fn_reload_retired(d->reload))
                ? FN_ERR
                : FN_OK;
-}
-
-void fn_metrics_on_kafka_stats(fn_daemon_t *d, const char *text, size_t len)
-{
-    json_t *j = json_loadb(text, len, 0, NULL);
-    if (!j)
-        return;
-    d->kafka_seen_ms = fn_now_ms();
-    bool up = false;
-    const char *name;
-    json_t *br;
-    json_object_foreach (json_object_get(j, "brokers"), name, br) {
-        /* learned brokers have a node id; the bootstrap entries have -1 */
-        const char *state = json_string_value(json_object_get(br, "state"));
-        if (json_integer_value(json_object_get(br, "nodeid")) >= 0 && state &&
-            strcmp(state, "UP") == 0)
-            up = true;
-    }
-    d->kafka_up = up;
-    json_t *topic;
-    json_object_foreach (json_object_get(j, "topics"), name, topic) {
-        const char *pkey;
-        json_t *part;
-        json_object_foreach (json_object_get(topic, "partitions"), pkey, part) {
-            long pn = strtol(pkey, NULL, 10);
-            json_t *lag = json_object_get(part, "consumer_lag");
-            if (pn < 0 || !json_is_integer(lag))
-                continue;
-            for (fn_partition_t *p = d->partitions; p; p = p->next)
-                if (p->partition == pn && strcmp(p->topic, name) == 0)
-                    p->lag = json_integer_value(lag);
-        }
-    }
-    json_decref(j);
 }

@@ -8,7 +8,7 @@
  * daemon's tick drains it again in case a drain stopped at the in-flight bound.
  *
  * Offsets and the event clock: a partition's offset is committed only when every earlier
- * message of it is done (the done prefix, see daemon.h), and the commit carries the
+ * message of it is done (the done prefix, see offsets.h), and the commit carries the
  * partition's event clock at that offset as its metadata ("funneld/1 clock_ms=<ms>"). A
  * partition assigned to this daemon reads its commit back before it is fetched and resumes
  * its clock there, so a rebalance, a restart or a session lost in a broker outage fires the
@@ -30,7 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "funneld/daemon.h"
+#include "funneld/input.h"
+#include "funneld/kafka_bridge.h"
+#include "funneld/kafka_common.h"
 
 #define CLOCK_META "funneld/1 clock_ms="
 /* The two broker round trips the loop waits for, in the rebalance callback and at shutdown:
@@ -41,10 +46,33 @@
  * from their next events, and an unconfirmed commit means only that the next owner may
  * repeat more. */
 #define COORDINATOR_WAIT_MS 2000
+/* How long the in-flight bound may hold consumption before the partitions are paused: a
+ * short stall keeps prefetched messages, a long one (Redis or Kafka away) must not let
+ * max.poll.interval.ms expire, so the consumer keeps polling with its partitions paused. */
+#define PAUSE_AFTER_MS 5000
 
-fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t partition)
+struct fn_input {
+    fn_kafka_client_t kc; /* first: the consumer's opaque (kafka_common.h) */
+    fn_daemon_t *d;       /* for its loop, cfg, log, stats and message bookkeeping */
+    fn_input_cbs_t cb;
+    rd_kafka_t *consumer;
+    fn_kafka_bridge_t bridge; /* wakes the loop for the consumer queue */
+    fn_partition_t *partitions;
+    int64_t blocked_since; /* wall ms when the in-flight bound stopped consumption, or 0 */
+    bool paused;           /* partitions paused: blocked for long, or stopping */
+    int assigned_count;
+    int commit_every_ms;    /* auto.commit.interval.ms: the daemon commits, see above */
+    int64_t last_commit_ms; /* wall ms of the last periodic commit */
+    int commit_err;         /* rd_kafka_resp_err_t of the last failed commit, 0 after success */
+    bool joined;            /* a first assignment (possibly empty) arrived */
+    bool kafka_up;          /* a broker is up, per librdkafka's latest statistics */
+    int64_t kafka_seen_ms;  /* when statistics last arrived */
+};
+
+/* The bookkeeping record of one topic partition, created on first use. NULL on OOM. */
+static fn_partition_t *partition(fn_input_t *in, const char *topic, int32_t partition)
 {
-    for (fn_partition_t *p = d->partitions; p; p = p->next)
+    for (fn_partition_t *p = in->partitions; p; p = p->next)
         if (p->partition == partition && strcmp(p->topic, topic) == 0)
             return p;
     fn_partition_t *p = calloc(1, sizeof *p);
@@ -56,15 +84,15 @@ fn_partition_t *fn_input_partition(fn_daemon_t *d, const char *topic, int32_t pa
     p->next_commit = -1;
     p->committed = -1;
     p->lag = -1;
-    p->next = d->partitions;
-    d->partitions = p;
+    p->next = in->partitions;
+    in->partitions = p;
     return p;
 }
 
-static void mark_assigned(fn_daemon_t *d, rd_kafka_topic_partition_list_t *parts, bool on)
+static void mark_assigned(fn_input_t *in, rd_kafka_topic_partition_list_t *parts, bool on)
 {
     for (int i = 0; i < parts->cnt; i++) {
-        fn_partition_t *p = fn_input_partition(d, parts->elems[i].topic, parts->elems[i].partition);
+        fn_partition_t *p = partition(in, parts->elems[i].topic, parts->elems[i].partition);
         if (p && p->assigned != on) {
             p->assigned = on;
             /* Messages still in flight from before belong to the old assignment: they
@@ -76,13 +104,13 @@ static void mark_assigned(fn_daemon_t *d, rd_kafka_topic_partition_list_t *parts
             if (on)
                 p->next_commit = -1;
             p->committed = -1;
-            fn_timers_reset(d, p);
-            d->assigned_count += on ? 1 : -1;
+            in->cb.on_partition(in->cb.data, p, on);
+            in->assigned_count += on ? 1 : -1;
         }
     }
 }
 
-static void note_commit(fn_daemon_t *d, rd_kafka_resp_err_t err,
+static void note_commit(fn_input_t *in, rd_kafka_resp_err_t err,
                         const rd_kafka_topic_partition_list_t *offsets);
 
 /* The event clock a commit's metadata carries, if it is one of ours. */
@@ -107,28 +135,28 @@ static bool parse_clock(const void *meta, size_t len, int64_t *clock)
  * rd_kafka_commit's synchronous form waits without a bound; this one waits on a queue of
  * its own, which is destroyed after (a late answer is then dropped there, and still reaches
  * on_committed through the consumer queue, as for every commit). */
-static void commit_sync(fn_daemon_t *d, rd_kafka_topic_partition_list_t *l)
+static void commit_sync(fn_input_t *in, rd_kafka_topic_partition_list_t *l)
 {
-    rd_kafka_queue_t *q = rd_kafka_queue_new(d->consumer);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(in->consumer);
     if (!q) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "commit: out of memory");
+        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "commit: out of memory");
         return;
     }
-    rd_kafka_resp_err_t e = rd_kafka_commit_queue(d->consumer, l, q, NULL, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->consumer, l, q, NULL, NULL);
     if (e) {
-        note_commit(d, e, l);
+        note_commit(in, e, l);
         goto done;
     }
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, COORDINATOR_WAIT_MS);
     if (!ev) {
-        fn_log(&d->log, FN_LOG_WARN, "kafka",
+        fn_log(&in->d->log, FN_LOG_WARN, "kafka",
                "offset commit of %d partition(s) not confirmed within %d ms; not waiting longer "
                "(what it covered may be repeated)",
                l->cnt, COORDINATOR_WAIT_MS);
         goto done;
     }
     const rd_kafka_topic_partition_list_t *got = rd_kafka_event_topic_partition_list(ev);
-    note_commit(d, rd_kafka_event_error(ev), got ? got : l);
+    note_commit(in, rd_kafka_event_error(ev), got ? got : l);
     rd_kafka_event_destroy(ev);
 done:
     rd_kafka_queue_destroy(q);
@@ -136,20 +164,20 @@ done:
 
 /* Commits the done prefix of the assigned partitions (only those in `only` when given) that
  * moved since their last commit, each with its event clock. */
-static void commit_parts(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *only, bool sync)
+static void commit_parts(fn_input_t *in, const rd_kafka_topic_partition_list_t *only, bool sync)
 {
-    if (!d->consumer)
+    if (!in->consumer)
         return;
     int n = 0;
-    for (fn_partition_t *p = d->partitions; p; p = p->next)
+    for (fn_partition_t *p = in->partitions; p; p = p->next)
         n++;
     char(*meta)[64] = calloc(n ? (size_t)n : 1, sizeof *meta);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n ? n : 1);
     if (!meta || !l) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "commit: out of memory");
+        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "commit: out of memory");
         goto done;
     }
-    for (fn_partition_t *p = d->partitions; p; p = p->next) {
+    for (fn_partition_t *p = in->partitions; p; p = p->next) {
         /* Never at or below what the group holds: a commit only ever moves forward. */
         if (!p->assigned || p->next_commit < 0 || p->next_commit <= p->committed)
             continue;
@@ -164,11 +192,11 @@ static void commit_parts(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *
         t->metadata_size = (size_t)len;
     }
     if (l->cnt > 0 && sync) {
-        commit_sync(d, l);
+        commit_sync(in, l);
     } else if (l->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, l, 1);
+        rd_kafka_resp_err_t e = rd_kafka_commit(in->consumer, l, 1);
         if (e)
-            note_commit(d, e, l);
+            note_commit(in, e, l);
     }
 done:
     if (l) {
@@ -184,7 +212,7 @@ done:
 /* A commit's outcome: what the group now holds, and a line when commits start or stop
  * failing (they are retried at the next interval, and a failure only means more to repeat
  * after a handover). */
-static void note_commit(fn_daemon_t *d, rd_kafka_resp_err_t err,
+static void note_commit(fn_input_t *in, rd_kafka_resp_err_t err,
                         const rd_kafka_topic_partition_list_t *offsets)
 {
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -197,16 +225,16 @@ static void note_commit(fn_daemon_t *d, rd_kafka_resp_err_t err,
                 first = t->err;
             continue;
         }
-        fn_partition_t *p = fn_input_partition(d, t->topic, t->partition);
+        fn_partition_t *p = partition(in, t->topic, t->partition);
         if (p && p->assigned && t->offset > p->committed)
             p->committed = t->offset;
     }
-    if (first && (int)first != d->commit_err)
-        fn_log(&d->log, FN_LOG_WARN, "kafka", "offset commit failed: %s (retried every %d ms)",
-               rd_kafka_err2str(first), d->commit_every_ms);
-    else if (!first && d->commit_err)
-        fn_log(&d->log, FN_LOG_INFO, "kafka", "offset commits succeed again");
-    d->commit_err = (int)first;
+    if (first && (int)first != in->commit_err)
+        fn_log(&in->d->log, FN_LOG_WARN, "kafka", "offset commit failed: %s (retried every %d ms)",
+               rd_kafka_err2str(first), in->commit_every_ms);
+    else if (!first && in->commit_err)
+        fn_log(&in->d->log, FN_LOG_INFO, "kafka", "offset commits succeed again");
+    in->commit_err = (int)first;
 }
 
 static void on_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -219,7 +247,7 @@ static void on_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* Newly assigned partitions resume their event clock (and learn their committed offset,
  * below which commit_parts never commits) from their commits. Blocking, in the rebalance
  * callback, so that no message of theirs is fetched before; bounded (COORDINATOR_WAIT_MS). */
-static void restore_clocks(fn_daemon_t *d, const rd_kafka_topic_partition_list_t *parts)
+static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t *parts)
 {
     if (parts->cnt == 0)
         return;
@@ -227,9 +255,9 @@ static void restore_clocks(fn_daemon_t *d, const rd_kafka_topic_partition_list_t
     if (!c)
         return;
     int restored = 0;
-    rd_kafka_resp_err_t e = rd_kafka_committed(d->consumer, c, COORDINATOR_WAIT_MS);
+    rd_kafka_resp_err_t e = rd_kafka_committed(in->consumer, c, COORDINATOR_WAIT_MS);
     if (e) {
-        fn_log(&d->log, FN_LOG_WARN, "kafka",
+        fn_log(&in->d->log, FN_LOG_WARN, "kafka",
                "cannot read the committed offsets (%s): the event clock of %d partition(s) "
                "starts over from their next events",
                rd_kafka_err2str(e), c->cnt);
@@ -237,7 +265,7 @@ static void restore_clocks(fn_daemon_t *d, const rd_kafka_topic_partition_list_t
     }
     for (int i = 0; i < c->cnt; i++) {
         const rd_kafka_topic_partition_t *t = &c->elems[i];
-        fn_partition_t *p = fn_input_partition(d, t->topic, t->partition);
+        fn_partition_t *p = partition(in, t->topic, t->partition);
         int64_t clock;
         if (!p || t->err)
             continue;
@@ -248,7 +276,7 @@ static void restore_clocks(fn_daemon_t *d, const rd_kafka_topic_partition_list_t
             restored++;
         }
     }
-    fn_log(&d->log, FN_LOG_INFO, "kafka",
+    fn_log(&in->d->log, FN_LOG_INFO, "kafka",
            "event clock resumed from the commit for %d of %d partition(s)", restored, c->cnt);
 done:
     rd_kafka_topic_partition_list_destroy(c);
@@ -257,38 +285,38 @@ done:
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    fn_daemon_t *d = opaque;
+    fn_input_t *in = opaque;
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-    fn_log(&d->log, FN_LOG_INFO, "kafka", "%s %d partition(s)", assign ? "assigned" : "revoked",
+    fn_log(&in->d->log, FN_LOG_INFO, "kafka", "%s %d partition(s)", assign ? "assigned" : "revoked",
            parts->cnt);
     if (!assign && err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "rebalance failed: %s", rd_kafka_err2str(err));
+        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "rebalance failed: %s", rd_kafka_err2str(err));
         assign = false;
     }
     /* What is done stays done for the next owner; partitions already lost (the session
      * expired) cannot be committed, and trying would only wait for the coordinator's
      * refusal. */
     if (!assign && !rd_kafka_assignment_lost(rk))
-        commit_parts(d, parts, true);
-    mark_assigned(d, parts, assign);
+        commit_parts(in, parts, true);
+    mark_assigned(in, parts, assign);
     if (assign)
-        restore_clocks(d, parts);
-    d->joined = true;
+        restore_clocks(in, parts);
+    in->joined = true;
     if (cooperative) {
         rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
                                      : rd_kafka_incremental_unassign(rk, parts);
         if (e) {
-            fn_log(&d->log, FN_LOG_ERROR, "kafka", "incremental rebalance: %s",
+            fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "incremental rebalance: %s",
                    rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
     } else {
         rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign ? parts : NULL);
         if (e)
-            fn_log(&d->log, FN_LOG_ERROR, "kafka", "assign: %s", rd_kafka_err2str(e));
+            fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "assign: %s", rd_kafka_err2str(e));
     }
-    if (assign && d->paused)
+    if (assign && in->paused)
         rd_kafka_pause_partitions(rk, parts);
 }
 
@@ -297,34 +325,99 @@ static void on_queued(void *data)
     fn_input_drain(data);
 }
 
-int fn_input_start(fn_daemon_t *d)
+static void on_fatal(void *data)
 {
-    const fn_config_t *cfg = d->cfg;
+    fn_input_t *in = data;
+    fn_daemon_stop(in->d, 1);
+}
+
+static void on_down(void *data)
+{
+    fn_input_kafka_down(data);
+}
+
+/* librdkafka statistics (JSON): broker state and consumer lag per partition. */
+static void on_stats(void *data, const char *text, size_t len)
+{
+    fn_input_t *in = data;
+    json_t *j = json_loadb(text, len, 0, NULL);
+    if (!j)
+        return;
+    in->kafka_seen_ms = fn_now_ms();
+    bool up = false;
+    const char *name;
+    json_t *br;
+    json_object_foreach (json_object_get(j, "brokers"), name, br) {
+        /* learned brokers have a node id; the bootstrap entries have -1 */
+        const char *state = json_string_value(json_object_get(br, "state"));
+        if (json_integer_value(json_object_get(br, "nodeid")) >= 0 && state &&
+            strcmp(state, "UP") == 0)
+            up = true;
+    }
+    in->kafka_up = up;
+    json_t *topic;
+    json_object_foreach (json_object_get(j, "topics"), name, topic) {
+        const char *pkey;
+        json_t *part;
+        json_object_foreach (json_object_get(topic, "partitions"), pkey, part) {
+            long pn = strtol(pkey, NULL, 10);
+            json_t *lag = json_object_get(part, "consumer_lag");
+            if (pn < 0 || !json_is_integer(lag))
+                continue;
+            for (fn_partition_t *p = in->partitions; p; p = p->next)
+                if (p->partition == pn && strcmp(p->topic, name) == 0)
+                    p->lag = json_integer_value(lag);
+        }
+    }
+    json_decref(j);
+}
+
+fn_input_t *fn_input_new(fn_daemon_t *d)
+{
+    fn_input_t *in = calloc(1, sizeof *in);
+    if (!in)
+        return NULL;
+    in->d = d;
+    in->kc.log = &d->log;
+    in->kc.cfg = &d->cfg;
+    in->kc.on_fatal = on_fatal;
+    in->kc.on_down = on_down;
+    in->kc.on_stats = on_stats;
+    in->kc.data = in;
+    fn_kafka_bridge_init(&in->bridge);
+    return in;
+}
+
+int fn_input_start(fn_input_t *in, const fn_input_cbs_t *cb)
+{
+    const fn_config_t *cfg = in->d->cfg;
+    const fn_kafka_client_t *kc = &in->kc;
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_topic_partition_list_t *topics = NULL;
 
-    if (fn_kafka_conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
-        fn_kafka_conf_set(d, conf, "group.id", cfg->group_id) ||
-        fn_kafka_conf_set(d, conf, "enable.auto.offset.store", "false") ||
-        fn_kafka_conf_set(d, conf, "enable.auto.commit", "false") ||
-        fn_kafka_conf_set(d, conf, "auto.commit.interval.ms", "1000") || /* read back below */
-        fn_kafka_conf_set(d, conf, "auto.offset.reset", "earliest") ||
+    in->cb = *cb;
+    if (fn_kafka_conf_set(kc, conf, "bootstrap.servers", cfg->brokers) ||
+        fn_kafka_conf_set(kc, conf, "group.id", cfg->group_id) ||
+        fn_kafka_conf_set(kc, conf, "enable.auto.offset.store", "false") ||
+        fn_kafka_conf_set(kc, conf, "enable.auto.commit", "false") ||
+        fn_kafka_conf_set(kc, conf, "auto.commit.interval.ms", "1000") || /* read back below */
+        fn_kafka_conf_set(kc, conf, "auto.offset.reset", "earliest") ||
         /* Prefetch: librdkafka keeps every prefetched message's fetch response, so this
          * bounds most of the daemon's memory during a backlog; too small a queue starves the
          * loop while Redis idles. The size is a measured trade-off (tests/bench/README.md). */
-        fn_kafka_conf_set(d, conf, "queued.max.messages.kbytes", "4096") ||
-        fn_kafka_conf_set(d, conf, "statistics.interval.ms", "5000") || /* lag, broker state */
-        fn_kafka_conf_common(d, conf))
+        fn_kafka_conf_set(kc, conf, "queued.max.messages.kbytes", "4096") ||
+        fn_kafka_conf_set(kc, conf, "statistics.interval.ms", "5000") || /* lag, broker state */
+        fn_kafka_conf_common(&in->kc, conf))
         goto fail;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
-        if (fn_kafka_conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
+        if (fn_kafka_conf_set(kc, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
             goto fail;
     /* The at-least-once contract and the event clock rest on these two, so kafka.properties
      * cannot change them: the daemon commits finished messages only, with their clock. */
-    if (fn_kafka_conf_set(d, conf, "enable.auto.offset.store", "false") ||
-        fn_kafka_conf_set(d, conf, "enable.auto.commit", "false") ||
-        fn_kafka_conf_set(d, conf, "enable.partition.eof",
+    if (fn_kafka_conf_set(kc, conf, "enable.auto.offset.store", "false") ||
+        fn_kafka_conf_set(kc, conf, "enable.auto.commit", "false") ||
+        fn_kafka_conf_set(kc, conf, "enable.partition.eof",
                           "true")) /* the wall clock's "caught up" */
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
@@ -335,21 +428,21 @@ int fn_input_start(fn_daemon_t *d)
         goto fail;
     /* 0, librdkafka's "never", would leave a crash everything since the last revocation to
      * repeat: the default instead. */
-    d->commit_every_ms = atoi(every) > 0 ? atoi(every) : 1000;
+    in->commit_every_ms = atoi(every) > 0 ? atoi(every) : 1000;
 
-    d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!d->consumer) {
-        fn_kafka_redact(d, err, sizeof err);
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot create consumer: %s", err);
+    in->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!in->consumer) {
+        fn_kafka_redact(kc, err, sizeof err);
+        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "cannot create consumer: %s", err);
         goto fail;
     }
     conf = NULL; /* owned by the consumer now */
-    rd_kafka_set_log_queue(d->consumer, NULL);
-    rd_kafka_poll_set_consumer(d->consumer);
-    int rc = fn_kafka_bridge_start(&d->consumer_bridge, d->loop,
-                                   rd_kafka_queue_get_consumer(d->consumer), on_queued, d);
+    rd_kafka_set_log_queue(in->consumer, NULL);
+    rd_kafka_poll_set_consumer(in->consumer);
+    int rc = fn_kafka_bridge_start(&in->bridge, in->d->loop,
+                                   rd_kafka_queue_get_consumer(in->consumer), on_queued, in);
     if (rc) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "consumer queue's wake-up pipe: %s",
+        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "consumer queue's wake-up pipe: %s",
                uv_strerror(rc));
         goto fail;
     }
@@ -357,13 +450,13 @@ int fn_input_start(fn_daemon_t *d)
     topics = rd_kafka_topic_partition_list_new((int)cfg->n_input_topics);
     for (size_t i = 0; i < cfg->n_input_topics; i++)
         rd_kafka_topic_partition_list_add(topics, cfg->input_topics[i], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->consumer, topics);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(in->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "subscribe: %s", rd_kafka_err2str(e));
+        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "subscribe: %s", rd_kafka_err2str(e));
         return FN_ERR;
     }
-    fn_log(&d->log, FN_LOG_INFO, "kafka", "consumer in group %s on %zu topic(s) at %s",
+    fn_log(&in->d->log, FN_LOG_INFO, "kafka", "consumer in group %s on %zu topic(s) at %s",
            cfg->group_id, cfg->n_input_topics, cfg->brokers);
     return FN_OK;
 fail:
@@ -372,17 +465,18 @@ fail:
     return FN_ERR;
 }
 
-void fn_input_drain(fn_daemon_t *d)
+void fn_input_drain(fn_input_t *in)
 {
-    if (!d->consumer)
+    fn_daemon_t *d = in->d;
+    if (!in->consumer)
         return;
     /* Bounded batches keep the loop responsive to Redis replies and delivery reports. At the
      * in-flight bound, messages simply stay in librdkafka's local queue (itself bounded by
      * queued.max.messages.kbytes); the tick pauses the partitions if that lasts. */
     for (int n = 0; n < 5000; n++) {
-        if (fn_daemon_full(d) && !d->paused) {
-            if (!d->blocked_since) {
-                d->blocked_since = fn_now_ms();
+        if (fn_daemon_full(d) && !in->paused) {
+            if (!in->blocked_since) {
+                in->blocked_since = fn_now_ms();
                 d->stats.blocked_count++;
                 fn_log(&d->log, FN_LOG_DEBUG, "kafka",
                        "in-flight bound reached (%zu, %zu bytes); waiting", d->in_flight,
@@ -390,12 +484,11 @@ void fn_input_drain(fn_daemon_t *d)
             }
             return;
         }
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(d->consumer, 0);
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->consumer, 0);
         if (!rkm)
             return;
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && rkm->rkt) {
-            fn_partition_t *p =
-                fn_input_partition(d, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+            fn_partition_t *p = partition(in, rd_kafka_topic_name(rkm->rkt), rkm->partition);
             if (p)
                 p->at_eof = true;
         }
@@ -410,41 +503,101 @@ void fn_input_drain(fn_daemon_t *d)
             rd_kafka_message_destroy(rkm);
             continue;
         }
-        fn_pipe_on_message(d, rkm);
+        fn_partition_t *p = partition(in, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+        if (p) {
+            p->at_eof = false;
+            p->consumed++;
+        }
+        in->cb.on_message(in->cb.data, p, rkm);
     }
 }
 
-void fn_input_set_paused(fn_daemon_t *d, bool paused)
+void fn_input_set_paused(fn_input_t *in, bool paused)
 {
-    if (!d->consumer || d->paused == paused)
+    if (!in->consumer || in->paused == paused)
         return;
-    d->paused = paused;
+    in->paused = paused;
     rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(d->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_assignment(in->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (paused)
-            rd_kafka_pause_partitions(d->consumer, parts);
+            rd_kafka_pause_partitions(in->consumer, parts);
         else
-            rd_kafka_resume_partitions(d->consumer, parts);
+            rd_kafka_resume_partitions(in->consumer, parts);
         rd_kafka_topic_partition_list_destroy(parts);
     }
     if (paused)
-        d->stats.paused_count++;
-    fn_log(&d->log, FN_LOG_DEBUG, "kafka", "%s consumption (%zu in flight)",
-           paused ? "paused" : "resumed", d->in_flight);
+        in->d->stats.paused_count++;
+    fn_log(&in->d->log, FN_LOG_DEBUG, "kafka", "%s consumption (%zu in flight)",
+           paused ? "paused" : "resumed", in->d->in_flight);
 }
 
-void fn_input_commit(fn_daemon_t *d, bool sync)
+void fn_input_tick(fn_input_t *in)
 {
-    commit_parts(d, NULL, sync);
+    if (!fn_daemon_full(in->d)) {
+        in->blocked_since = 0;
+        if (in->paused)
+            fn_input_set_paused(in, false);
+    } else if (in->blocked_since && fn_now_ms() - in->blocked_since > PAUSE_AFTER_MS) {
+        fn_input_set_paused(in, true);
+    }
+    fn_input_drain(in);
+    int64_t now = fn_now_ms();
+    if (now - in->last_commit_ms >= in->commit_every_ms) {
+        in->last_commit_ms = now;
+        fn_input_commit(in, false);
+    }
 }
 
-void fn_input_close(fn_daemon_t *d)
+void fn_input_commit(fn_input_t *in, bool sync)
 {
-    if (!d->consumer)
+    commit_parts(in, NULL, sync);
+}
+
+void fn_input_close(fn_input_t *in)
+{
+    if (!in->consumer)
         return;
-    commit_parts(d, NULL, true);
-    fn_kafka_bridge_close(&d->consumer_bridge);
-    rd_kafka_consumer_close(d->consumer);
-    rd_kafka_destroy(d->consumer);
-    d->consumer = NULL;
+    commit_parts(in, NULL, true);
+    fn_kafka_bridge_close(&in->bridge);
+    rd_kafka_consumer_close(in->consumer);
+    rd_kafka_destroy(in->consumer);
+    in->consumer = NULL;
+}
+
+void fn_input_free(fn_input_t *in)
+{
+    if (!in)
+        return;
+    while (in->partitions) {
+        fn_partition_t *p = in->partitions;
+        in->partitions = p->next;
+        free(p->topic);
+        free(p);
+    }
+    free(in);
+}
+
+fn_partition_t *fn_input_partitions(const fn_input_t *in)
+{
+    return in->partitions;
+}
+
+int64_t fn_input_blocked_since(const fn_input_t *in)
+{
+    return in->blocked_since;
+}
+
+bool fn_input_joined(const fn_input_t *in)
+{
+    return in->joined;
+}
+
+bool fn_input_kafka_up(const fn_input_t *in)
+{
+    return in->kafka_up;
+}
+
+void fn_input_kafka_down(fn_input_t *in)
+{
+    in->kafka_up = false;
 }

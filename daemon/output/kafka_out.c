@@ -14,6 +14,9 @@
  * behind it), and is produced from the loop once deliveries made room; the message is not
  * done meanwhile, so the in-flight bound pauses consumption and bounds the backlog. Triggers
  * and analytics events are not kept here: refused, they stay in Redis (fn_output_send).
+ *
+ * Every produced message's opaque is its request (output.h): the delivery report goes back
+ * to the request's callback, so this file knows none of its producers.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -21,6 +24,9 @@
 #include <string.h>
 
 #include "funneld/daemon.h"
+#include "funneld/kafka_bridge.h"
+#include "funneld/kafka_common.h"
+#include "funneld/output.h"
 
 /* What a dead letter keeps of its key and of its value when Kafka refuses it as too large. */
 #define DLQ_CUT_BYTES 65536
@@ -57,54 +63,72 @@ static bool is_dead_letter(rd_kafka_headers_t *hdrs)
     return hdrs && rd_kafka_header_get_last(hdrs, "funneld.error", &v, &vl) == 0;
 }
 
-/* An output refused by the full queue, waiting for room (d->out_wait). */
+/* An output refused by the full queue, waiting for room (fn_output_t.wait). */
 typedef struct fn_out_wait {
     struct fn_out_wait *next;
     rd_kafka_headers_t *hdrs; /* owned */
-    void *opaque;
+    fn_out_req_t *req;
     size_t keylen, len;
     char *key, *payload; /* point into data */
     char topic_and_data[];
 } fn_out_wait_t;
 
+struct fn_output {
+    fn_kafka_client_t kc; /* first: the producer's opaque (kafka_common.h) */
+    fn_daemon_t *d;       /* for its loop, cfg, log and stats */
+    rd_kafka_t *producer;
+    fn_kafka_bridge_t bridge; /* wakes the loop for delivery reports */
+    fn_buf_t buf;             /* fn_output_buf */
+    bool closing;             /* shutting down: undelivered outputs are purged, not retried */
+    /* Outputs of messages that librdkafka's full queue refused, in order: produced again
+     * from the loop, never waited for. Bounded by the in-flight bound. */
+    fn_out_wait_t *wait, *wait_tail;
+    size_t waiting;              /* how many */
+    bool refused;                /* the queue refused a message since the last delivery */
+    size_t max_msgs;             /* queue.buffering.max.messages as configured */
+    void (*on_down)(void *data); /* every broker down (fn_output_new) */
+    void *down_data;
+};
+
 /* One produce call; counts it and notes a refusal for lack of room. */
-static rd_kafka_resp_err_t produce_once(fn_daemon_t *d, const char *topic, const void *key,
+static rd_kafka_resp_err_t produce_once(fn_output_t *o, const char *topic, const void *key,
                                         size_t keylen, const void *payload, size_t len,
-                                        rd_kafka_headers_t *hdrs, void *opaque)
+                                        rd_kafka_headers_t *hdrs, fn_out_req_t *req)
 {
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        d->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        o->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)payload, len),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(req), RD_KAFKA_V_END);
     if (!e)
-        d->stats.produced++;
+        o->d->stats.produced++;
     else if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        d->output_refused = true;
+        o->refused = true;
     return e;
 }
 
 /* produce_once, and for a dead letter refused as too large the cuts of dlq_cut (*keylen and
  * *len become what is kept). */
-static rd_kafka_resp_err_t produce_cut(fn_daemon_t *d, const char *topic, const void *key,
+static rd_kafka_resp_err_t produce_cut(fn_output_t *o, const char *topic, const void *key,
                                        size_t *keylen, const void *payload, size_t *len,
-                                       rd_kafka_headers_t *hdrs, void *opaque)
+                                       rd_kafka_headers_t *hdrs, fn_out_req_t *req)
 {
-    rd_kafka_resp_err_t e = produce_once(d, topic, key, *keylen, payload, *len, hdrs, opaque);
+    rd_kafka_resp_err_t e = produce_once(o, topic, key, *keylen, payload, *len, hdrs, req);
     for (int cuts = 0; too_large(e) && is_dead_letter(hdrs) && cuts < 2; cuts++) {
         size_t cut = dlq_cut(hdrs, *keylen, *len);
-        fn_log(&d->log, FN_LOG_WARN, "kafka",
+        fn_log(&o->d->log, FN_LOG_WARN, "kafka",
                "dead letter of %zu bytes (key %zu) too large for %s; sending its first %zu", *len,
                *keylen, topic, cut);
         *keylen = *keylen < cut ? *keylen : cut;
         *len = *len < cut ? *len : cut;
-        e = produce_once(d, topic, key, *keylen, payload, *len, hdrs, opaque);
+        e = produce_once(o, topic, key, *keylen, payload, *len, hdrs, req);
     }
     return e;
 }
 
 /* Keeps a copy of an output for later, behind those already waiting; takes hdrs. */
-static int wait_for_room(fn_daemon_t *d, const char *topic, const void *key, size_t keylen,
-                         const void *payload, size_t len, rd_kafka_headers_t *hdrs, void *opaque)
+static int wait_for_room(fn_output_t *o, const char *topic, const void *key, size_t keylen,
+                         const void *payload, size_t len, rd_kafka_headers_t *hdrs,
+                         fn_out_req_t *req)
 {
     size_t tl = strlen(topic) + 1;
     fn_out_wait_t *w = malloc(sizeof *w + tl + keylen + len);
@@ -120,102 +144,101 @@ static int wait_for_room(fn_daemon_t *d, const char *topic, const void *key, siz
     w->keylen = keylen;
     w->len = len;
     w->hdrs = hdrs;
-    w->opaque = opaque;
+    w->req = req;
     w->next = NULL;
-    if (d->out_wait_tail)
-        d->out_wait_tail->next = w;
+    if (o->wait_tail)
+        o->wait_tail->next = w;
     else
-        d->out_wait = w;
-    d->out_wait_tail = w;
-    d->out_waiting++;
+        o->wait = w;
+    o->wait_tail = w;
+    o->waiting++;
     return FN_OK;
 }
 
 /* Produces now, or behind the outputs already waiting, or keeps the output waiting when the
  * queue is full (taking hdrs). Returns 0 or a permanent error (hdrs still the caller's). */
-static rd_kafka_resp_err_t send_or_wait(fn_daemon_t *d, const char *topic, const void *key,
+static rd_kafka_resp_err_t send_or_wait(fn_output_t *o, const char *topic, const void *key,
                                         size_t keylen, const void *payload, size_t len,
-                                        rd_kafka_headers_t *hdrs, void *opaque)
+                                        rd_kafka_headers_t *hdrs, fn_out_req_t *req)
 {
-    rd_kafka_resp_err_t e = d->out_wait
-                                ? RD_KAFKA_RESP_ERR__QUEUE_FULL
-                                : produce_cut(d, topic, key, &keylen, payload, &len, hdrs, opaque);
+    rd_kafka_resp_err_t e = o->wait ? RD_KAFKA_RESP_ERR__QUEUE_FULL
+                                    : produce_cut(o, topic, key, &keylen, payload, &len, hdrs, req);
     if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return e;
-    if (wait_for_room(d, topic, key, keylen, payload, len, hdrs, opaque))
+    if (wait_for_room(o, topic, key, keylen, payload, len, hdrs, req))
         return RD_KAFKA_RESP_ERR__FAIL; /* out of memory */
     return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /* Produces the outputs waiting for room, in order, until the queue refuses one. */
-static void flush_waiting(fn_daemon_t *d)
+static void flush_waiting(fn_output_t *o)
 {
-    while (d->out_wait) {
-        fn_out_wait_t *w = d->out_wait;
-        rd_kafka_resp_err_t e = produce_cut(d, w->topic_and_data, w->key, &w->keylen, w->payload,
-                                            &w->len, w->hdrs, w->opaque);
+    while (o->wait) {
+        fn_out_wait_t *w = o->wait;
+        rd_kafka_resp_err_t e = produce_cut(o, w->topic_and_data, w->key, &w->keylen, w->payload,
+                                            &w->len, w->hdrs, w->req);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return;
-        d->out_wait = w->next;
-        if (!d->out_wait)
-            d->out_wait_tail = NULL;
-        d->out_waiting--;
+        o->wait = w->next;
+        if (!o->wait)
+            o->wait_tail = NULL;
+        o->waiting--;
         if (e) {
             /* Its owner is never done: an input is not committed and is consumed again
              * after the restart. */
-            fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s; stopping", w->topic_and_data,
-                   rd_kafka_err2str(e));
+            fn_log(&o->d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s; stopping",
+                   w->topic_and_data, rd_kafka_err2str(e));
             if (w->hdrs)
                 rd_kafka_headers_destroy(w->hdrs);
-            fn_daemon_stop(d, 1);
+            fn_daemon_stop(o->d, 1);
         }
         free(w);
     }
 }
 
 /* At exit: what waits was never produced; it stays where it came from (see on_delivery). */
-static void drop_waiting(fn_daemon_t *d)
+static void drop_waiting(fn_output_t *o)
 {
-    while (d->out_wait) {
-        fn_out_wait_t *w = d->out_wait;
-        d->out_wait = w->next;
+    while (o->wait) {
+        fn_out_wait_t *w = o->wait;
+        o->wait = w->next;
         if (w->hdrs)
             rd_kafka_headers_destroy(w->hdrs);
-        fn_msg_t *m = w->opaque;
-        if (m && m->owner != FN_OWNER_MSG)
-            free(m);
+        if (w->req)
+            w->req->done(w->req, FN_OUT_PURGED, w->topic_and_data, RD_KAFKA_RESP_ERR__PURGE_QUEUE);
         free(w);
     }
-    d->out_wait_tail = NULL;
-    d->out_waiting = 0;
+    o->wait_tail = NULL;
+    o->waiting = 0;
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
-    fn_daemon_t *d = opaque;
-    fn_msg_t *m = rkm->_private;
-    if (rkm->err && d->output_closing) {
+    (void)rk;
+    fn_output_t *o = opaque;
+    fn_daemon_t *d = o->d;
+    fn_out_req_t *req = rkm->_private;
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    if (rkm->err && o->closing) {
         /* Purged at exit: what Kafka did not take stays where it came from (an input not
-         * committed, a trigger in its outbox, a bottleneck not marked announced), so only
-         * the owners of triggers and analytics events, which nothing else holds, are freed;
-         * inputs are released with the rest of the unfinished ones. Their owner field is
-         * the first member of the struct that was allocated. */
-        if (m && m->owner != FN_OWNER_MSG)
-            free(m);
+         * committed, a trigger in its outbox, a bottleneck not marked announced); its
+         * producer frees what nothing else holds. */
+        if (req)
+            req->done(req, FN_OUT_PURGED, topic, rkm->err);
         return;
     }
-    if (rkm->err && too_large(rkm->err) && m && m->owner == FN_OWNER_ANALYTICS) {
+    if (rkm->err && too_large(rkm->err) && req && req->refusable) {
         /* A snapshot or bottleneck is built again by the next evaluation: produced again
          * unchanged it would be refused for ever, holding the evaluations back. */
-        fn_output_failed(d, rd_kafka_topic_name(rkm->rkt));
-        fn_eval_refused(d, &m->owner, rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+        fn_output_failed(o, topic);
+        req->done(req, FN_OUT_REFUSED, topic, rkm->err);
         return;
     }
     if (rkm->err) {
         d->stats.delivery_retries++;
         if (d->stats.delivery_retries % 1000 == 1)
             fn_log(&d->log, FN_LOG_WARN, "kafka", "delivery to %s failed (%s); producing again",
-                   rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+                   topic, rd_kafka_err2str(rkm->err));
         rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
         if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
             copy = rd_kafka_headers_copy(hdrs);
@@ -225,36 +248,25 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
             keylen = keylen < cut ? keylen : cut;
             len = len < cut ? len : cut;
         }
-        /* A full queue keeps it waiting for room, whatever its owner. */
-        rd_kafka_resp_err_t e = send_or_wait(d, rd_kafka_topic_name(rkm->rkt), rkm->key, keylen,
-                                             rkm->payload, len, copy, m);
+        /* A full queue keeps it waiting for room, whatever its producer. */
+        rd_kafka_resp_err_t e =
+            send_or_wait(o, topic, rkm->key, keylen, rkm->payload, len, copy, req);
         if (!e)
             return;
         if (copy)
             rd_kafka_headers_destroy(copy);
-        fn_output_failed(d, rd_kafka_topic_name(rkm->rkt));
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot produce again to %s: %s; stopping",
-               rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(e));
+        fn_output_failed(o, topic);
+        fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot produce again to %s: %s; stopping", topic,
+               rd_kafka_err2str(e));
         fn_daemon_stop(d, 1);
         return;
     }
     d->stats.delivered++;
-    d->output_refused = false; /* room again */
-    if (strcmp(rd_kafka_topic_name(rkm->rkt), d->cfg->topic_dlq) == 0)
+    o->refused = false; /* room again */
+    if (strcmp(topic, d->cfg->topic_dlq) == 0)
         d->stats.dlq_delivered++;
-    if (m && m->owner == FN_OWNER_TRIGGER) {
-        fn_timers_delivered(d, &m->owner);
-        return;
-    }
-    if (m && m->owner == FN_OWNER_ANALYTICS) {
-        fn_eval_delivered(d, &m->owner);
-        return;
-    }
-    if (m && --m->pending_dr == 0) {
-        if (m->clear_pending)
-            fn_store_clear_pending(d, m);
-        fn_msg_done(d, m);
-    }
+    if (req)
+        req->done(req, FN_OUT_DELIVERED, topic, RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
 static void on_queued(void *data)
@@ -285,46 +297,76 @@ static bool consumer_only(const char *k)
     return false;
 }
 
-int fn_output_start(fn_daemon_t *d)
+static void on_fatal(void *data)
 {
-    const fn_config_t *cfg = d->cfg;
+    fn_output_t *o = data;
+    fn_daemon_stop(o->d, 1);
+}
+
+static void on_down(void *data)
+{
+    fn_output_t *o = data;
+    o->on_down(o->down_data);
+}
+
+fn_output_t *fn_output_new(fn_daemon_t *d, void (*on_down_cb)(void *data), void *data)
+{
+    fn_output_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->d = d;
+    o->kc.log = &d->log;
+    o->kc.cfg = &d->cfg;
+    o->kc.on_fatal = on_fatal;
+    o->kc.on_down = on_down;
+    o->kc.data = o;
+    o->on_down = on_down_cb;
+    o->down_data = data;
+    fn_kafka_bridge_init(&o->bridge);
+    return o;
+}
+
+int fn_output_start(fn_output_t *o)
+{
+    const fn_config_t *cfg = o->d->cfg;
+    const fn_kafka_client_t *kc = &o->kc;
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (fn_kafka_conf_set(d, conf, "bootstrap.servers", cfg->brokers) ||
-        fn_kafka_conf_set(d, conf, "enable.idempotence", "true") ||
+    if (fn_kafka_conf_set(kc, conf, "bootstrap.servers", cfg->brokers) ||
+        fn_kafka_conf_set(kc, conf, "enable.idempotence", "true") ||
         /* Short: at a steady rate linger is added to every output's latency, and during a
          * backlog batches fill while earlier requests are in flight anyway. */
-        fn_kafka_conf_set(d, conf, "linger.ms", "2") ||
-        fn_kafka_conf_set(d, conf, "batch.num.messages", "10000") ||
-        fn_kafka_conf_set(d, conf, "queue.buffering.max.messages", "2000000") ||
-        fn_kafka_conf_set(d, conf, "queue.buffering.max.kbytes", "1048576") ||
-        fn_kafka_conf_common(d, conf))
+        fn_kafka_conf_set(kc, conf, "linger.ms", "2") ||
+        fn_kafka_conf_set(kc, conf, "batch.num.messages", "10000") ||
+        fn_kafka_conf_set(kc, conf, "queue.buffering.max.messages", "2000000") ||
+        fn_kafka_conf_set(kc, conf, "queue.buffering.max.kbytes", "1048576") ||
+        fn_kafka_conf_common(&o->kc, conf))
         goto fail;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
         if (!consumer_only(cfg->kafka_props[i].key) &&
-            fn_kafka_conf_set(d, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
+            fn_kafka_conf_set(kc, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
             goto fail;
     /* Never give up on a message, and keep a lead's outputs in order and free of duplicates
      * across retries: see the comment at the top. kafka.properties cannot change these. */
-    if (fn_kafka_conf_set(d, conf, "message.timeout.ms", "0") ||
-        fn_kafka_conf_set(d, conf, "enable.idempotence", "true"))
+    if (fn_kafka_conf_set(kc, conf, "message.timeout.ms", "0") ||
+        fn_kafka_conf_set(kc, conf, "enable.idempotence", "true"))
         goto fail;
     char qmax[32];
     size_t qlen = sizeof qmax;
     if (rd_kafka_conf_get(conf, "queue.buffering.max.messages", qmax, &qlen) == RD_KAFKA_CONF_OK)
-        d->producer_max_msgs = strtoull(qmax, NULL, 10);
+        o->max_msgs = strtoull(qmax, NULL, 10);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!d->producer) {
-        fn_kafka_redact(d, err, sizeof err);
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot create producer: %s", err);
+    o->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!o->producer) {
+        fn_kafka_redact(kc, err, sizeof err);
+        fn_log(&o->d->log, FN_LOG_ERROR, "kafka", "cannot create producer: %s", err);
         goto fail;
     }
-    rd_kafka_set_log_queue(d->producer, NULL);
-    int rc = fn_kafka_bridge_start(&d->producer_bridge, d->loop,
-                                   rd_kafka_queue_get_main(d->producer), on_queued, d);
+    rd_kafka_set_log_queue(o->producer, NULL);
+    int rc = fn_kafka_bridge_start(&o->bridge, o->d->loop, rd_kafka_queue_get_main(o->producer),
+                                   on_queued, o);
     if (rc) {
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "producer queue's wake-up pipe: %s",
+        fn_log(&o->d->log, FN_LOG_ERROR, "kafka", "producer queue's wake-up pipe: %s",
                uv_strerror(rc));
         return FN_ERR;
     }
@@ -334,50 +376,49 @@ fail:
     return FN_ERR;
 }
 
-rd_kafka_resp_err_t fn_output_send(fn_daemon_t *d, const char *topic, const void *key,
+rd_kafka_resp_err_t fn_output_send(fn_output_t *o, const char *topic, const void *key,
                                    size_t keylen, const void *payload, size_t len,
-                                   rd_kafka_headers_t *hdrs, void *opaque)
+                                   fn_out_req_t *req)
 {
     /* Outputs of messages waiting for room go first. */
-    if (d->out_wait)
+    if (o->wait)
         return RD_KAFKA_RESP_ERR__QUEUE_FULL;
-    return produce_once(d, topic, key, keylen, payload, len, hdrs, opaque);
+    return produce_once(o, topic, key, keylen, payload, len, NULL, req);
 }
 
-size_t fn_output_room(const fn_daemon_t *d)
+size_t fn_output_room(const fn_output_t *o)
 {
-    if (!d->producer || d->out_wait || d->output_refused)
+    if (!o->producer || o->wait || o->refused)
         return 0;
-    size_t queued = (size_t)rd_kafka_outq_len(d->producer);
-    return queued < d->producer_max_msgs ? d->producer_max_msgs - queued : 0;
+    size_t queued = (size_t)rd_kafka_outq_len(o->producer);
+    return queued < o->max_msgs ? o->max_msgs - queued : 0;
 }
 
-int fn_output_produce(fn_daemon_t *d, fn_msg_t *m, const char *topic, const void *key,
-                      size_t keylen, const void *payload, size_t len, const char *dlq_code,
-                      const char *dlq_reason)
+size_t fn_output_waiting(const fn_output_t *o)
+{
+    return o->waiting;
+}
+
+int fn_output_produce(fn_output_t *o, fn_out_req_t *req, const char *topic, const void *key,
+                      size_t keylen, const void *payload, size_t len, const fn_out_dlq_t *dlq)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    if (dlq_code) {
+    if (dlq) {
         char source[320];
-        snprintf(source, sizeof source, "%s/%d/%lld", m->part->topic, m->part->partition,
-                 (long long)m->offset);
+        snprintf(source, sizeof source, "%s/%d/%lld", dlq->topic, dlq->partition,
+                 (long long)dlq->offset);
         hdrs = rd_kafka_headers_new(3);
-        rd_kafka_header_add(hdrs, "funneld.error", -1, dlq_code, -1);
-        rd_kafka_header_add(hdrs, "funneld.reason", -1, dlq_reason, -1);
+        rd_kafka_header_add(hdrs, "funneld.error", -1, dlq->code, -1);
+        rd_kafka_header_add(hdrs, "funneld.reason", -1, dlq->reason, -1);
         rd_kafka_header_add(hdrs, "funneld.source", -1, source, -1);
     }
-    rd_kafka_resp_err_t e = send_or_wait(d, topic, key, keylen, payload, len, hdrs, m);
-    if (!e) {
-        m->pending_dr++;
+    rd_kafka_resp_err_t e = send_or_wait(o, topic, key, keylen, payload, len, hdrs, req);
+    if (!e)
         return FN_OK;
-    }
-    fn_output_failed(d, topic);
-    fn_log(&d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
+    fn_output_failed(o, topic);
+    fn_log(&o->d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
     if (hdrs)
         rd_kafka_headers_destroy(hdrs);
-    /* A reference that is never released: m can never be done, so its offset is never
-     * committed and the output is produced again by whoever consumes it next. */
-    m->pending_dr++;
     return FN_ERR;
 }
 
@@ -390,52 +431,65 @@ const char *fn_output_topic(const fn_config_t *cfg, int i)
     return t[i];
 }
 
-void fn_output_failed(fn_daemon_t *d, const char *topic)
+void fn_output_failed(fn_output_t *o, const char *topic)
 {
     for (int i = 0; i < FN_OUT_TOPICS; i++)
-        if (strcmp(topic, fn_output_topic(d->cfg, i)) == 0) {
-            d->stats.produce_failed[i]++;
+        if (strcmp(topic, fn_output_topic(o->d->cfg, i)) == 0) {
+            o->d->stats.produce_failed[i]++;
             return;
         }
 }
 
-size_t fn_output_max_bytes(fn_daemon_t *d)
+size_t fn_output_max_bytes(const fn_output_t *o)
 {
     char v[32];
     size_t n = sizeof v;
-    if (!d->producer || rd_kafka_conf_get(rd_kafka_conf(d->producer), "message.max.bytes", v, &n) !=
+    if (!o->producer || rd_kafka_conf_get(rd_kafka_conf(o->producer), "message.max.bytes", v, &n) !=
                             RD_KAFKA_CONF_OK)
         return 1000000; /* librdkafka's default */
     return (size_t)strtoull(v, NULL, 10);
 }
 
-void fn_output_poll(fn_daemon_t *d)
+fn_buf_t *fn_output_buf(fn_output_t *o)
 {
-    if (!d->producer)
-        return;
-    while (rd_kafka_poll(d->producer, 0) > 0) {
-    }
-    flush_waiting(d);
+    return &o->buf;
 }
 
-void fn_output_close(fn_daemon_t *d)
+void fn_output_poll(fn_output_t *o)
 {
-    if (!d->producer)
+    if (!o->producer)
         return;
-    flush_waiting(d);
-    rd_kafka_resp_err_t e = rd_kafka_flush(d->producer, 10000);
+    while (rd_kafka_poll(o->producer, 0) > 0) {
+    }
+    flush_waiting(o);
+}
+
+void fn_output_close(fn_output_t *o)
+{
+    if (!o->producer)
+        return;
+    flush_waiting(o);
+    rd_kafka_resp_err_t e = rd_kafka_flush(o->producer, 10000);
     if (e)
-        fn_log(&d->log, FN_LOG_WARN, "kafka",
+        fn_log(&o->d->log, FN_LOG_WARN, "kafka",
                "flush: %s (%d message(s) not delivered; their "
                "inputs were not committed)",
-               rd_kafka_err2str(e), rd_kafka_outq_len(d->producer));
-    /* Delivery reports for what is left, so that their owners are freed (a destroy without
-     * them would drop the reports). */
-    d->output_closing = true;
-    drop_waiting(d);
-    rd_kafka_purge(d->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_flush(d->producer, 1000);
-    fn_kafka_bridge_close(&d->producer_bridge);
-    rd_kafka_destroy(d->producer);
-    d->producer = NULL;
+               rd_kafka_err2str(e), rd_kafka_outq_len(o->producer));
+    /* Delivery reports for what is left, so that their producers free them (a destroy
+     * without them would drop the reports). */
+    o->closing = true;
+    drop_waiting(o);
+    rd_kafka_purge(o->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(o->producer, 1000);
+    fn_kafka_bridge_close(&o->bridge);
+    rd_kafka_destroy(o->producer);
+    o->producer = NULL;
+}
+
+void fn_output_free(fn_output_t *o)
+{
+    if (!o)
+        return;
+    fn_buf_free(&o->buf);
+    free(o);
 }

@@ -128,7 +128,7 @@ static void send_step(fn_daemon_t *d, fn_msg_t *m)
 {
     char token[64];
     snprintf(token, sizeof token, "%s:%llu", d->instance, (unsigned long long)m->seq);
-    fn_reload_hold(d, m);
+    fn_reload_hold(d->reload, m);
     if (fn_step_build(d->cfg, d->script_sha, token, &m->ev, m->lead_hash, fn_now_ms(), m->clock_ms,
                       m->part->topic, m->part->partition, &d->step_cmd)) {
         fn_log(&d->log, FN_LOG_ERROR, "redis", "out of memory building a step");

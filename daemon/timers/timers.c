@@ -43,7 +43,7 @@ typedef struct fire_req {
 } fire_req_t;
 
 typedef struct trig_out {
-    fn_owner_t owner; /* FN_OWNER_TRIGGER; first, see fn_owner_t */
+    fn_out_req_t out; /* first: its delivery comes back to on_trigger_done (output.h) */
     unsigned shard;
     /* On d->held while Kafka has it (prev is then valid); on d->uncleared once delivered
      * while Redis was away. */
@@ -58,6 +58,9 @@ static void outbox_keys(const fn_config_t *cfg, unsigned shard, char *outbox, ch
     fn_key_outbox(outbox, n, cfg->key_prefix, shard);
     fn_key_leases(leases, n, cfg->key_prefix, shard);
 }
+
+static void on_trigger_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
+                            rd_kafka_resp_err_t err);
 
 static int ensure_arrays(const fn_daemon_t *d, fn_partition_t *p)
 {
@@ -162,26 +165,26 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
             memcmp(f->retarget[r].name, t.reason.p, t.reason.len) == 0)
             ri = 1 + r;
     trig_out_t *o = malloc(sizeof *o + t.key.len);
-    if (!o || fn_emit_retarget(&d->out_buf, &t, f, fn_now_ms())) {
+    fn_buf_t *buf = fn_output_buf(d->output);
+    if (!o || fn_emit_retarget(buf, &t, f, fn_now_ms())) {
         free(o);
         json_decref(t.doc);
         fn_log(&d->log, FN_LOG_ERROR, "timers", "out of memory; the trigger stays in the outbox");
         return;
     }
-    o->owner = FN_OWNER_TRIGGER;
+    o->out = (fn_out_req_t){.done = on_trigger_done, .data = d};
     o->shard = shard;
     o->keylen = t.key.len;
     memcpy(o->key, t.key.p, t.key.len);
-    rd_kafka_resp_err_t rc =
-        fn_output_send(d, d->cfg->topic_retargeting, t.lead_id.p, t.lead_id.len, d->out_buf.data,
-                       d->out_buf.len, NULL, &o->owner);
+    rd_kafka_resp_err_t rc = fn_output_send(d->output, d->cfg->topic_retargeting, t.lead_id.p,
+                                            t.lead_id.len, buf->data, buf->len, &o->out);
     json_decref(t.doc);
     if (rc) {
         /* It stays in the outbox and is handed out again. A full queue is weather: one line
          * per thousand; anything else is a failure, counted for /metrics. */
         d->stats.triggers_deferred++;
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            fn_output_failed(d, d->cfg->topic_retargeting);
+            fn_output_failed(d->output, d->cfg->topic_retargeting);
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || d->stats.triggers_deferred % 1000 == 1)
             fn_log(&d->log, FN_LOG_WARN, "kafka",
                    "produce to %s: %s; %llu trigger(s) left in the outbox so far",
@@ -348,9 +351,10 @@ static void renew_leases(fn_daemon_t *d, int64_t wall)
  * less what outstanding calls may still hand out. */
 static size_t claimable(const fn_daemon_t *d)
 {
-    if (!d->kafka_up)
+    if (!fn_input_kafka_up(d->input))
         return 0;
-    size_t bound = d->cfg->max_in_flight, room = fn_output_room(d); /* room: net of those queued */
+    size_t bound = d->cfg->max_in_flight,
+           room = fn_output_room(d->output); /* room: net of those queued */
     size_t cap = d->triggers_in_flight < bound ? bound - d->triggers_in_flight : 0;
     if (room < cap)
         cap = room;
@@ -383,7 +387,7 @@ void fn_timers_tick(fn_daemon_t *d)
      * from two sources, a sweep from one), so that one zset does not hold the whole budget
      * while the others wait a turn each. */
     size_t parts = sweep ? shards : 0;
-    for (fn_partition_t *p = d->partitions; p; p = p->next) {
+    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next) {
         if (!p->assigned || ensure_arrays(d, p))
             continue;
         int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
@@ -394,7 +398,7 @@ void fn_timers_tick(fn_daemon_t *d)
         return;
     size_t share = claimable(d) / parts;
     share = share < 1 ? 1 : share > FIRE_LIMIT ? FIRE_LIMIT : share;
-    for (fn_partition_t *p = d->partitions; p; p = p->next) {
+    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next) {
         if (!p->assigned || !p->next_due)
             continue;
         int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
@@ -459,9 +463,19 @@ static bool clear_entry(fn_daemon_t *d, trig_out_t *o)
     return true;
 }
 
-void fn_timers_delivered(fn_daemon_t *d, fn_owner_t *owner)
+/* Kafka acknowledged trigger o: clears its outbox entry and frees it. Purged at exit, it is
+ * only freed: its entry stays in the outbox, delivered again after its lease. */
+static void on_trigger_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
+                            rd_kafka_resp_err_t err)
 {
-    trig_out_t *o = (trig_out_t *)owner;
+    (void)topic;
+    (void)err;
+    trig_out_t *o = (trig_out_t *)req;
+    fn_daemon_t *d = req->data;
+    if (status != FN_OUT_DELIVERED) { /* purged (a trigger is never refusable) */
+        free(o);
+        return;
+    }
     unhold(d, o);
     d->triggers_in_flight--;
     d->stats.triggers_delivered++;
@@ -475,7 +489,7 @@ void fn_timers_on_ready(fn_daemon_t *d)
 {
     /* The step replies lost with the connection may have armed timers: due times are
      * learned again, one fire call per zset. */
-    for (fn_partition_t *p = d->partitions; p; p = p->next)
+    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
         for (int s = 0; p->next_due && s < d->cfg->redis_shards; s++)
             p->next_due[s] = FN_DUE_UNKNOWN;
     renew_leases(d, fn_now_ms());

@@ -23,9 +23,9 @@
 #include "funneld/analytics.h"
 #include "funneld/config.h"
 #include "funneld/keys.h"
-#include "funneld/redis_sync.h"
+#include "redis_sync.h"
 #include "funneld/step.h"
-#include "funneld/term.h"
+#include "term.h"
 
 typedef struct ctl {
     fn_config_t *cfg;

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
+
 #define LG_NAME "funneld-loadgen"
 #define LG_EVENT_MAX 1024        /* a good event is ~350 bytes; the funnel name is capped */
 #define LG_FUNNEL_MAX 64         /* the daemon's limit for names */
@@ -1022,15 +1024,6 @@ static void lg_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaqu
                 reason);
 }
 
-static int lg_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
-{
-    char err[512];
-    if (rd_kafka_conf_set(conf, key, value, err, sizeof err) == RD_KAFKA_CONF_OK)
-        return 0;
-    fprintf(stderr, LG_NAME ": %s=%s: %s\n", key, value, err);
-    return -1;
-}
-
 static int lg_conf_user(rd_kafka_conf_t *conf, const lg_opts_t *o)
 {
     for (int i = 0; i < o->n_props; i++) {
@@ -1041,7 +1034,7 @@ static int lg_conf_user(rd_kafka_conf_t *conf, const lg_opts_t *o)
             return -1;
         }
         snprintf(key, sizeof key, "%.*s", (int)(eq - o->props[i]), o->props[i]);
-        if (lg_conf_set(conf, key, eq + 1))
+        if (fn_cli_kafka_set(LG_NAME, conf, key, eq + 1))
             return -1;
     }
     return 0;
@@ -1063,7 +1056,7 @@ static int lg_kafka_open(lg_gen_t *g)
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     for (int i = 0; i < LG_COUNT(defaults); i++)
-        if (lg_conf_set(conf, defaults[i][0], defaults[i][1]))
+        if (fn_cli_kafka_set(LG_NAME, conf, defaults[i][0], defaults[i][1]))
             goto fail;
     if (lg_conf_user(conf, &g->o))
         goto fail;
@@ -1119,13 +1112,6 @@ static void lg_kafka_finish(lg_gen_t *g)
 /* ------------------------------------------------------------------------------------------ */
 /* The run.                                                                                   */
 
-static double lg_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 typedef struct lg_bucket {
     double rate, burst, tokens, last;
 } lg_bucket_t;
@@ -1133,9 +1119,9 @@ typedef struct lg_bucket {
 /*
  * Token bucket: up to 10 ms worth of messages may go out back to back, so that high rates do
  * not cost a sleep per message, while the long-run rate stays exact. An empty bucket sleeps
- * at least LG_MIN_SLEEP_S: waking for every single token cost thousands of context switches a
- * second at a few thousand messages per second, CPU the benchmark's 2 cores lent to the
- * generator instead of funneld, Redis and Kafka. Senders that wake every millisecond are
+ * at least LG_MIN_SLEEP_S: waking for every single token costs a context switch per message,
+ * CPU the benchmark's cores would lend the generator instead of funneld, Redis and Kafka.
+ * Senders that wake every millisecond are
  * what many web and CRM producers together look like anyway.
  */
 #define LG_MIN_SLEEP_S 0.001
@@ -1144,7 +1130,7 @@ static void lg_bucket_take(lg_gen_t *g, lg_bucket_t *b)
     if (b->rate <= 0)
         return;
     for (;;) {
-        double now = lg_mono();
+        double now = fn_cli_mono_s();
         b->tokens = fmin(b->burst, b->tokens + (now - b->last) * b->rate);
         b->last = now;
         if (b->tokens >= 1) {
@@ -1208,8 +1194,8 @@ static void lg_check_signals(lg_gen_t *g)
 
 static int lg_run(lg_gen_t *g)
 {
-    lg_bucket_t bucket = {g->o.rate, fmax(1, g->o.rate / 100), 1, lg_mono()};
-    g->t0 = lg_mono();
+    lg_bucket_t bucket = {g->o.rate, fmax(1, g->o.rate / 100), 1, fn_cli_mono_s()};
+    g->t0 = fn_cli_mono_s();
     for (long n = 0; n < g->o.events && !g->stopping && !g->fatal; n++) {
         lg_bucket_take(g, &bucket);
         if (lg_send_one(g, g->o.events - n))
@@ -1303,33 +1289,6 @@ static void lg_usage(FILE *f)
             "interrupted (SIGINT/SIGTERM still flush and report).\n");
 }
 
-static int lg_num(const char *opt, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, LG_NAME ": --%s %s: expected a number from %g to %g\n", opt, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int lg_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, LG_NAME ": --%s %s: expected an integer from %lld to %lld\n", opt, s, lo,
-                hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static const lg_model_t *lg_find_model(const char *name)
 {
     for (int i = 0; i < LG_COUNT(lg_models); i++)
@@ -1346,7 +1305,7 @@ static int lg_start_ts(lg_opts_t *o, const char *s)
         o->start_now = true;
         return 0;
     }
-    if (lg_int("start-ts", s, 0, 253402300799999LL, &v))
+    if (fn_cli_int(LG_NAME, "--start-ts", s, 0, 253402300799999LL, &v))
         return -1;
     o->start_ms = v;
     o->start_now = false;
@@ -1365,27 +1324,31 @@ static int lg_set_opt(lg_opts_t *o, int key, const char *arg)
         o->topic = arg;
         return 0;
     case 'n':
-        return lg_int("events", arg, 0, LLONG_MAX / 2, &v) ? -1 : (o->events = (long)v, 0);
+        return fn_cli_int(LG_NAME, "--events", arg, 0, LLONG_MAX / 2, &v)
+                   ? -1
+                   : (o->events = (long)v, 0);
     case 'l':
-        return lg_int("leads", arg, 1, 100000000, &v) ? -1 : (o->leads = (long)v, 0);
+        return fn_cli_int(LG_NAME, "--leads", arg, 1, 100000000, &v) ? -1 : (o->leads = (long)v, 0);
     case LG_O_ACTIVE:
-        return lg_int("active", arg, 1, 100000000, &v) ? -1 : (o->active = (long)v, 0);
+        return fn_cli_int(LG_NAME, "--active", arg, 1, 100000000, &v) ? -1
+                                                                      : (o->active = (long)v, 0);
     case 'r':
-        return lg_num("rate", arg, 0, 1e9, &o->rate);
+        return fn_cli_num(LG_NAME, "--rate", arg, 0, 1e9, &o->rate);
     case LG_O_SEED:
-        return lg_int("seed", arg, 0, LLONG_MAX, &v) ? -1 : (o->seed = (uint64_t)v, 0);
+        return fn_cli_int(LG_NAME, "--seed", arg, 0, LLONG_MAX, &v) ? -1
+                                                                    : (o->seed = (uint64_t)v, 0);
     case LG_O_START:
         return lg_start_ts(o, arg);
     case LG_O_STEP:
-        return lg_num("step-ms", arg, 0.001, 86400000.0, &o->step_ms);
+        return fn_cli_num(LG_NAME, "--step-ms", arg, 0.001, 86400000.0, &o->step_ms);
     case LG_O_DUP:
-        return lg_num("dup-rate", arg, 0, 1, &o->dup_rate);
+        return fn_cli_num(LG_NAME, "--dup-rate", arg, 0, 1, &o->dup_rate);
     case LG_O_BAD:
-        return lg_num("bad-rate", arg, 0, 1, &o->bad_rate);
+        return fn_cli_num(LG_NAME, "--bad-rate", arg, 0, 1, &o->bad_rate);
     case LG_O_CONSENT:
-        return lg_num("consent-rate", arg, 0, 1, &o->consent_rate);
+        return fn_cli_num(LG_NAME, "--consent-rate", arg, 0, 1, &o->consent_rate);
     case LG_O_ERASE:
-        return lg_num("erase-rate", arg, 0, 1, &o->erase_rate);
+        return fn_cli_num(LG_NAME, "--erase-rate", arg, 0, 1, &o->erase_rate);
     case LG_O_FUNNEL:
         o->funnel = arg;
         return 0;
@@ -1618,7 +1581,7 @@ int main(int argc, char **argv)
     if (g->rk)
         lg_kafka_finish(g);
     int closed = lg_close_out(g);
-    lg_summary(g, lg_mono() - g->t0);
+    lg_summary(g, fn_cli_mono_s() - g->t0);
     bool ok = !run && !closed && !g->fatal && !g->failed && (!g->rk || g->delivered == g->produced);
     rc = g->interrupted ? 130 : ok ? 0 : 1;
 fail:

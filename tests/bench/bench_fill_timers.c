@@ -24,9 +24,10 @@
  * Usage: bench_fill_timers -c CONFIG -n COUNT [-p KEY_PREFIX] [-t TOPIC] [-P PARTITIONS]
  *                          [-f FUNNEL] [-d DUE_MS] [-w WINDOW] [-u REDIS_URL]
  */
-#include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,17 +35,12 @@
 
 #include "funneld/common.h"
 #include "funneld/config.h"
-#include "funneld/redis_sync.h"
 #include "funneld/step.h"
+#include "cli.h"
+#include "redis_sync.h"
 
+#define TOOL "bench_fill_timers"
 #define DUE_2100_MS 4102444800000LL /* 2100-01-01T00:00:00Z */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void usage(FILE *f)
 {
@@ -76,7 +72,7 @@ static long long used_memory(redisContext *c)
         if (p)
             v = strtoll(p + 12, NULL, 10);
     } else {
-        fprintf(stderr, "bench_fill_timers: INFO memory: %s\n",
+        fprintf(stderr, TOOL ": INFO memory: %s\n",
                 r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr);
     }
     if (r)
@@ -89,12 +85,12 @@ static int read_reply(redisContext *c, long long *errors)
 {
     redisReply *r = NULL;
     if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
-        fprintf(stderr, "bench_fill_timers: reply: %s\n", c->errstr);
+        fprintf(stderr, TOOL ": reply: %s\n", c->errstr);
         return FN_ERR;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         if (*errors < 5)
-            fprintf(stderr, "bench_fill_timers: %s\n", r->str);
+            fprintf(stderr, TOOL ": %s\n", r->str);
         (*errors)++;
     }
     freeReplyObject(r);
@@ -105,71 +101,32 @@ int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *prefix_opt = NULL, *topic_opt = NULL, *funnel_opt = NULL,
                *url_opt = NULL;
-    long long count = -1, due0 = DUE_2100_MS;
-    long partitions = 6, window = 1000;
-    int c;
-    while ((c = getopt(argc, argv, "c:n:p:t:P:f:d:w:u:h")) != -1) {
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 'n':
-            count = strtoll(optarg, NULL, 10);
-            break;
-        case 'p':
-            prefix_opt = optarg;
-            break;
-        case 't':
-            topic_opt = optarg;
-            break;
-        case 'P':
-            partitions = strtol(optarg, NULL, 10);
-            break;
-        case 'f':
-            funnel_opt = optarg;
-            break;
-        case 'd':
-            due0 = strtoll(optarg, NULL, 10);
-            break;
-        case 'w':
-            window = strtol(optarg, NULL, 10);
-            break;
-        case 'u':
-            url_opt = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfg_path || count < 0 || partitions < 1 || window < 1 || due0 <= 0 || optind != argc) {
+    long long count = -1, due0 = DUE_2100_MS, partitions = 6, window = 1000;
+    const fn_cli_opt_t opts[] = {{'c', FN_CLI_STR, &cfg_path, 0, 0},
+                                 {'n', FN_CLI_INT, &count, 0, LLONG_MAX},
+                                 {'p', FN_CLI_STR, &prefix_opt, 0, 0},
+                                 {'t', FN_CLI_STR, &topic_opt, 0, 0},
+                                 {'P', FN_CLI_INT, &partitions, 1, INT32_MAX},
+                                 {'f', FN_CLI_STR, &funnel_opt, 0, 0},
+                                 {'d', FN_CLI_INT, &due0, 1, LLONG_MAX / 2},
+                                 {'w', FN_CLI_INT, &window, 1, INT32_MAX},
+                                 {'u', FN_CLI_STR, &url_opt, 0, 0}};
+    int st = fn_cli_parse(argc, argv, TOOL, opts, sizeof opts / sizeof opts[0], usage);
+    if (st >= 0)
+        return st;
+    if (!cfg_path || count < 0) {
         usage(stderr);
         return 2;
     }
 
     int rc = 1;
-    char err[512];
     redisContext *redis = NULL;
-    fn_config_t *cfg = fn_config_load(cfg_path, err, sizeof err);
-    if (!cfg) {
-        fprintf(stderr, "bench_fill_timers: %s: %s\n", cfg_path, err);
+    fn_config_t *cfg = fn_cli_config(TOOL, cfg_path, prefix_opt);
+    if (!cfg)
         goto done;
-    }
-    if (prefix_opt) {
-        char *dup = strdup(prefix_opt);
-        if (!dup) {
-            fprintf(stderr, "bench_fill_timers: out of memory\n");
-            goto done;
-        }
-        free(cfg->key_prefix);
-        cfg->key_prefix = dup;
-    }
     const char *topic = topic_opt ? topic_opt : cfg->n_input_topics ? cfg->input_topics[0] : NULL;
     if (!topic) {
-        fprintf(stderr, "bench_fill_timers: the config has no input topic; pass -t\n");
+        fprintf(stderr, TOOL ": the config has no input topic; pass -t\n");
         goto done;
     }
 
@@ -188,12 +145,12 @@ int main(int argc, char **argv)
             }
     }
     if (!f) {
-        fprintf(stderr, "bench_fill_timers: %s%s has no stage with stale_after\n",
+        fprintf(stderr, TOOL ": %s%s has no stage with stale_after\n",
                 funnel_opt ? "funnel " : "the config", funnel_opt ? funnel_opt : "");
         goto done;
     }
 
-    redis = fn_redis_sync_connect(url_opt ? url_opt : cfg->redis_url, "bench_fill_timers");
+    redis = fn_redis_sync_connect(url_opt ? url_opt : cfg->redis_url, TOOL);
     if (!redis)
         goto done;
 
@@ -205,7 +162,7 @@ int main(int argc, char **argv)
     snprintf(stage_s, sizeof stage_s, "%zu", stage);
 
     long long errors = 0, sent = 0, recvd = 0; /* in commands: two per timer */
-    double t0 = mono_s();
+    double t0 = fn_cli_mono_s();
     for (long long n = 0; n < count; n++) {
         char lead_id[32], due_s[24], zset[352], tval[448], member[192];
         int idlen = snprintf(lead_id, sizeof lead_id, "pending-%lld", n);
@@ -221,7 +178,7 @@ int main(int argc, char **argv)
         const char *zv[] = {"ZADD", zset, due_s, member};
         if (redisAppendCommandArgv(redis, 12, hv, NULL) != REDIS_OK ||
             redisAppendCommandArgv(redis, 4, zv, NULL) != REDIS_OK) {
-            fprintf(stderr, "bench_fill_timers: append: %s\n", redis->errstr);
+            fprintf(stderr, TOOL ": append: %s\n", redis->errstr);
             goto done;
         }
         sent += 2;
@@ -237,15 +194,15 @@ int main(int argc, char **argv)
             goto done;
         else
             recvd++;
-    double secs = mono_s() - t0;
+    double secs = fn_cli_mono_s() - t0;
     long long mem1 = used_memory(redis);
     long long zsets = (long long)cfg->redis_shards * partitions;
     double per = count > 0 && mem0 >= 0 && mem1 >= 0 ? (double)(mem1 - mem0) / (double)count : 0;
 
     fprintf(stderr,
-            "bench_fill_timers: %lld pending timer(s) of funnel %s, stage %zu, due from %lld, "
-            "in %lld zset(s) (%d shards x %ld partitions of %s), prefix %s: %.2f s = %.0f "
-            "timers/s, %lld error(s); used_memory %lld -> %lld bytes (%.0f per timer)\n",
+            TOOL ": %lld pending timer(s) of funnel %s, stage %zu, due from %lld, "
+                 "in %lld zset(s) (%d shards x %lld partitions of %s), prefix %s: %.2f s = %.0f "
+                 "timers/s, %lld error(s); used_memory %lld -> %lld bytes (%.0f per timer)\n",
             count, f->name, stage, due0, zsets, cfg->redis_shards, partitions, topic,
             cfg->key_prefix, secs, secs > 0 ? (double)count / secs : 0.0, errors, mem0, mem1, per);
     printf("RESULT fill_timers timers=%lld seconds=%.3f rate=%.0f zsets=%lld "

@@ -12,8 +12,8 @@
  *   RESULT hiccup samples=N p50_ms=.. p99_ms=.. p999_ms=.. max_ms=.. over10=.. over25=..
  *          stalled_ms=..
  * where over10 / over25 count wake-ups 10 / 25 ms or more late and stalled_ms is the sum of
- * all lateness (timer slack included: some 50 µs per wake-up). Its own 1,000 wake-ups a second
- * are a small load on the machine it measures.
+ * all lateness (the kernel's timer slack included). Its own wake-ups, one a millisecond, are a
+ * small load on the machine it measures.
  *
  * Usage: bench_hiccup
  */

@@ -21,8 +21,8 @@
  *
  * Usage: bench_kafka_ceiling -b BROKERS -t INPUT -o OUTPUT [-g GROUP] [-m COUNT] [-s BYTES]
  */
-#include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,12 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "cli.h"
+
+#define TOOL "bench_kafka_ceiling"
 
 typedef struct dr_state {
     long long delivered, failed;
@@ -57,22 +54,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     if (m->err) {
         if (s->failed < 5)
-            fprintf(stderr, "bench_kafka_ceiling: delivery failed: %s\n", rd_kafka_err2str(m->err));
+            fprintf(stderr, TOOL ": delivery failed: %s\n", rd_kafka_err2str(m->err));
         s->failed++;
     } else {
         s->delivered++;
     }
-    s->t_last = mono_s();
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v)
-{
-    char err[512];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        fprintf(stderr, "bench_kafka_ceiling: %s=%s: %s\n", k, v, err);
-        return -1;
-    }
-    return 0;
+    s->t_last = fn_cli_mono_s();
 }
 
 static void usage(FILE *f)
@@ -94,17 +81,16 @@ static long long topic_size(rd_kafka_t *rk, const char *topic, int *n_parts)
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     long long total = -1;
     if (!rkt) {
-        fprintf(stderr, "bench_kafka_ceiling: topic %s: %s\n", topic,
-                rd_kafka_err2str(rd_kafka_last_error()));
+        fprintf(stderr, TOOL ": topic %s: %s\n", topic, rd_kafka_err2str(rd_kafka_last_error()));
         goto done;
     }
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
     if (e) {
-        fprintf(stderr, "bench_kafka_ceiling: metadata of %s: %s\n", topic, rd_kafka_err2str(e));
+        fprintf(stderr, TOOL ": metadata of %s: %s\n", topic, rd_kafka_err2str(e));
         goto done;
     }
     if (md->topic_cnt != 1 || md->topics[0].err) {
-        fprintf(stderr, "bench_kafka_ceiling: topic %s: %s\n", topic,
+        fprintf(stderr, TOOL ": topic %s: %s\n", topic,
                 md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
         goto done;
     }
@@ -115,8 +101,7 @@ static long long topic_size(rd_kafka_t *rk, const char *topic, int *n_parts)
         e = rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[i].id, &lo, &hi,
                                              10000);
         if (e) {
-            fprintf(stderr, "bench_kafka_ceiling: watermarks of %s: %s\n", topic,
-                    rd_kafka_err2str(e));
+            fprintf(stderr, TOOL ": watermarks of %s: %s\n", topic, rd_kafka_err2str(e));
             total = -1;
             goto done;
         }
@@ -134,39 +119,17 @@ int main(int argc, char **argv)
 {
     const char *brokers = getenv("FUNNELD_BROKERS"), *in_topic = NULL, *out_topic = NULL;
     const char *group_opt = NULL;
-    long long want_outputs = -1;
-    long payload_bytes = 0;
-    int c;
-    while ((c = getopt(argc, argv, "b:t:o:g:m:s:h")) != -1) {
-        switch (c) {
-        case 'b':
-            brokers = optarg;
-            break;
-        case 't':
-            in_topic = optarg;
-            break;
-        case 'o':
-            out_topic = optarg;
-            break;
-        case 'g':
-            group_opt = optarg;
-            break;
-        case 'm':
-            want_outputs = strtoll(optarg, NULL, 10);
-            break;
-        case 's':
-            payload_bytes = strtol(optarg, NULL, 10);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!brokers || !in_topic || !out_topic || payload_bytes < 0 || payload_bytes > 1000000 ||
-        optind != argc) {
+    long long want_outputs = -1, payload_bytes = 0;
+    const fn_cli_opt_t opts[] = {{'b', FN_CLI_STR, &brokers, 0, 0},
+                                 {'t', FN_CLI_STR, &in_topic, 0, 0},
+                                 {'o', FN_CLI_STR, &out_topic, 0, 0},
+                                 {'g', FN_CLI_STR, &group_opt, 0, 0},
+                                 {'m', FN_CLI_INT, &want_outputs, 0, LLONG_MAX / 16},
+                                 {'s', FN_CLI_INT, &payload_bytes, 0, 1000000}};
+    int st = fn_cli_parse(argc, argv, TOOL, opts, sizeof opts / sizeof opts[0], usage);
+    if (st >= 0)
+        return st;
+    if (!brokers || !in_topic || !out_topic) {
         usage(stderr);
         return 2;
     }
@@ -181,7 +144,7 @@ int main(int argc, char **argv)
     char *pad = NULL;
     dr_state_t dr = {0};
     long long consumed = 0, produced = 0;
-    double t_start = mono_s(), t_first = 0;
+    double t_start = fn_cli_mono_s(), t_first = 0;
     rd_kafka_resp_err_t e;
 
     signal(SIGINT, on_signal);
@@ -193,7 +156,7 @@ int main(int argc, char **argv)
     if (payload_bytes > 0) {
         pad = malloc((size_t)payload_bytes);
         if (!pad) {
-            fprintf(stderr, "bench_kafka_ceiling: out of memory\n");
+            fprintf(stderr, TOOL ": out of memory\n");
             goto fail;
         }
         memset(pad, 'x', (size_t)payload_bytes);
@@ -201,46 +164,49 @@ int main(int argc, char **argv)
 
     /* the consumer: funneld's settings (daemon/input/kafka_in.c) */
     cconf = rd_kafka_conf_new();
-    if (conf_set(cconf, "bootstrap.servers", brokers) || conf_set(cconf, "group.id", group) ||
-        conf_set(cconf, "auto.offset.reset", "earliest") ||
-        conf_set(cconf, "enable.auto.commit", "true") ||
-        conf_set(cconf, "auto.commit.interval.ms", "1000") ||
-        conf_set(cconf, "queued.max.messages.kbytes", "2048") ||
-        conf_set(cconf, "socket.nagle.disable", "true"))
+    if (fn_cli_kafka_set(TOOL, cconf, "bootstrap.servers", brokers) ||
+        fn_cli_kafka_set(TOOL, cconf, "group.id", group) ||
+        fn_cli_kafka_set(TOOL, cconf, "auto.offset.reset", "earliest") ||
+        fn_cli_kafka_set(TOOL, cconf, "enable.auto.commit", "true") ||
+        fn_cli_kafka_set(TOOL, cconf, "auto.commit.interval.ms", "1000") ||
+        fn_cli_kafka_set(TOOL, cconf, "queued.max.messages.kbytes", "2048") ||
+        fn_cli_kafka_set(TOOL, cconf, "socket.nagle.disable", "true"))
         goto fail;
     cons = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
     if (!cons) {
-        fprintf(stderr, "bench_kafka_ceiling: consumer: %s\n", err);
+        fprintf(stderr, TOOL ": consumer: %s\n", err);
         goto fail;
     }
     cconf = NULL;
     e = rd_kafka_poll_set_consumer(cons);
     if (e) {
-        fprintf(stderr, "bench_kafka_ceiling: poll_set_consumer: %s\n", rd_kafka_err2str(e));
+        fprintf(stderr, TOOL ": poll_set_consumer: %s\n", rd_kafka_err2str(e));
         goto fail;
     }
 
     /* the producer: funneld's settings (daemon/output/kafka_out.c) */
     pconf = rd_kafka_conf_new();
-    if (conf_set(pconf, "bootstrap.servers", brokers) ||
-        conf_set(pconf, "enable.idempotence", "true") || conf_set(pconf, "acks", "all") ||
-        conf_set(pconf, "linger.ms", "2") || conf_set(pconf, "batch.num.messages", "10000") ||
-        conf_set(pconf, "queue.buffering.max.messages", "2000000") ||
-        conf_set(pconf, "queue.buffering.max.kbytes", "1048576") ||
-        conf_set(pconf, "message.timeout.ms", "0") ||
-        conf_set(pconf, "socket.nagle.disable", "true"))
+    if (fn_cli_kafka_set(TOOL, pconf, "bootstrap.servers", brokers) ||
+        fn_cli_kafka_set(TOOL, pconf, "enable.idempotence", "true") ||
+        fn_cli_kafka_set(TOOL, pconf, "acks", "all") ||
+        fn_cli_kafka_set(TOOL, pconf, "linger.ms", "2") ||
+        fn_cli_kafka_set(TOOL, pconf, "batch.num.messages", "10000") ||
+        fn_cli_kafka_set(TOOL, pconf, "queue.buffering.max.messages", "2000000") ||
+        fn_cli_kafka_set(TOOL, pconf, "queue.buffering.max.kbytes", "1048576") ||
+        fn_cli_kafka_set(TOOL, pconf, "message.timeout.ms", "0") ||
+        fn_cli_kafka_set(TOOL, pconf, "socket.nagle.disable", "true"))
         goto fail;
     rd_kafka_conf_set_opaque(pconf, &dr);
     rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
     prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
     if (!prod) {
-        fprintf(stderr, "bench_kafka_ceiling: producer: %s\n", err);
+        fprintf(stderr, TOOL ": producer: %s\n", err);
         goto fail;
     }
     pconf = NULL;
     out_rkt = rd_kafka_topic_new(prod, out_topic, NULL);
     if (!out_rkt) {
-        fprintf(stderr, "bench_kafka_ceiling: topic %s: %s\n", out_topic,
+        fprintf(stderr, TOOL ": topic %s: %s\n", out_topic,
                 rd_kafka_err2str(rd_kafka_last_error()));
         goto fail;
     }
@@ -250,29 +216,29 @@ int main(int argc, char **argv)
     if (total < 0)
         goto fail;
     if (total == 0) {
-        fprintf(stderr, "bench_kafka_ceiling: %s is empty\n", in_topic);
+        fprintf(stderr, TOOL ": %s is empty\n", in_topic);
         goto fail;
     }
     if (want_outputs < 0)
         want_outputs = total;
     if (want_outputs > total * 8) {
-        fprintf(stderr, "bench_kafka_ceiling: -m %lld is more than 8 per input\n", want_outputs);
+        fprintf(stderr, TOOL ": -m %lld is more than 8 per input\n", want_outputs);
         goto fail;
     }
     fprintf(stderr,
-            "bench_kafka_ceiling: %s has %lld message(s) in %d partition(s); group %s, "
-            "%lld output(s) to %s\n",
+            TOOL ": %s has %lld message(s) in %d partition(s); group %s, "
+                 "%lld output(s) to %s\n",
             in_topic, total, n_parts, group, want_outputs, out_topic);
 
     sub = rd_kafka_topic_partition_list_new(1);
     if (!sub) {
-        fprintf(stderr, "bench_kafka_ceiling: out of memory\n");
+        fprintf(stderr, TOOL ": out of memory\n");
         goto fail;
     }
     rd_kafka_topic_partition_list_add(sub, in_topic, RD_KAFKA_PARTITION_UA);
     e = rd_kafka_subscribe(cons, sub);
     if (e) {
-        fprintf(stderr, "bench_kafka_ceiling: subscribe: %s\n", rd_kafka_err2str(e));
+        fprintf(stderr, TOOL ": subscribe: %s\n", rd_kafka_err2str(e));
         goto fail;
     }
 
@@ -283,13 +249,13 @@ int main(int argc, char **argv)
             continue;
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                fprintf(stderr, "bench_kafka_ceiling: consume: %s\n", rd_kafka_message_errstr(m));
+                fprintf(stderr, TOOL ": consume: %s\n", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             m = NULL;
             continue;
         }
         if (consumed == 0)
-            t_first = mono_s();
+            t_first = fn_cli_mono_s();
         /* outputs for input i: floor((i+1)·M/N) - floor(i·M/N), so M in all */
         long long n_out = (consumed + 1) * want_outputs / total - consumed * want_outputs / total;
         consumed++;
@@ -302,7 +268,7 @@ int main(int argc, char **argv)
                     break;
                 rd_kafka_resp_err_t pe = rd_kafka_last_error();
                 if (pe != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                    fprintf(stderr, "bench_kafka_ceiling: produce: %s\n", rd_kafka_err2str(pe));
+                    fprintf(stderr, TOOL ": produce: %s\n", rd_kafka_err2str(pe));
                     goto fail;
                 }
                 rd_kafka_poll(prod, 10);
@@ -312,21 +278,21 @@ int main(int argc, char **argv)
         rd_kafka_message_destroy(m);
         m = NULL;
     }
-    double t_consumed = mono_s();
+    double t_consumed = fn_cli_mono_s();
     while (dr.delivered + dr.failed < produced && !stop_flag)
         rd_kafka_poll(prod, 100);
     if (stop_flag) {
-        fprintf(stderr, "bench_kafka_ceiling: interrupted after %lld input(s)\n", consumed);
+        fprintf(stderr, TOOL ": interrupted after %lld input(s)\n", consumed);
         goto fail;
     }
     if (produced == 0)
         dr.t_last = t_consumed;
     double secs = dr.t_last - t_first, with_join = dr.t_last - t_start;
     fprintf(stderr,
-            "bench_kafka_ceiling: %lld input(s) consumed, %lld output(s) produced, %lld "
-            "delivered, %lld failed\n"
-            "  %.3f s from the first input to the last delivery = %.0f inputs/s "
-            "(%.0f outputs/s); %.3f s with the group join\n",
+            TOOL ": %lld input(s) consumed, %lld output(s) produced, %lld "
+                 "delivered, %lld failed\n"
+                 "  %.3f s from the first input to the last delivery = %.0f inputs/s "
+                 "(%.0f outputs/s); %.3f s with the group join\n",
             consumed, produced, dr.delivered, dr.failed, secs, (double)consumed / secs,
             (double)produced / secs, with_join);
     printf("RESULT kafka_ceiling events=%lld outputs=%lld seconds=%.3f eps=%.0f "
@@ -343,15 +309,14 @@ fail:
     if (cons) {
         e = rd_kafka_consumer_close(cons);
         if (e)
-            fprintf(stderr, "bench_kafka_ceiling: consumer close: %s\n", rd_kafka_err2str(e));
+            fprintf(stderr, TOOL ": consumer close: %s\n", rd_kafka_err2str(e));
         rd_kafka_destroy(cons);
     }
     if (out_rkt)
         rd_kafka_topic_destroy(out_rkt);
     if (prod) {
         if (rd_kafka_flush(prod, 30000))
-            fprintf(stderr, "bench_kafka_ceiling: %d output(s) not flushed\n",
-                    rd_kafka_outq_len(prod));
+            fprintf(stderr, TOOL ": %d output(s) not flushed\n", rd_kafka_outq_len(prod));
         rd_kafka_destroy(prod);
     }
     if (cconf)

@@ -19,9 +19,9 @@
  *
  * Usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW] [-u REDIS_URL]
  */
-#include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +30,12 @@
 
 #include "funneld/common.h"
 #include "funneld/config.h"
-#include "funneld/redis_sync.h"
 #include "funneld/event.h"
 #include "funneld/step.h"
+#include "cli.h"
+#include "redis_sync.h"
 
+#define TOOL "bench_redis_step"
 #define MAX_CMDSTATS 512
 
 typedef struct cmdstat {
@@ -50,13 +52,6 @@ typedef struct cmdstats {
 typedef struct counts {
     long long ok, dup, dup_replay, erased, collision, errors, other, transitions;
 } counts_t;
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void usage(FILE *f)
 {
@@ -81,7 +76,7 @@ static int snapshot(redisContext *c, cmdstats_t *st)
     st->n = 0;
     redisReply *r = redisCommand(c, "INFO commandstats");
     if (!r || r->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "bench_redis_step: INFO commandstats: %s\n",
+        fprintf(stderr, TOOL ": INFO commandstats: %s\n",
                 r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr);
         goto fail;
     }
@@ -101,7 +96,7 @@ static int snapshot(redisContext *c, cmdstats_t *st)
     freeReplyObject(r);
     r = redisCommand(c, "INFO cpu");
     if (!r || r->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "bench_redis_step: INFO cpu: %s\n",
+        fprintf(stderr, TOOL ": INFO cpu: %s\n",
                 r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr);
         goto fail;
     }
@@ -153,7 +148,7 @@ static void count_reply(const redisReply *r, counts_t *k)
 {
     if (r->type == REDIS_REPLY_ERROR) {
         if (k->errors < 5)
-            fprintf(stderr, "bench_redis_step: step error: %s\n", r->str);
+            fprintf(stderr, TOOL ": step error: %s\n", r->str);
         k->errors++;
         return;
     }
@@ -182,40 +177,22 @@ static void count_reply(const redisReply *r, counts_t *k)
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *events_path = NULL, *prefix_opt = NULL, *url_opt = NULL;
-    long window = 1000;
-    int c;
-    while ((c = getopt(argc, argv, "c:i:p:w:u:h")) != -1) {
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 'i':
-            events_path = optarg;
-            break;
-        case 'p':
-            prefix_opt = optarg;
-            break;
-        case 'w':
-            window = strtol(optarg, NULL, 10);
-            break;
-        case 'u':
-            url_opt = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfg_path || !events_path || window < 1 || optind != argc) {
+    long long window = 1000;
+    const fn_cli_opt_t opts[] = {{'c', FN_CLI_STR, &cfg_path, 0, 0},
+                                 {'i', FN_CLI_STR, &events_path, 0, 0},
+                                 {'p', FN_CLI_STR, &prefix_opt, 0, 0},
+                                 {'w', FN_CLI_INT, &window, 1, INT32_MAX},
+                                 {'u', FN_CLI_STR, &url_opt, 0, 0}};
+    int st = fn_cli_parse(argc, argv, TOOL, opts, sizeof opts / sizeof opts[0], usage);
+    if (st >= 0)
+        return st;
+    if (!cfg_path || !events_path) {
         usage(stderr);
         return 2;
     }
 
     int rc = 1;
-    char err[512], reason[256];
+    char reason[256];
     fn_config_t *cfg = NULL;
     FILE *in = NULL;
     char *line = NULL;
@@ -228,29 +205,21 @@ int main(int argc, char **argv)
     counts_t k = {0};
     long long lines = 0, rejected = 0;
 
-    cfg = fn_config_load(cfg_path, err, sizeof err);
-    if (!cfg) {
-        fprintf(stderr, "bench_redis_step: %s: %s\n", cfg_path, err);
-        goto fail;
-    }
+    /* A key prefix of its own unless told, so runs never see each other's leads. */
     char prefix[128];
-    if (prefix_opt)
-        snprintf(prefix, sizeof prefix, "%s", prefix_opt);
-    else
+    if (!prefix_opt)
         snprintf(prefix, sizeof prefix, "bench-redis-%ld-%lld", (long)getpid(),
                  (long long)fn_now_ms());
-    char *dup = strdup(prefix);
-    if (!dup)
-        goto oom;
-    free(cfg->key_prefix);
-    cfg->key_prefix = dup;
+    cfg = fn_cli_config(TOOL, cfg_path, prefix_opt ? prefix_opt : prefix);
+    if (!cfg)
+        goto fail;
 
-    redis = fn_redis_sync_connect(url_opt ? url_opt : cfg->redis_url, "bench_redis_step");
+    redis = fn_redis_sync_connect(url_opt ? url_opt : cfg->redis_url, TOOL);
     if (!redis)
         goto fail;
     r = redisCommand(redis, "SCRIPT LOAD %s", fn_lua_step_src);
     if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
-        fprintf(stderr, "bench_redis_step: SCRIPT LOAD: %s\n",
+        fprintf(stderr, TOOL ": SCRIPT LOAD: %s\n",
                 r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : redis->errstr);
         goto fail;
     }
@@ -268,7 +237,7 @@ int main(int argc, char **argv)
     }
     char instance[40];
     snprintf(instance, sizeof instance, "bench%08x", (unsigned)(getpid() ^ (unsigned)time(NULL)));
-    double t_build = mono_s();
+    double t_build = fn_cli_mono_s();
     ssize_t len;
     while ((len = getline(&line, &linecap, in)) > 0) {
         lines++;
@@ -307,14 +276,14 @@ int main(int argc, char **argv)
         goto fail;
     }
     if (n_cmds == 0) {
-        fprintf(stderr, "bench_redis_step: no valid event in %s\n", events_path);
+        fprintf(stderr, TOOL ": no valid event in %s\n", events_path);
         goto fail;
     }
     offs[n_cmds] = all.len;
     fprintf(stderr,
-            "bench_redis_step: %lld line(s), %lld rejected by the decoder, %zu step(s) built in "
-            "%.2f s (%.1f MB of RESP, %.0f bytes per step), prefix %s\n",
-            lines, rejected, n_cmds, mono_s() - t_build, (double)all.len / 1e6,
+            TOOL ": %lld line(s), %lld rejected by the decoder, %zu step(s) built in "
+                 "%.2f s (%.1f MB of RESP, %.0f bytes per step), prefix %s\n",
+            lines, rejected, n_cmds, fn_cli_mono_s() - t_build, (double)all.len / 1e6,
             (double)all.len / (double)n_cmds, prefix);
 
     if (snapshot(redis, &before))
@@ -322,12 +291,12 @@ int main(int argc, char **argv)
 
     /* The timed loop: keep up to `window` steps in flight on the one connection. */
     size_t sent = 0, recvd = 0;
-    double t0 = mono_s();
+    double t0 = fn_cli_mono_s();
     while (recvd < n_cmds) {
         while (sent < n_cmds && sent - recvd < (size_t)window) {
             if (redisAppendFormattedCommand(redis, all.data + offs[sent],
                                             offs[sent + 1] - offs[sent]) != REDIS_OK) {
-                fprintf(stderr, "bench_redis_step: append: %s\n", redis->errstr);
+                fprintf(stderr, TOOL ": append: %s\n", redis->errstr);
                 goto fail;
             }
             sent++;
@@ -335,12 +304,12 @@ int main(int argc, char **argv)
         int done = 0;
         do {
             if (redisBufferWrite(redis, &done) != REDIS_OK) {
-                fprintf(stderr, "bench_redis_step: write: %s\n", redis->errstr);
+                fprintf(stderr, TOOL ": write: %s\n", redis->errstr);
                 goto fail;
             }
         } while (!done);
         if (redisGetReply(redis, (void **)&r) != REDIS_OK || !r) {
-            fprintf(stderr, "bench_redis_step: reply: %s\n", redis->errstr);
+            fprintf(stderr, TOOL ": reply: %s\n", redis->errstr);
             goto fail;
         }
         count_reply(r, &k);
@@ -350,7 +319,7 @@ int main(int argc, char **argv)
         /* every reply already read off the socket, without blocking */
         while (recvd < sent) {
             if (redisReaderGetReply(redis->reader, (void **)&r) != REDIS_OK) {
-                fprintf(stderr, "bench_redis_step: protocol error: %s\n", redis->reader->errstr);
+                fprintf(stderr, TOOL ": protocol error: %s\n", redis->reader->errstr);
                 goto fail;
             }
             if (!r)
@@ -361,7 +330,7 @@ int main(int argc, char **argv)
             recvd++;
         }
     }
-    double secs = mono_s() - t0;
+    double secs = fn_cli_mono_s() - t0;
 
     if (snapshot(redis, &after))
         goto fail;
@@ -370,10 +339,10 @@ int main(int argc, char **argv)
     double redis_cpu = (after.cpu_user - before.cpu_user) + (after.cpu_sys - before.cpu_sys);
 
     fprintf(stderr,
-            "bench_redis_step: %zu steps in %.3f s = %.0f steps/s (window %ld)\n"
-            "  replies: ok %lld, dup %lld, dup-replay %lld, erased %lld, collision %lld, "
-            "errors %lld, other %lld; transitions %lld\n"
-            "  Redis: %lld commands = %.2f per step, %.2f Redis CPU s = %.1f us per step\n",
+            TOOL ": %zu steps in %.3f s = %.0f steps/s (window %lld)\n"
+                 "  replies: ok %lld, dup %lld, dup-replay %lld, erased %lld, collision %lld, "
+                 "errors %lld, other %lld; transitions %lld\n"
+                 "  Redis: %lld commands = %.2f per step, %.2f Redis CPU s = %.1f us per step\n",
             n_cmds, secs, ev_n / secs, window, k.ok, k.dup, k.dup_replay, k.erased, k.collision,
             k.errors, k.other, k.transitions, total, (double)total / ev_n, redis_cpu,
             redis_cpu * 1e6 / ev_n);
@@ -395,7 +364,7 @@ int main(int argc, char **argv)
     goto done;
 
 oom:
-    fprintf(stderr, "bench_redis_step: out of memory\n");
+    fprintf(stderr, TOOL ": out of memory\n");
 fail:
     rc = 1;
 done:

@@ -4,7 +4,7 @@
 # (funneld end to end, the Redis ceiling, the Kafka ceiling), the fixed-rate latency run
 # and the summary table. It changes nothing outside its build directory.
 #
-#   bash tests/bench/run.sh
+#   bash tests/bench/run.sh [--help]
 #
 # Environment (defaults in brackets):
 #   BENCH_EVENTS [1000000]      input messages (duplicates and malformed ones included)
@@ -17,7 +17,7 @@
 #   BENCH_RATE_SECONDS [90]     fixed-rate mode duration
 #   BENCH_WARMUP_SECONDS [30]   fixed-rate latency: outputs of the
 #                               first seconds' inputs are shown apart (a new output topic
-#                               costs the first outputs ~1 s; a fresh broker's JVM is cold)
+#                               delays the first outputs; a fresh broker's JVM is cold)
 #   BENCH_REDIS_WINDOW [1000]   Redis ceiling: steps in flight
 #   BENCH_KAFKA_PROPS []         librdkafka properties for funneld's kafka.properties,
 #                               "key=value,key=value" (batching experiments)
@@ -43,6 +43,12 @@
 # Kafka → output available in Kafka). In backlog mode latency means nothing and is not shown.
 set -euo pipefail
 
+# Settings are environment variables; -h/--help prints the header above instead of running
+# (other arguments are ignored, as they always were).
+case "${1:-}" in
+    -h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+esac
+
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$REPO/tests/bench"
 PY=/usr/bin/python3
@@ -55,10 +61,9 @@ DUP=${BENCH_DUP_RATE:-0.01}
 BAD=${BENCH_BAD_RATE:-0.001}
 MODE=${BENCH_MODE:-all}
 # The fixed-rate run starts slow: BENCH_MODE=rate alone has a fresh broker whose JVM is still
-# compiling its hot paths (0.58-0.63 of a core at 6,876 events/s, against 0.42 after the
-# backlog run of the full mode), and even after that backlog run the new funneld on its new
-# topics once held 2,465-2,947 slow outputs of ~3,000 in each of its seconds 5-8. Both modes
-# run 90 s and leave the first 30 s out, so they measure a steady state.
+# compiling its hot paths, and even after the full mode's backlog run the new funneld on its
+# new topics was slow for its first seconds (tests/bench/README.md has the figures). Both
+# modes run 90 s and leave the first 30 s out, so they measure a steady state.
 RATE_SECS=${BENCH_RATE_SECONDS:-90}
 WARMUP=${BENCH_WARMUP_SECONDS:-30}
 WINDOW=${BENCH_REDIS_WINDOW:-1000}

@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c — libFuzzer target for the configuration loader (daemon/core/config.c):
+ * fuzz_config.c — libFuzzer target for the configuration loader (daemon/foundation/config.c):
  * arbitrary bytes as the config file.
  *
  * Each input goes through the real fn_config_load() (the bytes are written to a memfd and

@@ -1,6 +1,6 @@
 /*
- * test_config.c — the configuration contract (SPEC §2, daemon/core/config.c): every shipped
- * config in deploy/config loads with the values it was written with, defaults fill what a
+ * test_config.c — the configuration contract (SPEC §2, daemon/foundation/config.c): every
+ * shipped config in deploy/config loads with the values it was written with, defaults fill what a
  * document leaves out, every rule rejects a bad document with its exact "path: what is wrong"
  * message, the environment overrides connection settings, and the option tables and
  * schemas/config.schema.json describe the same fields (so the two cannot drift).

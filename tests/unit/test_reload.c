@@ -53,11 +53,15 @@ static void test_replaced_configs_live_while_held(void)
     d->log.out = stderr;
     d->log.level = FN_LOG_ERROR;
     d->cfg = config("f1");
-    CHECK(d->cfg != NULL);
-    if (!d->cfg || fn_eval_start(d)) {
+    d->reload = fn_reload_new(d);
+    CHECK(d->cfg != NULL && d->reload != NULL);
+    if (!d->cfg || !d->reload || fn_eval_start(d)) {
+        fn_reload_free(d->reload);
+        fn_config_free(d->cfg);
         free(d);
         return;
     }
+    fn_reload_t *rl = d->reload;
     fn_msg_t msgs[3];
     memset(msgs, 0, sizeof msgs);
     int generation = 1;
@@ -65,34 +69,33 @@ static void test_replaced_configs_live_while_held(void)
         fn_msg_t *m = &msgs[steps[i].msg];
         switch (steps[i].op) {
         case HOLD:
-            fn_reload_hold(d, m);
+            fn_reload_hold(rl, m);
             CHECK(m->cfg == d->cfg);
             break;
         case LET_GO:
-            fn_reload_let_go(d, m);
+            fn_reload_let_go(rl, m);
             CHECK(m->cfg == NULL);
             break;
         case RELOAD: {
             char name[8];
             snprintf(name, sizeof name, "f%d", ++generation);
-            d->pending_cfg = config(name);
-            fn_reload_apply(d);
-            CHECK(d->pending_cfg == NULL);
+            fn_reload_accept(rl, config(name)); /* applied at once: nothing evaluates */
+            CHECK(!fn_reload_pending(rl));
             CHECK_STR(d->cfg->funnels[0].name, name);
-            CHECK_INT(d->cfg_users, 0);
+            CHECK_INT(fn_reload_users(rl), 0);
             break;
         }
         }
-        if (fn_reload_retired(d) != steps[i].retired)
+        if (fn_reload_retired(rl) != steps[i].retired)
             fprintf(stderr, "step %zu\n", i);
-        CHECK_INT(fn_reload_retired(d), steps[i].retired);
+        CHECK_INT(fn_reload_retired(rl), steps[i].retired);
         /* every message still points at a live config: its first funnel is readable */
         for (size_t k = 0; k < 3; k++)
             CHECK(!msgs[k].cfg || msgs[k].cfg->funnels[0].name[0] == 'f');
     }
-    CHECK_INT(d->cfg_users, 1);
+    CHECK_INT(fn_reload_users(rl), 1);
     fn_eval_free(d);
-    fn_reload_free(d);
+    fn_reload_free(rl);
     free(d->stats.trans_by_funnel);
     free(d->stats.trig_by_funnel);
     fn_config_free(d->cfg);

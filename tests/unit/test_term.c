@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fn_test.h"
-#include "funneld/term.h"
+#include "term.h"
 
 typedef struct {
     const char *in;

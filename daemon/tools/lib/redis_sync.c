@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "funneld/common.h"
-#include "funneld/redis_sync.h"
+#include "redis_sync.h"
 
 /* Sends one setup command; prints why and returns FN_ERR when it is refused. */
 static int setup(redisContext *rc, const char *tool, const char *what, redisReply *r)

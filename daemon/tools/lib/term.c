@@ -9,7 +9,7 @@
  * surrogates, beyond U+10FFFF, cut-off sequences) are never passed through either: a
  * terminal might combine them with what follows.
  */
-#include "funneld/term.h"
+#include "term.h"
 
 static const char hex[] = "0123456789abcdef";
 

@@ -21,8 +21,11 @@ int fn_log_level_parse(const char *s, fn_log_level_t *out)
     return -1;
 }
 
-static void emit(const fn_log_t *lg, fn_log_level_t level, const char *component,
-                 const fn_log_ctx_t *ctx, const char *fmt, va_list ap)
+/* printf-checked like its callers (fn_log's attribute), so clang accepts fmt as a format. */
+__attribute__((format(printf, 5, 0))) static void emit(const fn_log_t *lg, fn_log_level_t level,
+                                                       const char *component,
+                                                       const fn_log_ctx_t *ctx, const char *fmt,
+                                                       va_list ap)
 {
     char msg[1024], ts[32];
     vsnprintf(msg, sizeof msg, fmt, ap);

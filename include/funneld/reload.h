@@ -1,0 +1,47 @@
+/*
+ * reload.h — SIGHUP (core/reload.c): re-read the configuration file and apply its funnels,
+ * keeping a replaced configuration while in-flight steps still hold it.
+ */
+#ifndef FUNNELD_RELOAD_H
+#define FUNNELD_RELOAD_H
+
+#include <stddef.h>
+
+#include "funneld/config.h"
+#include "funneld/msg.h"
+
+typedef struct fn_reload fn_reload_t;
+
+/* The reload context of daemon d (whose d->cfg it replaces); NULL when out of memory. */
+fn_reload_t *fn_reload_new(fn_daemon_t *d);
+/* The file SIGHUP re-reads (copied). FN_ERR when out of memory. */
+int fn_reload_watch(fn_reload_t *r, const char *config_path);
+/* Frees r, the accepted config not applied yet and the replaced ones (NULL is fine). */
+void fn_reload_free(fn_reload_t *r);
+
+/* Re-reads the config file: a valid one whose connection settings are unchanged is applied
+ * (funnels and their rules); anything else is logged with the field and the old one stays. */
+void fn_reload_request(fn_reload_t *r);
+/* Takes cfg, accepted by a reload, to apply once no evaluation is in progress (now, if
+ * none is); a later one replaces one still waiting. */
+void fn_reload_accept(fn_reload_t *r, fn_config_t *cfg);
+/* Called by the tick: applies an accepted config once no evaluation is in progress. */
+void fn_reload_apply(fn_reload_t *r);
+/* An accepted config waits to be applied. */
+bool fn_reload_pending(const fn_reload_t *r);
+/* Compares what a reload may not change (fn_config_fixed_diff); returns the first differing
+ * field, or NULL. */
+const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b);
+/* m's step is being built with the running config: m holds it (m->cfg) until
+ * fn_reload_let_go, so a reload meanwhile cannot free it. A rebuilt step lets go of the config
+ * it held before. */
+void fn_reload_hold(fn_reload_t *r, fn_msg_t *m);
+/* m no longer needs the config its step was built with; a replaced config is freed when its
+ * last holder lets go. Nothing to do when m holds none. */
+void fn_reload_let_go(fn_reload_t *r, fn_msg_t *m);
+/* Messages holding the running config. */
+size_t fn_reload_users(const fn_reload_t *r);
+/* Replaced configs still held by in-flight messages (the funneld_configs_retired gauge). */
+size_t fn_reload_retired(const fn_reload_t *r);
+
+#endif
