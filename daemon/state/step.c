@@ -129,7 +129,9 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     char outbox[64], leases[64];
     fn_key_outbox(outbox, sizeof outbox, cfg->key_prefix, k.shard);
     fn_key_leases(leases, sizeof leases, cfg->key_prefix, k.shard);
-    arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, "7");
+    char nkeys[FN_I64_TEXT];
+    fn_i64_text(FN_STEP_KEYS, nkeys);
+    arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, nkeys);
     arg_s(&a, k.lead), arg_s(&a, k.seen), arg_s(&a, k.pending), arg_s(&a, k.stats);
     arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases);
     arg_s(&a, now), arg_s(&a, ttl), arg_str(&a, ev->lead_id), arg_str(&a, ev->event_id);
