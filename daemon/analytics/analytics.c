@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "funneld/analytics.h"
+#include "funneld/keys.h"
 #include "funneld/window.h"
 
 #define DEFAULT_WINDOW_MS 3600000LL
@@ -74,7 +75,7 @@ int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn
                           const char *sha, unsigned shard, fn_buf_t *out)
 {
     char key[64], n[8];
-    snprintf(key, sizeof key, "%s:{%u}:stats", cfg->key_prefix, shard);
+    fn_key_stats(key, sizeof key, cfg->key_prefix, shard);
     snprintf(n, sizeof n, "%zu", f->n_stages);
     fn_buf_t win = {0}, base = {0};
     int rc = FN_ERR;
@@ -360,7 +361,9 @@ int fn_analytics_read(redisContext *rc, const fn_config_t *cfg, const fn_funnel_
     if (rc_ == FN_OK) {
         fn_analytics_finish(st, f);
         /* the bottleneck marks, as the daemon last recorded them */
-        r = redisCommand(rc, "HGETALL %s:bn:%s", cfg->key_prefix, f->name);
+        char bn[128];
+        fn_key_bn(bn, sizeof bn, cfg->key_prefix, f->name);
+        r = redisCommand(rc, "HGETALL %s", bn);
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
             char *end;
             long k = strtol(r->element[i]->str, &end, 10);

@@ -3,6 +3,7 @@
 -- replay (a duplicate never reaches them). Prepended to step.lua at build time, after
 -- sketch.lua. Every key is in the lead's shard ("<prefix>:{<shard>}:", taken from the
 -- counters key), so one step stays in one Redis Cluster slot; readers sum over the shards.
+-- needs: keys.lua sketch.lua
 --
 --   <prefix>:{s}:flow:<funnel>:<hour>  hash, hour = floor(event time / 1 h): "e|<k>" leads
 --     that entered stage k and "a|<k>" leads that advanced from k to a later stage in that
@@ -21,7 +22,7 @@
 local FLOW_RETENTION_MS = 32 * 86400000
 
 local function analytics_base(stats_key)
-  return string.sub(stats_key, 1, -6) -- strip "stats"
+  return string.sub(stats_key, 1, -#K.KEY_STATS - 1) -- strip "stats"
 end
 
 -- Counts `what` ("e" or "a") for stages lo..hi of funnel f at event time t.
@@ -29,7 +30,7 @@ local function flow_add(base, f, what, lo, hi, t)
   if hi < lo then return end
   local hour = math.floor(t / 3600000)
   local minute = math.floor((t % 3600000) / 60000)
-  local key = base .. 'flow:' .. f .. ':' .. string.format('%d', hour)
+  local key = base .. K.KEY_FLOW .. f .. ':' .. string.format('%d', hour)
   local created = false
   for s = lo, hi do
     local field = what .. '|' .. string.format('%d', s)
@@ -45,7 +46,8 @@ end
 
 local function sketch_add(base, f, which, ms)
   if ms < 0 then ms = 0 end
-  redis.call('HINCRBY', base .. 'sk:' .. f .. ':' .. which, string.format('%d', sketch_bucket(ms)), 1)
+  redis.call('HINCRBY', base .. K.KEY_SKETCH .. f .. ':' .. which,
+    string.format('%d', sketch_bucket(ms)), 1)
 end
 
 -- Breakdown cardinality is bounded (SPEC §11, max_breakdown): a value is counted by name if it

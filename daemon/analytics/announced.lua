@@ -2,6 +2,7 @@
 -- compare-and-set: only while the stage's stored decision is still the one that event
 -- announced. A late acknowledgement (a retried delivery, a daemon that stalled) must never
 -- overwrite a newer decision of another tick, which would lose or resurrect a raise.
+-- needs:
 --
 -- KEYS[1] the funnel's bottleneck state "<prefix>:bn:<funnel>" (see evaluate.c)
 -- ARGV: 1 stage index 2 the value the announced event recorded ("<tick>|p" raised, or

@@ -47,6 +47,7 @@
 #include "funneld/analytics.h"
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
+#include "funneld/keys.h"
 #include "funneld/window.h"
 
 #define EVAL_READS_AT_ONCE 2
@@ -73,7 +74,7 @@ static void done_tick(fn_eval_t *e);
 
 static void state_key(const fn_config_t *cfg, const char *funnel, char *out, size_t n)
 {
-    snprintf(out, n, "%s:bn:%s", cfg->key_prefix, funnel);
+    fn_key_bn(out, n, cfg->key_prefix, funnel);
 }
 
 int64_t fn_eval_clock(const fn_daemon_t *d)
@@ -568,8 +569,7 @@ static void next_eval(fn_daemon_t *d, fn_eval_t *e)
         return;
     int64_t every = e->f->bottleneck.evaluate_every_ms;
     char key[180], ttl[24];
-    snprintf(key, sizeof key, "%s:eval:%s:%lld%s", d->cfg->key_prefix, e->f->name, (long long)tick,
-             mode == FN_EVAL_SNAPSHOT ? ":s" : "");
+    fn_key_eval(key, sizeof key, d->cfg->key_prefix, e->f->name, tick, mode == FN_EVAL_SNAPSHOT);
     snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
     if (redisAsyncCommand(d->redis, on_lock, e, "SET %s %s NX PX %s", key, d->instance, ttl) !=
         REDIS_OK)

@@ -1,5 +1,6 @@
 -- read.lua — one shard's part of a funnel's analytics, read in one call (funnelctl and the
 -- daemon's snapshot/bottleneck evaluation sum the replies of every shard). Read-only.
+-- needs: keys.lua
 --
 -- KEYS[1] the shard's counters "<prefix>:{<shard>}:stats" (the other keys of the shard are
 --   named from it, as analytics.lua writes them)
@@ -12,7 +13,7 @@
 --   window flows: flat {"e|<k>" or "a|<k>", sum, ...}, baseline flows: the same}
 
 local stats = KEYS[1]
-local base = string.sub(stats, 1, -6)
+local base = string.sub(stats, 1, -#K.KEY_STATS - 1)
 local f, n = ARGV[1], tonumber(ARGV[2])
 local pre = f .. '|'
 
@@ -29,7 +30,8 @@ local sketches = {}
 local want_sketches = ARGV[5] ~= '0'
 for k = 0, n do
   local which = k < n and string.format('%d', k) or 'conv'
-  sketches[#sketches + 1] = want_sketches and redis.call('HGETALL', base .. 'sk:' .. f .. ':' .. which) or {}
+  local sk = base .. K.KEY_SKETCH .. f .. ':' .. which
+  sketches[#sketches + 1] = want_sketches and redis.call('HGETALL', sk) or {}
 end
 
 local function flows(plan)

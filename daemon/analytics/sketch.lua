@@ -5,6 +5,7 @@
 -- Lua 5.1's math.log and math.ceil are C's log and ceil, and the constant is the same
 -- literal as FN_SKETCH_LOG_GAMMA, so the arithmetic is identical. Never change it on a live
 -- data set. Prepended to the scripts that need it; defines locals only.
+-- needs:
 
 local SKETCH_LOG_GAMMA = 0.040005334613699164 -- ln((1 + 0.02) / (1 - 0.02)) = ln(51/49)
 local SKETCH_MAX_MS = 315576000000 -- 10 years of 365.25 days

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "funneld/keys.h"
 #include "funneld/rules.h"
 #include "funneld/step.h"
 
@@ -26,63 +27,28 @@ unsigned fn_step_shard(const fn_config_t *cfg, fn_hash128_t lead_hash)
     return (unsigned)(lead_hash.hi % (uint64_t)cfg->redis_shards);
 }
 
-/* Keys are put together by hand rather than with snprintf (fn_cat): several are made for
- * every event. */
 static void cat_s(char *out, size_t outlen, size_t *at, const char *s)
 {
     fn_cat(out, outlen, at, s, strlen(s));
 }
 
-/* "<prefix>:{<shard>}:" into head (at least 64 bytes: the prefix has at most 32); returns
- * its length. */
-static size_t key_head(const fn_config_t *cfg, unsigned shard, char *head, size_t headlen)
-{
-    size_t n = 0;
-    head[0] = '\0';
-    cat_s(head, headlen, &n, cfg->key_prefix);
-    fn_cat(head, headlen, &n, ":{", 2);
-    fn_cat_i64(head, headlen, &n, shard);
-    fn_cat(head, headlen, &n, "}:", 2);
-    return n;
-}
-
-/* out = head + kind + tail */
-static void key3(char *out, size_t outlen, const char *head, size_t headlen, const char *kind,
-                 const char *tail, size_t taillen)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    fn_cat(out, outlen, &n, head, headlen);
-    cat_s(out, outlen, &n, kind);
-    fn_cat(out, outlen, &n, tail, taillen);
-}
-
+/* The key names come from the keys module (keys.def), the one owner of the layout. */
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t h, fn_lead_keys_t *k)
 {
-    char hex[33], head[64];
+    char hex[33];
     fn_hash_hex(h, hex);
     unsigned shard = fn_step_shard(cfg, h);
-    size_t hl = key_head(cfg, shard, head, sizeof head);
-    key3(k->lead, sizeof k->lead, head, hl, "lead:", hex, 32);
-    key3(k->seen, sizeof k->seen, head, hl, "seen:", hex, 32);
-    key3(k->pending, sizeof k->pending, head, hl, "out:", hex, 32);
-    key3(k->stats, sizeof k->stats, head, hl, "stats", "", 0);
+    fn_key_lead(k->lead, sizeof k->lead, cfg->key_prefix, shard, hex);
+    fn_key_seen(k->seen, sizeof k->seen, cfg->key_prefix, shard, hex);
+    fn_key_out(k->pending, sizeof k->pending, cfg->key_prefix, shard, hex);
+    fn_key_stats(k->stats, sizeof k->stats, cfg->key_prefix, shard);
     k->shard = shard;
 }
 
 void fn_step_due_key(const fn_config_t *cfg, unsigned shard, const char *topic, int32_t partition,
                      char *out, size_t outlen)
 {
-    char head[64];
-    size_t hl = key_head(cfg, shard, head, sizeof head), n = 0;
-    if (outlen == 0)
-        return;
-    out[0] = '\0';
-    fn_cat(out, outlen, &n, head, hl);
-    fn_cat(out, outlen, &n, "due:", 4);
-    cat_s(out, outlen, &n, topic);
-    fn_cat(out, outlen, &n, ":", 1);
-    fn_cat_i64(out, outlen, &n, partition);
+    fn_key_due(out, outlen, cfg->key_prefix, shard, topic, partition);
 }
 
 /* Shortest decimal text that reads back as the same double. */
@@ -160,11 +126,12 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     if (ev->has_value)
         format_double(ev->value, value, sizeof value);
 
-    char head[64], outbox[64], leases[64];
-    size_t hl = key_head(cfg, k.shard, head, sizeof head);
-    key3(outbox, sizeof outbox, head, hl, "outbox", "", 0);
-    key3(leases, sizeof leases, head, hl, "leases", "", 0);
-    arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, "7");
+    char outbox[64], leases[64];
+    fn_key_outbox(outbox, sizeof outbox, cfg->key_prefix, k.shard);
+    fn_key_leases(leases, sizeof leases, cfg->key_prefix, k.shard);
+    char nkeys[FN_I64_TEXT];
+    fn_i64_text(FN_STEP_KEYS, nkeys);
+    arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, nkeys);
     arg_s(&a, k.lead), arg_s(&a, k.seen), arg_s(&a, k.pending), arg_s(&a, k.stats);
     arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases);
     arg_s(&a, now), arg_s(&a, ttl), arg_str(&a, ev->lead_id), arg_str(&a, ev->event_id);

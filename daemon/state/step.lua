@@ -47,49 +47,81 @@
 -- reply that says "nothing written". What is left to fail after that is a key under the
 -- prefix that something other than funneld made of another type; the daemon never retries a
 -- refused step (daemon/state/store.c), so even then nothing is applied twice.
+--
+-- Key and lead-hash field names are K's (keys.lua, generated from daemon/state/keys.def).
+-- needs: keys.lua timer.lua sketch.lua analytics.lua
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, leases = KEYS[6], KEYS[7]
+
+-- The argument layout, named once. The counts are include/funneld/step.h's (FN_STEP_ARGV_*,
+-- through keys.lua); A names the fixed arguments, FARG funnel i's at FA(i, FARG.x), TAIL
+-- the arguments after the last funnel at FA(nfun, TAIL.x).
+local A = {NOW = 1, DEDUPE_TTL = 2, LEAD_ID = 3, EVENT_ID = 4, TS = 5, KIND = 6, CHANNEL = 7,
+  TYPE = 8, CAMPAIGN = 9, SOURCE = 10, VALUE = 11, MARKETING = 12, TOKEN = 13, NFUN = 14}
+local FARG = {NAME = 1, STAGES = 2, PLAN = 3, TIMERS = 4}
+local TAIL = {CAPS = 1, BOUND = 2, BREAKDOWN = 3}
+local ARGV_FIXED, ARGV_PER_FUNNEL = K.STEP_ARGV_FIXED, K.STEP_ARGV_PER_FUNNEL
+local ARGV_TAIL = K.STEP_ARGV_TAIL
+
+-- The lead fields a step reads in one HMGET, slot by slot. A touchpoint: TOUCH's fields at
+-- CUR.x, then per funnel i its FUNNEL_FIELDS at TOUCH_FUNNEL(i) + CURF.x, then sx and id
+-- last. Consent and erasure: OTHER's at CUR_O.x, and for an erasure per funnel i its status
+-- and stage at ERASE_FUNNEL(i) + CURF.X / CURF.K.
+local TOUCH = {K.F_TS, K.F_VALUE, K.F_VALUE_AT, K.F_FIRST_CH, K.F_FIRST_CP, K.F_FIRST_SRC,
+  K.F_FIRST_AT, K.F_LAST_CH, K.F_LAST_CP, K.F_LAST_SRC, K.F_LAST_AT, K.F_CONSENT, K.F_TIMERS_NEXT}
+local CUR = {TS = 1, V = 2, VT = 3, F_CH = 4, F_CP = 5, F_SRC = 6, F_AT = 7, L_CH = 8, L_CP = 9,
+  L_SRC = 10, L_AT = 11, C = 12, TN = 13}
+local FUNNEL_FIELDS = {K.FF_STATUS, K.FF_STAGE, K.FF_ENTERED, K.FF_BEGAN, K.FF_TOUCHES,
+  K.FF_TIMER .. 'stalled'}
+local CURF = {X = 1, K = 2, E = 3, B = 4, N = 5, STALLED = 6}
+local function TOUCH_FUNNEL(i) return #TOUCH + #FUNNEL_FIELDS * i end
+local OTHER = {K.F_ID, K.F_SEEN_EXPIRY, K.F_TIMERS_NEXT, K.F_VALUE}
+local CUR_O = {ID = 1, SX = 2, TN = 3, V = 4}
+local function ERASE_FUNNEL(i) return #OTHER + 2 * i end
+local ACTIVE, CONVERTED, LOST = K.STATUS_ACTIVE, K.STATUS_CONVERTED, K.STATUS_LOST
 
 local function refuse(what)
   error({err = 'ERR funneld step refused, nothing written: ' .. what})
 end
 
--- The argument layout, as include/funneld/step.h defines it (FN_STEP_ARGV_*).
-local ARGV_FIXED, ARGV_PER_FUNNEL, ARGV_TAIL = 14, 4, 3
 local function is_int(v) return type(v) == 'string' and #v <= 19 and string.find(v, '^%-?%d+$') end
 local function is_num(v)
   local x = tonumber(v)
   return x and x == x and x ~= math.huge and x ~= -math.huge
 end
-if not is_int(ARGV[14]) then refuse('the funnel count is not an integer') end
-local nfun = tonumber(ARGV[14])
+if A.NFUN ~= ARGV_FIXED then refuse('step.lua does not match FN_STEP_ARGV_FIXED') end
+if not is_int(ARGV[A.NFUN]) then refuse('the funnel count is not an integer') end
+local nfun = tonumber(ARGV[A.NFUN])
 if nfun < 0 or #ARGV ~= ARGV_FIXED + ARGV_PER_FUNNEL * nfun + ARGV_TAIL then
   refuse(string.format('%d arguments for %d funnels', #ARGV, nfun))
 end
--- ARGV index of argument j (1 name, 2 stage count, 3 plan, 4 timer spec) of funnel i (from 0)
+-- ARGV index of argument j (FARG) of funnel i (from 0)
 local function FA(i, j) return ARGV_FIXED + ARGV_PER_FUNNEL * i + j end
-local CAPS_AT, BOUND_AT, BREAKDOWN_AT = FA(nfun, 1), FA(nfun, 2), FA(nfun, 3)
-for _, j in ipairs({1, 2, 5, BOUND_AT}) do
+local CAPS_AT, BOUND_AT = FA(nfun, TAIL.CAPS), FA(nfun, TAIL.BOUND)
+local BREAKDOWN_AT = FA(nfun, TAIL.BREAKDOWN)
+for _, j in ipairs({A.NOW, A.DEDUPE_TTL, A.TS, BOUND_AT}) do
   if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
 end
-local kind = ARGV[6]
+local kind = ARGV[A.KIND]
 if kind ~= 't' and kind ~= 'c' and kind ~= 'e' then refuse('unknown event kind') end
-if ARGV[11] ~= '' and not is_num(ARGV[11]) then refuse('the value is not a finite number') end
+if ARGV[A.VALUE] ~= '' and not is_num(ARGV[A.VALUE]) then
+  refuse('the value is not a finite number')
+end
 for i = 0, nfun - 1 do
-  local n = ARGV[FA(i, 2)]
-  if not string.find(ARGV[FA(i, 1)], '^[^|]+$') or not is_int(n) or tonumber(n) < 1 then
+  local n = ARGV[FA(i, FARG.STAGES)]
+  if not string.find(ARGV[FA(i, FARG.NAME)], '^[^|]+$') or not is_int(n) or tonumber(n) < 1 then
     refuse('funnel ' .. i .. ' has a malformed name or stage count')
   end
-  local plan = ARGV[FA(i, 3)]
+  local plan = ARGV[FA(i, FARG.PLAN)]
   if plan ~= '' and #plan ~= 2 * (tonumber(n) + 3) then
     refuse('funnel ' .. i .. "'s plan does not match its stage count")
   end
 end
 
-local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local lead_id, event_id, ts = ARGV[3], ARGV[4], tonumber(ARGV[5])
-local token = ARGV[13]
+local now, ttl = tonumber(ARGV[A.NOW]), tonumber(ARGV[A.DEDUPE_TTL])
+local lead_id, event_id, ts = ARGV[A.LEAD_ID], ARGV[A.EVENT_ID], tonumber(ARGV[A.TS])
+local token = ARGV[A.TOKEN]
 
 local function I(n) return string.format('%d', n) end
 
@@ -97,32 +129,31 @@ local function I(n) return string.format('%d', n) end
 -- stored id for the collision check (a separate HGET was one more command per event).
 local fields, cur, stored_id, seen_until
 if kind == 't' then
-  fields = {'ts', 'v', 'vt', 'f.ch', 'f.cp', 'f.src', 'f.at', 'l.ch', 'l.cp', 'l.src', 'l.at',
-    'c', 'tn'}
+  fields = {unpack(TOUCH)}
   for i = 0, nfun - 1 do
-    local f = ARGV[FA(i, 1)]
-    for _, s in ipairs({'|x', '|k', '|e', '|b', '|n', '|t|stalled'}) do
+    local f = ARGV[FA(i, FARG.NAME)]
+    for _, s in ipairs(FUNNEL_FIELDS) do
       fields[#fields + 1] = f .. s
     end
   end
-  fields[#fields + 1] = 'sx'
-  fields[#fields + 1] = 'id'
+  fields[#fields + 1] = K.F_SEEN_EXPIRY
+  fields[#fields + 1] = K.F_ID
   cur = redis.call('HMGET', lead, unpack(fields))
   stored_id, seen_until = cur[#fields], cur[#fields - 1]
 else
   -- tn: for the lead's due timers; an erasure also takes each funnel's position and the value
   -- out of the populations
-  fields = {'id', 'sx', 'tn'}
+  fields = {OTHER[CUR_O.ID], OTHER[CUR_O.SX], OTHER[CUR_O.TN]}
   if kind == 'e' then
-    fields[4] = 'v'
+    fields[CUR_O.V] = OTHER[CUR_O.V]
     for i = 0, nfun - 1 do
-      local f = ARGV[FA(i, 1)]
-      fields[#fields + 1] = f .. '|x'
-      fields[#fields + 1] = f .. '|k'
+      local f = ARGV[FA(i, FARG.NAME)]
+      fields[ERASE_FUNNEL(i) + CURF.X] = f .. K.FF_STATUS
+      fields[ERASE_FUNNEL(i) + CURF.K] = f .. K.FF_STAGE
     end
   end
   cur = redis.call('HMGET', lead, unpack(fields))
-  stored_id, seen_until = cur[1], cur[2]
+  stored_id, seen_until = cur[CUR_O.ID], cur[CUR_O.SX]
 end
 if stored_id and stored_id ~= lead_id then return {'collision'} end
 
@@ -146,56 +177,66 @@ local function put(k, v) set[#set + 1] = k; set[#set + 1] = v end
 local f_ch, f_cp, f_src, f_at, l_ch, l_cp, l_src, l_at
 if kind == 't' then
   -- A late event never moves the lead backwards in time: "at" is the latest time seen.
-  local prev_ts = tonumber(cur[1])
+  local prev_ts = tonumber(cur[CUR.TS])
   at = ts
   if prev_ts and prev_ts > at then at = prev_ts end
 
-  local channel, campaign, source, value = ARGV[7], ARGV[9], ARGV[10], ARGV[11]
-  set = {'id', lead_id, 'ts', I(at), 'l.ty', ARGV[8]}
+  local channel, campaign = ARGV[A.CHANNEL], ARGV[A.CAMPAIGN]
+  local source, value = ARGV[A.SOURCE], ARGV[A.VALUE]
+  set = {K.F_ID, lead_id, K.F_TS, I(at), K.F_LAST_TYPE, ARGV[A.TYPE]}
 
   -- Attribution by event time: first touch is the earliest event, last touch the latest.
-  f_ch, f_cp, f_src, f_at = cur[4], cur[5], cur[6], tonumber(cur[7])
-  l_ch, l_cp, l_src, l_at = cur[8], cur[9], cur[10], tonumber(cur[11])
+  f_ch, f_cp, f_src, f_at = cur[CUR.F_CH], cur[CUR.F_CP], cur[CUR.F_SRC], tonumber(cur[CUR.F_AT])
+  l_ch, l_cp, l_src, l_at = cur[CUR.L_CH], cur[CUR.L_CP], cur[CUR.L_SRC], tonumber(cur[CUR.L_AT])
   if not f_at or ts < f_at then
     f_ch, f_cp, f_src, f_at = channel, campaign, source, ts
-    put('f.ch', channel); put('f.cp', campaign); put('f.src', source); put('f.at', I(ts))
+    put(K.F_FIRST_CH, channel); put(K.F_FIRST_CP, campaign); put(K.F_FIRST_SRC, source)
+    put(K.F_FIRST_AT, I(ts))
   end
   if not l_at or ts >= l_at then
     l_ch, l_cp, l_src, l_at = channel, campaign, source, ts
-    put('l.ch', channel); put('l.cp', campaign); put('l.src', source); put('l.at', I(ts))
+    put(K.F_LAST_CH, channel); put(K.F_LAST_CP, campaign); put(K.F_LAST_SRC, source)
+    put(K.F_LAST_AT, I(ts))
   end
-  if cur[2] and cur[2] ~= '' and not is_num(cur[2]) then refuse('lead field v is not a number') end
-  lead_value = cur[2] or ''
-  local vt = tonumber(cur[3])
+  local v = cur[CUR.V]
+  if v and v ~= '' and not is_num(v) then
+    refuse('lead field ' .. K.F_VALUE .. ' is not a number')
+  end
+  lead_value = v or ''
+  local vt = tonumber(cur[CUR.VT])
   if value ~= '' and (not vt or ts >= vt) then
     lead_value = value
-    put('v', value); put('vt', I(ts))
+    put(K.F_VALUE, value); put(K.F_VALUE_AT, I(ts))
   end
 
   -- Per funnel: the move the plan gives the stored position, and the timer spec, parsed.
   moves = {}
   local conv = {}
   for i = 0, nfun - 1 do
-    local f, n, plan = ARGV[FA(i, 1)], tonumber(ARGV[FA(i, 2)]), ARGV[FA(i, 3)]
-    local base = 13 + 6 * i
-    local x, k = cur[base + 1], cur[base + 2]
-    local entered, began = tonumber(cur[base + 3]), tonumber(cur[base + 4])
-    if x and x ~= 'a' and x ~= 'c' and x ~= 'l' then refuse('lead field ' .. f .. '|x is malformed') end
-    if x == 'a' and not (is_int(k) and entered and began) then
-      refuse('lead fields ' .. f .. '|k, |e or |b are malformed')
+    local f, plan = ARGV[FA(i, FARG.NAME)], ARGV[FA(i, FARG.PLAN)]
+    local n = tonumber(ARGV[FA(i, FARG.STAGES)])
+    local base = TOUCH_FUNNEL(i)
+    local x, k = cur[base + CURF.X], cur[base + CURF.K]
+    local entered, began = tonumber(cur[base + CURF.E]), tonumber(cur[base + CURF.B])
+    if x and x ~= ACTIVE and x ~= CONVERTED and x ~= LOST then
+      refuse('lead field ' .. f .. K.FF_STATUS .. ' is malformed')
+    end
+    if x == ACTIVE and not (is_int(k) and entered and began) then
+      refuse('lead fields ' .. f .. K.FF_STAGE .. ', ' .. K.FF_ENTERED .. ' or ' .. K.FF_BEGAN ..
+        ' are malformed')
     end
     k = tonumber(k)
 
     local slot
     if not x then slot = 0
-    elseif x == 'a' then slot = 1 + k
-    elseif x == 'c' then slot = n + 1
+    elseif x == ACTIVE then slot = 1 + k
+    elseif x == CONVERTED then slot = n + 1
     else slot = n + 2 end
 
     local op, to = 'T', 0
     -- A stored position the plan does not cover (the funnel lost stages in a config change)
     -- is a touch.
-    if plan ~= '' and not (x == 'a' and (k >= n or k < 0)) then
+    if plan ~= '' and not (x == ACTIVE and (k >= n or k < 0)) then
       op = string.sub(plan, 2 * slot + 1, 2 * slot + 1)
       to = string.byte(plan, 2 * slot + 2) - 48
       if not string.find('TEFBCL', op, 1, true) or to < 0 or to >= n then
@@ -203,15 +244,15 @@ if kind == 't' then
       end
     end
     local m = {f = f, x = x, k = k, op = op, to = to, from = -1, in_stage = 0, began = began,
-               touches = (tonumber(cur[base + 5]) or 0) + 1}
+               touches = (tonumber(cur[base + CURF.N]) or 0) + 1}
     if op ~= 'T' then
-      if x == 'a' then m.from = k; m.in_stage = at - entered end
+      if x == ACTIVE then m.from = k; m.in_stage = at - entered end
       if m.from < 0 then m.began = at end
       m.cycle = at - m.began
       if op == 'C' then conv[#conv + 1] = m end
     end
 
-    local spec = ARGV[FA(i, 4)]
+    local spec = ARGV[FA(i, FARG.TIMERS)]
     if spec ~= '' then
       local stale_list, rules = string.match(spec, '^([%d,]*)(.*)$')
       if not stale_list or (string.gsub((string.gsub(rules, '|A%d+:[^|]+', '')), '|U:[^|]+', '')) ~= '' then
@@ -311,10 +352,12 @@ local function fire_due(bound, tn)
   for _, t in ipairs(due) do
     local d, f, reason, tzkey, tv = t[1], t[3], t[4], t[5], t[6]
     redis.call('ZREM', tzkey, lead .. '|' .. f .. '|' .. reason)
-    local fh = {id = h.id, c = h.c, x = h[f .. '|x'], k = h[f .. '|k'], lch = h['l.ch'],
-                lty = h['l.ty'], lat = h['l.at'], v = h.v, cap = h[f .. '|cap'], a = h[f .. '|a']}
+    local fh = {id = h[K.F_ID], c = h[K.F_CONSENT], x = h[f .. K.FF_STATUS],
+                k = h[f .. K.FF_STAGE], lch = h[K.F_LAST_CH], lty = h[K.F_LAST_TYPE],
+                lat = h[K.F_LAST_AT], v = h[K.F_VALUE], cap = h[f .. K.FF_CAP],
+                a = h[f .. K.FF_ACTIVE]}
     local e = timer_fire(lead, f, reason, d, tv, fh, caps, now, outbox, leases, stats)
-    h[f .. '|cap'] = fh.cap
+    h[f .. K.FF_CAP] = fh.cap
     if e then fired[#fired + 1] = e end
   end
   timer_set_tn(lead)
@@ -326,7 +369,7 @@ end
 -- pending timer was cancelled.
 local function timer_cancel(f, reason, v)
   if not v then return false end
-  redis.call('HDEL', lead, f .. '|t|' .. reason)
+  redis.call('HDEL', lead, f .. K.FF_TIMER .. reason)
   local _, tstage, zkey = timer_parse(v)
   if zkey == '' and reason == 'stalled' then
     redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
@@ -363,7 +406,7 @@ local function timer_arm(f, reason, due, stage, v, put)
     end
   end
   redis.call('ZADD', due_key, string.format('%d', due), member)
-  put(f .. '|t|' .. reason, string.format('%d|%d|%s|%s', due, stage, due_key, event_id))
+  put(f .. K.FF_TIMER .. reason, string.format('%d|%d|%s|%s', due, stage, due_key, event_id))
   if not min_due or due < min_due then min_due = due end
 end
 
@@ -373,17 +416,18 @@ if kind == 'e' then
   -- Timers already due by the erasure's clock fire first, as for any other event: the tick
   -- may fire them before this step runs, so firing them here too is what makes the outcome
   -- the same whatever the timing (and under replay). Every later one is cancelled.
-  fire_due(fire_bound, cur[3])
+  fire_due(fire_bound, cur[CUR_O.TN])
   timer_cancel_all(nil, 'erased')
   -- Erasure: the lead leaves every funnel's population; anonymous counters stay. Read before
   -- any write (nothing above changes a position); a malformed field is skipped, never a
   -- reason to refuse an erasure.
-  local v = cur[4]
+  local v = cur[CUR_O.V]
   for i = 0, nfun - 1 do
-    local f, x, k = ARGV[FA(i, 1)], cur[5 + 2 * i], cur[6 + 2 * i]
-    if (x == 'a' or x == 'c') and is_int(k) then
+    local f = ARGV[FA(i, FARG.NAME)]
+    local x, k = cur[ERASE_FUNNEL(i) + CURF.X], cur[ERASE_FUNNEL(i) + CURF.K]
+    if (x == ACTIVE or x == CONVERTED) and is_int(k) then
       redis.call('HINCRBY', stats, f .. '|p|' .. k, -1)
-      if x == 'a' and is_num(v) then
+      if x == ACTIVE and is_num(v) then
         redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. k, string.format('%.17g', -tonumber(v)))
       end
     end
@@ -401,12 +445,12 @@ if kind == 'e' then
 end
 
 if kind == 'c' then
-  fire_due(fire_bound, cur[3])
+  fire_due(fire_bound, cur[CUR_O.TN])
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
-  if ARGV[12] == '0' then timer_cancel_all(nil, 'opted_out') end
-  local cset = {'id', lead_id, 'c', ARGV[12]}
+  if ARGV[A.MARKETING] == '0' then timer_cancel_all(nil, 'opted_out') end
+  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[A.MARKETING]}
   local sx = seen_expiry()
-  if sx then cset[5], cset[6] = 'sx', sx end
+  if sx then cset[5], cset[6] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(cset))
   local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
   record_seen(sx)
@@ -416,12 +460,12 @@ end
 
 -- cur was read at the top (nothing since touched the lead's hash). Usually nothing is due and
 -- that one read serves; after firing, read again what changed (only timer fields can have).
-if fire_due(fire_bound, cur[13]) then cur = redis.call('HMGET', lead, unpack(fields)) end
-lead_tn = tonumber(cur[13])
+if fire_due(fire_bound, cur[CUR.TN]) then cur = redis.call('HMGET', lead, unpack(fields)) end
+lead_tn = tonumber(cur[CUR.TN])
 
 -- Weighted pipeline: the sum of the values of the leads active in each stage.
 local abase = analytics_base(stats)
-local oldv, newv = tonumber(cur[2]) or 0, tonumber(lead_value) or 0
+local oldv, newv = tonumber(cur[CUR.V]) or 0, tonumber(lead_value) or 0
 local function pv_add(f, k, delta)
   redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. I(k), string.format('%.17g', delta))
 end
@@ -430,22 +474,21 @@ local transitions = {}
 for i = 0, nfun - 1 do
   local m = moves[i]
   local f, x, k, op, to, from = m.f, m.x, m.k, m.op, m.to, m.from
-  local base = 13 + 6 * i
-  put(f .. '|n', I(m.touches))
-  put(f .. '|a', I(at))
+  put(f .. K.FF_TOUCHES, I(m.touches))
+  put(f .. K.FF_ACTIVE, I(at))
 
   if op ~= 'T' then
     local in_stage, cycle = m.in_stage, m.cycle
     if from < 0 then
-      put(f .. '|b', I(at))
+      put(f .. K.FF_BEGAN, I(at))
       redis.call('HINCRBY', stats, f .. '|leads', 1)
     end
     if from >= 0 then sketch_add(abase, f, I(from), in_stage) end
-    if x == 'a' and oldv ~= 0 then pv_add(f, from, -oldv) end
+    if x == ACTIVE and oldv ~= 0 then pv_add(f, from, -oldv) end
 
     if op == 'L' then
-      put(f .. '|x', 'l')
-      put(f .. '|e', I(at))
+      put(f .. K.FF_STATUS, LOST)
+      put(f .. K.FF_ENTERED, I(at))
       redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1)
       redis.call('HINCRBY', stats, f .. '|lost', 1)
       redis.call('HINCRBY', stats, f .. '|lostfrom|' .. I(from), 1)
@@ -460,10 +503,10 @@ for i = 0, nfun - 1 do
       if op ~= 'B' then flow_add(abase, f, 'a', math.max(from, 0), to - 1, at) end
       if from >= 0 then redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1) end
       redis.call('HINCRBY', stats, f .. '|p|' .. I(to), 1)
-      put(f .. '|k', I(to))
-      put(f .. '|e', I(at))
+      put(f .. K.FF_STAGE, I(to))
+      put(f .. K.FF_ENTERED, I(at))
       if op == 'C' then
-        put(f .. '|x', 'c')
+        put(f .. K.FF_STATUS, CONVERTED)
         redis.call('HINCRBY', stats, f .. '|conv', 1)
         redis.call('HINCRBY', stats, f .. '|cyc_sum', I(cycle))
         local bmax = breakdown_max(ARGV[BREAKDOWN_AT], i) -- analytics.lua
@@ -475,13 +518,13 @@ for i = 0, nfun - 1 do
           redis.call('HINCRBY', stats, f .. '|val_n', 1)
         end
       else
-        put(f .. '|x', 'a')
+        put(f .. K.FF_STATUS, ACTIVE)
         if newv ~= 0 then pv_add(f, to, newv) end
       end
     end
     transitions[#transitions + 1] =
       {f, op, I(from), I(to), I(in_stage), I(cycle), I(m.touches)}
-  elseif x == 'a' and newv ~= oldv then
+  elseif x == ACTIVE and newv ~= oldv then
     pv_add(f, k, newv - oldv)
   end
 
@@ -491,11 +534,11 @@ for i = 0, nfun - 1 do
     timer_cancel_all(f, nil)
   elseif m.stale then
     local nx, nk = x, k
-    if op ~= 'T' then nx, nk = 'a', to end
-    local opted_out = cur[12] == '0'
-    local tv = cur[base + 6]
+    if op ~= 'T' then nx, nk = ACTIVE, to end
+    local opted_out = cur[CUR.C] == '0'
+    local tv = cur[TOUCH_FUNNEL(i) + CURF.STALLED]
     local stale_ms = 0
-    if nx == 'a' and not opted_out then stale_ms = m.stale[nk + 1] or 0 end
+    if nx == ACTIVE and not opted_out then stale_ms = m.stale[nk + 1] or 0 end
     if stale_ms > 0 then
       local due = at + stale_ms
       local tdue, tstage = nil, nil
@@ -508,25 +551,25 @@ for i = 0, nfun - 1 do
       timer_cancel(f, 'stalled', tv)
     end
     for act, within, name in string.gmatch(m.rules, '|([AU])(%d*):([^|]+)') do
-      local rv = redis.call('HGET', lead, f .. '|t|' .. name)
+      local rv = redis.call('HGET', lead, f .. K.FF_TIMER .. name)
       if act == 'U' then
         timer_cancel(f, name, rv)
-      elseif nx == 'c' or nx == 'l' then
+      elseif nx == CONVERTED or nx == LOST then
         -- touches after the end of the journey arm nothing
       elseif opted_out then
         redis.call('HINCRBY', stats, f .. '|sup|opted_out', 1)
       else
         local stage = -1
-        if nx == 'a' then stage = nk end
+        if nx == ACTIVE then stage = nk end
         timer_arm(f, name, ts + tonumber(within), stage, rv, put)
       end
     end
   end
 end
 
-if tn_dirty then put('tn', I(lead_tn)) end
+if tn_dirty then put(K.F_TIMERS_NEXT, I(lead_tn)) end
 local sx = seen_expiry()
-if sx then put('sx', sx) end
+if sx then put(K.F_SEEN_EXPIRY, sx) end
 redis.call('HSET', lead, unpack(set))
 
 local result = {'ok', I(at), lead_value,

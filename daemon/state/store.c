@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "funneld/daemon.h"
+#include "funneld/keys.h"
 #include "funneld/step.h"
 #include "funneld/analytics.h"
 #include "funneld/trigger.h"
@@ -310,9 +311,10 @@ static void send_setup(fn_daemon_t *d, redisAsyncContext *ac)
     /* Two plain commands rather than SET NX GET, which needs Redis 7. */
     snprintf(d->redis_epoch_try, sizeof d->redis_epoch_try, "%s-%llu", d->instance,
              (unsigned long long)++d->redis_connects);
-    redisAsyncCommand(ac, on_epoch_set, NULL, "SET %s:epoch %s NX", d->cfg->key_prefix,
-                      d->redis_epoch_try);
-    redisAsyncCommand(ac, on_epoch_get, NULL, "GET %s:epoch", d->cfg->key_prefix);
+    char epoch[64];
+    fn_key_epoch(epoch, sizeof epoch, d->cfg->key_prefix);
+    redisAsyncCommand(ac, on_epoch_set, NULL, "SET %s %s NX", epoch, d->redis_epoch_try);
+    redisAsyncCommand(ac, on_epoch_get, NULL, "GET %s", epoch);
     /* Replies come in order: the connection is ready once the step script, loaded last, is. */
     redisAsyncCommand(ac, on_fire_loaded, NULL, "SCRIPT LOAD %s", fn_lua_fire_src);
     redisAsyncCommand(ac, on_read_loaded, NULL, "SCRIPT LOAD %s", fn_lua_read_src);

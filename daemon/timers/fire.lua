@@ -1,6 +1,7 @@
 -- fire.lua — claims the retargeting timers that are due in one zset and hands them out
 -- through the outbox, atomically (SPEC §4 retargeting, §5 time, §6 at-least-once). The
 -- functions it uses are in timer.lua, prepended at build time.
+-- needs: keys.lua timer.lua
 --
 -- A timer is claimed by removing it from its zset inside this script, so however many daemons
 -- run it, each timer fires once. A fired trigger is in the shard's outbox before it is
@@ -48,7 +49,7 @@ for j = 1, #due, 2 do
   local member, score = due[j], tonumber(due[j + 1])
   redis.call('ZREM', due_key, member)
   local lead, f, reason = string.match(member, '^(.*)|([^|]+)|([^|]+)$')
-  local tv = redis.call('HGET', lead, f .. '|t|' .. reason)
+  local tv = redis.call('HGET', lead, f .. K.FF_TIMER .. reason)
   local tdue, _, tzkey = nil, nil, nil
   if tv then tdue, _, tzkey = timer_parse(tv) end
   -- A member without its matching field is left over from an erased lead: only removed.

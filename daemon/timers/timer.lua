@@ -1,5 +1,7 @@
 -- timer.lua — retargeting timers, shared by step.lua and fire.lua (prepended to each at
--- build time, so both scripts fire a timer the same way).
+-- build time, so both scripts fire a timer the same way). Lead-hash field names come from
+-- keys.lua (K, generated from daemon/state/keys.def).
+-- needs: keys.lua
 --
 -- A pending timer is a zset member "<lead key>|<funnel>|<reason>" (score = due time) in the
 -- zset of the partition whose event armed it, plus the lead hash field "<funnel>|t|<reason>"
@@ -29,8 +31,8 @@ end
 
 -- The lead fields firing needs, for funnel f, read from hash lead.
 local function timer_fields(lead, f)
-  local v = redis.call('HMGET', lead, 'id', 'c', f .. '|x', f .. '|k', 'l.ch', 'l.ty', 'l.at',
-    'v', f .. '|cap', f .. '|a')
+  local v = redis.call('HMGET', lead, K.F_ID, K.F_CONSENT, f .. K.FF_STATUS, f .. K.FF_STAGE,
+    K.F_LAST_CH, K.F_LAST_TYPE, K.F_LAST_AT, K.F_VALUE, f .. K.FF_CAP, f .. K.FF_ACTIVE)
   return {id = v[1], c = v[2], x = v[3], k = v[4], lch = v[5], lty = v[6], lat = v[7],
           v = v[8], cap = v[9], a = v[10]}
 end
@@ -40,9 +42,9 @@ end
 -- the suppression reason ('opted_out', 'capped'), or nil when it no longer applies.
 local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, leases, stats)
   local tdue, tstage, _, cause = timer_parse(tv)
-  local tf = f .. '|t|' .. reason
+  local tf = f .. K.FF_TIMER .. reason
   local x = h.x
-  local stalls = reason == 'stalled' and h.id and x == 'a' and h.k == tstage
+  local stalls = reason == 'stalled' and h.id and x == K.STATUS_ACTIVE and h.k == tstage
   if stalls then
     -- The marker also counts the lead as stalled in its stage ("<f>|stl|<k>") until its
     -- next activity, for the bottleneck events' "stalled".
@@ -51,7 +53,7 @@ local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, lea
   else
     redis.call('HDEL', lead, tf)
   end
-  if not h.id or x == 'c' or x == 'l' then return nil end
+  if not h.id or x == K.STATUS_CONVERTED or x == K.STATUS_LOST then return nil end
   if reason == 'stalled' and not stalls then return nil end
   if h.c == '0' then
     redis.call('HINCRBY', stats, f .. '|sup|opted_out', 1)
@@ -67,7 +69,7 @@ local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, lea
     end
     local full = #kept >= cap[1]
     if not full then kept[#kept + 1] = string.format('%d', score) end
-    redis.call('HSET', lead, f .. '|cap', table.concat(kept, ','))
+    redis.call('HSET', lead, f .. K.FF_CAP, table.concat(kept, ','))
     h.cap = table.concat(kept, ',')
     if full then
       redis.call('HINCRBY', stats, f .. '|sup|capped', 1)
@@ -77,7 +79,7 @@ local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, lea
   local stage = tstage
   if reason ~= 'stalled' then
     stage = '-1'
-    if x == 'a' then stage = h.k end
+    if x == K.STATUS_ACTIVE then stage = h.k end
   end
   local key = lead .. '|' .. f .. '|' .. reason .. '|' .. cause
   local e = cjson.encode({key, h.id, f, reason, stage, string.format('%d', score), h.a or '',
@@ -95,14 +97,14 @@ local function timer_set_tn(lead)
   local all = redis.call('HGETALL', lead)
   local tn = nil
   for j = 1, #all, 2 do
-    if string.find(all[j], '|t|', 1, true) then
+    if string.find(all[j], K.FF_TIMER, 1, true) then
       local d, _, zkey = timer_parse(all[j + 1])
       if zkey and zkey ~= '' and (not tn or tonumber(d) < tn) then tn = tonumber(d) end
     end
   end
   if tn then
-    redis.call('HSET', lead, 'tn', string.format('%d', tn))
+    redis.call('HSET', lead, K.F_TIMERS_NEXT, string.format('%d', tn))
   else
-    redis.call('HDEL', lead, 'tn')
+    redis.call('HDEL', lead, K.F_TIMERS_NEXT)
   end
 end

@@ -27,6 +27,7 @@
 
 #include "funneld/daemon.h"
 #include "funneld/emit.h"
+#include "funneld/keys.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
 
@@ -54,8 +55,8 @@ typedef struct trig_out {
 static void outbox_keys(const fn_config_t *cfg, unsigned shard, char *outbox, char *leases,
                         size_t n)
 {
-    snprintf(outbox, n, "%s:{%u}:outbox", cfg->key_prefix, shard);
-    snprintf(leases, n, "%s:{%u}:leases", cfg->key_prefix, shard);
+    fn_key_outbox(outbox, n, cfg->key_prefix, shard);
+    fn_key_leases(leases, n, cfg->key_prefix, shard);
 }
 
 static void on_trigger_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
@@ -269,7 +270,7 @@ static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t
     q->shard = shard;
     q->claim = p ? 2 * limit : limit;
     outbox_keys(cfg, shard, outbox, leases, sizeof outbox);
-    snprintf(stats, sizeof stats, "%s:{%u}:stats", cfg->key_prefix, shard);
+    fn_key_stats(stats, sizeof stats, cfg->key_prefix, shard);
     if (p)
         fn_step_due_key(cfg, shard, p->topic, p->partition, due_key, sizeof due_key);
     else

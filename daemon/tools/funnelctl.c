@@ -22,6 +22,7 @@
 
 #include "funneld/analytics.h"
 #include "funneld/config.h"
+#include "funneld/keys.h"
 #include "redis_sync.h"
 #include "funneld/step.h"
 #include "term.h"
@@ -64,7 +65,7 @@ static const char *field(const redisReply *h, const char *name)
 static const char *field_f(const redisReply *h, const char *funnel, const char *suffix)
 {
     char name[160];
-    snprintf(name, sizeof name, "%s|%s", funnel, suffix);
+    fn_field_funnel(name, sizeof name, funnel, suffix);
     return field(h, name);
 }
 
@@ -82,55 +83,59 @@ static json_t *str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
-static json_t *touch_json(const redisReply *h, const char *p)
+/* One touch's attribution fields: the first or the last touch's channel, campaign, source
+ * and time. */
+static json_t *touch_json(const redisReply *h, const char *ch, const char *cp, const char *src,
+                          const char *at)
 {
-    char k[8];
     json_t *o = json_object();
-    snprintf(k, sizeof k, "%s.ch", p);
-    json_object_set_new(o, "channel", str_or_null(field(h, k)));
-    snprintf(k, sizeof k, "%s.cp", p);
-    json_object_set_new(o, "campaign", str_or_null(field(h, k)));
-    snprintf(k, sizeof k, "%s.src", p);
-    json_object_set_new(o, "source", str_or_null(field(h, k)));
-    snprintf(k, sizeof k, "%s.at", p);
-    json_object_set_new(o, "at", time_or_null(field(h, k)));
+    json_object_set_new(o, "channel", str_or_null(field(h, ch)));
+    json_object_set_new(o, "campaign", str_or_null(field(h, cp)));
+    json_object_set_new(o, "source", str_or_null(field(h, src)));
+    json_object_set_new(o, "at", time_or_null(field(h, at)));
     return o;
 }
 
 /* The lead as one JSON document; NULL when Redis has no state for it in this funnel. */
 static json_t *lead_json(const fn_funnel_t *f, const char *lead_id, const redisReply *h)
 {
-    const char *x = field_f(h, f->name, "x");
-    if (!field(h, "id"))
+    const char *x = field_f(h, f->name, FN_FF_STATUS);
+    if (!field(h, FN_F_ID))
         return NULL;
     json_t *o = json_object();
     json_object_set_new(o, "funnel", json_string(f->name));
     json_object_set_new(o, "lead_id", json_string(lead_id));
-    const char *status = !x ? "outside" : *x == 'a' ? "active" : *x == 'c' ? "converted" : "lost";
+    const char *status = !x                             ? "outside"
+                         : *x == FN_STATUS_ACTIVE[0]    ? "active"
+                         : *x == FN_STATUS_CONVERTED[0] ? "converted"
+                                                        : "lost";
     json_object_set_new(o, "status", json_string(status));
-    const char *k = field_f(h, f->name, "k");
+    const char *k = field_f(h, f->name, FN_FF_STAGE);
     long stage = k ? strtol(k, NULL, 10) : -1;
-    bool in_stage = x && *x != 'l' && stage >= 0 && (size_t)stage < f->n_stages;
+    bool in_stage = x && *x != FN_STATUS_LOST[0] && stage >= 0 && (size_t)stage < f->n_stages;
     json_object_set_new(o, "stage", in_stage ? json_string(f->stages[stage].name) : json_null());
     json_object_set_new(o, "stage_index", in_stage ? json_integer(stage) : json_null());
-    json_object_set_new(o, "stage_entered_at", time_or_null(field_f(h, f->name, "e")));
-    json_object_set_new(o, "funnel_entered_at", time_or_null(field_f(h, f->name, "b")));
-    json_object_set_new(o, "last_activity_at", time_or_null(field_f(h, f->name, "a")));
-    const char *n = field_f(h, f->name, "n");
+    json_object_set_new(o, "stage_entered_at", time_or_null(field_f(h, f->name, FN_FF_ENTERED)));
+    json_object_set_new(o, "funnel_entered_at", time_or_null(field_f(h, f->name, FN_FF_BEGAN)));
+    json_object_set_new(o, "last_activity_at", time_or_null(field_f(h, f->name, FN_FF_ACTIVE)));
+    const char *n = field_f(h, f->name, FN_FF_TOUCHES);
     json_object_set_new(o, "touches", json_integer(n ? strtoll(n, NULL, 10) : 0));
-    const char *v = field(h, "v");
+    const char *v = field(h, FN_F_VALUE);
     json_object_set_new(o, "value", v ? json_real(strtod(v, NULL)) : json_null());
-    const char *c = field(h, "c");
+    const char *c = field(h, FN_F_CONSENT);
     json_object_set_new(o, "marketing_consent",
                         !c || !*c ? json_null() : json_boolean(strcmp(c, "1") == 0));
     json_t *attr = json_object();
-    json_object_set_new(attr, "first", touch_json(h, "f"));
-    json_object_set_new(attr, "last", touch_json(h, "l"));
+    json_object_set_new(attr, "first",
+                        touch_json(h, FN_F_FIRST_CH, FN_F_FIRST_CP, FN_F_FIRST_SRC, FN_F_FIRST_AT));
+    json_object_set_new(attr, "last",
+                        touch_json(h, FN_F_LAST_CH, FN_F_LAST_CP, FN_F_LAST_SRC, FN_F_LAST_AT));
     json_object_set_new(o, "attribution", attr);
 
     json_t *triggers = json_array();
     char prefix[160];
-    int pl = snprintf(prefix, sizeof prefix, "%s|t|", f->name);
+    fn_field_funnel(prefix, sizeof prefix, f->name, FN_FF_TIMER);
+    int pl = (int)strlen(prefix);
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const char *name = h->element[i]->str, *val = h->element[i + 1]->str;
         if (strncmp(name, prefix, (size_t)pl) != 0)
