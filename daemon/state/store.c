@@ -19,6 +19,7 @@
  * (funneld_redis_data_lost_total), and processing goes on with the store as it is now.
  */
 #include <hiredis/adapters/libuv.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,17 +57,7 @@ bool fn_store_transient(const char *err)
 }
 static void on_redis_timer(uv_timer_t *t);
 
-/* ---- the lead table: chain heads keyed by lead hash ---- */
-
-static bool same_lead(const fn_msg_t *a, const fn_msg_t *b)
-{
-    return a->lead_hash.hi == b->lead_hash.hi && a->lead_hash.lo == b->lead_hash.lo;
-}
-
-static fn_msg_t **bucket_of(fn_daemon_t *d, const fn_msg_t *m)
-{
-    return &d->lead_table[m->lead_hash.lo & d->lead_table_mask];
-}
+#define MSG_OF(node) ((fn_msg_t *)((char *)(node)-offsetof(fn_msg_t, lead)))
 
 static void flush_wait(fn_daemon_t *d);
 
@@ -159,17 +150,10 @@ static void flush_wait(fn_daemon_t *d)
 
 void fn_store_submit(fn_daemon_t *d, fn_msg_t *m)
 {
-    fn_msg_t **b = bucket_of(d, m);
-    for (fn_msg_t *h = *b; h; h = h->bucket_next)
-        if (same_lead(h, m)) {
-            h->lead_tail->lead_next = m;
-            h->lead_tail = m;
-            m->state = FN_MSG_LEAD_WAIT;
-            return;
-        }
-    m->bucket_next = *b;
-    *b = m;
-    m->lead_tail = m;
+    if (!fn_lead_queue_push(&d->leads, &m->lead, m->lead_hash)) {
+        m->state = FN_MSG_LEAD_WAIT;
+        return;
+    }
     m->state = FN_MSG_REDIS_WAIT;
     fn_queue_push(&d->redis_wait, m);
     flush_wait(d);
@@ -177,24 +161,13 @@ void fn_store_submit(fn_daemon_t *d, fn_msg_t *m)
 
 void fn_store_release(fn_daemon_t *d, fn_msg_t *m)
 {
-    fn_msg_t **b = bucket_of(d, m);
-    while (*b && *b != m)
-        b = &(*b)->bucket_next;
-    if (!*b)
-        return; /* not a chain head (never submitted) */
-    *b = m->bucket_next;
-    m->bucket_next = NULL;
-    fn_msg_t *next = m->lead_next;
-    m->lead_next = NULL;
+    fn_lead_node_t *next = fn_lead_queue_release(&d->leads, &m->lead);
     if (next) {
-        next->lead_tail = m->lead_tail;
-        next->bucket_next = *bucket_of(d, next);
-        *bucket_of(d, next) = next;
-        next->state = FN_MSG_REDIS_WAIT;
-        fn_queue_push(&d->redis_wait, next);
+        fn_msg_t *n = MSG_OF(next);
+        n->state = FN_MSG_REDIS_WAIT;
+        fn_queue_push(&d->redis_wait, n);
         flush_wait(d);
     }
-    m->lead_tail = NULL;
 }
 
 void fn_store_clear_pending(fn_daemon_t *d, fn_msg_t *m)
@@ -492,13 +465,8 @@ void fn_store_watchdog(fn_daemon_t *d)
 
 int fn_store_start(fn_daemon_t *d)
 {
-    size_t size = 1024;
-    while (size < 2 * d->cfg->max_in_flight)
-        size *= 2;
-    d->lead_table = calloc(size, sizeof *d->lead_table);
-    if (!d->lead_table)
+    if (fn_lead_queue_init(&d->leads, d->cfg->max_in_flight))
         return FN_ERR;
-    d->lead_table_mask = size - 1;
     uv_timer_init(d->loop, &d->redis_timer);
     d->redis_timer.data = d;
     d->store_started = true;
@@ -523,6 +491,5 @@ void fn_store_close(fn_daemon_t *d)
         d->redis_ready = false;
         redisAsyncFree(ac);
     }
-    free(d->lead_table);
-    d->lead_table = NULL;
+    fn_lead_queue_free(&d->leads);
 }

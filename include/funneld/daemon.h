@@ -25,6 +25,7 @@
 #include "funneld/event.h"
 #include "funneld/hash.h"
 #include "funneld/kafka_bridge.h"
+#include "funneld/lead_queue.h"
 #include "funneld/log.h"
 
 typedef enum {
@@ -66,12 +67,10 @@ typedef struct fn_msg {
     fn_owner_t owner; /* FN_OWNER_MSG */
     fn_partition_t *part;
     int64_t offset;
-    uint32_t generation;        /* its partition's generation when it was consumed */
-    struct fn_msg *part_next;   /* next offset of the same partition */
-    struct fn_msg *lead_next;   /* next event of the same lead, waiting behind this one */
-    struct fn_msg *lead_tail;   /* last of the lead's chain (valid on the chain's head) */
-    struct fn_msg *bucket_next; /* lead table chaining between chain heads */
-    struct fn_msg *q_next;      /* Redis wait/sent queues, the free list */
+    uint32_t generation;      /* its partition's generation when it was consumed */
+    struct fn_msg *part_next; /* next offset of the same partition */
+    fn_lead_node_t lead;      /* its place in the per-lead queue (state/store.c) */
+    struct fn_msg *q_next;    /* Redis wait/sent queues, the free list */
     /* The input's key and payload, copied so that the Kafka message is destroyed as soon as
      * it is consumed (a live rd_kafka_message_t keeps its whole fetch response allocated);
      * only a dead letter needs them. The buffer is kept across reuses of the record. */
@@ -228,8 +227,7 @@ typedef struct fn_daemon {
     int64_t redis_watch_ms;    /* the watchdog's last run (a late one means a loop stall) */
     bool store_started;
     uv_timer_t redis_timer;
-    fn_msg_t **lead_table; /* chain heads by lead hash */
-    size_t lead_table_mask;
+    fn_lead_queue_t leads;
     char fire_sha[41];
     /* The store's epoch marker as first seen (store.c): a reconnect that finds it gone or
      * different means Redis lost or swapped funneld's data. */
