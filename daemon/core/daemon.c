@@ -11,6 +11,7 @@
 
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
+#include "funneld/store.h"
 
 #define TICK_MS 100
 #define DRAIN_DEADLINE_MS 30000
@@ -157,8 +158,6 @@ static void drop_unfinished(fn_daemon_t *d)
         }
         p->tail = NULL;
     }
-    memset(&d->redis_wait, 0, sizeof d->redis_wait);
-    memset(&d->redis_sent, 0, sizeof d->redis_sent);
 }
 
 static void finish(fn_daemon_t *d)
@@ -177,7 +176,7 @@ static void finish(fn_daemon_t *d)
      * unfinished is released — it was not committed, so it is consumed again — and only then
      * the consumer, whose destroy waits until every message it handed out is destroyed. */
     fn_http_close(d);
-    fn_store_close(d);
+    fn_store_close(d->store);
     fn_output_close(d);
     drop_unfinished(d);
     fn_input_close(d);
@@ -197,7 +196,7 @@ static void on_tick(uv_timer_t *t)
 {
     fn_daemon_t *d = t->data;
     fn_output_poll(d);
-    fn_store_watchdog(d);
+    fn_store_watchdog(d->store);
     if (d->stopping) {
         if ((d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)) ||
             fn_now_ms() >= d->stop_deadline_ms)
@@ -247,19 +246,30 @@ static void on_signal(uv_signal_t *s, int signum)
     fn_daemon_stop(d, 0);
 }
 
-/* A random id for this process. Only uniqueness matters, so any failure of the kernel's
- * random source falls back to time, pid and address bits. */
-static void fn_daemon_instance_id(char out[33])
+/* The store's hooks: a step's reply and failure go to the pipeline, a ready connection to
+ * the timers. */
+static void on_step_reply(void *priv, fn_msg_t *m, const redisReply *reply)
 {
-    uint64_t r[2] = {0, 0};
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (!f || fread(r, sizeof r, 1, f) != 1) {
-        r[0] = (uint64_t)fn_now_ms() ^ ((uint64_t)getpid() << 32);
-        r[1] = (uint64_t)(uintptr_t)out ^ (uint64_t)clock();
-    }
-    if (f)
-        fclose(f);
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)r[0], (unsigned long long)r[1]);
+    fn_pipe_on_step_reply(priv, m, reply);
+}
+
+static void on_step_failed(void *priv, fn_msg_t *m, const char *reason)
+{
+    fn_pipe_step_failed(priv, m, reason);
+}
+
+static void on_store_ready(void *priv)
+{
+    fn_timers_on_ready(priv);
+}
+
+static int start_store(fn_daemon_t *d)
+{
+    const fn_store_hooks_t hooks = {.priv = d,
+                                    .step_reply = on_step_reply,
+                                    .step_failed = on_step_failed,
+                                    .ready = on_store_ready};
+    return fn_store_start(d->store, &hooks);
 }
 
 fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t level)
@@ -271,7 +281,11 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->cfg = cfg;
     d->log.level = level;
     d->log.out = stderr;
-    fn_daemon_instance_id(d->instance);
+    d->store = fn_store_new(d);
+    if (!d->store) {
+        free(d);
+        return NULL;
+    }
     fn_kafka_bridge_init(&d->consumer_bridge);
     fn_kafka_bridge_init(&d->producer_bridge);
     uv_timer_init(loop, &d->tick);
@@ -294,7 +308,7 @@ int fn_daemon_run(fn_daemon_t *d)
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
     if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d) ||
-        fn_http_start(d) || fn_output_start(d) || fn_store_start(d) || fn_input_start(d)) {
+        fn_http_start(d) || fn_output_start(d) || start_store(d) || fn_input_start(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
     } else {
@@ -323,7 +337,7 @@ void fn_daemon_free(fn_daemon_t *d)
         free(p);
     }
     fn_buf_free(&d->out_buf);
-    fn_buf_free(&d->step_cmd);
+    fn_store_free(d->store);
     fn_timers_close(d);
     fn_eval_free(d);
     fn_reload_free(d);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "funneld/daemon.h"
+#include "funneld/store.h"
 
 #define MAX_CONNS 64
 #define REQ_MAX 8192
@@ -47,7 +48,7 @@ typedef struct http_conn {
 
 bool fn_http_ready(const fn_daemon_t *d)
 {
-    return d->joined && d->redis_ready && d->kafka_up && !d->stopping;
+    return d->joined && fn_store_up(d->store) && d->kafka_up && !d->stopping;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -157,7 +158,7 @@ static void route(http_conn_t *c)
         bool ready = fn_http_ready(d);
         snprintf(why, sizeof why, "%s: partitions %s, redis %s, kafka %s%s\n",
                  ready ? "ready" : "not ready", d->joined ? "assigned" : "not yet",
-                 d->redis_ready ? "up" : "down", d->kafka_up ? "up" : "down",
+                 fn_store_up(d->store) ? "up" : "down", d->kafka_up ? "up" : "down",
                  d->stopping ? ", stopping" : "");
         answer_text(c, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", why);
     } else if (strcmp(path, "/metrics") == 0) {

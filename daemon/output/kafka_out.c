@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "funneld/daemon.h"
+#include "funneld/store.h"
 
 /* What a dead letter keeps of its key and of its value when Kafka refuses it as too large. */
 #define DLQ_CUT_BYTES 65536
@@ -252,7 +253,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
     if (m && --m->pending_dr == 0) {
         if (m->clear_pending)
-            fn_store_clear_pending(d, m);
+            fn_store_clear_pending(d->store, m);
         fn_msg_done(d, m);
     }
 }
