@@ -1,11 +1,12 @@
 /*
- * store.c — the Redis connection and the per-lead queue in front of it.
+ * store.c — the Redis connection and the per-lead queue in front of it (store.h).
  *
- * One async hiredis connection on the loop carries every step, pipelined. Replies come back
- * in send order, so "sent" is a FIFO. Only one step per lead is outstanding at a time (the
- * lead table below holds the rest in input order): that keeps a lead's events in order even
- * when one step has to be retried after an error or a reconnect, and it is what will let
- * steps spread over several Redis Cluster connections later.
+ * One async hiredis connection on the loop carries every step, pipelined, and the commands
+ * timers and evaluation send through fn_store_call. Replies come back in send order, so
+ * "sent" is a FIFO. Only one step per lead is outstanding at a time (lead_queue.c holds the
+ * rest in input order): that keeps a lead's events in order even when one step has to be
+ * retried after an error or a reconnect, and it is what will let steps spread over several
+ * Redis Cluster connections later.
  *
  * Redis going away is normal weather: the unanswered steps go back to the front of the
  * wait queue, the connection is re-made with exponential backoff (100 ms to 5 s), the script
