@@ -71,28 +71,44 @@ static int plan_arg(int64_t end, int64_t span, fn_buf_t *out)
     return fn_buf_append(out, "", 1) ? FN_ERR : FN_OK; /* NUL for %s */
 }
 
+int fn_analytics_read_args(const fn_config_t *cfg, const fn_funnel_t *f,
+                           const fn_funnel_stats_t *st, unsigned shard, fn_analytics_read_args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    fn_key_stats(a->key, sizeof a->key, cfg->key_prefix, shard);
+    snprintf(a->n, sizeof a->n, "%zu", f->n_stages);
+    if (plan_arg(st->now_ms, st->window_ms, &a->win) ||
+        plan_arg(st->now_ms, st->baseline_ms, &a->base))
+        return FN_ERR;
+    const char *argv[FN_ANALYTICS_READ_ARGC] = {
+        "1", a->key, f->name, a->n, a->win.data, a->base.data, st->no_sketches ? "0" : "1"};
+    memcpy(a->argv, argv, sizeof argv);
+    return FN_OK;
+}
+
+void fn_analytics_read_args_free(fn_analytics_read_args_t *a)
+{
+    fn_buf_free(&a->win);
+    fn_buf_free(&a->base);
+}
+
 int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn_funnel_stats_t *st,
                           const char *sha, unsigned shard, fn_buf_t *out)
 {
-    char key[64], n[8];
-    fn_key_stats(key, sizeof key, cfg->key_prefix, shard);
-    snprintf(n, sizeof n, "%zu", f->n_stages);
-    fn_buf_t win = {0}, base = {0};
+    fn_analytics_read_args_t a;
     int rc = FN_ERR;
-    if (plan_arg(st->now_ms, st->window_ms, &win) || plan_arg(st->now_ms, st->baseline_ms, &base))
+    if (fn_analytics_read_args(cfg, f, st, shard, &a))
         goto out;
-    const char *argv[] = {
-        "EVALSHA", sha, "1", key, f->name, n, win.data, base.data, st->no_sketches ? "0" : "1"};
     fn_buf_reset(out);
-    if (fn_buf_appendf(out, "*%zu\r\n", sizeof argv / sizeof *argv))
+    if (fn_buf_appendf(out, "*%d\r\n$7\r\nEVALSHA\r\n$%zu\r\n%s\r\n", FN_ANALYTICS_READ_ARGC + 2,
+                       strlen(sha), sha))
         goto out;
-    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        if (fn_buf_appendf(out, "$%zu\r\n%s\r\n", strlen(argv[i]), argv[i]))
+    for (size_t i = 0; i < FN_ANALYTICS_READ_ARGC; i++)
+        if (fn_buf_appendf(out, "$%zu\r\n%s\r\n", strlen(a.argv[i]), a.argv[i]))
             goto out;
     rc = FN_OK;
 out:
-    fn_buf_free(&win);
-    fn_buf_free(&base);
+    fn_analytics_read_args_free(&a);
     return rc;
 }
 

@@ -48,6 +48,7 @@
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
 #include "funneld/keys.h"
+#include "funneld/store.h"
 #include "funneld/window.h"
 
 #define EVAL_READS_AT_ONCE 2
@@ -57,7 +58,7 @@
 typedef struct eval_reply {
     fn_eval_t *e;
     fn_daemon_t *d;
-    bool state; /* the bottleneck state's HGETALL, not a shard's read.lua */
+    bool state; /* the bottleneck state's HGETALL, not a shard's read.lua (or the lock) */
 } eval_reply_t;
 
 typedef struct bn_out {
@@ -202,8 +203,9 @@ static bn_out_t *owner_new(fn_daemon_t *d, fn_eval_t *e, int stage, bool raise, 
     return o;
 }
 
-static void on_state_reply(redisAsyncContext *ac, void *r, void *priv)
+static void on_state_reply(void *priv, const redisReply *reply)
 {
+    (void)reply;
     fn_daemon_t *d = priv;
     d->analytics_requests--;
 }
@@ -212,14 +214,14 @@ static void on_state_reply(redisAsyncContext *ac, void *r, void *priv)
 static void record(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, char what)
 {
     char key[128];
-    if (!d->redis)
+    if (!fn_store_connected(d->store))
         return; /* not recorded: the next evaluation decides again */
     state_key(d->cfg, e->f->name, key, sizeof key);
     char field[16], value[32];
     snprintf(field, sizeof field, "%d", stage);
     snprintf(value, sizeof value, "%lld|%c", (long long)tick, what);
-    if (redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, field, value) ==
-        REDIS_OK)
+    if (fn_store_callf(d->store, key, on_state_reply, d, "HSET %s %s %s", key, field, value) ==
+        FN_OK)
         d->analytics_requests++;
 }
 
@@ -233,8 +235,8 @@ static void record_announced(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t ti
     snprintf(field, sizeof field, "%d", stage);
     snprintf(was, sizeof was, "%lld|%c", (long long)tick, raise ? 'p' : 'c');
     snprintf(now, sizeof now, "%lld|a", (long long)tick);
-    if (redisAsyncCommand(d->redis, on_state_reply, d, "EVAL %s 1 %s %s %s %s",
-                          fn_lua_announced_src, key, field, was, raise ? now : "") == REDIS_OK)
+    if (fn_store_callf(d->store, key, on_state_reply, d, "EVAL %s 1 %s %s %s %s",
+                       fn_lua_announced_src, key, field, was, raise ? now : "") == FN_OK)
         d->analytics_requests++;
 }
 
@@ -292,12 +294,12 @@ bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool
 static void record_judged(fn_daemon_t *d, fn_eval_t *e, int64_t tick)
 {
     char key[128], value[24];
-    if (!d->redis)
+    if (!fn_store_connected(d->store))
         return;
     state_key(d->cfg, e->f->name, key, sizeof key);
     snprintf(value, sizeof value, "%lld", (long long)tick);
-    if (redisAsyncCommand(d->redis, on_state_reply, d, "HSET %s %s %s", key, BN_JUDGED, value) ==
-        REDIS_OK)
+    if (fn_store_callf(d->store, key, on_state_reply, d, "HSET %s %s %s", key, BN_JUDGED, value) ==
+        FN_OK)
         d->analytics_requests++;
 }
 
@@ -385,22 +387,21 @@ static void finish_eval(fn_daemon_t *d, fn_eval_t *e)
 static void read_failed(fn_daemon_t *d, fn_eval_t *e, const redisReply *reply)
 {
     bool noscript = reply && strncmp(reply->str, "NOSCRIPT", 8) == 0;
-    bool cured = !reply || !d->redis_ready || noscript;
+    bool cured = !reply || !fn_store_ready(d->store) || noscript;
     e->again = e->failed ? e->again && cured : cured;
     e->failed = true;
     /* A reconnect loads the scripts again; waiting for a step or the lease sweep to meet
      * NOSCRIPT would skip the ticks in between. */
-    if (noscript && d->redis)
-        redisAsyncDisconnect(d->redis);
+    if (noscript)
+        fn_store_reconnect(d->store, "NOSCRIPT from read.lua");
 }
 
-static void on_part(redisAsyncContext *ac, void *r, void *priv)
+static void on_part(void *priv, const redisReply *reply)
 {
     eval_reply_t *q = priv;
     fn_daemon_t *d = q->d;
     fn_eval_t *e = q->e;
     bool state = q->state;
-    redisReply *reply = r;
     free(q);
     d->analytics_requests--;
     char err[160];
@@ -423,15 +424,20 @@ static void on_part(redisAsyncContext *ac, void *r, void *priv)
     send_reads(d, e);
 }
 
-static bool send_part(fn_daemon_t *d, fn_eval_t *e, const char *cmd, size_t len, bool state)
+/* Sends a shard's read.lua (args), or the bottleneck state's HGETALL (args NULL, key). */
+static bool send_part(fn_daemon_t *d, fn_eval_t *e, const fn_analytics_read_args_t *args,
+                      const char *key)
 {
     eval_reply_t *q = malloc(sizeof *q);
     if (!q)
         return false;
     q->e = e;
     q->d = d;
-    q->state = state;
-    if (redisAsyncFormattedCommand(d->redis, on_part, q, cmd, len) != REDIS_OK) {
+    q->state = args == NULL;
+    int rc = args ? fn_store_eval(d->store, FN_SCRIPT_READ, args->key, on_part, q,
+                                  FN_ANALYTICS_READ_ARGC, args->argv, NULL)
+                  : fn_store_callf(d->store, key, on_part, q, "HGETALL %s", key);
+    if (rc != FN_OK) {
         free(q);
         return false;
     }
@@ -440,11 +446,12 @@ static bool send_part(fn_daemon_t *d, fn_eval_t *e, const char *cmd, size_t len,
     return true;
 }
 
-static void on_lock(redisAsyncContext *ac, void *r, void *priv)
+static void on_lock(void *priv, const redisReply *reply)
 {
-    fn_eval_t *e = priv;
-    fn_daemon_t *d = ac->data;
-    redisReply *reply = r;
+    eval_reply_t *q = priv;
+    fn_eval_t *e = q->e;
+    fn_daemon_t *d = q->d;
+    free(q);
     d->analytics_requests--;
     /* Not set, and this daemon won it before: an interrupted evaluation tried again. */
     bool same_lock = e->held_tick == e->tick &&
@@ -455,7 +462,7 @@ static void on_lock(redisAsyncContext *ac, void *r, void *priv)
         e->held_tick = e->tick;
         e->held_mode = e->mode;
     }
-    if (!won || !d->redis_ready || fn_analytics_begin(&e->st, e->f, e->tick)) {
+    if (!won || !fn_store_ready(d->store) || fn_analytics_begin(&e->st, e->f, e->tick)) {
         bool skipped = !won && reply && reply->type == REDIS_REPLY_NIL; /* another daemon's */
         if (reply && reply->type == REDIS_REPLY_ERROR && !fn_store_transient(reply->str)) {
             log_skipped(d, e, reply->str);
@@ -482,29 +489,26 @@ static void on_lock(redisAsyncContext *ac, void *r, void *priv)
  * failure only the outstanding replies are awaited. */
 static void send_reads(fn_daemon_t *d, fn_eval_t *e)
 {
-    fn_buf_t cmd = {0};
     int shards = d->cfg->redis_shards;
     while (!e->failed && e->pending < EVAL_READS_AT_ONCE && e->next_read <= shards) {
-        fn_buf_reset(&cmd);
-        if (!d->redis || !d->redis_ready) {
+        if (!fn_store_ready(d->store)) {
             read_failed(d, e, NULL); /* the connection went */
             break;
         }
         if (e->next_read < shards) {
-            if (fn_analytics_read_cmd(d->cfg, e->f, &e->st, d->read_sha, (unsigned)e->next_read,
-                                      &cmd))
+            fn_analytics_read_args_t args;
+            if (fn_analytics_read_args(d->cfg, e->f, &e->st, (unsigned)e->next_read, &args) ||
+                !send_part(d, e, &args, NULL))
                 e->failed = true;
+            fn_analytics_read_args_free(&args);
         } else {
             char key[128];
             state_key(d->cfg, e->f->name, key, sizeof key);
-            if (fn_buf_appendf(&cmd, "*2\r\n$7\r\nHGETALL\r\n$%zu\r\n%s\r\n", strlen(key), key))
+            if (!send_part(d, e, NULL, key))
                 e->failed = true;
         }
-        if (!e->failed && !send_part(d, e, cmd.data, cmd.len, e->next_read == shards))
-            e->failed = true;
         e->next_read++;
     }
-    fn_buf_free(&cmd);
     if (e->pending == 0)
         finish_eval(d, e);
 }
@@ -560,7 +564,7 @@ static void next_eval(fn_daemon_t *d, fn_eval_t *e)
 {
     /* While Kafka is away or the producer's queue is full, evaluations wait (their ticks are
      * not passed over): their events would only pile up or be refused. */
-    if (!d->redis_ready || d->stopping || e->busy || e->announcing ||
+    if (!fn_store_ready(d->store) || d->stopping || e->busy || e->announcing ||
         !fn_input_kafka_up(d->input) || !fn_output_room(d->output))
         return;
     int64_t now = fn_eval_clock(d), tick;
@@ -571,9 +575,17 @@ static void next_eval(fn_daemon_t *d, fn_eval_t *e)
     char key[180], ttl[24];
     fn_key_eval(key, sizeof key, d->cfg->key_prefix, e->f->name, tick, mode == FN_EVAL_SNAPSHOT);
     snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
-    if (redisAsyncCommand(d->redis, on_lock, e, "SET %s %s NX PX %s", key, d->instance, ttl) !=
-        REDIS_OK)
+    eval_reply_t *q = malloc(sizeof *q);
+    if (!q)
         return;
+    q->e = e;
+    q->d = d;
+    q->state = false;
+    if (fn_store_callf(d->store, key, on_lock, q, "SET %s %s NX PX %s", key,
+                       fn_store_instance(d->store), ttl) != FN_OK) {
+        free(q);
+        return;
+    }
     d->analytics_requests++;
     e->busy = true;
     e->tick = tick;
@@ -595,7 +607,7 @@ static void delivered(fn_daemon_t *d, bn_out_t *o)
     fn_eval_t *e = o->e;
     if (o->stage >= 0) {
         e->announcing--;
-        if (d->redis_ready)
+        if (fn_store_ready(d->store))
             record_announced(d, e, o->stage, o->tick, o->raise);
     }
     free(o);

@@ -12,6 +12,7 @@
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
 #include "funneld/offsets.h"
+#include "funneld/store.h"
 
 #define TICK_MS 100
 #define DRAIN_DEADLINE_MS 30000
@@ -144,8 +145,6 @@ static void drop_unfinished(fn_daemon_t *d)
                d->in_flight);
     for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
         fn_offsets_drop(p, release_unfinished, d);
-    memset(&d->redis_wait, 0, sizeof d->redis_wait);
-    memset(&d->redis_sent, 0, sizeof d->redis_sent);
 }
 
 static void finish(fn_daemon_t *d)
@@ -164,7 +163,7 @@ static void finish(fn_daemon_t *d)
      * unfinished is released — it was not committed, so it is consumed again — and only then
      * the consumer, whose destroy waits until every message it handed out is destroyed. */
     fn_http_close(d);
-    fn_store_close(d);
+    fn_store_close(d->store);
     fn_output_close(d->output);
     drop_unfinished(d);
     fn_input_close(d->input);
@@ -179,7 +178,7 @@ static void on_tick(uv_timer_t *t)
 {
     fn_daemon_t *d = t->data;
     fn_output_poll(d->output);
-    fn_store_watchdog(d);
+    fn_store_watchdog(d->store);
     if (d->stopping) {
         if ((d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)) ||
             fn_now_ms() >= d->stop_deadline_ms)
@@ -217,19 +216,30 @@ static void on_signal(uv_signal_t *s, int signum)
     fn_daemon_stop(d, 0);
 }
 
-/* A random id for this process. Only uniqueness matters, so any failure of the kernel's
- * random source falls back to time, pid and address bits. */
-static void fn_daemon_instance_id(char out[33])
+/* The store's hooks: a step's reply and failure go to the pipeline, a ready connection to
+ * the timers. */
+static void on_step_reply(void *priv, fn_msg_t *m, const redisReply *reply)
 {
-    uint64_t r[2] = {0, 0};
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (!f || fread(r, sizeof r, 1, f) != 1) {
-        r[0] = (uint64_t)fn_now_ms() ^ ((uint64_t)getpid() << 32);
-        r[1] = (uint64_t)(uintptr_t)out ^ (uint64_t)clock();
-    }
-    if (f)
-        fclose(f);
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)r[0], (unsigned long long)r[1]);
+    fn_pipe_on_step_reply(priv, m, reply);
+}
+
+static void on_step_failed(void *priv, fn_msg_t *m, const char *reason)
+{
+    fn_pipe_step_failed(priv, m, reason);
+}
+
+static void on_store_ready(void *priv)
+{
+    fn_timers_on_ready(priv);
+}
+
+static int start_store(fn_daemon_t *d)
+{
+    const fn_store_hooks_t hooks = {.priv = d,
+                                    .step_reply = on_step_reply,
+                                    .step_failed = on_step_failed,
+                                    .ready = on_store_ready};
+    return fn_store_start(d->store, &hooks);
 }
 
 static void on_kafka_down(void *data)
@@ -264,14 +274,14 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->log.level = level;
     d->log.out = stderr;
     if (!(d->input = fn_input_new(d)) || !(d->output = fn_output_new(d, on_kafka_down, d)) ||
-        !(d->reload = fn_reload_new(d))) {
+        !(d->reload = fn_reload_new(d)) || !(d->store = fn_store_new(d))) {
         fn_input_free(d->input);
         fn_output_free(d->output);
+        fn_reload_free(d->reload);
         free(d);
         return NULL;
     }
     d->cfg = cfg;
-    fn_daemon_instance_id(d->instance);
     uv_timer_init(loop, &d->tick);
     d->tick.data = d;
     uv_signal_init(loop, &d->sig_term);
@@ -292,7 +302,7 @@ int fn_daemon_run(fn_daemon_t *d)
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
     if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d) ||
-        fn_http_start(d) || fn_output_start(d->output) || fn_store_start(d) || start_input(d)) {
+        fn_http_start(d) || fn_output_start(d->output) || start_store(d) || start_input(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
     } else {
@@ -317,7 +327,7 @@ void fn_daemon_free(fn_daemon_t *d)
         fn_timers_free_partition(p);
     fn_input_free(d->input);
     fn_output_free(d->output);
-    fn_buf_free(&d->step_cmd);
+    fn_store_free(d->store);
     fn_timers_close(d);
     fn_eval_free(d);
     fn_reload_free(d->reload);

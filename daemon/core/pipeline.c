@@ -10,6 +10,7 @@
 #include "funneld/offsets.h"
 #include "funneld/output.h"
 #include "funneld/step.h"
+#include "funneld/store.h"
 
 /* One of m's outputs is finished (output.h): once all are acknowledged its stored result is
  * cleared and it is done. Purged at exit, it stays unfinished: not committed, it is
@@ -25,7 +26,7 @@ static void on_output_done(fn_out_req_t *req, fn_out_status_t status, const char
         return;
     if (--m->pending_dr == 0) {
         if (m->clear_pending)
-            fn_store_clear_pending(d, m);
+            fn_store_clear_pending(d->store, m);
         fn_msg_done(d, m);
     }
 }
@@ -98,12 +99,12 @@ void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *r
         p->maxts_seen = m->ev.ts_ms;
     m->clock_ms = p->maxts_seen;
     m->lead_hash = fn_step_lead_hash(m->ev.lead_id.p, m->ev.lead_id.len);
-    fn_store_submit(d, m);
+    fn_store_submit(d->store, m);
 }
 
 void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason)
 {
-    fn_store_release(d, m);
+    fn_store_release(d->store, m);
     dead_letter(d, m, FN_REJ_STEP_FAILED, reason);
 }
 
@@ -183,7 +184,7 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
              * and for a successor's replay. */
             fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx,
                        "%s: the event is applied but its outputs cannot be emitted", err);
-            fn_store_release(d, m);
+            fn_store_release(d->store, m);
             fn_msg_done(d, m);
             return;
         }
@@ -201,13 +202,13 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     }
     switch (res.status) {
     case FN_STEP_COLLISION:
-        fn_store_release(d, m);
+        fn_store_release(d->store, m);
         dead_letter(d, m, FN_REJ_LEAD_COLLISION,
                     "lead_id: another lead id maps to the same Redis key; not applied");
         return;
     case FN_STEP_DUP:
         d->stats.duplicates++;
-        fn_store_release(d, m);
+        fn_store_release(d->store, m);
         fn_msg_done(d, m);
         return;
     case FN_STEP_OK:
@@ -257,12 +258,12 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     if (n > 0)
         d->stats.msgs_transition++;
     keep_only_id(d, m);
-    fn_store_release(d, m);
+    fn_store_release(d->store, m);
     if (--m->pending_dr == 0)
         fn_msg_done(d, m);
     return;
 oom:
     fn_log(&d->log, FN_LOG_ERROR, "pipeline", "out of memory building an output; stopping");
-    fn_store_release(d, m);
+    fn_store_release(d->store, m);
     fn_daemon_stop(d, 1);
 }

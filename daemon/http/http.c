@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "funneld/daemon.h"
+#include "funneld/store.h"
 
 #define MAX_CONNS 64
 #define REQ_MAX 8192
@@ -47,7 +48,7 @@ typedef struct http_conn {
 
 bool fn_http_ready(const fn_daemon_t *d)
 {
-    return fn_input_joined(d->input) && d->redis_ready && fn_input_kafka_up(d->input) &&
+    return fn_input_joined(d->input) && fn_store_up(d->store) && fn_input_kafka_up(d->input) &&
            !d->stopping;
 }
 
@@ -158,7 +159,7 @@ static void route(http_conn_t *c)
         bool ready = fn_http_ready(d);
         snprintf(why, sizeof why, "%s: partitions %s, redis %s, kafka %s%s\n",
                  ready ? "ready" : "not ready", fn_input_joined(d->input) ? "assigned" : "not yet",
-                 d->redis_ready ? "up" : "down", fn_input_kafka_up(d->input) ? "up" : "down",
+                 fn_store_up(d->store) ? "up" : "down", fn_input_kafka_up(d->input) ? "up" : "down",
                  d->stopping ? ", stopping" : "");
         answer_text(c, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", why);
     } else if (strcmp(path, "/metrics") == 0) {

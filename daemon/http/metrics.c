@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "funneld/daemon.h"
+#include "funneld/store.h"
 
 static const double bounds[FN_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -157,7 +158,7 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
                    fn_buf_appendf(b, "funneld_kafka_up %d\n", fn_input_kafka_up(d->input)) ||
                    head(b, "funneld_redis_up", "gauge",
                         "1 when Redis is connected and the scripts are loaded.") ||
-                   fn_buf_appendf(b, "funneld_redis_up %d\n", d->redis_ready) ||
+                   fn_buf_appendf(b, "funneld_redis_up %d\n", fn_store_up(d->store)) ||
                    head(b, "funneld_redis_data_lost_total", "counter",
                         "Reconnects that found the store's epoch marker gone or changed.") ||
                    fn_buf_appendf(b, "funneld_redis_data_lost_total %llu\n",

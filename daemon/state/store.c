@@ -1,11 +1,12 @@
 /*
- * store.c — the Redis connection and the per-lead queue in front of it.
+ * store.c — the Redis connection and the per-lead queue in front of it (store.h).
  *
- * One async hiredis connection on the loop carries every step, pipelined. Replies come back
- * in send order, so "sent" is a FIFO. Only one step per lead is outstanding at a time (the
- * lead table below holds the rest in input order): that keeps a lead's events in order even
- * when one step has to be retried after an error or a reconnect, and it is what will let
- * steps spread over several Redis Cluster connections later.
+ * One async hiredis connection on the loop carries every step, pipelined, and the commands
+ * timers and evaluation send through fn_store_call. Replies come back in send order, so
+ * "sent" is a FIFO. Only one step per lead is outstanding at a time (lead_queue.c holds the
+ * rest in input order): that keeps a lead's events in order even when one step has to be
+ * retried after an error or a reconnect, and it is what will let steps spread over several
+ * Redis Cluster connections later.
  *
  * Redis going away is normal weather: the unanswered steps go back to the front of the
  * wait queue, the connection is re-made with exponential backoff (100 ms to 5 s), the script
@@ -18,15 +19,24 @@
  * process saw before is gone or different, the loss is logged as an error and counted
  * (funneld_redis_data_lost_total), and processing goes on with the store as it is now.
  */
+#include "funneld/store.h"
+
 #include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <assert.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "funneld/daemon.h"
 #include "funneld/keys.h"
-#include "funneld/step.h"
 #include "funneld/analytics.h"
+#include "funneld/daemon.h"
+#include "funneld/lead_queue.h"
+#include "funneld/step.h"
 #include "funneld/trigger.h"
 
 #define BACKOFF_MIN_MS 100
@@ -41,7 +51,42 @@
  * itself was held (a blocking librdkafka call, a stopped or starved process). */
 #define LOOP_STALL_MS 1000
 
-static void connect_now(fn_daemon_t *d);
+/* A generic command's completion, kept on a free list: no allocation per command once warm. */
+typedef struct store_call {
+    fn_store_t *s;
+    fn_store_cb cb;
+    void *priv;
+    struct store_call *next;
+} store_call_t;
+
+struct fn_store {
+    fn_daemon_t *d; /* for loop, cfg, log, stats, and the stop and in-flight state */
+    fn_store_hooks_t hooks;
+    redisAsyncContext *redis;
+    bool redis_ready; /* connected, authenticated, scripts loaded */
+    char sha[FN_SCRIPT_COUNT][41];
+    char instance[33]; /* random per process: with a message number, names pending results */
+    fn_msg_queue_t redis_wait; /* ready to send, in order */
+    fn_msg_queue_t redis_sent; /* sent, replies come back in this order */
+    fn_buf_t step_cmd;         /* the RESP step being sent; hiredis copies it, and a re-send
+                                * after a reconnect builds it again from the event */
+    int64_t redis_backoff_ms;
+    int64_t redis_progress_ms; /* last reply, or first send into an empty "sent" queue */
+    int64_t redis_connect_ms;  /* when the current connection attempt began */
+    int64_t redis_ping_ms;     /* when an idle-check PING was sent, 0: none outstanding */
+    int64_t redis_watch_ms;    /* the watchdog's last run (a late one means a loop stall) */
+    bool store_started;
+    uv_timer_t redis_timer;
+    fn_lead_queue_t leads;
+    /* The store's epoch marker as first seen: a reconnect that finds it gone or different
+     * means Redis lost or swapped funneld's data. */
+    char redis_epoch[48];
+    char redis_epoch_try[48]; /* the value this connection offered with SET NX */
+    uint64_t redis_connects;
+    store_call_t *free_calls;
+};
+
+static void connect_now(fn_store_t *s);
 
 /* Conditions that pass (a reload, a failover, a script cache flush, memory pressure, auth
  * being fixed): the step is retried after a reconnect for as long as they last. */
@@ -57,46 +102,36 @@ bool fn_store_transient(const char *err)
 }
 static void on_redis_timer(uv_timer_t *t);
 
-/* ---- the lead table: chain heads keyed by lead hash ---- */
+#define MSG_OF(node) ((fn_msg_t *)((char *)(node)-offsetof(fn_msg_t, lead)))
 
-static bool same_lead(const fn_msg_t *a, const fn_msg_t *b)
-{
-    return a->lead_hash.hi == b->lead_hash.hi && a->lead_hash.lo == b->lead_hash.lo;
-}
-
-static fn_msg_t **bucket_of(fn_daemon_t *d, const fn_msg_t *m)
-{
-    return &d->lead_table[m->lead_hash.lo & d->lead_table_mask];
-}
-
-static void flush_wait(fn_daemon_t *d);
+static void flush_wait(fn_store_t *s);
 
 static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
+    fn_store_t *s = ac->data;
     fn_msg_t *m = priv;
     redisReply *reply = r;
     if (!reply)
         return; /* connection lost: on_disconnect re-queues everything still in "sent" */
-    fn_msg_t *head = fn_queue_pop(&d->redis_sent);
+    fn_msg_t *head = fn_queue_pop(&s->redis_sent);
     if (head != m) {
         /* Back in front, so that on_disconnect re-queues it with the rest. */
         if (head) {
-            head->q_next = d->redis_sent.head;
-            d->redis_sent.head = head;
-            if (!d->redis_sent.tail)
-                d->redis_sent.tail = head;
-            d->redis_sent.len++;
+            head->q_next = s->redis_sent.head;
+            s->redis_sent.head = head;
+            if (!s->redis_sent.tail)
+                s->redis_sent.tail = head;
+            s->redis_sent.len++;
         }
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "reply out of order; reconnecting");
+        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "reply out of order; reconnecting");
         redisAsyncDisconnect(ac);
         return;
     }
-    d->stats.redis_replies++;
-    d->redis_progress_ms = fn_now_ms();
-    fn_hist_observe(&d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
+    s->d->stats.redis_replies++;
+    s->redis_progress_ms = fn_now_ms();
+    fn_hist_observe(&s->d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
     if (reply->type == REDIS_REPLY_ERROR) {
-        d->stats.redis_errors++;
+        s->d->stats.redis_errors++;
         if (!fn_store_transient(reply->str)) {
             /* The step itself fails, and is dead-lettered at once, never retried: the script
              * is deterministic, so a retry fails the same way. step.lua checks what could fail
@@ -107,126 +142,108 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
             snprintf(reason, sizeof reason, "step: %.200s", reply->str);
             char hex[33];
             fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
-            fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", reason);
-            fn_pipe_step_failed(d, m, reason);
+            fn_log_ctx(&s->d->log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", reason);
+            s->hooks.step_failed(s->hooks.priv, m, reason);
             return;
         }
         bool noscript = strncmp(reply->str, "NOSCRIPT", 8) == 0;
-        fn_log(&d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "redis", "step failed: %s%s",
+        fn_log(&s->d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "redis", "step failed: %s%s",
                reply->str, noscript ? " (loading the script again)" : "; retrying");
         /* Retry after a pause; the lead's later events wait behind this one. A reconnect
          * also reloads the script, which is what NOSCRIPT needs. */
         m->state = FN_MSG_REDIS_WAIT;
-        fn_queue_push(&d->redis_wait, m);
+        fn_queue_push(&s->redis_wait, m);
         redisAsyncDisconnect(ac);
         return;
     }
-    fn_pipe_on_step_reply(d, m, reply);
+    s->hooks.step_reply(s->hooks.priv, m, reply);
 }
 
-static void send_step(fn_daemon_t *d, fn_msg_t *m)
+static void send_step(fn_store_t *s, fn_msg_t *m)
 {
     char token[64];
-    snprintf(token, sizeof token, "%s:%llu", d->instance, (unsigned long long)m->seq);
-    fn_reload_hold(d->reload, m);
-    if (fn_step_build(d->cfg, d->script_sha, token, &m->ev, m->lead_hash, fn_now_ms(), m->clock_ms,
-                      m->part->topic, m->part->partition, &d->step_cmd)) {
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "out of memory building a step");
-        fn_daemon_stop(d, 1);
+    snprintf(token, sizeof token, "%s:%llu", s->instance, (unsigned long long)m->seq);
+    fn_reload_hold(s->d->reload, m);
+    if (fn_step_build(s->d->cfg, s->sha[FN_SCRIPT_STEP], token, &m->ev, m->lead_hash, fn_now_ms(),
+                      m->clock_ms, m->part->topic, m->part->partition, &s->step_cmd)) {
+        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "out of memory building a step");
+        fn_daemon_stop(s->d, 1);
         return;
     }
-    if (redisAsyncFormattedCommand(d->redis, on_step_reply, m, d->step_cmd.data, d->step_cmd.len) !=
+    if (redisAsyncFormattedCommand(s->redis, on_step_reply, m, s->step_cmd.data, s->step_cmd.len) !=
         REDIS_OK) {
         m->state = FN_MSG_REDIS_WAIT;
-        fn_queue_push(&d->redis_wait, m);
+        fn_queue_push(&s->redis_wait, m);
         return;
     }
     m->state = FN_MSG_REDIS_SENT;
     m->sent_ns = uv_hrtime();
-    if (!d->redis_sent.head)
-        d->redis_progress_ms = fn_now_ms();
-    fn_queue_push(&d->redis_sent, m);
+    if (!s->redis_sent.head)
+        s->redis_progress_ms = fn_now_ms();
+    fn_queue_push(&s->redis_sent, m);
 }
 
-static void flush_wait(fn_daemon_t *d)
+static void flush_wait(fn_store_t *s)
 {
-    while (d->redis_ready && d->redis_wait.head) {
-        fn_msg_t *m = fn_queue_pop(&d->redis_wait);
-        send_step(d, m);
+    while (s->redis_ready && s->redis_wait.head) {
+        fn_msg_t *m = fn_queue_pop(&s->redis_wait);
+        send_step(s, m);
         if (m->state != FN_MSG_REDIS_SENT)
             break;
     }
 }
 
-void fn_store_submit(fn_daemon_t *d, fn_msg_t *m)
+void fn_store_submit(fn_store_t *s, fn_msg_t *m)
 {
-    fn_msg_t **b = bucket_of(d, m);
-    for (fn_msg_t *h = *b; h; h = h->bucket_next)
-        if (same_lead(h, m)) {
-            h->lead_tail->lead_next = m;
-            h->lead_tail = m;
-            m->state = FN_MSG_LEAD_WAIT;
-            return;
-        }
-    m->bucket_next = *b;
-    *b = m;
-    m->lead_tail = m;
-    m->state = FN_MSG_REDIS_WAIT;
-    fn_queue_push(&d->redis_wait, m);
-    flush_wait(d);
-}
-
-void fn_store_release(fn_daemon_t *d, fn_msg_t *m)
-{
-    fn_msg_t **b = bucket_of(d, m);
-    while (*b && *b != m)
-        b = &(*b)->bucket_next;
-    if (!*b)
-        return; /* not a chain head (never submitted) */
-    *b = m->bucket_next;
-    m->bucket_next = NULL;
-    fn_msg_t *next = m->lead_next;
-    m->lead_next = NULL;
-    if (next) {
-        next->lead_tail = m->lead_tail;
-        next->bucket_next = *bucket_of(d, next);
-        *bucket_of(d, next) = next;
-        next->state = FN_MSG_REDIS_WAIT;
-        fn_queue_push(&d->redis_wait, next);
-        flush_wait(d);
+    if (!fn_lead_queue_push(&s->leads, &m->lead, m->lead_hash)) {
+        m->state = FN_MSG_LEAD_WAIT;
+        return;
     }
-    m->lead_tail = NULL;
+    m->state = FN_MSG_REDIS_WAIT;
+    fn_queue_push(&s->redis_wait, m);
+    flush_wait(s);
 }
 
-void fn_store_clear_pending(fn_daemon_t *d, fn_msg_t *m)
+void fn_store_release(fn_store_t *s, fn_msg_t *m)
 {
-    if (!d->redis_ready)
+    fn_lead_node_t *next = fn_lead_queue_release(&s->leads, &m->lead);
+    if (next) {
+        fn_msg_t *n = MSG_OF(next);
+        n->state = FN_MSG_REDIS_WAIT;
+        fn_queue_push(&s->redis_wait, n);
+        flush_wait(s);
+    }
+}
+
+void fn_store_clear_pending(fn_store_t *s, fn_msg_t *m)
+{
+    if (!s->redis_ready)
         return; /* harmless to skip: a replay would only re-emit the same ids */
     fn_lead_keys_t k;
-    fn_step_keys(d->cfg, m->lead_hash, &k);
-    redisAsyncCommand(d->redis, NULL, NULL, "HDEL %s %b", k.pending, m->ev.event_id.p,
+    fn_step_keys(s->d->cfg, m->lead_hash, &k);
+    redisAsyncCommand(s->redis, NULL, NULL, "HDEL %s %b", k.pending, m->ev.event_id.p,
                       m->ev.event_id.len);
 }
 
 /* ---- connection ---- */
 
-static void schedule_reconnect(fn_daemon_t *d)
+static void schedule_reconnect(fn_store_t *s)
 {
-    if (d->stopping && !d->in_flight)
+    if (s->d->stopping && !s->d->in_flight)
         return;
-    d->redis_backoff_ms = d->redis_backoff_ms ? d->redis_backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (d->redis_backoff_ms > BACKOFF_MAX_MS)
-        d->redis_backoff_ms = BACKOFF_MAX_MS;
-    uv_timer_start(&d->redis_timer, on_redis_timer, (uint64_t)d->redis_backoff_ms, 0);
+    s->redis_backoff_ms = s->redis_backoff_ms ? s->redis_backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->redis_backoff_ms > BACKOFF_MAX_MS)
+        s->redis_backoff_ms = BACKOFF_MAX_MS;
+    uv_timer_start(&s->redis_timer, on_redis_timer, (uint64_t)s->redis_backoff_ms, 0);
 }
 
 /* Stores a SCRIPT LOAD reply's digest into sha (41 bytes); false (and the connection is
  * re-made) when the reply is not one. */
-static bool script_loaded(fn_daemon_t *d, redisAsyncContext *ac, const redisReply *reply,
+static bool script_loaded(fn_store_t *s, redisAsyncContext *ac, const redisReply *reply,
                           const char *what, char *sha)
 {
     if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "SCRIPT LOAD (%s) failed: %s", what,
+        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "SCRIPT LOAD (%s) failed: %s", what,
                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         redisAsyncDisconnect(ac);
         return false;
@@ -238,82 +255,83 @@ static bool script_loaded(fn_daemon_t *d, redisAsyncContext *ac, const redisRepl
 
 static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
-    if (!r || !script_loaded(d, ac, r, "step", d->script_sha))
+    fn_store_t *s = ac->data;
+    if (!r || !script_loaded(s, ac, r, "step", s->sha[FN_SCRIPT_STEP]))
         return;
-    d->redis_ready = true;
-    d->redis_backoff_ms = 0;
-    fn_log(&d->log, FN_LOG_INFO, "redis", "ready (step script %.12s…), %zu step(s) to send",
-           d->script_sha, d->redis_wait.len);
-    fn_timers_on_ready(d);
-    flush_wait(d);
+    s->redis_ready = true;
+    s->redis_backoff_ms = 0;
+    fn_log(&s->d->log, FN_LOG_INFO, "redis", "ready (step script %.12s…), %zu step(s) to send",
+           s->sha[FN_SCRIPT_STEP], s->redis_wait.len);
+    if (s->hooks.ready)
+        s->hooks.ready(s->hooks.priv);
+    flush_wait(s);
 }
 
 static void on_fire_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
+    fn_store_t *s = ac->data;
     if (r)
-        script_loaded(d, ac, r, "fire", d->fire_sha);
+        script_loaded(s, ac, r, "fire", s->sha[FN_SCRIPT_FIRE]);
 }
 
 static void on_read_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
+    fn_store_t *s = ac->data;
     if (r)
-        script_loaded(d, ac, r, "read", d->read_sha);
+        script_loaded(s, ac, r, "read", s->sha[FN_SCRIPT_READ]);
 }
 
 static void on_epoch_set(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
+    fn_store_t *s = ac->data;
     redisReply *reply = r;
     if (reply && reply->type == REDIS_REPLY_ERROR)
-        fn_log(&d->log, FN_LOG_WARN, "redis", "epoch marker: %s; a loss of data goes unnoticed",
+        fn_log(&s->d->log, FN_LOG_WARN, "redis", "epoch marker: %s; a loss of data goes unnoticed",
                reply->str);
-    else if (reply && reply->type == REDIS_REPLY_STATUS && !d->redis_epoch[0])
-        fn_log(&d->log, FN_LOG_INFO, "redis", "empty store: new epoch %s", d->redis_epoch_try);
+    else if (reply && reply->type == REDIS_REPLY_STATUS && !s->redis_epoch[0])
+        fn_log(&s->d->log, FN_LOG_INFO, "redis", "empty store: new epoch %s", s->redis_epoch_try);
 }
 
 static void on_epoch_get(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
+    fn_store_t *s = ac->data;
     redisReply *reply = r;
     if (!reply || reply->type != REDIS_REPLY_STRING)
         return; /* an error reply was logged by the SET; the connection is being re-made */
-    char now[sizeof d->redis_epoch];
+    char now[sizeof s->redis_epoch];
     snprintf(now, sizeof now, "%.*s", (int)reply->len, reply->str);
-    if (d->redis_epoch[0] && strcmp(now, d->redis_epoch) != 0) {
-        d->stats.redis_data_lost++;
-        fn_log(&d->log, FN_LOG_ERROR, "redis",
+    if (s->redis_epoch[0] && strcmp(now, s->redis_epoch) != 0) {
+        s->d->stats.redis_data_lost++;
+        fn_log(&s->d->log, FN_LOG_ERROR, "redis",
                "the store lost its data: epoch %s is gone (now %s); Redis was restarted without "
                "persistence, flushed or replaced. Lead state, de-duplication, timers and "
                "counters written before are lost; processing goes on from here",
-               d->redis_epoch, now);
+               s->redis_epoch, now);
     }
-    memcpy(d->redis_epoch, now, sizeof now);
+    memcpy(s->redis_epoch, now, sizeof now);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
+    fn_store_t *s = ac->data;
     redisReply *reply = r;
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         bool auth = strcmp(priv, "AUTH") == 0;
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s: %s%s", (const char *)priv, reply->str,
+        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "%s: %s%s", (const char *)priv, reply->str,
                auth ? " (check the user and password in redis.url or FUNNELD_REDIS_URL)" : "");
         redisAsyncDisconnect(ac);
     }
 }
 
 /* The commands after the gate: the epoch marker and the scripts. */
-static void send_setup(fn_daemon_t *d, redisAsyncContext *ac)
+static void send_setup(fn_store_t *s, redisAsyncContext *ac)
 {
     /* Two plain commands rather than SET NX GET, which needs Redis 7. */
-    snprintf(d->redis_epoch_try, sizeof d->redis_epoch_try, "%s-%llu", d->instance,
-             (unsigned long long)++d->redis_connects);
+    snprintf(s->redis_epoch_try, sizeof s->redis_epoch_try, "%s-%llu", s->instance,
+             (unsigned long long)++s->redis_connects);
     char epoch[64];
-    fn_key_epoch(epoch, sizeof epoch, d->cfg->key_prefix);
-    redisAsyncCommand(ac, on_epoch_set, NULL, "SET %s %s NX", epoch, d->redis_epoch_try);
+    fn_key_epoch(epoch, sizeof epoch, s->d->cfg->key_prefix);
+    redisAsyncCommand(ac, on_epoch_set, NULL, "SET %s %s NX", epoch, s->redis_epoch_try);
     redisAsyncCommand(ac, on_epoch_get, NULL, "GET %s", epoch);
     /* Replies come in order: the connection is ready once the step script, loaded last, is. */
     redisAsyncCommand(ac, on_fire_loaded, NULL, "SCRIPT LOAD %s", fn_lua_fire_src);
@@ -329,83 +347,83 @@ static void send_setup(fn_daemon_t *d, redisAsyncContext *ac)
  * funneld was not given (NOAUTH) is logged, and the connection re-made with backoff. */
 static void on_gate(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
+    fn_store_t *s = ac->data;
     redisReply *reply = r;
     if (!reply || (ac->c.flags & REDIS_DISCONNECTING))
         return; /* lost, or AUTH/SELECT failed (logged) and it is being re-made */
     if (reply->type == REDIS_REPLY_ERROR) {
         bool noauth = strncmp(reply->str, "NOAUTH", 6) == 0;
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "%s%s", reply->str,
+        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "%s%s", reply->str,
                noauth ? " (Redis wants a password: redis://[user:]password@host:port/db in "
                         "redis.url or FUNNELD_REDIS_URL)"
                       : "");
         redisAsyncDisconnect(ac);
         return;
     }
-    send_setup(d, ac);
+    send_setup(s, ac);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
-    fn_daemon_t *d = ac->data;
+    fn_store_t *s = ac->data;
     if (status != REDIS_OK) {
-        fn_log(&d->log, FN_LOG_WARN, "redis", "connect failed: %s; retrying in %lld ms", ac->errstr,
-               (long long)d->redis_backoff_ms);
-        d->redis = NULL; /* hiredis frees the context after this callback */
-        schedule_reconnect(d);
+        fn_log(&s->d->log, FN_LOG_WARN, "redis", "connect failed: %s; retrying in %lld ms",
+               ac->errstr, (long long)s->redis_backoff_ms);
+        s->redis = NULL; /* hiredis frees the context after this callback */
+        schedule_reconnect(s);
         return;
     }
-    fn_log(&d->log, FN_LOG_INFO, "redis", "connected");
+    fn_log(&s->d->log, FN_LOG_INFO, "redis", "connected");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    fn_daemon_t *d = ac->data;
-    d->redis = NULL;
-    d->redis_ping_ms = 0;
-    d->redis_ready = false;
+    fn_store_t *s = ac->data;
+    s->redis = NULL;
+    s->redis_ping_ms = 0;
+    s->redis_ready = false;
     /* Steps without a reply go back in front of the ones never sent. */
-    fn_msg_queue_t q = d->redis_sent;
-    memset(&d->redis_sent, 0, sizeof d->redis_sent);
+    fn_msg_queue_t q = s->redis_sent;
+    memset(&s->redis_sent, 0, sizeof s->redis_sent);
     if (q.head) {
-        q.tail->q_next = d->redis_wait.head;
-        if (!d->redis_wait.head)
-            d->redis_wait.tail = q.tail;
-        d->redis_wait.head = q.head;
-        d->redis_wait.len += q.len;
+        q.tail->q_next = s->redis_wait.head;
+        if (!s->redis_wait.head)
+            s->redis_wait.tail = q.tail;
+        s->redis_wait.head = q.head;
+        s->redis_wait.len += q.len;
     }
-    for (fn_msg_t *m = d->redis_wait.head; m; m = m->q_next)
+    for (fn_msg_t *m = s->redis_wait.head; m; m = m->q_next)
         m->state = FN_MSG_REDIS_WAIT;
-    if (status != REDIS_OK || d->redis_wait.len)
-        fn_log(&d->log, FN_LOG_WARN, "redis", "disconnected (%s), %zu step(s) to re-send",
-               ac->errstr[0] ? ac->errstr : "closed", d->redis_wait.len);
-    d->stats.redis_reconnects++;
-    schedule_reconnect(d);
+    if (status != REDIS_OK || s->redis_wait.len)
+        fn_log(&s->d->log, FN_LOG_WARN, "redis", "disconnected (%s), %zu step(s) to re-send",
+               ac->errstr[0] ? ac->errstr : "closed", s->redis_wait.len);
+    s->d->stats.redis_reconnects++;
+    schedule_reconnect(s);
 }
 
-static void connect_now(fn_daemon_t *d)
+static void connect_now(fn_store_t *s)
 {
     char host[256], user[128], pass[256];
     int port, db;
-    if (fn_redis_url_parse(d->cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass,
+    if (fn_redis_url_parse(s->d->cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass,
                            sizeof pass, &db)) {
-        fn_log(&d->log, FN_LOG_ERROR, "redis", "redis.url: cannot parse");
-        fn_daemon_stop(d, 1);
+        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "redis.url: cannot parse");
+        fn_daemon_stop(s->d, 1);
         return;
     }
     redisAsyncContext *ac = redisAsyncConnect(host, port);
     if (!ac || ac->err) {
-        fn_log(&d->log, FN_LOG_WARN, "redis", "connect %s:%d: %s", host, port,
+        fn_log(&s->d->log, FN_LOG_WARN, "redis", "connect %s:%d: %s", host, port,
                ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
-        schedule_reconnect(d);
+        schedule_reconnect(s);
         return;
     }
-    ac->data = d;
-    d->redis = ac;
-    d->redis_connect_ms = fn_now_ms();
-    redisLibuvAttach(ac, d->loop);
+    ac->data = s;
+    s->redis = ac;
+    s->redis_connect_ms = fn_now_ms();
+    redisLibuvAttach(ac, s->d->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (pass[0] && user[0])
@@ -419,112 +437,284 @@ static void connect_now(fn_daemon_t *d)
 
 static void on_redis_timer(uv_timer_t *t)
 {
-    fn_daemon_t *d = t->data;
-    if (!d->redis)
-        connect_now(d);
+    fn_store_t *s = t->data;
+    if (!s->redis)
+        connect_now(s);
 }
 
 static void on_ping(redisAsyncContext *ac, void *r, void *priv)
 {
-    fn_daemon_t *d = ac->data;
-    d->redis_ping_ms = 0;
+    fn_store_t *s = ac->data;
+    s->redis_ping_ms = 0;
     if (r)
-        d->redis_progress_ms = fn_now_ms();
+        s->redis_progress_ms = fn_now_ms();
 }
 
 /* Replies that came while the loop was held are still unread in the socket, and the tick
  * runs before the loop reads it: so the time of a stall is not Redis's silence, and the
  * watchdog's references move forward by it. A reply's age then counts only the time the
  * loop could have read it. */
-static void discount_stall(fn_daemon_t *d, int64_t now)
+static void discount_stall(fn_store_t *s, int64_t now)
 {
-    int64_t gap = d->redis_watch_ms ? now - d->redis_watch_ms : 0;
-    d->redis_watch_ms = now;
+    int64_t gap = s->redis_watch_ms ? now - s->redis_watch_ms : 0;
+    s->redis_watch_ms = now;
     if (gap < LOOP_STALL_MS)
         return;
-    int64_t *refs[] = {&d->redis_progress_ms, &d->redis_ping_ms, &d->redis_connect_ms};
+    int64_t *refs[] = {&s->redis_progress_ms, &s->redis_ping_ms, &s->redis_connect_ms};
     for (size_t i = 0; i < sizeof refs / sizeof *refs; i++)
         if (*refs[i]) /* 0: no PING outstanding */
             *refs[i] = *refs[i] + gap < now ? *refs[i] + gap : now;
 }
 
-void fn_store_watchdog(fn_daemon_t *d)
+void fn_store_watchdog(fn_store_t *s)
 {
     int64_t now = fn_now_ms();
-    discount_stall(d, now);
+    discount_stall(s, now);
     /* An idle connection is pinged, so that a Redis that went away is noticed (and /readyz
      * says so) before the next event needs it; no answer within the reply timeout drops it. */
-    if (d->redis && d->redis_ready) {
-        if (d->redis_ping_ms && now - d->redis_ping_ms >= REPLY_TIMEOUT_MS) {
-            fn_log(&d->log, FN_LOG_WARN, "redis", "no answer to PING for %d ms; reconnecting",
+    if (s->redis && s->redis_ready) {
+        if (s->redis_ping_ms && now - s->redis_ping_ms >= REPLY_TIMEOUT_MS) {
+            fn_log(&s->d->log, FN_LOG_WARN, "redis", "no answer to PING for %d ms; reconnecting",
                    REPLY_TIMEOUT_MS);
-            d->redis_ping_ms = 0;
-            redisAsyncFree(d->redis);
+            s->redis_ping_ms = 0;
+            redisAsyncFree(s->redis);
             return;
         }
-        if (!d->redis_ping_ms && !d->redis_sent.head && now - d->redis_progress_ms >= PING_MS &&
-            redisAsyncCommand(d->redis, on_ping, NULL, "PING") == REDIS_OK)
-            d->redis_ping_ms = now;
+        if (!s->redis_ping_ms && !s->redis_sent.head && now - s->redis_progress_ms >= PING_MS &&
+            redisAsyncCommand(s->redis, on_ping, NULL, "PING") == REDIS_OK)
+            s->redis_ping_ms = now;
     }
-    if (d->redis && !d->redis_ready && now - d->redis_connect_ms >= REPLY_TIMEOUT_MS) {
+    if (s->redis && !s->redis_ready && now - s->redis_connect_ms >= REPLY_TIMEOUT_MS) {
         /* The same adapter flaw hides a refused connect (libuv reports it as a poll error),
          * and a set-up reply may never come: give the attempt up and start another. */
-        redisAsyncContext *ac = d->redis;
+        redisAsyncContext *ac = s->redis;
         bool connected = (ac->c.flags & REDIS_CONNECTED) != 0;
-        fn_log(&d->log, FN_LOG_WARN, "redis", "not ready %d ms after connecting; retrying",
+        fn_log(&s->d->log, FN_LOG_WARN, "redis", "not ready %d ms after connecting; retrying",
                REPLY_TIMEOUT_MS);
         redisAsyncFree(ac); /* calls on_disconnect only if it had connected */
         if (!connected) {
-            d->redis = NULL;
-            schedule_reconnect(d);
+            s->redis = NULL;
+            schedule_reconnect(s);
         }
         return;
     }
-    if (!d->redis || !d->redis_sent.head || now - d->redis_progress_ms < REPLY_TIMEOUT_MS)
+    if (!s->redis || !s->redis_sent.head || now - s->redis_progress_ms < REPLY_TIMEOUT_MS)
         return;
-    fn_log(&d->log, FN_LOG_WARN, "redis",
+    fn_log(&s->d->log, FN_LOG_WARN, "redis",
            "no reply for %d ms with %zu step(s) outstanding; "
            "reconnecting",
-           REPLY_TIMEOUT_MS, d->redis_sent.len);
+           REPLY_TIMEOUT_MS, s->redis_sent.len);
     /* Freeing (not a polite disconnect, which would wait for the replies) runs the pending
      * callbacks with no reply and then on_disconnect, which re-queues the steps. */
-    redisAsyncContext *ac = d->redis;
+    redisAsyncContext *ac = s->redis;
     redisAsyncFree(ac);
 }
 
-int fn_store_start(fn_daemon_t *d)
+/* A random id for this process. Only uniqueness matters, so any failure of the kernel's
+ * random source falls back to time, pid and address bits. */
+static void instance_id(char out[33])
 {
-    size_t size = 1024;
-    while (size < 2 * d->cfg->max_in_flight)
-        size *= 2;
-    d->lead_table = calloc(size, sizeof *d->lead_table);
-    if (!d->lead_table)
+    uint64_t r[2] = {0, 0};
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(r, sizeof r, 1, f) != 1) {
+        r[0] = (uint64_t)fn_now_ms() ^ ((uint64_t)getpid() << 32);
+        r[1] = (uint64_t)(uintptr_t)out ^ (uint64_t)clock();
+    }
+    if (f)
+        fclose(f);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)r[0], (unsigned long long)r[1]);
+}
+
+fn_store_t *fn_store_new(fn_daemon_t *d)
+{
+    fn_store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->d = d;
+    instance_id(s->instance);
+    return s;
+}
+
+const char *fn_store_instance(const fn_store_t *s)
+{
+    return s->instance;
+}
+
+int fn_store_start(fn_store_t *s, const fn_store_hooks_t *hooks)
+{
+    assert(hooks && hooks->step_reply && hooks->step_failed);
+    s->hooks = *hooks;
+    if (fn_lead_queue_init(&s->leads, s->d->cfg->max_in_flight))
         return FN_ERR;
-    d->lead_table_mask = size - 1;
-    uv_timer_init(d->loop, &d->redis_timer);
-    d->redis_timer.data = d;
-    d->store_started = true;
-    connect_now(d);
+    uv_timer_init(s->d->loop, &s->redis_timer);
+    s->redis_timer.data = s;
+    s->store_started = true;
+    connect_now(s);
     return FN_OK;
 }
 
-void fn_store_close(fn_daemon_t *d)
+void fn_store_close(fn_store_t *s)
 {
-    if (!d->store_started)
+    if (!s || !s->store_started)
         return;
-    d->store_started = false;
-    uv_timer_stop(&d->redis_timer);
-    uv_close((uv_handle_t *)&d->redis_timer, NULL);
-    if (d->redis) {
+    s->store_started = false;
+    uv_timer_stop(&s->redis_timer);
+    uv_close((uv_handle_t *)&s->redis_timer, NULL);
+    if (s->redis) {
         /* Free rather than disconnect politely: a polite disconnect waits for outstanding
          * replies, and with Redis unresponsive the loop, and so the process, would never
          * end. Steps without a reply are simply not committed. */
-        redisAsyncContext *ac = d->redis;
+        redisAsyncContext *ac = s->redis;
         ac->onDisconnect = NULL; /* 0.14's setter refuses to replace a callback */
-        d->redis = NULL;
-        d->redis_ready = false;
+        s->redis = NULL;
+        s->redis_ready = false;
         redisAsyncFree(ac);
     }
-    free(d->lead_table);
-    d->lead_table = NULL;
+    fn_lead_queue_free(&s->leads);
+    /* The messages still queued are the daemon's; it releases them after this. */
+    memset(&s->redis_wait, 0, sizeof s->redis_wait);
+    memset(&s->redis_sent, 0, sizeof s->redis_sent);
+}
+
+void fn_store_free(fn_store_t *s)
+{
+    if (!s)
+        return;
+    fn_store_close(s);
+    while (s->free_calls) {
+        store_call_t *c = s->free_calls;
+        s->free_calls = c->next;
+        free(c);
+    }
+    fn_buf_free(&s->step_cmd);
+    free(s);
+}
+
+/* ---- generic commands ---- */
+
+bool fn_store_ready(const fn_store_t *s)
+{
+    return s->redis && s->redis_ready;
+}
+
+bool fn_store_connected(const fn_store_t *s)
+{
+    return s->redis != NULL;
+}
+
+bool fn_store_up(const fn_store_t *s)
+{
+    return s->redis_ready;
+}
+
+uint64_t fn_store_connects(const fn_store_t *s)
+{
+    return s->redis_connects;
+}
+
+static void on_call_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    store_call_t *c = priv;
+    fn_store_t *s = c->s;
+    fn_store_cb cb = c->cb;
+    void *cb_priv = c->priv;
+    c->next = s->free_calls;
+    s->free_calls = c;
+    cb(cb_priv, r);
+}
+
+static store_call_t *call_new(fn_store_t *s, fn_store_cb cb, void *priv)
+{
+    store_call_t *c = s->free_calls;
+    if (c)
+        s->free_calls = c->next;
+    else if (!(c = malloc(sizeof *c)))
+        return NULL;
+    c->s = s;
+    c->cb = cb;
+    c->priv = priv;
+    return c;
+}
+
+static void call_drop(fn_store_t *s, store_call_t *c)
+{
+    if (c) {
+        c->next = s->free_calls;
+        s->free_calls = c;
+    }
+}
+
+int fn_store_call(fn_store_t *s, const char *key, fn_store_cb cb, void *priv, int argc,
+                  const char *const *argv, const size_t *argvlen)
+{
+    (void)key; /* one connection today; a cluster layer routes by its slot */
+    if (!s->redis)
+        return FN_ERR;
+    store_call_t *c = cb ? call_new(s, cb, priv) : NULL;
+    if (cb && !c)
+        return FN_ERR;
+    if (redisAsyncCommandArgv(s->redis, c ? on_call_reply : NULL, c, argc, (const char **)argv,
+                              argvlen) != REDIS_OK) {
+        call_drop(s, c);
+        return FN_ERR;
+    }
+    return FN_OK;
+}
+
+int fn_store_callf(fn_store_t *s, const char *key, fn_store_cb cb, void *priv, const char *fmt, ...)
+{
+    (void)key;
+    if (!s->redis)
+        return FN_ERR;
+    store_call_t *c = cb ? call_new(s, cb, priv) : NULL;
+    if (cb && !c)
+        return FN_ERR;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAsyncCommand(s->redis, c ? on_call_reply : NULL, c, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK) {
+        call_drop(s, c);
+        return FN_ERR;
+    }
+    return FN_OK;
+}
+
+int fn_store_eval(fn_store_t *s, fn_script_t script, const char *key, fn_store_cb cb, void *priv,
+                  int argc, const char *const *argv, const size_t *argvlen)
+{
+    assert(script >= 0 && script < FN_SCRIPT_COUNT && argc >= 0);
+    /* EVALSHA <digest> in front of argv: on the stack for the usual few arguments, allocated
+     * for a long one (a lease renewal names up to a thousand entries). */
+    enum { ON_STACK = 32 };
+    const char *stack_v[ON_STACK];
+    size_t stack_l[ON_STACK];
+    size_t n = (size_t)argc + 2;
+    const char **all = n <= ON_STACK ? stack_v : malloc(n * sizeof *all);
+    size_t *lens = n <= ON_STACK ? stack_l : malloc(n * sizeof *lens);
+    int rc = FN_ERR;
+    if (!all || !lens)
+        goto out;
+    all[0] = "EVALSHA", lens[0] = 7;
+    all[1] = s->sha[script], lens[1] = strlen(s->sha[script]);
+    for (int i = 0; i < argc; i++) {
+        all[2 + i] = argv[i];
+        lens[2 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    rc = fn_store_call(s, key, cb, priv, (int)n, all, lens);
+out:
+    if (all != stack_v)
+        free(all);
+    if (lens != stack_l)
+        free(lens);
+    return rc;
+}
+
+void fn_store_reconnect(fn_store_t *s, const char *why)
+{
+    if (!s->redis)
+        return;
+    fn_log(&s->d->log, FN_LOG_DEBUG, "redis", "reconnecting: %s", why);
+    redisAsyncDisconnect(s->redis);
 }

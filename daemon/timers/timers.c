@@ -29,6 +29,7 @@
 #include "funneld/emit.h"
 #include "funneld/keys.h"
 #include "funneld/step.h"
+#include "funneld/store.h"
 #include "funneld/trigger.h"
 
 #define FIRE_LIMIT 500       /* timers claimed per call; more are claimed on the next tick */
@@ -124,8 +125,9 @@ static void unhold(fn_daemon_t *d, trig_out_t *o)
     o->next = o->prev = NULL;
 }
 
-static void on_lease_reply(redisAsyncContext *ac, void *r, void *priv)
+static void on_lease_reply(void *priv, const redisReply *reply)
 {
+    (void)reply;
     fn_daemon_t *d = priv;
     d->timer_requests--;
 }
@@ -135,11 +137,11 @@ static void on_lease_reply(redisAsyncContext *ac, void *r, void *priv)
 static void release_lease(fn_daemon_t *d, unsigned shard, const char *key, size_t keylen)
 {
     char outbox[64], leases[64];
-    if (!d->redis_ready)
+    if (!fn_store_ready(d->store))
         return; /* its lease runs out */
     outbox_keys(d->cfg, shard, outbox, leases, sizeof outbox);
-    if (redisAsyncCommand(d->redis, on_lease_reply, d, "ZADD %s XX 0 %b", leases, key, keylen) ==
-        REDIS_OK)
+    if (fn_store_callf(d->store, leases, on_lease_reply, d, "ZADD %s XX 0 %b", leases, key,
+                       keylen) == FN_OK)
         d->timer_requests++;
 }
 
@@ -201,11 +203,10 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
         d->stats.trig_by_funnel[f - d->cfg->funnels][ri]++;
 }
 
-static void on_fire_reply(redisAsyncContext *ac, void *r, void *priv)
+static void on_fire_reply(void *priv, const redisReply *reply)
 {
     fire_req_t *q = priv;
     fn_daemon_t *d = q->d;
-    redisReply *reply = r;
     d->timer_requests--;
     d->trigger_claims -= q->claim;
     if (q->p)
@@ -225,8 +226,8 @@ static void on_fire_reply(redisAsyncContext *ac, void *r, void *priv)
                 reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
             fn_log(&d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers", "fire failed: %s",
                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-            if (noscript && d->redis)
-                redisAsyncDisconnect(ac); /* the reconnect loads the scripts again */
+            if (noscript) /* the reconnect loads the scripts again */
+                fn_store_reconnect(d->store, "NOSCRIPT from fire.lua");
         }
         free(q);
         return;
@@ -279,13 +280,11 @@ static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t
     snprintf(a_wall, sizeof a_wall, "%lld", (long long)wall);
     snprintf(a_limit, sizeof a_limit, "%zu", limit);
     fn_step_caps(cfg, caps, sizeof caps);
-    const char *argv[] = {"EVALSHA", d->fire_sha, "4",    due_key, outbox,        leases,
-                          stats,     a_now,       a_wall, a_limit, p ? "0" : "1", caps};
-    size_t argl[sizeof argv / sizeof *argv];
+    const char *argv[] = {"4",   due_key, outbox,  leases,        stats,
+                          a_now, a_wall,  a_limit, p ? "0" : "1", caps};
     int n = (int)(sizeof argv / sizeof *argv);
-    for (int i = 0; i < n; i++)
-        argl[i] = strlen(argv[i]);
-    if (redisAsyncCommandArgv(d->redis, on_fire_reply, q, n, argv, argl) != REDIS_OK) {
+    if (fn_store_eval(d->store, FN_SCRIPT_FIRE, due_key, on_fire_reply, q, n, argv, NULL) !=
+        FN_OK) {
         free(q);
         return;
     }
@@ -304,8 +303,7 @@ static void renew_shard(fn_daemon_t *d, unsigned shard, size_t n, int64_t wall)
     snprintf(a_wall, sizeof a_wall, "%lld", (long long)wall);
     /* KEYS: fire.lua's four (the unused ones name a key of the same slot); ARGV 1-5 as for a
      * sweep but mode '2'; then the entry keys. */
-    const char *head[] = {"EVALSHA", d->fire_sha, "4",    leases, outbox, leases,
-                          leases,    "0",         a_wall, "0",    "2",    ""};
+    const char *head[] = {"4", leases, outbox, leases, leases, "0", a_wall, "0", "2", ""};
     const size_t nhead = sizeof head / sizeof *head;
     size_t cap = nhead + (n < RENEW_BATCH ? n : RENEW_BATCH);
     const char **argv = malloc(cap * sizeof *argv);
@@ -323,8 +321,8 @@ static void renew_shard(fn_daemon_t *d, unsigned shard, size_t n, int64_t wall)
                 argv[k] = o->key;
                 argl[k++] = o->keylen;
             }
-        if (k > nhead &&
-            redisAsyncCommandArgv(d->redis, on_lease_reply, d, (int)k, argv, argl) == REDIS_OK)
+        if (k > nhead && fn_store_eval(d->store, FN_SCRIPT_FIRE, leases, on_lease_reply, d, (int)k,
+                                       argv, argl) == FN_OK)
             d->timer_requests++;
     }
 done:
@@ -340,7 +338,7 @@ static void renew_leases(fn_daemon_t *d, int64_t wall)
         return;
     for (const trig_out_t *o = d->held; o; o = o->next)
         count[o->shard]++;
-    for (unsigned s = 0; s < shards && d->redis_ready; s++)
+    for (unsigned s = 0; s < shards && fn_store_ready(d->store); s++)
         if (count[s])
             renew_shard(d, s, count[s], wall);
     free(count);
@@ -370,7 +368,7 @@ static bool wants_fire(const fn_partition_t *p, unsigned s, int64_t now)
 
 void fn_timers_tick(fn_daemon_t *d)
 {
-    if (!d->redis_ready || d->stopping)
+    if (!fn_store_ready(d->store) || d->stopping)
         return;
     int64_t wall = fn_now_ms();
     unsigned shards = (unsigned)d->cfg->redis_shards;
@@ -402,7 +400,7 @@ void fn_timers_tick(fn_daemon_t *d)
         if (!p->assigned || !p->next_due)
             continue;
         int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
-        for (unsigned s = 0; s < shards && d->redis_ready; s++) {
+        for (unsigned s = 0; s < shards && fn_store_ready(d->store); s++) {
             if (!wants_fire(p, s, now))
                 continue;
             if (claimable(d) < 2 * share)
@@ -410,15 +408,16 @@ void fn_timers_tick(fn_daemon_t *d)
             send_fire(d, p, s, now, wall, share);
         }
     }
-    for (unsigned s = 0; sweep && s < shards && d->redis_ready; s++) {
+    for (unsigned s = 0; sweep && s < shards && fn_store_ready(d->store); s++) {
         if (claimable(d) < share)
             return; /* the other shards are swept next period */
         send_fire(d, NULL, s, 0, wall, share);
     }
 }
 
-static void on_clear_reply(redisAsyncContext *ac, void *r, void *priv)
+static void on_clear_reply(void *priv, const redisReply *reply)
 {
+    (void)reply;
     fn_daemon_t *d = priv;
     d->timer_requests--;
 }
@@ -432,12 +431,12 @@ static void remember_uncleared(fn_daemon_t *d, trig_out_t *o)
 /* The reply to the ZREM that ends a clear, which owns o: without a reply (the connection
  * was lost, and the HDEL before it may be lost too) o is cleared again once Redis is back,
  * rather than delivered again when its lease runs out. */
-static void on_cleared(redisAsyncContext *ac, void *r, void *priv)
+static void on_cleared(void *priv, const redisReply *reply)
 {
-    fn_daemon_t *d = ac->data;
     trig_out_t *o = priv;
+    fn_daemon_t *d = o->out.data;
     d->timer_requests--;
-    if (r)
+    if (reply)
         free(o);
     else
         remember_uncleared(d, o);
@@ -447,17 +446,17 @@ static void on_cleared(redisAsyncContext *ac, void *r, void *priv)
  * without a connection. */
 static bool clear_entry(fn_daemon_t *d, trig_out_t *o)
 {
-    if (!d->redis_ready)
+    if (!fn_store_ready(d->store))
         return false;
     char outbox[64], leases[64];
     outbox_keys(d->cfg, o->shard, outbox, leases, sizeof outbox);
     /* Outbox first: a lease without its entry is dropped by the next sweep. */
-    if (redisAsyncCommand(d->redis, on_clear_reply, d, "HDEL %s %b", outbox, o->key, o->keylen) !=
-        REDIS_OK)
+    if (fn_store_callf(d->store, outbox, on_clear_reply, d, "HDEL %s %b", outbox, o->key,
+                       o->keylen) != FN_OK)
         return false;
     d->timer_requests++;
-    if (redisAsyncCommand(d->redis, on_cleared, o, "ZREM %s %b", leases, o->key, o->keylen) !=
-        REDIS_OK)
+    if (fn_store_callf(d->store, leases, on_cleared, o, "ZREM %s %b", leases, o->key, o->keylen) !=
+        FN_OK)
         return false;
     d->timer_requests++;
     return true;

@@ -57,6 +57,20 @@ typedef struct fn_funnel_stats {
  * (defaults when f has none). Returns FN_ERR on out of memory. */
 int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_ms);
 
+/* read.lua's arguments for shard, what follows EVALSHA <digest>: numkeys, the shard's stats
+ * key, funnel, stage count, window and baseline plans, sketches flag. argv points into a;
+ * fn_analytics_read_args_free frees it (also after a failure). */
+#define FN_ANALYTICS_READ_ARGC 7
+typedef struct fn_analytics_read_args {
+    char key[64], n[8];
+    fn_buf_t win, base;
+    const char *argv[FN_ANALYTICS_READ_ARGC];
+} fn_analytics_read_args_t;
+int fn_analytics_read_args(const fn_config_t *cfg, const fn_funnel_t *f,
+                           const fn_funnel_stats_t *st, unsigned shard,
+                           fn_analytics_read_args_t *a);
+void fn_analytics_read_args_free(fn_analytics_read_args_t *a);
+
 /* Writes the RESP EVALSHA of read.lua (digest sha) for shard into out. */
 int fn_analytics_read_cmd(const fn_config_t *cfg, const fn_funnel_t *f, const fn_funnel_stats_t *st,
                           const char *sha, unsigned shard, fn_buf_t *out);

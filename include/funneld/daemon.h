@@ -8,7 +8,7 @@
 #ifndef FUNNELD_DAEMON_H
 #define FUNNELD_DAEMON_H
 
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
@@ -96,31 +96,9 @@ typedef struct fn_daemon {
     fn_output_t *output; /* owned */
     fn_reload_t *reload; /* owned */
 
-    /* state */
-    redisAsyncContext *redis;
-    bool redis_ready; /* connected, authenticated, script loaded */
-    char script_sha[41];
-    char instance[33]; /* random per process: with a message number, names pending results */
-    uint64_t msg_seq;
-    fn_msg_queue_t redis_wait; /* ready to send, in order */
-    fn_msg_queue_t redis_sent; /* sent, replies come back in this order */
-    fn_buf_t step_cmd;         /* the RESP step being sent; hiredis copies it, and a re-send
-                                * after a reconnect builds it again from the event */
-    int64_t redis_backoff_ms;
-    int64_t redis_progress_ms; /* last reply, or first send into an empty "sent" queue */
-    int64_t redis_connect_ms;  /* when the current connection attempt began */
-    int64_t redis_ping_ms;     /* when an idle-check PING was sent, 0: none outstanding */
-    int64_t redis_watch_ms;    /* the watchdog's last run (a late one means a loop stall) */
-    bool store_started;
-    uv_timer_t redis_timer;
-    fn_msg_t **lead_table; /* chain heads by lead hash */
-    size_t lead_table_mask;
-    char fire_sha[41];
-    /* The store's epoch marker as first seen (store.c): a reconnect that finds it gone or
-     * different means Redis lost or swapped funneld's data. */
-    char redis_epoch[48];
-    char redis_epoch_try[48]; /* the value this connection offered with SET NX */
-    uint64_t redis_connects;
+    /* state: the Redis connection(s) and the per-lead queue (store.h) */
+    struct fn_store *store;
+    uint64_t msg_seq; /* numbers the messages of this process (fn_msg_t.seq) */
 
     /* retargeting timers (timers/timers.c) */
     size_t timer_requests;      /* fire.lua calls and outbox clears without a reply yet */
@@ -133,7 +111,6 @@ typedef struct fn_daemon {
 
     /* analytics (analytics/evaluate.c) */
     fn_eval_t *evals; /* one per funnel */
-    char read_sha[41];
     size_t analytics_requests, analytics_in_flight;
     int64_t refused_logged_ms; /* analytics outputs refused: last logged, and since then */
     uint64_t refused_unlogged;
@@ -174,20 +151,6 @@ void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *r
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply);
 /* m's step cannot be applied (reason says why): releases the lead and dead-letters m. */
 void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason);
-
-/* --- state/store.c: Redis connection and the per-lead queue --- */
-int fn_store_start(fn_daemon_t *d);
-/* Queues m's step behind earlier events of the same lead, or sends it. */
-void fn_store_submit(fn_daemon_t *d, fn_msg_t *m);
-/* m's step is finished: lets the lead's next event go. */
-void fn_store_release(fn_daemon_t *d, fn_msg_t *m);
-/* Clears m's stored result now that its outputs are delivered (fire and forget). */
-void fn_store_clear_pending(fn_daemon_t *d, fn_msg_t *m);
-void fn_store_close(fn_daemon_t *d);
-/* Called by the tick: drops a connection whose outstanding steps got no reply for long. */
-void fn_store_watchdog(fn_daemon_t *d);
-/* True for a Redis error that passes (NOSCRIPT, LOADING, OOM, a failover, auth being fixed). */
-bool fn_store_transient(const char *err);
 
 /* --- timers/timers.c: retargeting timers and triggers --- */
 /* Called by the tick: fires what is due by each assigned partition's clock. */

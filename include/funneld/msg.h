@@ -22,6 +22,7 @@
 #include "funneld/config.h"
 #include "funneld/event.h"
 #include "funneld/hash.h"
+#include "funneld/lead_queue.h"
 #include "funneld/log.h"
 #include "funneld/output.h"
 
@@ -67,9 +68,7 @@ typedef struct fn_msg {
     int64_t offset;
     uint32_t generation;        /* its partition's generation when it was consumed */
     struct fn_msg *part_next;   /* next offset of the same partition */
-    struct fn_msg *lead_next;   /* next event of the same lead, waiting behind this one */
-    struct fn_msg *lead_tail;   /* last of the lead's chain (valid on the chain's head) */
-    struct fn_msg *bucket_next; /* lead table chaining between chain heads */
+    fn_lead_node_t lead;        /* its place in the per-lead queue (state/store.c) */
     struct fn_msg *q_next;      /* Redis wait/sent queues, the free list */
     /* The input's key and payload, copied so that the Kafka message is destroyed as soon as
      * it is consumed (a live rd_kafka_message_t keeps its whole fetch response allocated);
