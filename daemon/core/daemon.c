@@ -13,6 +13,7 @@
 #include "funneld/hash.h"
 #include "funneld/offsets.h"
 #include "funneld/store.h"
+#include "funneld/timers.h"
 
 #define TICK_MS 100
 #define DRAIN_DEADLINE_MS 30000
@@ -127,7 +128,7 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
     fn_offsets_advance(p, release_finished, d);
     if ((fn_input_blocked_since(d->input) && d->in_flight <= d->cfg->max_in_flight * 3 / 4 &&
          d->in_flight_bytes <= FN_IN_FLIGHT_BYTES_MAX / 4 * 3) ||
-        (d->stopping && d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)))
+        (d->stopping && d->in_flight == 0 && fn_timers_idle(d->timers) && fn_eval_idle(d)))
         kick(d);
 }
 
@@ -180,13 +181,13 @@ static void on_tick(uv_timer_t *t)
     fn_output_poll(d->output);
     fn_store_watchdog(d->store);
     if (d->stopping) {
-        if ((d->in_flight == 0 && fn_timers_idle(d) && fn_eval_idle(d)) ||
+        if ((d->in_flight == 0 && fn_timers_idle(d->timers) && fn_eval_idle(d)) ||
             fn_now_ms() >= d->stop_deadline_ms)
             finish(d);
         return;
     }
     fn_reload_apply(d->reload);
-    fn_timers_tick(d);
+    fn_timers_tick(d->timers);
     fn_eval_tick(d);
     fn_input_tick(d->input);
 }
@@ -230,7 +231,8 @@ static void on_step_failed(void *priv, fn_msg_t *m, const char *reason)
 
 static void on_store_ready(void *priv)
 {
-    fn_timers_on_ready(priv);
+    fn_daemon_t *d = priv;
+    fn_timers_on_ready(d->timers);
 }
 
 static int start_store(fn_daemon_t *d)
@@ -256,7 +258,8 @@ static void on_message(void *data, fn_partition_t *p, rd_kafka_message_t *rkm)
 static void on_partition(void *data, fn_partition_t *p, bool assigned)
 {
     (void)assigned;
-    fn_timers_reset(data, p);
+    fn_daemon_t *d = data;
+    fn_timers_reset(d->timers, p);
 }
 
 static int start_input(fn_daemon_t *d)
@@ -274,10 +277,12 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->log.level = level;
     d->log.out = stderr;
     if (!(d->input = fn_input_new(d)) || !(d->output = fn_output_new(d, on_kafka_down, d)) ||
-        !(d->reload = fn_reload_new(d)) || !(d->store = fn_store_new(d))) {
+        !(d->reload = fn_reload_new(d)) || !(d->store = fn_store_new(d)) ||
+        !(d->timers = fn_timers_new(d, d->store, d->output, d->input))) {
         fn_input_free(d->input);
         fn_output_free(d->output);
         fn_reload_free(d->reload);
+        fn_store_free(d->store);
         free(d);
         return NULL;
     }
@@ -302,7 +307,8 @@ int fn_daemon_run(fn_daemon_t *d)
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
     if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d) ||
-        fn_http_start(d) || fn_output_start(d->output) || start_store(d) || start_input(d)) {
+        fn_timers_start(d->timers) || fn_http_start(d) || fn_output_start(d->output) ||
+        start_store(d) || start_input(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
     } else {
@@ -323,12 +329,10 @@ void fn_daemon_free(fn_daemon_t *d)
         fn_buf_free(&m->raw);
         free(m);
     }
-    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
-        fn_timers_free_partition(p);
     fn_input_free(d->input);
     fn_output_free(d->output);
     fn_store_free(d->store);
-    fn_timers_close(d);
+    fn_timers_free(d->timers); /* after the store and the producer: their last callbacks */
     fn_eval_free(d);
     fn_reload_free(d->reload);
     free(d->stats.trans_by_funnel);

@@ -11,6 +11,7 @@
 #include "funneld/output.h"
 #include "funneld/step.h"
 #include "funneld/store.h"
+#include "funneld/timers.h"
 
 /* One of m's outputs is finished (output.h): once all are acknowledged its stored result is
  * cleared and it is done. Purged at exit, it stays unfinished: not committed, it is
@@ -219,11 +220,14 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
         d->stats.replays++;
     unsigned shard = fn_step_shard(d->cfg, m->lead_hash);
     if (res.armed_due)
-        fn_timers_armed(d, m->part, shard, res.armed_due);
+        fn_timers_armed(d->timers, m->part, shard, res.armed_due);
     /* Timers that were due before this event fired in the step; their triggers are in the
      * outbox, delivered on their own (a lost one is handed out again after its lease). */
-    for (size_t i = 0; res.fired && i < res.fired->elements; i++)
-        fn_timers_emit(d, shard, res.fired->element[i]);
+    for (size_t i = 0; res.fired && i < res.fired->elements; i++) {
+        const redisReply *e = res.fired->element[i];
+        bool str = e->type == REDIS_REPLY_STRING;
+        fn_timers_emit(d->timers, shard, str ? e->str : NULL, str ? e->len : 0);
+    }
 
     /* Hold one reference while producing so that deliveries served meanwhile cannot finish
      * the message before all its outputs are queued. */

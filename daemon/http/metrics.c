@@ -9,6 +9,7 @@
 
 #include "funneld/daemon.h"
 #include "funneld/store.h"
+#include "funneld/timers.h"
 
 static const double bounds[FN_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -145,7 +146,7 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
         fn_buf_appendf(b, "funneld_outputs_waiting %zu\n", fn_output_waiting(d->output)) ||
         head(b, "funneld_triggers_in_flight", "gauge",
              "Triggers produced and not yet acknowledged by Kafka.") ||
-        fn_buf_appendf(b, "funneld_triggers_in_flight %zu\n", d->triggers_in_flight) ||
+        fn_buf_appendf(b, "funneld_triggers_in_flight %zu\n", fn_timers_in_flight(d->timers)) ||
         head(b, "funneld_consumer_lag", "gauge",
              "Per assigned input partition: high watermark minus next offset to consume."))
         return FN_ERR;

@@ -29,24 +29,50 @@
 #include "funneld/emit.h"
 #include "funneld/keys.h"
 #include "funneld/step.h"
-#include "funneld/store.h"
+#include "funneld/timers.h"
 #include "funneld/trigger.h"
 
 #define FIRE_LIMIT 500       /* timers claimed per call; more are claimed on the next tick */
 #define SWEEP_EVERY_MS 10000 /* how often held leases are renewed and expired ones looked for */
 #define RENEW_BATCH 1000     /* leases renewed per call */
 
+/* What the timers know of one input partition's zsets (fn_partition_t.timers). */
+struct fn_timers_part {
+    int64_t *next_due; /* per shard: earliest timer in its zset, DUE_UNKNOWN or DUE_NONE */
+    uint8_t *firing;   /* per shard: a fire.lua call is outstanding */
+    struct fn_timers_part *next; /* all of them, freed with the timers */
+};
+
+#define DUE_UNKNOWN INT64_MIN
+#define DUE_NONE INT64_MAX
+
+struct fn_timers {
+    fn_daemon_t *d; /* read: cfg, log, stats */
+    fn_store_t *store;
+    fn_output_t *out;
+    fn_input_t *input;
+    bool started;
+    size_t timer_requests;      /* fire.lua calls and outbox clears without a reply yet */
+    size_t triggers_in_flight;  /* produced, not yet acknowledged */
+    size_t trigger_claims;      /* outbox entries outstanding fire.lua calls may hand out */
+    struct trig_out *held;      /* produced, not yet acknowledged: their leases are renewed */
+    struct trig_out *uncleared; /* delivered while Redis was away: outbox entries to clear */
+    int64_t next_sweep_ms;      /* next look for outbox entries whose lease ran out */
+    int64_t next_renew_ms;      /* next renewal of the leases of held triggers */
+    struct fn_timers_part *parts;
+};
+
 typedef struct fire_req {
-    fn_daemon_t *d;
-    fn_partition_t *p; /* NULL for a lease sweep */
+    fn_timers_t *tm;
+    struct fn_timers_part *tp; /* NULL for a lease sweep */
     unsigned shard;
-    size_t claim; /* most entries the call can hand out (counted in d->trigger_claims) */
+    size_t claim; /* most entries the call can hand out (counted in tm->trigger_claims) */
 } fire_req_t;
 
 typedef struct trig_out {
     fn_out_req_t out; /* first: its delivery comes back to on_trigger_done (output.h) */
     unsigned shard;
-    /* On d->held while Kafka has it (prev is then valid); on d->uncleared once delivered
+    /* On tm->held while Kafka has it (prev is then valid); on tm->uncleared once delivered
      * while Redis was away. */
     struct trig_out *next, *prev;
     size_t keylen;
@@ -63,63 +89,65 @@ static void outbox_keys(const fn_config_t *cfg, unsigned shard, char *outbox, ch
 static void on_trigger_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
                             rd_kafka_resp_err_t err);
 
-static int ensure_arrays(const fn_daemon_t *d, fn_partition_t *p)
+/* p's zset knowledge, allocated on first use (all "unknown"). NULL on OOM. */
+static struct fn_timers_part *part_of(fn_timers_t *tm, fn_partition_t *p)
 {
-    if (p->next_due)
-        return FN_OK;
-    size_t n = (size_t)d->cfg->redis_shards;
-    p->next_due = malloc(n * sizeof *p->next_due);
-    p->firing = calloc(n, 1);
-    if (!p->next_due || !p->firing) {
-        fn_timers_free_partition(p);
-        return FN_ERR;
+    if (p->timers)
+        return p->timers;
+    size_t n = (size_t)tm->d->cfg->redis_shards;
+    struct fn_timers_part *tp = malloc(sizeof *tp + n * sizeof *tp->next_due + n);
+    if (!tp)
+        return NULL;
+    tp->next_due = (int64_t *)(tp + 1);
+    tp->firing = (uint8_t *)(tp->next_due + n);
+    for (size_t s = 0; s < n; s++) {
+        tp->next_due[s] = DUE_UNKNOWN;
+        tp->firing[s] = 0;
     }
-    for (size_t s = 0; s < n; s++)
-        p->next_due[s] = FN_DUE_UNKNOWN;
-    return FN_OK;
+    tp->next = tm->parts;
+    tm->parts = tp;
+    p->timers = tp;
+    return tp;
 }
 
-void fn_timers_free_partition(fn_partition_t *p)
+static void forget_due(const fn_timers_t *tm, struct fn_timers_part *tp)
 {
-    free(p->next_due);
-    free(p->firing);
-    p->next_due = NULL;
-    p->firing = NULL;
+    for (int s = 0; tp && s < tm->d->cfg->redis_shards; s++)
+        tp->next_due[s] = DUE_UNKNOWN;
 }
 
-void fn_timers_reset(fn_daemon_t *d, fn_partition_t *p)
+void fn_timers_reset(fn_timers_t *tm, fn_partition_t *p)
 {
     p->maxts_done = 0;
     p->maxts_seen = 0;
     p->at_eof = false;
-    if (p->next_due)
-        for (int s = 0; s < d->cfg->redis_shards; s++)
-            p->next_due[s] = FN_DUE_UNKNOWN;
+    forget_due(tm, p->timers);
 }
 
-void fn_timers_armed(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t due)
+void fn_timers_armed(fn_timers_t *tm, fn_partition_t *p, unsigned shard, int64_t due)
 {
-    if (ensure_arrays(d, p) || shard >= (unsigned)d->cfg->redis_shards)
+    struct fn_timers_part *tp = part_of(tm, p);
+    if (!tp || shard >= (unsigned)tm->d->cfg->redis_shards)
         return; /* stays unknown: learned by the next fire call */
-    if (p->next_due[shard] != FN_DUE_UNKNOWN && due < p->next_due[shard])
-        p->next_due[shard] = due;
+    if (tp->next_due[shard] != DUE_UNKNOWN && due < tp->next_due[shard])
+        tp->next_due[shard] = due;
 }
 
-static void hold(fn_daemon_t *d, trig_out_t *o)
+static void hold(fn_timers_t *tm, trig_out_t *o)
 {
     o->prev = NULL;
-    o->next = d->held;
-    if (d->held)
-        d->held->prev = o;
-    d->held = o;
+    o->next = tm->held;
+    if (tm->held)
+        tm->held->prev = o;
+    tm->held = o;
 }
 
-static void unhold(fn_daemon_t *d, trig_out_t *o)
+static void unhold(fn_timers_t *tm, trig_out_t *o)
 {
     if (o->prev)
         o->prev->next = o->next;
     else
-        d->held = o->next;
+        tm->held = o->next;
     if (o->next)
         o->next->prev = o->prev;
     o->next = o->prev = NULL;
@@ -128,89 +156,85 @@ static void unhold(fn_daemon_t *d, trig_out_t *o)
 static void on_lease_reply(void *priv, const redisReply *reply)
 {
     (void)reply;
-    fn_daemon_t *d = priv;
-    d->timer_requests--;
+    fn_timers_t *tm = priv;
+    tm->timer_requests--;
 }
 
 /* A trigger Kafka's full queue refused: its lease is released so that the next sweep hands
  * it out again (once there is room) rather than after the lease. */
-static void release_lease(fn_daemon_t *d, unsigned shard, const char *key, size_t keylen)
+static void release_lease(fn_timers_t *tm, unsigned shard, const char *key, size_t keylen)
 {
     char outbox[64], leases[64];
-    if (!fn_store_ready(d->store))
+    if (!fn_store_ready(tm->store))
         return; /* its lease runs out */
-    outbox_keys(d->cfg, shard, outbox, leases, sizeof outbox);
-    if (fn_store_callf(d->store, leases, on_lease_reply, d, "ZADD %s XX 0 %b", leases, key,
+    outbox_keys(tm->d->cfg, shard, outbox, leases, sizeof outbox);
+    if (fn_store_callf(tm->store, leases, on_lease_reply, tm, "ZADD %s XX 0 %b", leases, key,
                        keylen) == FN_OK)
-        d->timer_requests++;
+        tm->timer_requests++;
 }
 
-bool fn_timers_idle(const fn_daemon_t *d)
-{
-    return d->timer_requests == 0 && d->triggers_in_flight == 0;
-}
-
-void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
+void fn_timers_emit(fn_timers_t *tm, unsigned shard, const char *entry, size_t len)
 {
     fn_trigger_t t;
     char err[128];
-    if (e->type != REDIS_REPLY_STRING || fn_trigger_parse(e->str, e->len, &t, err, sizeof err)) {
-        d->stats.timer_errors++;
-        fn_log(&d->log, FN_LOG_ERROR, "timers", "shard %u: %s; left in the outbox", shard,
-               e->type == REDIS_REPLY_STRING ? err : "entry is not a string");
+    if (!entry || fn_trigger_parse(entry, len, &t, err, sizeof err)) {
+        tm->d->stats.timer_errors++;
+        fn_log(&tm->d->log, FN_LOG_ERROR, "timers", "shard %u: %s; left in the outbox", shard,
+               entry ? err : "entry is not a string");
         return;
     }
-    const fn_funnel_t *f = fn_config_funnel(d->cfg, t.funnel.p, t.funnel.len);
+    const fn_funnel_t *f = fn_config_funnel(tm->d->cfg, t.funnel.p, t.funnel.len);
     size_t ri = 0; /* the reason for /metrics: 0 stalled (or a rule no longer configured) */
     for (size_t r = 0; f && r < f->n_retarget && !ri; r++)
         if (strlen(f->retarget[r].name) == t.reason.len &&
             memcmp(f->retarget[r].name, t.reason.p, t.reason.len) == 0)
             ri = 1 + r;
     trig_out_t *o = malloc(sizeof *o + t.key.len);
-    fn_buf_t *buf = fn_output_buf(d->output);
+    fn_buf_t *buf = fn_output_buf(tm->out);
     if (!o || fn_emit_retarget(buf, &t, f, fn_now_ms())) {
         free(o);
         json_decref(t.doc);
-        fn_log(&d->log, FN_LOG_ERROR, "timers", "out of memory; the trigger stays in the outbox");
+        fn_log(&tm->d->log, FN_LOG_ERROR, "timers",
+               "out of memory; the trigger stays in the outbox");
         return;
     }
-    o->out = (fn_out_req_t){.done = on_trigger_done, .data = d};
+    o->out = (fn_out_req_t){.done = on_trigger_done, .data = tm};
     o->shard = shard;
     o->keylen = t.key.len;
     memcpy(o->key, t.key.p, t.key.len);
-    rd_kafka_resp_err_t rc = fn_output_send(d->output, d->cfg->topic_retargeting, t.lead_id.p,
+    rd_kafka_resp_err_t rc = fn_output_send(tm->out, tm->d->cfg->topic_retargeting, t.lead_id.p,
                                             t.lead_id.len, buf->data, buf->len, &o->out);
     json_decref(t.doc);
     if (rc) {
         /* It stays in the outbox and is handed out again. A full queue is weather: one line
          * per thousand; anything else is a failure, counted for /metrics. */
-        d->stats.triggers_deferred++;
+        tm->d->stats.triggers_deferred++;
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            fn_output_failed(d->output, d->cfg->topic_retargeting);
-        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || d->stats.triggers_deferred % 1000 == 1)
-            fn_log(&d->log, FN_LOG_WARN, "kafka",
+            fn_output_failed(tm->out, tm->d->cfg->topic_retargeting);
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || tm->d->stats.triggers_deferred % 1000 == 1)
+            fn_log(&tm->d->log, FN_LOG_WARN, "kafka",
                    "produce to %s: %s; %llu trigger(s) left in the outbox so far",
-                   d->cfg->topic_retargeting, rd_kafka_err2str(rc),
-                   (unsigned long long)d->stats.triggers_deferred);
-        release_lease(d, shard, o->key, o->keylen);
+                   tm->d->cfg->topic_retargeting, rd_kafka_err2str(rc),
+                   (unsigned long long)tm->d->stats.triggers_deferred);
+        release_lease(tm, shard, o->key, o->keylen);
         free(o);
         return;
     }
-    hold(d, o);
-    d->triggers_in_flight++;
-    d->stats.triggers_emitted++;
-    if (f && d->stats.trig_by_funnel)
-        d->stats.trig_by_funnel[f - d->cfg->funnels][ri]++;
+    hold(tm, o);
+    tm->triggers_in_flight++;
+    tm->d->stats.triggers_emitted++;
+    if (f && tm->d->stats.trig_by_funnel)
+        tm->d->stats.trig_by_funnel[f - tm->d->cfg->funnels][ri]++;
 }
 
 static void on_fire_reply(void *priv, const redisReply *reply)
 {
     fire_req_t *q = priv;
-    fn_daemon_t *d = q->d;
-    d->timer_requests--;
-    d->trigger_claims -= q->claim;
-    if (q->p)
-        q->p->firing[q->shard] = 0;
+    fn_timers_t *tm = q->tm;
+    tm->timer_requests--;
+    tm->trigger_claims -= q->claim;
+    if (q->tp)
+        q->tp->firing[q->shard] = 0;
     bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 &&
               reply->element[0]->type == REDIS_REPLY_STRING &&
               reply->element[1]->type == REDIS_REPLY_ARRAY &&
@@ -218,47 +242,50 @@ static void on_fire_reply(void *priv, const redisReply *reply)
               reply->element[3]->type == REDIS_REPLY_INTEGER;
     if (!ok) {
         /* No reply: the connection went away, and a new one asks again. */
-        if (q->p)
-            q->p->next_due[q->shard] = FN_DUE_UNKNOWN;
+        if (q->tp)
+            q->tp->next_due[q->shard] = DUE_UNKNOWN;
         if (reply) {
-            d->stats.timer_errors++;
+            tm->d->stats.timer_errors++;
             bool noscript =
                 reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
-            fn_log(&d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers", "fire failed: %s",
+            fn_log(&tm->d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers", "fire failed: %s",
                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
             if (noscript) /* the reconnect loads the scripts again */
-                fn_store_reconnect(d->store, "NOSCRIPT from fire.lua");
+                fn_store_reconnect(tm->store, "NOSCRIPT from fire.lua");
         }
         free(q);
         return;
     }
-    if (q->p) {
+    if (q->tp) {
         const redisReply *nx = reply->element[0];
-        int64_t next = FN_DUE_NONE;
+        int64_t next = DUE_NONE;
         if (nx->len) {
             char tmp[32];
             snprintf(tmp, sizeof tmp, "%.*s", (int)(nx->len < 31 ? nx->len : 31), nx->str);
             next = (int64_t)strtod(tmp, NULL);
         }
-        q->p->next_due[q->shard] = next;
+        q->tp->next_due[q->shard] = next;
     }
     /* A sweep that handed out all it could claim may have left more: sweep again at once. */
-    if (!q->p && reply->element[1]->elements >= q->claim)
-        d->next_sweep_ms = 0;
-    d->stats.triggers_capped += (uint64_t)reply->element[2]->integer;
-    d->stats.triggers_opted_out += (uint64_t)reply->element[3]->integer;
+    if (!q->tp && reply->element[1]->elements >= q->claim)
+        tm->next_sweep_ms = 0;
+    tm->d->stats.triggers_capped += (uint64_t)reply->element[2]->integer;
+    tm->d->stats.triggers_opted_out += (uint64_t)reply->element[3]->integer;
     const redisReply *entries = reply->element[1];
-    for (size_t i = 0; i < entries->elements; i++)
-        fn_timers_emit(d, q->shard, entries->element[i]);
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        bool str = e->type == REDIS_REPLY_STRING;
+        fn_timers_emit(tm, q->shard, str ? e->str : NULL, str ? e->len : 0);
+    }
     free(q);
 }
 
 /* Sends fire.lua for p's zset of shard (a lease sweep when p is NULL), handing out at most
  * `limit` entries from each of its two sources (expired leases, due timers). */
-static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t now, int64_t wall,
+static void send_fire(fn_timers_t *tm, fn_partition_t *p, unsigned shard, int64_t now, int64_t wall,
                       size_t limit)
 {
-    const fn_config_t *cfg = d->cfg;
+    const fn_config_t *cfg = tm->d->cfg;
     char due_key[352], outbox[64], leases[64], stats[64];
     char a_now[24], a_wall[24], a_limit[16];
     char caps[FN_MAX_FUNNELS * (FN_NAME_MAX + 44)];
@@ -266,8 +293,8 @@ static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t
     fire_req_t *q = malloc(sizeof *q);
     if (!q)
         return;
-    q->d = d;
-    q->p = p;
+    q->tm = tm;
+    q->tp = p ? p->timers : NULL;
     q->shard = shard;
     q->claim = p ? 2 * limit : limit;
     outbox_keys(cfg, shard, outbox, leases, sizeof outbox);
@@ -283,23 +310,23 @@ static void send_fire(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t
     const char *argv[] = {"4",   due_key, outbox,  leases,        stats,
                           a_now, a_wall,  a_limit, p ? "0" : "1", caps};
     int n = (int)(sizeof argv / sizeof *argv);
-    if (fn_store_eval(d->store, FN_SCRIPT_FIRE, due_key, on_fire_reply, q, n, argv, NULL) !=
+    if (fn_store_eval(tm->store, FN_SCRIPT_FIRE, due_key, on_fire_reply, q, n, argv, NULL) !=
         FN_OK) {
         free(q);
         return;
     }
-    d->timer_requests++;
-    d->trigger_claims += q->claim;
+    tm->timer_requests++;
+    tm->trigger_claims += q->claim;
     if (p)
-        p->firing[shard] = 1;
+        p->timers->firing[shard] = 1;
 }
 
 /* Renews, in one shard, the leases of the n triggers this process holds there (fire.lua's
  * renew mode, so that the lease's length stays timer.lua's). */
-static void renew_shard(fn_daemon_t *d, unsigned shard, size_t n, int64_t wall)
+static void renew_shard(fn_timers_t *tm, unsigned shard, size_t n, int64_t wall)
 {
     char outbox[64], leases[64], a_wall[24];
-    outbox_keys(d->cfg, shard, outbox, leases, sizeof outbox);
+    outbox_keys(tm->d->cfg, shard, outbox, leases, sizeof outbox);
     snprintf(a_wall, sizeof a_wall, "%lld", (long long)wall);
     /* KEYS: fire.lua's four (the unused ones name a key of the same slot); ARGV 1-5 as for a
      * sweep but mode '2'; then the entry keys. */
@@ -310,7 +337,7 @@ static void renew_shard(fn_daemon_t *d, unsigned shard, size_t n, int64_t wall)
     size_t *argl = malloc(cap * sizeof *argl);
     if (!argv || !argl)
         goto done; /* renewed next time: a lease lasts several periods */
-    for (const trig_out_t *o = d->held; o;) {
+    for (const trig_out_t *o = tm->held; o;) {
         size_t k;
         for (k = 0; k < nhead; k++) {
             argv[k] = head[k];
@@ -321,111 +348,114 @@ static void renew_shard(fn_daemon_t *d, unsigned shard, size_t n, int64_t wall)
                 argv[k] = o->key;
                 argl[k++] = o->keylen;
             }
-        if (k > nhead && fn_store_eval(d->store, FN_SCRIPT_FIRE, leases, on_lease_reply, d, (int)k,
-                                       argv, argl) == FN_OK)
-            d->timer_requests++;
+        if (k > nhead && fn_store_eval(tm->store, FN_SCRIPT_FIRE, leases, on_lease_reply, tm,
+                                       (int)k, argv, argl) == FN_OK)
+            tm->timer_requests++;
     }
 done:
     free(argv);
     free(argl);
 }
 
-static void renew_leases(fn_daemon_t *d, int64_t wall)
+static void renew_leases(fn_timers_t *tm, int64_t wall)
 {
-    unsigned shards = (unsigned)d->cfg->redis_shards;
+    unsigned shards = (unsigned)tm->d->cfg->redis_shards;
     size_t *count = calloc(shards, sizeof *count);
     if (!count)
         return;
-    for (const trig_out_t *o = d->held; o; o = o->next)
+    for (const trig_out_t *o = tm->held; o; o = o->next)
         count[o->shard]++;
-    for (unsigned s = 0; s < shards && fn_store_ready(d->store); s++)
+    for (unsigned s = 0; s < shards && fn_store_ready(tm->store); s++)
         if (count[s])
-            renew_shard(d, s, count[s], wall);
+            renew_shard(tm, s, count[s], wall);
     free(count);
 }
 
 /* How many more outbox entries this process may hand out now: none while the broker is down;
  * else what is left below max_in_flight triggers in flight and below the producer's room,
  * less what outstanding calls may still hand out. */
-static size_t claimable(const fn_daemon_t *d)
+static size_t claimable(const fn_timers_t *tm)
 {
-    if (!fn_input_kafka_up(d->input))
+    if (!fn_input_kafka_up(tm->input))
         return 0;
-    size_t bound = d->cfg->max_in_flight,
-           room = fn_output_room(d->output); /* room: net of those queued */
-    size_t cap = d->triggers_in_flight < bound ? bound - d->triggers_in_flight : 0;
+    size_t bound = tm->d->cfg->max_in_flight,
+           room = fn_output_room(tm->out); /* room: net of those queued */
+    size_t cap = tm->triggers_in_flight < bound ? bound - tm->triggers_in_flight : 0;
     if (room < cap)
         cap = room;
-    return d->trigger_claims < cap ? cap - d->trigger_claims : 0;
+    return tm->trigger_claims < cap ? cap - tm->trigger_claims : 0;
 }
 
 /* Whether p's zset of shard needs a fire call by p's clock `now`. */
 static bool wants_fire(const fn_partition_t *p, unsigned s, int64_t now)
 {
-    return !p->firing[s] &&
-           (p->next_due[s] == FN_DUE_UNKNOWN || (now > 0 && p->next_due[s] <= now));
+    const struct fn_timers_part *tp = p->timers;
+    return !tp->firing[s] &&
+           (tp->next_due[s] == DUE_UNKNOWN || (now > 0 && tp->next_due[s] <= now));
 }
 
-void fn_timers_tick(fn_daemon_t *d)
+void fn_timers_tick(fn_timers_t *tm)
 {
-    if (!fn_store_ready(d->store) || d->stopping)
+    if (!tm->started || !fn_store_ready(tm->store))
         return;
     int64_t wall = fn_now_ms();
-    unsigned shards = (unsigned)d->cfg->redis_shards;
+    unsigned shards = (unsigned)tm->d->cfg->redis_shards;
     /* Renewed every period, so a held lease always has most of its length left when any
      * call (a sweep, or a fire call, which hands out expired entries too) looks at it. */
-    if (wall >= d->next_renew_ms) {
-        d->next_renew_ms = wall + SWEEP_EVERY_MS;
-        renew_leases(d, wall);
+    if (wall >= tm->next_renew_ms) {
+        tm->next_renew_ms = wall + SWEEP_EVERY_MS;
+        renew_leases(tm, wall);
     }
-    bool sweep = wall >= d->next_sweep_ms;
+    bool sweep = wall >= tm->next_sweep_ms;
     if (sweep)
-        d->next_sweep_ms = wall + SWEEP_EVERY_MS;
+        tm->next_sweep_ms = wall + SWEEP_EVERY_MS;
     /* What may be claimed is shared among the calls this tick wants (a fire call hands out
      * from two sources, a sweep from one), so that one zset does not hold the whole budget
      * while the others wait a turn each. */
     size_t parts = sweep ? shards : 0;
-    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next) {
-        if (!p->assigned || ensure_arrays(d, p))
+    for (fn_partition_t *p = fn_input_partitions(tm->input); p; p = p->next) {
+        if (!p->assigned || !part_of(tm, p))
             continue;
-        int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
+        int64_t now =
+            fn_trigger_clock(tm->d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
         for (unsigned s = 0; s < shards; s++)
             parts += wants_fire(p, s, now) ? 2 : 0;
     }
     if (parts == 0)
         return;
-    size_t share = claimable(d) / parts;
+    size_t share = claimable(tm) / parts;
     share = share < 1 ? 1 : share > FIRE_LIMIT ? FIRE_LIMIT : share;
-    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next) {
-        if (!p->assigned || !p->next_due)
+    for (fn_partition_t *p = fn_input_partitions(tm->input); p; p = p->next) {
+        if (!p->assigned || !p->timers)
             continue;
-        int64_t now = fn_trigger_clock(d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
-        for (unsigned s = 0; s < shards && fn_store_ready(d->store); s++) {
+        int64_t now =
+            fn_trigger_clock(tm->d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
+        for (unsigned s = 0; s < shards && fn_store_ready(tm->store); s++) {
             if (!wants_fire(p, s, now))
                 continue;
-            if (claimable(d) < 2 * share)
+            if (claimable(tm) < 2 * share)
                 return; /* the rest waits, sweep included: tried again next tick */
-            send_fire(d, p, s, now, wall, share);
+            send_fire(tm, p, s, now, wall, share);
         }
     }
-    for (unsigned s = 0; sweep && s < shards && fn_store_ready(d->store); s++) {
-        if (claimable(d) < share)
+    for (unsigned s = 0; sweep && s < shards && fn_store_ready(tm->store); s++) {
+        if (claimable(tm) < share)
             return; /* the other shards are swept next period */
-        send_fire(d, NULL, s, 0, wall, share);
+        send_fire(tm, NULL, s, 0, wall, share);
     }
 }
 
 static void on_clear_reply(void *priv, const redisReply *reply)
 {
     (void)reply;
-    fn_daemon_t *d = priv;
-    d->timer_requests--;
+    fn_timers_t *tm = priv;
+    tm->timer_requests--;
 }
 
-static void remember_uncleared(fn_daemon_t *d, trig_out_t *o)
+static void remember_uncleared(fn_timers_t *tm, trig_out_t *o)
 {
-    o->next = d->uncleared;
-    d->uncleared = o;
+    o->next = tm->uncleared;
+    tm->uncleared = o;
 }
 
 /* The reply to the ZREM that ends a clear, which owns o: without a reply (the connection
@@ -434,31 +464,31 @@ static void remember_uncleared(fn_daemon_t *d, trig_out_t *o)
 static void on_cleared(void *priv, const redisReply *reply)
 {
     trig_out_t *o = priv;
-    fn_daemon_t *d = o->out.data;
-    d->timer_requests--;
+    fn_timers_t *tm = o->out.data;
+    tm->timer_requests--;
     if (reply)
         free(o);
     else
-        remember_uncleared(d, o);
+        remember_uncleared(tm, o);
 }
 
 /* Deletes o's outbox entry, then its lease; o is freed with the reply. False (o kept)
  * without a connection. */
-static bool clear_entry(fn_daemon_t *d, trig_out_t *o)
+static bool clear_entry(fn_timers_t *tm, trig_out_t *o)
 {
-    if (!fn_store_ready(d->store))
+    if (!fn_store_ready(tm->store))
         return false;
     char outbox[64], leases[64];
-    outbox_keys(d->cfg, o->shard, outbox, leases, sizeof outbox);
+    outbox_keys(tm->d->cfg, o->shard, outbox, leases, sizeof outbox);
     /* Outbox first: a lease without its entry is dropped by the next sweep. */
-    if (fn_store_callf(d->store, outbox, on_clear_reply, d, "HDEL %s %b", outbox, o->key,
+    if (fn_store_callf(tm->store, outbox, on_clear_reply, tm, "HDEL %s %b", outbox, o->key,
                        o->keylen) != FN_OK)
         return false;
-    d->timer_requests++;
-    if (fn_store_callf(d->store, leases, on_cleared, o, "ZREM %s %b", leases, o->key, o->keylen) !=
+    tm->timer_requests++;
+    if (fn_store_callf(tm->store, leases, on_cleared, o, "ZREM %s %b", leases, o->key, o->keylen) !=
         FN_OK)
         return false;
-    d->timer_requests++;
+    tm->timer_requests++;
     return true;
 }
 
@@ -470,45 +500,86 @@ static void on_trigger_done(fn_out_req_t *req, fn_out_status_t status, const cha
     (void)topic;
     (void)err;
     trig_out_t *o = (trig_out_t *)req;
-    fn_daemon_t *d = req->data;
+    fn_timers_t *tm = req->data;
     if (status != FN_OUT_DELIVERED) { /* purged (a trigger is never refusable) */
         free(o);
         return;
     }
-    unhold(d, o);
-    d->triggers_in_flight--;
-    d->stats.triggers_delivered++;
+    unhold(tm, o);
+    tm->triggers_in_flight--;
+    tm->d->stats.triggers_delivered++;
     /* Redis away: the entry is cleared when it is back, rather than delivered again when
      * its lease runs out. */
-    if (!clear_entry(d, o))
-        remember_uncleared(d, o);
+    if (!clear_entry(tm, o))
+        remember_uncleared(tm, o);
 }
 
-void fn_timers_on_ready(fn_daemon_t *d)
+void fn_timers_on_ready(fn_timers_t *tm)
 {
     /* The step replies lost with the connection may have armed timers: due times are
      * learned again, one fire call per zset. */
-    for (fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
-        for (int s = 0; p->next_due && s < d->cfg->redis_shards; s++)
-            p->next_due[s] = FN_DUE_UNKNOWN;
-    renew_leases(d, fn_now_ms());
-    trig_out_t *list = d->uncleared;
-    d->uncleared = NULL;
+    for (struct fn_timers_part *tp = tm->parts; tp; tp = tp->next)
+        forget_due(tm, tp);
+    renew_leases(tm, fn_now_ms());
+    trig_out_t *list = tm->uncleared;
+    tm->uncleared = NULL;
     while (list) {
         trig_out_t *o = list;
         list = o->next;
-        if (!clear_entry(d, o))
-            remember_uncleared(d, o);
+        if (!clear_entry(tm, o))
+            remember_uncleared(tm, o);
     }
 }
 
-void fn_timers_close(fn_daemon_t *d)
+fn_timers_t *fn_timers_new(fn_daemon_t *d, fn_store_t *store, fn_output_t *out, fn_input_t *input)
 {
-    d->held = NULL; /* freed with the producer's purged delivery reports */
+    fn_timers_t *tm = calloc(1, sizeof *tm);
+    if (!tm)
+        return NULL;
+    tm->d = d;
+    tm->store = store;
+    tm->out = out;
+    tm->input = input;
+    return tm;
+}
+
+int fn_timers_start(fn_timers_t *tm)
+{
+    tm->started = true;
+    return FN_OK;
+}
+
+bool fn_timers_idle(const fn_timers_t *tm)
+{
+    return tm->timer_requests == 0 && tm->triggers_in_flight == 0;
+}
+
+size_t fn_timers_in_flight(const fn_timers_t *tm)
+{
+    return tm->triggers_in_flight;
+}
+
+void fn_timers_close(fn_timers_t *tm)
+{
+    tm->started = false;
+    tm->held = NULL; /* freed with the producer's purged delivery reports */
     /* Not cleared: they are delivered again, with their ids, after their leases. */
-    while (d->uncleared) {
-        trig_out_t *o = d->uncleared;
-        d->uncleared = o->next;
+    while (tm->uncleared) {
+        trig_out_t *o = tm->uncleared;
+        tm->uncleared = o->next;
         free(o);
     }
+}
+
+void fn_timers_free(fn_timers_t *tm)
+{
+    if (!tm)
+        return;
+    fn_timers_close(tm);
+    while (tm->parts) {
+        struct fn_timers_part *tp = tm->parts;
+        tm->parts = tp->next;
+        free(tp);
+    }
+    free(tm);
 }

@@ -8,7 +8,6 @@
 #ifndef FUNNELD_DAEMON_H
 #define FUNNELD_DAEMON_H
 
-#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
@@ -100,14 +99,7 @@ typedef struct fn_daemon {
     struct fn_store *store;
     uint64_t msg_seq; /* numbers the messages of this process (fn_msg_t.seq) */
 
-    /* retargeting timers (timers/timers.c) */
-    size_t timer_requests;      /* fire.lua calls and outbox clears without a reply yet */
-    size_t triggers_in_flight;  /* produced, not yet acknowledged */
-    size_t trigger_claims;      /* outbox entries outstanding fire.lua calls may hand out */
-    struct trig_out *held;      /* produced, not yet acknowledged: their leases are renewed */
-    struct trig_out *uncleared; /* delivered while Redis was away: outbox entries to clear */
-    int64_t next_sweep_ms;      /* next look for outbox entries whose lease ran out */
-    int64_t next_renew_ms;      /* next renewal of the leases of held triggers */
+    struct fn_timers *timers; /* owned: retargeting timers (timers.h) */
 
     /* analytics (analytics/evaluate.c) */
     fn_eval_t *evals; /* one per funnel */
@@ -151,25 +143,6 @@ void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *r
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply);
 /* m's step cannot be applied (reason says why): releases the lead and dead-letters m. */
 void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason);
-
-/* --- timers/timers.c: retargeting timers and triggers --- */
-/* Called by the tick: fires what is due by each assigned partition's clock. */
-void fn_timers_tick(fn_daemon_t *d);
-/* Produces the trigger of outbox entry e (a string reply) of shard. */
-void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e);
-/* A step armed a timer due at `due` in p's zset of shard. */
-void fn_timers_armed(fn_daemon_t *d, fn_partition_t *p, unsigned shard, int64_t due);
-/* p was assigned or revoked: its clock and what is known of its timers start over. */
-void fn_timers_reset(fn_daemon_t *d, fn_partition_t *p);
-/* Redis is ready again: renews the leases of the triggers this process holds, clears the
- * outbox entries of triggers delivered while it was away, and forgets every known due time
- * (a step whose reply was lost may have armed a timer the daemon never heard of). */
-void fn_timers_on_ready(fn_daemon_t *d);
-/* Frees what is left at exit (those entries are delivered again after their leases). */
-void fn_timers_close(fn_daemon_t *d);
-/* True when no timer request or trigger delivery is outstanding. */
-bool fn_timers_idle(const fn_daemon_t *d);
-void fn_timers_free_partition(fn_partition_t *p);
 
 /* --- analytics/evaluate.c: snapshots and bottlenecks --- */
 int fn_eval_start(fn_daemon_t *d);

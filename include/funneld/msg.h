@@ -50,15 +50,11 @@ typedef struct fn_partition {
     int64_t maxts_seen; /* latest event time consumed, in offset order (fn_msg_t.clock_ms) */
     int64_t clock_from; /* the event clock this process began at: maxts_done as resumed from
                          * the commit, else its first finished event time; 0 before */
-    int64_t *next_due;  /* per shard: earliest timer in its zset, FN_DUE_UNKNOWN or _NONE */
     uint64_t consumed;  /* messages taken from it (for /metrics) */
     int64_t lag;        /* from librdkafka's statistics; -1 unknown */
-    uint8_t *firing;    /* per shard: a fire.lua call is outstanding */
+    struct fn_timers_part *timers; /* what the timers know of its zsets (timers.h owns it) */
     struct fn_partition *next;
 } fn_partition_t;
-
-#define FN_DUE_UNKNOWN INT64_MIN
-#define FN_DUE_NONE INT64_MAX
 
 typedef struct fn_msg {
     /* First: the request its outputs (or its dead letter) are produced with (output.h); one
@@ -66,10 +62,10 @@ typedef struct fn_msg {
     fn_out_req_t out;
     fn_partition_t *part;
     int64_t offset;
-    uint32_t generation;        /* its partition's generation when it was consumed */
-    struct fn_msg *part_next;   /* next offset of the same partition */
-    fn_lead_node_t lead;        /* its place in the per-lead queue (state/store.c) */
-    struct fn_msg *q_next;      /* Redis wait/sent queues, the free list */
+    uint32_t generation;      /* its partition's generation when it was consumed */
+    struct fn_msg *part_next; /* next offset of the same partition */
+    fn_lead_node_t lead;      /* its place in the per-lead queue (state/store.c) */
+    struct fn_msg *q_next;    /* Redis wait/sent queues, the free list */
     /* The input's key and payload, copied so that the Kafka message is destroyed as soon as
      * it is consumed (a live rd_kafka_message_t keeps its whole fetch response allocated);
      * only a dead letter needs them. The buffer is kept across reuses of the record. */
