@@ -39,6 +39,7 @@
  * would hold the steps queued behind them every evaluate_every, and set the p99 latency at a
  * steady rate (tests/bench/README.md). Steps sent meanwhile go in between.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,12 @@
 
 #include "funneld/analytics.h"
 #include "funneld/daemon.h"
+#include "funneld/evaluate.h"
 #include "funneld/hash.h"
+#include "funneld/input.h"
+#include "funneld/judge.h"
 #include "funneld/keys.h"
+#include "funneld/output.h"
 #include "funneld/store.h"
 #include "funneld/window.h"
 
@@ -55,9 +60,52 @@
 /* The field of the bottleneck state holding the last tick judged (stage fields are numbers). */
 #define BN_JUDGED "judged"
 
+/* What one evaluation of a tick does. */
+typedef enum {
+    FN_EVAL_FULL = 0, /* the clock's tick: bottlenecks judged and a snapshot */
+    FN_EVAL_PAST,     /* a tick the clock passed: bottlenecks judged over its window only */
+    FN_EVAL_SNAPSHOT, /* the clock's tick while past ones wait: a snapshot only */
+} fn_eval_mode_t;
+
+/* One funnel's periodic evaluation. */
+typedef struct fn_eval {
+    const fn_funnel_t *f;
+    int64_t last_tick; /* the last tick judged here or by another daemon */
+    int64_t snap_tick; /* the last tick with a snapshot from here or another daemon */
+    int64_t judged_at; /* the last tick judged as stored in Redis, when seen ahead of ours */
+    int64_t tick;      /* the one in progress */
+    fn_eval_mode_t mode;
+    int64_t held_tick;        /* the last tick whose lock this daemon won (it may try it again) */
+    fn_eval_mode_t held_mode; /* ... and for what (each mode has its own lock) */
+    bool busy, failed;
+    bool again;  /* a reconnect cures the failure (connection gone, NOSCRIPT): try the tick again */
+    int pending; /* replies still to come */
+    int next_read;          /* next shard to read; redis_shards: the bottleneck state; then done */
+    int announcing;         /* bottleneck changes produced, not yet acknowledged */
+    int64_t skip_logged_ms; /* ticks given up: last logged, and since then */
+    uint64_t skipped_unlogged;
+    fn_funnel_stats_t st;
+    json_t *bn_state; /* stage index -> raised */
+} fn_eval_t;
+
+/* The evaluation context (evaluate.h). */
+struct fn_eval_ctx {
+    fn_daemon_t *d; /* read: cfg, log, stats */
+    fn_store_t *store;
+    fn_output_t *out;
+    fn_input_t *input;
+    fn_eval_t *evals; /* one per funnel of the configuration it was started with */
+    size_t n_evals;
+    size_t requests;           /* Redis commands without a reply yet */
+    size_t in_flight;          /* analytics events produced, not yet acknowledged */
+    int64_t refused_logged_ms; /* analytics outputs refused: last logged, and since then */
+    uint64_t refused_unlogged;
+    bool stopping; /* no evaluation begins any more */
+};
+
 typedef struct eval_reply {
     fn_eval_t *e;
-    fn_daemon_t *d;
+    fn_eval_ctx_t *v;
     bool state; /* the bottleneck state's HGETALL, not a shard's read.lua (or the lock) */
 } eval_reply_t;
 
@@ -69,8 +117,8 @@ typedef struct bn_out {
     int64_t tick;
 } bn_out_t;
 
-static void send_reads(fn_daemon_t *d, fn_eval_t *e);
-static void next_eval(fn_daemon_t *d, fn_eval_t *e);
+static void send_reads(fn_eval_ctx_t *v, fn_eval_t *e);
+static void next_eval(fn_eval_ctx_t *v, fn_eval_t *e);
 static void done_tick(fn_eval_t *e);
 
 static void state_key(const fn_config_t *cfg, const char *funnel, char *out, size_t n)
@@ -78,12 +126,13 @@ static void state_key(const fn_config_t *cfg, const char *funnel, char *out, siz
     fn_key_bn(out, n, cfg->key_prefix, funnel);
 }
 
-int64_t fn_eval_clock(const fn_daemon_t *d)
+/* "Now" for evaluations: wall time, or the latest finished event time (event clock). */
+static int64_t eval_clock(const fn_eval_ctx_t *v)
 {
-    if (d->cfg->clock == FN_CLOCK_WALL)
+    if (v->d->cfg->clock == FN_CLOCK_WALL)
         return fn_now_ms();
     int64_t now = 0;
-    for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
+    for (const fn_partition_t *p = fn_input_partitions(v->input); p; p = p->next)
         if (p->assigned && p->maxts_done > now)
             now = p->maxts_done;
     return now;
@@ -93,12 +142,12 @@ int64_t fn_eval_clock(const fn_daemon_t *d)
  * clock the least finished event time of the partitions that still have some (one at its end
  * with nothing in flight does not hold it back), never beyond the clock; the wall time
  * otherwise. Past ticks are judged up to here. */
-static int64_t watermark(const fn_daemon_t *d, int64_t clock)
+static int64_t watermark(const fn_eval_ctx_t *v, int64_t clock)
 {
-    if (d->cfg->clock == FN_CLOCK_WALL)
+    if (v->d->cfg->clock == FN_CLOCK_WALL)
         return clock;
     int64_t w = clock;
-    for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
+    for (const fn_partition_t *p = fn_input_partitions(v->input); p; p = p->next)
         if (p->assigned && !(p->at_eof && !p->head) && p->maxts_done < w)
             w = p->maxts_done;
     return w;
@@ -123,36 +172,36 @@ static void put_time(json_t *o, const char *key, int64_t ms)
 
 /* Logs an analytics output given up, at most once a minute with the count since the last
  * line (one per tick and funnel would flood the log). */
-static void log_refused(fn_daemon_t *d, const char *topic, const char *funnel, const char *why)
+static void log_refused(fn_eval_ctx_t *v, const char *topic, const char *funnel, const char *why)
 {
     int64_t now = fn_now_ms();
-    d->refused_unlogged++;
-    if (now - d->refused_logged_ms < 60000)
+    v->refused_unlogged++;
+    if (now - v->refused_logged_ms < 60000)
         return;
-    fn_log(&d->log, FN_LOG_ERROR, "analytics",
+    fn_log(&v->d->log, FN_LOG_ERROR, "analytics",
            "funnel %s: not produced to %s: %s (%llu such output(s) since the last line; "
            "funneld_produce_failures_total counts them)",
-           funnel, topic, why, (unsigned long long)d->refused_unlogged);
-    d->refused_logged_ms = now;
-    d->refused_unlogged = 0;
+           funnel, topic, why, (unsigned long long)v->refused_unlogged);
+    v->refused_logged_ms = now;
+    v->refused_unlogged = 0;
 }
 
 /* Logs a tick given up, at most once a minute per funnel with the count since the last line:
  * a catch-up meets the same cause at every tick. */
-static void log_skipped(fn_daemon_t *d, fn_eval_t *e, const char *why)
+static void log_skipped(fn_eval_ctx_t *v, fn_eval_t *e, const char *why)
 {
     int64_t now = fn_now_ms();
     e->skipped_unlogged++;
     if (now - e->skip_logged_ms < 60000)
         return;
-    fn_log(&d->log, FN_LOG_WARN, "analytics",
+    fn_log(&v->d->log, FN_LOG_WARN, "analytics",
            "funnel %s: evaluation at %lld skipped: %s (%llu tick(s) skipped since the last line)",
            e->f->name, (long long)e->tick, why, (unsigned long long)e->skipped_unlogged);
     e->skip_logged_ms = now;
     e->skipped_unlogged = 0;
 }
 
-static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_t *o,
+static bool produce(fn_eval_ctx_t *v, const char *topic, const char *funnel, json_t *o,
                     bn_out_t *owner)
 {
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -163,10 +212,10 @@ static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_
     }
     /* The producer refuses a message above message.max.bytes (with some framing on top):
      * say so with the sizes, and count it, rather than only the producer's error. */
-    size_t len = strlen(text), max = fn_output_max_bytes(d->output);
+    size_t len = strlen(text), max = fn_output_max_bytes(v->out);
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
     if (len + strlen(funnel) < max)
-        e = fn_output_send(d->output, topic, funnel, strlen(funnel), text, len, &owner->out);
+        e = fn_output_send(v->out, topic, funnel, strlen(funnel), text, len, &owner->out);
     free(text);
     if (e) {
         char why[200];
@@ -177,24 +226,24 @@ static bool produce(fn_daemon_t *d, const char *topic, const char *funnel, json_
                      len, max);
         else
             snprintf(why, sizeof why, "%s", rd_kafka_err2str(e));
-        fn_output_failed(d->output, topic);
-        log_refused(d, topic, funnel, why);
+        fn_output_failed(v->out, topic);
+        log_refused(v, topic, funnel, why);
         free(owner);
         return false;
     }
-    d->analytics_in_flight++;
+    v->in_flight++;
     return true;
 }
 
 static void on_out_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
                         rd_kafka_resp_err_t err);
 
-static bn_out_t *owner_new(fn_daemon_t *d, fn_eval_t *e, int stage, bool raise, int64_t tick)
+static bn_out_t *owner_new(fn_eval_ctx_t *v, fn_eval_t *e, int stage, bool raise, int64_t tick)
 {
     bn_out_t *o = calloc(1, sizeof *o);
     if (o) {
         /* Too large is final: the next evaluation builds it again (on_out_done). */
-        o->out = (fn_out_req_t){.done = on_out_done, .data = d, .refusable = true};
+        o->out = (fn_out_req_t){.done = on_out_done, .data = v, .refusable = true};
         o->e = e;
         o->stage = stage;
         o->raise = raise;
@@ -206,43 +255,43 @@ static bn_out_t *owner_new(fn_daemon_t *d, fn_eval_t *e, int stage, bool raise, 
 static void on_state_reply(void *priv, const redisReply *reply)
 {
     (void)reply;
-    fn_daemon_t *d = priv;
-    d->analytics_requests--;
+    fn_eval_ctx_t *v = priv;
+    v->requests--;
 }
 
 /* Records a decision at tick for stage as not yet acknowledged: 'p' raised, 'c' cleared. */
-static void record(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, char what)
+static void record(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t tick, char what)
 {
     char key[128];
-    if (!fn_store_connected(d->store))
+    if (!fn_store_connected(v->store))
         return; /* not recorded: the next evaluation decides again */
-    state_key(d->cfg, e->f->name, key, sizeof key);
+    state_key(v->d->cfg, e->f->name, key, sizeof key);
     char field[16], value[32];
     snprintf(field, sizeof field, "%d", stage);
     snprintf(value, sizeof value, "%lld|%c", (long long)tick, what);
-    if (fn_store_callf(d->store, key, on_state_reply, d, "HSET %s %s %s", key, field, value) ==
+    if (fn_store_callf(v->store, key, on_state_reply, v, "HSET %s %s %s", key, field, value) ==
         FN_OK)
-        d->analytics_requests++;
+        v->requests++;
 }
 
 /* Kafka acknowledged the decision at tick: 'p' becomes 'a', 'c' goes; only if the stage's
  * stored decision is still that one (announced.lua), since a newer one may have replaced it
  * while the event was in flight. */
-static void record_announced(fn_daemon_t *d, fn_eval_t *e, int stage, int64_t tick, bool raise)
+static void record_announced(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t tick, bool raise)
 {
     char key[128], field[16], was[32], now[32];
-    state_key(d->cfg, e->f->name, key, sizeof key);
+    state_key(v->d->cfg, e->f->name, key, sizeof key);
     snprintf(field, sizeof field, "%d", stage);
     snprintf(was, sizeof was, "%lld|%c", (long long)tick, raise ? 'p' : 'c');
     snprintf(now, sizeof now, "%lld|a", (long long)tick);
-    if (fn_store_callf(d->store, key, on_state_reply, d, "EVAL %s 1 %s %s %s %s",
+    if (fn_store_callf(v->store, key, on_state_reply, v, "EVAL %s 1 %s %s %s %s",
                        fn_lua_announced_src, key, field, was, raise ? now : "") == FN_OK)
-        d->analytics_requests++;
+        v->requests++;
 }
 
 /* Announces a change decided at `tick` (this evaluation's, or an earlier one found not
  * announced): recorded as pending, produced, marked announced on acknowledgement. */
-static void emit_bottleneck(fn_daemon_t *d, fn_eval_t *e, int k, bool raise, int64_t tick)
+static void emit_bottleneck(fn_eval_ctx_t *v, fn_eval_t *e, int k, bool raise, int64_t tick)
 {
     const fn_funnel_t *f = e->f;
     const fn_stage_stats_t *s = &e->st.stage[k];
@@ -264,46 +313,31 @@ static void emit_bottleneck(fn_daemon_t *d, fn_eval_t *e, int k, bool raise, int
     json_object_set_new(o, "stalled", json_integer(s->stalled));
     put_time(o, "at", tick);
     put_time(o, "emitted_at", fn_now_ms());
-    bn_out_t *own = owner_new(d, e, k, raise, tick);
+    bn_out_t *own = owner_new(v, e, k, raise, tick);
     if (!own) {
         json_decref(o);
         return;
     }
-    record(d, e, k, tick, raise ? 'p' : 'c');
-    d->stats.bottlenecks[raise ? 0 : 1]++;
-    if (produce(d, d->cfg->topic_bottlenecks, f->name, o, own))
+    record(v, e, k, tick, raise ? 'p' : 'c');
+    v->d->stats.bottlenecks[raise ? 0 : 1]++;
+    if (produce(v, v->d->cfg->topic_bottlenecks, f->name, o, own))
         e->announcing++;
 }
 
-bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool raised,
-                   bool *change)
-{
-    *change = false;
-    if (s->win_entered < b->min_entered || s->base_entered < b->min_entered ||
-        s->baseline_rate <= 0)
-        return raised; /* too little flow to judge either way: the state stays */
-    /* Raised below (1 - drop) of the baseline; cleared only once back above half-way
-     * between that and the baseline, so a rate hovering at the limit does not flap. */
-    bool now = raised ? s->rate < (1 - b->drop / 2) * s->baseline_rate
-                      : s->rate < (1 - b->drop) * s->baseline_rate;
-    *change = now != raised;
-    return now;
-}
-
 /* Records that the funnel's bottlenecks were judged up to tick (BN_JUDGED). */
-static void record_judged(fn_daemon_t *d, fn_eval_t *e, int64_t tick)
+static void record_judged(fn_eval_ctx_t *v, fn_eval_t *e, int64_t tick)
 {
     char key[128], value[24];
-    if (!fn_store_connected(d->store))
+    if (!fn_store_connected(v->store))
         return;
-    state_key(d->cfg, e->f->name, key, sizeof key);
+    state_key(v->d->cfg, e->f->name, key, sizeof key);
     snprintf(value, sizeof value, "%lld", (long long)tick);
-    if (fn_store_callf(d->store, key, on_state_reply, d, "HSET %s %s %s", key, BN_JUDGED, value) ==
+    if (fn_store_callf(v->store, key, on_state_reply, v, "HSET %s %s %s", key, BN_JUDGED, value) ==
         FN_OK)
-        d->analytics_requests++;
+        v->requests++;
 }
 
-static void complete(fn_daemon_t *d, fn_eval_t *e)
+static void complete(fn_eval_ctx_t *v, fn_eval_t *e)
 {
     const fn_funnel_t *f = e->f;
     fn_analytics_finish(&e->st, f);
@@ -316,28 +350,28 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
     if (e->mode != FN_EVAL_SNAPSHOT && judged > e->judged_at)
         e->judged_at = judged;
     if (judge)
-        record_judged(d, e, e->tick);
+        record_judged(v, e, e->tick);
     for (size_t k = 0; k + 1 < f->n_stages; k++) {
         char field[16];
         snprintf(field, sizeof field, "%zu", k);
-        const char *v = json_string_value(json_object_get(e->bn_state, field));
+        const char *val = json_string_value(json_object_get(e->bn_state, field));
         long long at = 0;
         char what = 0;
-        if (v && sscanf(v, "%lld|%c", &at, &what) != 2)
+        if (val && sscanf(val, "%lld|%c", &at, &what) != 2)
             what = 0;
         bool raised = what == 'p' || what == 'a';
         e->st.stage[k].bottleneck = raised;
         if (!judge)
             continue;                   /* the marks as they stand */
         if (what == 'p' || what == 'c') /* decided, never acknowledged: announce again */
-            emit_bottleneck(d, e, (int)k, what == 'p', at);
+            emit_bottleneck(v, e, (int)k, what == 'p', at);
         bool change = false;
         bool now = f->bottleneck.enabled
-                       ? fn_eval_judge(&f->bottleneck, &e->st.stage[k], raised, &change)
+                       ? fn_judge(&f->bottleneck, &e->st.stage[k], raised, &change)
                        : raised;
         e->st.stage[k].bottleneck = now;
         if (change)
-            emit_bottleneck(d, e, (int)k, now, e->tick);
+            emit_bottleneck(v, e, (int)k, now, e->tick);
     }
     /* A past tick has no snapshot; nor has a tick that got one while past ones waited. */
     if (e->mode == FN_EVAL_PAST || (e->mode == FN_EVAL_FULL && e->snap_tick >= e->tick))
@@ -353,65 +387,65 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
     json_t *body = fn_analytics_json(f, &e->st);
     json_object_update(o, body);
     json_decref(body);
-    bn_out_t *own = owner_new(d, e, -1, false, e->tick);
+    bn_out_t *own = owner_new(v, e, -1, false, e->tick);
     if (own) {
-        d->stats.snapshots++;
-        produce(d, d->cfg->topic_snapshots, f->name, o, own);
+        v->d->stats.snapshots++;
+        produce(v, v->d->cfg->topic_snapshots, f->name, o, own);
     } else {
         json_decref(o);
     }
 }
 
-static void finish_eval(fn_daemon_t *d, fn_eval_t *e)
+static void finish_eval(fn_eval_ctx_t *v, fn_eval_t *e)
 {
     if (!e->failed)
-        complete(d, e);
+        complete(v, e);
     else if (e->again)
-        fn_log(&d->log, FN_LOG_INFO, "analytics",
+        fn_log(&v->d->log, FN_LOG_INFO, "analytics",
                "funnel %s: evaluation at %lld interrupted; it runs again once Redis is back",
                e->f->name, (long long)e->tick);
     else
-        log_skipped(d, e, "a read failed");
+        log_skipped(v, e, "a read failed");
     fn_analytics_free(&e->st);
     json_decref(e->bn_state);
     e->bn_state = NULL;
     if (!e->failed || !e->again)
         done_tick(e);
     e->busy = false;
-    next_eval(d, e);
+    next_eval(v, e);
 }
 
 /* A read failed: the evaluation is abandoned. When a reconnect cures the cause (the
  * connection went, or the script cache was flushed) it is tried again after one, so the
  * retries are paced by the reconnect's backoff; other errors skip the tick. */
-static void read_failed(fn_daemon_t *d, fn_eval_t *e, const redisReply *reply)
+static void read_failed(fn_eval_ctx_t *v, fn_eval_t *e, const redisReply *reply)
 {
     bool noscript = reply && strncmp(reply->str, "NOSCRIPT", 8) == 0;
-    bool cured = !reply || !fn_store_ready(d->store) || noscript;
+    bool cured = !reply || !fn_store_ready(v->store) || noscript;
     e->again = e->failed ? e->again && cured : cured;
     e->failed = true;
     /* A reconnect loads the scripts again; waiting for a step or the lease sweep to meet
      * NOSCRIPT would skip the ticks in between. */
     if (noscript)
-        fn_store_reconnect(d->store, "NOSCRIPT from read.lua");
+        fn_store_reconnect(v->store, "NOSCRIPT from read.lua");
 }
 
 static void on_part(void *priv, const redisReply *reply)
 {
     eval_reply_t *q = priv;
-    fn_daemon_t *d = q->d;
+    fn_eval_ctx_t *v = q->v;
     fn_eval_t *e = q->e;
     bool state = q->state;
     free(q);
-    d->analytics_requests--;
+    v->requests--;
     char err[160];
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         if (reply)
-            fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", reply->str);
-        read_failed(d, e, reply);
+            fn_log(&v->d->log, FN_LOG_WARN, "analytics", "read: %s", reply->str);
+        read_failed(v, e, reply);
     } else if (!state) {
         if (fn_analytics_add(&e->st, reply, err, sizeof err)) {
-            fn_log(&d->log, FN_LOG_WARN, "analytics", "read: %s", err);
+            fn_log(&v->d->log, FN_LOG_WARN, "analytics", "read: %s", err);
             e->failed = true;
         }
     } else if (reply->type == REDIS_REPLY_ARRAY) {
@@ -421,27 +455,27 @@ static void on_part(void *priv, const redisReply *reply)
                                 json_string(reply->element[i + 1]->str));
     }
     e->pending--;
-    send_reads(d, e);
+    send_reads(v, e);
 }
 
 /* Sends a shard's read.lua (args), or the bottleneck state's HGETALL (args NULL, key). */
-static bool send_part(fn_daemon_t *d, fn_eval_t *e, const fn_analytics_read_args_t *args,
+static bool send_part(fn_eval_ctx_t *v, fn_eval_t *e, const fn_analytics_read_args_t *args,
                       const char *key)
 {
     eval_reply_t *q = malloc(sizeof *q);
     if (!q)
         return false;
     q->e = e;
-    q->d = d;
+    q->v = v;
     q->state = args == NULL;
-    int rc = args ? fn_store_eval(d->store, FN_SCRIPT_READ, args->key, on_part, q,
+    int rc = args ? fn_store_eval(v->store, FN_SCRIPT_READ, args->key, on_part, q,
                                   FN_ANALYTICS_READ_ARGC, args->argv, NULL)
-                  : fn_store_callf(d->store, key, on_part, q, "HGETALL %s", key);
+                  : fn_store_callf(v->store, key, on_part, q, "HGETALL %s", key);
     if (rc != FN_OK) {
         free(q);
         return false;
     }
-    d->analytics_requests++;
+    v->requests++;
     e->pending++;
     return true;
 }
@@ -450,9 +484,9 @@ static void on_lock(void *priv, const redisReply *reply)
 {
     eval_reply_t *q = priv;
     fn_eval_t *e = q->e;
-    fn_daemon_t *d = q->d;
+    fn_eval_ctx_t *v = q->v;
     free(q);
-    d->analytics_requests--;
+    v->requests--;
     /* Not set, and this daemon won it before: an interrupted evaluation tried again. */
     bool same_lock = e->held_tick == e->tick &&
                      (e->held_mode == FN_EVAL_SNAPSHOT) == (e->mode == FN_EVAL_SNAPSHOT);
@@ -462,16 +496,16 @@ static void on_lock(void *priv, const redisReply *reply)
         e->held_tick = e->tick;
         e->held_mode = e->mode;
     }
-    if (!won || !fn_store_ready(d->store) || fn_analytics_begin(&e->st, e->f, e->tick)) {
+    if (!won || !fn_store_ready(v->store) || fn_analytics_begin(&e->st, e->f, e->tick)) {
         bool skipped = !won && reply && reply->type == REDIS_REPLY_NIL; /* another daemon's */
         if (reply && reply->type == REDIS_REPLY_ERROR && !fn_store_transient(reply->str)) {
-            log_skipped(d, e, reply->str);
+            log_skipped(v, e, reply->str);
             skipped = true;
         }
         e->busy = false;
         if (skipped) {
             done_tick(e);
-            next_eval(d, e);
+            next_eval(v, e);
         }
         return;
     }
@@ -481,63 +515,63 @@ static void on_lock(void *priv, const redisReply *reply)
     e->pending = 0;
     e->next_read = 0;
     e->bn_state = json_object();
-    send_reads(d, e);
+    send_reads(v, e);
 }
 
 /* Sends e's next reads (every shard, then the bottleneck state) up to EVAL_READS_AT_ONCE
  * outstanding; finishes the evaluation once nothing is left to send or to receive. After a
  * failure only the outstanding replies are awaited. */
-static void send_reads(fn_daemon_t *d, fn_eval_t *e)
+static void send_reads(fn_eval_ctx_t *v, fn_eval_t *e)
 {
-    int shards = d->cfg->redis_shards;
+    int shards = v->d->cfg->redis_shards;
     while (!e->failed && e->pending < EVAL_READS_AT_ONCE && e->next_read <= shards) {
-        if (!fn_store_ready(d->store)) {
-            read_failed(d, e, NULL); /* the connection went */
+        if (!fn_store_ready(v->store)) {
+            read_failed(v, e, NULL); /* the connection went */
             break;
         }
         if (e->next_read < shards) {
             fn_analytics_read_args_t args;
-            if (fn_analytics_read_args(d->cfg, e->f, &e->st, (unsigned)e->next_read, &args) ||
-                !send_part(d, e, &args, NULL))
+            if (fn_analytics_read_args(v->d->cfg, e->f, &e->st, (unsigned)e->next_read, &args) ||
+                !send_part(v, e, &args, NULL))
                 e->failed = true;
             fn_analytics_read_args_free(&args);
         } else {
             char key[128];
-            state_key(d->cfg, e->f->name, key, sizeof key);
-            if (!send_part(d, e, NULL, key))
+            state_key(v->d->cfg, e->f->name, key, sizeof key);
+            if (!send_part(v, e, NULL, key))
                 e->failed = true;
         }
         e->next_read++;
     }
     if (e->pending == 0)
-        finish_eval(d, e);
+        finish_eval(v, e);
 }
 
 /* Where a daemon that has judged no tick yet starts: under the event clock the earliest
  * clock its partitions began at (resumed from the commit, or their first event), so a
  * back-fill is judged from its beginning; 1 (no catch-up) under the wall clock. */
-static int64_t first_judged(const fn_daemon_t *d)
+static int64_t first_judged(const fn_eval_ctx_t *v)
 {
     int64_t from = INT64_MAX;
-    for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
+    for (const fn_partition_t *p = fn_input_partitions(v->input); p; p = p->next)
         if (p->assigned && p->clock_from > 0 && p->clock_from < from)
             from = p->clock_from;
-    return d->cfg->clock == FN_CLOCK_WALL || from == INT64_MAX ? 1 : from;
+    return v->d->cfg->clock == FN_CLOCK_WALL || from == INT64_MAX ? 1 : from;
 }
 
 /* The tick and mode of e's next evaluation at clock now, or false when none is due: the
  * next tick to judge (fn_window_next_tick) once the watermark has passed it; else a
  * snapshot of the clock's tick if it has none yet. */
-static bool plan_next(const fn_daemon_t *d, const fn_eval_t *e, int64_t now, int64_t *tick,
+static bool plan_next(const fn_eval_ctx_t *v, const fn_eval_t *e, int64_t now, int64_t *tick,
                       fn_eval_mode_t *mode)
 {
     int64_t every = e->f->bottleneck.evaluate_every_ms;
     int64_t latest = now / every * every;
     if (latest <= e->last_tick)
         return false;
-    int64_t next = fn_window_next_tick(e->last_tick ? e->last_tick : first_judged(d) - 1, latest,
+    int64_t next = fn_window_next_tick(e->last_tick ? e->last_tick : first_judged(v) - 1, latest,
                                        every, fn_now_ms() - FN_WINDOW_RETENTION_MS);
-    if (next <= watermark(d, now)) {
+    if (next <= watermark(v, now)) {
         *tick = next, *mode = next == latest ? FN_EVAL_FULL : FN_EVAL_PAST;
         return true;
     }
@@ -560,73 +594,73 @@ static void done_tick(fn_eval_t *e)
 /* Starts e's next evaluation, if one is due: takes the tick's lock (SET NX, one lock for
  * judging a tick and another for its snapshot alone); the reads follow in on_lock. Called by
  * the tick and, to catch up without waiting for it, whenever an evaluation of e ends. */
-static void next_eval(fn_daemon_t *d, fn_eval_t *e)
+static void next_eval(fn_eval_ctx_t *v, fn_eval_t *e)
 {
     /* While Kafka is away or the producer's queue is full, evaluations wait (their ticks are
      * not passed over): their events would only pile up or be refused. */
-    if (!fn_store_ready(d->store) || d->stopping || e->busy || e->announcing ||
-        !fn_input_kafka_up(d->input) || !fn_output_room(d->output))
+    if (!fn_store_ready(v->store) || v->stopping || e->busy || e->announcing ||
+        !fn_input_kafka_up(v->input) || !fn_output_room(v->out))
         return;
-    int64_t now = fn_eval_clock(d), tick;
+    int64_t now = eval_clock(v), tick;
     fn_eval_mode_t mode;
-    if (now <= 0 || !plan_next(d, e, now, &tick, &mode))
+    if (now <= 0 || !plan_next(v, e, now, &tick, &mode))
         return;
     int64_t every = e->f->bottleneck.evaluate_every_ms;
     char key[180], ttl[24];
-    fn_key_eval(key, sizeof key, d->cfg->key_prefix, e->f->name, tick, mode == FN_EVAL_SNAPSHOT);
+    fn_key_eval(key, sizeof key, v->d->cfg->key_prefix, e->f->name, tick, mode == FN_EVAL_SNAPSHOT);
     snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
     eval_reply_t *q = malloc(sizeof *q);
     if (!q)
         return;
     q->e = e;
-    q->d = d;
+    q->v = v;
     q->state = false;
-    if (fn_store_callf(d->store, key, on_lock, q, "SET %s %s NX PX %s", key,
-                       fn_store_instance(d->store), ttl) != FN_OK) {
+    if (fn_store_callf(v->store, key, on_lock, q, "SET %s %s NX PX %s", key,
+                       fn_store_instance(v->store), ttl) != FN_OK) {
         free(q);
         return;
     }
-    d->analytics_requests++;
+    v->requests++;
     e->busy = true;
     e->tick = tick;
     e->mode = mode;
 }
 
-void fn_eval_tick(fn_daemon_t *d)
+void fn_eval_tick(fn_eval_ctx_t *v)
 {
-    if (!d->evals)
+    if (!v->evals)
         return;
-    for (size_t i = 0; i < d->cfg->n_funnels; i++)
-        next_eval(d, &d->evals[i]);
+    for (size_t i = 0; i < v->n_evals; i++)
+        next_eval(v, &v->evals[i]);
 }
 
 /* Kafka acknowledged analytics event o: records a bottleneck state change and frees it. */
-static void delivered(fn_daemon_t *d, bn_out_t *o)
+static void delivered(fn_eval_ctx_t *v, bn_out_t *o)
 {
-    d->analytics_in_flight--;
+    v->in_flight--;
     fn_eval_t *e = o->e;
     if (o->stage >= 0) {
         e->announcing--;
-        if (fn_store_ready(d->store))
-            record_announced(d, e, o->stage, o->tick, o->raise);
+        if (fn_store_ready(v->store))
+            record_announced(v, e, o->stage, o->tick, o->raise);
     }
     free(o);
     if (e->announcing == 0)
-        next_eval(d, e); /* a catch-up waits for the acknowledgements of the tick before */
+        next_eval(v, e); /* a catch-up waits for the acknowledgements of the tick before */
 }
 
 /* Kafka refused analytics event o for good (too large for the broker): counted, logged and
  * freed; a bottleneck change stays unannounced and is announced again by a later evaluation. */
-static void refused(fn_daemon_t *d, bn_out_t *o, const char *topic, const char *why)
+static void refused(fn_eval_ctx_t *v, bn_out_t *o, const char *topic, const char *why)
 {
     fn_eval_t *e = o->e;
-    d->analytics_in_flight--;
+    v->in_flight--;
     if (o->stage >= 0)
         e->announcing--;
-    log_refused(d, topic, e->f->name, why);
+    log_refused(v, topic, e->f->name, why);
     free(o);
     if (e->announcing == 0)
-        next_eval(d, e);
+        next_eval(v, e);
 }
 
 static void on_out_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
@@ -641,29 +675,67 @@ static void on_out_done(fn_out_req_t *req, fn_out_status_t status, const char *t
         free(o); /* purged at exit: the bottleneck stays unannounced in Redis */
 }
 
-int fn_eval_start(fn_daemon_t *d)
+fn_eval_ctx_t *fn_eval_new(fn_daemon_t *d, fn_store_t *store, fn_output_t *out, fn_input_t *input)
 {
-    d->evals = calloc(d->cfg->n_funnels, sizeof *d->evals);
-    if (!d->evals)
+    fn_eval_ctx_t *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    v->d = d;
+    v->store = store;
+    v->out = out;
+    v->input = input;
+    return v;
+}
+
+int fn_eval_start(fn_eval_ctx_t *v)
+{
+    assert(!v->evals);
+    v->evals = calloc(v->d->cfg->n_funnels, sizeof *v->evals);
+    if (!v->evals)
         return FN_ERR;
-    for (size_t i = 0; i < d->cfg->n_funnels; i++)
-        d->evals[i].f = &d->cfg->funnels[i];
+    v->n_evals = v->d->cfg->n_funnels;
+    for (size_t i = 0; i < v->n_evals; i++)
+        v->evals[i].f = &v->d->cfg->funnels[i];
     return FN_OK;
 }
 
-bool fn_eval_idle(const fn_daemon_t *d)
+void fn_eval_stop(fn_eval_ctx_t *v)
 {
-    return d->analytics_requests == 0 && d->analytics_in_flight == 0;
+    v->stopping = true;
 }
 
-void fn_eval_free(fn_daemon_t *d)
+bool fn_eval_idle(const fn_eval_ctx_t *v)
 {
-    for (size_t i = 0; d->evals && i < d->cfg->n_funnels; i++) {
-        if (d->evals[i].busy && d->evals[i].bn_state) {
-            fn_analytics_free(&d->evals[i].st);
-            json_decref(d->evals[i].bn_state);
+    return v->requests == 0 && v->in_flight == 0;
+}
+
+bool fn_eval_settled(const fn_eval_ctx_t *v)
+{
+    if (!fn_eval_idle(v))
+        return false;
+    for (size_t i = 0; i < v->n_evals; i++)
+        if (v->evals[i].busy || v->evals[i].announcing)
+            return false;
+    return true;
+}
+
+void fn_eval_close(fn_eval_ctx_t *v)
+{
+    for (size_t i = 0; i < v->n_evals; i++) {
+        if (v->evals[i].busy && v->evals[i].bn_state) {
+            fn_analytics_free(&v->evals[i].st);
+            json_decref(v->evals[i].bn_state);
         }
     }
-    free(d->evals);
-    d->evals = NULL;
+    free(v->evals);
+    v->evals = NULL;
+    v->n_evals = 0;
+}
+
+void fn_eval_free(fn_eval_ctx_t *v)
+{
+    if (!v)
+        return;
+    fn_eval_close(v);
+    free(v);
 }

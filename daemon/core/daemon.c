@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "funneld/daemon.h"
+#include "funneld/evaluate.h"
 #include "funneld/hash.h"
 #include "funneld/offsets.h"
+#include "funneld/pipeline.h"
 #include "funneld/store.h"
 #include "funneld/timers.h"
 
@@ -128,7 +130,7 @@ void fn_msg_done(fn_daemon_t *d, fn_msg_t *m)
     fn_offsets_advance(p, release_finished, d);
     if ((fn_input_blocked_since(d->input) && d->in_flight <= d->cfg->max_in_flight * 3 / 4 &&
          d->in_flight_bytes <= FN_IN_FLIGHT_BYTES_MAX / 4 * 3) ||
-        (d->stopping && d->in_flight == 0 && fn_timers_idle(d->timers) && fn_eval_idle(d)))
+        (d->stopping && d->in_flight == 0 && fn_timers_idle(d->timers) && fn_eval_idle(d->eval)))
         kick(d);
 }
 
@@ -181,14 +183,14 @@ static void on_tick(uv_timer_t *t)
     fn_output_poll(d->output);
     fn_store_watchdog(d->store);
     if (d->stopping) {
-        if ((d->in_flight == 0 && fn_timers_idle(d->timers) && fn_eval_idle(d)) ||
+        if ((d->in_flight == 0 && fn_timers_idle(d->timers) && fn_eval_idle(d->eval)) ||
             fn_now_ms() >= d->stop_deadline_ms)
             finish(d);
         return;
     }
     fn_reload_apply(d->reload);
     fn_timers_tick(d->timers);
-    fn_eval_tick(d);
+    fn_eval_tick(d->eval);
     fn_input_tick(d->input);
 }
 
@@ -203,6 +205,7 @@ void fn_daemon_stop(fn_daemon_t *d, int exit_code)
     fn_log(&d->log, exit_code ? FN_LOG_ERROR : FN_LOG_INFO, "daemon",
            "stop requested; finishing %zu in-flight message(s)", d->in_flight);
     fn_input_set_paused(d->input, true);
+    fn_eval_stop(d->eval);
     kick(d);
 }
 
@@ -262,6 +265,26 @@ static void on_partition(void *data, fn_partition_t *p, bool assigned)
     fn_timers_reset(d->timers, p);
 }
 
+/* The reload's hooks: the evaluations keep pointers into the configuration, so a new one
+ * waits until they are settled, and they start over on it. */
+static bool on_reload_quiet(void *priv)
+{
+    fn_daemon_t *d = priv;
+    return fn_eval_settled(d->eval);
+}
+
+static void on_reload_release(void *priv)
+{
+    fn_daemon_t *d = priv;
+    fn_eval_close(d->eval);
+}
+
+static int on_reload_adopt(void *priv)
+{
+    fn_daemon_t *d = priv;
+    return fn_eval_start(d->eval);
+}
+
 static int start_input(fn_daemon_t *d)
 {
     const fn_input_cbs_t cb = {on_message, on_partition, d};
@@ -278,15 +301,19 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->log.out = stderr;
     if (!(d->input = fn_input_new(d)) || !(d->output = fn_output_new(d, on_kafka_down, d)) ||
         !(d->reload = fn_reload_new(d)) || !(d->store = fn_store_new(d)) ||
-        !(d->timers = fn_timers_new(d, d->store, d->output, d->input))) {
+        !(d->timers = fn_timers_new(d, d->store, d->output, d->input)) ||
+        !(d->eval = fn_eval_new(d, d->store, d->output, d->input))) {
         fn_input_free(d->input);
         fn_output_free(d->output);
         fn_reload_free(d->reload);
         fn_store_free(d->store);
+        fn_timers_free(d->timers);
         free(d);
         return NULL;
     }
     d->cfg = cfg;
+    const fn_reload_hooks_t rh = {d, on_reload_quiet, on_reload_release, on_reload_adopt};
+    fn_reload_set_hooks(d->reload, &rh);
     uv_timer_init(loop, &d->tick);
     d->tick.data = d;
     uv_signal_init(loop, &d->sig_term);
@@ -306,7 +333,7 @@ int fn_daemon_run(fn_daemon_t *d)
     d->config_generation = 1;
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
-    if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d) ||
+    if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d->eval) ||
         fn_timers_start(d->timers) || fn_http_start(d) || fn_output_start(d->output) ||
         start_store(d) || start_input(d)) {
         fn_daemon_stop(d, 1);
@@ -333,7 +360,7 @@ void fn_daemon_free(fn_daemon_t *d)
     fn_output_free(d->output);
     fn_store_free(d->store);
     fn_timers_free(d->timers); /* after the store and the producer: their last callbacks */
-    fn_eval_free(d);
+    fn_eval_free(d->eval);
     fn_reload_free(d->reload);
     free(d->stats.trans_by_funnel);
     free(d->stats.trig_by_funnel);

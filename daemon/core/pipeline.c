@@ -9,6 +9,7 @@
 #include "funneld/emit.h"
 #include "funneld/offsets.h"
 #include "funneld/output.h"
+#include "funneld/pipeline.h"
 #include "funneld/step.h"
 #include "funneld/store.h"
 #include "funneld/timers.h"

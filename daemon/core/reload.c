@@ -37,6 +37,7 @@ struct fn_reload {
     fn_config_t *pending_cfg; /* accepted by a reload, applied once analytics are idle */
     size_t cfg_users;         /* messages holding d->cfg (fn_msg_t.cfg) */
     fn_retired_cfg_t *retired;
+    fn_reload_hooks_t hooks; /* the evaluations' part in a swap (reload.h) */
 };
 
 fn_reload_t *fn_reload_new(fn_daemon_t *d)
@@ -45,6 +46,11 @@ fn_reload_t *fn_reload_new(fn_daemon_t *d)
     if (r)
         r->d = d;
     return r;
+}
+
+void fn_reload_set_hooks(fn_reload_t *r, const fn_reload_hooks_t *hooks)
+{
+    r->hooks = *hooks;
 }
 
 int fn_reload_watch(fn_reload_t *r, const char *config_path)
@@ -142,11 +148,8 @@ static int remap_stats(fn_daemon_t *d, const fn_config_t *old, const fn_config_t
 void fn_reload_apply(fn_reload_t *rl)
 {
     fn_daemon_t *d = rl->d;
-    if (!rl->pending_cfg || !fn_eval_idle(d))
+    if (!rl->pending_cfg || (rl->hooks.quiet && !rl->hooks.quiet(rl->hooks.priv)))
         return;
-    for (size_t i = 0; d->evals && i < d->cfg->n_funnels; i++)
-        if (d->evals[i].busy || d->evals[i].announcing)
-            return;
     fn_retired_cfg_t *r = NULL;
     if (rl->cfg_users && !(r = malloc(sizeof *r)))
         return; /* tried again on the next tick */
@@ -155,7 +158,8 @@ void fn_reload_apply(fn_reload_t *rl)
         free(r);
         return;
     }
-    fn_eval_free(d);
+    if (rl->hooks.release)
+        rl->hooks.release(rl->hooks.priv);
     d->cfg = cfg;
     rl->pending_cfg = NULL;
     if (r) {
@@ -167,7 +171,7 @@ void fn_reload_apply(fn_reload_t *rl)
         fn_config_free(old); /* no step was built with it and still in flight */
     }
     rl->cfg_users = 0;
-    if (fn_eval_start(d)) {
+    if (rl->hooks.adopt && rl->hooks.adopt(rl->hooks.priv)) {
         fn_log(&d->log, FN_LOG_ERROR, "reload", "out of memory; stopping");
         fn_daemon_stop(d, 1);
         return;

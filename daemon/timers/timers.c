@@ -27,8 +27,11 @@
 
 #include "funneld/daemon.h"
 #include "funneld/emit.h"
+#include "funneld/input.h"
 #include "funneld/keys.h"
+#include "funneld/output.h"
 #include "funneld/step.h"
+#include "funneld/store.h"
 #include "funneld/timers.h"
 #include "funneld/trigger.h"
 

@@ -8,14 +8,11 @@
 #ifndef FUNNELD_DAEMON_H
 #define FUNNELD_DAEMON_H
 
-#include <librdkafka/rdkafka.h>
 #include <uv.h>
 
-#include "funneld/analytics.h"
 #include "funneld/common.h"
 #include "funneld/config.h"
 #include "funneld/event.h"
-#include "funneld/hash.h"
 #include "funneld/input.h"
 #include "funneld/log.h"
 #include "funneld/msg.h"
@@ -58,34 +55,6 @@ typedef struct fn_stats {
     uint64_t (*trig_by_funnel)[1 + FN_MAX_RULES];
 } fn_stats_t;
 
-/* What one evaluation of a tick does (analytics/evaluate.c). */
-typedef enum {
-    FN_EVAL_FULL = 0, /* the clock's tick: bottlenecks judged and a snapshot */
-    FN_EVAL_PAST,     /* a tick the clock passed: bottlenecks judged over its window only */
-    FN_EVAL_SNAPSHOT, /* the clock's tick while past ones wait: a snapshot only */
-} fn_eval_mode_t;
-
-/* One funnel's periodic evaluation (analytics/evaluate.c). */
-typedef struct fn_eval {
-    const fn_funnel_t *f;
-    int64_t last_tick; /* the last tick judged here or by another daemon */
-    int64_t snap_tick; /* the last tick with a snapshot from here or another daemon */
-    int64_t judged_at; /* the last tick judged as stored in Redis, when seen ahead of ours */
-    int64_t tick;      /* the one in progress */
-    fn_eval_mode_t mode;
-    int64_t held_tick;        /* the last tick whose lock this daemon won (it may try it again) */
-    fn_eval_mode_t held_mode; /* ... and for what (each mode has its own lock) */
-    bool busy, failed;
-    bool again;  /* a reconnect cures the failure (connection gone, NOSCRIPT): try the tick again */
-    int pending; /* replies still to come */
-    int next_read;          /* next shard to read; redis_shards: the bottleneck state; then done */
-    int announcing;         /* bottleneck changes produced, not yet acknowledged */
-    int64_t skip_logged_ms; /* ticks given up: last logged, and since then */
-    uint64_t skipped_unlogged;
-    fn_funnel_stats_t st;
-    json_t *bn_state; /* stage index -> raised */
-} fn_eval_t;
-
 typedef struct fn_daemon {
     uv_loop_t *loop;
     fn_config_t *cfg; /* owned; replaced by a reload (reload.c) */
@@ -101,11 +70,7 @@ typedef struct fn_daemon {
 
     struct fn_timers *timers; /* owned: retargeting timers (timers.h) */
 
-    /* analytics (analytics/evaluate.c) */
-    fn_eval_t *evals; /* one per funnel */
-    size_t analytics_requests, analytics_in_flight;
-    int64_t refused_logged_ms; /* analytics outputs refused: last logged, and since then */
-    uint64_t refused_unlogged;
+    struct fn_eval_ctx *eval; /* owned: snapshots and bottlenecks (evaluate.h) */
 
     /* messages */
     size_t in_flight;
@@ -136,26 +101,6 @@ int fn_daemon_run(fn_daemon_t *d);
 void fn_daemon_free(fn_daemon_t *d);
 /* Begins a graceful stop: no more consumption, drain in-flight work, commit, exit. */
 void fn_daemon_stop(fn_daemon_t *d, int exit_code);
-
-/* --- core/pipeline.c: what happens to a message between input and output --- */
-/* Takes a consumed message of partition p (and destroys it: what is needed is copied). */
-void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *rkm);
-void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply);
-/* m's step cannot be applied (reason says why): releases the lead and dead-letters m. */
-void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason);
-
-/* --- analytics/evaluate.c: snapshots and bottlenecks --- */
-int fn_eval_start(fn_daemon_t *d);
-/* Called by the tick: starts the evaluations whose tick came. */
-void fn_eval_tick(fn_daemon_t *d);
-/* "Now" for evaluations: wall time, or the latest finished event time (event clock). */
-int64_t fn_eval_clock(const fn_daemon_t *d);
-/* Whether stage stats s make a bottleneck given it was raised before; *change tells whether
- * that differs (hysteresis: see evaluate.c). */
-bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool raised,
-                   bool *change);
-bool fn_eval_idle(const fn_daemon_t *d);
-void fn_eval_free(fn_daemon_t *d);
 
 /* --- http/http.c and http/metrics.c --- */
 /* Listens on http.listen: /metrics, /healthz, /readyz. */

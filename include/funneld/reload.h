@@ -12,8 +12,23 @@
 
 typedef struct fn_reload fn_reload_t;
 
-/* The reload context of daemon d (whose d->cfg it replaces); NULL when out of memory. */
+/* What replacing the running configuration needs from those that keep pointers into it (the
+ * evaluations): registered by the spine, so that reload.c calls none of them by name. */
+typedef struct fn_reload_hooks {
+    void *priv;
+    /* Whether the configuration may be replaced now (no evaluation in progress). */
+    bool (*quiet)(void *priv);
+    /* The running configuration is about to be replaced: let go of it. */
+    void (*release)(void *priv);
+    /* The new configuration is d->cfg: take it up. FN_ERR (out of memory) stops the daemon. */
+    int (*adopt)(void *priv);
+} fn_reload_hooks_t;
+
+/* The reload context of daemon d (whose d->cfg it replaces); NULL when out of memory. Without
+ * hooks (fn_reload_set_hooks) a configuration is applied at once. */
 fn_reload_t *fn_reload_new(fn_daemon_t *d);
+/* Registers hooks (copied). */
+void fn_reload_set_hooks(fn_reload_t *r, const fn_reload_hooks_t *hooks);
 /* The file SIGHUP re-reads (copied). FN_ERR when out of memory. */
 int fn_reload_watch(fn_reload_t *r, const char *config_path);
 /* Frees r, the accepted config not applied yet and the replaced ones (NULL is fine). */

@@ -47,7 +47,7 @@ def stream():
 
 
 def expected_changes(events):
-    """[(type, tick)]: the daemon's rule (fn_eval_judge) judged at every minute's first tick."""
+    """[(type, tick)]: the daemon's rule (fn_judge) judged at every minute's first tick."""
     entered, advanced = {}, {}
     for e in events:
         m = e["ts"] // M

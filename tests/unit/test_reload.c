@@ -55,7 +55,7 @@ static void test_replaced_configs_live_while_held(void)
     d->cfg = config("f1");
     d->reload = fn_reload_new(d);
     CHECK(d->cfg != NULL && d->reload != NULL);
-    if (!d->cfg || !d->reload || fn_eval_start(d)) {
+    if (!d->cfg || !d->reload) {
         fn_reload_free(d->reload);
         fn_config_free(d->cfg);
         free(d);
@@ -94,7 +94,6 @@ static void test_replaced_configs_live_while_held(void)
             CHECK(!msgs[k].cfg || msgs[k].cfg->funnels[0].name[0] == 'f');
     }
     CHECK_INT(fn_reload_users(rl), 1);
-    fn_eval_free(d);
     fn_reload_free(rl);
     free(d->stats.trans_by_funnel);
     free(d->stats.trig_by_funnel);
