@@ -267,7 +267,6 @@ static void emit_bottleneck(fn_daemon_t *d, fn_eval_t *e, int k, bool raise, int
         return;
     }
     record(d, e, k, tick, raise ? 'p' : 'c');
-    d->stats.bottlenecks[raise ? 0 : 1]++;
     if (produce(d, d->cfg->topic_bottlenecks, f->name, o, own))
         e->announcing++;
 }
@@ -352,7 +351,6 @@ static void complete(fn_daemon_t *d, fn_eval_t *e)
     json_decref(body);
     bn_out_t *own = owner_new(d, e, -1, false, e->tick);
     if (own) {
-        d->stats.snapshots++;
         produce(d, d->cfg->topic_snapshots, f->name, o, own);
     } else {
         json_decref(o);

@@ -107,7 +107,6 @@ static void release_finished(fn_msg_t *m, void *data)
     fn_daemon_t *d = data;
     fn_hist_observe(&d->stats.end_to_end, (double)(uv_hrtime() - m->consumed_ns) / 1e9);
     msg_free(d, m);
-    d->stats.committed++;
 }
 
 static void release_unfinished(fn_msg_t *m, void *data)

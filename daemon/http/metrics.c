@@ -9,24 +9,6 @@
 
 #include "funneld/daemon.h"
 
-static const double bounds[FN_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                               0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-
-double fn_hist_bound(int i)
-{
-    return bounds[i];
-}
-
-void fn_hist_observe(fn_hist_t *h, double seconds)
-{
-    int i = 0;
-    while (i < FN_HIST_BUCKETS && seconds > bounds[i])
-        i++;
-    h->bucket[i]++;
-    h->sum += seconds;
-    h->count++;
-}
-
 static int head(fn_buf_t *b, const char *name, const char *type, const char *help)
 {
     return fn_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -39,7 +21,7 @@ static int hist(fn_buf_t *b, const char *name, const char *help, const fn_hist_t
     uint64_t cum = 0;
     for (int i = 0; i < FN_HIST_BUCKETS; i++) {
         cum += h->bucket[i];
-        if (fn_buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+        if (fn_buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, fn_hist_bound(i),
                            (unsigned long long)cum))
             return FN_ERR;
     }

@@ -477,7 +477,6 @@ void fn_input_drain(fn_input_t *in)
         if (fn_daemon_full(d) && !in->paused) {
             if (!in->blocked_since) {
                 in->blocked_since = fn_now_ms();
-                d->stats.blocked_count++;
                 fn_log(&d->log, FN_LOG_DEBUG, "kafka",
                        "in-flight bound reached (%zu, %zu bytes); waiting", d->in_flight,
                        d->in_flight_bytes);
@@ -525,8 +524,6 @@ void fn_input_set_paused(fn_input_t *in, bool paused)
             rd_kafka_resume_partitions(in->consumer, parts);
         rd_kafka_topic_partition_list_destroy(parts);
     }
-    if (paused)
-        in->d->stats.paused_count++;
     fn_log(&in->d->log, FN_LOG_DEBUG, "kafka", "%s consumption (%zu in flight)",
            paused ? "paused" : "resumed", in->d->in_flight);
 }

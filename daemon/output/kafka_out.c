@@ -99,9 +99,7 @@ static rd_kafka_resp_err_t produce_once(fn_output_t *o, const char *topic, const
         o->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)payload, len),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(req), RD_KAFKA_V_END);
-    if (!e)
-        o->d->stats.produced++;
-    else if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         o->refused = true;
     return e;
 }
@@ -261,7 +259,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         fn_daemon_stop(d, 1);
         return;
     }
-    d->stats.delivered++;
     o->refused = false; /* room again */
     if (strcmp(topic, d->cfg->topic_dlq) == 0)
         d->stats.dlq_delivered++;

@@ -91,11 +91,9 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
         redisAsyncDisconnect(ac);
         return;
     }
-    d->stats.redis_replies++;
     d->redis_progress_ms = fn_now_ms();
     fn_hist_observe(&d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
     if (reply->type == REDIS_REPLY_ERROR) {
-        d->stats.redis_errors++;
         if (!fn_store_transient(reply->str)) {
             /* The step itself fails, and is dead-lettered at once, never retried: the script
              * is deterministic, so a retry fails the same way. step.lua checks what could fail
@@ -377,7 +375,6 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK || d->redis_wait.len)
         fn_log(&d->log, FN_LOG_WARN, "redis", "disconnected (%s), %zu step(s) to re-send",
                ac->errstr[0] ? ac->errstr : "closed", d->redis_wait.len);
-    d->stats.redis_reconnects++;
     schedule_reconnect(d);
 }
 

@@ -152,7 +152,6 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
     fn_trigger_t t;
     char err[128];
     if (e->type != REDIS_REPLY_STRING || fn_trigger_parse(e->str, e->len, &t, err, sizeof err)) {
-        d->stats.timer_errors++;
         fn_log(&d->log, FN_LOG_ERROR, "timers", "shard %u: %s; left in the outbox", shard,
                e->type == REDIS_REPLY_STRING ? err : "entry is not a string");
         return;
@@ -195,7 +194,6 @@ void fn_timers_emit(fn_daemon_t *d, unsigned shard, const redisReply *e)
     }
     hold(d, o);
     d->triggers_in_flight++;
-    d->stats.triggers_emitted++;
     if (f && d->stats.trig_by_funnel)
         d->stats.trig_by_funnel[f - d->cfg->funnels][ri]++;
 }
@@ -219,7 +217,6 @@ static void on_fire_reply(redisAsyncContext *ac, void *r, void *priv)
         if (q->p)
             q->p->next_due[q->shard] = FN_DUE_UNKNOWN;
         if (reply) {
-            d->stats.timer_errors++;
             bool noscript =
                 reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
             fn_log(&d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers", "fire failed: %s",
@@ -477,7 +474,6 @@ static void on_trigger_done(fn_out_req_t *req, fn_out_status_t status, const cha
     }
     unhold(d, o);
     d->triggers_in_flight--;
-    d->stats.triggers_delivered++;
     /* Redis away: the entry is cleared when it is back, rather than delivered again when
      * its lease runs out. */
     if (!clear_entry(d, o))

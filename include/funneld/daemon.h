@@ -22,42 +22,7 @@
 #include "funneld/msg.h"
 #include "funneld/output.h"
 #include "funneld/reload.h"
-
-/* A latency histogram with the buckets of deploy/prometheus/METRICS.md (seconds). */
-#define FN_HIST_BUCKETS 14
-typedef struct fn_hist {
-    uint64_t bucket[FN_HIST_BUCKETS + 1]; /* the last is +Inf */
-    double sum;
-    uint64_t count;
-} fn_hist_t;
-
-/* Counts one observation of `seconds` in h. */
-void fn_hist_observe(fn_hist_t *h, double seconds);
-/* The upper bound of bucket i (i < FN_HIST_BUCKETS), in seconds. */
-double fn_hist_bound(int i);
-
-/* Counters for /metrics and the logs. Plain integers: the loop is single-threaded. */
-typedef struct fn_stats {
-    uint64_t consumed, transitions, touches, duplicates, replays, erased, consents;
-    uint64_t rejected[FN_REJ_COUNT];
-    uint64_t produced, delivered, delivery_retries;
-    uint64_t redis_errors, redis_reconnects, redis_replies;
-    uint64_t redis_data_lost; /* reconnects that found the store's epoch marker gone/changed */
-    uint64_t by_type[6];      /* stage_changed(enter/forward), back, converted, lost, erased */
-    uint64_t committed;
-    uint64_t blocked_count, paused_count;
-    uint64_t triggers_emitted, triggers_delivered, triggers_capped, triggers_opted_out;
-    uint64_t timer_errors;
-    uint64_t triggers_deferred; /* fired, refused by the full producer queue: left in the outbox */
-    uint64_t snapshots, bottlenecks[2]; /* raised, cleared */
-    uint64_t msgs_transition, dlq_delivered, reloads_rejected;
-    uint64_t produce_failed[FN_OUT_TOPICS]; /* outputs given up, per fn_output_topic */
-    fn_hist_t redis_rtt, end_to_end;
-    /* per funnel (config order): transitions by type (stage_changed, converted, lost,
-     * lead_erased) and triggers by reason (0 stalled, 1 + rule index) */
-    uint64_t (*trans_by_funnel)[4];
-    uint64_t (*trig_by_funnel)[1 + FN_MAX_RULES];
-} fn_stats_t;
+#include "funneld/stats.h"
 
 /* What one evaluation of a tick does (analytics/evaluate.c). */
 typedef enum {

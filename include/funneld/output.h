@@ -22,10 +22,6 @@
 typedef struct fn_daemon fn_daemon_t;
 typedef struct fn_output fn_output_t;
 
-/* The output topics (transitions, retargeting, bottlenecks, snapshots, dlq), as counted by
- * fn_output_failed. */
-#define FN_OUT_TOPICS 5
-
 typedef enum {
     FN_OUT_DELIVERED = 0, /* Kafka acknowledged it */
     /* Not delivered at shutdown: what it came from keeps it (an input not committed, a
