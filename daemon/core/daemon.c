@@ -162,7 +162,7 @@ static void finish(fn_daemon_t *d)
      * flush (deliveries still finish messages and store their offsets), then what is left
      * unfinished is released — it was not committed, so it is consumed again — and only then
      * the consumer, whose destroy waits until every message it handed out is destroyed. */
-    fn_http_close(d);
+    fn_http_close(d->http);
     fn_store_close(d);
     fn_output_close(d->output);
     drop_unfinished(d);
@@ -248,6 +248,26 @@ static void on_partition(void *data, fn_partition_t *p, bool assigned)
     fn_timers_reset(data, p);
 }
 
+/* The status view of /metrics and /readyz (status.h). */
+static void fill_status(void *data, fn_status_t *st)
+{
+    const fn_daemon_t *d = data;
+    st->cfg = d->cfg;
+    st->stats = &d->stats;
+    st->partitions = fn_input_partitions(d->input);
+    for (int i = 0; i < FN_OUT_TOPICS; i++)
+        st->out_topics[i] = fn_output_topic(d->cfg, i);
+    st->joined = fn_input_joined(d->input);
+    st->redis_up = d->redis_ready;
+    st->kafka_up = fn_input_kafka_up(d->input);
+    st->stopping = d->stopping;
+    st->in_flight = d->in_flight;
+    st->outputs_waiting = fn_output_waiting(d->output);
+    st->triggers_in_flight = d->triggers_in_flight;
+    st->configs_retired = fn_reload_retired(d->reload);
+    st->config_generation = d->config_generation;
+}
+
 static int start_input(fn_daemon_t *d)
 {
     const fn_input_cbs_t cb = {on_message, on_partition, d};
@@ -263,9 +283,11 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->log.level = level;
     d->log.out = stderr;
     if (!(d->input = fn_input_new(d)) || !(d->output = fn_output_new(d, on_kafka_down, d)) ||
-        !(d->reload = fn_reload_new(d))) {
+        !(d->reload = fn_reload_new(d)) ||
+        !(d->http = fn_http_new(loop, &d->log, fill_status, d))) {
         fn_input_free(d->input);
         fn_output_free(d->output);
+        fn_reload_free(d->reload);
         free(d);
         return NULL;
     }
@@ -291,7 +313,8 @@ int fn_daemon_run(fn_daemon_t *d)
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
     if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d) ||
-        fn_http_start(d) || fn_output_start(d->output) || fn_store_start(d) || start_input(d)) {
+        fn_http_start(d->http, d->cfg->http_listen) || fn_output_start(d->output) ||
+        fn_store_start(d) || start_input(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
     } else {
@@ -320,6 +343,7 @@ void fn_daemon_free(fn_daemon_t *d)
     fn_timers_close(d);
     fn_eval_free(d);
     fn_reload_free(d->reload);
+    fn_http_free(d->http);
     free(d->stats.trans_by_funnel);
     free(d->stats.trig_by_funnel);
     fn_config_free(d->cfg);

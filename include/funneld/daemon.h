@@ -17,6 +17,7 @@
 #include "funneld/config.h"
 #include "funneld/event.h"
 #include "funneld/hash.h"
+#include "funneld/http.h"
 #include "funneld/input.h"
 #include "funneld/log.h"
 #include "funneld/msg.h"
@@ -108,12 +109,8 @@ typedef struct fn_daemon {
     size_t in_flight_bytes; /* input bytes of in-flight messages still holding their event */
     fn_msg_t *free_msgs;
 
-    /* http (http/http.c) */
-    uv_tcp_t http;
-    bool http_started;
-    size_t http_conns;                           /* open connections, at most http.c's MAX_CONNS */
-    struct http_conn *http_oldest, *http_newest; /* those not answered yet, by age */
-    int64_t config_generation;
+    fn_http_t *http;           /* owned */
+    int64_t config_generation; /* 1 at start, +1 per accepted reload (reload.c) */
 
     uv_timer_t tick; /* drains queues as a safety net and retries refused produce calls */
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -185,14 +182,5 @@ bool fn_eval_judge(const fn_bottleneck_cfg_t *b, const fn_stage_stats_t *s, bool
                    bool *change);
 bool fn_eval_idle(const fn_daemon_t *d);
 void fn_eval_free(fn_daemon_t *d);
-
-/* --- http/http.c and http/metrics.c --- */
-/* Listens on http.listen: /metrics, /healthz, /readyz. */
-int fn_http_start(fn_daemon_t *d);
-void fn_http_close(fn_daemon_t *d);
-/* True when partitions were assigned (or the group gave us none), Redis and Kafka are up. */
-bool fn_http_ready(const fn_daemon_t *d);
-/* Writes the Prometheus text of every metric into out. */
-int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *out);
 
 #endif
