@@ -71,7 +71,8 @@ fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33])
  * leave a huge buffer behind for good. */
 #define RAW_KEEP_MAX 4096
 
-bool fn_daemon_full(const fn_daemon_t *d)
+/* At the in-flight bound (messages or bytes): consumption waits. */
+static bool full(const fn_daemon_t *d)
 {
     return d->in_flight >= d->cfg->max_in_flight || d->in_flight_bytes >= FN_IN_FLIGHT_BYTES_MAX;
 }
@@ -268,10 +269,29 @@ static void fill_status(void *data, fn_status_t *st)
     st->config_generation = d->config_generation;
 }
 
+static bool input_full(void *data, size_t *msgs, size_t *bytes)
+{
+    const fn_daemon_t *d = data;
+    *msgs = d->in_flight;
+    *bytes = d->in_flight_bytes;
+    return full(d);
+}
+
+static bool input_stopping(void *data)
+{
+    const fn_daemon_t *d = data;
+    return d->stopping;
+}
+
 static int start_input(fn_daemon_t *d)
 {
-    const fn_input_cbs_t cb = {on_message, on_partition, d};
+    const fn_input_cbs_t cb = {on_message, on_partition, input_full, input_stopping, d};
     return fn_input_start(d->input, &cb);
+}
+
+static void host_stop(void *data, int exit_code)
+{
+    fn_daemon_stop(data, exit_code);
 }
 
 fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t level)
@@ -282,8 +302,9 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->loop = loop;
     d->log.level = level;
     d->log.out = stderr;
-    if (!(d->input = fn_input_new(d)) || !(d->output = fn_output_new(d, on_kafka_down, d)) ||
-        !(d->reload = fn_reload_new(d)) ||
+    const fn_host_t host = {loop, &d->cfg, &d->log, &d->stats, host_stop, d};
+    if (!(d->input = fn_input_new(&host)) ||
+        !(d->output = fn_output_new(&host, on_kafka_down, d)) || !(d->reload = fn_reload_new(d)) ||
         !(d->http = fn_http_new(loop, &d->log, fill_status, d))) {
         fn_input_free(d->input);
         fn_output_free(d->output);
