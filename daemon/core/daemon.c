@@ -12,6 +12,7 @@
 #include "funneld/daemon.h"
 #include "funneld/hash.h"
 #include "funneld/offsets.h"
+#include "funneld/pipeline.h"
 
 #define TICK_MS 100
 #define DRAIN_DEADLINE_MS 30000

@@ -9,6 +9,7 @@
 #include "funneld/emit.h"
 #include "funneld/offsets.h"
 #include "funneld/output.h"
+#include "funneld/pipeline.h"
 #include "funneld/step.h"
 
 /* One of m's outputs is finished (output.h): once all are acknowledged its stored result is

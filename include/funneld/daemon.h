@@ -2,8 +2,10 @@
  * daemon.h — the daemon's context and lifecycle.
  *
  * One fn_daemon_t owns all mutable state (no globals): the loop, the config, the log, the
- * counters, and one context per module (input.h, output.h, reload.h, ...). The life of one
- * consumed message is in msg.h.
+ * counters (stats.h), and one context per module (input.h, output.h, http.h, reload.h, ...).
+ * Modules do not include this: the daemon lends them a host (host.h) and registers the
+ * callbacks they call up through; http reads a status view (status.h) the daemon fills. The
+ * life of one consumed message is in msg.h.
  */
 #ifndef FUNNELD_DAEMON_H
 #define FUNNELD_DAEMON_H
@@ -22,6 +24,9 @@
 #include "funneld/log.h"
 #include "funneld/msg.h"
 #include "funneld/output.h"
+/* Until the store reports a step's reply through a callback, store.c reaches the pipeline
+ * through daemon.h. */
+#include "funneld/pipeline.h"
 #include "funneld/reload.h"
 #include "funneld/stats.h"
 
@@ -129,13 +134,6 @@ int fn_daemon_run(fn_daemon_t *d);
 void fn_daemon_free(fn_daemon_t *d);
 /* Begins a graceful stop: no more consumption, drain in-flight work, commit, exit. */
 void fn_daemon_stop(fn_daemon_t *d, int exit_code);
-
-/* --- core/pipeline.c: what happens to a message between input and output --- */
-/* Takes a consumed message of partition p (and destroys it: what is needed is copied). */
-void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *rkm);
-void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply);
-/* m's step cannot be applied (reason says why): releases the lead and dead-letters m. */
-void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason);
 
 /* --- state/store.c: Redis connection and the per-lead queue --- */
 int fn_store_start(fn_daemon_t *d);
