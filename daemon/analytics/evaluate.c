@@ -319,7 +319,6 @@ static void emit_bottleneck(fn_eval_ctx_t *v, fn_eval_t *e, int k, bool raise, i
         return;
     }
     record(v, e, k, tick, raise ? 'p' : 'c');
-    v->d->stats.bottlenecks[raise ? 0 : 1]++;
     if (produce(v, v->d->cfg->topic_bottlenecks, f->name, o, own))
         e->announcing++;
 }
@@ -389,7 +388,6 @@ static void complete(fn_eval_ctx_t *v, fn_eval_t *e)
     json_decref(body);
     bn_out_t *own = owner_new(v, e, -1, false, e->tick);
     if (own) {
-        v->d->stats.snapshots++;
         produce(v, v->d->cfg->topic_snapshots, f->name, o, own);
     } else {
         json_decref(o);

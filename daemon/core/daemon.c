@@ -75,7 +75,8 @@ fn_log_ctx_t fn_msg_log_ctx(const fn_msg_t *m, char hex[33])
  * leave a huge buffer behind for good. */
 #define RAW_KEEP_MAX 4096
 
-bool fn_daemon_full(const fn_daemon_t *d)
+/* At the in-flight bound (messages or bytes): consumption waits. */
+static bool full(const fn_daemon_t *d)
 {
     return d->in_flight >= d->cfg->max_in_flight || d->in_flight_bytes >= FN_IN_FLIGHT_BYTES_MAX;
 }
@@ -111,7 +112,6 @@ static void release_finished(fn_msg_t *m, void *data)
     fn_daemon_t *d = data;
     fn_hist_observe(&d->stats.end_to_end, (double)(uv_hrtime() - m->consumed_ns) / 1e9);
     msg_free(d, m);
-    d->stats.committed++;
 }
 
 static void release_unfinished(fn_msg_t *m, void *data)
@@ -165,7 +165,7 @@ static void finish(fn_daemon_t *d)
      * flush (deliveries still finish messages and store their offsets), then what is left
      * unfinished is released — it was not committed, so it is consumed again — and only then
      * the consumer, whose destroy waits until every message it handed out is destroyed. */
-    fn_http_close(d);
+    fn_http_close(d->http);
     fn_store_close(d->store);
     fn_output_close(d->output);
     drop_unfinished(d);
@@ -285,10 +285,49 @@ static int on_reload_adopt(void *priv)
     return fn_eval_start(d->eval);
 }
 
+/* The status view of /metrics and /readyz (status.h). */
+static void fill_status(void *data, fn_status_t *st)
+{
+    const fn_daemon_t *d = data;
+    st->cfg = d->cfg;
+    st->stats = &d->stats;
+    st->partitions = fn_input_partitions(d->input);
+    for (int i = 0; i < FN_OUT_TOPICS; i++)
+        st->out_topics[i] = fn_output_topic(d->cfg, i);
+    st->joined = fn_input_joined(d->input);
+    st->redis_up = fn_store_up(d->store);
+    st->kafka_up = fn_input_kafka_up(d->input);
+    st->stopping = d->stopping;
+    st->in_flight = d->in_flight;
+    st->outputs_waiting = fn_output_waiting(d->output);
+    st->triggers_in_flight = fn_timers_in_flight(d->timers);
+    st->configs_retired = fn_reload_retired(d->reload);
+    st->config_generation = d->config_generation;
+}
+
+static bool input_full(void *data, size_t *msgs, size_t *bytes)
+{
+    const fn_daemon_t *d = data;
+    *msgs = d->in_flight;
+    *bytes = d->in_flight_bytes;
+    return full(d);
+}
+
+static bool input_stopping(void *data)
+{
+    const fn_daemon_t *d = data;
+    return d->stopping;
+}
+
 static int start_input(fn_daemon_t *d)
 {
-    const fn_input_cbs_t cb = {on_message, on_partition, d};
+    const fn_input_cbs_t cb = {on_message, on_partition, input_full, input_stopping, d};
     return fn_input_start(d->input, &cb);
+}
+
+static void host_stop(void *data, int exit_code)
+{
+    fn_daemon_stop(data, exit_code);
 }
 
 fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t level)
@@ -299,15 +338,19 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->loop = loop;
     d->log.level = level;
     d->log.out = stderr;
-    if (!(d->input = fn_input_new(d)) || !(d->output = fn_output_new(d, on_kafka_down, d)) ||
-        !(d->reload = fn_reload_new(d)) || !(d->store = fn_store_new(d)) ||
+    const fn_host_t host = {loop, &d->cfg, &d->log, &d->stats, host_stop, d};
+    if (!(d->input = fn_input_new(&host)) ||
+        !(d->output = fn_output_new(&host, on_kafka_down, d)) || !(d->reload = fn_reload_new(d)) ||
+        !(d->store = fn_store_new(d)) ||
         !(d->timers = fn_timers_new(d, d->store, d->output, d->input)) ||
-        !(d->eval = fn_eval_new(d, d->store, d->output, d->input))) {
+        !(d->eval = fn_eval_new(d, d->store, d->output, d->input)) ||
+        !(d->http = fn_http_new(loop, &d->log, fill_status, d))) {
         fn_input_free(d->input);
         fn_output_free(d->output);
         fn_reload_free(d->reload);
         fn_store_free(d->store);
         fn_timers_free(d->timers);
+        fn_eval_free(d->eval);
         free(d);
         return NULL;
     }
@@ -334,8 +377,8 @@ int fn_daemon_run(fn_daemon_t *d)
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
     if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d->eval) ||
-        fn_timers_start(d->timers) || fn_http_start(d) || fn_output_start(d->output) ||
-        start_store(d) || start_input(d)) {
+        fn_timers_start(d->timers) || fn_http_start(d->http, d->cfg->http_listen) ||
+        fn_output_start(d->output) || start_store(d) || start_input(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
     } else {
@@ -362,6 +405,7 @@ void fn_daemon_free(fn_daemon_t *d)
     fn_timers_free(d->timers); /* after the store and the producer: their last callbacks */
     fn_eval_free(d->eval);
     fn_reload_free(d->reload);
+    fn_http_free(d->http);
     free(d->stats.trans_by_funnel);
     free(d->stats.trig_by_funnel);
     fn_config_free(d->cfg);

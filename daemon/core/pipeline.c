@@ -128,19 +128,6 @@ static void count_transition(fn_daemon_t *d, const fn_funnel_t *f, char op)
     uint64_t *row = funnel_counters(d, f);
     if (row)
         row[op == 'C' ? 1 : op == 'L' ? 2 : 0]++;
-    switch (op) {
-    case 'B':
-        d->stats.by_type[1]++;
-        break;
-    case 'C':
-        d->stats.by_type[2]++;
-        break;
-    case 'L':
-        d->stats.by_type[3]++;
-        break;
-    default:
-        d->stats.by_type[0]++;
-    }
 }
 
 static void produce_output(fn_daemon_t *d, fn_msg_t *m)
@@ -217,8 +204,6 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     case FN_STEP_ERASED:
         break;
     }
-    if (res.replay)
-        d->stats.replays++;
     unsigned shard = fn_step_shard(d->cfg, m->lead_hash);
     if (res.armed_due)
         fn_timers_armed(d->timers, m->part, shard, res.armed_due);
@@ -237,7 +222,6 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     int64_t now = fn_now_ms();
     size_t n = 0;
     if (res.status == FN_STEP_ERASED) {
-        d->stats.erased++;
         for (size_t i = 0; i < cfg->n_funnels; i++, n++) {
             const fn_funnel_t *f = &cfg->funnels[i];
             if (fn_emit_erased(fn_output_buf(d->output), &m->ev, f, res.at, now))

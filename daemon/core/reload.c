@@ -79,7 +79,6 @@ void fn_reload_request(fn_reload_t *r)
     }
     fn_config_t *cfg = fn_config_load(r->config_path, err, sizeof err);
     if (!cfg) {
-        d->stats.reloads_rejected++;
         fn_log(&d->log, FN_LOG_ERROR, "reload",
                "SIGHUP: %s: %s; keeping the running configuration (generation %lld)",
                r->config_path, err, (long long)d->config_generation);
@@ -87,7 +86,6 @@ void fn_reload_request(fn_reload_t *r)
     }
     const char *field = fn_reload_immutable_diff(d->cfg, cfg);
     if (field) {
-        d->stats.reloads_rejected++;
         fn_log(&d->log, FN_LOG_ERROR, "reload",
                "SIGHUP: %s: %s: cannot change on a reload (restart to change it); keeping the "
                "running configuration (generation %lld)",

@@ -11,7 +11,7 @@
  * Nor may clients that hold connections without finishing a request lock out the probes
  * (/healthz, /readyz): an orchestrator would restart a healthy daemon. So a connection that
  * arrives at the limit evicts the oldest one whose request is still unanswered (the daemon
- * keeps those, oldest first, in d->http_oldest..http_newest), and is only refused when every
+ * keeps those, oldest first, in h->oldest..newest), and is only refused when every
  * open connection is already sending its answer, which takes at most TIMEOUT_MS. A probe
  * sends its request as soon as it connects, so to starve it a client must open MAX_CONNS
  * connections in the moment before that request is read, not merely hold them.
@@ -23,38 +23,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "funneld/daemon.h"
-#include "funneld/store.h"
+#include "funneld/http.h"
 
 #define MAX_CONNS 64
 #define REQ_MAX 8192
 #define TIMEOUT_MS 5000
 
+/* The endpoint's context (http.h). */
+struct fn_http {
+    uv_loop_t *loop;
+    fn_log_t *log;
+    fn_status_cb *status; /* fills the view a request reads */
+    void *status_data;
+    uv_tcp_t server;
+    bool started;                      /* server initialised: close must close it */
+    size_t conns;                      /* open connections, at most MAX_CONNS */
+    struct http_conn *oldest, *newest; /* those not answered yet, by age */
+};
+
 typedef struct http_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t write;
-    fn_daemon_t *d;
+    fn_http_t *h;
     fn_buf_t out;
     size_t len;
     int open_handles;
     bool answered;
-    bool counted;   /* one of d->http_conns: admitted and not closing */
+    bool counted;   /* one of h->conns: admitted and not closing */
     bool head_only; /* a HEAD request: the answer has no body */
-    /* among the unanswered connections (d->http_oldest..http_newest), while unanswered */
+    /* among the unanswered connections (h->oldest..newest), while unanswered */
     struct http_conn *older, *newer;
     char req[REQ_MAX];
 } http_conn_t;
 
-bool fn_http_ready(const fn_daemon_t *d)
+static void on_closed(uv_handle_t *handle)
 {
-    return fn_input_joined(d->input) && fn_store_up(d->store) && fn_input_kafka_up(d->input) &&
-           !d->stopping;
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    http_conn_t *c = h->data;
+    http_conn_t *c = handle->data;
     if (--c->open_handles == 0) {
         fn_buf_free(&c->out);
         free(c);
@@ -63,30 +68,30 @@ static void on_closed(uv_handle_t *h)
 
 static void unanswered_add(http_conn_t *c)
 {
-    fn_daemon_t *d = c->d;
-    c->older = d->http_newest;
+    fn_http_t *h = c->h;
+    c->older = h->newest;
     c->newer = NULL;
-    if (d->http_newest)
-        d->http_newest->newer = c;
+    if (h->newest)
+        h->newest->newer = c;
     else
-        d->http_oldest = c;
-    d->http_newest = c;
+        h->oldest = c;
+    h->newest = c;
 }
 
 /* c is answered or closing: it can no longer be evicted. */
 static void unanswered_remove(http_conn_t *c)
 {
-    fn_daemon_t *d = c->d;
+    fn_http_t *h = c->h;
     if (!c->counted || c->answered)
         return; /* never added, or already removed */
     if (c->older)
         c->older->newer = c->newer;
     else
-        d->http_oldest = c->newer;
+        h->oldest = c->newer;
     if (c->newer)
         c->newer->older = c->older;
     else
-        d->http_newest = c->older;
+        h->newest = c->older;
     c->older = c->newer = NULL;
 }
 
@@ -96,7 +101,7 @@ static void conn_close(http_conn_t *c)
         unanswered_remove(c);
         if (c->counted) {
             c->counted = false;
-            c->d->http_conns--;
+            c->h->conns--;
         }
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         uv_timer_stop(&c->timer);
@@ -140,7 +145,6 @@ static void answer_text(http_conn_t *c, int code, const char *reason, const char
 
 static void route(http_conn_t *c)
 {
-    fn_daemon_t *d = c->d;
     char method[8] = "", path[64] = "";
     if (sscanf(c->req, "%7s %63s HTTP/1.", method, path) != 2) {
         answer_text(c, 400, "Bad Request", "bad request\n");
@@ -156,15 +160,19 @@ static void route(http_conn_t *c)
         answer_text(c, 200, "OK", "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
         char why[160];
-        bool ready = fn_http_ready(d);
+        fn_status_t st = {0};
+        c->h->status(c->h->status_data, &st);
+        bool ready = fn_status_ready(&st);
         snprintf(why, sizeof why, "%s: partitions %s, redis %s, kafka %s%s\n",
-                 ready ? "ready" : "not ready", fn_input_joined(d->input) ? "assigned" : "not yet",
-                 fn_store_up(d->store) ? "up" : "down", fn_input_kafka_up(d->input) ? "up" : "down",
-                 d->stopping ? ", stopping" : "");
+                 ready ? "ready" : "not ready", st.joined ? "assigned" : "not yet",
+                 st.redis_up ? "up" : "down", st.kafka_up ? "up" : "down",
+                 st.stopping ? ", stopping" : "");
         answer_text(c, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", why);
     } else if (strcmp(path, "/metrics") == 0) {
         fn_buf_t body = {0};
-        if (fn_metrics_render(d, &body))
+        fn_status_t st = {0};
+        c->h->status(c->h->status_data, &st);
+        if (fn_metrics_render(&st, &body))
             answer_text(c, 500, "Internal Server Error", "out of memory\n");
         else
             answer(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.data, body.len);
@@ -174,9 +182,9 @@ static void route(http_conn_t *c)
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
-    http_conn_t *c = h->data;
+    http_conn_t *c = handle->data;
     /* Never more than the room left: the request buffer is the whole budget. */
     *buf = uv_buf_init(c->req + c->len, (unsigned)(REQ_MAX - 1 - c->len));
 }
@@ -205,39 +213,50 @@ static void on_timeout(uv_timer_t *t)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    fn_daemon_t *d = server->data;
+    fn_http_t *h = server->data;
     if (status < 0)
         return;
     http_conn_t *c = calloc(1, sizeof *c);
     if (!c)
         return;
-    c->d = d;
-    uv_tcp_init(d->loop, &c->tcp);
-    uv_timer_init(d->loop, &c->timer);
+    c->h = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    uv_timer_init(h->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
-    if (d->http_conns >= MAX_CONNS) {
-        if (!d->http_oldest) {
+    if (h->conns >= MAX_CONNS) {
+        if (!h->oldest) {
             conn_close(c); /* every slot is sending its answer: closed at once, nothing read */
             return;
         }
-        conn_close(d->http_oldest);
+        conn_close(h->oldest);
     }
-    assert(d->http_conns < MAX_CONNS);
+    assert(h->conns < MAX_CONNS);
     c->counted = true;
-    d->http_conns++;
+    h->conns++;
     unanswered_add(c);
     uv_timer_start(&c->timer, on_timeout, TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-int fn_http_start(fn_daemon_t *d)
+fn_http_t *fn_http_new(uv_loop_t *loop, fn_log_t *log, fn_status_cb *status, void *data)
 {
-    const char *listen = d->cfg->http_listen;
+    fn_http_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->loop = loop;
+    h->log = log;
+    h->status = status;
+    h->status_data = data;
+    return h;
+}
+
+int fn_http_start(fn_http_t *h, const char *listen)
+{
     const char *colon = strrchr(listen, ':');
     char host[256];
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
@@ -250,24 +269,24 @@ int fn_http_start(fn_daemon_t *d)
     struct sockaddr_storage addr;
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {
-        fn_log(&d->log, FN_LOG_ERROR, "http", "http.listen: %s is not an IP address", host);
+        fn_log(h->log, FN_LOG_ERROR, "http", "http.listen: %s is not an IP address", host);
         return FN_ERR;
     }
-    uv_tcp_init(d->loop, &d->http);
-    d->http.data = d;
-    d->http_started = true;
-    int rc = uv_tcp_bind(&d->http, (const struct sockaddr *)&addr, 0);
+    uv_tcp_init(h->loop, &h->server);
+    h->server.data = h;
+    h->started = true;
+    int rc = uv_tcp_bind(&h->server, (const struct sockaddr *)&addr, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&d->http, 128, on_connection);
+        rc = uv_listen((uv_stream_t *)&h->server, 128, on_connection);
     if (rc != 0) {
-        fn_log(&d->log, FN_LOG_ERROR, "http", "http.listen %s: %s", listen, uv_strerror(rc));
+        fn_log(h->log, FN_LOG_ERROR, "http", "http.listen %s: %s", listen, uv_strerror(rc));
         return FN_ERR;
     }
     struct sockaddr_storage bound;
     int blen = sizeof bound;
     char ip[64] = "?";
     int bport = port;
-    if (uv_tcp_getsockname(&d->http, (struct sockaddr *)&bound, &blen) == 0) {
+    if (uv_tcp_getsockname(&h->server, (struct sockaddr *)&bound, &blen) == 0) {
         if (bound.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof ip);
             bport = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
@@ -277,12 +296,17 @@ int fn_http_start(fn_daemon_t *d)
         }
     }
     /* port 0 picks a free one; the log says which */
-    fn_log(&d->log, FN_LOG_INFO, "http", "serving /metrics, /healthz, /readyz on %s:%d", ip, bport);
+    fn_log(h->log, FN_LOG_INFO, "http", "serving /metrics, /healthz, /readyz on %s:%d", ip, bport);
     return FN_OK;
 }
 
-void fn_http_close(fn_daemon_t *d)
+void fn_http_close(fn_http_t *h)
 {
-    if (d->http_started && !uv_is_closing((uv_handle_t *)&d->http))
-        uv_close((uv_handle_t *)&d->http, NULL);
+    if (h && h->started && !uv_is_closing((uv_handle_t *)&h->server))
+        uv_close((uv_handle_t *)&h->server, NULL);
+}
+
+void fn_http_free(fn_http_t *h)
+{
+    free(h);
 }

@@ -1,33 +1,14 @@
 /*
  * metrics.c — the Prometheus text of GET /metrics (names, types and labels as in
  * deploy/prometheus/METRICS.md) and the librdkafka statistics it takes lag and broker state
- * from. Label values come from the config or fixed lists, never from input data.
+ * from, all read from the status view (status.h). Label values come from the config or fixed
+ * lists, never from input data.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "funneld/daemon.h"
-#include "funneld/store.h"
-#include "funneld/timers.h"
-
-static const double bounds[FN_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                               0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-
-double fn_hist_bound(int i)
-{
-    return bounds[i];
-}
-
-void fn_hist_observe(fn_hist_t *h, double seconds)
-{
-    int i = 0;
-    while (i < FN_HIST_BUCKETS && seconds > bounds[i])
-        i++;
-    h->bucket[i]++;
-    h->sum += seconds;
-    h->count++;
-}
+#include "funneld/status.h"
 
 static int head(fn_buf_t *b, const char *name, const char *type, const char *help)
 {
@@ -41,7 +22,7 @@ static int hist(fn_buf_t *b, const char *name, const char *help, const fn_hist_t
     uint64_t cum = 0;
     for (int i = 0; i < FN_HIST_BUCKETS; i++) {
         cum += h->bucket[i];
-        if (fn_buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+        if (fn_buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, fn_hist_bound(i),
                            (unsigned long long)cum))
             return FN_ERR;
     }
@@ -50,12 +31,17 @@ static int hist(fn_buf_t *b, const char *name, const char *help, const fn_hist_t
                           (unsigned long long)h->count);
 }
 
-static int per_topic(const fn_daemon_t *d, fn_buf_t *b)
+bool fn_status_ready(const fn_status_t *s)
 {
-    const fn_config_t *cfg = d->cfg;
+    return s->joined && s->redis_up && s->kafka_up && !s->stopping;
+}
+
+static int per_topic(const fn_status_t *st, fn_buf_t *b)
+{
+    const fn_config_t *cfg = st->cfg;
     for (size_t i = 0; i < cfg->n_input_topics; i++) {
         uint64_t n = 0;
-        for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
+        for (const fn_partition_t *p = st->partitions; p; p = p->next)
             if (strcmp(p->topic, cfg->input_topics[i]) == 0)
                 n += p->consumed;
         if (fn_buf_appendf(b, "funneld_events_consumed_total{topic=\"%s\"} %llu\n",
@@ -65,7 +51,7 @@ static int per_topic(const fn_daemon_t *d, fn_buf_t *b)
     return FN_OK;
 }
 
-static int produce_failures(const fn_daemon_t *d, fn_buf_t *b)
+static int produce_failures(const fn_status_t *st, fn_buf_t *b)
 {
     if (head(b, "funneld_produce_failures_total", "counter",
              "Outputs given up: refused by the producer (too large, unknown topic, ...) or "
@@ -73,16 +59,15 @@ static int produce_failures(const fn_daemon_t *d, fn_buf_t *b)
         return FN_ERR;
     for (int i = 0; i < FN_OUT_TOPICS; i++)
         if (fn_buf_appendf(b, "funneld_produce_failures_total{topic=\"%s\"} %llu\n",
-                           fn_output_topic(d->cfg, i),
-                           (unsigned long long)d->stats.produce_failed[i]))
+                           st->out_topics[i], (unsigned long long)st->stats->produce_failed[i]))
             return FN_ERR;
     return FN_OK;
 }
 
-int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
+int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
 {
-    const fn_stats_t *s = &d->stats;
-    const fn_config_t *cfg = d->cfg;
+    const fn_stats_t *s = st->stats;
+    const fn_config_t *cfg = st->cfg;
     uint64_t rejected = 0;
     for (int i = 1; i < FN_REJ_COUNT; i++)
         rejected += s->rejected[i];
@@ -90,7 +75,7 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
 
     if (head(b, "funneld_events_consumed_total", "counter",
              "Messages taken from an input topic, valid or not.") ||
-        per_topic(d, b) ||
+        per_topic(st, b) ||
         head(b, "funneld_events_total", "counter", "Finished input messages by outcome.") ||
         fn_buf_appendf(b,
                        "funneld_events_total{outcome=\"transition\"} %llu\n"
@@ -131,7 +116,7 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
                        "funneld_triggers_suppressed_total{reason=\"capped\"} %llu\n",
                        (unsigned long long)s->triggers_opted_out,
                        (unsigned long long)s->triggers_capped) ||
-        produce_failures(d, b) ||
+        produce_failures(st, b) ||
         head(b, "funneld_dlq_total", "counter", "Dead letters acknowledged by Kafka.") ||
         fn_buf_appendf(b, "funneld_dlq_total %llu\n", (unsigned long long)s->dlq_delivered) ||
         hist(b, "funneld_redis_roundtrip_seconds", "One Redis step call, sent to reply.",
@@ -140,39 +125,39 @@ int fn_metrics_render(const fn_daemon_t *d, fn_buf_t *b)
              "One input message from consumed to done (applied, outputs acknowledged).",
              &s->end_to_end) ||
         head(b, "funneld_in_flight", "gauge", "Messages between consume and commit.") ||
-        fn_buf_appendf(b, "funneld_in_flight %zu\n", d->in_flight) ||
+        fn_buf_appendf(b, "funneld_in_flight %zu\n", st->in_flight) ||
         head(b, "funneld_outputs_waiting", "gauge",
              "Outputs of consumed messages waiting for room in the producer's queue.") ||
-        fn_buf_appendf(b, "funneld_outputs_waiting %zu\n", fn_output_waiting(d->output)) ||
+        fn_buf_appendf(b, "funneld_outputs_waiting %zu\n", st->outputs_waiting) ||
         head(b, "funneld_triggers_in_flight", "gauge",
              "Triggers produced and not yet acknowledged by Kafka.") ||
-        fn_buf_appendf(b, "funneld_triggers_in_flight %zu\n", fn_timers_in_flight(d->timers)) ||
+        fn_buf_appendf(b, "funneld_triggers_in_flight %zu\n", st->triggers_in_flight) ||
         head(b, "funneld_consumer_lag", "gauge",
              "Per assigned input partition: high watermark minus next offset to consume."))
         return FN_ERR;
-    for (const fn_partition_t *p = fn_input_partitions(d->input); p; p = p->next)
+    for (const fn_partition_t *p = st->partitions; p; p = p->next)
         if (p->assigned && p->lag >= 0 &&
             fn_buf_appendf(b, "funneld_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
                            p->topic, (int)p->partition, (long long)p->lag))
             return FN_ERR;
     return head(b, "funneld_kafka_up", "gauge", "1 when a broker is reachable.") ||
-                   fn_buf_appendf(b, "funneld_kafka_up %d\n", fn_input_kafka_up(d->input)) ||
+                   fn_buf_appendf(b, "funneld_kafka_up %d\n", st->kafka_up) ||
                    head(b, "funneld_redis_up", "gauge",
                         "1 when Redis is connected and the scripts are loaded.") ||
-                   fn_buf_appendf(b, "funneld_redis_up %d\n", fn_store_up(d->store)) ||
+                   fn_buf_appendf(b, "funneld_redis_up %d\n", st->redis_up) ||
                    head(b, "funneld_redis_data_lost_total", "counter",
                         "Reconnects that found the store's epoch marker gone or changed.") ||
                    fn_buf_appendf(b, "funneld_redis_data_lost_total %llu\n",
-                                  (unsigned long long)d->stats.redis_data_lost) ||
+                                  (unsigned long long)s->redis_data_lost) ||
                    head(b, "funneld_ready", "gauge", "1 when /readyz answers 200.") ||
-                   fn_buf_appendf(b, "funneld_ready %d\n", fn_http_ready(d)) ||
+                   fn_buf_appendf(b, "funneld_ready %d\n", fn_status_ready(st)) ||
                    head(b, "funneld_config_generation", "gauge",
                         "1 at start, +1 for every configuration accepted on SIGHUP.") ||
                    fn_buf_appendf(b, "funneld_config_generation %lld\n",
-                                  (long long)d->config_generation) ||
+                                  (long long)st->config_generation) ||
                    head(b, "funneld_configs_retired", "gauge",
                         "Configurations replaced on SIGHUP and still held by in-flight steps.") ||
-                   fn_buf_appendf(b, "funneld_configs_retired %zu\n", fn_reload_retired(d->reload))
+                   fn_buf_appendf(b, "funneld_configs_retired %zu\n", st->configs_retired)
                ? FN_ERR
                : FN_OK;
 }

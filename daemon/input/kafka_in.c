@@ -32,7 +32,6 @@
 
 #include <jansson.h>
 
-#include "funneld/daemon.h"
 #include "funneld/input.h"
 #include "funneld/kafka_bridge.h"
 #include "funneld/kafka_common.h"
@@ -53,7 +52,7 @@
 
 struct fn_input {
     fn_kafka_client_t kc; /* first: the consumer's opaque (kafka_common.h) */
-    fn_daemon_t *d;       /* for its loop, cfg, log, stats and message bookkeeping */
+    fn_host_t host;       /* the loop, config, log and the stop on a fatal error */
     fn_input_cbs_t cb;
     rd_kafka_t *consumer;
     fn_kafka_bridge_t bridge; /* wakes the loop for the consumer queue */
@@ -139,7 +138,7 @@ static void commit_sync(fn_input_t *in, rd_kafka_topic_partition_list_t *l)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(in->consumer);
     if (!q) {
-        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "commit: out of memory");
+        fn_log(in->host.log, FN_LOG_ERROR, "kafka", "commit: out of memory");
         return;
     }
     rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->consumer, l, q, NULL, NULL);
@@ -149,7 +148,7 @@ static void commit_sync(fn_input_t *in, rd_kafka_topic_partition_list_t *l)
     }
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, COORDINATOR_WAIT_MS);
     if (!ev) {
-        fn_log(&in->d->log, FN_LOG_WARN, "kafka",
+        fn_log(in->host.log, FN_LOG_WARN, "kafka",
                "offset commit of %d partition(s) not confirmed within %d ms; not waiting longer "
                "(what it covered may be repeated)",
                l->cnt, COORDINATOR_WAIT_MS);
@@ -174,7 +173,7 @@ static void commit_parts(fn_input_t *in, const rd_kafka_topic_partition_list_t *
     char(*meta)[64] = calloc(n ? (size_t)n : 1, sizeof *meta);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n ? n : 1);
     if (!meta || !l) {
-        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "commit: out of memory");
+        fn_log(in->host.log, FN_LOG_ERROR, "kafka", "commit: out of memory");
         goto done;
     }
     for (fn_partition_t *p = in->partitions; p; p = p->next) {
@@ -230,10 +229,10 @@ static void note_commit(fn_input_t *in, rd_kafka_resp_err_t err,
             p->committed = t->offset;
     }
     if (first && (int)first != in->commit_err)
-        fn_log(&in->d->log, FN_LOG_WARN, "kafka", "offset commit failed: %s (retried every %d ms)",
+        fn_log(in->host.log, FN_LOG_WARN, "kafka", "offset commit failed: %s (retried every %d ms)",
                rd_kafka_err2str(first), in->commit_every_ms);
     else if (!first && in->commit_err)
-        fn_log(&in->d->log, FN_LOG_INFO, "kafka", "offset commits succeed again");
+        fn_log(in->host.log, FN_LOG_INFO, "kafka", "offset commits succeed again");
     in->commit_err = (int)first;
 }
 
@@ -257,7 +256,7 @@ static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t
     int restored = 0;
     rd_kafka_resp_err_t e = rd_kafka_committed(in->consumer, c, COORDINATOR_WAIT_MS);
     if (e) {
-        fn_log(&in->d->log, FN_LOG_WARN, "kafka",
+        fn_log(in->host.log, FN_LOG_WARN, "kafka",
                "cannot read the committed offsets (%s): the event clock of %d partition(s) "
                "starts over from their next events",
                rd_kafka_err2str(e), c->cnt);
@@ -276,7 +275,7 @@ static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t
             restored++;
         }
     }
-    fn_log(&in->d->log, FN_LOG_INFO, "kafka",
+    fn_log(in->host.log, FN_LOG_INFO, "kafka",
            "event clock resumed from the commit for %d of %d partition(s)", restored, c->cnt);
 done:
     rd_kafka_topic_partition_list_destroy(c);
@@ -288,10 +287,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     fn_input_t *in = opaque;
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-    fn_log(&in->d->log, FN_LOG_INFO, "kafka", "%s %d partition(s)", assign ? "assigned" : "revoked",
-           parts->cnt);
+    fn_log(in->host.log, FN_LOG_INFO, "kafka", "%s %d partition(s)",
+           assign ? "assigned" : "revoked", parts->cnt);
     if (!assign && err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "rebalance failed: %s", rd_kafka_err2str(err));
+        fn_log(in->host.log, FN_LOG_ERROR, "kafka", "rebalance failed: %s", rd_kafka_err2str(err));
         assign = false;
     }
     /* What is done stays done for the next owner; partitions already lost (the session
@@ -307,14 +306,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
                                      : rd_kafka_incremental_unassign(rk, parts);
         if (e) {
-            fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "incremental rebalance: %s",
+            fn_log(in->host.log, FN_LOG_ERROR, "kafka", "incremental rebalance: %s",
                    rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
     } else {
         rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign ? parts : NULL);
         if (e)
-            fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "assign: %s", rd_kafka_err2str(e));
+            fn_log(in->host.log, FN_LOG_ERROR, "kafka", "assign: %s", rd_kafka_err2str(e));
     }
     if (assign && in->paused)
         rd_kafka_pause_partitions(rk, parts);
@@ -328,7 +327,7 @@ static void on_queued(void *data)
 static void on_fatal(void *data)
 {
     fn_input_t *in = data;
-    fn_daemon_stop(in->d, 1);
+    in->host.stop(in->host.data, 1);
 }
 
 static void on_down(void *data)
@@ -372,14 +371,14 @@ static void on_stats(void *data, const char *text, size_t len)
     json_decref(j);
 }
 
-fn_input_t *fn_input_new(fn_daemon_t *d)
+fn_input_t *fn_input_new(const fn_host_t *host)
 {
     fn_input_t *in = calloc(1, sizeof *in);
     if (!in)
         return NULL;
-    in->d = d;
-    in->kc.log = &d->log;
-    in->kc.cfg = &d->cfg;
+    in->host = *host;
+    in->kc.log = host->log;
+    in->kc.cfg = host->cfg;
     in->kc.on_fatal = on_fatal;
     in->kc.on_down = on_down;
     in->kc.on_stats = on_stats;
@@ -390,7 +389,7 @@ fn_input_t *fn_input_new(fn_daemon_t *d)
 
 int fn_input_start(fn_input_t *in, const fn_input_cbs_t *cb)
 {
-    const fn_config_t *cfg = in->d->cfg;
+    const fn_config_t *cfg = *in->host.cfg;
     const fn_kafka_client_t *kc = &in->kc;
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -433,16 +432,16 @@ int fn_input_start(fn_input_t *in, const fn_input_cbs_t *cb)
     in->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!in->consumer) {
         fn_kafka_redact(kc, err, sizeof err);
-        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "cannot create consumer: %s", err);
+        fn_log(in->host.log, FN_LOG_ERROR, "kafka", "cannot create consumer: %s", err);
         goto fail;
     }
     conf = NULL; /* owned by the consumer now */
     rd_kafka_set_log_queue(in->consumer, NULL);
     rd_kafka_poll_set_consumer(in->consumer);
-    int rc = fn_kafka_bridge_start(&in->bridge, in->d->loop,
+    int rc = fn_kafka_bridge_start(&in->bridge, in->host.loop,
                                    rd_kafka_queue_get_consumer(in->consumer), on_queued, in);
     if (rc) {
-        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "consumer queue's wake-up pipe: %s",
+        fn_log(in->host.log, FN_LOG_ERROR, "kafka", "consumer queue's wake-up pipe: %s",
                uv_strerror(rc));
         goto fail;
     }
@@ -453,10 +452,10 @@ int fn_input_start(fn_input_t *in, const fn_input_cbs_t *cb)
     rd_kafka_resp_err_t e = rd_kafka_subscribe(in->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        fn_log(&in->d->log, FN_LOG_ERROR, "kafka", "subscribe: %s", rd_kafka_err2str(e));
+        fn_log(in->host.log, FN_LOG_ERROR, "kafka", "subscribe: %s", rd_kafka_err2str(e));
         return FN_ERR;
     }
-    fn_log(&in->d->log, FN_LOG_INFO, "kafka", "consumer in group %s on %zu topic(s) at %s",
+    fn_log(in->host.log, FN_LOG_INFO, "kafka", "consumer in group %s on %zu topic(s) at %s",
            cfg->group_id, cfg->n_input_topics, cfg->brokers);
     return FN_OK;
 fail:
@@ -467,20 +466,18 @@ fail:
 
 void fn_input_drain(fn_input_t *in)
 {
-    fn_daemon_t *d = in->d;
     if (!in->consumer)
         return;
     /* Bounded batches keep the loop responsive to Redis replies and delivery reports. At the
      * in-flight bound, messages simply stay in librdkafka's local queue (itself bounded by
      * queued.max.messages.kbytes); the tick pauses the partitions if that lasts. */
     for (int n = 0; n < 5000; n++) {
-        if (fn_daemon_full(d) && !in->paused) {
+        size_t msgs, bytes;
+        if (in->cb.full(in->cb.data, &msgs, &bytes) && !in->paused) {
             if (!in->blocked_since) {
                 in->blocked_since = fn_now_ms();
-                d->stats.blocked_count++;
-                fn_log(&d->log, FN_LOG_DEBUG, "kafka",
-                       "in-flight bound reached (%zu, %zu bytes); waiting", d->in_flight,
-                       d->in_flight_bytes);
+                fn_log(in->host.log, FN_LOG_DEBUG, "kafka",
+                       "in-flight bound reached (%zu, %zu bytes); waiting", msgs, bytes);
             }
             return;
         }
@@ -494,11 +491,12 @@ void fn_input_drain(fn_input_t *in)
         }
         if (rkm->err) {
             if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                fn_log(&d->log, FN_LOG_WARN, "kafka", "consume: %s", rd_kafka_message_errstr(rkm));
+                fn_log(in->host.log, FN_LOG_WARN, "kafka", "consume: %s",
+                       rd_kafka_message_errstr(rkm));
             rd_kafka_message_destroy(rkm);
             continue;
         }
-        if (d->stopping) {
+        if (in->cb.stopping(in->cb.data)) {
             /* Not processed, so not committed: the next owner of the partition gets it. */
             rd_kafka_message_destroy(rkm);
             continue;
@@ -525,15 +523,19 @@ void fn_input_set_paused(fn_input_t *in, bool paused)
             rd_kafka_resume_partitions(in->consumer, parts);
         rd_kafka_topic_partition_list_destroy(parts);
     }
-    if (paused)
-        in->d->stats.paused_count++;
-    fn_log(&in->d->log, FN_LOG_DEBUG, "kafka", "%s consumption (%zu in flight)",
-           paused ? "paused" : "resumed", in->d->in_flight);
+    size_t msgs = 0, bytes = 0;
+    if (in->cb.full)
+        in->cb.full(in->cb.data, &msgs, &bytes);
+    fn_log(in->host.log, FN_LOG_DEBUG, "kafka", "%s consumption (%zu in flight)",
+           paused ? "paused" : "resumed", msgs);
 }
 
 void fn_input_tick(fn_input_t *in)
 {
-    if (!fn_daemon_full(in->d)) {
+    if (!in->consumer)
+        return; /* not started, or failed to: nothing to pause, drain or commit */
+    size_t msgs, bytes;
+    if (!in->cb.full(in->cb.data, &msgs, &bytes)) {
         in->blocked_since = 0;
         if (in->paused)
             fn_input_set_paused(in, false);

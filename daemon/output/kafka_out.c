@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "funneld/daemon.h"
 #include "funneld/kafka_bridge.h"
 #include "funneld/kafka_common.h"
 #include "funneld/output.h"
@@ -75,7 +74,7 @@ typedef struct fn_out_wait {
 
 struct fn_output {
     fn_kafka_client_t kc; /* first: the producer's opaque (kafka_common.h) */
-    fn_daemon_t *d;       /* for its loop, cfg, log and stats */
+    fn_host_t host;       /* the loop, config, log, stats and the stop on a fatal error */
     rd_kafka_t *producer;
     fn_kafka_bridge_t bridge; /* wakes the loop for delivery reports */
     fn_buf_t buf;             /* fn_output_buf */
@@ -99,9 +98,7 @@ static rd_kafka_resp_err_t produce_once(fn_output_t *o, const char *topic, const
         o->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)payload, len),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(req), RD_KAFKA_V_END);
-    if (!e)
-        o->d->stats.produced++;
-    else if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         o->refused = true;
     return e;
 }
@@ -115,7 +112,7 @@ static rd_kafka_resp_err_t produce_cut(fn_output_t *o, const char *topic, const 
     rd_kafka_resp_err_t e = produce_once(o, topic, key, *keylen, payload, *len, hdrs, req);
     for (int cuts = 0; too_large(e) && is_dead_letter(hdrs) && cuts < 2; cuts++) {
         size_t cut = dlq_cut(hdrs, *keylen, *len);
-        fn_log(&o->d->log, FN_LOG_WARN, "kafka",
+        fn_log(o->host.log, FN_LOG_WARN, "kafka",
                "dead letter of %zu bytes (key %zu) too large for %s; sending its first %zu", *len,
                *keylen, topic, cut);
         *keylen = *keylen < cut ? *keylen : cut;
@@ -186,11 +183,11 @@ static void flush_waiting(fn_output_t *o)
         if (e) {
             /* Its owner is never done: an input is not committed and is consumed again
              * after the restart. */
-            fn_log(&o->d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s; stopping",
+            fn_log(o->host.log, FN_LOG_ERROR, "kafka", "produce to %s: %s; stopping",
                    w->topic_and_data, rd_kafka_err2str(e));
             if (w->hdrs)
                 rd_kafka_headers_destroy(w->hdrs);
-            fn_daemon_stop(o->d, 1);
+            o->host.stop(o->host.data, 1);
         }
         free(w);
     }
@@ -216,7 +213,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 {
     (void)rk;
     fn_output_t *o = opaque;
-    fn_daemon_t *d = o->d;
     fn_out_req_t *req = rkm->_private;
     const char *topic = rd_kafka_topic_name(rkm->rkt);
     if (rkm->err && o->closing) {
@@ -235,9 +231,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         return;
     }
     if (rkm->err) {
-        d->stats.delivery_retries++;
-        if (d->stats.delivery_retries % 1000 == 1)
-            fn_log(&d->log, FN_LOG_WARN, "kafka", "delivery to %s failed (%s); producing again",
+        o->host.stats->delivery_retries++;
+        if (o->host.stats->delivery_retries % 1000 == 1)
+            fn_log(o->host.log, FN_LOG_WARN, "kafka", "delivery to %s failed (%s); producing again",
                    topic, rd_kafka_err2str(rkm->err));
         rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
         if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -256,15 +252,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         if (copy)
             rd_kafka_headers_destroy(copy);
         fn_output_failed(o, topic);
-        fn_log(&d->log, FN_LOG_ERROR, "kafka", "cannot produce again to %s: %s; stopping", topic,
-               rd_kafka_err2str(e));
-        fn_daemon_stop(d, 1);
+        fn_log(o->host.log, FN_LOG_ERROR, "kafka", "cannot produce again to %s: %s; stopping",
+               topic, rd_kafka_err2str(e));
+        o->host.stop(o->host.data, 1);
         return;
     }
-    d->stats.delivered++;
     o->refused = false; /* room again */
-    if (strcmp(topic, d->cfg->topic_dlq) == 0)
-        d->stats.dlq_delivered++;
+    if (strcmp(topic, (*o->host.cfg)->topic_dlq) == 0)
+        o->host.stats->dlq_delivered++;
     if (req)
         req->done(req, FN_OUT_DELIVERED, topic, RD_KAFKA_RESP_ERR_NO_ERROR);
 }
@@ -300,7 +295,7 @@ static bool consumer_only(const char *k)
 static void on_fatal(void *data)
 {
     fn_output_t *o = data;
-    fn_daemon_stop(o->d, 1);
+    o->host.stop(o->host.data, 1);
 }
 
 static void on_down(void *data)
@@ -309,14 +304,14 @@ static void on_down(void *data)
     o->on_down(o->down_data);
 }
 
-fn_output_t *fn_output_new(fn_daemon_t *d, void (*on_down_cb)(void *data), void *data)
+fn_output_t *fn_output_new(const fn_host_t *host, void (*on_down_cb)(void *data), void *data)
 {
     fn_output_t *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
-    o->d = d;
-    o->kc.log = &d->log;
-    o->kc.cfg = &d->cfg;
+    o->host = *host;
+    o->kc.log = host->log;
+    o->kc.cfg = host->cfg;
     o->kc.on_fatal = on_fatal;
     o->kc.on_down = on_down;
     o->kc.data = o;
@@ -328,7 +323,7 @@ fn_output_t *fn_output_new(fn_daemon_t *d, void (*on_down_cb)(void *data), void 
 
 int fn_output_start(fn_output_t *o)
 {
-    const fn_config_t *cfg = o->d->cfg;
+    const fn_config_t *cfg = *o->host.cfg;
     const fn_kafka_client_t *kc = &o->kc;
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -359,14 +354,14 @@ int fn_output_start(fn_output_t *o)
     o->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!o->producer) {
         fn_kafka_redact(kc, err, sizeof err);
-        fn_log(&o->d->log, FN_LOG_ERROR, "kafka", "cannot create producer: %s", err);
+        fn_log(o->host.log, FN_LOG_ERROR, "kafka", "cannot create producer: %s", err);
         goto fail;
     }
     rd_kafka_set_log_queue(o->producer, NULL);
-    int rc = fn_kafka_bridge_start(&o->bridge, o->d->loop, rd_kafka_queue_get_main(o->producer),
+    int rc = fn_kafka_bridge_start(&o->bridge, o->host.loop, rd_kafka_queue_get_main(o->producer),
                                    on_queued, o);
     if (rc) {
-        fn_log(&o->d->log, FN_LOG_ERROR, "kafka", "producer queue's wake-up pipe: %s",
+        fn_log(o->host.log, FN_LOG_ERROR, "kafka", "producer queue's wake-up pipe: %s",
                uv_strerror(rc));
         return FN_ERR;
     }
@@ -416,7 +411,7 @@ int fn_output_produce(fn_output_t *o, fn_out_req_t *req, const char *topic, cons
     if (!e)
         return FN_OK;
     fn_output_failed(o, topic);
-    fn_log(&o->d->log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
+    fn_log(o->host.log, FN_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
     if (hdrs)
         rd_kafka_headers_destroy(hdrs);
     return FN_ERR;
@@ -434,8 +429,8 @@ const char *fn_output_topic(const fn_config_t *cfg, int i)
 void fn_output_failed(fn_output_t *o, const char *topic)
 {
     for (int i = 0; i < FN_OUT_TOPICS; i++)
-        if (strcmp(topic, fn_output_topic(o->d->cfg, i)) == 0) {
-            o->d->stats.produce_failed[i]++;
+        if (strcmp(topic, fn_output_topic(*o->host.cfg, i)) == 0) {
+            o->host.stats->produce_failed[i]++;
             return;
         }
 }
@@ -471,7 +466,7 @@ void fn_output_close(fn_output_t *o)
     flush_waiting(o);
     rd_kafka_resp_err_t e = rd_kafka_flush(o->producer, 10000);
     if (e)
-        fn_log(&o->d->log, FN_LOG_WARN, "kafka",
+        fn_log(o->host.log, FN_LOG_WARN, "kafka",
                "flush: %s (%d message(s) not delivered; their "
                "inputs were not committed)",
                rd_kafka_err2str(e), rd_kafka_outq_len(o->producer));

@@ -127,11 +127,9 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
         redisAsyncDisconnect(ac);
         return;
     }
-    s->d->stats.redis_replies++;
     s->redis_progress_ms = fn_now_ms();
     fn_hist_observe(&s->d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
     if (reply->type == REDIS_REPLY_ERROR) {
-        s->d->stats.redis_errors++;
         if (!fn_store_transient(reply->str)) {
             /* The step itself fails, and is dead-lettered at once, never retried: the script
              * is deterministic, so a retry fails the same way. step.lua checks what could fail
@@ -397,7 +395,6 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK || s->redis_wait.len)
         fn_log(&s->d->log, FN_LOG_WARN, "redis", "disconnected (%s), %zu step(s) to re-send",
                ac->errstr[0] ? ac->errstr : "closed", s->redis_wait.len);
-    s->d->stats.redis_reconnects++;
     schedule_reconnect(s);
 }
 

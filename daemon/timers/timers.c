@@ -181,7 +181,6 @@ void fn_timers_emit(fn_timers_t *tm, unsigned shard, const char *entry, size_t l
     fn_trigger_t t;
     char err[128];
     if (!entry || fn_trigger_parse(entry, len, &t, err, sizeof err)) {
-        tm->d->stats.timer_errors++;
         fn_log(&tm->d->log, FN_LOG_ERROR, "timers", "shard %u: %s; left in the outbox", shard,
                entry ? err : "entry is not a string");
         return;
@@ -225,7 +224,6 @@ void fn_timers_emit(fn_timers_t *tm, unsigned shard, const char *entry, size_t l
     }
     hold(tm, o);
     tm->triggers_in_flight++;
-    tm->d->stats.triggers_emitted++;
     if (f && tm->d->stats.trig_by_funnel)
         tm->d->stats.trig_by_funnel[f - tm->d->cfg->funnels][ri]++;
 }
@@ -248,7 +246,6 @@ static void on_fire_reply(void *priv, const redisReply *reply)
         if (q->tp)
             q->tp->next_due[q->shard] = DUE_UNKNOWN;
         if (reply) {
-            tm->d->stats.timer_errors++;
             bool noscript =
                 reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
             fn_log(&tm->d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers", "fire failed: %s",
@@ -510,7 +507,6 @@ static void on_trigger_done(fn_out_req_t *req, fn_out_status_t status, const cha
     }
     unhold(tm, o);
     tm->triggers_in_flight--;
-    tm->d->stats.triggers_delivered++;
     /* Redis away: the entry is cleared when it is back, rather than delivered again when
      * its lease runs out. */
     if (!clear_entry(tm, o))

@@ -17,6 +17,8 @@
 #define FN_MAX_FUNNELS 64 /* funnels in one config: one step carries them all */
 #define FN_MAX_RULES 32   /* retarget rules per funnel */
 #define FN_NAME_MAX 64
+/* The output topics (transitions, retargeting, bottlenecks, snapshots, dlq): output.h. */
+#define FN_OUT_TOPICS 5
 
 /* Wall-clock time in epoch milliseconds. */
 int64_t fn_now_ms(void);

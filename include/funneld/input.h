@@ -13,6 +13,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "funneld/host.h"
 #include "funneld/msg.h"
 
 typedef struct fn_input fn_input_t;
@@ -23,11 +24,18 @@ typedef struct fn_input_cbs {
     void (*on_message)(void *data, fn_partition_t *p, rd_kafka_message_t *rkm);
     /* p was assigned (or revoked): its clock and what is known of its timers start over. */
     void (*on_partition)(void *data, fn_partition_t *p, bool assigned);
+    /* Whether the in-flight bound holds consumption; *msgs and *bytes are what is in flight
+     * (for the log). */
+    bool (*full)(void *data, size_t *msgs, size_t *bytes);
+    /* A graceful stop began: what is consumed now is destroyed unprocessed (not committed,
+     * so the partition's next owner gets it). */
+    bool (*stopping)(void *data);
     void *data;
 } fn_input_cbs_t;
 
-/* The input of daemon d, not started; NULL when out of memory. Freed by fn_input_free. */
-fn_input_t *fn_input_new(fn_daemon_t *d);
+/* An input, not started, lent host (copied); NULL when out of memory. Freed by
+ * fn_input_free. */
+fn_input_t *fn_input_new(const fn_host_t *host);
 /* Creates the consumer and subscribes to the input topics; cb (copied) receives what it
  * consumes. FN_ERR (logged) leaves what was set up for fn_input_close. */
 int fn_input_start(fn_input_t *in, const fn_input_cbs_t *cb);

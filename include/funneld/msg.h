@@ -103,8 +103,6 @@ typedef struct fn_msg_queue {
 #define FN_IN_FLIGHT_BYTES_MAX (16u << 20)
 
 fn_msg_t *fn_msg_new(fn_daemon_t *d);
-/* At the in-flight bound (messages or bytes): consumption waits. */
-bool fn_daemon_full(const fn_daemon_t *d);
 /* m no longer holds its input and event: its bytes stop counting against the bound. */
 void fn_msg_uncharge(fn_daemon_t *d, fn_msg_t *m);
 /* The log context of m: its topic, partition, offset and (when decoded) lead key hash,

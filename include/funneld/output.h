@@ -18,13 +18,8 @@
 
 #include "funneld/common.h"
 #include "funneld/config.h"
-
-typedef struct fn_daemon fn_daemon_t;
+#include "funneld/host.h"
 typedef struct fn_output fn_output_t;
-
-/* The output topics (transitions, retargeting, bottlenecks, snapshots, dlq), as counted by
- * fn_output_failed. */
-#define FN_OUT_TOPICS 5
 
 typedef enum {
     FN_OUT_DELIVERED = 0, /* Kafka acknowledged it */
@@ -52,9 +47,10 @@ struct fn_out_req {
     bool refusable; /* too large is final (FN_OUT_REFUSED) rather than produced again */
 };
 
-/* The output of daemon d, not started; NULL when out of memory. Freed by fn_output_free.
- * on_down(data) is called when the producer finds every broker down (readiness). */
-fn_output_t *fn_output_new(fn_daemon_t *d, void (*on_down)(void *data), void *data);
+/* An output, not started, lent host (copied); NULL when out of memory. Freed by
+ * fn_output_free. on_down(data) is called when the producer finds every broker down
+ * (readiness). */
+fn_output_t *fn_output_new(const fn_host_t *host, void (*on_down)(void *data), void *data);
 /* Creates the producer and wakes the loop for its delivery reports. FN_ERR (logged) leaves
  * what was set up for fn_output_close. */
 int fn_output_start(fn_output_t *o);

@@ -60,6 +60,17 @@ static void on_partition(void *data, fn_partition_t *p, bool assigned)
 {
 }
 
+static bool never_full(void *data, size_t *msgs, size_t *bytes)
+{
+    *msgs = *bytes = 0;
+    return false;
+}
+
+static bool never_stopping(void *data)
+{
+    return false;
+}
+
 static int output_start(fn_daemon_t *d)
 {
     return fn_output_start(d->output);
@@ -72,7 +83,7 @@ static void output_close(fn_daemon_t *d)
 
 static int input_start(fn_daemon_t *d)
 {
-    const fn_input_cbs_t cb = {on_message, on_partition, d};
+    const fn_input_cbs_t cb = {on_message, on_partition, never_full, never_stopping, d};
     return fn_input_start(d->input, &cb);
 }
 

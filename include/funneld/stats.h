@@ -1,0 +1,45 @@
+/*
+ * stats.h — the daemon's counters (fn_stats_t) and latency histograms, for /metrics and the
+ * logs. A module that only counts includes this, not daemon.h; the daemon owns the one
+ * fn_stats_t and lends it to the modules.
+ */
+#ifndef FUNNELD_STATS_H
+#define FUNNELD_STATS_H
+
+#include <stdint.h>
+
+#include "funneld/common.h"
+#include "funneld/event.h"
+
+/* A latency histogram with the buckets of deploy/prometheus/METRICS.md (seconds). */
+#define FN_HIST_BUCKETS 14
+typedef struct fn_hist {
+    uint64_t bucket[FN_HIST_BUCKETS + 1]; /* the last is +Inf */
+    double sum;
+    uint64_t count;
+} fn_hist_t;
+
+/* Counts one observation of `seconds` in h. */
+void fn_hist_observe(fn_hist_t *h, double seconds);
+/* The upper bound of bucket i (i < FN_HIST_BUCKETS), in seconds. */
+double fn_hist_bound(int i);
+
+/* Counters for /metrics and the logs: each is read by metrics.c or a log line. Plain
+ * integers: the loop is single-threaded. */
+typedef struct fn_stats {
+    uint64_t consumed, transitions, touches, duplicates, consents;
+    uint64_t rejected[FN_REJ_COUNT];
+    uint64_t delivery_retries;
+    uint64_t redis_data_lost; /* reconnects that found the store's epoch marker gone/changed */
+    uint64_t triggers_capped, triggers_opted_out;
+    uint64_t triggers_deferred; /* fired, refused by the full producer queue: left in the outbox */
+    uint64_t msgs_transition, dlq_delivered;
+    uint64_t produce_failed[FN_OUT_TOPICS]; /* outputs given up, per fn_output_topic */
+    fn_hist_t redis_rtt, end_to_end;
+    /* per funnel (config order): transitions by type (stage_changed, converted, lost,
+     * lead_erased) and triggers by reason (0 stalled, 1 + rule index) */
+    uint64_t (*trans_by_funnel)[4];
+    uint64_t (*trig_by_funnel)[1 + FN_MAX_RULES];
+} fn_stats_t;
+
+#endif
