@@ -3,7 +3,7 @@
 -- replay (a duplicate never reaches them). Prepended to step.lua at build time, after
 -- sketch.lua. Every key is in the lead's shard ("<prefix>:{<shard>}:", taken from the
 -- counters key), so one step stays in one Redis Cluster slot; readers sum over the shards.
--- needs: keys.lua sketch.lua
+-- needs: sketch.lua
 --
 --   <prefix>:{s}:flow:<funnel>:<hour>  hash, hour = floor(event time / 1 h): "e|<k>" leads
 --     that entered stage k and "a|<k>" leads that advanced from k to a later stage in that

@@ -1,6 +1,6 @@
 -- read.lua — one shard's part of a funnel's analytics, read in one call (funnelctl and the
 -- daemon's snapshot/bottleneck evaluation sum the replies of every shard). Read-only.
--- needs: keys.lua
+-- needs:
 --
 -- KEYS[1] the shard's counters "<prefix>:{<shard>}:stats" (the other keys of the shard are
 --   named from it, as analytics.lua writes them)

@@ -48,37 +48,31 @@
 -- prefix that something other than funneld made of another type; the daemon never retries a
 -- refused step (daemon/state/store.c), so even then nothing is applied twice.
 --
--- Key and lead-hash field names are K's (keys.lua, generated from daemon/state/keys.def).
--- needs: keys.lua timer.lua sketch.lua analytics.lua
+-- K.F_ID and the like are the key and lead-hash field names of daemon/state/keys.def and
+-- the numbers of include/funneld/step.h: the build writes their text in (keys_lua.cmake).
+-- needs: timer.lua sketch.lua analytics.lua
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, leases = KEYS[6], KEYS[7]
 
--- The argument layout, named once. The counts are include/funneld/step.h's (FN_STEP_ARGV_*,
--- through keys.lua); A names the fixed arguments, FARG funnel i's at FA(i, FARG.x), TAIL
--- the arguments after the last funnel at FA(nfun, TAIL.x).
-local A = {NOW = 1, DEDUPE_TTL = 2, LEAD_ID = 3, EVENT_ID = 4, TS = 5, KIND = 6, CHANNEL = 7,
-  TYPE = 8, CAMPAIGN = 9, SOURCE = 10, VALUE = 11, MARKETING = 12, TOKEN = 13, NFUN = 14}
-local FARG = {NAME = 1, STAGES = 2, PLAN = 3, TIMERS = 4}
-local TAIL = {CAPS = 1, BOUND = 2, BREAKDOWN = 3}
-local ARGV_FIXED, ARGV_PER_FUNNEL = K.STEP_ARGV_FIXED, K.STEP_ARGV_PER_FUNNEL
-local ARGV_TAIL = K.STEP_ARGV_TAIL
+-- The argument layout is include/funneld/step.h's: the fixed arguments at its FN_STEP_ARG_
+-- indices, funnel i's at FA(i, an FN_STEP_FARG_ index), the ones after the last funnel at
+-- FA(nfun, an FN_STEP_TAIL_ index).
 
 -- The lead fields a step reads in one HMGET, slot by slot. A touchpoint: TOUCH's fields at
--- CUR.x, then per funnel i its FUNNEL_FIELDS at TOUCH_FUNNEL(i) + CURF.x, then sx and id
--- last. Consent and erasure: OTHER's at CUR_O.x, and for an erasure per funnel i its status
--- and stage at ERASE_FUNNEL(i) + CURF.X / CURF.K.
+-- CUR_x, then per funnel i its FUNNEL_FIELDS at TOUCH_FUNNEL(i) + CURF_x, then sx and id
+-- last. Consent and erasure: id, sx, tn at CUR_O_x (and v for an erasure), then for an
+-- erasure per funnel i its status and stage at ERASE_FUNNEL(i) + CURF_X / CURF_K.
 local TOUCH = {K.F_TS, K.F_VALUE, K.F_VALUE_AT, K.F_FIRST_CH, K.F_FIRST_CP, K.F_FIRST_SRC,
   K.F_FIRST_AT, K.F_LAST_CH, K.F_LAST_CP, K.F_LAST_SRC, K.F_LAST_AT, K.F_CONSENT, K.F_TIMERS_NEXT}
-local CUR = {TS = 1, V = 2, VT = 3, F_CH = 4, F_CP = 5, F_SRC = 6, F_AT = 7, L_CH = 8, L_CP = 9,
-  L_SRC = 10, L_AT = 11, C = 12, TN = 13}
+local CUR_TS, CUR_V, CUR_VT, CUR_F_CH, CUR_F_CP, CUR_F_SRC, CUR_F_AT = 1, 2, 3, 4, 5, 6, 7
+local CUR_L_CH, CUR_L_CP, CUR_L_SRC, CUR_L_AT, CUR_C, CUR_TN = 8, 9, 10, 11, 12, 13
 local FUNNEL_FIELDS = {K.FF_STATUS, K.FF_STAGE, K.FF_ENTERED, K.FF_BEGAN, K.FF_TOUCHES,
   K.FF_TIMER .. 'stalled'}
-local CURF = {X = 1, K = 2, E = 3, B = 4, N = 5, STALLED = 6}
-local function TOUCH_FUNNEL(i) return #TOUCH + #FUNNEL_FIELDS * i end
-local OTHER = {K.F_ID, K.F_SEEN_EXPIRY, K.F_TIMERS_NEXT, K.F_VALUE}
-local CUR_O = {ID = 1, SX = 2, TN = 3, V = 4}
-local function ERASE_FUNNEL(i) return #OTHER + 2 * i end
+local CURF_X, CURF_K, CURF_E, CURF_B, CURF_N, CURF_STALLED = 1, 2, 3, 4, 5, 6
+local function TOUCH_FUNNEL(i) return 13 + 6 * i end
+local CUR_O_ID, CUR_O_SX, CUR_O_TN, CUR_O_V = 1, 2, 3, 4
+local function ERASE_FUNNEL(i) return 4 + 2 * i end
 local ACTIVE, CONVERTED, LOST = K.STATUS_ACTIVE, K.STATUS_CONVERTED, K.STATUS_LOST
 
 local function refuse(what)
@@ -90,38 +84,37 @@ local function is_num(v)
   local x = tonumber(v)
   return x and x == x and x ~= math.huge and x ~= -math.huge
 end
-if A.NFUN ~= ARGV_FIXED then refuse('step.lua does not match FN_STEP_ARGV_FIXED') end
-if not is_int(ARGV[A.NFUN]) then refuse('the funnel count is not an integer') end
-local nfun = tonumber(ARGV[A.NFUN])
-if nfun < 0 or #ARGV ~= ARGV_FIXED + ARGV_PER_FUNNEL * nfun + ARGV_TAIL then
+if not is_int(ARGV[K.STEP_ARG_NFUN]) then refuse('the funnel count is not an integer') end
+local nfun = tonumber(ARGV[K.STEP_ARG_NFUN])
+if nfun < 0 or #ARGV ~= K.STEP_ARGV_FIXED + K.STEP_ARGV_PER_FUNNEL * nfun + K.STEP_ARGV_TAIL then
   refuse(string.format('%d arguments for %d funnels', #ARGV, nfun))
 end
--- ARGV index of argument j (FARG) of funnel i (from 0)
-local function FA(i, j) return ARGV_FIXED + ARGV_PER_FUNNEL * i + j end
-local CAPS_AT, BOUND_AT = FA(nfun, TAIL.CAPS), FA(nfun, TAIL.BOUND)
-local BREAKDOWN_AT = FA(nfun, TAIL.BREAKDOWN)
-for _, j in ipairs({A.NOW, A.DEDUPE_TTL, A.TS, BOUND_AT}) do
+-- ARGV index of argument j of funnel i (from 0)
+local function FA(i, j) return K.STEP_ARGV_FIXED + K.STEP_ARGV_PER_FUNNEL * i + j end
+local CAPS_AT, BOUND_AT = FA(nfun, K.STEP_TAIL_CAPS), FA(nfun, K.STEP_TAIL_BOUND)
+local BREAKDOWN_AT = FA(nfun, K.STEP_TAIL_BREAKDOWN)
+for _, j in ipairs({K.STEP_ARG_NOW, K.STEP_ARG_DEDUPE_TTL, K.STEP_ARG_TS, BOUND_AT}) do
   if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
 end
-local kind = ARGV[A.KIND]
+local kind = ARGV[K.STEP_ARG_KIND]
 if kind ~= 't' and kind ~= 'c' and kind ~= 'e' then refuse('unknown event kind') end
-if ARGV[A.VALUE] ~= '' and not is_num(ARGV[A.VALUE]) then
+if ARGV[K.STEP_ARG_VALUE] ~= '' and not is_num(ARGV[K.STEP_ARG_VALUE]) then
   refuse('the value is not a finite number')
 end
 for i = 0, nfun - 1 do
-  local n = ARGV[FA(i, FARG.STAGES)]
-  if not string.find(ARGV[FA(i, FARG.NAME)], '^[^|]+$') or not is_int(n) or tonumber(n) < 1 then
+  local n = ARGV[FA(i, K.STEP_FARG_STAGES)]
+  if not string.find(ARGV[FA(i, K.STEP_FARG_NAME)], '^[^|]+$') or not is_int(n) or tonumber(n) < 1 then
     refuse('funnel ' .. i .. ' has a malformed name or stage count')
   end
-  local plan = ARGV[FA(i, FARG.PLAN)]
+  local plan = ARGV[FA(i, K.STEP_FARG_PLAN)]
   if plan ~= '' and #plan ~= 2 * (tonumber(n) + 3) then
     refuse('funnel ' .. i .. "'s plan does not match its stage count")
   end
 end
 
-local now, ttl = tonumber(ARGV[A.NOW]), tonumber(ARGV[A.DEDUPE_TTL])
-local lead_id, event_id, ts = ARGV[A.LEAD_ID], ARGV[A.EVENT_ID], tonumber(ARGV[A.TS])
-local token = ARGV[A.TOKEN]
+local now, ttl = tonumber(ARGV[K.STEP_ARG_NOW]), tonumber(ARGV[K.STEP_ARG_DEDUPE_TTL])
+local lead_id, event_id, ts = ARGV[K.STEP_ARG_LEAD_ID], ARGV[K.STEP_ARG_EVENT_ID], tonumber(ARGV[K.STEP_ARG_TS])
+local token = ARGV[K.STEP_ARG_TOKEN]
 
 local function I(n) return string.format('%d', n) end
 
@@ -131,7 +124,7 @@ local fields, cur, stored_id, seen_until
 if kind == 't' then
   fields = {unpack(TOUCH)}
   for i = 0, nfun - 1 do
-    local f = ARGV[FA(i, FARG.NAME)]
+    local f = ARGV[FA(i, K.STEP_FARG_NAME)]
     for _, s in ipairs(FUNNEL_FIELDS) do
       fields[#fields + 1] = f .. s
     end
@@ -143,17 +136,17 @@ if kind == 't' then
 else
   -- tn: for the lead's due timers; an erasure also takes each funnel's position and the value
   -- out of the populations
-  fields = {OTHER[CUR_O.ID], OTHER[CUR_O.SX], OTHER[CUR_O.TN]}
+  fields = {K.F_ID, K.F_SEEN_EXPIRY, K.F_TIMERS_NEXT}
   if kind == 'e' then
-    fields[CUR_O.V] = OTHER[CUR_O.V]
+    fields[CUR_O_V] = K.F_VALUE
     for i = 0, nfun - 1 do
-      local f = ARGV[FA(i, FARG.NAME)]
-      fields[ERASE_FUNNEL(i) + CURF.X] = f .. K.FF_STATUS
-      fields[ERASE_FUNNEL(i) + CURF.K] = f .. K.FF_STAGE
+      local f = ARGV[FA(i, K.STEP_FARG_NAME)]
+      fields[ERASE_FUNNEL(i) + CURF_X] = f .. K.FF_STATUS
+      fields[ERASE_FUNNEL(i) + CURF_K] = f .. K.FF_STAGE
     end
   end
   cur = redis.call('HMGET', lead, unpack(fields))
-  stored_id, seen_until = cur[CUR_O.ID], cur[CUR_O.SX]
+  stored_id, seen_until = cur[CUR_O_ID], cur[CUR_O_SX]
 end
 if stored_id and stored_id ~= lead_id then return {'collision'} end
 
@@ -177,17 +170,17 @@ local function put(k, v) set[#set + 1] = k; set[#set + 1] = v end
 local f_ch, f_cp, f_src, f_at, l_ch, l_cp, l_src, l_at
 if kind == 't' then
   -- A late event never moves the lead backwards in time: "at" is the latest time seen.
-  local prev_ts = tonumber(cur[CUR.TS])
+  local prev_ts = tonumber(cur[CUR_TS])
   at = ts
   if prev_ts and prev_ts > at then at = prev_ts end
 
-  local channel, campaign = ARGV[A.CHANNEL], ARGV[A.CAMPAIGN]
-  local source, value = ARGV[A.SOURCE], ARGV[A.VALUE]
-  set = {K.F_ID, lead_id, K.F_TS, I(at), K.F_LAST_TYPE, ARGV[A.TYPE]}
+  local channel, campaign = ARGV[K.STEP_ARG_CHANNEL], ARGV[K.STEP_ARG_CAMPAIGN]
+  local source, value = ARGV[K.STEP_ARG_SOURCE], ARGV[K.STEP_ARG_VALUE]
+  set = {K.F_ID, lead_id, K.F_TS, I(at), K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]}
 
   -- Attribution by event time: first touch is the earliest event, last touch the latest.
-  f_ch, f_cp, f_src, f_at = cur[CUR.F_CH], cur[CUR.F_CP], cur[CUR.F_SRC], tonumber(cur[CUR.F_AT])
-  l_ch, l_cp, l_src, l_at = cur[CUR.L_CH], cur[CUR.L_CP], cur[CUR.L_SRC], tonumber(cur[CUR.L_AT])
+  f_ch, f_cp, f_src, f_at = cur[CUR_F_CH], cur[CUR_F_CP], cur[CUR_F_SRC], tonumber(cur[CUR_F_AT])
+  l_ch, l_cp, l_src, l_at = cur[CUR_L_CH], cur[CUR_L_CP], cur[CUR_L_SRC], tonumber(cur[CUR_L_AT])
   if not f_at or ts < f_at then
     f_ch, f_cp, f_src, f_at = channel, campaign, source, ts
     put(K.F_FIRST_CH, channel); put(K.F_FIRST_CP, campaign); put(K.F_FIRST_SRC, source)
@@ -198,12 +191,12 @@ if kind == 't' then
     put(K.F_LAST_CH, channel); put(K.F_LAST_CP, campaign); put(K.F_LAST_SRC, source)
     put(K.F_LAST_AT, I(ts))
   end
-  local v = cur[CUR.V]
+  local v = cur[CUR_V]
   if v and v ~= '' and not is_num(v) then
     refuse('lead field ' .. K.F_VALUE .. ' is not a number')
   end
   lead_value = v or ''
-  local vt = tonumber(cur[CUR.VT])
+  local vt = tonumber(cur[CUR_VT])
   if value ~= '' and (not vt or ts >= vt) then
     lead_value = value
     put(K.F_VALUE, value); put(K.F_VALUE_AT, I(ts))
@@ -213,11 +206,11 @@ if kind == 't' then
   moves = {}
   local conv = {}
   for i = 0, nfun - 1 do
-    local f, plan = ARGV[FA(i, FARG.NAME)], ARGV[FA(i, FARG.PLAN)]
-    local n = tonumber(ARGV[FA(i, FARG.STAGES)])
+    local f, plan = ARGV[FA(i, K.STEP_FARG_NAME)], ARGV[FA(i, K.STEP_FARG_PLAN)]
+    local n = tonumber(ARGV[FA(i, K.STEP_FARG_STAGES)])
     local base = TOUCH_FUNNEL(i)
-    local x, k = cur[base + CURF.X], cur[base + CURF.K]
-    local entered, began = tonumber(cur[base + CURF.E]), tonumber(cur[base + CURF.B])
+    local x, k = cur[base + CURF_X], cur[base + CURF_K]
+    local entered, began = tonumber(cur[base + CURF_E]), tonumber(cur[base + CURF_B])
     if x and x ~= ACTIVE and x ~= CONVERTED and x ~= LOST then
       refuse('lead field ' .. f .. K.FF_STATUS .. ' is malformed')
     end
@@ -244,7 +237,7 @@ if kind == 't' then
       end
     end
     local m = {f = f, x = x, k = k, op = op, to = to, from = -1, in_stage = 0, began = began,
-               touches = (tonumber(cur[base + CURF.N]) or 0) + 1}
+               touches = (tonumber(cur[base + CURF_N]) or 0) + 1}
     if op ~= 'T' then
       if x == ACTIVE then m.from = k; m.in_stage = at - entered end
       if m.from < 0 then m.began = at end
@@ -252,7 +245,7 @@ if kind == 't' then
       if op == 'C' then conv[#conv + 1] = m end
     end
 
-    local spec = ARGV[FA(i, FARG.TIMERS)]
+    local spec = ARGV[FA(i, K.STEP_FARG_TIMERS)]
     if spec ~= '' then
       local stale_list, rules = string.match(spec, '^([%d,]*)(.*)$')
       if not stale_list or (string.gsub((string.gsub(rules, '|A%d+:[^|]+', '')), '|U:[^|]+', '')) ~= '' then
@@ -416,15 +409,15 @@ if kind == 'e' then
   -- Timers already due by the erasure's clock fire first, as for any other event: the tick
   -- may fire them before this step runs, so firing them here too is what makes the outcome
   -- the same whatever the timing (and under replay). Every later one is cancelled.
-  fire_due(fire_bound, cur[CUR_O.TN])
+  fire_due(fire_bound, cur[CUR_O_TN])
   timer_cancel_all(nil, 'erased')
   -- Erasure: the lead leaves every funnel's population; anonymous counters stay. Read before
   -- any write (nothing above changes a position); a malformed field is skipped, never a
   -- reason to refuse an erasure.
-  local v = cur[CUR_O.V]
+  local v = cur[CUR_O_V]
   for i = 0, nfun - 1 do
-    local f = ARGV[FA(i, FARG.NAME)]
-    local x, k = cur[ERASE_FUNNEL(i) + CURF.X], cur[ERASE_FUNNEL(i) + CURF.K]
+    local f = ARGV[FA(i, K.STEP_FARG_NAME)]
+    local x, k = cur[ERASE_FUNNEL(i) + CURF_X], cur[ERASE_FUNNEL(i) + CURF_K]
     if (x == ACTIVE or x == CONVERTED) and is_int(k) then
       redis.call('HINCRBY', stats, f .. '|p|' .. k, -1)
       if x == ACTIVE and is_num(v) then
@@ -445,10 +438,10 @@ if kind == 'e' then
 end
 
 if kind == 'c' then
-  fire_due(fire_bound, cur[CUR_O.TN])
+  fire_due(fire_bound, cur[CUR_O_TN])
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
-  if ARGV[A.MARKETING] == '0' then timer_cancel_all(nil, 'opted_out') end
-  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[A.MARKETING]}
+  if ARGV[K.STEP_ARG_MARKETING] == '0' then timer_cancel_all(nil, 'opted_out') end
+  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING]}
   local sx = seen_expiry()
   if sx then cset[5], cset[6] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(cset))
@@ -460,12 +453,12 @@ end
 
 -- cur was read at the top (nothing since touched the lead's hash). Usually nothing is due and
 -- that one read serves; after firing, read again what changed (only timer fields can have).
-if fire_due(fire_bound, cur[CUR.TN]) then cur = redis.call('HMGET', lead, unpack(fields)) end
-lead_tn = tonumber(cur[CUR.TN])
+if fire_due(fire_bound, cur[CUR_TN]) then cur = redis.call('HMGET', lead, unpack(fields)) end
+lead_tn = tonumber(cur[CUR_TN])
 
 -- Weighted pipeline: the sum of the values of the leads active in each stage.
 local abase = analytics_base(stats)
-local oldv, newv = tonumber(cur[CUR.V]) or 0, tonumber(lead_value) or 0
+local oldv, newv = tonumber(cur[CUR_V]) or 0, tonumber(lead_value) or 0
 local function pv_add(f, k, delta)
   redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. I(k), string.format('%.17g', delta))
 end
@@ -535,8 +528,8 @@ for i = 0, nfun - 1 do
   elseif m.stale then
     local nx, nk = x, k
     if op ~= 'T' then nx, nk = ACTIVE, to end
-    local opted_out = cur[CUR.C] == '0'
-    local tv = cur[TOUCH_FUNNEL(i) + CURF.STALLED]
+    local opted_out = cur[CUR_C] == '0'
+    local tv = cur[TOUCH_FUNNEL(i) + CURF_STALLED]
     local stale_ms = 0
     if nx == ACTIVE and not opted_out then stale_ms = m.stale[nk + 1] or 0 end
     if stale_ms > 0 then

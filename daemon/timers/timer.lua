@@ -1,7 +1,7 @@
 -- timer.lua — retargeting timers, shared by step.lua and fire.lua (prepended to each at
--- build time, so both scripts fire a timer the same way). Lead-hash field names come from
--- keys.lua (K, generated from daemon/state/keys.def).
--- needs: keys.lua
+-- build time, so both scripts fire a timer the same way). Lead-hash field names are
+-- written K.F_ID and the like: the build puts in their text from daemon/state/keys.def.
+-- needs:
 --
 -- A pending timer is a zset member "<lead key>|<funnel>|<reason>" (score = due time) in the
 -- zset of the partition whose event armed it, plus the lead hash field "<funnel>|t|<reason>"

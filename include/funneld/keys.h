@@ -59,8 +59,9 @@ void fn_key_eval(char *out, size_t outlen, const char *prefix, const char *funne
 /* A funnel's lead-hash field: "<funnel><suffix>" (suffix one of FN_FF_*). */
 void fn_field_funnel(char *out, size_t outlen, const char *funnel, const char *suffix);
 
-/* The Lua prelude generated from keys.def (local table K), embedded at build time; every
- * script starts with it. */
+/* A script returning {name, text, ...} for every name the Lua scripts may write K.NAME for,
+ * generated from keys.def and step.h and embedded through the same substitution: the test
+ * that C and Lua agree runs it. */
 extern const char fn_lua_keys_src[];
 
 #endif

@@ -34,7 +34,7 @@ typedef struct fn_step_transition {
 /* At most one transition per funnel the step names. */
 #define FN_STEP_MAX_TRANSITIONS FN_MAX_FUNNELS
 
-/* The step's command, word by word (step.lua names the same positions at its top, and
+/* The step's command, word by word (step.lua reads the same positions by these names, and
  * refuses, before touching anything, a command whose length does not match its funnel
  * count): EVALSHA, the digest, the key count, the keys, the fixed arguments (ARGV 1..14,
  * the last being the funnel count), then per funnel its name, stage count, plan and timer
@@ -43,6 +43,34 @@ typedef struct fn_step_transition {
 #define FN_STEP_ARGV_FIXED 14
 #define FN_STEP_ARGV_PER_FUNNEL 4
 #define FN_STEP_ARGV_TAIL 3
+/* The fixed arguments' ARGV indices. The build writes every FN_STEP_ name with a number into
+ * the Lua scripts (K.STEP_ARG_NOW ...), so C and step.lua share this one list. */
+#define FN_STEP_ARG_NOW 1
+#define FN_STEP_ARG_DEDUPE_TTL 2
+#define FN_STEP_ARG_LEAD_ID 3
+#define FN_STEP_ARG_EVENT_ID 4
+#define FN_STEP_ARG_TS 5
+#define FN_STEP_ARG_KIND 6
+#define FN_STEP_ARG_CHANNEL 7
+#define FN_STEP_ARG_TYPE 8
+#define FN_STEP_ARG_CAMPAIGN 9
+#define FN_STEP_ARG_SOURCE 10
+#define FN_STEP_ARG_VALUE 11
+#define FN_STEP_ARG_MARKETING 12
+#define FN_STEP_ARG_TOKEN 13
+#define FN_STEP_ARG_NFUN 14
+/* Funnel i's (from 0) arguments, at FN_STEP_ARGV_FIXED + FN_STEP_ARGV_PER_FUNNEL * i + j. */
+#define FN_STEP_FARG_NAME 1
+#define FN_STEP_FARG_STAGES 2
+#define FN_STEP_FARG_PLAN 3
+#define FN_STEP_FARG_TIMERS 4
+/* The arguments after the last funnel, at the next funnel's place + j. */
+#define FN_STEP_TAIL_CAPS 1
+#define FN_STEP_TAIL_BOUND 2
+#define FN_STEP_TAIL_BREAKDOWN 3
+_Static_assert(FN_STEP_ARG_NFUN == FN_STEP_ARGV_FIXED, "the funnel count ends the fixed arguments");
+_Static_assert(FN_STEP_FARG_TIMERS == FN_STEP_ARGV_PER_FUNNEL, "four arguments per funnel");
+_Static_assert(FN_STEP_TAIL_BREAKDOWN == FN_STEP_ARGV_TAIL, "three arguments after the funnels");
 #define FN_STEP_WORDS(n_funnels)                                                                   \
     (3 + FN_STEP_KEYS + FN_STEP_ARGV_FIXED + FN_STEP_ARGV_PER_FUNNEL * (n_funnels) +               \
      FN_STEP_ARGV_TAIL)
