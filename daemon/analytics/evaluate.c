@@ -46,9 +46,9 @@
 #include <string.h>
 
 #include "funneld/analytics.h"
-#include "funneld/daemon.h"
 #include "funneld/evaluate.h"
 #include "funneld/hash.h"
+#include "funneld/host.h"
 #include "funneld/input.h"
 #include "funneld/judge.h"
 #include "funneld/keys.h"
@@ -90,7 +90,7 @@ typedef struct fn_eval {
 
 /* The evaluation context (evaluate.h). */
 struct fn_eval_ctx {
-    fn_daemon_t *d; /* read: cfg, log, stats */
+    fn_host_t host; /* the loop, the running config, log and counters (a copy) */
     fn_store_t *store;
     fn_output_t *out;
     fn_input_t *input;
@@ -102,6 +102,12 @@ struct fn_eval_ctx {
     uint64_t refused_unlogged;
     bool stopping; /* no evaluation begins any more */
 };
+
+/* The running config (a reload replaces it: never keep a pointer into it). */
+static inline const fn_config_t *running(const fn_eval_ctx_t *v)
+{
+    return *v->host.cfg;
+}
 
 typedef struct eval_reply {
     fn_eval_t *e;
@@ -129,7 +135,7 @@ static void state_key(const fn_config_t *cfg, const char *funnel, char *out, siz
 /* "Now" for evaluations: wall time, or the latest finished event time (event clock). */
 static int64_t eval_clock(const fn_eval_ctx_t *v)
 {
-    if (v->d->cfg->clock == FN_CLOCK_WALL)
+    if (running(v)->clock == FN_CLOCK_WALL)
         return fn_now_ms();
     int64_t now = 0;
     for (const fn_partition_t *p = fn_input_partitions(v->input); p; p = p->next)
@@ -144,7 +150,7 @@ static int64_t eval_clock(const fn_eval_ctx_t *v)
  * otherwise. Past ticks are judged up to here. */
 static int64_t watermark(const fn_eval_ctx_t *v, int64_t clock)
 {
-    if (v->d->cfg->clock == FN_CLOCK_WALL)
+    if (running(v)->clock == FN_CLOCK_WALL)
         return clock;
     int64_t w = clock;
     for (const fn_partition_t *p = fn_input_partitions(v->input); p; p = p->next)
@@ -178,7 +184,7 @@ static void log_refused(fn_eval_ctx_t *v, const char *topic, const char *funnel,
     v->refused_unlogged++;
     if (now - v->refused_logged_ms < 60000)
         return;
-    fn_log(&v->d->log, FN_LOG_ERROR, "analytics",
+    fn_log(v->host.log, FN_LOG_ERROR, "analytics",
            "funnel %s: not produced to %s: %s (%llu such output(s) since the last line; "
            "funneld_produce_failures_total counts them)",
            funnel, topic, why, (unsigned long long)v->refused_unlogged);
@@ -194,7 +200,7 @@ static void log_skipped(fn_eval_ctx_t *v, fn_eval_t *e, const char *why)
     e->skipped_unlogged++;
     if (now - e->skip_logged_ms < 60000)
         return;
-    fn_log(&v->d->log, FN_LOG_WARN, "analytics",
+    fn_log(v->host.log, FN_LOG_WARN, "analytics",
            "funnel %s: evaluation at %lld skipped: %s (%llu tick(s) skipped since the last line)",
            e->f->name, (long long)e->tick, why, (unsigned long long)e->skipped_unlogged);
     e->skip_logged_ms = now;
@@ -265,7 +271,7 @@ static void record(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t tick, char
     char key[128];
     if (!fn_store_connected(v->store))
         return; /* not recorded: the next evaluation decides again */
-    state_key(v->d->cfg, e->f->name, key, sizeof key);
+    state_key(running(v), e->f->name, key, sizeof key);
     char field[16], value[32];
     snprintf(field, sizeof field, "%d", stage);
     snprintf(value, sizeof value, "%lld|%c", (long long)tick, what);
@@ -280,7 +286,7 @@ static void record(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t tick, char
 static void record_announced(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t tick, bool raise)
 {
     char key[128], field[16], was[32], now[32];
-    state_key(v->d->cfg, e->f->name, key, sizeof key);
+    state_key(running(v), e->f->name, key, sizeof key);
     snprintf(field, sizeof field, "%d", stage);
     snprintf(was, sizeof was, "%lld|%c", (long long)tick, raise ? 'p' : 'c');
     snprintf(now, sizeof now, "%lld|a", (long long)tick);
@@ -319,7 +325,7 @@ static void emit_bottleneck(fn_eval_ctx_t *v, fn_eval_t *e, int k, bool raise, i
         return;
     }
     record(v, e, k, tick, raise ? 'p' : 'c');
-    if (produce(v, v->d->cfg->topic_bottlenecks, f->name, o, own))
+    if (produce(v, running(v)->topic_bottlenecks, f->name, o, own))
         e->announcing++;
 }
 
@@ -329,7 +335,7 @@ static void record_judged(fn_eval_ctx_t *v, fn_eval_t *e, int64_t tick)
     char key[128], value[24];
     if (!fn_store_connected(v->store))
         return;
-    state_key(v->d->cfg, e->f->name, key, sizeof key);
+    state_key(running(v), e->f->name, key, sizeof key);
     snprintf(value, sizeof value, "%lld", (long long)tick);
     if (fn_store_callf(v->store, key, on_state_reply, v, "HSET %s %s %s", key, BN_JUDGED, value) ==
         FN_OK)
@@ -388,7 +394,7 @@ static void complete(fn_eval_ctx_t *v, fn_eval_t *e)
     json_decref(body);
     bn_out_t *own = owner_new(v, e, -1, false, e->tick);
     if (own) {
-        produce(v, v->d->cfg->topic_snapshots, f->name, o, own);
+        produce(v, running(v)->topic_snapshots, f->name, o, own);
     } else {
         json_decref(o);
     }
@@ -399,7 +405,7 @@ static void finish_eval(fn_eval_ctx_t *v, fn_eval_t *e)
     if (!e->failed)
         complete(v, e);
     else if (e->again)
-        fn_log(&v->d->log, FN_LOG_INFO, "analytics",
+        fn_log(v->host.log, FN_LOG_INFO, "analytics",
                "funnel %s: evaluation at %lld interrupted; it runs again once Redis is back",
                e->f->name, (long long)e->tick);
     else
@@ -439,11 +445,11 @@ static void on_part(void *priv, const redisReply *reply)
     char err[160];
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         if (reply)
-            fn_log(&v->d->log, FN_LOG_WARN, "analytics", "read: %s", reply->str);
+            fn_log(v->host.log, FN_LOG_WARN, "analytics", "read: %s", reply->str);
         read_failed(v, e, reply);
     } else if (!state) {
         if (fn_analytics_add(&e->st, reply, err, sizeof err)) {
-            fn_log(&v->d->log, FN_LOG_WARN, "analytics", "read: %s", err);
+            fn_log(v->host.log, FN_LOG_WARN, "analytics", "read: %s", err);
             e->failed = true;
         }
     } else if (reply->type == REDIS_REPLY_ARRAY) {
@@ -521,7 +527,7 @@ static void on_lock(void *priv, const redisReply *reply)
  * failure only the outstanding replies are awaited. */
 static void send_reads(fn_eval_ctx_t *v, fn_eval_t *e)
 {
-    int shards = v->d->cfg->redis_shards;
+    int shards = running(v)->redis_shards;
     while (!e->failed && e->pending < EVAL_READS_AT_ONCE && e->next_read <= shards) {
         if (!fn_store_ready(v->store)) {
             read_failed(v, e, NULL); /* the connection went */
@@ -529,13 +535,13 @@ static void send_reads(fn_eval_ctx_t *v, fn_eval_t *e)
         }
         if (e->next_read < shards) {
             fn_analytics_read_args_t args;
-            if (fn_analytics_read_args(v->d->cfg, e->f, &e->st, (unsigned)e->next_read, &args) ||
+            if (fn_analytics_read_args(running(v), e->f, &e->st, (unsigned)e->next_read, &args) ||
                 !send_part(v, e, &args, NULL))
                 e->failed = true;
             fn_analytics_read_args_free(&args);
         } else {
             char key[128];
-            state_key(v->d->cfg, e->f->name, key, sizeof key);
+            state_key(running(v), e->f->name, key, sizeof key);
             if (!send_part(v, e, NULL, key))
                 e->failed = true;
         }
@@ -554,7 +560,7 @@ static int64_t first_judged(const fn_eval_ctx_t *v)
     for (const fn_partition_t *p = fn_input_partitions(v->input); p; p = p->next)
         if (p->assigned && p->clock_from > 0 && p->clock_from < from)
             from = p->clock_from;
-    return v->d->cfg->clock == FN_CLOCK_WALL || from == INT64_MAX ? 1 : from;
+    return running(v)->clock == FN_CLOCK_WALL || from == INT64_MAX ? 1 : from;
 }
 
 /* The tick and mode of e's next evaluation at clock now, or false when none is due: the
@@ -605,7 +611,8 @@ static void next_eval(fn_eval_ctx_t *v, fn_eval_t *e)
         return;
     int64_t every = e->f->bottleneck.evaluate_every_ms;
     char key[180], ttl[24];
-    fn_key_eval(key, sizeof key, v->d->cfg->key_prefix, e->f->name, tick, mode == FN_EVAL_SNAPSHOT);
+    fn_key_eval(key, sizeof key, running(v)->key_prefix, e->f->name, tick,
+                mode == FN_EVAL_SNAPSHOT);
     snprintf(ttl, sizeof ttl, "%lld", (long long)(every * 10 > 60000 ? every * 10 : 60000));
     eval_reply_t *q = malloc(sizeof *q);
     if (!q)
@@ -673,12 +680,13 @@ static void on_out_done(fn_out_req_t *req, fn_out_status_t status, const char *t
         free(o); /* purged at exit: the bottleneck stays unannounced in Redis */
 }
 
-fn_eval_ctx_t *fn_eval_new(fn_daemon_t *d, fn_store_t *store, fn_output_t *out, fn_input_t *input)
+fn_eval_ctx_t *fn_eval_new(const fn_host_t *host, fn_store_t *store, fn_output_t *out,
+                           fn_input_t *input)
 {
     fn_eval_ctx_t *v = calloc(1, sizeof *v);
     if (!v)
         return NULL;
-    v->d = d;
+    v->host = *host;
     v->store = store;
     v->out = out;
     v->input = input;
@@ -688,12 +696,12 @@ fn_eval_ctx_t *fn_eval_new(fn_daemon_t *d, fn_store_t *store, fn_output_t *out, 
 int fn_eval_start(fn_eval_ctx_t *v)
 {
     assert(!v->evals);
-    v->evals = calloc(v->d->cfg->n_funnels, sizeof *v->evals);
+    v->evals = calloc(running(v)->n_funnels, sizeof *v->evals);
     if (!v->evals)
         return FN_ERR;
-    v->n_evals = v->d->cfg->n_funnels;
+    v->n_evals = running(v)->n_funnels;
     for (size_t i = 0; i < v->n_evals; i++)
-        v->evals[i].f = &v->d->cfg->funnels[i];
+        v->evals[i].f = &running(v)->funnels[i];
     return FN_OK;
 }
 

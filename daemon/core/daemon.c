@@ -238,12 +238,28 @@ static void on_store_ready(void *priv)
     fn_timers_on_ready(d->timers);
 }
 
+/* The running config, pinned to m until its record is released (a reload keeps it alive). */
+static const fn_config_t *step_config(void *data, fn_msg_t *m)
+{
+    fn_daemon_t *d = data;
+    fn_reload_hold(d->reload, m);
+    return d->cfg;
+}
+
+static bool store_finished(void *data)
+{
+    const fn_daemon_t *d = data;
+    return d->stopping && !d->in_flight;
+}
+
 static int start_store(fn_daemon_t *d)
 {
     const fn_store_hooks_t hooks = {.priv = d,
                                     .step_reply = on_step_reply,
                                     .step_failed = on_step_failed,
-                                    .ready = on_store_ready};
+                                    .ready = on_store_ready,
+                                    .step_config = step_config,
+                                    .finished = store_finished};
     return fn_store_start(d->store, &hooks);
 }
 
@@ -302,7 +318,7 @@ static void fill_status(void *data, fn_status_t *st)
     st->outputs_waiting = fn_output_waiting(d->output);
     st->triggers_in_flight = fn_timers_in_flight(d->timers);
     st->configs_retired = fn_reload_retired(d->reload);
-    st->config_generation = d->config_generation;
+    st->config_generation = fn_reload_generation(d->reload);
 }
 
 static bool input_full(void *data, size_t *msgs, size_t *bytes)
@@ -340,10 +356,10 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->log.out = stderr;
     const fn_host_t host = {loop, &d->cfg, &d->log, &d->stats, host_stop, d};
     if (!(d->input = fn_input_new(&host)) ||
-        !(d->output = fn_output_new(&host, on_kafka_down, d)) || !(d->reload = fn_reload_new(d)) ||
-        !(d->store = fn_store_new(d)) ||
-        !(d->timers = fn_timers_new(d, d->store, d->output, d->input)) ||
-        !(d->eval = fn_eval_new(d, d->store, d->output, d->input)) ||
+        !(d->output = fn_output_new(&host, on_kafka_down, d)) ||
+        !(d->reload = fn_reload_new(&host, &d->cfg)) || !(d->store = fn_store_new(&host)) ||
+        !(d->timers = fn_timers_new(&host, d->store, d->output, d->input)) ||
+        !(d->eval = fn_eval_new(&host, d->store, d->output, d->input)) ||
         !(d->http = fn_http_new(loop, &d->log, fill_status, d))) {
         fn_input_free(d->input);
         fn_output_free(d->output);
@@ -373,7 +389,6 @@ int fn_daemon_run(fn_daemon_t *d)
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
     uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
     uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
-    d->config_generation = 1;
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
     if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d->eval) ||

@@ -14,14 +14,13 @@
  * released): a daemon reloaded every few minutes for months keeps only the configs its
  * in-flight steps need. Messages are the only holders: the new config is applied between two
  * evaluations, when no analytics request or announcement refers to the old funnels, and
- * everything else (timers, metrics, the producer) reads d->cfg when it runs, never keeping a
- * pointer into it.
+ * everything else (timers, metrics, the producer) reads the running config when it runs, never
+ * keeping a pointer into it.
  */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "funneld/daemon.h"
 #include "funneld/reload.h"
 
 /* A configuration replaced by a reload, kept while steps built with it are in flight. */
@@ -32,20 +31,30 @@ typedef struct fn_retired_cfg {
 } fn_retired_cfg_t;
 
 struct fn_reload {
-    fn_daemon_t *d;           /* whose cfg is replaced */
+    fn_host_t host;           /* log, counters (remapped on a swap), the stop */
+    fn_config_t **running;    /* the slot of the running config, which a swap replaces */
+    int64_t generation;       /* 1 at start, +1 per applied reload */
     char *config_path;        /* owned; re-read on SIGHUP */
     fn_config_t *pending_cfg; /* accepted by a reload, applied once analytics are idle */
-    size_t cfg_users;         /* messages holding d->cfg (fn_msg_t.cfg) */
+    size_t cfg_users;         /* messages holding *running (fn_msg_t.cfg) */
     fn_retired_cfg_t *retired;
     fn_reload_hooks_t hooks; /* the evaluations' part in a swap (reload.h) */
 };
 
-fn_reload_t *fn_reload_new(fn_daemon_t *d)
+fn_reload_t *fn_reload_new(const fn_host_t *host, fn_config_t **running)
 {
     fn_reload_t *r = calloc(1, sizeof *r);
-    if (r)
-        r->d = d;
+    if (!r)
+        return NULL;
+    r->host = *host;
+    r->running = running;
+    r->generation = 1;
     return r;
+}
+
+int64_t fn_reload_generation(const fn_reload_t *r)
+{
+    return r->generation;
 }
 
 void fn_reload_set_hooks(fn_reload_t *r, const fn_reload_hooks_t *hooks)
@@ -71,25 +80,24 @@ const char *fn_reload_immutable_diff(const fn_config_t *a, const fn_config_t *b)
 
 void fn_reload_request(fn_reload_t *r)
 {
-    fn_daemon_t *d = r->d;
     char err[512];
     if (!r->config_path) {
-        fn_log(&d->log, FN_LOG_WARN, "reload", "SIGHUP: no config file to re-read");
+        fn_log(r->host.log, FN_LOG_WARN, "reload", "SIGHUP: no config file to re-read");
         return;
     }
     fn_config_t *cfg = fn_config_load(r->config_path, err, sizeof err);
     if (!cfg) {
-        fn_log(&d->log, FN_LOG_ERROR, "reload",
+        fn_log(r->host.log, FN_LOG_ERROR, "reload",
                "SIGHUP: %s: %s; keeping the running configuration (generation %lld)",
-               r->config_path, err, (long long)d->config_generation);
+               r->config_path, err, (long long)r->generation);
         return;
     }
-    const char *field = fn_reload_immutable_diff(d->cfg, cfg);
+    const char *field = fn_reload_immutable_diff(*r->running, cfg);
     if (field) {
-        fn_log(&d->log, FN_LOG_ERROR, "reload",
+        fn_log(r->host.log, FN_LOG_ERROR, "reload",
                "SIGHUP: %s: %s: cannot change on a reload (restart to change it); keeping the "
                "running configuration (generation %lld)",
-               r->config_path, field, (long long)d->config_generation);
+               r->config_path, field, (long long)r->generation);
         fn_config_free(cfg);
         return;
     }
@@ -114,7 +122,7 @@ size_t fn_reload_users(const fn_reload_t *r)
 }
 
 /* Per-funnel counters follow their funnel by name; new funnels start at 0. */
-static int remap_stats(fn_daemon_t *d, const fn_config_t *old, const fn_config_t *cfg)
+static int remap_stats(fn_stats_t *st, const fn_config_t *old, const fn_config_t *cfg)
 {
     uint64_t(*trans)[4] = calloc(cfg->n_funnels, sizeof *trans);
     uint64_t(*trig)[1 + FN_MAX_RULES] = calloc(cfg->n_funnels, sizeof *trig);
@@ -129,36 +137,35 @@ static int remap_stats(fn_daemon_t *d, const fn_config_t *old, const fn_config_t
         if (!was)
             continue;
         size_t j = (size_t)(was - old->funnels);
-        memcpy(trans[i], d->stats.trans_by_funnel[j], sizeof trans[i]);
-        trig[i][0] = d->stats.trig_by_funnel[j][0];
+        memcpy(trans[i], st->trans_by_funnel[j], sizeof trans[i]);
+        trig[i][0] = st->trig_by_funnel[j][0];
         for (size_t r = 0; r < cfg->funnels[i].n_retarget; r++)
             for (size_t q = 0; q < was->n_retarget; q++)
                 if (strcmp(cfg->funnels[i].retarget[r].name, was->retarget[q].name) == 0)
-                    trig[i][1 + r] = d->stats.trig_by_funnel[j][1 + q];
+                    trig[i][1 + r] = st->trig_by_funnel[j][1 + q];
     }
-    free(d->stats.trans_by_funnel);
-    free(d->stats.trig_by_funnel);
-    d->stats.trans_by_funnel = trans;
-    d->stats.trig_by_funnel = trig;
+    free(st->trans_by_funnel);
+    free(st->trig_by_funnel);
+    st->trans_by_funnel = trans;
+    st->trig_by_funnel = trig;
     return FN_OK;
 }
 
 void fn_reload_apply(fn_reload_t *rl)
 {
-    fn_daemon_t *d = rl->d;
     if (!rl->pending_cfg || (rl->hooks.quiet && !rl->hooks.quiet(rl->hooks.priv)))
         return;
     fn_retired_cfg_t *r = NULL;
     if (rl->cfg_users && !(r = malloc(sizeof *r)))
         return; /* tried again on the next tick */
-    fn_config_t *old = d->cfg, *cfg = rl->pending_cfg;
-    if (remap_stats(d, old, cfg)) {
+    fn_config_t *old = *rl->running, *cfg = rl->pending_cfg;
+    if (remap_stats(rl->host.stats, old, cfg)) {
         free(r);
         return;
     }
     if (rl->hooks.release)
         rl->hooks.release(rl->hooks.priv);
-    d->cfg = cfg;
+    *rl->running = cfg;
     rl->pending_cfg = NULL;
     if (r) {
         r->cfg = old;
@@ -170,19 +177,20 @@ void fn_reload_apply(fn_reload_t *rl)
     }
     rl->cfg_users = 0;
     if (rl->hooks.adopt && rl->hooks.adopt(rl->hooks.priv)) {
-        fn_log(&d->log, FN_LOG_ERROR, "reload", "out of memory; stopping");
-        fn_daemon_stop(d, 1);
+        fn_log(rl->host.log, FN_LOG_ERROR, "reload", "out of memory; stopping");
+        rl->host.stop(rl->host.data, 1);
         return;
     }
-    d->config_generation++;
-    fn_log(&d->log, FN_LOG_INFO, "reload", "configuration generation %lld applied: %zu funnel(s)",
-           (long long)d->config_generation, cfg->n_funnels);
+    rl->generation++;
+    fn_log(rl->host.log, FN_LOG_INFO, "reload",
+           "configuration generation %lld applied: %zu funnel(s)", (long long)rl->generation,
+           cfg->n_funnels);
 }
 
 void fn_reload_hold(fn_reload_t *r, fn_msg_t *m)
 {
     fn_reload_let_go(r, m);
-    m->cfg = r->d->cfg;
+    m->cfg = *r->running;
     r->cfg_users++;
 }
 
@@ -190,7 +198,7 @@ void fn_reload_let_go(fn_reload_t *rl, fn_msg_t *m)
 {
     if (!m->cfg)
         return;
-    if (m->cfg == rl->d->cfg) {
+    if (m->cfg == *rl->running) {
         assert(rl->cfg_users > 0);
         rl->cfg_users--;
     } else {

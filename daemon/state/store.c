@@ -34,7 +34,8 @@
 
 #include "funneld/keys.h"
 #include "funneld/analytics.h"
-#include "funneld/daemon.h"
+#include "funneld/host.h"
+#include "funneld/msg.h"
 #include "funneld/lead_queue.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
@@ -60,7 +61,7 @@ typedef struct store_call {
 } store_call_t;
 
 struct fn_store {
-    fn_daemon_t *d; /* for loop, cfg, log, stats, and the stop and in-flight state */
+    fn_host_t host; /* the loop, config, log, counters and the stop on a fatal error */
     fn_store_hooks_t hooks;
     redisAsyncContext *redis;
     bool redis_ready; /* connected, authenticated, scripts loaded */
@@ -123,12 +124,12 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
                 s->redis_sent.tail = head;
             s->redis_sent.len++;
         }
-        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "reply out of order; reconnecting");
+        fn_log(s->host.log, FN_LOG_ERROR, "redis", "reply out of order; reconnecting");
         redisAsyncDisconnect(ac);
         return;
     }
     s->redis_progress_ms = fn_now_ms();
-    fn_hist_observe(&s->d->stats.redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
+    fn_hist_observe(&s->host.stats->redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
     if (reply->type == REDIS_REPLY_ERROR) {
         if (!fn_store_transient(reply->str)) {
             /* The step itself fails, and is dead-lettered at once, never retried: the script
@@ -140,12 +141,12 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
             snprintf(reason, sizeof reason, "step: %.200s", reply->str);
             char hex[33];
             fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
-            fn_log_ctx(&s->d->log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", reason);
+            fn_log_ctx(s->host.log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", reason);
             s->hooks.step_failed(s->hooks.priv, m, reason);
             return;
         }
         bool noscript = strncmp(reply->str, "NOSCRIPT", 8) == 0;
-        fn_log(&s->d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "redis", "step failed: %s%s",
+        fn_log(s->host.log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "redis", "step failed: %s%s",
                reply->str, noscript ? " (loading the script again)" : "; retrying");
         /* Retry after a pause; the lead's later events wait behind this one. A reconnect
          * also reloads the script, which is what NOSCRIPT needs. */
@@ -161,11 +162,11 @@ static void send_step(fn_store_t *s, fn_msg_t *m)
 {
     char token[64];
     snprintf(token, sizeof token, "%s:%llu", s->instance, (unsigned long long)m->seq);
-    fn_reload_hold(s->d->reload, m);
-    if (fn_step_build(s->d->cfg, s->sha[FN_SCRIPT_STEP], token, &m->ev, m->lead_hash, fn_now_ms(),
+    const fn_config_t *cfg = s->hooks.step_config(s->hooks.priv, m);
+    if (fn_step_build(cfg, s->sha[FN_SCRIPT_STEP], token, &m->ev, m->lead_hash, fn_now_ms(),
                       m->clock_ms, m->part->topic, m->part->partition, &s->step_cmd)) {
-        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "out of memory building a step");
-        fn_daemon_stop(s->d, 1);
+        fn_log(s->host.log, FN_LOG_ERROR, "redis", "out of memory building a step");
+        s->host.stop(s->host.data, 1);
         return;
     }
     if (redisAsyncFormattedCommand(s->redis, on_step_reply, m, s->step_cmd.data, s->step_cmd.len) !=
@@ -218,7 +219,7 @@ void fn_store_clear_pending(fn_store_t *s, fn_msg_t *m)
     if (!s->redis_ready)
         return; /* harmless to skip: a replay would only re-emit the same ids */
     fn_lead_keys_t k;
-    fn_step_keys(s->d->cfg, m->lead_hash, &k);
+    fn_step_keys((*s->host.cfg), m->lead_hash, &k);
     redisAsyncCommand(s->redis, NULL, NULL, "HDEL %s %b", k.pending, m->ev.event_id.p,
                       m->ev.event_id.len);
 }
@@ -227,7 +228,7 @@ void fn_store_clear_pending(fn_store_t *s, fn_msg_t *m)
 
 static void schedule_reconnect(fn_store_t *s)
 {
-    if (s->d->stopping && !s->d->in_flight)
+    if (s->hooks.finished && s->hooks.finished(s->hooks.priv))
         return;
     s->redis_backoff_ms = s->redis_backoff_ms ? s->redis_backoff_ms * 2 : BACKOFF_MIN_MS;
     if (s->redis_backoff_ms > BACKOFF_MAX_MS)
@@ -241,7 +242,7 @@ static bool script_loaded(fn_store_t *s, redisAsyncContext *ac, const redisReply
                           const char *what, char *sha)
 {
     if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "SCRIPT LOAD (%s) failed: %s", what,
+        fn_log(s->host.log, FN_LOG_ERROR, "redis", "SCRIPT LOAD (%s) failed: %s", what,
                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         redisAsyncDisconnect(ac);
         return false;
@@ -258,7 +259,7 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
         return;
     s->redis_ready = true;
     s->redis_backoff_ms = 0;
-    fn_log(&s->d->log, FN_LOG_INFO, "redis", "ready (step script %.12s…), %zu step(s) to send",
+    fn_log(s->host.log, FN_LOG_INFO, "redis", "ready (step script %.12s…), %zu step(s) to send",
            s->sha[FN_SCRIPT_STEP], s->redis_wait.len);
     if (s->hooks.ready)
         s->hooks.ready(s->hooks.priv);
@@ -284,10 +285,10 @@ static void on_epoch_set(redisAsyncContext *ac, void *r, void *priv)
     fn_store_t *s = ac->data;
     redisReply *reply = r;
     if (reply && reply->type == REDIS_REPLY_ERROR)
-        fn_log(&s->d->log, FN_LOG_WARN, "redis", "epoch marker: %s; a loss of data goes unnoticed",
+        fn_log(s->host.log, FN_LOG_WARN, "redis", "epoch marker: %s; a loss of data goes unnoticed",
                reply->str);
     else if (reply && reply->type == REDIS_REPLY_STATUS && !s->redis_epoch[0])
-        fn_log(&s->d->log, FN_LOG_INFO, "redis", "empty store: new epoch %s", s->redis_epoch_try);
+        fn_log(s->host.log, FN_LOG_INFO, "redis", "empty store: new epoch %s", s->redis_epoch_try);
 }
 
 static void on_epoch_get(redisAsyncContext *ac, void *r, void *priv)
@@ -299,8 +300,8 @@ static void on_epoch_get(redisAsyncContext *ac, void *r, void *priv)
     char now[sizeof s->redis_epoch];
     snprintf(now, sizeof now, "%.*s", (int)reply->len, reply->str);
     if (s->redis_epoch[0] && strcmp(now, s->redis_epoch) != 0) {
-        s->d->stats.redis_data_lost++;
-        fn_log(&s->d->log, FN_LOG_ERROR, "redis",
+        s->host.stats->redis_data_lost++;
+        fn_log(s->host.log, FN_LOG_ERROR, "redis",
                "the store lost its data: epoch %s is gone (now %s); Redis was restarted without "
                "persistence, flushed or replaced. Lead state, de-duplication, timers and "
                "counters written before are lost; processing goes on from here",
@@ -315,7 +316,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         bool auth = strcmp(priv, "AUTH") == 0;
-        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "%s: %s%s", (const char *)priv, reply->str,
+        fn_log(s->host.log, FN_LOG_ERROR, "redis", "%s: %s%s", (const char *)priv, reply->str,
                auth ? " (check the user and password in redis.url or FUNNELD_REDIS_URL)" : "");
         redisAsyncDisconnect(ac);
     }
@@ -328,7 +329,7 @@ static void send_setup(fn_store_t *s, redisAsyncContext *ac)
     snprintf(s->redis_epoch_try, sizeof s->redis_epoch_try, "%s-%llu", s->instance,
              (unsigned long long)++s->redis_connects);
     char epoch[64];
-    fn_key_epoch(epoch, sizeof epoch, s->d->cfg->key_prefix);
+    fn_key_epoch(epoch, sizeof epoch, (*s->host.cfg)->key_prefix);
     redisAsyncCommand(ac, on_epoch_set, NULL, "SET %s %s NX", epoch, s->redis_epoch_try);
     redisAsyncCommand(ac, on_epoch_get, NULL, "GET %s", epoch);
     /* Replies come in order: the connection is ready once the step script, loaded last, is. */
@@ -351,7 +352,7 @@ static void on_gate(redisAsyncContext *ac, void *r, void *priv)
         return; /* lost, or AUTH/SELECT failed (logged) and it is being re-made */
     if (reply->type == REDIS_REPLY_ERROR) {
         bool noauth = strncmp(reply->str, "NOAUTH", 6) == 0;
-        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "%s%s", reply->str,
+        fn_log(s->host.log, FN_LOG_ERROR, "redis", "%s%s", reply->str,
                noauth ? " (Redis wants a password: redis://[user:]password@host:port/db in "
                         "redis.url or FUNNELD_REDIS_URL)"
                       : "");
@@ -365,13 +366,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
 {
     fn_store_t *s = ac->data;
     if (status != REDIS_OK) {
-        fn_log(&s->d->log, FN_LOG_WARN, "redis", "connect failed: %s; retrying in %lld ms",
+        fn_log(s->host.log, FN_LOG_WARN, "redis", "connect failed: %s; retrying in %lld ms",
                ac->errstr, (long long)s->redis_backoff_ms);
         s->redis = NULL; /* hiredis frees the context after this callback */
         schedule_reconnect(s);
         return;
     }
-    fn_log(&s->d->log, FN_LOG_INFO, "redis", "connected");
+    fn_log(s->host.log, FN_LOG_INFO, "redis", "connected");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -393,7 +394,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     for (fn_msg_t *m = s->redis_wait.head; m; m = m->q_next)
         m->state = FN_MSG_REDIS_WAIT;
     if (status != REDIS_OK || s->redis_wait.len)
-        fn_log(&s->d->log, FN_LOG_WARN, "redis", "disconnected (%s), %zu step(s) to re-send",
+        fn_log(s->host.log, FN_LOG_WARN, "redis", "disconnected (%s), %zu step(s) to re-send",
                ac->errstr[0] ? ac->errstr : "closed", s->redis_wait.len);
     schedule_reconnect(s);
 }
@@ -402,15 +403,15 @@ static void connect_now(fn_store_t *s)
 {
     char host[256], user[128], pass[256];
     int port, db;
-    if (fn_redis_url_parse(s->d->cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass,
-                           sizeof pass, &db)) {
-        fn_log(&s->d->log, FN_LOG_ERROR, "redis", "redis.url: cannot parse");
-        fn_daemon_stop(s->d, 1);
+    if (fn_redis_url_parse((*s->host.cfg)->redis_url, host, sizeof host, &port, user, sizeof user,
+                           pass, sizeof pass, &db)) {
+        fn_log(s->host.log, FN_LOG_ERROR, "redis", "redis.url: cannot parse");
+        s->host.stop(s->host.data, 1);
         return;
     }
     redisAsyncContext *ac = redisAsyncConnect(host, port);
     if (!ac || ac->err) {
-        fn_log(&s->d->log, FN_LOG_WARN, "redis", "connect %s:%d: %s", host, port,
+        fn_log(s->host.log, FN_LOG_WARN, "redis", "connect %s:%d: %s", host, port,
                ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
@@ -420,7 +421,7 @@ static void connect_now(fn_store_t *s)
     ac->data = s;
     s->redis = ac;
     s->redis_connect_ms = fn_now_ms();
-    redisLibuvAttach(ac, s->d->loop);
+    redisLibuvAttach(ac, s->host.loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (pass[0] && user[0])
@@ -471,7 +472,7 @@ void fn_store_watchdog(fn_store_t *s)
      * says so) before the next event needs it; no answer within the reply timeout drops it. */
     if (s->redis && s->redis_ready) {
         if (s->redis_ping_ms && now - s->redis_ping_ms >= REPLY_TIMEOUT_MS) {
-            fn_log(&s->d->log, FN_LOG_WARN, "redis", "no answer to PING for %d ms; reconnecting",
+            fn_log(s->host.log, FN_LOG_WARN, "redis", "no answer to PING for %d ms; reconnecting",
                    REPLY_TIMEOUT_MS);
             s->redis_ping_ms = 0;
             redisAsyncFree(s->redis);
@@ -486,7 +487,7 @@ void fn_store_watchdog(fn_store_t *s)
          * and a set-up reply may never come: give the attempt up and start another. */
         redisAsyncContext *ac = s->redis;
         bool connected = (ac->c.flags & REDIS_CONNECTED) != 0;
-        fn_log(&s->d->log, FN_LOG_WARN, "redis", "not ready %d ms after connecting; retrying",
+        fn_log(s->host.log, FN_LOG_WARN, "redis", "not ready %d ms after connecting; retrying",
                REPLY_TIMEOUT_MS);
         redisAsyncFree(ac); /* calls on_disconnect only if it had connected */
         if (!connected) {
@@ -497,7 +498,7 @@ void fn_store_watchdog(fn_store_t *s)
     }
     if (!s->redis || !s->redis_sent.head || now - s->redis_progress_ms < REPLY_TIMEOUT_MS)
         return;
-    fn_log(&s->d->log, FN_LOG_WARN, "redis",
+    fn_log(s->host.log, FN_LOG_WARN, "redis",
            "no reply for %d ms with %zu step(s) outstanding; "
            "reconnecting",
            REPLY_TIMEOUT_MS, s->redis_sent.len);
@@ -522,12 +523,12 @@ static void instance_id(char out[33])
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)r[0], (unsigned long long)r[1]);
 }
 
-fn_store_t *fn_store_new(fn_daemon_t *d)
+fn_store_t *fn_store_new(const fn_host_t *host)
 {
     fn_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->d = d;
+    s->host = *host;
     instance_id(s->instance);
     return s;
 }
@@ -539,11 +540,11 @@ const char *fn_store_instance(const fn_store_t *s)
 
 int fn_store_start(fn_store_t *s, const fn_store_hooks_t *hooks)
 {
-    assert(hooks && hooks->step_reply && hooks->step_failed);
+    assert(hooks && hooks->step_reply && hooks->step_failed && hooks->step_config);
     s->hooks = *hooks;
-    if (fn_lead_queue_init(&s->leads, s->d->cfg->max_in_flight))
+    if (fn_lead_queue_init(&s->leads, (*s->host.cfg)->max_in_flight))
         return FN_ERR;
-    uv_timer_init(s->d->loop, &s->redis_timer);
+    uv_timer_init(s->host.loop, &s->redis_timer);
     s->redis_timer.data = s;
     s->store_started = true;
     connect_now(s);
@@ -712,6 +713,6 @@ void fn_store_reconnect(fn_store_t *s, const char *why)
 {
     if (!s->redis)
         return;
-    fn_log(&s->d->log, FN_LOG_DEBUG, "redis", "reconnecting: %s", why);
+    fn_log(s->host.log, FN_LOG_DEBUG, "redis", "reconnecting: %s", why);
     redisAsyncDisconnect(s->redis);
 }

@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "funneld/daemon.h"
 #include "funneld/emit.h"
+#include "funneld/host.h"
 #include "funneld/input.h"
 #include "funneld/keys.h"
 #include "funneld/output.h"
@@ -50,7 +50,7 @@ struct fn_timers_part {
 #define DUE_NONE INT64_MAX
 
 struct fn_timers {
-    fn_daemon_t *d; /* read: cfg, log, stats */
+    fn_host_t host; /* the loop, the running config, log and counters (a copy) */
     fn_store_t *store;
     fn_output_t *out;
     fn_input_t *input;
@@ -64,6 +64,12 @@ struct fn_timers {
     int64_t next_renew_ms;      /* next renewal of the leases of held triggers */
     struct fn_timers_part *parts;
 };
+
+/* The running config (a reload replaces it: never keep a pointer into it). */
+static inline const fn_config_t *running(const fn_timers_t *tm)
+{
+    return *tm->host.cfg;
+}
 
 typedef struct fire_req {
     fn_timers_t *tm;
@@ -97,7 +103,7 @@ static struct fn_timers_part *part_of(fn_timers_t *tm, fn_partition_t *p)
 {
     if (p->timers)
         return p->timers;
-    size_t n = (size_t)tm->d->cfg->redis_shards;
+    size_t n = (size_t)running(tm)->redis_shards;
     struct fn_timers_part *tp = malloc(sizeof *tp + n * sizeof *tp->next_due + n);
     if (!tp)
         return NULL;
@@ -115,7 +121,7 @@ static struct fn_timers_part *part_of(fn_timers_t *tm, fn_partition_t *p)
 
 static void forget_due(const fn_timers_t *tm, struct fn_timers_part *tp)
 {
-    for (int s = 0; tp && s < tm->d->cfg->redis_shards; s++)
+    for (int s = 0; tp && s < running(tm)->redis_shards; s++)
         tp->next_due[s] = DUE_UNKNOWN;
 }
 
@@ -130,7 +136,7 @@ void fn_timers_reset(fn_timers_t *tm, fn_partition_t *p)
 void fn_timers_armed(fn_timers_t *tm, fn_partition_t *p, unsigned shard, int64_t due)
 {
     struct fn_timers_part *tp = part_of(tm, p);
-    if (!tp || shard >= (unsigned)tm->d->cfg->redis_shards)
+    if (!tp || shard >= (unsigned)running(tm)->redis_shards)
         return; /* stays unknown: learned by the next fire call */
     if (tp->next_due[shard] != DUE_UNKNOWN && due < tp->next_due[shard])
         tp->next_due[shard] = due;
@@ -170,7 +176,7 @@ static void release_lease(fn_timers_t *tm, unsigned shard, const char *key, size
     char outbox[64], leases[64];
     if (!fn_store_ready(tm->store))
         return; /* its lease runs out */
-    outbox_keys(tm->d->cfg, shard, outbox, leases, sizeof outbox);
+    outbox_keys(running(tm), shard, outbox, leases, sizeof outbox);
     if (fn_store_callf(tm->store, leases, on_lease_reply, tm, "ZADD %s XX 0 %b", leases, key,
                        keylen) == FN_OK)
         tm->timer_requests++;
@@ -181,11 +187,11 @@ void fn_timers_emit(fn_timers_t *tm, unsigned shard, const char *entry, size_t l
     fn_trigger_t t;
     char err[128];
     if (!entry || fn_trigger_parse(entry, len, &t, err, sizeof err)) {
-        fn_log(&tm->d->log, FN_LOG_ERROR, "timers", "shard %u: %s; left in the outbox", shard,
+        fn_log(tm->host.log, FN_LOG_ERROR, "timers", "shard %u: %s; left in the outbox", shard,
                entry ? err : "entry is not a string");
         return;
     }
-    const fn_funnel_t *f = fn_config_funnel(tm->d->cfg, t.funnel.p, t.funnel.len);
+    const fn_funnel_t *f = fn_config_funnel(running(tm), t.funnel.p, t.funnel.len);
     size_t ri = 0; /* the reason for /metrics: 0 stalled (or a rule no longer configured) */
     for (size_t r = 0; f && r < f->n_retarget && !ri; r++)
         if (strlen(f->retarget[r].name) == t.reason.len &&
@@ -196,7 +202,7 @@ void fn_timers_emit(fn_timers_t *tm, unsigned shard, const char *entry, size_t l
     if (!o || fn_emit_retarget(buf, &t, f, fn_now_ms())) {
         free(o);
         json_decref(t.doc);
-        fn_log(&tm->d->log, FN_LOG_ERROR, "timers",
+        fn_log(tm->host.log, FN_LOG_ERROR, "timers",
                "out of memory; the trigger stays in the outbox");
         return;
     }
@@ -204,28 +210,28 @@ void fn_timers_emit(fn_timers_t *tm, unsigned shard, const char *entry, size_t l
     o->shard = shard;
     o->keylen = t.key.len;
     memcpy(o->key, t.key.p, t.key.len);
-    rd_kafka_resp_err_t rc = fn_output_send(tm->out, tm->d->cfg->topic_retargeting, t.lead_id.p,
+    rd_kafka_resp_err_t rc = fn_output_send(tm->out, running(tm)->topic_retargeting, t.lead_id.p,
                                             t.lead_id.len, buf->data, buf->len, &o->out);
     json_decref(t.doc);
     if (rc) {
         /* It stays in the outbox and is handed out again. A full queue is weather: one line
          * per thousand; anything else is a failure, counted for /metrics. */
-        tm->d->stats.triggers_deferred++;
+        tm->host.stats->triggers_deferred++;
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            fn_output_failed(tm->out, tm->d->cfg->topic_retargeting);
-        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || tm->d->stats.triggers_deferred % 1000 == 1)
-            fn_log(&tm->d->log, FN_LOG_WARN, "kafka",
+            fn_output_failed(tm->out, running(tm)->topic_retargeting);
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || tm->host.stats->triggers_deferred % 1000 == 1)
+            fn_log(tm->host.log, FN_LOG_WARN, "kafka",
                    "produce to %s: %s; %llu trigger(s) left in the outbox so far",
-                   tm->d->cfg->topic_retargeting, rd_kafka_err2str(rc),
-                   (unsigned long long)tm->d->stats.triggers_deferred);
+                   running(tm)->topic_retargeting, rd_kafka_err2str(rc),
+                   (unsigned long long)tm->host.stats->triggers_deferred);
         release_lease(tm, shard, o->key, o->keylen);
         free(o);
         return;
     }
     hold(tm, o);
     tm->triggers_in_flight++;
-    if (f && tm->d->stats.trig_by_funnel)
-        tm->d->stats.trig_by_funnel[f - tm->d->cfg->funnels][ri]++;
+    if (f && tm->host.stats->trig_by_funnel)
+        tm->host.stats->trig_by_funnel[f - running(tm)->funnels][ri]++;
 }
 
 static void on_fire_reply(void *priv, const redisReply *reply)
@@ -248,7 +254,7 @@ static void on_fire_reply(void *priv, const redisReply *reply)
         if (reply) {
             bool noscript =
                 reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
-            fn_log(&tm->d->log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers", "fire failed: %s",
+            fn_log(tm->host.log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers", "fire failed: %s",
                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
             if (noscript) /* the reconnect loads the scripts again */
                 fn_store_reconnect(tm->store, "NOSCRIPT from fire.lua");
@@ -269,8 +275,8 @@ static void on_fire_reply(void *priv, const redisReply *reply)
     /* A sweep that handed out all it could claim may have left more: sweep again at once. */
     if (!q->tp && reply->element[1]->elements >= q->claim)
         tm->next_sweep_ms = 0;
-    tm->d->stats.triggers_capped += (uint64_t)reply->element[2]->integer;
-    tm->d->stats.triggers_opted_out += (uint64_t)reply->element[3]->integer;
+    tm->host.stats->triggers_capped += (uint64_t)reply->element[2]->integer;
+    tm->host.stats->triggers_opted_out += (uint64_t)reply->element[3]->integer;
     const redisReply *entries = reply->element[1];
     for (size_t i = 0; i < entries->elements; i++) {
         const redisReply *e = entries->element[i];
@@ -285,7 +291,7 @@ static void on_fire_reply(void *priv, const redisReply *reply)
 static void send_fire(fn_timers_t *tm, fn_partition_t *p, unsigned shard, int64_t now, int64_t wall,
                       size_t limit)
 {
-    const fn_config_t *cfg = tm->d->cfg;
+    const fn_config_t *cfg = running(tm);
     char due_key[352], outbox[64], leases[64], stats[64];
     char a_now[24], a_wall[24], a_limit[16];
     char caps[FN_MAX_FUNNELS * (FN_NAME_MAX + 44)];
@@ -326,7 +332,7 @@ static void send_fire(fn_timers_t *tm, fn_partition_t *p, unsigned shard, int64_
 static void renew_shard(fn_timers_t *tm, unsigned shard, size_t n, int64_t wall)
 {
     char outbox[64], leases[64], a_wall[24];
-    outbox_keys(tm->d->cfg, shard, outbox, leases, sizeof outbox);
+    outbox_keys(running(tm), shard, outbox, leases, sizeof outbox);
     snprintf(a_wall, sizeof a_wall, "%lld", (long long)wall);
     /* KEYS: fire.lua's four (the unused ones name a key of the same slot); ARGV 1-5 as for a
      * sweep but mode '2'; then the entry keys. */
@@ -359,7 +365,7 @@ done:
 
 static void renew_leases(fn_timers_t *tm, int64_t wall)
 {
-    unsigned shards = (unsigned)tm->d->cfg->redis_shards;
+    unsigned shards = (unsigned)running(tm)->redis_shards;
     size_t *count = calloc(shards, sizeof *count);
     if (!count)
         return;
@@ -378,7 +384,7 @@ static size_t claimable(const fn_timers_t *tm)
 {
     if (!fn_input_kafka_up(tm->input))
         return 0;
-    size_t bound = tm->d->cfg->max_in_flight,
+    size_t bound = running(tm)->max_in_flight,
            room = fn_output_room(tm->out); /* room: net of those queued */
     size_t cap = tm->triggers_in_flight < bound ? bound - tm->triggers_in_flight : 0;
     if (room < cap)
@@ -399,7 +405,7 @@ void fn_timers_tick(fn_timers_t *tm)
     if (!tm->started || !fn_store_ready(tm->store))
         return;
     int64_t wall = fn_now_ms();
-    unsigned shards = (unsigned)tm->d->cfg->redis_shards;
+    unsigned shards = (unsigned)running(tm)->redis_shards;
     /* Renewed every period, so a held lease always has most of its length left when any
      * call (a sweep, or a fire call, which hands out expired entries too) looks at it. */
     if (wall >= tm->next_renew_ms) {
@@ -417,7 +423,7 @@ void fn_timers_tick(fn_timers_t *tm)
         if (!p->assigned || !part_of(tm, p))
             continue;
         int64_t now =
-            fn_trigger_clock(tm->d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
+            fn_trigger_clock(running(tm)->clock, wall, p->maxts_done, p->at_eof && !p->head);
         for (unsigned s = 0; s < shards; s++)
             parts += wants_fire(p, s, now) ? 2 : 0;
     }
@@ -429,7 +435,7 @@ void fn_timers_tick(fn_timers_t *tm)
         if (!p->assigned || !p->timers)
             continue;
         int64_t now =
-            fn_trigger_clock(tm->d->cfg->clock, wall, p->maxts_done, p->at_eof && !p->head);
+            fn_trigger_clock(running(tm)->clock, wall, p->maxts_done, p->at_eof && !p->head);
         for (unsigned s = 0; s < shards && fn_store_ready(tm->store); s++) {
             if (!wants_fire(p, s, now))
                 continue;
@@ -479,7 +485,7 @@ static bool clear_entry(fn_timers_t *tm, trig_out_t *o)
     if (!fn_store_ready(tm->store))
         return false;
     char outbox[64], leases[64];
-    outbox_keys(tm->d->cfg, o->shard, outbox, leases, sizeof outbox);
+    outbox_keys(running(tm), o->shard, outbox, leases, sizeof outbox);
     /* Outbox first: a lease without its entry is dropped by the next sweep. */
     if (fn_store_callf(tm->store, outbox, on_clear_reply, tm, "HDEL %s %b", outbox, o->key,
                        o->keylen) != FN_OK)
@@ -530,12 +536,13 @@ void fn_timers_on_ready(fn_timers_t *tm)
     }
 }
 
-fn_timers_t *fn_timers_new(fn_daemon_t *d, fn_store_t *store, fn_output_t *out, fn_input_t *input)
+fn_timers_t *fn_timers_new(const fn_host_t *host, fn_store_t *store, fn_output_t *out,
+                           fn_input_t *input)
 {
     fn_timers_t *tm = calloc(1, sizeof *tm);
     if (!tm)
         return NULL;
-    tm->d = d;
+    tm->host = *host;
     tm->store = store;
     tm->out = out;
     tm->input = input;

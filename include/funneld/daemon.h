@@ -45,8 +45,7 @@ typedef struct fn_daemon {
     size_t in_flight_bytes; /* input bytes of in-flight messages still holding their event */
     fn_msg_t *free_msgs;
 
-    fn_http_t *http;           /* owned */
-    int64_t config_generation; /* 1 at start, +1 per accepted reload (reload.c) */
+    fn_http_t *http; /* owned */
 
     uv_timer_t tick; /* drains queues as a safety net and retries refused produce calls */
     uv_signal_t sig_term, sig_int, sig_hup;

@@ -16,17 +16,15 @@
 #include "funneld/output.h"
 #include "funneld/store.h"
 
-struct fn_daemon;
-
 typedef struct fn_eval_ctx fn_eval_ctx_t;
 
-/* Creates the evaluation context of d (reads d->cfg, d->log, d->stats), reading through
- * store, producing through out, its clock from input's partitions. NULL on OOM. Freed by
- * fn_eval_free. */
-fn_eval_ctx_t *fn_eval_new(struct fn_daemon *d, fn_store_t *store, fn_output_t *out,
+/* Creates the evaluation context on the host's config and log (host is copied), reading
+ * through store, producing through out, its clock from input's partitions. NULL on OOM.
+ * Freed by fn_eval_free. */
+fn_eval_ctx_t *fn_eval_new(const fn_host_t *host, fn_store_t *store, fn_output_t *out,
                            fn_input_t *input);
-/* Begins evaluating the funnels of d->cfg (each from no tick judged here). FN_ERR on OOM.
- * After a close it may start again (a reload does, with the new configuration). */
+/* Begins evaluating the funnels of the running config (each from no tick judged here). FN_ERR on
+ * OOM. After a close it may start again (a reload does, with the new configuration). */
 int fn_eval_start(fn_eval_ctx_t *v);
 /* No evaluation begins any more (the daemon is stopping); those under way finish. */
 void fn_eval_stop(fn_eval_ctx_t *v);

@@ -6,8 +6,10 @@
 #define FUNNELD_RELOAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "funneld/config.h"
+#include "funneld/host.h"
 #include "funneld/msg.h"
 
 typedef struct fn_reload fn_reload_t;
@@ -20,13 +22,16 @@ typedef struct fn_reload_hooks {
     bool (*quiet)(void *priv);
     /* The running configuration is about to be replaced: let go of it. */
     void (*release)(void *priv);
-    /* The new configuration is d->cfg: take it up. FN_ERR (out of memory) stops the daemon. */
+    /* The new configuration is running: take it up. FN_ERR (out of memory) stops the daemon. */
     int (*adopt)(void *priv);
 } fn_reload_hooks_t;
 
-/* The reload context of daemon d (whose d->cfg it replaces); NULL when out of memory. Without
- * hooks (fn_reload_set_hooks) a configuration is applied at once. */
-fn_reload_t *fn_reload_new(fn_daemon_t *d);
+/* A reload context replacing *running (the slot host->cfg points at), logging and remapping
+ * the per-funnel counters through host (copied); NULL when out of memory. Without hooks
+ * (fn_reload_set_hooks) a configuration is applied at once. */
+fn_reload_t *fn_reload_new(const fn_host_t *host, fn_config_t **running);
+/* The configuration's generation: 1 at start, +1 per applied reload. */
+int64_t fn_reload_generation(const fn_reload_t *r);
 /* Registers hooks (copied). */
 void fn_reload_set_hooks(fn_reload_t *r, const fn_reload_hooks_t *hooks);
 /* The file SIGHUP re-reads (copied). FN_ERR when out of memory. */

@@ -8,8 +8,8 @@
  * connection per Redis Cluster master can later sit behind the same calls: every call names
  * the key it touches (its slot picks the connection).
  *
- * `redisReply` (hiredis/hiredis.h; read.h in hiredis 1.x) is the one hiredis type that crosses this seam: replies are
- * read by their callers, valid only during the callback.
+ * `redisReply` (hiredis/hiredis.h; read.h in hiredis 1.x) is the one hiredis type that
+ * crosses this seam: replies are read by their callers, valid only during the callback.
  */
 #ifndef FUNNELD_STORE_H
 #define FUNNELD_STORE_H
@@ -18,7 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct fn_daemon;
+#include "funneld/host.h"
+
 struct fn_msg;
 
 typedef struct fn_store fn_store_t;
@@ -39,11 +40,17 @@ typedef struct fn_store_hooks {
     void (*step_failed)(void *priv, struct fn_msg *m, const char *reason);
     /* The connection is ready again (connected, scripts loaded): after every (re)connect. */
     void (*ready)(void *priv);
+    /* The config to build m's step with, now: the owner may pin it to m (a reload must not
+     * free it while m's reply is outstanding). Called for every send, retries included. */
+    const fn_config_t *(*step_config)(void *priv, struct fn_msg *m);
+    /* True when nothing is left for Redis to do (the daemon is stopping with nothing in
+     * flight): the store then stops reconnecting. May be NULL (never). */
+    bool (*finished)(void *priv);
 } fn_store_hooks_t;
 
-/* Creates the store of d (reads d->loop, d->cfg, d->log, d->stats). NULL on OOM. Freed by
- * fn_store_free. */
-fn_store_t *fn_store_new(struct fn_daemon *d);
+/* Creates a store on the host's loop, config, log and counters (host is copied). NULL on
+ * OOM. Freed by fn_store_free. */
+fn_store_t *fn_store_new(const fn_host_t *host);
 /* Sizes the lead queue and begins connecting (with retries: an unreachable Redis is not an
  * error here). FN_OK or FN_ERR. */
 int fn_store_start(fn_store_t *s, const fn_store_hooks_t *hooks);

@@ -22,13 +22,12 @@
 #include "funneld/output.h"
 #include "funneld/store.h"
 
-struct fn_daemon;
-
 typedef struct fn_timers fn_timers_t;
 
-/* Creates the timers of d (reads d->cfg, d->log, d->stats), sending through store, producing
- * through out and reading input's partitions. NULL on OOM. Freed by fn_timers_free. */
-fn_timers_t *fn_timers_new(struct fn_daemon *d, fn_store_t *store, fn_output_t *out,
+/* Creates the timers on the host's config, log and counters (host is copied), sending through
+ * store, producing through out and reading input's partitions. NULL on OOM. Freed by
+ * fn_timers_free. */
+fn_timers_t *fn_timers_new(const fn_host_t *host, fn_store_t *store, fn_output_t *out,
                            fn_input_t *input);
 /* Marks t started: the tick fires from now on. FN_OK. */
 int fn_timers_start(fn_timers_t *t);

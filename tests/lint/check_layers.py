@@ -10,9 +10,6 @@ module beside it or above it, and never daemon.h. http reads the status view (st
 only. The check also fails on an include cycle among include/funneld/ headers, and on a source
 file or header no row knows (a new one must be placed in the graph).
 
-ALLOWED_FOR_NOW lists the includes still needed until their owners finish moving their
-state out of fn_daemon_t (issue 17); it should only shrink.
-
 Usage: check_layers.py [repo root]. Exit status 1 and one line per violation when broken.
 """
 import fnmatch
@@ -65,16 +62,6 @@ MAY_INCLUDE = [
     ("core/main.c", EVERY),
 ]
 
-# file -> headers it may include beyond its row. Their state is their own now; what is left
-# is the back pointer to the daemon for cfg, log and stats (input and output already take a
-# host, host.h, instead) and, for the store, the daemon's stop, stopping and in-flight state.
-ALLOWED_FOR_NOW = {
-    "state/store.c": {"daemon.h"},
-    "timers/timers.c": {"daemon.h"},
-    "analytics/evaluate.c": {"daemon.h"},
-    "core/reload.c": {"daemon.h"},  # replaces d->cfg, remaps d->stats
-}
-
 INCLUDE = re.compile(r'^\s*#\s*include\s+"funneld/([^"]+)"', re.M)
 
 
@@ -97,7 +84,7 @@ def check_sources(root, errors):
             if row is None:
                 errors.append(f"daemon/{rel}: in no row of MAY_INCLUDE (tests/lint/check_layers.py)")
                 continue
-            allowed = row | ALLOWED_FOR_NOW.get(rel, set())
+            allowed = row
             for h in includes(os.path.join(dirpath, name)):
                 if h not in allowed:
                     errors.append(f"daemon/{rel} includes funneld/{h}, above or beside it")

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fn_test.h"
-#include "funneld/daemon.h"
+#include "funneld/reload.h"
 
 static fn_config_t *config(const char *funnel)
 {
@@ -29,6 +29,12 @@ static fn_config_t *config(const char *funnel)
 
 enum { HOLD, LET_GO, RELOAD };
 
+static void no_stop(void *data, int exit_code)
+{
+    (void)data, (void)exit_code;
+    CHECK(!"a reload asked the daemon to stop");
+}
+
 static void test_replaced_configs_live_while_held(void)
 {
     static const struct {
@@ -47,21 +53,18 @@ static void test_replaced_configs_live_while_held(void)
         {RELOAD, 0, 0},                 /* nothing holds 4: freed at once */
         {HOLD, 0, 0},                   /* held by message 0 at exit: freed with the daemon */
     };
-    fn_daemon_t *d = calloc(1, sizeof *d);
-    if (!d)
-        return;
-    d->log.out = stderr;
-    d->log.level = FN_LOG_ERROR;
-    d->cfg = config("f1");
-    d->reload = fn_reload_new(d);
-    CHECK(d->cfg != NULL && d->reload != NULL);
-    if (!d->cfg || !d->reload) {
-        fn_reload_free(d->reload);
-        fn_config_free(d->cfg);
-        free(d);
+    fn_log_t log = {.out = stderr, .level = FN_LOG_ERROR};
+    fn_stats_t stats;
+    memset(&stats, 0, sizeof stats);
+    fn_config_t *running = config("f1");
+    const fn_host_t host = {.cfg = &running, .log = &log, .stats = &stats, .stop = no_stop};
+    fn_reload_t *rl = fn_reload_new(&host, &running);
+    CHECK(running != NULL && rl != NULL);
+    if (!running || !rl) {
+        fn_reload_free(rl);
+        fn_config_free(running);
         return;
     }
-    fn_reload_t *rl = d->reload;
     fn_msg_t msgs[3];
     memset(msgs, 0, sizeof msgs);
     int generation = 1;
@@ -70,7 +73,7 @@ static void test_replaced_configs_live_while_held(void)
         switch (steps[i].op) {
         case HOLD:
             fn_reload_hold(rl, m);
-            CHECK(m->cfg == d->cfg);
+            CHECK(m->cfg == running);
             break;
         case LET_GO:
             fn_reload_let_go(rl, m);
@@ -81,7 +84,8 @@ static void test_replaced_configs_live_while_held(void)
             snprintf(name, sizeof name, "f%d", ++generation);
             fn_reload_accept(rl, config(name)); /* applied at once: nothing evaluates */
             CHECK(!fn_reload_pending(rl));
-            CHECK_STR(d->cfg->funnels[0].name, name);
+            CHECK_STR(running->funnels[0].name, name);
+            CHECK_INT(fn_reload_generation(rl), generation);
             CHECK_INT(fn_reload_users(rl), 0);
             break;
         }
@@ -95,10 +99,9 @@ static void test_replaced_configs_live_while_held(void)
     }
     CHECK_INT(fn_reload_users(rl), 1);
     fn_reload_free(rl);
-    free(d->stats.trans_by_funnel);
-    free(d->stats.trig_by_funnel);
-    fn_config_free(d->cfg);
-    free(d);
+    free(stats.trans_by_funnel);
+    free(stats.trig_by_funnel);
+    fn_config_free(running);
 }
 
 /* ---- what a reload may change -------------------------------------------------------- */
