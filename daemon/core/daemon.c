@@ -304,7 +304,7 @@ static int on_reload_adopt(void *priv)
 /* The status view of /metrics and /readyz (status.h). */
 static void fill_status(void *data, fn_status_t *st)
 {
-    const fn_daemon_t *d = data;
+    fn_daemon_t *d = data;
     st->cfg = d->cfg;
     st->stats = &d->stats;
     st->partitions = fn_input_partitions(d->input);
@@ -312,6 +312,11 @@ static void fill_status(void *data, fn_status_t *st)
         st->out_topics[i] = fn_output_topic(d->cfg, i);
     st->joined = fn_input_joined(d->input);
     st->redis_up = fn_store_up(d->store);
+    st->redis_detail = fn_store_detail(d->store);
+    st->redis_limbo = fn_store_limbo(d->store);
+    size_t n = fn_store_nodes(d->store, d->redis_nodes, FN_STATUS_MAX_NODES);
+    st->redis_nodes = d->redis_nodes;
+    st->n_redis_nodes = n < FN_STATUS_MAX_NODES ? n : FN_STATUS_MAX_NODES;
     st->kafka_up = fn_input_kafka_up(d->input);
     st->stopping = d->stopping;
     st->in_flight = d->in_flight;

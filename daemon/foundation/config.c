@@ -368,6 +368,14 @@ static const opt_t top_opts[] = {
     {OPT(OPT_INT, "redis.shards", "64",
          "Hash-tag buckets the per-funnel counters are spread over, 1 to 4096"),
      .off = CFG(redis_shards), .lo = 1, .hi = 4096},
+    {OPT(OPT_BOOL, "redis.cluster", "false",
+         "Redis Cluster: redis.url (and redis.seeds) are nodes to learn the slot map from; "
+         "each key goes to the master serving its slot"),
+     .off = CFG(redis_cluster)},
+    {OPT(OPT_STRINGS, "redis.seeds", NULL,
+         "More Redis Cluster nodes to learn the slot map from, \"host:port\" each (read only "
+         "when redis.cluster is true); user and password are redis.url's"),
+     .off = CFG(redis_seeds), .off_n = CFG(n_redis_seeds)},
     {OPT(OPT_STRING, "http.listen", "\"127.0.0.1:9464\"",
          "HOST:PORT for /metrics, /healthz and /readyz"),
      .off = CFG(http_listen), .check = check_listen},
@@ -1104,6 +1112,30 @@ static int parse_funnels(parse_ctx_t *c, json_t *v, const char *path, void *base
     return FN_OK;
 }
 
+/* A cluster has database 0 only; a seed is host:port. Checked after the environment, which
+ * may change the URL. */
+static int check_cluster(parse_ctx_t *c, const fn_config_t *cfg)
+{
+    char host[256], user[128], pass[256];
+    int port, db;
+    if (cfg->redis_cluster &&
+        fn_redis_url_parse(cfg->redis_url, host, sizeof host, &port, user, sizeof user, pass,
+                           sizeof pass, &db) == 0 &&
+        db != 0)
+        return fail(c, "redis.url", "a Redis Cluster has database 0 only (redis.cluster is true)");
+    for (size_t i = 0; i < cfg->n_redis_seeds; i++) {
+        char url[600], path[32];
+        snprintf(url, sizeof url, "redis://%s", cfg->redis_seeds[i]);
+        snprintf(path, sizeof path, "redis.seeds[%zu]", i);
+        if (strlen(cfg->redis_seeds[i]) > 300 || !strchr(cfg->redis_seeds[i], ':') ||
+            strchr(cfg->redis_seeds[i], '@') || strchr(cfg->redis_seeds[i], '/') ||
+            fn_redis_url_parse(url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass,
+                               &db))
+            return fail(c, path, "must be host:port");
+    }
+    return FN_OK;
+}
+
 /* ---- public API ------------------------------------------------------------------------- */
 
 fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen)
@@ -1114,7 +1146,7 @@ fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen)
         oom(&c, "");
         return NULL;
     }
-    if (parse_object(&c, &top_table, root, "", cfg))
+    if (parse_object(&c, &top_table, root, "", cfg) || check_cluster(&c, cfg))
         goto fail;
     return cfg;
 fail:
@@ -1181,6 +1213,8 @@ fn_config_t *fn_config_load(const char *path, char *err, size_t errlen)
         fail(&c, "FUNNELD_REDIS_URL", "%s", what);
         goto fail;
     }
+    if (check_cluster(&c, cfg))
+        goto fail;
     return cfg;
 fail:
     if (errlen)

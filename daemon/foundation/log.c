@@ -70,3 +70,15 @@ void fn_log_ctx(const fn_log_t *lg, fn_log_level_t level, const char *component,
     emit(lg, level, component, ctx, fmt, ap);
     va_end(ap);
 }
+
+bool fn_log_limit_pass(fn_log_limit_t *l, int64_t now_ms, int64_t interval_ms, uint64_t *skipped)
+{
+    if (now_ms < l->next_ms) {
+        l->skipped++;
+        return false;
+    }
+    *skipped = l->skipped;
+    l->skipped = 0;
+    l->next_ms = now_ms + interval_ms;
+    return true;
+}

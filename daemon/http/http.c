@@ -159,14 +159,15 @@ static void route(http_conn_t *c)
     } else if (strcmp(path, "/healthz") == 0) {
         answer_text(c, 200, "OK", "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
-        char why[160];
+        char why[512];
         fn_status_t st = {0};
         c->h->status(c->h->status_data, &st);
         bool ready = fn_status_ready(&st);
-        snprintf(why, sizeof why, "%s: partitions %s, redis %s, kafka %s%s\n",
+        bool detail = !st.redis_up && st.redis_detail && st.redis_detail[0];
+        snprintf(why, sizeof why, "%s: partitions %s, redis %s%s%.330s%s, kafka %s%s\n",
                  ready ? "ready" : "not ready", st.joined ? "assigned" : "not yet",
-                 st.redis_up ? "up" : "down", st.kafka_up ? "up" : "down",
-                 st.stopping ? ", stopping" : "");
+                 st.redis_up ? "up" : "down", detail ? " (" : "", detail ? st.redis_detail : "",
+                 detail ? ")" : "", st.kafka_up ? "up" : "down", st.stopping ? ", stopping" : "");
         answer_text(c, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", why);
     } else if (strcmp(path, "/metrics") == 0) {
         fn_buf_t body = {0};

@@ -64,6 +64,57 @@ static int produce_failures(const fn_status_t *st, fn_buf_t *b)
     return FN_OK;
 }
 
+/* Per Redis node, and the Redis Cluster's redirects. */
+static int redis_nodes(const fn_status_t *st, fn_buf_t *b)
+{
+    const fn_stats_t *s = st->stats;
+    if (head(b, "funneld_redis_node_up", "gauge",
+             "Per Redis node funneld keeps a connection to (each master of a cluster): 1 when "
+             "connected and the scripts are loaded."))
+        return FN_ERR;
+    for (size_t i = 0; i < st->n_redis_nodes; i++)
+        if (fn_buf_appendf(b, "funneld_redis_node_up{node=\"%s\"} %d\n", st->redis_nodes[i].addr,
+                           st->redis_nodes[i].up))
+            return FN_ERR;
+    if (head(b, "funneld_redis_node_steps_total", "counter",
+             "Per Redis node: step replies it brought."))
+        return FN_ERR;
+    for (size_t i = 0; i < st->n_redis_nodes; i++)
+        if (fn_buf_appendf(b, "funneld_redis_node_steps_total{node=\"%s\"} %llu\n",
+                           st->redis_nodes[i].addr, (unsigned long long)st->redis_nodes[i].steps))
+            return FN_ERR;
+    if (head(b, "funneld_redis_node_waiting", "gauge",
+             "Per Redis node: steps bound for it, sent or not yet."))
+        return FN_ERR;
+    for (size_t i = 0; i < st->n_redis_nodes; i++)
+        if (fn_buf_appendf(b, "funneld_redis_node_waiting{node=\"%s\"} %zu\n",
+                           st->redis_nodes[i].addr, st->redis_nodes[i].waiting))
+            return FN_ERR;
+    return head(b, "funneld_redis_redirects_total", "counter",
+                "Redis Cluster answers that sent a step or command elsewhere (moved, ask) or "
+                "back for later (tryagain, clusterdown).") ||
+                   fn_buf_appendf(b,
+                                  "funneld_redis_redirects_total{kind=\"moved\"} %llu\n"
+                                  "funneld_redis_redirects_total{kind=\"ask\"} %llu\n"
+                                  "funneld_redis_redirects_total{kind=\"tryagain\"} %llu\n"
+                                  "funneld_redis_redirects_total{kind=\"clusterdown\"} %llu\n",
+                                  (unsigned long long)s->redis_moved,
+                                  (unsigned long long)s->redis_ask,
+                                  (unsigned long long)s->redis_tryagain,
+                                  (unsigned long long)s->redis_clusterdown) ||
+                   head(b, "funneld_redis_unreplicated_total", "counter",
+                        "WAITs after steps on a Redis Cluster master that no replica answered "
+                        "in time: those writes were not confirmed on a replica.") ||
+                   fn_buf_appendf(b, "funneld_redis_unreplicated_total %llu\n",
+                                  (unsigned long long)s->redis_unreplicated) ||
+                   head(b, "funneld_redis_limbo", "gauge",
+                        "Steps waiting for a Redis Cluster node to go to (map unknown, slot "
+                        "uncovered, redirect being followed).") ||
+                   fn_buf_appendf(b, "funneld_redis_limbo %zu\n", st->redis_limbo)
+               ? FN_ERR
+               : FN_OK;
+}
+
 int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
 {
     const fn_stats_t *s = st->stats;
@@ -149,6 +200,7 @@ int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
                         "Reconnects that found the store's epoch marker gone or changed.") ||
                    fn_buf_appendf(b, "funneld_redis_data_lost_total %llu\n",
                                   (unsigned long long)s->redis_data_lost) ||
+                   redis_nodes(st, b) ||
                    head(b, "funneld_ready", "gauge", "1 when /readyz answers 200.") ||
                    fn_buf_appendf(b, "funneld_ready %d\n", fn_status_ready(st)) ||
                    head(b, "funneld_config_generation", "gauge",

@@ -113,6 +113,11 @@ static void prefix_key(char *out, size_t outlen, const char *prefix, const char 
     cat_s(out, outlen, &n, suffix);
 }
 
+void fn_key_shard_epoch(char *out, size_t outlen, const char *prefix, unsigned shard)
+{
+    fn_key_shard(out, outlen, prefix, shard, FN_KEY_SHARD_EPOCH, "", 0);
+}
+
 void fn_key_epoch(char *out, size_t outlen, const char *prefix)
 {
     prefix_key(out, outlen, prefix, FN_KEY_EPOCH, "", "");

@@ -78,9 +78,12 @@ typedef struct fn_config {
     fn_kv_t *kafka_props; /* passed to librdkafka as is, for consumer and producer */
     size_t n_kafka_props;
     /* redis */
-    char *redis_url;  /* redis://[user:password@]host:port[/db] */
-    char *key_prefix; /* default "fn" */
-    int redis_shards; /* hash-tag buckets for per-funnel counters; default 64 */
+    char *redis_url;    /* redis://[user:password@]host:port[/db] */
+    char *key_prefix;   /* default "fn" */
+    int redis_shards;   /* hash-tag buckets for per-funnel counters; default 64 */
+    bool redis_cluster; /* redis_url and redis_seeds are nodes of a Redis Cluster */
+    char **redis_seeds; /* more cluster nodes to start from, "host:port"; may be NULL */
+    size_t n_redis_seeds;
     /* http */
     char *http_listen; /* default "127.0.0.1:9464" */
     /* engine */

@@ -22,6 +22,7 @@
 #include "funneld/output.h"
 #include "funneld/reload.h"
 #include "funneld/stats.h"
+#include "funneld/status.h"
 
 typedef struct fn_daemon {
     uv_loop_t *loop;
@@ -45,7 +46,8 @@ typedef struct fn_daemon {
     size_t in_flight_bytes; /* input bytes of in-flight messages still holding their event */
     fn_msg_t *free_msgs;
 
-    fn_http_t *http; /* owned */
+    fn_http_t *http;                                  /* owned */
+    fn_redis_node_t redis_nodes[FN_STATUS_MAX_NODES]; /* the status view's, per request */
 
     uv_timer_t tick; /* drains queues as a safety net and retries refused produce calls */
     uv_signal_t sig_term, sig_int, sig_hup;

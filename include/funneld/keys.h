@@ -50,6 +50,8 @@ void fn_key_due(char *out, size_t outlen, const char *prefix, unsigned shard, co
                 int32_t partition);
 /* The data set's epoch marker. */
 void fn_key_epoch(char *out, size_t outlen, const char *prefix);
+/* A shard's epoch marker: on a Redis Cluster each master keeps those of its shards. */
+void fn_key_shard_epoch(char *out, size_t outlen, const char *prefix, unsigned shard);
 /* A funnel's bottleneck state. */
 void fn_key_bn(char *out, size_t outlen, const char *prefix, const char *funnel);
 /* The lock of one evaluation tick of a funnel; snapshot marks a snapshot tick's own lock. */

@@ -5,6 +5,8 @@
 #ifndef FUNNELD_LOG_H
 #define FUNNELD_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef enum { FN_LOG_DEBUG = 0, FN_LOG_INFO, FN_LOG_WARN, FN_LOG_ERROR } fn_log_level_t;
@@ -34,5 +36,16 @@ typedef struct fn_log_ctx {
 void fn_log_ctx(const fn_log_t *lg, fn_log_level_t level, const char *component,
                 const fn_log_ctx_t *ctx, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* One line per cause per interval: a limiter the owner of a repeated log line keeps. */
+typedef struct fn_log_limit {
+    int64_t next_ms;  /* when the next line may be written */
+    uint64_t skipped; /* lines held back since the last one written */
+} fn_log_limit_t;
+
+/* True when a line may be written at now_ms (then *skipped gets how many were held back
+ * since the previous line, to be logged with it, and the next waits interval_ms); false
+ * counts this one as held back. */
+bool fn_log_limit_pass(fn_log_limit_t *l, int64_t now_ms, int64_t interval_ms, uint64_t *skipped);
 
 #endif

@@ -87,7 +87,8 @@ typedef struct fn_msg {
      * offset. Its step fires the lead's timers due by then, the same ones the tick fires
      * once this message's predecessors are done, whichever comes first. */
     int64_t clock_ms;
-    uint64_t seq; /* this process's number for the message, part of its step token */
+    uint64_t seq;       /* this process's number for the message, part of its step token */
+    uint32_t wait_mark; /* the store's: the WAIT on its connection that covers its step */
 } fn_msg_t;
 
 typedef struct fn_msg_queue {

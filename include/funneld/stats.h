@@ -31,6 +31,9 @@ typedef struct fn_stats {
     uint64_t rejected[FN_REJ_COUNT];
     uint64_t delivery_retries;
     uint64_t redis_data_lost; /* reconnects that found the store's epoch marker gone/changed */
+    /* Redis Cluster answers that sent a step or command elsewhere or back for later */
+    uint64_t redis_moved, redis_ask, redis_tryagain, redis_clusterdown;
+    uint64_t redis_unreplicated; /* WAITs no replica answered in time (writes not confirmed) */
     uint64_t triggers_capped, triggers_opted_out;
     uint64_t triggers_deferred; /* fired, refused by the full producer queue: left in the outbox */
     uint64_t msgs_transition, dlq_delivered;

@@ -17,6 +17,15 @@
 #include "funneld/msg.h"
 #include "funneld/stats.h"
 
+/* One Redis node the daemon keeps a connection to (a master on a cluster). */
+typedef struct fn_redis_node {
+    char addr[280]; /* host:port */
+    bool up;        /* connected, scripts loaded */
+    uint64_t steps; /* step replies it brought */
+    size_t waiting; /* steps bound for it, sent or not yet */
+} fn_redis_node_t;
+#define FN_STATUS_MAX_NODES 64
+
 /* Borrowed pointers: valid during the request that asked for the view. */
 typedef struct fn_status {
     const fn_config_t *cfg;                /* the running configuration: funnel and topic names */
@@ -25,15 +34,19 @@ typedef struct fn_status {
     const char *out_topics[FN_OUT_TOPICS]; /* fn_stats_t.produce_failed's topic names */
     /* readiness, part by part */
     bool joined;   /* a first assignment (possibly empty) arrived */
-    bool redis_up; /* connected, authenticated, scripts loaded */
-    bool kafka_up; /* a broker is reachable */
-    bool stopping; /* a graceful stop began */
+    bool redis_up; /* connected, authenticated, scripts loaded (every master of a cluster) */
+    const char *redis_detail; /* why not, for /readyz ("" when up) */
+    bool kafka_up;            /* a broker is reachable */
+    bool stopping;            /* a graceful stop began */
     /* gauges */
-    size_t in_flight;          /* messages between consume and commit */
-    size_t outputs_waiting;    /* outputs of messages waiting for room in the producer */
-    size_t triggers_in_flight; /* triggers produced, not yet acknowledged */
-    size_t configs_retired;    /* replaced configurations still held */
-    int64_t config_generation; /* 1 at start, +1 per accepted reload */
+    size_t in_flight;                   /* messages between consume and commit */
+    size_t outputs_waiting;             /* outputs of messages waiting for room in the producer */
+    size_t triggers_in_flight;          /* triggers produced, not yet acknowledged */
+    size_t configs_retired;             /* replaced configurations still held */
+    int64_t config_generation;          /* 1 at start, +1 per accepted reload */
+    size_t redis_limbo;                 /* steps waiting for a cluster node to go to */
+    const fn_redis_node_t *redis_nodes; /* the first FN_STATUS_MAX_NODES of them */
+    size_t n_redis_nodes;
 } fn_status_t;
 
 /* Fills *out with the daemon's current state (the daemon registers it with the endpoint). */

@@ -4,9 +4,9 @@
  * Steps go through the per-lead queue (lead_queue.h) and out on the connection, pipelined;
  * their replies come back to the spine through the hooks given at start. Timers and
  * evaluation send their own commands through fn_store_call/fn_store_eval and learn of a
- * lost connection from a NULL reply; nobody but store.c touches hiredis's async API, so one
- * connection per Redis Cluster master can later sit behind the same calls: every call names
- * the key it touches (its slot picks the connection).
+ * lost connection from a NULL reply; nobody but store.c touches hiredis's async API. On a
+ * Redis Cluster (redis.cluster) there is one connection per master behind the same calls:
+ * every call names the key it touches, and its slot picks the connection.
  *
  * `redisReply` (hiredis/hiredis.h; read.h in hiredis 1.x) is the one hiredis type that
  * crosses this seam: replies are read by their callers, valid only during the callback.
@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "funneld/host.h"
+#include "funneld/status.h"
 
 struct fn_msg;
 
@@ -103,5 +104,13 @@ void fn_store_reconnect(fn_store_t *s, const char *why);
 bool fn_store_up(const fn_store_t *s);
 /* Connections made since start (each one offered the epoch marker). */
 uint64_t fn_store_connects(const fn_store_t *s);
+/* Why Redis is not usable (a seed that is no cluster node, uncovered slots, a master not
+ * reachable ...), for /readyz; "" when it is. Valid until the store next runs. */
+const char *fn_store_detail(const fn_store_t *s);
+/* The nodes the store keeps a connection to: writes up to max into out, returns how many. */
+size_t fn_store_nodes(const fn_store_t *s, fn_redis_node_t *out, size_t max);
+/* Steps waiting for a cluster node to go to (the map not known, a slot uncovered, a
+ * redirect being followed). */
+size_t fn_store_limbo(const fn_store_t *s);
 
 #endif

@@ -91,7 +91,7 @@ static void start_fails(const char *listen, uv_loop_t *loop, fn_log_t *log)
     CHECK(h != NULL);
     CHECK_INT(fn_http_start(h, listen), FN_ERR);
     fn_http_close(h);
-    fn_http_close(h); /* twice is fine */
+    fn_http_close(h);            /* twice is fine */
     uv_run(loop, UV_RUN_NOWAIT); /* runs the close callbacks */
     fn_http_free(h);
 }

@@ -12,7 +12,7 @@
 /* Each key function's output for a given prefix, shard and hash, against the layout. */
 static void test_keys_match_the_layout(void)
 {
-    char got[13][200];
+    char got[14][200];
     size_t n = 0;
     fn_key_lead(got[n++], sizeof got[0], "fn", 7, HEX);
     fn_key_seen(got[n++], sizeof got[0], "fn", 7, HEX);
@@ -22,6 +22,7 @@ static void test_keys_match_the_layout(void)
     fn_key_leases(got[n++], sizeof got[0], "fn", 12);
     fn_key_due(got[n++], sizeof got[0], "fn", 3, "touchpoints", 11);
     fn_key_epoch(got[n++], sizeof got[0], "fn");
+    fn_key_shard_epoch(got[n++], sizeof got[0], "fn", 5);
     fn_key_bn(got[n++], sizeof got[0], "fn", "sales");
     fn_key_eval(got[n++], sizeof got[0], "fn", "sales", 1795342500000LL, 0);
     fn_key_eval(got[n++], sizeof got[0], "fn", "sales", 1795342500000LL, 1);
@@ -36,6 +37,7 @@ static void test_keys_match_the_layout(void)
         "fn:{12}:leases",
         "fn:{3}:due:touchpoints:11",
         "fn:epoch",
+        "fn:{5}:epoch",
         "fn:bn:sales",
         "fn:eval:sales:1795342500000",
         "fn:eval:sales:1795342500000:s",

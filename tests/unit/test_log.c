@@ -1,7 +1,9 @@
 /*
  * test_log.c — log lines are one valid JSON object each, with the context fields when given,
- * hostile message text escaped, and levels below the threshold dropped.
+ * hostile message text escaped, levels below the threshold dropped, and the limiter passing one
+ * line per interval with the count of those held back.
  */
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,8 +11,32 @@
 #include "fn_test.h"
 #include "funneld/log.h"
 
+/* One line per interval: a table of calls (time, expected pass, expected skipped count). */
+static void test_limit(void)
+{
+    static const struct {
+        int64_t now;
+        bool pass;
+        uint64_t skipped;
+    } calls[] = {
+        {0, true, 0},    {10, false, 0},   {999, false, 0},  {1000, true, 2}, {1500, false, 0},
+        {5000, true, 1}, {5000, false, 0}, {5999, false, 0}, {6000, true, 2}, {20000, true, 0},
+    };
+    fn_log_limit_t l = {0};
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+        uint64_t skipped = 99;
+        bool pass = fn_log_limit_pass(&l, calls[i].now, 1000, &skipped);
+        CHECK(pass == calls[i].pass);
+        if (calls[i].pass)
+            CHECK_INT(skipped, calls[i].skipped);
+        else
+            CHECK_INT(skipped, 99);
+    }
+}
+
 int main(void)
 {
+    test_limit();
     FILE *f = tmpfile();
     fn_log_t lg = {.level = FN_LOG_INFO, .out = f};
     fn_log(&lg, FN_LOG_DEBUG, "x", "dropped");

@@ -1,0 +1,296 @@
+"""test_redis_cluster_e2e.py — funneld on a real Redis Cluster (issue 18, SPEC §9): a master
+SIGKILLed mid-stream loses nothing, and a wrong setup says why without flooding the log.
+
+A Redis Cluster of the test's own (deploy/redis-cluster.sh in a private run dir: three
+masters, one replica each, appendonly) beside the shared Kafka and single redis-server of
+the services fixture. First a reference: the stream produced at once, one daemon on the
+single redis-server. Then the same stream, paced, to two daemons in one group with
+"redis": {"cluster": true} and the URL of one seed node; a few seconds in, the master that
+serves the most shards is SIGKILLed (redis-cluster.sh kill-master waits until its replica
+took over). The cluster run's transitions, triggers and dead letters must equal the
+reference's (every id present, none invented, an id twice only as an exact copy, each
+lead's transitions in the same order), and so must every lead hash and counter in Redis,
+read through the cluster; both daemons are ready again, spread their steps over every
+master, drain the input and exit 0 on SIGTERM.
+
+Bad weather, with the same config otherwise: "cluster": true against the single
+redis-server (no cluster node) and "cluster": false against a cluster node each leave the
+daemon running and not ready, /readyz naming the cause, with a handful of log lines for it
+over several seconds, not one per event.
+
+Labels e2e, cluster and fault; the sanitizer suite skips the cluster label. The cluster is
+stopped and its run dir removed also on a failure, on SIGTERM and at the test's deadline.
+"""
+import calendar
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from redis.cluster import RedisCluster
+
+from harness import (REPO, Check, Stack, gen_stream, http_get, metrics, outputs, produce_paced,
+                     redis_state, scaled, short_timer_funnels, triggers,
+                     wait_drained, wait_for)
+
+N = scaled(12000)
+RATE = scaled(1500)   # the paced run's stream lasts about 8 s
+PARTS = 6
+KILL_AT = 3.0         # seconds into the paced stream
+DEADLINE_S = 400      # below ctest's TIMEOUT, so the cleanup still runs
+
+
+def cluster_sh(run_dir, *args):
+    env = dict(os.environ, FUNNELD_RUN_DIR=run_dir)
+    r = subprocess.run(["bash", os.path.join(REPO, "deploy/redis-cluster.sh"), *args],
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=180)
+    if r.returncode:
+        raise RuntimeError(f"redis-cluster.sh {' '.join(args)}: {r.stderr[-2000:]}")
+    return r.stdout
+
+
+class CStack(Stack):
+    """A Stack on the event clock with short timers (its triggers depend on the input
+    only, not on when it arrived), on the single redis-server or, given `cluster_url`, on
+    the Redis Cluster."""
+
+    def __init__(self, name, cluster_url=None, cluster=None):
+        super().__init__(name, partitions=PARTS, funnels=short_timer_funnels(), clock="event")
+        if cluster_url:
+            self.cfg["redis"]["url"] = cluster_url
+            self.redis = RedisCluster.from_url(cluster_url)
+        if cluster is not None:
+            self.cfg["redis"]["cluster"] = cluster
+        with open(self.config_path, "w") as f:
+            json.dump(self.cfg, f, indent=1)
+
+    def start(self, *extra, **kw):
+        # FUNNELD_REDIS_URL (the fixture's single server) would override the config's URL
+        return super().start(*extra, unset=("FUNNELD_REDIS_URL",), **kw)
+
+
+def http_port(st, p, timeout=30):
+    """The endpoint's port, from the log line naming it (http.listen is 127.0.0.1:0)."""
+    found = []
+
+    def look():
+        m = re.search(r'"serving /metrics[^"]* on 127\.0\.0\.1:(\d+)"', st.log_of(p))
+        if m:
+            found.append(int(m.group(1)))
+        return bool(m)
+    return found[0] if wait_for(look, timeout) else None
+
+
+def ready(port):
+    return http_get(port, "/readyz")[0] == 200
+
+
+def event_time(v):
+    ts = v["ts"]
+    if isinstance(ts, str):
+        return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 + int(ts[20:23])
+    return ts
+
+
+def clocks_of(st):
+    """Each input partition's event clock once all of it is done: its largest event time."""
+    out = {}
+    for m in st.read_all(st.input):
+        try:
+            t = event_time(json.loads(m.value()))
+        except (ValueError, KeyError, TypeError):
+            continue
+        out[m.partition()] = max(out.get(m.partition(), 0), t)
+    return out
+
+
+def fired_all(st, clocks):
+    """On the event clock: no timer left due by its partition's final clock, every outbox
+    empty (a fired trigger acknowledged). A count that merely holds still for a while is not
+    enough: after a backlog the sweep fires the last of them a period later."""
+    for k in st.redis.scan_iter(f"{st.name}:*", count=1000):
+        name = k.decode()
+        if name.endswith(":outbox") and st.redis.hlen(k):
+            return False
+        if ":due:" in name and st.redis.zcount(k, "-inf", clocks.get(int(name.rsplit(":", 1)[1]), 0)):
+            return False
+    return True
+
+
+def collect(st, check, label):
+    by_id, repeats = outputs(st, "transitions", check, label)
+    order = {}
+    for e in by_id.values():
+        order.setdefault((e["lead_id"], e["funnel"]), []).append(e["id"])
+    trig, _ = triggers(st, check, label)
+    dlq = {bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"])}
+    return by_id, order, repeats, trig, dlq, redis_state(st)
+
+
+def reference(stream, check):
+    st = CStack("rcluster-ref")
+    try:
+        st.produce(stream)
+        p = super(CStack, st).start()
+        check.true(wait_drained(st, 180), "reference: drains the input")
+        clocks = clocks_of(st)
+        check.true(wait_for(lambda: fired_all(st, clocks), 120), "reference: fires what fell due")
+        check.eq(st.stop(p), 0, "reference: exits 0")
+        return collect(st, check, "reference")
+    finally:
+        st.close()
+
+
+def masters(run_dir):
+    """{port: slots served} of the live masters."""
+    out = {}
+    for line in cluster_sh(run_dir, "nodes").splitlines():
+        w = line.split()
+        if len(w) >= 3 and w[1] == "master" and w[-1] == "connected":
+            n = 0
+            for rng in w[2:-1]:
+                a, _, b = rng.partition("-")
+                n += int(b or a) - int(a) + 1
+            out[int(w[0].rsplit(":", 1)[1])] = n
+    return out
+
+
+def failover(stream, run_dir, url, check):
+    st = CStack("rcluster", cluster_url=url, cluster=True)
+    fig = {}
+    try:
+        daemons = [st.start(), st.start()]
+        ports = [http_port(st, p) for p in daemons]
+        check.true(wait_for(lambda: all("assigned" in st.log_of(p) for p in daemons), 60),
+                   "both members got partitions")
+        check.true(wait_for(lambda: all(ready(port) for port in ports), 60),
+                   "both ready on the cluster before the stream")
+        feeder = threading.Thread(target=produce_paced, args=(st, stream, RATE))
+        feeder.start()
+        time.sleep(KILL_AT)
+        live = masters(run_dir)
+        victim = max(sorted(live), key=lambda port: live[port])
+        check.true(feeder.is_alive(), "the kill came mid-stream")
+        out = cluster_sh(run_dir, "kill-master", str(victim)).split()
+        fig["killed"], fig["promoted"] = out[0], out[1]
+        feeder.join()
+        check.true(wait_drained(st, 180), "the group drains the input: nothing uncommitted")
+        clocks = clocks_of(st)
+        check.true(wait_for(lambda: fired_all(st, clocks), 120), "fires what fell due")
+        check.eq([p.poll() for p in daemons], [None, None], "both daemons stayed up")
+        check.true(wait_for(lambda: all(ready(port) for port in ports), 60),
+                   "both ready again after the failover")
+        for i, port in enumerate(ports):
+            m = metrics(port)
+            nodes = {k: v for k, v in m.items() if k.startswith("funneld_redis_node_steps_total")}
+            fig[f"steps_by_node_{i}"] = sorted(int(v) for v in nodes.values())
+            check.true(sum(1 for v in nodes.values() if v > 0) >= 3,
+                       f"daemon {i}: steps went to three masters")
+            check.true(m.get('funneld_redis_up', 0) == 1, f"daemon {i}: funneld_redis_up 1")
+        for i, p in enumerate(daemons):
+            check.eq(st.stop(p), 0, f"daemon {i} exits 0 on SIGTERM")
+        check.eq(wait_drained(st, 10), True, "nothing uncommitted after they stopped")
+        return collect(st, check, "failover") + (fig,)
+    finally:
+        st.close()
+
+
+def lines_about(text, what):
+    return sum(1 for line in text.splitlines() if what in line)
+
+
+def bad_weather(url, check):
+    """A daemon set up wrong keeps running, is not ready and says why, in a few lines."""
+    cases = [
+        # the cluster flag on, pointed at the single redis-server of the fixture
+        (dict(cluster=True), os.environ["FUNNELD_REDIS_URL"], "is not a Redis Cluster node"),
+        # the flag off, pointed at a cluster node: steps of other masters' slots get MOVED
+        (dict(cluster=False), url, "answers as a Redis Cluster node"),
+    ]
+    for kw, target, cause in cases:
+        st = CStack("rcluster-bad", **kw)
+        try:
+            st.cfg["redis"]["url"] = target
+            with open(st.config_path, "w") as f:
+                json.dump(st.cfg, f, indent=1)
+            st.produce(gen_stream(scaled(2000), 200, seed=5))
+            p = st.start()
+            port = http_port(st, p)
+            check.true(port is not None, f"{cause}: the endpoint serves")
+            said = []
+
+            def says():
+                code, body = http_get(port, "/readyz")
+                said[:] = [code, body]
+                return code == 503 and cause in body
+            check.true(wait_for(says, 30), f"{cause}: /readyz 503 naming it (got {said})")
+            time.sleep(8)
+            check.eq(p.poll(), None, f"{cause}: the daemon keeps running")
+            n = lines_about(st.log_of(p), cause)
+            check.true(1 <= n <= 4, f"{cause}: {n} log line(s) in about 10 s, not a flood")
+            check.eq(st.stop(p), 0, f"{cause}: exits 0 on SIGTERM")
+        finally:
+            st.close()
+
+
+def main():
+    check = Check("test_redis_cluster_e2e")
+    run_dir = tempfile.mkdtemp(prefix="funneld-rcluster-")
+
+    def give_up(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}: cleaning up")
+    signal.signal(signal.SIGTERM, give_up)
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(DEADLINE_S)
+    t0 = time.time()
+    try:
+        env = {}
+        for line in cluster_sh(run_dir, "start").splitlines():
+            if line.startswith("export ") and "=" in line:
+                k, v = line[len("export "):].split("=", 1)
+                env[k] = v.strip("'\"")
+        url = env["FUNNELD_REDIS_CLUSTER_URL"]
+        stream = gen_stream(N, N // 8, seed=18)
+        want, want_order, _, want_trig, want_dlq, want_state = reference(stream, check)
+        got, order, repeats, got_trig, dlq, state, fig = failover(stream, run_dir, url, check)
+        bad_weather(url, check)
+    finally:
+        signal.alarm(0)
+        try:
+            cluster_sh(run_dir, "stop")
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    check.true(len(want) > N // 10, "the stream makes transitions")
+    lost, invented = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    check.eq((len(lost), lost[:5]), (0, []), "no transition lost (how many, the first ids)")
+    check.eq((len(invented), invented[:5]), (0, []), "no transition invented")
+    check.eq([i for i in want if got.get(i, want[i]) != want[i]][:5], [], "identical transitions")
+    bad = [k for k in want_order if order.get(k) != want_order[k]]
+    check.eq((len(bad), bad[:3]), (0, []), "each lead's transitions in the same order")
+    check.true(len(want_trig) > 0, "the stream makes triggers fall due")
+    lost, invented = sorted(set(want_trig) - set(got_trig)), sorted(set(got_trig) - set(want_trig))
+    check.eq((len(lost), lost[:5]), (0, []), "no trigger lost")
+    check.eq((len(invented), invented[:5]), (0, []), "no trigger invented")
+    check.eq([i for i in want_trig if got_trig.get(i, want_trig[i]) != want_trig[i]][:5], [],
+             "identical triggers")
+    check.eq(dlq, want_dlq, "the same dead letters")
+    check.true(len(want_state) > N // 10, "the reference leaves lead state in Redis")
+    differ = sorted(k for k in set(want_state) | set(state) if want_state.get(k) != state.get(k))
+    check.eq((len(differ), differ[:3]), (0, []), "the same lead hashes and counters in Redis")
+    print(f"events {N} at {RATE}/s, {PARTS} partitions; master {fig.get('killed')} SIGKILLed "
+          f"{KILL_AT:.0f}s in, replica {fig.get('promoted')} promoted; steps per node "
+          f"{fig.get('steps_by_node_0')} and {fig.get('steps_by_node_1')}; transitions "
+          f"{len(want)} ({repeats} repeated deliveries), triggers {len(want_trig)}, dead "
+          f"letters {len(want_dlq)}; {time.time() - t0:.0f}s", flush=True)
+    check.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
