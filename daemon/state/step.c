@@ -141,6 +141,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     arg_str(&a, ev->source), arg_s(&a, value);
     arg_s(&a, ev->kind == FN_EV_CONSENT ? (ev->marketing ? "1" : "0") : "");
     arg_s(&a, token);
+    arg_s(&a, cfg->redis_cluster ? "1" : ""); /* read the undeclared keys first (step.lua) */
 
     size_t nf = 0, bl = 0;
     char breakdown[FN_MAX_FUNNELS * (FN_I64_TEXT + 1) + 1] = "";

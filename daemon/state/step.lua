@@ -16,7 +16,8 @@
 -- ARGV: 1 now_ms 2 dedupe_ttl_ms 3 lead_id 4 event_id 5 ts_ms 6 kind (t touch, c consent,
 --   e erase) 7 channel 8 type 9 campaign 10 source 11 value 12 marketing ('1','0','')
 --   13 the sender's token "<instance>:<message>" (instance random per process, message a
---   counter), 14 number of funnels, then per funnel: name, number of stages, plan, timer
+--   counter), 14 '1' on a Redis Cluster (see touch_undeclared), 15 number of funnels, then
+--   per funnel: name, number of stages, plan, timer
 --   spec (see fn_rules_timer_spec in include/funneld/rules.h); then trigger caps
 --   ("name=max,per;..."), the time up to which the lead's pending timers are due, and each
 --   funnel's max_breakdown ("100,20,..." in the order of the funnels above).
@@ -279,6 +280,39 @@ end
 -- seen_expiry) after the lead's last event. An id past the window stays until one of the
 -- lead's later steps prunes (eight on average) or the key expires; until then a copy of its
 -- event still counts as a duplicate.
+-- On a Redis Cluster, a slot being resharded moves its keys a few at a time. Redis checks
+-- the declared keys (KEYS) before a script runs, and answers TRYAGAIN or ASK when one has
+-- moved; a key the script finds on its own (the lead's other timer zsets, the analytics
+-- flows and sketches) it checks only when the script touches it, and an error there, after
+-- a write, would leave half a step. So on a cluster every such key this step may write is
+-- read first, before any write: one that moved fails the step with "nothing written", and
+-- the store sends it again once the slot has moved (daemon/state/store.c).
+local function touch_undeclared()
+  local keys = {}
+  local all = redis.call('HGETALL', lead)
+  for j = 1, #all, 2 do
+    if string.find(all[j], K.FF_TIMER, 1, true) then
+      local _, _, zkey = timer_parse(all[j + 1])
+      if zkey and zkey ~= '' and zkey ~= due_key then keys[zkey] = true end
+    end
+  end
+  if kind == 't' then
+    local base = analytics_base(stats)
+    for i = 0, nfun - 1 do
+      local m = moves[i]
+      if m.op ~= 'T' then
+        if m.from >= 0 then keys[base .. K.KEY_SKETCH .. m.f .. ':' .. I(m.from)] = true end
+        if m.op == 'C' then keys[base .. K.KEY_SKETCH .. m.f .. ':conv'] = true end
+        if m.op ~= 'L' then
+          keys[base .. K.KEY_FLOW .. m.f .. ':' .. I(math.floor(at / 3600000))] = true
+        end
+      end
+    end
+  end
+  for k in pairs(keys) do redis.call('EXISTS', k) end
+end
+if ARGV[K.STEP_ARG_CLUSTER] == '1' then touch_undeclared() end
+
 local PRUNE_ONE_IN = 8
 if now % PRUNE_ONE_IN == 0 then
   local old = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. I(now - ttl), 'LIMIT', 0, 64)

@@ -414,6 +414,17 @@ static bool follow_cluster_error(conn_t *c, fn_msg_t *m, const redisReply *reply
     case FN_CLUSTER_REPLY_OTHER:
         break;
     }
+    /* A key the script found on its own has left with a slot being resharded: step.lua
+     * reads every such key before its first write, so nothing was written, and the step
+     * goes again once the slot has moved. */
+    if (strstr(reply->str, "non local key")) {
+        st->redis_tryagain++;
+        log_redirect(s, c, reply->str);
+        to_limbo(s, m);
+        limbo_later(s);
+        want_refresh(s);
+        return true;
+    }
     return false;
 }
 

@@ -31,6 +31,18 @@ if ARGV[4] == '2' then
   return {'', {}, 0, 0}
 end
 
+-- The due timers, read before any write: on a Redis Cluster whose slot is being resharded,
+-- a lead hash that already moved fails the call here, with nothing written (the lead hashes
+-- are not declared keys; see touch_undeclared in daemon/state/step.lua).
+local due = {}
+if ARGV[4] ~= '1' then
+  due = redis.call('ZRANGEBYSCORE', due_key, '-inf', I(now), 'WITHSCORES', 'LIMIT', 0, limit)
+  for j = 1, #due, 2 do
+    local lead = string.match(due[j], '^(.*)|[^|]+|[^|]+$')
+    if lead then redis.call('EXISTS', lead) end
+  end
+end
+
 local out = {}
 for _, k in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', I(wall), 'LIMIT', 0, limit)) do
   local e = redis.call('HGET', outbox, k)
@@ -44,7 +56,6 @@ end
 if ARGV[4] == '1' then return {'', out, 0, 0} end
 
 local n_capped, n_opted_out = 0, 0
-local due = redis.call('ZRANGEBYSCORE', due_key, '-inf', I(now), 'WITHSCORES', 'LIMIT', 0, limit)
 for j = 1, #due, 2 do
   local member, score = due[j], tonumber(due[j + 1])
   redis.call('ZREM', due_key, member)

@@ -36,11 +36,11 @@ typedef struct fn_step_transition {
 
 /* The step's command, word by word (step.lua reads the same positions by these names, and
  * refuses, before touching anything, a command whose length does not match its funnel
- * count): EVALSHA, the digest, the key count, the keys, the fixed arguments (ARGV 1..14,
+ * count): EVALSHA, the digest, the key count, the keys, the fixed arguments (ARGV 1..15,
  * the last being the funnel count), then per funnel its name, stage count, plan and timer
  * spec, then the trigger caps, the bound of due timers and the funnels' max_breakdown list. */
 #define FN_STEP_KEYS 7
-#define FN_STEP_ARGV_FIXED 14
+#define FN_STEP_ARGV_FIXED 15
 #define FN_STEP_ARGV_PER_FUNNEL 4
 #define FN_STEP_ARGV_TAIL 3
 /* The fixed arguments' ARGV indices. The build writes every FN_STEP_ name with a number into
@@ -58,7 +58,8 @@ typedef struct fn_step_transition {
 #define FN_STEP_ARG_VALUE 11
 #define FN_STEP_ARG_MARKETING 12
 #define FN_STEP_ARG_TOKEN 13
-#define FN_STEP_ARG_NFUN 14
+#define FN_STEP_ARG_CLUSTER 14
+#define FN_STEP_ARG_NFUN 15
 /* Funnel i's (from 0) arguments, at FN_STEP_ARGV_FIXED + FN_STEP_ARGV_PER_FUNNEL * i + j. */
 #define FN_STEP_FARG_NAME 1
 #define FN_STEP_FARG_STAGES 2

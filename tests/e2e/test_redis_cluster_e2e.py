@@ -1,5 +1,6 @@
 """test_redis_cluster_e2e.py — funneld on a real Redis Cluster (issue 18, SPEC §9): a master
-SIGKILLed mid-stream loses nothing, and a wrong setup says why without flooding the log.
+SIGKILLed mid-stream, or slots resharded while a daemon is killed, loses nothing, and a
+wrong setup says why without flooding the log.
 
 A Redis Cluster of the test's own (deploy/redis-cluster.sh in a private run dir: three
 masters, one replica each, appendonly) beside the shared Kafka and single redis-server of
@@ -11,7 +12,9 @@ took over). The cluster run's transitions, triggers and dead letters must equal 
 reference's (every id present, none invented, an id twice only as an exact copy, each
 lead's transitions in the same order), and so must every lead hash and counter in Redis,
 read through the cluster; both daemons are ready again, spread their steps over every
-master, drain the input and exit 0 on SIGTERM.
+master, drain the input and exit 0 on SIGTERM. A second cluster run, three daemons in one
+group, moves 3000 slots (their keys with them) from the largest master to the smallest
+mid-stream while one daemon is SIGKILLed; the same comparison holds.
 
 Bad weather, with the same config otherwise: "cluster": true against the single
 redis-server (no cluster node) and "cluster": false against a cluster node each leave the
@@ -43,7 +46,7 @@ N = scaled(12000)
 RATE = scaled(1500)   # the paced run's stream lasts about 8 s
 PARTS = 6
 KILL_AT = 3.0         # seconds into the paced stream
-DEADLINE_S = 400      # below ctest's TIMEOUT, so the cleanup still runs
+DEADLINE_S = 600      # below ctest's TIMEOUT, so the cleanup still runs
 
 
 def cluster_sh(run_dir, *args):
@@ -202,6 +205,51 @@ def failover(stream, run_dir, url, check):
         st.close()
 
 
+def reshard(stream, run_dir, url, check):
+    """Three daemons in one group; mid-stream slots move between masters (keys included,
+    so steps meet ASK, TRYAGAIN and MOVED) while one daemon is SIGKILLed (its partitions
+    go to the others, which replay what it left uncommitted)."""
+    st = CStack("rcluster-rs", cluster_url=url, cluster=True)
+    fig = {}
+    try:
+        daemons = [st.start(), st.start(), st.start()]
+        ports = [http_port(st, p) for p in daemons]
+        check.true(wait_for(lambda: all("assigned" in st.log_of(p) for p in daemons), 60),
+                   "reshard: the three members got partitions")
+        check.true(wait_for(lambda: all(ready(port) for port in ports), 60),
+                   "reshard: all ready before the stream")
+        feeder = threading.Thread(target=produce_paced, args=(st, stream, RATE))
+        feeder.start()
+        time.sleep(KILL_AT)
+        live = sorted(masters(run_dir).items(), key=lambda kv: -kv[1])
+        mover = threading.Thread(target=cluster_sh,
+                                 args=(run_dir, "reshard", str(live[0][0]), str(live[-1][0]),
+                                       "3000"))
+        mover.start()
+        time.sleep(1.0)
+        daemons[2].kill()
+        daemons[2].wait()
+        check.true(feeder.is_alive(), "reshard: the kill came mid-stream")
+        mover.join()
+        feeder.join()
+        check.true(wait_drained(st, 180), "reshard: the group drains the input")
+        clocks = clocks_of(st)
+        check.true(wait_for(lambda: fired_all(st, clocks), 120), "reshard: fires what fell due")
+        check.eq([p.poll() for p in daemons[:2]], [None, None], "reshard: the others stayed up")
+        check.true(wait_for(lambda: all(ready(port) for port in ports[:2]), 60),
+                   "reshard: ready after the slots moved")
+        redirects = 0
+        for port in ports[:2]:
+            m = metrics(port)
+            redirects += sum(v for k, v in m.items() if k.startswith("funneld_redis_redirects_total"))
+        fig["redirects"] = int(redirects)
+        for i, p in enumerate(daemons[:2]):
+            check.eq(st.stop(p), 0, f"reshard: daemon {i} exits 0 on SIGTERM")
+        return collect(st, check, "reshard") + (fig,)
+    finally:
+        st.close()
+
+
 def lines_about(text, what):
     return sum(1 for line in text.splitlines() if what in line)
 
@@ -259,7 +307,10 @@ def main():
         url = env["FUNNELD_REDIS_CLUSTER_URL"]
         stream = gen_stream(N, N // 8, seed=18)
         want, want_order, _, want_trig, want_dlq, want_state = reference(stream, check)
-        got, order, repeats, got_trig, dlq, state, fig = failover(stream, run_dir, url, check)
+        runs = {"failover": failover(stream, run_dir, url, check)}
+        # the killed master rejoins as a replica: every master has one again
+        cluster_sh(run_dir, "restart-node", runs["failover"][-1]["killed"].rsplit(":", 1)[-1])
+        runs["reshard"] = reshard(stream, run_dir, url, check)
         bad_weather(url, check)
     finally:
         signal.alarm(0)
@@ -268,27 +319,32 @@ def main():
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
     check.true(len(want) > N // 10, "the stream makes transitions")
-    lost, invented = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-    check.eq((len(lost), lost[:5]), (0, []), "no transition lost (how many, the first ids)")
-    check.eq((len(invented), invented[:5]), (0, []), "no transition invented")
-    check.eq([i for i in want if got.get(i, want[i]) != want[i]][:5], [], "identical transitions")
-    bad = [k for k in want_order if order.get(k) != want_order[k]]
-    check.eq((len(bad), bad[:3]), (0, []), "each lead's transitions in the same order")
     check.true(len(want_trig) > 0, "the stream makes triggers fall due")
-    lost, invented = sorted(set(want_trig) - set(got_trig)), sorted(set(got_trig) - set(want_trig))
-    check.eq((len(lost), lost[:5]), (0, []), "no trigger lost")
-    check.eq((len(invented), invented[:5]), (0, []), "no trigger invented")
-    check.eq([i for i in want_trig if got_trig.get(i, want_trig[i]) != want_trig[i]][:5], [],
-             "identical triggers")
-    check.eq(dlq, want_dlq, "the same dead letters")
     check.true(len(want_state) > N // 10, "the reference leaves lead state in Redis")
-    differ = sorted(k for k in set(want_state) | set(state) if want_state.get(k) != state.get(k))
-    check.eq((len(differ), differ[:3]), (0, []), "the same lead hashes and counters in Redis")
-    print(f"events {N} at {RATE}/s, {PARTS} partitions; master {fig.get('killed')} SIGKILLed "
-          f"{KILL_AT:.0f}s in, replica {fig.get('promoted')} promoted; steps per node "
-          f"{fig.get('steps_by_node_0')} and {fig.get('steps_by_node_1')}; transitions "
-          f"{len(want)} ({repeats} repeated deliveries), triggers {len(want_trig)}, dead "
-          f"letters {len(want_dlq)}; {time.time() - t0:.0f}s", flush=True)
+    for run, (got, order, repeats, got_trig, dlq, state, fig) in runs.items():
+        lost, invented = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+        check.eq((len(lost), lost[:5]), (0, []), f"{run}: no transition lost (how many, which)")
+        check.eq((len(invented), invented[:5]), (0, []), f"{run}: no transition invented")
+        check.eq([i for i in want if got.get(i, want[i]) != want[i]][:5], [],
+                 f"{run}: identical transitions")
+        bad = [k for k in want_order if order.get(k) != want_order[k]]
+        check.eq((len(bad), bad[:3]), (0, []), f"{run}: each lead's transitions in the same order")
+        lost = sorted(set(want_trig) - set(got_trig))
+        invented = sorted(set(got_trig) - set(want_trig))
+        check.eq((len(lost), lost[:5]), (0, []), f"{run}: no trigger lost")
+        check.eq((len(invented), invented[:5]), (0, []), f"{run}: no trigger invented")
+        check.eq([i for i in want_trig if got_trig.get(i, want_trig[i]) != want_trig[i]][:5], [],
+                 f"{run}: identical triggers")
+        check.eq(dlq, want_dlq, f"{run}: the same dead letters")
+        differ = sorted(k for k in set(want_state) | set(state)
+                        if want_state.get(k) != state.get(k))
+        check.eq((len(differ), differ[:3]), (0, []),
+                 f"{run}: the same lead hashes and counters in Redis")
+        print(f"{run}: {fig}; transitions {len(got)} ({repeats} repeated deliveries), "
+              f"triggers {len(got_trig)}", flush=True)
+    print(f"events {N} at {RATE}/s, {PARTS} partitions; reference transitions {len(want)}, "
+          f"triggers {len(want_trig)}, dead letters {len(want_dlq)}; "
+          f"{time.time() - t0:.0f}s", flush=True)
     check.done()
 
 

@@ -66,6 +66,7 @@ static void test_prelude_names_equal_c(redisContext *rc)
         {"STEP_ARG_VALUE", FN_STEP_ARG_VALUE},
         {"STEP_ARG_MARKETING", FN_STEP_ARG_MARKETING},
         {"STEP_ARG_TOKEN", FN_STEP_ARG_TOKEN},
+        {"STEP_ARG_CLUSTER", FN_STEP_ARG_CLUSTER},
         {"STEP_ARG_NFUN", FN_STEP_ARG_NFUN},
         {"STEP_FARG_NAME", FN_STEP_FARG_NAME},
         {"STEP_FARG_STAGES", FN_STEP_FARG_STAGES},

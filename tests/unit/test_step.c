@@ -6,6 +6,7 @@
  * at the limit shifted every later argument.
  */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,22 @@ static long resp_words(const fn_buf_t *b, char last[3][8192])
     return seen == count ? count : -1;
 }
 
+/* Word number i (from 0) of a RESP array of bulk strings into out; false if there is none. */
+static bool resp_word(const fn_buf_t *b, long i, char *out, size_t outlen)
+{
+    const char *p = strstr(b->data, "\r\n") + 2, *end = b->data + b->len;
+    for (long k = 0; p < end && *p == '$'; k++) {
+        long len = strtol(p + 1, NULL, 10);
+        p = strstr(p, "\r\n") + 2;
+        if (k == i) {
+            snprintf(out, outlen, "%.*s", (int)len, p);
+            return true;
+        }
+        p += len + 2;
+    }
+    return false;
+}
+
 static fn_config_t *load(const char *text)
 {
     char err[256];
@@ -50,7 +67,7 @@ static fn_config_t *load(const char *text)
 static void test_layout_at_the_maximum(void)
 {
     CHECK_INT(FN_STEP_MAX_WORDS, FN_STEP_WORDS(FN_MAX_FUNNELS));
-    CHECK_INT(FN_STEP_WORDS(FN_MAX_FUNNELS), 3 + 7 + 14 + 4 * FN_MAX_FUNNELS + 3);
+    CHECK_INT(FN_STEP_WORDS(FN_MAX_FUNNELS), 3 + 7 + 15 + 4 * FN_MAX_FUNNELS + 3);
     CHECK(FN_STEP_MAX_TRANSITIONS >= FN_MAX_FUNNELS);
 
     char *json = fn_test_max_config_json("unit", "event");
@@ -102,8 +119,40 @@ static void test_layout_at_the_maximum(void)
     fn_config_free(cfg);
 }
 
+/* ARGV[FN_STEP_ARG_CLUSTER] tells step.lua to read its undeclared keys first: "1" on a
+ * Redis Cluster only. */
+static void test_cluster_flag(void)
+{
+    static const char *const ev_json = "{\"event_id\":\"e\",\"lead_id\":\"L\",\"ts\":1000,"
+                                       "\"channel\":\"web\",\"type\":\"page_view\"}";
+    for (int cluster = 0; cluster <= 1; cluster++) {
+        fn_config_t *cfg =
+            load("{\"redis\":{\"cluster\":true},\"funnels\":[{\"name\":\"f\","
+                 "\"stages\":[{\"name\":\"a\",\"on\":[{\"type\":\"page_view\"}]}]}]}");
+        if (!cfg)
+            return;
+        cfg->redis_cluster = cluster;
+        fn_event_t ev = {0};
+        char reason[256], word[16] = "?";
+        CHECK_INT(fn_event_decode(ev_json, strlen(ev_json), cfg, 0, &ev, reason, sizeof reason),
+                  FN_REJ_NONE);
+        fn_buf_t cmd = {0};
+        CHECK(fn_step_build(cfg, "0123456789012345678901234567890123456789", "i:1", &ev,
+                            fn_step_lead_hash("L", 1), 5000, 0, "in", 0, &cmd) == FN_OK);
+        /* EVALSHA, digest, key count, the keys, then ARGV from 1 */
+        CHECK(resp_word(&cmd, 3 + FN_STEP_KEYS + FN_STEP_ARG_CLUSTER - 1, word, sizeof word));
+        CHECK_STR(word, cluster ? "1" : "");
+        CHECK(resp_word(&cmd, 3 + FN_STEP_KEYS + FN_STEP_ARG_NFUN - 1, word, sizeof word));
+        CHECK_STR(word, "1");
+        fn_buf_free(&cmd);
+        fn_event_clear(&ev);
+        fn_config_free(cfg);
+    }
+}
+
 int main(void)
 {
     test_layout_at_the_maximum();
+    test_cluster_flag();
     return fn_test_result("test_step");
 }
