@@ -42,8 +42,9 @@ run_suite() {
 
 run_suite build
 # The same suite under the sanitizers, the fault tests at a quarter of their volume (every
-# event costs several times more there; README's figures are the normal build's). The
-# cluster scripts' test (label cluster) runs no funneld code, so once is enough.
+# event costs several times more there; README's figures are the normal build's). The tests
+# labelled cluster start three JVMs or test only the deploy scripts: once is enough. The Redis
+# Cluster test (label redis-failover) runs in both.
 exclude=cluster FUNNELD_FAULT_SCALE=0.25 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_suite build-asan -DFN_SANITIZE=ON
 

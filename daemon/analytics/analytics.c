@@ -335,35 +335,71 @@ json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
     return o;
 }
 
-int fn_analytics_read(redisContext *rc, const fn_config_t *cfg, const fn_funnel_t *f,
-                      int64_t now_ms, fn_funnel_stats_t *st, char *err, size_t errlen)
+/* Loads read.lua on rc unless it is one of the n in loaded (then added); sha gets its digest. */
+static int load_read(redisContext *rc, redisContext **loaded, size_t *n, char sha[41], char *err,
+                     size_t errlen)
 {
+    for (size_t i = 0; i < *n; i++)
+        if (loaded[i] == rc)
+            return FN_OK;
     redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", fn_lua_read_src);
     if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
         snprintf(err, errlen, "SCRIPT LOAD: %s", r ? r->str : rc->errstr);
         freeReplyObject(r);
         return FN_ERR;
     }
-    char sha[41];
-    snprintf(sha, sizeof sha, "%s", r->str);
+    snprintf(sha, 41, "%s", r->str);
     freeReplyObject(r);
+    loaded[(*n)++] = rc;
+    return FN_OK;
+}
+
+int fn_analytics_read(fn_redis_route_fn route, void *priv, const fn_config_t *cfg,
+                      const fn_funnel_t *f, int64_t now_ms, fn_funnel_stats_t *st, char *err,
+                      size_t errlen)
+{
+    /* every shard's node, and the nodes read.lua was loaded on (at most one per shard) */
+    size_t shards = (size_t)cfg->redis_shards, n_loaded = 0;
+    redisContext **of = calloc(shards, sizeof *of), **loaded = calloc(shards, sizeof *loaded);
+    char sha[41] = "";
+    int rc_ = FN_OK;
+    if (!of || !loaded) {
+        snprintf(err, errlen, "out of memory");
+        rc_ = FN_ERR;
+    }
+    for (size_t s = 0; rc_ == FN_OK && s < shards; s++) {
+        char key[64];
+        fn_key_stats(key, sizeof key, cfg->key_prefix, (unsigned)s);
+        if (!(of[s] = route(priv, key))) {
+            snprintf(err, errlen, "no Redis node for shard %zu", s);
+            rc_ = FN_ERR;
+        } else {
+            rc_ = load_read(of[s], loaded, &n_loaded, sha, err, errlen);
+        }
+    }
+    free(loaded);
+    if (rc_ != FN_OK) {
+        free(of);
+        return rc_;
+    }
     if (fn_analytics_begin(st, f, now_ms)) {
         snprintf(err, errlen, "out of memory");
+        free(of);
         return FN_ERR;
     }
     fn_buf_t cmd = {0};
-    int rc_ = FN_OK;
-    for (int s = 0; s < cfg->redis_shards && rc_ == FN_OK; s++) {
+    /* pipelined: all the commands out, then each node's replies in the order it got them */
+    for (size_t s = 0; s < shards && rc_ == FN_OK; s++) {
         if (fn_analytics_read_cmd(cfg, f, st, sha, (unsigned)s, &cmd) ||
-            redisAppendFormattedCommand(rc, cmd.data, cmd.len) != REDIS_OK) {
+            redisAppendFormattedCommand(of[s], cmd.data, cmd.len) != REDIS_OK) {
             snprintf(err, errlen, "out of memory");
             rc_ = FN_ERR;
         }
     }
-    for (int s = 0; s < cfg->redis_shards && rc_ == FN_OK; s++) {
+    for (size_t s = 0; s < shards && rc_ == FN_OK; s++) {
         void *rep = NULL;
-        if (redisGetReply(rc, &rep) != REDIS_OK) {
-            snprintf(err, errlen, "Redis: %s", rc->errstr);
+        if (redisGetReply(of[s], &rep) != REDIS_OK) {
+            snprintf(err, errlen, "Redis: %s", of[s]->errstr);
             rc_ = FN_ERR;
         } else if (((redisReply *)rep)->type == REDIS_REPLY_ERROR) {
             snprintf(err, errlen, "read.lua: %s", ((redisReply *)rep)->str);
@@ -374,12 +410,14 @@ int fn_analytics_read(redisContext *rc, const fn_config_t *cfg, const fn_funnel_
         freeReplyObject(rep);
     }
     fn_buf_free(&cmd);
+    free(of);
     if (rc_ == FN_OK) {
         fn_analytics_finish(st, f);
         /* the bottleneck marks, as the daemon last recorded them */
         char bn[128];
         fn_key_bn(bn, sizeof bn, cfg->key_prefix, f->name);
-        r = redisCommand(rc, "HGETALL %s", bn);
+        redisContext *rc = route(priv, bn);
+        redisReply *r = rc ? redisCommand(rc, "HGETALL %s", bn) : NULL;
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
             char *end;
             long k = strtol(r->element[i]->str, &end, 10);

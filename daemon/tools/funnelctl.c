@@ -29,7 +29,7 @@
 
 typedef struct ctl {
     fn_config_t *cfg;
-    redisContext *rc;
+    fn_redis_sync_t *rs; /* one server or a cluster's masters */
     bool json;
 } ctl_t;
 
@@ -208,9 +208,13 @@ static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
     }
     fn_lead_keys_t k;
     fn_step_keys(c->cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
-    redisReply *h = redisCommand(c->rc, "HGETALL %s", k.lead);
+    redisContext *node = fn_redis_sync_route(c->rs, k.lead);
+    redisReply *h = node ? redisCommand(node, "HGETALL %s", k.lead) : NULL;
     if (!h || h->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "funnelctl: HGETALL: %s\n", h ? h->str : c->rc->errstr);
+        fprintf(stderr, "funnelctl: HGETALL: %s\n",
+                h      ? h->str
+                : node ? node->errstr
+                       : "no Redis node for the lead");
         freeReplyObject(h);
         fn_buf_free(&shown);
         return 1;
@@ -299,7 +303,7 @@ static int cmd_stats(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
 {
     fn_funnel_stats_t st;
     char err[256];
-    if (fn_analytics_read(c->rc, c->cfg, f, now_ms, &st, err, sizeof err)) {
+    if (fn_analytics_read(fn_redis_sync_route, c->rs, c->cfg, f, now_ms, &st, err, sizeof err)) {
         fprintf(stderr, "funnelctl: %s\n", err);
         return 1;
     }
@@ -393,13 +397,12 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = 1;
-    if (!(c.rc = fn_redis_sync_connect(c.cfg->redis_url, "funnelctl")))
+    if (!(c.rs = fn_redis_sync_open(c.cfg, "funnelctl")))
         goto out;
     rc = strcmp(cmd, "lead") == 0 ? cmd_lead(&c, f, argv[optind + 2])
                                   : cmd_stats(&c, f, fn_now_ms());
 out:
-    if (c.rc)
-        redisFree(c.rc);
+    fn_redis_sync_close(c.rs);
     fn_config_free(c.cfg);
     return rc;
 }

@@ -85,9 +85,15 @@ void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f);
 /* Frees what st owns. */
 void fn_analytics_free(fn_funnel_stats_t *st);
 
-/* Reads f's figures over a synchronous connection (loads read.lua). funnelctl uses it. */
-int fn_analytics_read(redisContext *rc, const fn_config_t *cfg, const fn_funnel_t *f,
-                      int64_t now_ms, fn_funnel_stats_t *st, char *err, size_t errlen);
+/* The blocking connection to the Redis node serving key, or NULL (a Redis Cluster has one
+ * per master; one server answers every key). */
+typedef redisContext *(*fn_redis_route_fn)(void *priv, const char *key);
+
+/* Reads f's figures over synchronous connections, each shard from the node route gives for
+ * it (loads read.lua on each). funnelctl uses it. */
+int fn_analytics_read(fn_redis_route_fn route, void *priv, const fn_config_t *cfg,
+                      const fn_funnel_t *f, int64_t now_ms, fn_funnel_stats_t *st, char *err,
+                      size_t errlen);
 
 /* The per-stage and per-funnel figures as the body of a funnel_snapshot event (new ref). */
 json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st);
