@@ -11,8 +11,8 @@
  * One server (redis.cluster false) is the one conn. On a Redis Cluster the store learns the
  * slot map (CLUSTER SLOTS, cluster.h) from any node it reaches (redis.url, then
  * redis.seeds), keeps one conn per master, and sends each step to the master of its lead's
- * shard slot. MOVED refreshes the map and re-routes the step; ASK sends it once more, after
- * ASKING, to the node named; TRYAGAIN and CLUSTERDOWN wait a little and re-route. A step
+ * shard slot. MOVED refreshes the map and re-routes the step; ASK, TRYAGAIN and CLUSTERDOWN
+ * wait a little and re-route (a step is not sent with ASKING: see follow_cluster_error). A step
  * with no master to go to (the map not known yet, its slot uncovered, a redirect being
  * followed) waits in "limbo" until the next map or retry. A master that fails is re-tried
  * with backoff while the map is refreshed, so its replica's promotion is found.
@@ -357,8 +357,6 @@ static void maybe_wait(conn_t *c)
 
 #define MSG_OF(node) ((fn_msg_t *)((char *)(node)-offsetof(fn_msg_t, lead)))
 
-static void send_step(conn_t *c, fn_msg_t *m, bool asking);
-
 static void log_redirect(fn_store_t *s, const conn_t *c, const char *err)
 {
     uint64_t skipped;
@@ -384,19 +382,12 @@ static bool follow_cluster_error(conn_t *c, fn_msg_t *m, const redisReply *reply
         want_refresh(s);
         return true;
     case FN_CLUSTER_ASK:
+        /* Not followed: the importing node would run the step under ASKING while keys the
+         * script finds on its own (flows, sketches) may still be on this node; it would make
+         * them anew there, and the migration could then not move the old ones. The step
+         * waits until the slot has moved (then MOVED), like a TRYAGAIN. */
         st->redis_ask++;
         log_redirect(s, c, reply->str);
-        for (size_t i = 0; i < s->n_conns; i++) {
-            conn_t *t = s->conns[i];
-            if (t->ready && !t->retired && t->port == to.port && strcmp(t->host, to.host) == 0) {
-                send_step(t, m, true);
-                maybe_wait(t);
-                if (m->state == FN_MSG_REDIS_SENT)
-                    return true;
-                break;
-            }
-        }
-        /* not connected to the importing node: wait for the migration to end */
         to_limbo(s, m);
         limbo_later(s);
         return true;
@@ -521,7 +512,7 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     s->hooks.step_reply(s->hooks.priv, m, reply);
 }
 
-static void send_step(conn_t *c, fn_msg_t *m, bool asking)
+static void send_step(conn_t *c, fn_msg_t *m)
 {
     fn_store_t *s = c->s;
     char token[64];
@@ -533,9 +524,8 @@ static void send_step(conn_t *c, fn_msg_t *m, bool asking)
         s->host.stop(s->host.data, 1);
         return;
     }
-    if ((asking && redisAsyncCommand(c->ac, NULL, NULL, "ASKING") != REDIS_OK) ||
-        redisAsyncFormattedCommand(c->ac, on_step_reply, m, s->step_cmd.data, s->step_cmd.len) !=
-            REDIS_OK) {
+    if (redisAsyncFormattedCommand(c->ac, on_step_reply, m, s->step_cmd.data, s->step_cmd.len) !=
+        REDIS_OK) {
         m->state = FN_MSG_REDIS_WAIT;
         fn_queue_push(&c->wait, m);
         return;
@@ -553,7 +543,7 @@ static void flush_conn(conn_t *c)
 {
     while (c->ready && c->ac && c->wait.head) {
         fn_msg_t *m = fn_queue_pop(&c->wait);
-        send_step(c, m, false);
+        send_step(c, m);
         if (m->state != FN_MSG_REDIS_SENT)
             break;
     }
@@ -1043,11 +1033,14 @@ static void maybe_refresh(fn_store_t *s)
         s->refresh_wanted = true;
         return;
     }
+    /* past the gate (it answered a PING), and of those the one heard from last: a node that
+     * just died is often not known to be dead yet */
     conn_t *via = NULL;
-    for (size_t i = 0; i < s->n_conns && !via; i++) {
+    for (size_t i = 0; i < s->n_conns; i++) {
         conn_t *c = s->conns[i];
-        if (c->ac && !c->retired && c->progress_ms && !(c->ac->c.flags & REDIS_DISCONNECTING))
-            via = c; /* past the gate: it answered a PING */
+        if (c->ac && !c->retired && c->progress_ms && !(c->ac->c.flags & REDIS_DISCONNECTING) &&
+            (!via || c->progress_ms > via->progress_ms))
+            via = c;
     }
     if (!via) {
         s->refresh_wanted = true;

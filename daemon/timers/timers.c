@@ -35,9 +35,10 @@
 #include "funneld/timers.h"
 #include "funneld/trigger.h"
 
-#define FIRE_LIMIT 500       /* timers claimed per call; more are claimed on the next tick */
-#define SWEEP_EVERY_MS 10000 /* how often held leases are renewed and expired ones looked for */
-#define RENEW_BATCH 1000     /* leases renewed per call */
+#define FIRE_LIMIT 500          /* timers claimed per call; more are claimed on the next tick */
+#define SWEEP_EVERY_MS 10000    /* how often held leases are renewed and expired ones looked for */
+#define FIRE_LOG_EVERY_MS 10000 /* a failing fire call is logged once per this, with a count */
+#define RENEW_BATCH 1000        /* leases renewed per call */
 
 /* What the timers know of one input partition's zsets (fn_partition_t.timers). */
 struct fn_timers_part {
@@ -50,7 +51,8 @@ struct fn_timers_part {
 #define DUE_NONE INT64_MAX
 
 struct fn_timers {
-    fn_host_t host; /* the loop, the running config, log and counters (a copy) */
+    fn_host_t host;          /* the loop, the running config, log and counters (a copy) */
+    fn_log_limit_t lim_fire; /* "fire failed" lines */
     fn_store_t *store;
     fn_output_t *out;
     fn_input_t *input;
@@ -254,8 +256,14 @@ static void on_fire_reply(void *priv, const redisReply *reply)
         if (reply) {
             bool noscript =
                 reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
-            fn_log(tm->host.log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers", "fire failed: %s",
-                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+            /* one line per interval: a cluster that is down answers every shard's call */
+            uint64_t skipped;
+            if (fn_log_limit_pass(&tm->lim_fire, fn_now_ms(), noscript ? 0 : FIRE_LOG_EVERY_MS,
+                                  &skipped))
+                fn_log(tm->host.log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "timers",
+                       "fire failed: %.200s (%llu more since the last line)",
+                       reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
+                       (unsigned long long)skipped);
             if (noscript) /* the reconnect loads the scripts again */
                 fn_store_reconnect(tm->store, "NOSCRIPT from fire.lua");
         }

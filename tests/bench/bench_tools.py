@@ -86,7 +86,7 @@ def cmd_topics(brokers, *specs):
     die("topics did not get leaders")
 
 
-def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefix):
+def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefix, cluster=""):
     with open(demo) as f:
         cfg = json.load(f)
     cfg["kafka"].update({
@@ -101,6 +101,8 @@ def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefi
     cfg["kafka"]["properties"] = {k.strip(): v.strip() for k, v in
                                   (i.split("=", 1) for i in items)}
     cfg["redis"] = {"url": redis_url, "key_prefix": prefix}
+    if cluster == "cluster":
+        cfg["redis"]["cluster"] = True
     cfg["http"] = {"listen": "127.0.0.1:0"}
     with open(out, "w") as f:
         json.dump(cfg, f, indent=1)
@@ -515,6 +517,14 @@ def cmd_summary(path):
         ("ratio funneld ÷ Kafka ceiling (1 per input)",
          num(fe / kc1 if fe and kc1 else None, "{:.2f}")),
     ]
+    if f("cluster_eps"):
+        rows += [
+            ("on a Redis Cluster (3 masters): events/s",
+             f"{num(f('cluster_eps'))}  ({g('cluster_transitions')} transitions; the same backlog)"),
+            ("on a Redis Cluster: Redis CPU us per event per master",
+             f"{g('cluster_master_cpu_us_per_event')}  (one server: "
+             f"{num(f('funneld_redis_cpu_s') * 1e6 / f('events') if f('funneld_redis_cpu_s') and f('events') else None, '{:.1f}')})"),
+        ]
     if f("pending_timers"):
         n = f("pending_timers")
 

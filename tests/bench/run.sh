@@ -25,6 +25,10 @@
 #   BENCH_PERF [0]              1: perf record (DWARF call graphs) funneld during the backlog
 #                               run; this slows funneld, so take figures from a run without
 #                               it. The profile goes to OUT/perf.txt
+#   BENCH_REDIS_CLUSTER [0]     1: after the backlog run on one redis-server, the same backlog
+#                               again on a Redis Cluster of three masters with one replica
+#                               each (deploy/redis-cluster.sh), reporting events/s and each
+#                               master's Redis CPU per event (backlog modes only)
 #   BENCH_KEEP [0]              1: keep the services running and the events file
 #   BENCH_PENDING_TIMERS [0]    > 0 (issue 3 item 8: pending timers must not slow the event
 #                               path): that many pending retargeting timers, due in 2100 (never
@@ -72,6 +76,8 @@ BUILD=${BENCH_BUILD_DIR:-$REPO/build-bench}
 PERF=${BENCH_PERF:-0}
 KEEP=${BENCH_KEEP:-0}
 PENDING=${BENCH_PENDING_TIMERS:-0}
+CLUSTER=${BENCH_REDIS_CLUSTER:-0}
+case "$CLUSTER" in 0 | 1) ;; *) echo "run.sh: BENCH_REDIS_CLUSTER must be 0 or 1" >&2; exit 2 ;; esac
 case "$MODE" in all | max | rate) ;; *) echo "run.sh: BENCH_MODE must be all, max or rate" >&2; exit 2 ;; esac
 ((N >= 1000)) || { echo "run.sh: BENCH_EVENTS must be at least 1000" >&2; exit 2; }
 [[ "$PENDING" =~ ^[0-9]+$ ]] || { echo "run.sh: BENCH_PENDING_TIMERS must be a whole number" >&2; exit 2; }
@@ -107,6 +113,8 @@ cleanup() {
         kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
     if [[ "$KEEP" != 1 ]]; then
+        [[ "$CLUSTER" == 1 ]] && FUNNELD_RUN_DIR=$FUNNELD_RUN_DIR/rc \
+            bash "$REPO/deploy/redis-cluster.sh" stop >/dev/null 2>&1
         bash "$REPO/deploy/services.sh" down >/dev/null 2>&1 || true
         rm -f "$OUT/events.jsonl"
     fi
@@ -300,6 +308,48 @@ if [[ "$MODE" != rate ]]; then
     fi
     log "Redis ceiling: $(get redis_eps) steps/s, $(get redis_cmds_per_event) commands per step," \
         "$(get redis_transitions) transitions (funneld: $(get funneld_transitions))"
+
+    # -------------------------------------------------------------- on a Redis Cluster
+    if [[ "$CLUSTER" == 1 ]]; then
+        log "starting a Redis Cluster (three masters, one replica each)"
+        CL_ENV=$(FUNNELD_RUN_DIR=$FUNNELD_RUN_DIR/rc bash "$REPO/deploy/redis-cluster.sh" start \
+            2>"$OUT/redis-cluster.log") || { cat "$OUT/redis-cluster.log" >&2; die "the cluster did not start"; }
+        eval "$CL_ENV"
+        # the same input topic, read again by a group and a key prefix of its own
+        TC=$RUN_ID-cl
+        "${TOOLS[@]}" topics "$B" "$TC.transitions:6:logappend" "$TC.dlq:1" "$TC.retargeting:1" \
+            "$TC.bottlenecks:1" "$TC.snapshots:1"
+        "${TOOLS[@]}" config "$REPO/deploy/config/demo.json" "$OUT/cl.json" "$B" \
+            "$FUNNELD_REDIS_CLUSTER_URL" "$TC" "$TC" "$T.in" "$TC" cluster
+        # the masters' pids, by port (redis-cluster.sh nodes: "127.0.0.1:P master ...")
+        MASTERS=$(FUNNELD_RUN_DIR=$FUNNELD_RUN_DIR/rc bash "$REPO/deploy/redis-cluster.sh" nodes |
+            awk '$2 == "master" { sub(/.*:/, "", $1); print $1 }')
+        declare -A MC0
+        for p in $MASTERS; do
+            MC0[$p]=$(cpu_s "$(cat "$FUNNELD_RUN_DIR/rc/redis-cluster/node-$p/redis.pid")")
+        done
+        # FUNNELD_REDIS_URL (the services' one server) would override the config's URL
+        env -u FUNNELD_REDIS_URL "$BUILD/funneld" -c "$OUT/cl.json" 2>"$OUT/funneld-cl.log" &
+        FPID=$!
+        log "funneld (pid $FPID) draining the same backlog on the cluster"
+        t_assigned=$("${TOOLS[@]}" wait-log "$OUT/funneld-cl.log" "assigned" 120)
+        "${TOOLS[@]}" drained "$B" "$TC" "$T.in" 3600 >/dev/null
+        res cluster_cpu_s "$(cpu_s "$FPID")"
+        per=""
+        for p in $MASTERS; do
+            c=$(calc "($(cpu_s "$(cat "$FUNNELD_RUN_DIR/rc/redis-cluster/node-$p/redis.pid")") - ${MC0[$p]}) * 1000000 / $N")
+            per="$per${per:+,}$c"
+        done
+        res cluster_master_cpu_us_per_event "$per"
+        stop_funneld
+        "${TOOLS[@]}" outputs "$B" "$TC.transitions" "$TC.dlq" >"$OUT/outputs-cl.env"
+        out_last_ms=$(sed -n 's/^out_last_ms=//p' "$OUT/outputs-cl.env")
+        res cluster_transitions "$(sed -n 's/^transitions=//p' "$OUT/outputs-cl.env")"
+        res cluster_span_s "$(calc "$out_last_ms / 1000 - $t_assigned")"
+        res cluster_eps "$(calc "$N / $(get cluster_span_s)")"
+        log "on the cluster: $(get cluster_eps) events/s, Redis CPU us per event per master" \
+            "$(get cluster_master_cpu_us_per_event)"
+    fi
 
     # -------------------------------------------------------------- Kafka ceiling
     BYTES=$(get transition_avg_bytes)

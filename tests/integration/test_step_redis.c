@@ -585,6 +585,7 @@ static void test_refused_step_writes_nothing(void)
                           "",
                           "",
                           "i:1",
+                          "",
                           "2",
                           "b2b",
                           "5",
