@@ -7,6 +7,7 @@ broker and Redis that deploy/services.sh started.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -618,3 +619,75 @@ def start_private_broker(run_dir):
         if line.startswith("export ") and "=" in line:
             name, value = line[len("export "):].split("=", 1)
             os.environ[name] = value.strip("'\"")
+
+
+def http_port(st, p, timeout=30):
+    """A daemon's endpoint port, from the log line naming it (http.listen is 127.0.0.1:0)."""
+    found = []
+
+    def look():
+        m = re.search(r'"serving /metrics[^"]* on 127\.0\.0\.1:(\d+)"', st.log_of(p))
+        if m:
+            found.append(int(m.group(1)))
+        return bool(m)
+    return found[0] if wait_for(look, timeout) else None
+
+
+def ready(port):
+    return http_get(port, "/readyz")[0] == 200
+
+
+def run_outputs(st, check, label):
+    """A run's outputs to compare with a reference's: transitions by id, each (lead, funnel)'s
+    ids in order of first appearance, how many deliveries repeated an id, triggers by id, and
+    the set of dead letters (read once the daemons stopped)."""
+    by_id, repeats = outputs(st, "transitions", check, label)
+    order = {}
+    for e in by_id.values():
+        order.setdefault((e["lead_id"], e["funnel"]), []).append(e["id"])
+    trig, _ = triggers(st, check, label)
+    dlq = {bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"])}
+    return by_id, order, repeats, trig, dlq
+
+
+def check_same_outputs(check, label, want, got):
+    """That a run's run_outputs() equal a reference's: every transition and trigger id present
+    (nothing lost), none invented, the same contents, each lead's transitions in the same
+    order, the same dead letters."""
+    w_by, w_order, _, w_trig, w_dlq = want
+    g_by, g_order, _, g_trig, g_dlq = got
+    for what, w, g in (("transition", w_by, g_by), ("trigger", w_trig, g_trig)):
+        lost, invented = sorted(set(w) - set(g)), sorted(set(g) - set(w))
+        check.eq((len(lost), lost[:5]), (0, []), f"{label}: no {what} lost (how many, which)")
+        check.eq((len(invented), invented[:5]), (0, []), f"{label}: no {what} invented")
+        check.eq([i for i in w if g.get(i, w[i]) != w[i]][:5], [], f"{label}: identical {what}s")
+    bad = [k for k in w_order if g_order.get(k) != w_order[k]]
+    check.eq((len(bad), bad[:3]), (0, []), f"{label}: each lead's transitions in the same order")
+    check.eq(g_dlq, w_dlq, f"{label}: the same dead letters")
+
+
+def deadline(seconds):
+    """SIGTERM or `seconds` passing raise SystemExit, so that a test's finally still stops
+    what it started; returns a function that cancels the alarm."""
+    def give_up(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}: cleaning up")
+    signal.signal(signal.SIGTERM, give_up)
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(seconds)
+    return lambda: signal.alarm(0)
+
+
+def group_under_stream(st, n, stream, rate, check, label, after_s):
+    """n daemons on st in one group, each assigned and ready, then `stream` produced at `rate`
+    from a thread that has been running for after_s seconds when this returns (the moment to
+    break something): (daemons, their endpoint ports, the feeding thread)."""
+    daemons = [st.start() for _ in range(n)]
+    ports = [http_port(st, p) for p in daemons]
+    check.true(wait_for(lambda: all("assigned" in st.log_of(p) for p in daemons), 60),
+               f"{label}: every member got partitions")
+    check.true(wait_for(lambda: all(ready(port) for port in ports), 60),
+               f"{label}: every member ready before the stream")
+    feeder = threading.Thread(target=produce_paced, args=(st, stream, rate))
+    feeder.start()
+    time.sleep(after_s)
+    return daemons, ports, feeder

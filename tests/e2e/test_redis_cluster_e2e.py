@@ -27,9 +27,7 @@ stopped and its run dir removed also on a failure, on SIGTERM and at the test's 
 import calendar
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,9 +36,10 @@ import time
 
 from redis.cluster import RedisCluster
 
-from harness import (REPO, Check, build_dir, Stack, gen_stream, http_get, metrics, outputs, produce_paced,
-                     redis_state, scaled, short_timer_funnels, triggers,
-                     wait_drained, wait_for)
+from harness import (REPO, Check, Stack, build_dir, check_same_outputs, deadline, gen_stream,
+                     group_under_stream, http_get, http_port, metrics, ready, redis_state,
+                     run_outputs,
+                     scaled, short_timer_funnels, wait_drained, wait_for)
 
 N = scaled(12000)
 RATE = scaled(1500)   # the paced run's stream lasts about 8 s
@@ -77,22 +76,6 @@ class CStack(Stack):
     def start(self, *extra, **kw):
         # FUNNELD_REDIS_URL (the fixture's single server) would override the config's URL
         return super().start(*extra, unset=("FUNNELD_REDIS_URL",), **kw)
-
-
-def http_port(st, p, timeout=30):
-    """The endpoint's port, from the log line naming it (http.listen is 127.0.0.1:0)."""
-    found = []
-
-    def look():
-        m = re.search(r'"serving /metrics[^"]* on 127\.0\.0\.1:(\d+)"', st.log_of(p))
-        if m:
-            found.append(int(m.group(1)))
-        return bool(m)
-    return found[0] if wait_for(look, timeout) else None
-
-
-def ready(port):
-    return http_get(port, "/readyz")[0] == 200
 
 
 def event_time(v):
@@ -169,13 +152,7 @@ def ctl_views(st):
 
 
 def collect(st, check, label):
-    by_id, repeats = outputs(st, "transitions", check, label)
-    order = {}
-    for e in by_id.values():
-        order.setdefault((e["lead_id"], e["funnel"]), []).append(e["id"])
-    trig, _ = triggers(st, check, label)
-    dlq = {bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"])}
-    return by_id, order, repeats, trig, dlq, redis_state(st), ctl_views(st)
+    return run_outputs(st, check, label) + (redis_state(st), ctl_views(st))
 
 
 def reference(stream, check):
@@ -210,15 +187,8 @@ def failover(stream, run_dir, url, check):
     st = CStack("rcluster", cluster_url=url, cluster=True)
     fig = {}
     try:
-        daemons = [st.start(), st.start()]
-        ports = [http_port(st, p) for p in daemons]
-        check.true(wait_for(lambda: all("assigned" in st.log_of(p) for p in daemons), 60),
-                   "both members got partitions")
-        check.true(wait_for(lambda: all(ready(port) for port in ports), 60),
-                   "both ready on the cluster before the stream")
-        feeder = threading.Thread(target=produce_paced, args=(st, stream, RATE))
-        feeder.start()
-        time.sleep(KILL_AT)
+        daemons, ports, feeder = group_under_stream(st, 2, stream, RATE, check, "failover",
+                                                    KILL_AT)
         live = masters(run_dir)
         victim = max(sorted(live), key=lambda port: live[port])
         check.true(feeder.is_alive(), "the kill came mid-stream")
@@ -256,15 +226,8 @@ def reshard(stream, run_dir, url, check):
     st = CStack("rcluster-rs", cluster_url=url, cluster=True)
     fig = {}
     try:
-        daemons = [st.start(), st.start(), st.start()]
-        ports = [http_port(st, p) for p in daemons]
-        check.true(wait_for(lambda: all("assigned" in st.log_of(p) for p in daemons), 60),
-                   "reshard: the three members got partitions")
-        check.true(wait_for(lambda: all(ready(port) for port in ports), 60),
-                   "reshard: all ready before the stream")
-        feeder = threading.Thread(target=produce_paced, args=(st, stream, RATE))
-        feeder.start()
-        time.sleep(KILL_AT)
+        daemons, ports, feeder = group_under_stream(st, 3, stream, RATE, check, "reshard",
+                                                    KILL_AT)
         live = sorted(masters(run_dir).items(), key=lambda kv: -kv[1])
         mover = threading.Thread(target=cluster_sh,
                                  args=(run_dir, "reshard", str(live[0][0]), str(live[-1][0]),
@@ -336,11 +299,7 @@ def main():
     check = Check("test_redis_cluster_e2e")
     run_dir = tempfile.mkdtemp(prefix="funneld-rcluster-")
 
-    def give_up(signum, frame):
-        raise SystemExit(f"stopped by signal {signum}: cleaning up")
-    signal.signal(signal.SIGTERM, give_up)
-    signal.signal(signal.SIGALRM, give_up)
-    signal.alarm(DEADLINE_S)
+    cancel = deadline(DEADLINE_S)
     t0 = time.time()
     try:
         env = {}
@@ -350,37 +309,24 @@ def main():
                 env[k] = v.strip("'\"")
         url = env["FUNNELD_REDIS_CLUSTER_URL"]
         stream = gen_stream(N, N // 8, seed=18)
-        want, want_order, _, want_trig, want_dlq, want_state, want_ctl = reference(stream, check)
+        *want, want_state, want_ctl = reference(stream, check)
         runs = {"failover": failover(stream, run_dir, url, check)}
         # the killed master rejoins as a replica: every master has one again
         cluster_sh(run_dir, "restart-node", runs["failover"][-1]["killed"].rsplit(":", 1)[-1])
         runs["reshard"] = reshard(stream, run_dir, url, check)
         bad_weather(url, check)
     finally:
-        signal.alarm(0)
+        cancel()
         try:
             cluster_sh(run_dir, "stop")
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
-    check.true(len(want) > N // 10, "the stream makes transitions")
-    check.true(len(want_trig) > 0, "the stream makes triggers fall due")
+    check.true(len(want[0]) > N // 10, "the stream makes transitions")
+    check.true(len(want[3]) > 0, "the stream makes triggers fall due")
     check.true(len(want_state) > N // 10, "the reference leaves lead state in Redis")
     check.true(all(v[0] == 0 for v in want_ctl.values()), f"reference: funnelctl shows all ({want_ctl})")
-    for run, (got, order, repeats, got_trig, dlq, state, ctl, fig) in runs.items():
-        lost, invented = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-        check.eq((len(lost), lost[:5]), (0, []), f"{run}: no transition lost (how many, which)")
-        check.eq((len(invented), invented[:5]), (0, []), f"{run}: no transition invented")
-        check.eq([i for i in want if got.get(i, want[i]) != want[i]][:5], [],
-                 f"{run}: identical transitions")
-        bad = [k for k in want_order if order.get(k) != want_order[k]]
-        check.eq((len(bad), bad[:3]), (0, []), f"{run}: each lead's transitions in the same order")
-        lost = sorted(set(want_trig) - set(got_trig))
-        invented = sorted(set(got_trig) - set(want_trig))
-        check.eq((len(lost), lost[:5]), (0, []), f"{run}: no trigger lost")
-        check.eq((len(invented), invented[:5]), (0, []), f"{run}: no trigger invented")
-        check.eq([i for i in want_trig if got_trig.get(i, want_trig[i]) != want_trig[i]][:5], [],
-                 f"{run}: identical triggers")
-        check.eq(dlq, want_dlq, f"{run}: the same dead letters")
+    for run, (*got, state, ctl, fig) in runs.items():
+        check_same_outputs(check, run, want, got)
         differ = sorted(k for k in set(want_state) | set(state)
                         if want_state.get(k) != state.get(k))
         first = {}
@@ -397,10 +343,10 @@ def main():
         check.eq((bad, detail), ([], []),
                  f"{run}: funnelctl shows the same, reading every master (which; where: "
                  "path, reference, this run)")
-        print(f"{run}: {fig}; transitions {len(got)} ({repeats} repeated deliveries), "
-              f"triggers {len(got_trig)}", flush=True)
-    print(f"events {N} at {RATE}/s, {PARTS} partitions; reference transitions {len(want)}, "
-          f"triggers {len(want_trig)}, dead letters {len(want_dlq)}; "
+        print(f"{run}: {fig}; transitions {len(got[0])} ({got[2]} repeated deliveries), "
+              f"triggers {len(got[3])}", flush=True)
+    print(f"events {N} at {RATE}/s, {PARTS} partitions; reference transitions {len(want[0])}, "
+          f"triggers {len(want[3])}, dead letters {len(want[4])}; "
           f"{time.time() - t0:.0f}s", flush=True)
     check.done()
 
