@@ -150,9 +150,10 @@ struct fn_store {
     bool lonely;             /* a master has no replica in the map (yet: a new cluster lists
                               * them a little after it is up), so its steps are not waited for */
     bool refresh_wanted;
-    int64_t refresh_ms; /* when the last one was sent */
-    size_t next_seed;   /* the seed tried next when no node answers */
-    char detail[320];   /* why Redis is not usable, for /readyz; "" when it is */
+    int64_t refresh_ms;    /* when the last one was sent */
+    size_t next_seed;      /* the seed tried next when no node answers */
+    char detail[320];      /* why Redis is not usable, for /readyz; "" when it is */
+    char down_detail[320]; /* fn_store_detail's text for a master that is down */
     /* The epoch marker as first seen: one server's, or each shard's on a cluster. */
     char epoch[48];
     char (*shard_epoch)[48];
@@ -1401,13 +1402,48 @@ uint64_t fn_store_connects(const fn_store_t *s)
     return s->connects;
 }
 
-const char *fn_store_detail(const fn_store_t *s)
+/* "a-b,c" into out: the slot ranges master i of s->map serves, "..." when they do not fit. */
+static void master_ranges(const fn_store_t *s, int i, char *out, size_t n)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (unsigned a = 0; a < FN_CLUSTER_SLOTS; a++) {
+        if (s->map->slot[a] != i)
+            continue;
+        unsigned b = a;
+        while (b + 1 < FN_CLUSTER_SLOTS && s->map->slot[b + 1] == i)
+            b++;
+        int w = b > a ? snprintf(out + len, n - len, "%s%u-%u", len ? "," : "", a, b)
+                      : snprintf(out + len, n - len, "%s%u", len ? "," : "", a);
+        if (w < 0 || (size_t)w >= n - len) {
+            snprintf(out + (n > 4 ? n - 4 : 0), n > 4 ? 4 : n, "...");
+            return;
+        }
+        len += (size_t)w;
+        a = b;
+    }
+}
+
+const char *fn_store_detail(fn_store_t *s)
 {
     if (s->detail[0])
         return s->detail;
+    if (s->cluster && s->map) {
+        /* a master the map still names, not reachable (a failover may be on its way) */
+        for (size_t i = 0; i < s->map->n_nodes; i++) {
+            const conn_t *c = s->master_conn[i];
+            if (!c || (c->ac && c->ready))
+                continue;
+            char ranges[160];
+            master_ranges(s, (int)i, ranges, sizeof ranges);
+            snprintf(s->down_detail, sizeof s->down_detail,
+                     "slots %s have no reachable master (%s:%d)", ranges, c->host, c->port);
+            return s->down_detail;
+        }
+    }
     for (size_t i = 0; i < s->n_conns; i++)
         if (!s->conns[i]->retired && !s->conns[i]->ready)
-            return s->cluster ? "a master is not reachable" : "not connected";
+            return s->cluster ? "the cluster's slot map is not known yet" : "not connected";
     return "";
 }
 

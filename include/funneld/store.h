@@ -106,7 +106,7 @@ bool fn_store_up(const fn_store_t *s);
 uint64_t fn_store_connects(const fn_store_t *s);
 /* Why Redis is not usable (a seed that is no cluster node, uncovered slots, a master not
  * reachable ...), for /readyz; "" when it is. Valid until the store next runs. */
-const char *fn_store_detail(const fn_store_t *s);
+const char *fn_store_detail(fn_store_t *s);
 /* The nodes the store keeps a connection to: writes up to max into out, returns how many. */
 size_t fn_store_nodes(const fn_store_t *s, fn_redis_node_t *out, size_t max);
 /* Steps waiting for a cluster node to go to (the map not known, a slot uncovered, a
