@@ -24,9 +24,10 @@ static void usage(FILE *out)
             "  -h, --help            this text\n"
             "  -V, --version         print the version\n"
             "\n"
-            "Environment: FUNNELD_BROKERS and FUNNELD_REDIS_URL override kafka.brokers and\n"
-            "redis.url. Signals: SIGTERM/SIGINT finish in-flight work, commit and exit 0;\n"
-            "SIGHUP re-reads FILE and applies its funnels (a bad file is refused, logged).\n");
+            "Environment: FUNNELD_BROKERS, FUNNELD_REDIS_URL and FUNNELD_REDIS_CLUSTER override\n"
+            "kafka.brokers, redis.url and redis.cluster.\n"
+            "Signals: SIGTERM/SIGINT finish in-flight work, commit and exit 0; SIGHUP re-reads\n"
+            "FILE and applies its funnels (a bad file is refused, logged).\n");
 }
 
 int main(int argc, char **argv)

@@ -370,7 +370,8 @@ static const opt_t top_opts[] = {
      .off = CFG(redis_shards), .lo = 1, .hi = 4096},
     {OPT(OPT_BOOL, "redis.cluster", "false",
          "Redis Cluster: redis.url (and redis.seeds) are nodes to learn the slot map from; "
-         "each key goes to the master serving its slot"),
+         "each key goes to the master serving its slot; FUNNELD_REDIS_CLUSTER (true or false) "
+         "overrides it"),
      .off = CFG(redis_cluster)},
     {OPT(OPT_STRINGS, "redis.seeds", NULL,
          "More Redis Cluster nodes to learn the slot map from, \"host:port\" each (read only "
@@ -1124,13 +1125,9 @@ static int check_cluster(parse_ctx_t *c, const fn_config_t *cfg)
         db != 0)
         return fail(c, "redis.url", "a Redis Cluster has database 0 only (redis.cluster is true)");
     for (size_t i = 0; i < cfg->n_redis_seeds; i++) {
-        char url[600], path[32];
-        snprintf(url, sizeof url, "redis://%s", cfg->redis_seeds[i]);
+        char path[32];
         snprintf(path, sizeof path, "redis.seeds[%zu]", i);
-        if (strlen(cfg->redis_seeds[i]) > 300 || !strchr(cfg->redis_seeds[i], ':') ||
-            strchr(cfg->redis_seeds[i], '@') || strchr(cfg->redis_seeds[i], '/') ||
-            fn_redis_url_parse(url, host, sizeof host, &port, user, sizeof user, pass, sizeof pass,
-                               &db))
+        if (fn_redis_seed_parse(cfg->redis_seeds[i], host, sizeof host, &port))
             return fail(c, path, "must be host:port");
     }
     return FN_OK;
@@ -1169,11 +1166,22 @@ static int replace_from_env(char **field, const char *name)
     return FN_OK;
 }
 
-int fn_config_apply_env(fn_config_t *cfg)
+int fn_config_apply_env(fn_config_t *cfg, char *err, size_t errlen)
 {
+    parse_ctx_t c = {err, errlen};
     if (replace_from_env(&cfg->brokers, "FUNNELD_BROKERS") ||
         replace_from_env(&cfg->redis_url, "FUNNELD_REDIS_URL"))
-        return FN_ERR;
+        return oom(&c, "");
+    /* the environment bypasses the table, so its checked fields are checked here */
+    const char *what = check_redis_url(cfg->redis_url, strlen(cfg->redis_url));
+    if (what)
+        return fail(&c, "FUNNELD_REDIS_URL", "%s", what);
+    const char *cluster = getenv("FUNNELD_REDIS_CLUSTER");
+    if (cluster && *cluster) {
+        if (strcmp(cluster, "true") && strcmp(cluster, "false"))
+            return fail(&c, "FUNNELD_REDIS_CLUSTER", "must be true or false");
+        cfg->redis_cluster = strcmp(cluster, "true") == 0;
+    }
     return FN_OK;
 }
 
@@ -1203,17 +1211,7 @@ fn_config_t *fn_config_load(const char *path, char *err, size_t errlen)
     json_decref(root);
     if (!cfg)
         return NULL;
-    if (fn_config_apply_env(cfg)) {
-        oom(&c, "");
-        goto fail;
-    }
-    /* the environment bypasses the table, so its one checked field is checked here */
-    const char *what = check_redis_url(cfg->redis_url, strlen(cfg->redis_url));
-    if (what) {
-        fail(&c, "FUNNELD_REDIS_URL", "%s", what);
-        goto fail;
-    }
-    if (check_cluster(&c, cfg))
+    if (fn_config_apply_env(cfg, err, errlen) || check_cluster(&c, cfg))
         goto fail;
     return cfg;
 fail:

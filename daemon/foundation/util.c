@@ -428,3 +428,13 @@ void fn_cat_i64(char *out, size_t outlen, size_t *at, int64_t v)
     char tmp[FN_I64_TEXT];
     fn_cat(out, outlen, at, tmp, fn_i64_text(v, tmp));
 }
+
+int fn_redis_seed_parse(const char *seed, char *host, size_t hostlen, int *port)
+{
+    char url[320], user[8], pass[8];
+    int db;
+    if (strlen(seed) > 300 || !strchr(seed, ':') || strpbrk(seed, "@/"))
+        return FN_ERR;
+    snprintf(url, sizeof url, "redis://%s", seed);
+    return fn_redis_url_parse(url, host, hostlen, port, user, sizeof user, pass, sizeof pass, &db);
+}

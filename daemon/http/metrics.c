@@ -15,20 +15,27 @@ static int head(fn_buf_t *b, const char *name, const char *type, const char *hel
     return fn_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static int hist(fn_buf_t *b, const char *name, const char *help, const fn_hist_t *h)
+/* One histogram's series; label is "" or a label pair such as node="h:p". */
+static int hist_series(fn_buf_t *b, const char *name, const char *label, const fn_hist_t *h)
 {
-    if (head(b, name, "histogram", help))
-        return FN_ERR;
+    const char *sep = *label ? "," : "";
     uint64_t cum = 0;
     for (int i = 0; i < FN_HIST_BUCKETS; i++) {
         cum += h->bucket[i];
-        if (fn_buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name, fn_hist_bound(i),
+        if (fn_buf_appendf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, label, sep, fn_hist_bound(i),
                            (unsigned long long)cum))
             return FN_ERR;
     }
-    return fn_buf_appendf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
-                          (unsigned long long)h->count, name, h->sum, name,
-                          (unsigned long long)h->count);
+    const char *o = *label ? "{" : "", *c = *label ? "}" : "";
+    return fn_buf_appendf(
+        b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, label,
+        sep, (unsigned long long)h->count, name, o, label, c, h->sum, name, o, label, c,
+        (unsigned long long)h->count);
+}
+
+static int hist(fn_buf_t *b, const char *name, const char *help, const fn_hist_t *h)
+{
+    return head(b, name, "histogram", help) || hist_series(b, name, "", h);
 }
 
 bool fn_status_ready(const fn_status_t *s)
@@ -90,6 +97,15 @@ static int redis_nodes(const fn_status_t *st, fn_buf_t *b)
         if (fn_buf_appendf(b, "funneld_redis_node_waiting{node=\"%s\"} %zu\n",
                            st->redis_nodes[i].addr, st->redis_nodes[i].waiting))
             return FN_ERR;
+    if (head(b, "funneld_redis_node_roundtrip_seconds", "histogram",
+             "Per Redis node: one step call, sent to reply."))
+        return FN_ERR;
+    for (size_t i = 0; i < st->n_redis_nodes; i++) {
+        char label[300];
+        snprintf(label, sizeof label, "node=\"%s\"", st->redis_nodes[i].addr);
+        if (hist_series(b, "funneld_redis_node_roundtrip_seconds", label, &st->redis_nodes[i].rtt))
+            return FN_ERR;
+    }
     return head(b, "funneld_redis_redirects_total", "counter",
                 "Redis Cluster answers that sent a step or command elsewhere (moved, ask) or "
                 "back for later (tryagain, clusterdown).") ||
@@ -197,7 +213,8 @@ int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
                         "1 when Redis is connected and the scripts are loaded.") ||
                    fn_buf_appendf(b, "funneld_redis_up %d\n", st->redis_up) ||
                    head(b, "funneld_redis_data_lost_total", "counter",
-                        "Reconnects that found the store's epoch marker gone or changed.") ||
+                        "Epoch markers found gone or changed on a reconnect (one per shard on a "
+                        "cluster).") ||
                    fn_buf_appendf(b, "funneld_redis_data_lost_total %llu\n",
                                   (unsigned long long)s->redis_data_lost) ||
                    redis_nodes(st, b) ||

@@ -112,6 +112,7 @@ typedef struct conn {
     char epoch_try[48];  /* the value this connection offered with SET NX */
     uv_timer_t timer;    /* the reconnect backoff */
     uint64_t steps;      /* step replies it brought (funneld_redis_node_steps_total) */
+    fn_hist_t rtt;       /* their round trips (funneld_redis_node_roundtrip_seconds) */
     /* durable: the node is a master with a replica, so a step's reply is held until a WAIT
      * sent after the step answers (the WAITs are numbered by marks). */
     bool durable;
@@ -157,13 +158,14 @@ struct fn_store {
     /* The epoch marker as first seen: one server's, or each shard's on a cluster. */
     char epoch[48];
     char (*shard_epoch)[48];
-    fn_log_limit_t lim_step, lim_redirect, lim_map, lim_wait;
+    fn_log_limit_t lim_step, lim_redirect, lim_map, lim_wait, lim_lost;
     store_call_t *free_calls;
 };
 
 static void connect_now(conn_t *c);
 static void flush_conn(conn_t *c);
 static void want_refresh(fn_store_t *s);
+static void maybe_wait(conn_t *c);
 
 /* Conditions that pass (a reload, a failover, a script cache flush, memory pressure, auth
  * being fixed): the step is retried after a reconnect for as long as they last. */
@@ -338,6 +340,7 @@ static void on_wait(redisAsyncContext *ac, void *r, void *priv)
                    (unsigned long long)skipped);
     }
     deliver_held(c, (uint32_t)(uintptr_t)priv);
+    maybe_wait(c); /* the steps sent while this one was outstanding */
 }
 
 /* One WAIT outstanding per connection at a time, covering every step sent before it. */
@@ -367,20 +370,29 @@ static void log_redirect(fn_store_t *s, const conn_t *c, const char *err)
                c->port, err, (unsigned long long)skipped);
 }
 
-/* A cluster's answer that the step belongs elsewhere, or later: true when handled (m is
- * re-routed, re-sent or waiting in limbo). */
-static bool follow_cluster_error(conn_t *c, fn_msg_t *m, const redisReply *reply)
+/* m waits in limbo for a cluster that sent it elsewhere or back for later: routed again
+ * after a backoff (pause) or once the map is refreshed (refresh), or both. */
+static void step_waits(conn_t *c, fn_msg_t *m, const redisReply *reply, bool pause, bool refresh)
 {
     fn_store_t *s = c->s;
-    fn_cluster_redirect_t to;
-    fn_stats_t *st = s->host.stats;
-    switch (fn_cluster_classify(reply->str, reply->len, c->host, &to)) {
+    log_redirect(s, c, reply->str);
+    to_limbo(s, m);
+    if (pause)
+        limbo_later(s);
+    if (refresh)
+        want_refresh(s);
+}
+
+/* A cluster's answer that the step belongs elsewhere, or later: true when handled (m then
+ * waits in limbo). */
+static bool follow_cluster_error(conn_t *c, fn_msg_t *m, const redisReply *reply)
+{
+    fn_stats_t *st = c->s->host.stats;
+    switch (fn_cluster_classify(reply->str, reply->len, c->host, NULL)) {
     case FN_CLUSTER_MOVED:
     case FN_CLUSTER_BAD_REDIRECT:
         st->redis_moved++;
-        log_redirect(s, c, reply->str);
-        to_limbo(s, m);
-        want_refresh(s);
+        step_waits(c, m, reply, false, true);
         return true;
     case FN_CLUSTER_ASK:
         /* Not followed: the importing node would run the step under ASKING while keys the
@@ -388,20 +400,15 @@ static bool follow_cluster_error(conn_t *c, fn_msg_t *m, const redisReply *reply
          * them anew there, and the migration could then not move the old ones. The step
          * waits until the slot has moved (then MOVED), like a TRYAGAIN. */
         st->redis_ask++;
-        log_redirect(s, c, reply->str);
-        to_limbo(s, m);
-        limbo_later(s);
+        step_waits(c, m, reply, true, false);
         return true;
     case FN_CLUSTER_TRYAGAIN:
+        st->redis_tryagain++;
+        step_waits(c, m, reply, true, true);
+        return true;
     case FN_CLUSTER_CLUSTERDOWN:
-        if (strncmp(reply->str, "TRYAGAIN", 8) == 0)
-            st->redis_tryagain++;
-        else
-            st->redis_clusterdown++;
-        log_redirect(s, c, reply->str);
-        to_limbo(s, m);
-        limbo_later(s);
-        want_refresh(s);
+        st->redis_clusterdown++;
+        step_waits(c, m, reply, true, true);
         return true;
     case FN_CLUSTER_REPLY_OTHER:
         break;
@@ -411,10 +418,7 @@ static bool follow_cluster_error(conn_t *c, fn_msg_t *m, const redisReply *reply
      * goes again once the slot has moved. */
     if (strstr(reply->str, "non local key")) {
         st->redis_tryagain++;
-        log_redirect(s, c, reply->str);
-        to_limbo(s, m);
-        limbo_later(s);
-        want_refresh(s);
+        step_waits(c, m, reply, true, true);
         return true;
     }
     return false;
@@ -445,7 +449,9 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     }
     c->progress_ms = fn_now_ms();
     c->steps++;
-    fn_hist_observe(&s->host.stats->redis_rtt, (double)(uv_hrtime() - m->sent_ns) / 1e9);
+    double rtt = (double)(uv_hrtime() - m->sent_ns) / 1e9;
+    fn_hist_observe(&s->host.stats->redis_rtt, rtt);
+    fn_hist_observe(&c->rtt, rtt);
     if (reply->type == REDIS_REPLY_ERROR) {
         if (s->cluster && follow_cluster_error(c, m, reply))
             return;
@@ -505,8 +511,7 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
             c->held = h;
         c->held_tail = h;
         c->n_held++;
-        if (!c->wait_out) /* its WAIT was refused or lost: send one now */
-            c->unwaited = true, maybe_wait(c);
+        maybe_wait(c); /* when the WAIT before it has answered already, or none was sent */
         return;
     }
     free(h); /* out of memory, or not durable: the reply counts now */
@@ -730,13 +735,17 @@ static void epoch_seen(fn_store_t *s, const redisReply *reply, char *seen, const
 {
     char now[48];
     snprintf(now, sizeof now, "%.*s", (int)reply->len, reply->str);
+    uint64_t skipped;
     if (seen[0] && strcmp(now, seen) != 0) {
         s->host.stats->redis_data_lost++;
-        fn_log(s->host.log, FN_LOG_ERROR, "redis",
-               "the store lost its data%s: epoch %s is gone (now %s); Redis was restarted "
-               "without persistence, flushed or replaced. Lead state, de-duplication, timers "
-               "and counters written before are lost; processing goes on from here",
-               where, seen, now);
+        /* a cluster master that came back empty loses every shard it serves: one line */
+        if (fn_log_limit_pass(&s->lim_lost, fn_now_ms(), LOG_EVERY_MS, &skipped))
+            fn_log(s->host.log, FN_LOG_ERROR, "redis",
+                   "the store lost its data%s: epoch %s is gone (now %s); Redis was restarted "
+                   "without persistence, flushed or replaced. Lead state, de-duplication, "
+                   "timers and counters written before are lost; processing goes on from here "
+                   "(%llu more marker(s) found gone since the last line)",
+                   where, seen, now, (unsigned long long)skipped);
     }
     memcpy(seen, now, sizeof now);
 }
@@ -946,16 +955,13 @@ static conn_t *conn_find(const fn_store_t *s, const char *host, int port)
 static bool seed_addr(const fn_store_t *s, size_t i, char *host, size_t hostlen, int *port)
 {
     const fn_config_t *cfg = running(s);
-    char user[128], pass[256], url[600];
+    char user[128], pass[256];
     int db;
     if (i == 0)
         return fn_redis_url_parse(cfg->redis_url, host, hostlen, port, user, sizeof user, pass,
                                   sizeof pass, &db) == 0;
-    if (i > cfg->n_redis_seeds)
-        return false;
-    snprintf(url, sizeof url, "redis://%s", cfg->redis_seeds[i - 1]);
-    return fn_redis_url_parse(url, host, hostlen, port, user, sizeof user, pass, sizeof pass,
-                              &db) == 0;
+    return i <= cfg->n_redis_seeds &&
+           fn_redis_seed_parse(cfg->redis_seeds[i - 1], host, hostlen, port) == 0;
 }
 
 /* With no node reachable, one more seed is tried (a conn to it, kept until a map says
@@ -1459,6 +1465,7 @@ size_t fn_store_nodes(const fn_store_t *s, fn_redis_node_t *out, size_t max)
             out[n].up = c->ac && c->ready;
             out[n].steps = c->steps;
             out[n].waiting = c->wait.len + c->sent.len + c->n_held;
+            out[n].rtt = c->rtt;
         }
         n++;
     }

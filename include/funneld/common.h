@@ -40,6 +40,10 @@ int fn_duration_parse(const char *s, int64_t *out_ms);
 int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *user,
                        size_t userlen, char *pass, size_t passlen, int *db);
 
+/* Splits a Redis Cluster seed, "host:port" (no credentials, no database, the port given).
+ * Returns FN_OK, or FN_ERR for anything else. */
+int fn_redis_seed_parse(const char *seed, char *host, size_t hostlen, int *port);
+
 /* True when a librdkafka property's value is a credential: a name containing "password" or
  * "secret" (sasl.password, ssl.key.password, ssl.keystore.password,
  * sasl.oauthbearer.client.secret), ssl.key.pem and sasl.oauthbearer.config. Such values are

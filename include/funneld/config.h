@@ -104,8 +104,10 @@ fn_config_t *fn_config_load(const char *path, char *err, size_t errlen);
  * does not read the environment. */
 fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen);
 
-/* Applies FUNNELD_BROKERS and FUNNELD_REDIS_URL if set. Returns 0, or -1 on out of memory. */
-int fn_config_apply_env(fn_config_t *cfg);
+/* Applies FUNNELD_BROKERS, FUNNELD_REDIS_URL and FUNNELD_REDIS_CLUSTER where set (non-empty),
+ * the connection settings a container's environment gives. Returns 0, or -1 with
+ * "VARIABLE: what is wrong" (or out of memory) in err. */
+int fn_config_apply_env(fn_config_t *cfg, char *err, size_t errlen);
 
 /* Returns the funnel named name (len bytes), or NULL. */
 const fn_funnel_t *fn_config_funnel(const fn_config_t *cfg, const char *name, size_t len);

@@ -30,7 +30,7 @@ typedef struct fn_stats {
     uint64_t consumed, transitions, touches, duplicates, consents;
     uint64_t rejected[FN_REJ_COUNT];
     uint64_t delivery_retries;
-    uint64_t redis_data_lost; /* reconnects that found the store's epoch marker gone/changed */
+    uint64_t redis_data_lost; /* epoch markers found gone or changed (one per shard on a cluster) */
     /* Redis Cluster answers that sent a step or command elsewhere or back for later */
     uint64_t redis_moved, redis_ask, redis_tryagain, redis_clusterdown;
     uint64_t redis_unreplicated; /* WAITs no replica answered in time (writes not confirmed) */

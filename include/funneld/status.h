@@ -23,6 +23,7 @@ typedef struct fn_redis_node {
     bool up;        /* connected, scripts loaded */
     uint64_t steps; /* step replies it brought */
     size_t waiting; /* steps bound for it, sent or not yet */
+    fn_hist_t rtt;  /* its step round trips */
 } fn_redis_node_t;
 #define FN_STATUS_MAX_NODES 64
 

@@ -159,6 +159,33 @@ for name, s in svcs.items():
             check(os.path.exists(os.path.normpath(os.path.join(base, src))), f"{cf}: {name} mounts {src}")
 check(svcs.get("loadgen", {}).get("entrypoint") == ["funneld-loadgen"], f"{cf}: loadgen runs funneld-loadgen")
 
+# The Redis Cluster examples (issue 18): six cluster-enabled nodes, a one-shot that joins
+# them, funneld pointed at one node with FUNNELD_REDIS_CLUSTER=true.
+co = "deploy/compose/redis-cluster.yaml"
+ov = ((docs.get(co) or [{}])[0]).get("services", {})
+rc = sorted(n for n in ov if n.startswith("rc-"))
+check(len(rc) == 6 and all("--cluster-enabled yes" in " ".join(ov[n].get("command", []))
+                           and "--appendonly yes" in " ".join(ov[n].get("command", [])) for n in rc),
+      f"{co}: six cluster-enabled, appendonly nodes")
+check(set(ov.get("redis-cluster-init", {}).get("depends_on", {})) == set(rc)
+      and "--cluster-replicas 1" in " ".join(ov.get("redis-cluster-init", {}).get("command", [])),
+      f"{co}: redis-cluster-init joins the six, one replica each")
+fe = ov.get("funneld", {}).get("environment", {})
+check(fe.get("FUNNELD_REDIS_CLUSTER") == "true" and fe.get("FUNNELD_REDIS_URL", "").split("//")[-1].split(":")[0] in rc
+      and "funneld" in svcs, f"{co}: overrides compose.yaml's funneld: a node's URL, FUNNELD_REDIS_CLUSTER true")
+kc = {d["kind"]: d for d in docs.get("deploy/k8s/redis-cluster.yaml", [])}
+sts, hs = kc.get("StatefulSet", {}), kc.get("Service", {})
+args = " ".join(sts.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("args", []))
+check(sts.get("spec", {}).get("replicas") == 6 and sts["spec"].get("serviceName") == hs.get("metadata", {}).get("name")
+      and hs.get("spec", {}).get("clusterIP") == "None" and "--cluster-enabled yes" in args
+      and sts["spec"].get("volumeClaimTemplates"), "deploy/k8s/redis-cluster.yaml: six nodes behind a headless Service, a volume each")
+job = " ".join(kc.get("Job", {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("args", []))
+check("--cluster create" in job and "--cluster-replicas 1" in job,
+      "deploy/k8s/redis-cluster.yaml: a Job creates the cluster")
+envs = {e["name"]: e for e in (dep or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("env", [])}
+check(envs.get("FUNNELD_REDIS_CLUSTER", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("key") == "redis-cluster",
+      "deploy/k8s: FUNNELD_REDIS_CLUSTER from the Secret's redis-cluster key")
+
 # Dockerfile: multi-stage, slim runtime, non-root, and what it COPYs from the context exists.
 df = open("deploy/docker/Dockerfile").read()
 froms = re.findall(r"^FROM\s+(\S+)", df, re.M)
@@ -214,6 +241,14 @@ if [ -x "$build/funneld" ]; then
             printf '%s\n' "$out" | sed 's/^/        /'
         fi
     done
+    # the environment deploy/compose/redis-cluster.yaml and deploy/k8s/redis-cluster.yaml give
+    if out=$(FUNNELD_REDIS_URL=redis://rc-1:6379 FUNNELD_REDIS_CLUSTER=true \
+             "$build/funneld" --check-config -c deploy/docker/funneld.json 2>&1); then
+        ok "funneld --check-config deploy/docker/funneld.json on a Redis Cluster: $out"
+    else
+        bad "funneld --check-config deploy/docker/funneld.json on a Redis Cluster"
+        printf '%s\n' "$out" | sed 's/^/        /'
+    fi
 else
     skip "funneld --check-config (no $build/funneld; build it or set FUNNELD_BUILD_DIR)"
 fi
@@ -255,6 +290,11 @@ if command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
         ok "docker compose config deploy/compose/compose.yaml"
     else
         bad "docker compose config deploy/compose/compose.yaml"; printf '%s\n' "$out" | sed 's/^/        /'
+    fi
+    if out=$(docker compose -f deploy/compose/compose.yaml -f deploy/compose/redis-cluster.yaml config -q 2>&1); then
+        ok "docker compose config compose.yaml + redis-cluster.yaml"
+    else
+        bad "docker compose config compose.yaml + redis-cluster.yaml"; printf '%s\n' "$out" | sed 's/^/        /'
     fi
 else
     skip "docker compose config (docker compose not installed)"

@@ -19,6 +19,7 @@ import uuid
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 import redis
+from redis.cluster import RedisCluster
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -49,6 +50,10 @@ class Stack:
 
     def __init__(self, name, funnels=None, partitions=3, **engine):
         self.brokers = env("FUNNELD_BROKERS")
+        # registered a second time as e2e.on-cluster.NAME (tests/e2e/CMakeLists.txt), a test
+        # runs on the rcluster fixture's Redis Cluster (with-services.sh points
+        # FUNNELD_REDIS_URL at a node of it) instead of the single redis-server
+        self.on_cluster = bool(os.environ.get("FUNNELD_E2E_REDIS_CLUSTER_ENV"))
         self.redis_url = env("FUNNELD_REDIS_URL")
         self.name = f"{name}-{uuid.uuid4().hex[:8]}"
         self.tmp = tempfile.mkdtemp(prefix="funneld-e2e-")
@@ -63,6 +68,8 @@ class Stack:
         cfg["kafka"]["properties"] = {"session.timeout.ms": "6000",
                                       "topic.metadata.refresh.interval.ms": "2000"}
         cfg["redis"] = {"url": self.redis_url, "key_prefix": self.name}
+        if self.on_cluster:
+            cfg["redis"]["cluster"] = True
         # many daemons share this machine: each gets a free port (printed in its log)
         cfg["http"] = {"listen": "127.0.0.1:0"}
         if funnels is not None:
@@ -74,7 +81,8 @@ class Stack:
             json.dump(cfg, f, indent=1)
         self.create_topics([(self.input, partitions)] +
                            [(v, partitions) for v in self.topics.values()])
-        self.redis = redis.Redis.from_url(self.redis_url)
+        self.redis = (RedisCluster.from_url(self.redis_url) if self.on_cluster
+                      else redis.Redis.from_url(self.redis_url))
         self.procs = []
 
     def use_redis(self, port, http_port):
@@ -82,6 +90,8 @@ class Stack:
         endpoint at `http_port`, and writes the config again (for tests that stop, freeze or
         slow the Redis they run on)."""
         self.redis = redis.Redis(port=port)
+        self.on_cluster = False
+        self.cfg["redis"].pop("cluster", None)
         self.cfg["redis"]["url"] = f"redis://127.0.0.1:{port}/0"
         self.cfg["http"] = {"listen": f"127.0.0.1:{http_port}"}
         with open(self.config_path, "w") as f:
@@ -219,6 +229,19 @@ class Stack:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def check_backend(st, check):
+    """Where the stack ran: on the cluster (e2e.on-cluster.*), its keys must be on every
+    master, which a daemon that quietly talked to one node could not do; on the single
+    redis-server, that its keys are there."""
+    if st.on_cluster:
+        per = [sum(1 for _ in n.redis_connection.scan_iter(f"{st.name}:*", count=1000))
+               for n in st.redis.get_primaries()]
+        check.true(len(per) >= 3 and all(per), f"keys on every master of the cluster ({per})")
+    else:
+        check.true(any(True for _ in st.redis.scan_iter(f"{st.name}:*", count=1000)),
+                   "keys in the redis-server")
 
 
 def ts(i, base=1795342500000):

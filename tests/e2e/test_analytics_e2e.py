@@ -19,7 +19,7 @@ import time
 
 import jsonschema
 
-from harness import REPO, Check, Stack, Tail, build_dir, ev, wait_drained
+from harness import REPO, Check, Stack, Tail, build_dir, check_backend, ev, wait_drained
 
 T = 1795000000000 - 1795000000000 % 3600000  # on an hour
 M, H = 60000, 3600000
@@ -195,6 +195,7 @@ def main():
                              timeout=30)
         check.true(out.returncode == 2 and "unknown funnel" in out.stderr, "unknown funnel: exit 2")
         check.eq(st.stop(p), 0, "exit code")
+        check_backend(st, check)
     finally:
         tail.close()
         st.close()

@@ -145,6 +145,13 @@ def main():
         check.eq(m.get("funneld_end_to_end_seconds_count"), 1000.0, "end-to-end histogram count")
         check.true(m.get("funneld_redis_roundtrip_seconds_count", 0) >= 1000 - len(dlq),
                    "a Redis round trip per applied event")
+        node = f'node="127.0.0.1:{rport}"'
+        check.eq((m.get(f"funneld_redis_node_up{{{node}}}"),
+                  m.get(f"funneld_redis_node_roundtrip_seconds_count{{{node}}}"),
+                  m.get(f'funneld_redis_node_roundtrip_seconds_bucket{{{node},le="+Inf"}}')),
+                 (1.0, m.get("funneld_redis_roundtrip_seconds_count"),
+                  m.get("funneld_redis_roundtrip_seconds_count")),
+                 "the one node: up, every round trip in its histogram")
         check.eq(m.get("funneld_in_flight"), 0.0, "nothing in flight")
         check.eq((m.get("funneld_redis_up"), m.get("funneld_kafka_up"), m.get("funneld_ready")),
                  (1.0, 1.0, 1.0), "up and ready gauges")

@@ -19,7 +19,7 @@ import time
 import jsonschema
 from confluent_kafka import Producer
 
-from harness import REPO, Check, Stack, ev, wait_drained
+from harness import REPO, Check, Stack, check_backend, ev, wait_drained
 
 T = 1795000000000
 M, H = 60000, 3600000
@@ -149,6 +149,7 @@ def main():
         check.eq(sorted((t["id"], t["due_at"]) for t in again),
                  sorted((t["id"], t["due_at"]) for t in got), "replay: same ids and times")
         check.eq(st.stop(c), 0, "replay daemon exits 0")
+        check_backend(st, check)
     finally:
         st.close()
 

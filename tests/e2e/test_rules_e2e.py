@@ -9,7 +9,7 @@ import re
 
 import jsonschema
 
-from harness import REPO, Check, Stack, ev, ts
+from harness import REPO, Check, Stack, check_backend, ev, ts
 
 with open(os.path.join(REPO, "schemas/transition.schema.json")) as f:
     TRANSITION = jsonschema.Draft202012Validator(json.load(f))
@@ -161,6 +161,7 @@ def run_once(check, label):
         # A converted (purchase), C in interest, D in awareness; B lost
         check.eq([total(f"b2b|p|{k}") for k in range(5)], [1, 1, 0, 0, 1], f"{label}: b2b populations")
         check.eq([total(f"b2b|e|{k}") for k in range(5)], [5, 3, 2, 2, 1], f"{label}: b2b entered")
+        check_backend(st, check)
         return {(e["lead_id"], e["cause_event_id"], e["funnel"], e["type"]): e["id"] for e in out}
     finally:
         st.close()

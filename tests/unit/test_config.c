@@ -743,7 +743,7 @@ static void test_environment_overrides_connections(void)
     cfg = fn_config_from_json(root, err, sizeof err);
     json_decref(root);
     CHECK_STR(cfg ? cfg->brokers : NULL, "file:9092");
-    CHECK_INT(cfg ? fn_config_apply_env(cfg) : -1, 0);
+    CHECK_INT(cfg ? fn_config_apply_env(cfg, err, sizeof err) : -1, 0);
     CHECK_STR(cfg ? cfg->brokers : NULL, "k1:9092,k2:9092");
     CHECK_STR(cfg ? cfg->redis_url : NULL, "redis://env:6380/2");
     fn_config_free(cfg);
@@ -764,8 +764,27 @@ static void test_environment_overrides_connections(void)
         err,
         "FUNNELD_REDIS_URL: must start with redis:// (redis://[user:password@]host:port[/db])");
 
+    /* FUNNELD_REDIS_CLUSTER: true or false, held to the cluster's rules (database 0) */
+    setenv("FUNNELD_REDIS_URL", "redis://env:7000", 1);
+    setenv("FUNNELD_REDIS_CLUSTER", "true", 1);
+    cfg = fn_config_load(path, err, sizeof err);
+    CHECK(cfg && cfg->redis_cluster);
+    fn_config_free(cfg);
+    setenv("FUNNELD_REDIS_CLUSTER", "false", 1);
+    cfg = fn_config_load(path, err, sizeof err);
+    CHECK(cfg && !cfg->redis_cluster);
+    fn_config_free(cfg);
+    setenv("FUNNELD_REDIS_CLUSTER", "yes", 1);
+    CHECK(fn_config_load(path, err, sizeof err) == NULL);
+    CHECK_STR(err, "FUNNELD_REDIS_CLUSTER: must be true or false");
+    unsetenv("FUNNELD_REDIS_URL"); /* the file's redis://file/1: database 1 */
+    setenv("FUNNELD_REDIS_CLUSTER", "true", 1);
+    CHECK(fn_config_load(path, err, sizeof err) == NULL);
+    CHECK(strncmp(err, "redis.url: a Redis Cluster has database 0 only", 46) == 0);
+
     unsetenv("FUNNELD_BROKERS");
     unsetenv("FUNNELD_REDIS_URL");
+    unsetenv("FUNNELD_REDIS_CLUSTER");
     unlink(path);
 }
 

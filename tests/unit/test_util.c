@@ -122,6 +122,34 @@ static void test_redis_url(void)
 
 /* Credentials in kafka.properties: which names are secret, and their values cut out of
  * librdkafka's texts, also when the text was truncated in the middle of one. */
+static void test_redis_seed(void)
+{
+    static const struct {
+        const char *seed;
+        int ok;
+        const char *host;
+        int port;
+    } cases[] = {
+        {"127.0.0.1:7000", 1, "127.0.0.1", 7000},
+        {"redis-0.redis.svc:6379", 1, "redis-0.redis.svc", 6379},
+        {"h", 0, "", 0},          /* the port is not optional */
+        {"h:0", 0, "", 0},        /* out of range */
+        {"u:p@h:7000", 0, "", 0}, /* credentials are redis.url's */
+        {"h:7000/1", 0, "", 0},   /* a cluster has database 0 only */
+        {":7000", 0, "", 0},      /* no host */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char host[256] = "";
+        int port = 0;
+        int rc = fn_redis_seed_parse(cases[i].seed, host, sizeof host, &port);
+        CHECK_INT(rc == FN_OK, cases[i].ok);
+        if (cases[i].ok) {
+            CHECK_STR(host, cases[i].host);
+            CHECK_INT(port, cases[i].port);
+        }
+    }
+}
+
 static void test_secrets_are_redacted(void)
 {
     const char *secret[] = {"sasl.password",         "ssl.key.password",
@@ -186,6 +214,7 @@ static void test_i64_text(void)
 int main(void)
 {
     test_redis_url();
+    test_redis_seed();
     test_secrets_are_redacted();
     test_i64_text();
     test_time();
