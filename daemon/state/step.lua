@@ -421,18 +421,23 @@ end
 local min_due = nil
 local lead_tn, tn_dirty = nil, false
 -- Arms (or moves) a timer into this partition's zset; the field is written by the caller's
--- batched HSET through put.
+-- batched HSET through put. A timer pending in this zset that only moves later keeps its
+-- member where it is (timer.lua: the field's due is the truth, the member's score a lower
+-- bound; fire.lua moves the member when it meets it early), which spares the ZADD that most
+-- touches would otherwise make: each re-arms its stage's stalled timer a little later.
 local function timer_arm(f, reason, due, stage, v, put)
   if not lead_tn or due < lead_tn then lead_tn, tn_dirty = due, true end
   local member = lead .. '|' .. f .. '|' .. reason
+  local later = false
   if v then
-    local _, tstage, zkey = timer_parse(v)
+    local tdue, tstage, zkey = timer_parse(v)
+    later = zkey == due_key and tonumber(tdue) <= due
     if zkey and zkey ~= '' and zkey ~= due_key then redis.call('ZREM', zkey, member) end
     if zkey == '' and reason == 'stalled' then
       redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
     end
   end
-  redis.call('ZADD', due_key, string.format('%d', due), member)
+  if not later then redis.call('ZADD', due_key, string.format('%d', due), member) end
   put(f .. K.FF_TIMER .. reason, string.format('%d|%d|%s|%s', due, stage, due_key, event_id))
   if not min_due or due < min_due then min_due = due end
 end

@@ -55,23 +55,37 @@ for _, k in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', I(wall), 'LIMIT',
 end
 if ARGV[4] == '1' then return {'', out, 0, 0} end
 
+-- Each member met is claimed, or moved to its field's later due (a step moved the timer
+-- without touching the zset; timer.lua), or, without a matching field (an erased lead's
+-- left-over), only removed. The claimed ones fire in order of their fields' due times, as
+-- they would had every step moved its member.
 local n_capped, n_opted_out = 0, 0
+local fire = {}
 for j = 1, #due, 2 do
   local member, score = due[j], tonumber(due[j + 1])
-  redis.call('ZREM', due_key, member)
   local lead, f, reason = string.match(member, '^(.*)|([^|]+)|([^|]+)$')
   local tv = redis.call('HGET', lead, f .. K.FF_TIMER .. reason)
   local tdue, _, tzkey = nil, nil, nil
   if tv then tdue, _, tzkey = timer_parse(tv) end
-  -- A member without its matching field is left over from an erased lead: only removed.
-  if tdue and tonumber(tdue) == score and tzkey == due_key then
-    local e, why = timer_fire(lead, f, reason, score, tv, timer_fields(lead, f), caps, wall,
-      outbox, leases, stats)
-    timer_set_tn(lead)
-    if e then out[#out + 1] = e end
-    if why == 'capped' then n_capped = n_capped + 1 end
-    if why == 'opted_out' then n_opted_out = n_opted_out + 1 end
+  tdue = tonumber(tdue)
+  if tdue and tzkey == due_key and tdue > now then
+    redis.call('ZADD', due_key, I(tdue), member)
+  else
+    redis.call('ZREM', due_key, member)
+    if tdue and tzkey == due_key and tdue >= score then
+      fire[#fire + 1] = {tdue, member, lead, f, reason, tv}
+    end
   end
+end
+table.sort(fire, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+for _, t in ipairs(fire) do
+  local lead, f, reason, tv = t[3], t[4], t[5], t[6]
+  local e, why = timer_fire(lead, f, reason, t[1], tv, timer_fields(lead, f), caps, wall,
+    outbox, leases, stats)
+  timer_set_tn(lead)
+  if e then out[#out + 1] = e end
+  if why == 'capped' then n_capped = n_capped + 1 end
+  if why == 'opted_out' then n_opted_out = n_opted_out + 1 end
 end
 
 local nxt = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')

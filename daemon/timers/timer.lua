@@ -8,7 +8,10 @@
 -- = "<due>|<stage>|<zset key>|<cause event id>"; both change together. A stalled timer that
 -- fired stays as a marker with an empty zset key, so that it fires once per stall: only
 -- activity newer than the stall re-arms it. The lead field "tn" is a lower bound of the
--- lead's pending due times, so a step can tell cheaply whether one is already due.
+-- lead's pending due times, so a step can tell cheaply whether one is already due. The
+-- member's score is a lower bound too: a step that moves a pending timer later in the same
+-- zset writes the field only, and fire.lua, meeting the member before the field's due, puts
+-- it at that due then. The field's due is when the timer fires.
 --
 -- Firing claims the timer (the caller removed the member atomically in the same script),
 -- checks consent and the funnel's frequency cap, and writes the trigger to the shard's

@@ -70,6 +70,8 @@ class Stack:
         cfg["redis"] = {"url": self.redis_url, "key_prefix": self.name}
         if self.on_cluster:
             cfg["redis"]["cluster"] = True
+            cfg["redis"]["seeds"] = [n for n in os.environ.get("FUNNELD_REDIS_CLUSTER_NODES",
+                                                                "").split(",") if n]
         # many daemons share this machine: each gets a free port (printed in its log)
         cfg["http"] = {"listen": "127.0.0.1:0"}
         if funnels is not None:
@@ -493,6 +495,19 @@ def produce_paced(st, records, rate):
                 prod.poll(0.1)
         prod.poll(0)
     assert prod.flush(120) == 0, "input not fully produced"
+
+
+def due_timers(r, key, bound):
+    """How many timers of the zset `key` are due at or before `bound`. A member's score is a
+    lower bound (daemon/timers/timer.lua: a step that moves a pending timer later writes the
+    lead's field only); the field's due time is the timer's. A member whose field is gone is
+    counted: the next fire call removes it."""
+    n = 0
+    for m in r.zrangebyscore(key, "-inf", bound):
+        lead, f, reason = m.decode().rsplit("|", 2)
+        v = r.hget(lead, f"{f}|t|{reason}")
+        n += v is None or int(v.split(b"|", 1)[0]) <= bound
+    return n
 
 
 def timers_settled(st, wall_clock=True):

@@ -15,7 +15,7 @@ import random
 import signal
 import time
 
-from harness import (Check, LagMeter, Stack, gen_stream, outputs, redis_state, scaled,
+from harness import (Check, LagMeter, Stack, due_timers, gen_stream, outputs, redis_state, scaled,
                      timers_settled, triggers, wait_drained, wait_for)
 
 N = int(os.environ.get("FUNNELD_CRASH_EVENTS", scaled(200000)))
@@ -93,7 +93,7 @@ def main():
 
         def due_now():
             now = int(time.time() * 1000)
-            return sum(crash.redis.zcount(k, "-inf", now)
+            return sum(due_timers(crash.redis, k, now)
                        for k in crash.redis.scan_iter(f"{crash.name}:*:due:*", count=1000))
 
         pending = due_now() > 0  # timers due and not yet claimed (leased ones do not count)

@@ -46,6 +46,7 @@ RATE = scaled(1500)   # the paced run's stream lasts about 8 s
 PARTS = 6
 KILL_AT = 3.0         # seconds into the paced stream
 DEADLINE_S = 600      # below ctest's TIMEOUT, so the cleanup still runs
+SEEDS = []            # every node of the cluster (redis.seeds), once main has started it
 
 
 def cluster_sh(run_dir, *args):
@@ -63,11 +64,13 @@ class CStack(Stack):
     only, not on when it arrived), on the single redis-server or, given `cluster_url`, on
     the Redis Cluster."""
 
-    def __init__(self, name, cluster_url=None, cluster=None):
+    def __init__(self, name, cluster_url=None, cluster=None, seeds=()):
         super().__init__(name, partitions=PARTS, funnels=short_timer_funnels(), clock="event")
         if cluster_url:
             self.cfg["redis"]["url"] = cluster_url
             self.redis = RedisCluster.from_url(cluster_url)
+        if seeds:  # the URL's node may be the master the test kills: funnelctl asks these
+            self.cfg["redis"]["seeds"] = list(seeds)
         if cluster is not None:
             self.cfg["redis"]["cluster"] = cluster
         with open(self.config_path, "w") as f:
@@ -188,7 +191,7 @@ def masters(run_dir):
 
 
 def failover(stream, run_dir, url, check):
-    st = CStack("rcluster", cluster_url=url, cluster=True)
+    st = CStack("rcluster", cluster_url=url, cluster=True, seeds=SEEDS)
     fig = {}
     try:
         daemons, ports, feeder = group_under_stream(st, 2, stream, RATE, check, "failover",
@@ -231,7 +234,7 @@ def reshard(stream, run_dir, url, check):
     """Three daemons in one group; mid-stream slots move between masters (keys included,
     so steps meet ASK, TRYAGAIN and MOVED) while one daemon is SIGKILLed (its partitions
     go to the others, which replay what it left uncommitted)."""
-    st = CStack("rcluster-rs", cluster_url=url, cluster=True)
+    st = CStack("rcluster-rs", cluster_url=url, cluster=True, seeds=SEEDS)
     fig = {}
     try:
         daemons, ports, feeder = group_under_stream(st, 3, stream, RATE, check, "reshard",
@@ -316,6 +319,7 @@ def main():
                 k, v = line[len("export "):].split("=", 1)
                 env[k] = v.strip("'\"")
         url = env["FUNNELD_REDIS_CLUSTER_URL"]
+        SEEDS[:] = env["FUNNELD_REDIS_CLUSTER_NODES"].split(",")
         stream = gen_stream(N, N // 8, seed=18)
         *want, want_state, want_ctl = reference(stream, check)
         runs = {"failover": failover(stream, run_dir, url, check)}

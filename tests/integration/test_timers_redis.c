@@ -191,6 +191,19 @@ static long long zcard(const char *lead, int part)
     return v;
 }
 
+/* The score of the lead's timer member in partition part's zset, -1: none. */
+static int64_t member_score(const char *lead, int part, const char *funnel, const char *reason)
+{
+    char due[128];
+    fn_lead_keys_t k;
+    fn_step_due_key(cfg, shard_of(lead), "in", part, due, sizeof due);
+    fn_step_keys(cfg, fn_step_lead_hash(lead, strlen(lead)), &k);
+    redisReply *r = redisCommand(rc, "ZSCORE %s %s|%s|%s", due, k.lead, funnel, reason);
+    int64_t v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
 static void test_stalled(void)
 {
     fired_t f = {0};
@@ -199,10 +212,14 @@ static void test_stalled(void)
     fire("S-1", T0 + H + 7 * D - 1, &f);
     CHECK_INT(f.n, 0);
     CHECK_INT(f.next, T0 + H + 7 * D);
-    /* a touch is activity: the stall is measured from it */
+    /* a touch is activity: the stall is measured from it. The step writes the later due in
+     * the lead's field only; the member keeps its score until fire.lua meets it early and
+     * moves it to the field's due. */
     CHECK_INT(apply("S-1", "s3", T0 + 2 * D, "email_open", ""), T0 + 9 * D);
+    CHECK_INT(member_score("S-1", 0, "shop", "stalled"), T0 + H + 7 * D);
     fire("S-1", T0 + H + 7 * D, &f);
     CHECK_INT(f.n, 0);
+    CHECK_INT(member_score("S-1", 0, "shop", "stalled"), T0 + 9 * D);
     fire("S-1", T0 + 9 * D, &f);
     CHECK_INT(f.n, 1);
     if (f.n == 1) {
@@ -247,6 +264,32 @@ static void test_stalled(void)
         fn_trigger_id(&f.t[1], id2);
         CHECK(strcmp(id1, id2) != 0);
     }
+    fired_free(&f);
+}
+
+/* A timer moved later by steps and met only once its field's due has passed fires once, at
+ * the field's due, with the last step's cause; one moved earlier moves its member at once. */
+static void test_moved_later_then_due(void)
+{
+    fired_t f = {0};
+    CHECK_INT(apply("S-2", "m1", T0, "email_click", ""), T0 + 7 * D);
+    CHECK_INT(apply("S-2", "m2", T0 + D, "email_open", ""), T0 + 8 * D);
+    CHECK_INT(apply("S-2", "m3", T0 + 2 * D, "email_open", ""), T0 + 9 * D);
+    CHECK_INT(member_score("S-2", 0, "shop", "stalled"), T0 + 7 * D);
+    fire("S-2", T0 + 30 * D, &f);
+    CHECK_INT(f.n, 1);
+    if (f.n == 1) {
+        CHECK(str_is(f.t[0].reason, "stalled") && str_is(f.t[0].cause, "m3"));
+        CHECK_INT(f.t[0].due, T0 + 9 * D);
+    }
+    CHECK_INT(member_score("S-2", 0, "shop", "stalled"), -1);
+    fire("S-2", T0 + 40 * D, &f);
+    CHECK_INT(f.n, 0);
+    /* into cart (stale_after 2d): the new due is earlier than the pending one, so the
+     * member moves with the step */
+    CHECK_INT(apply("S-3", "c1", T0, "email_click", ""), T0 + 7 * D);
+    CHECK_INT(apply("S-3", "c2", T0 + H, "cart_add", ""), T0 + 2 * H); /* + cart_abandoned */
+    CHECK_INT(member_score("S-3", 0, "shop", "stalled"), T0 + H + 2 * D);
     fired_free(&f);
 }
 
@@ -448,6 +491,7 @@ int main(void)
         return 1;
     }
     test_stalled();
+    test_moved_later_then_due();
     test_sequence_rule();
     test_consent_and_erase();
     test_cap();
