@@ -2,9 +2,14 @@
  * event.c — decoding and validating one touchpoint message (SPEC §1, event.h).
  *
  * Order of checks: size, then strict UTF-8 over the raw bytes (so bad text gets its own code
- * and a byte offset rather than a parser message), then exactly one jansson parse, then the
- * fields in a fixed order (event_id, lead_id, ts, channel, type, funnel, props), so the first
- * problem found is always the one reported.
+ * and a byte offset rather than a parser message), then exactly one parse, then the fields in
+ * a fixed order (event_id, lead_id, ts, channel, type, funnel, props), so the first problem
+ * found is always the one reported.
+ *
+ * The parse is the tree-free scanner of json_view.h for the usual flat message, and jansson
+ * for everything else, including every message that is not valid JSON (the scanner declines
+ * those, so jansson's error text is the reason). The field checks read both through one
+ * fn_jv_t view, so the two give the same event and the same reasons; tests hold them to it.
  *
  * What jansson 2.14 does for us, and we rely on:
  *  - nesting deeper than 2048 arrays/objects fails with "maximum parsing depth reached"; its
@@ -22,12 +27,13 @@
  * Reasons travel in a Kafka header and a log line: they are built in a stack buffer, quote
  * message text only as a short excerpt escaped like a JSON string, and are copied out as
  * printable ASCII, truncated to the caller's buffer between escapes, never inside one. No
- * allocation here besides jansson's parse.
+ * allocation here besides the scanner's one block or jansson's parse.
  */
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "funneld/common.h"
@@ -226,23 +232,79 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
     return len;
 }
 
-static const char *json_type_name(const json_t *v)
+/* Where the fields are read from: the scanner's table or a jansson object (event.h). Every
+ * check below sees a member as an fn_jv_t either way, so both give the same results and
+ * reasons. */
+typedef struct src {
+    const fn_jv_object_t *view; /* scanned; else obj */
+    json_t *obj;
+} src_t;
+
+/* A jansson value as the scanner would have read it; strings point into the document. */
+static void jv_from_json(json_t *v, fn_jv_t *out)
 {
+    memset(out, 0, sizeof *out);
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        return "object";
+        out->type = FN_JV_OBJECT;
+        break;
     case JSON_ARRAY:
-        return "array";
+        out->type = FN_JV_ARRAY;
+        break;
     case JSON_STRING:
-        return "string";
+        out->type = FN_JV_STRING;
+        out->s = json_string_value(v);
+        out->len = json_string_length(v);
+        break;
     case JSON_INTEGER:
-        return "integer";
+        out->type = FN_JV_INTEGER;
+        out->i = (long long)json_integer_value(v);
+        break;
     case JSON_REAL:
-        return "real number";
+        out->type = FN_JV_REAL;
+        out->d = json_real_value(v);
+        break;
     case JSON_TRUE:
+        out->type = FN_JV_TRUE;
+        break;
     case JSON_FALSE:
-        return "boolean";
+        out->type = FN_JV_FALSE;
+        break;
     case JSON_NULL:
+        out->type = FN_JV_NULL;
+        break;
+    }
+}
+
+/* The member key of o, or NULL; tmp holds it when o is a jansson object. */
+static const fn_jv_t *src_get(src_t o, const char *key, fn_jv_t *tmp)
+{
+    if (o.view)
+        return fn_jv_get(o.view, key, strlen(key));
+    json_t *v = o.obj ? json_object_get(o.obj, key) : NULL;
+    if (!v)
+        return NULL;
+    jv_from_json(v, tmp);
+    return tmp;
+}
+
+static const char *jv_type_name(const fn_jv_t *v)
+{
+    switch (v->type) {
+    case FN_JV_OBJECT:
+        return "object";
+    case FN_JV_ARRAY:
+        return "array";
+    case FN_JV_STRING:
+        return "string";
+    case FN_JV_INTEGER:
+        return "integer";
+    case FN_JV_REAL:
+        return "real number";
+    case FN_JV_TRUE:
+    case FN_JV_FALSE:
+        return "boolean";
+    case FN_JV_NULL:
         return "null";
     }
     return "?";
@@ -252,20 +314,21 @@ enum { STR_OPTIONAL = 0, STR_REQUIRED = 1, STR_NO_CTRL = 2 };
 
 /* A string field with at most maxlen bytes and no NUL byte (fn_str_t promises a C string);
  * required ones must be non-empty, STR_NO_CTRL ones must not contain control characters. */
-static fn_reject_t get_str(json_t *obj, const char *key, const char *path, int flags, size_t maxlen,
+static fn_reject_t get_str(src_t obj, const char *key, const char *path, int flags, size_t maxlen,
                            fn_str_t *out, char *reason, size_t rl)
 {
-    json_t *v = json_object_get(obj, key);
+    fn_jv_t tmp;
+    const fn_jv_t *v = src_get(obj, key, &tmp);
     if (!v) {
         if (flags & STR_REQUIRED)
             return fail(FN_REJ_MISSING_FIELD, reason, rl, "%s: missing", path);
         return FN_REJ_NONE;
     }
-    if (!json_is_string(v))
+    if (v->type != FN_JV_STRING)
         return fail(FN_REJ_WRONG_TYPE, reason, rl, "%s: expected string, got %s", path,
-                    json_type_name(v));
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
+                    jv_type_name(v));
+    const char *s = v->s;
+    size_t len = v->len;
     if (len == 0 && (flags & STR_REQUIRED))
         return fail(FN_REJ_INVALID_VALUE, reason, rl, "%s: empty", path);
     if (len > maxlen)
@@ -298,18 +361,19 @@ static void format_duration(int64_t ms, char *out, size_t outlen)
     snprintf(out, outlen, "%lldms", (long long)ms);
 }
 
-static fn_reject_t get_ts(json_t *obj, const fn_config_t *cfg, int64_t now_ms, int64_t *out,
+static fn_reject_t get_ts(src_t obj, const fn_config_t *cfg, int64_t now_ms, int64_t *out,
                           char *reason, size_t rl)
 {
-    json_t *v = json_object_get(obj, "ts");
+    fn_jv_t tmp;
+    const fn_jv_t *v = src_get(obj, "ts", &tmp);
     if (!v)
         return fail(FN_REJ_MISSING_FIELD, reason, rl, "ts: missing");
     int64_t ms;
-    if (json_is_integer(v)) {
-        ms = (int64_t)json_integer_value(v);
-    } else if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        size_t len = json_string_length(v);
+    if (v->type == FN_JV_INTEGER) {
+        ms = (int64_t)v->i;
+    } else if (v->type == FN_JV_STRING) {
+        const char *s = v->s;
+        size_t len = v->len;
         char ex[EXCERPT_SIZE];
         if (len > MAX_TS_TEXT || fn_time_parse(s, len, &ms) != FN_OK)
             return fail(FN_REJ_INVALID_VALUE, reason, rl,
@@ -318,7 +382,7 @@ static fn_reject_t get_ts(json_t *obj, const fn_config_t *cfg, int64_t now_ms, i
     } else {
         return fail(FN_REJ_WRONG_TYPE, reason, rl,
                     "ts: expected an RFC 3339 string or integer epoch milliseconds, got %s",
-                    json_type_name(v));
+                    jv_type_name(v));
     }
     if (ms < MIN_TS_MS)
         return fail(FN_REJ_TS_RANGE, reason, rl, "ts: %lld ms is before 1970-01-01T00:00:00Z",
@@ -339,7 +403,8 @@ static fn_reject_t get_ts(json_t *obj, const fn_config_t *cfg, int64_t now_ms, i
     return FN_REJ_NONE;
 }
 
-static fn_reject_t get_props(fn_event_t *ev, char *reason, size_t rl)
+static fn_reject_t get_props(fn_event_t *ev, src_t top, const fn_jv_object_t *props_view,
+                             char *reason, size_t rl)
 {
     static const struct {
         const char *key, *path;
@@ -352,13 +417,18 @@ static fn_reject_t get_props(fn_event_t *ev, char *reason, size_t rl)
         {"currency", "props.currency", offsetof(fn_event_t, currency)},
         {"stage", "props.stage", offsetof(fn_event_t, stage)},
     };
-    json_t *props = json_object_get(ev->doc, "props");
-    if (!props)
+    fn_jv_t tmp;
+    const fn_jv_t *pv = src_get(top, "props", &tmp);
+    if (!pv)
         return FN_REJ_NONE;
-    if (!json_is_object(props))
+    if (pv->type != FN_JV_OBJECT)
         return fail(FN_REJ_WRONG_TYPE, reason, rl, "props: expected object, got %s",
-                    json_type_name(props));
-    ev->props = props;
+                    jv_type_name(pv));
+    src_t props = {NULL, NULL};
+    if (top.view)
+        props.view = ev->props_view = props_view;
+    else
+        props.obj = ev->props = json_object_get(top.obj, "props");
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         fn_str_t *dst = (fn_str_t *)((char *)ev + known[i].off);
         fn_reject_t r = get_str(props, known[i].key, known[i].path, STR_OPTIONAL, MAX_PROP_LEN, dst,
@@ -366,12 +436,12 @@ static fn_reject_t get_props(fn_event_t *ev, char *reason, size_t rl)
         if (r)
             return r;
     }
-    json_t *v = json_object_get(props, "value");
+    const fn_jv_t *v = src_get(props, "value", &tmp);
     if (v) {
-        if (!json_is_number(v))
+        if (v->type != FN_JV_INTEGER && v->type != FN_JV_REAL)
             return fail(FN_REJ_WRONG_TYPE, reason, rl, "props.value: expected number, got %s",
-                        json_type_name(v));
-        double d = json_number_value(v);
+                        jv_type_name(v));
+        double d = v->type == FN_JV_INTEGER ? (double)v->i : v->d;
         if (!isfinite(d) || fabs(d) > MAX_ABS_VALUE)
             return fail(FN_REJ_INVALID_VALUE, reason, rl,
                         "props.value: %.16g is out of range (at most 1e15 in magnitude)", d);
@@ -379,13 +449,13 @@ static fn_reject_t get_props(fn_event_t *ev, char *reason, size_t rl)
         ev->value = d;
     }
     /* Typed wherever it appears, so a producer's mistake shows before it matters. */
-    json_t *mk = json_object_get(props, "marketing");
+    const fn_jv_t *mk = src_get(props, "marketing", &tmp);
     if (mk) {
-        if (!json_is_boolean(mk))
+        if (mk->type != FN_JV_TRUE && mk->type != FN_JV_FALSE)
             return fail(FN_REJ_WRONG_TYPE, reason, rl, "props.marketing: expected boolean, got %s",
-                        json_type_name(mk));
+                        jv_type_name(mk));
         ev->has_marketing = true;
-        ev->marketing = json_is_true(mk);
+        ev->marketing = mk->type == FN_JV_TRUE;
     }
     return FN_REJ_NONE;
 }
@@ -404,16 +474,18 @@ static bool funnel_known(const fn_config_t *cfg, const char *name, size_t len)
 
 /* funnel is optional; any string that does not name a configured funnel (empty, too long,
  * NUL, or just unknown) is unknown_funnel, since no configured name can match it. */
-static fn_reject_t get_funnel(fn_event_t *ev, const fn_config_t *cfg, char *reason, size_t rl)
+static fn_reject_t get_funnel(fn_event_t *ev, src_t top, const fn_config_t *cfg, char *reason,
+                              size_t rl)
 {
-    json_t *v = json_object_get(ev->doc, "funnel");
+    fn_jv_t tmp;
+    const fn_jv_t *v = src_get(top, "funnel", &tmp);
     if (!v)
         return FN_REJ_NONE;
-    if (!json_is_string(v))
+    if (v->type != FN_JV_STRING)
         return fail(FN_REJ_WRONG_TYPE, reason, rl, "funnel: expected string, got %s",
-                    json_type_name(v));
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
+                    jv_type_name(v));
+    const char *s = v->s;
+    size_t len = v->len;
     char ex[EXCERPT_SIZE];
     if (!funnel_known(cfg, s, len))
         return fail(FN_REJ_UNKNOWN_FUNNEL, reason, rl, "funnel: %s is not configured",
@@ -423,10 +495,9 @@ static fn_reject_t get_funnel(fn_event_t *ev, const fn_config_t *cfg, char *reas
     return FN_REJ_NONE;
 }
 
-static fn_reject_t decode_fields(fn_event_t *ev, const fn_config_t *cfg, int64_t now_ms,
-                                 char *reason, size_t rl)
+static fn_reject_t decode_fields(fn_event_t *ev, src_t o, const fn_jv_object_t *props_view,
+                                 const fn_config_t *cfg, int64_t now_ms, char *reason, size_t rl)
 {
-    json_t *o = ev->doc;
     const int req = STR_REQUIRED, name = STR_REQUIRED | STR_NO_CTRL;
     fn_reject_t r;
     /* Ids are opaque: any bytes but NUL (newlines, braces, colons included); the store never
@@ -436,7 +507,7 @@ static fn_reject_t decode_fields(fn_event_t *ev, const fn_config_t *cfg, int64_t
         (r = get_ts(o, cfg, now_ms, &ev->ts_ms, reason, rl)) ||
         (r = get_str(o, "channel", "channel", name, MAX_NAME_LEN, &ev->channel, reason, rl)) ||
         (r = get_str(o, "type", "type", name, MAX_NAME_LEN, &ev->type, reason, rl)) ||
-        (r = get_funnel(ev, cfg, reason, rl)) || (r = get_props(ev, reason, rl)))
+        (r = get_funnel(ev, o, cfg, reason, rl)) || (r = get_props(ev, o, props_view, reason, rl)))
         return r;
     if (ev->type.len == 7 && memcmp(ev->type.p, "consent", 7) == 0) {
         ev->kind = FN_EV_CONSENT;
@@ -451,8 +522,9 @@ static fn_reject_t decode_fields(fn_event_t *ev, const fn_config_t *cfg, int64_t
     return FN_REJ_NONE;
 }
 
-fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg, int64_t now_ms,
-                            fn_event_t *ev, char *reason, size_t reasonlen)
+/* view: try the scanner first (fn_event_decode), or go straight to jansson (the reference). */
+static fn_reject_t decode(const char *buf, size_t len, const fn_config_t *cfg, int64_t now_ms,
+                          fn_event_t *ev, char *reason, size_t reasonlen, bool view)
 {
     fn_reject_t r;
     json_error_t err;
@@ -468,6 +540,18 @@ fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg,
     if (bad < len)
         return fail(FN_REJ_INVALID_UTF8, reason, reasonlen, "invalid UTF-8 at byte %zu (0x%02x)",
                     bad, (unsigned char)buf[bad]);
+    if (view) {
+        /* One allocation: the props table, then the decoded strings (at most len + 1 bytes). */
+        fn_jv_object_t top, *props = malloc(sizeof *props + len + 1);
+        if (props && fn_jv_scan(buf, len, (char *)(props + 1), &top, props)) {
+            ev->mem = props;
+            r = decode_fields(ev, (src_t){&top, NULL}, props, cfg, now_ms, reason, reasonlen);
+            if (r != FN_REJ_NONE)
+                goto fail;
+            return FN_REJ_NONE;
+        }
+        free(props); /* declined (or no memory): jansson reads it, and says what is wrong */
+    }
     /* JSON_DECODE_ANY so that "str" or null is reported as not_object rather than a parse
      * error; JSON_ALLOW_NUL lets "\u0000" through so the field check can name it; the EOF
      * check stays on, so trailing bytes after the value are invalid_json. */
@@ -478,11 +562,13 @@ fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg,
         goto fail;
     }
     if (!json_is_object(ev->doc)) {
+        fn_jv_t t;
+        jv_from_json(ev->doc, &t);
         r = fail(FN_REJ_NOT_OBJECT, reason, reasonlen, "expected a JSON object, got %s",
-                 json_type_name(ev->doc));
+                 jv_type_name(&t));
         goto fail;
     }
-    r = decode_fields(ev, cfg, now_ms, reason, reasonlen);
+    r = decode_fields(ev, (src_t){NULL, ev->doc}, NULL, cfg, now_ms, reason, reasonlen);
     if (r != FN_REJ_NONE)
         goto fail;
     return FN_REJ_NONE;
@@ -492,9 +578,57 @@ fail:
     return r;
 }
 
+fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg, int64_t now_ms,
+                            fn_event_t *ev, char *reason, size_t reasonlen)
+{
+    return decode(buf, len, cfg, now_ms, ev, reason, reasonlen, true);
+}
+
+fn_reject_t fn_event_decode_tree(const char *buf, size_t len, const fn_config_t *cfg,
+                                 int64_t now_ms, fn_event_t *ev, char *reason, size_t reasonlen)
+{
+    return decode(buf, len, cfg, now_ms, ev, reason, reasonlen, false);
+}
+
+bool fn_event_prop_equals(const fn_event_t *ev, const char *key, const json_t *want)
+{
+    if (ev->props) {
+        json_t *have = json_object_get(ev->props, key);
+        return have && json_equal(want, have);
+    }
+    const fn_jv_t *v = ev->props_view ? fn_jv_get(ev->props_view, key, strlen(key)) : NULL;
+    if (!v)
+        return false;
+    switch (json_typeof(want)) {
+    case JSON_STRING:
+        return v->type == FN_JV_STRING && v->len == json_string_length(want) &&
+               memcmp(v->s, json_string_value(want), v->len) == 0;
+    case JSON_INTEGER:
+        return v->type == FN_JV_INTEGER && v->i == (long long)json_integer_value(want);
+    case JSON_REAL:
+        return v->type == FN_JV_REAL && v->d == json_real_value(want);
+    case JSON_TRUE:
+        return v->type == FN_JV_TRUE;
+    case JSON_FALSE:
+        return v->type == FN_JV_FALSE;
+    case JSON_NULL:
+        return v->type == FN_JV_NULL;
+    default:
+        return false; /* the scanner reads no nested props value: such events are jansson's */
+    }
+}
+
+size_t fn_event_props_size(const fn_event_t *ev)
+{
+    if (ev->props)
+        return json_object_size(ev->props);
+    return ev->props_view ? ev->props_view->n : 0;
+}
+
 void fn_event_clear(fn_event_t *ev)
 {
     if (ev->doc)
         json_decref(ev->doc);
+    free(ev->mem);
     memset(ev, 0, sizeof *ev);
 }

@@ -27,8 +27,7 @@ bool fn_rules_matcher_matches(const fn_matcher_t *m, const fn_event_t *ev)
         const char *key;
         json_t *want;
         json_object_foreach (m->props, key, want) {
-            json_t *have = ev->props ? json_object_get(ev->props, key) : NULL;
-            if (!have || !json_equal(want, have))
+            if (!fn_event_prop_equals(ev, key, want))
                 return false;
         }
     }

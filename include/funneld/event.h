@@ -1,9 +1,11 @@
 /*
  * event.h — decoding and validating one touchpoint message (SPEC §1).
  *
- * fn_event_decode() makes one JSON parse per message. On success the event owns its parsed
- * document; every const char * in it points into that document and lives until
- * fn_event_clear(). On rejection it fills a reject code and a human reason for the DLQ.
+ * fn_event_decode() makes one JSON parse per message: the usual flat message is read by the
+ * tree-free scanner of json_view.h, anything else by jansson. On success the event owns what
+ * it was read into (the scanner's buffer, or jansson's document); every const char * in it
+ * points there and lives until fn_event_clear(). On rejection it fills a reject code and a
+ * human reason for the DLQ.
  */
 #ifndef FUNNELD_EVENT_H
 #define FUNNELD_EVENT_H
@@ -14,6 +16,7 @@
 #include <stdint.h>
 
 #include "funneld/config.h"
+#include "funneld/json_view.h"
 
 typedef enum {
     FN_EV_TOUCHPOINT = 0, /* an ordinary event the funnels see */
@@ -39,7 +42,7 @@ typedef enum {
 } fn_reject_t;
 
 typedef struct fn_str {
-    const char *p; /* NUL-terminated, points into the event's document; NULL when absent */
+    const char *p; /* NUL-terminated, points into what the event owns; NULL when absent */
     size_t len;
 } fn_str_t;
 
@@ -47,13 +50,15 @@ typedef struct fn_event {
     fn_event_kind_t kind;
     fn_str_t event_id, lead_id, channel, type, funnel;
     int64_t ts_ms;
-    json_t *props; /* borrowed from doc; NULL when absent */
+    json_t *props; /* read by jansson: borrowed from doc; NULL when absent or scanned */
+    const fn_jv_object_t *props_view; /* scanned: the props members, in mem; else NULL */
     fn_str_t campaign, source, medium, url, currency, stage; /* known props when strings */
     bool has_value;
     double value;
     bool has_marketing; /* consent events: props.marketing present */
     bool marketing;
-    json_t *doc; /* owned */
+    json_t *doc; /* owned: jansson's document, or NULL when the scanner read the message */
+    void *mem;   /* owned: the scanner's strings and props_view, or NULL */
 } fn_event_t;
 
 /* Returns the stable code string of a reject reason ("invalid_json", …). */
@@ -64,6 +69,18 @@ const char *fn_reject_code(fn_reject_t r);
  * into reason (e.g. "lead_id: longer than 128 bytes") and leaves ev empty. */
 fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg, int64_t now_ms,
                             fn_event_t *ev, char *reason, size_t reasonlen);
+
+/* The same as fn_event_decode(), always through a jansson document: the reference the
+ * scanner is tested against (tests/unit/test_event.c, tests/fuzz/fuzz_event.c). */
+fn_reject_t fn_event_decode_tree(const char *buf, size_t len, const fn_config_t *cfg,
+                                 int64_t now_ms, fn_event_t *ev, char *reason, size_t reasonlen);
+
+/* Whether props holds key with a value equal to want (json_equal's sense), however the
+ * event was read. */
+bool fn_event_prop_equals(const fn_event_t *ev, const char *key, const json_t *want);
+
+/* The number of members of props (0 when absent). */
+size_t fn_event_props_size(const fn_event_t *ev);
 
 /* Releases the event's document and zeroes it. Safe on a zeroed event. */
 void fn_event_clear(fn_event_t *ev);

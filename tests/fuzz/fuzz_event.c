@@ -3,6 +3,10 @@
  * bytes as one Kafka message, decoded against a small fixed config, exactly as
  * daemon/core/pipeline.c does (256-byte reason buffer, a fixed wall clock).
  *
+ * The jansson reference (fn_event_decode_tree) is checked as below, and fn_event_decode, which
+ * reads the usual message with the tree-free scanner instead, must give the same code, reason,
+ * fields and matches.
+ *
  * Beyond "no crash, no leak, no undefined behaviour" it checks what the rest of the daemon
  * relies on (SPEC §1):
  *  - accepted: event_id and lead_id are 1..128 bytes, NUL-free, valid UTF-8; channel and type
@@ -235,13 +239,49 @@ static void check_rejected(fn_reject_t r, const fn_event_t *ev, const char *reas
     fn_event_clear(&ev2);
 }
 
+/* fn_event_decode() reads the usual message with its tree-free scanner (json_view.h): it
+ * must give what the jansson reference gave, code, reason and every field, and the rules must
+ * match it alike. */
+static void check_scanner(const uint8_t *data, size_t size, fn_reject_t want, const char *why,
+                          const fn_event_t *ref)
+{
+    fn_event_t ev;
+    char reason[REASON_MAX];
+    fn_reject_t r =
+        fn_event_decode((const char *)data, size, cfg, NOW_MS, &ev, reason, sizeof reason);
+    FZ_CHECK(r == want, "scanner path %s, reference %s", fn_reject_code(r), fn_reject_code(want));
+    FZ_CHECK(strcmp(reason, why) == 0, "scanner path reason \"%s\", reference \"%s\"", reason, why);
+    if (r != FN_REJ_NONE)
+        return;
+    FZ_CHECK(str_same(ev.event_id, ref->event_id) && str_same(ev.lead_id, ref->lead_id) &&
+                 str_same(ev.channel, ref->channel) && str_same(ev.type, ref->type) &&
+                 str_same(ev.funnel, ref->funnel) && str_same(ev.campaign, ref->campaign) &&
+                 str_same(ev.source, ref->source) && str_same(ev.medium, ref->medium) &&
+                 str_same(ev.url, ref->url) && str_same(ev.currency, ref->currency) &&
+                 str_same(ev.stage, ref->stage),
+             "scanner path differs in a string field");
+    FZ_CHECK(ev.ts_ms == ref->ts_ms && ev.kind == ref->kind && ev.has_value == ref->has_value &&
+                 ev.value == ref->value && ev.has_marketing == ref->has_marketing &&
+                 ev.marketing == ref->marketing &&
+                 fn_event_props_size(&ev) == fn_event_props_size(ref),
+             "scanner path differs: ts %lld/%lld kind %d/%d", (long long)ev.ts_ms,
+             (long long)ref->ts_ms, ev.kind, ref->kind);
+    for (size_t i = 0; i < cfg->n_funnels; i++) {
+        const fn_funnel_t *f = &cfg->funnels[i];
+        fn_match_t a = fn_rules_match(f, &ev), b = fn_rules_match(f, ref);
+        FZ_CHECK(a.stage == b.stage && a.lost == b.lost, "funnel %s matches differently", f->name);
+    }
+    fn_event_clear(&ev);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fn_event_t ev;
     char reason[REASON_MAX];
     memset(reason, 0x5a, sizeof reason);
     fn_reject_t r =
-        fn_event_decode((const char *)data, size, cfg, NOW_MS, &ev, reason, sizeof reason);
+        fn_event_decode_tree((const char *)data, size, cfg, NOW_MS, &ev, reason, sizeof reason);
+    check_scanner(data, size, r, reason, &ev);
     if (fz_trace())
         fprintf(stderr, "fuzz_event: %zu bytes: %s%s%s\n", size, fn_reject_code(r), r ? ": " : "",
                 r ? reason : "");

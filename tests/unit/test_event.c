@@ -551,6 +551,47 @@ static int is_zeroed(const fn_event_t *ev)
     return memcmp(ev, &zero, sizeof zero) == 0;
 }
 
+static int str_same(fn_str_t a, fn_str_t b)
+{
+    return a.len == b.len && (!a.p) == (!b.p) && (!a.p || memcmp(a.p, b.p, a.len) == 0);
+}
+
+/* Cases the tree-free scanner read, and cases jansson read (after the scanner declined). */
+static size_t n_scanned, n_tree;
+
+/* fn_event_decode() against the reference, fn_event_decode_tree(): the same code, reason
+ * and fields, whichever way the message was read. */
+static void check_same_as_tree(const char *buf, size_t len, const fn_config_t *cfg,
+                               fn_reject_t code, const char *reason, const fn_event_t *ev)
+{
+    fn_event_t t;
+    char why[REASON_MAX];
+    fn_reject_t tc = fn_event_decode_tree(buf, len, cfg, NOW_MS, &t, why, sizeof why);
+    CHECK_STR(fn_reject_code(code), fn_reject_code(tc));
+    CHECK_STR(reason, why);
+    if (code == FN_REJ_NONE && tc == FN_REJ_NONE) {
+        CHECK(t.doc != NULL && t.mem == NULL);
+        CHECK(str_same(ev->event_id, t.event_id) && str_same(ev->lead_id, t.lead_id) &&
+              str_same(ev->channel, t.channel) && str_same(ev->type, t.type) &&
+              str_same(ev->funnel, t.funnel) && str_same(ev->campaign, t.campaign) &&
+              str_same(ev->source, t.source) && str_same(ev->medium, t.medium) &&
+              str_same(ev->url, t.url) && str_same(ev->currency, t.currency) &&
+              str_same(ev->stage, t.stage));
+        CHECK(ev->ts_ms == t.ts_ms && ev->kind == t.kind && ev->has_value == t.has_value &&
+              ev->value == t.value && ev->has_marketing == t.has_marketing &&
+              ev->marketing == t.marketing);
+        CHECK_INT(fn_event_props_size(ev), fn_event_props_size(&t));
+        if (ev->mem) {
+            n_scanned++;
+            CHECK(ev->doc == NULL && ev->props == NULL);
+        } else {
+            n_tree++;
+            CHECK(ev->doc != NULL && ev->props_view == NULL);
+        }
+    }
+    fn_event_clear(&t);
+}
+
 static void run_case(const tcase_t *c, const char *buf, size_t len)
 {
     fn_event_t ev;
@@ -561,6 +602,7 @@ static void run_case(const tcase_t *c, const char *buf, size_t len)
     fn_reject_t code =
         fn_event_decode(buf, len, &configs[c->cfg], NOW_MS, &ev, reason, sizeof reason);
     CHECK_STR(fn_reject_code(code), fn_reject_code(c->code));
+    check_same_as_tree(buf, len, &configs[c->cfg], code, reason, &ev);
     CHECK(reason_is_clean(reason, sizeof reason));
     CHECK(strlen(reason) < 200); /* a short reason whatever the message size */
     if (c->code != FN_REJ_NONE) {
@@ -580,7 +622,7 @@ static void run_case(const tcase_t *c, const char *buf, size_t len)
         CHECK(ev.lead_id.p && memcmp(ev.lead_id.p, lead, lead_len) == 0);
         CHECK(ev.lead_id.p && ev.lead_id.p[lead_len] == '\0');
         CHECK(ev.event_id.p && ev.event_id.len > 0 && ev.channel.p && ev.type.p);
-        CHECK(ev.doc != NULL);
+        CHECK((ev.doc != NULL) != (ev.mem != NULL));
         CHECK_INT(ev.has_value, c->has_value);
         CHECK(ev.value == (c->has_value ? c->value : 0));
         CHECK_INT(ev.has_marketing, c->marketing != MK_ABSENT);
@@ -723,7 +765,8 @@ static size_t run_generated(void)
         CHECK_INT(
             fn_event_decode(b, len, &configs[CFG_DEFAULT], NOW_MS, &ev, reason, sizeof reason),
             FN_REJ_NONE);
-        CHECK_INT(json_object_size(ev.props), 1001);
+        CHECK_INT(fn_event_props_size(&ev), 1001);
+        CHECK(ev.doc != NULL); /* more members than the scanner's table: jansson reads it */
         fn_event_clear(&ev);
         free(b);
     }
@@ -812,7 +855,7 @@ static void test_reuse(void)
     fn_event_clear(&ev);
     CHECK_INT(fn_event_decode(b, strlen(b), &configs[0], NOW_MS, &ev, reason, sizeof reason), 0);
     CHECK_INT(ev.kind, FN_EV_TOUCHPOINT);
-    CHECK(!ev.has_value && !ev.has_marketing && ev.props == NULL);
+    CHECK(!ev.has_value && !ev.has_marketing && fn_event_props_size(&ev) == 0);
     CHECK(ev.campaign.p == NULL && ev.stage.p == NULL);
     fn_event_clear(&ev);
     /* Known props point into the document. */
@@ -820,7 +863,7 @@ static void test_reuse(void)
     CHECK_INT(fn_event_decode(c, strlen(c), &configs[0], NOW_MS, &ev, reason, sizeof reason), 0);
     CHECK(ev.campaign.p && strcmp(ev.campaign.p, "spring") == 0 && ev.campaign.len == 6);
     CHECK(ev.stage.p && ev.stage.len == 0);
-    CHECK(ev.props && json_object_size(ev.props) == 2);
+    CHECK(fn_event_props_size(&ev) == 2);
     fn_event_clear(&ev);
 }
 
@@ -924,6 +967,73 @@ static size_t test_hostile_corpus(void)
     return n;
 }
 
+/* Which reader takes which message, and props matched alike through either. */
+static void test_scanner(void)
+{
+    static const struct {
+        const char *json;
+        int scanned; /* 1: the tree-free scanner reads it; 0: jansson does */
+    } paths[] = {
+        {BASE "}", 1},
+        {PROPS("\"campaign\":\"spring\",\"value\":12.5,\"vip\":true,\"n\":null"), 1},
+        {PROPS("\"campaign\":\"caf\\u00e9 \\\"q\\\" \\/\\n\""), 1},
+        {PROPS("\"items\":[1,2]"), 0},            /* a nested value */
+        {PROPS("\"cart\":{\"n\":1}"), 0},         /* an object in props */
+        {WITH("\"extra\":[]"), 0},                /* a nested top-level value */
+        {WITH("\"k\\u0065y\":1"), 0},             /* an escape in a key */
+        {WITH("\"big\":1234567890123456789"), 0}, /* 19 digits */
+        {WITH("\"s\":\"\\ud83d\\ude00\""), 0},    /* a surrogate pair */
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        fn_event_t ev;
+        char reason[REASON_MAX];
+        const char *m = paths[i].json;
+        fn_reject_t r = fn_event_decode(m, strlen(m), &configs[CFG_DEFAULT], NOW_MS, &ev, reason,
+                                        sizeof reason);
+        CHECK_INT(r, FN_REJ_NONE);
+        check_same_as_tree(m, strlen(m), &configs[CFG_DEFAULT], r, reason, &ev);
+        if ((ev.mem != NULL) != paths[i].scanned) {
+            fn_test_failures++;
+            fprintf(stderr, "  %s: scanned %d\n", m, ev.mem != NULL);
+        }
+        fn_event_clear(&ev);
+    }
+
+    const char *m = PROPS("\"s\":\"proposal\",\"i\":1,\"r\":1.5,\"t\":true,\"f\":false,"
+                          "\"z\":null,\"one\":\"1\"");
+    const char *wants[] = {"\"proposal\"", "\"propos\"", "1",    "1.0",   "1.5",       "2",
+                           "true",         "false",      "null", "\"1\"", "{\"a\":1}", "[1]"};
+    const char *keys[] = {"s", "i", "r", "t", "f", "z", "one", "absent"};
+    fn_event_t ev, tree;
+    char reason[REASON_MAX];
+    CHECK_INT(
+        fn_event_decode(m, strlen(m), &configs[CFG_DEFAULT], NOW_MS, &ev, reason, sizeof reason),
+        FN_REJ_NONE);
+    CHECK_INT(fn_event_decode_tree(m, strlen(m), &configs[CFG_DEFAULT], NOW_MS, &tree, reason,
+                                   sizeof reason),
+              FN_REJ_NONE);
+    CHECK(ev.mem != NULL && tree.doc != NULL);
+    size_t equal = 0;
+    for (size_t w = 0; w < sizeof wants / sizeof wants[0]; w++) {
+        json_t *want = json_loads(wants[w], JSON_DECODE_ANY, NULL);
+        CHECK(want != NULL);
+        for (size_t k = 0; want && k < sizeof keys / sizeof keys[0]; k++) {
+            bool a = fn_event_prop_equals(&ev, keys[k], want);
+            bool b = fn_event_prop_equals(&tree, keys[k], want);
+            equal += a;
+            if (a != b) {
+                fn_test_failures++;
+                fprintf(stderr, "  props.%s == %s: scanned %d, tree %d\n", keys[k], wants[w], a, b);
+            }
+        }
+        json_decref(want);
+    }
+    /* "proposal", 1, 1.5, true, false, null and "1", each once; 1.0 is a real, not 1 */
+    CHECK_INT(equal, 7);
+    fn_event_clear(&ev);
+    fn_event_clear(&tree);
+}
+
 int main(void)
 {
     make_configs();
@@ -935,6 +1045,10 @@ int main(void)
     test_reuse();
     test_schema_samples();
     test_dlq_reference();
-    printf("test_event: %zu message cases\n", n);
+    test_scanner();
+    /* Both readers took part: a test that only ever exercised one would prove nothing. */
+    CHECK(n_scanned > 20 && n_tree > 5);
+    printf("test_event: %zu message cases (%zu accepted read by the scanner, %zu by jansson)\n", n,
+           n_scanned, n_tree);
     return fn_test_result("test_event");
 }
