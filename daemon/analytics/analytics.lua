@@ -21,10 +21,6 @@
 
 local FLOW_RETENTION_MS = 32 * 86400000
 
-local function analytics_base(stats_key)
-  return string.sub(stats_key, 1, -#K.KEY_STATS - 1) -- strip "stats"
-end
-
 -- Counts `what` ("e" or "a") for stages lo..hi of funnel f at event time t.
 local function flow_add(base, f, what, lo, hi, t)
   if hi < lo then return end

@@ -55,6 +55,7 @@
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, leases = KEYS[6], KEYS[7]
+local kbase = shard_base(stats) -- "<prefix>:{<shard>}:"
 
 -- The argument layout is include/funneld/step.h's: the fixed arguments at its FN_STEP_ARG_
 -- indices, funnel i's at FA(i, an FN_STEP_FARG_ index), the ones after the last funnel at
@@ -292,19 +293,18 @@ local function touch_undeclared()
   local all = redis.call('HGETALL', lead)
   for j = 1, #all, 2 do
     if string.find(all[j], K.FF_TIMER, 1, true) then
-      local _, _, zkey = timer_parse(all[j + 1])
+      local _, _, zkey = timer_parse(all[j + 1], kbase)
       if zkey and zkey ~= '' and zkey ~= due_key then keys[zkey] = true end
     end
   end
   if kind == 't' then
-    local base = analytics_base(stats)
     for i = 0, nfun - 1 do
       local m = moves[i]
       if m.op ~= 'T' then
-        if m.from >= 0 then keys[base .. K.KEY_SKETCH .. m.f .. ':' .. I(m.from)] = true end
-        if m.op == 'C' then keys[base .. K.KEY_SKETCH .. m.f .. ':conv'] = true end
+        if m.from >= 0 then keys[kbase .. K.KEY_SKETCH .. m.f .. ':' .. I(m.from)] = true end
+        if m.op == 'C' then keys[kbase .. K.KEY_SKETCH .. m.f .. ':conv'] = true end
         if m.op ~= 'L' then
-          keys[base .. K.KEY_FLOW .. m.f .. ':' .. I(math.floor(at / 3600000))] = true
+          keys[kbase .. K.KEY_FLOW .. m.f .. ':' .. I(math.floor(at / 3600000))] = true
         end
       end
     end
@@ -368,7 +368,7 @@ local function fire_due(bound, tn)
   for j = 1, #all, 2 do
     local f, reason = string.match(all[j], '^([^|]+)|t|(.+)$')
     if f then
-      local tdue, _, tzkey = timer_parse(all[j + 1])
+      local tdue, _, tzkey = timer_parse(all[j + 1], kbase)
       if tzkey and tzkey ~= '' and tonumber(tdue) <= bound then
         due[#due + 1] = {tonumber(tdue), all[j], f, reason, tzkey, all[j + 1]}
       end
@@ -397,7 +397,7 @@ end
 local function timer_cancel(f, reason, v)
   if not v then return false end
   redis.call('HDEL', lead, f .. K.FF_TIMER .. reason)
-  local _, tstage, zkey = timer_parse(v)
+  local _, tstage, zkey = timer_parse(v, kbase)
   if zkey == '' and reason == 'stalled' then
     redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
   end
@@ -430,7 +430,7 @@ local function timer_arm(f, reason, due, stage, v, put)
   local member = lead .. '|' .. f .. '|' .. reason
   local later = false
   if v then
-    local tdue, tstage, zkey = timer_parse(v)
+    local tdue, tstage, zkey = timer_parse(v, kbase)
     later = zkey == due_key and tonumber(tdue) <= due
     if zkey and zkey ~= '' and zkey ~= due_key then redis.call('ZREM', zkey, member) end
     if zkey == '' and reason == 'stalled' then
@@ -438,7 +438,8 @@ local function timer_arm(f, reason, due, stage, v, put)
     end
   end
   if not later then redis.call('ZADD', due_key, string.format('%d', due), member) end
-  put(f .. K.FF_TIMER .. reason, string.format('%d|%d|%s|%s', due, stage, due_key, event_id))
+  put(f .. K.FF_TIMER .. reason,
+    string.format('%d|%d|%s|%s', due, stage, timer_zref(due_key, kbase), event_id))
   if not min_due or due < min_due then min_due = due end
 end
 
@@ -496,7 +497,6 @@ if fire_due(fire_bound, cur[CUR_TN]) then cur = redis.call('HMGET', lead, unpack
 lead_tn = tonumber(cur[CUR_TN])
 
 -- Weighted pipeline: the sum of the values of the leads active in each stage.
-local abase = analytics_base(stats)
 local oldv, newv = tonumber(cur[CUR_V]) or 0, tonumber(lead_value) or 0
 local function pv_add(f, k, delta)
   redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. I(k), string.format('%.17g', delta))
@@ -515,7 +515,7 @@ for i = 0, nfun - 1 do
       put(f .. K.FF_BEGAN, I(at))
       redis.call('HINCRBY', stats, f .. '|leads', 1)
     end
-    if from >= 0 then sketch_add(abase, f, I(from), in_stage) end
+    if from >= 0 then sketch_add(kbase, f, I(from), in_stage) end
     if x == ACTIVE and oldv ~= 0 then pv_add(f, from, -oldv) end
 
     if op == 'L' then
@@ -531,8 +531,8 @@ for i = 0, nfun - 1 do
       local lo = from + 1
       if op == 'B' then lo = to end
       for s = lo, to do redis.call('HINCRBY', stats, f .. '|e|' .. I(s), 1) end
-      flow_add(abase, f, 'e', lo, to, at)
-      if op ~= 'B' then flow_add(abase, f, 'a', math.max(from, 0), to - 1, at) end
+      flow_add(kbase, f, 'e', lo, to, at)
+      if op ~= 'B' then flow_add(kbase, f, 'a', math.max(from, 0), to - 1, at) end
       if from >= 0 then redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1) end
       redis.call('HINCRBY', stats, f .. '|p|' .. I(to), 1)
       put(f .. K.FF_STAGE, I(to))
@@ -544,7 +544,7 @@ for i = 0, nfun - 1 do
         local bmax = breakdown_max(ARGV[BREAKDOWN_AT], i) -- analytics.lua
         breakdown_add(stats, f, 'conv_ch', f_ch or '', bmax)
         breakdown_add(stats, f, 'conv_cp', f_cp or '', bmax)
-        sketch_add(abase, f, 'conv', cycle)
+        sketch_add(kbase, f, 'conv', cycle)
         if lead_value ~= '' then
           redis.call('HINCRBYFLOAT', stats, f .. '|val_sum', lead_value)
           redis.call('HINCRBY', stats, f .. '|val_n', 1)
@@ -574,7 +574,7 @@ for i = 0, nfun - 1 do
     if stale_ms > 0 then
       local due = at + stale_ms
       local tdue, tstage = nil, nil
-      if tv then tdue, tstage = timer_parse(tv) end
+      if tv then tdue, tstage = timer_parse(tv, kbase) end
       -- A late event is activity in the past: it neither moves the due time nor the cause.
       if not (tdue and tonumber(tdue) >= due and tonumber(tstage) == nk) then
         timer_arm(f, 'stalled', due, nk, tv, put)

@@ -23,6 +23,7 @@
 local due_key, outbox, leases, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, wall, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local caps = caps_parse(ARGV[5])
+local kbase = shard_base(stats)
 local function I(n) return string.format('%d', n) end
 
 if ARGV[4] == '2' then
@@ -66,7 +67,7 @@ for j = 1, #due, 2 do
   local lead, f, reason = string.match(member, '^(.*)|([^|]+)|([^|]+)$')
   local tv = redis.call('HGET', lead, f .. K.FF_TIMER .. reason)
   local tdue, _, tzkey = nil, nil, nil
-  if tv then tdue, _, tzkey = timer_parse(tv) end
+  if tv then tdue, _, tzkey = timer_parse(tv, kbase) end
   tdue = tonumber(tdue)
   if tdue and tzkey == due_key and tdue > now then
     redis.call('ZADD', due_key, I(tdue), member)

@@ -5,10 +5,14 @@
 --
 -- A pending timer is a zset member "<lead key>|<funnel>|<reason>" (score = due time) in the
 -- zset of the partition whose event armed it, plus the lead hash field "<funnel>|t|<reason>"
--- = "<due>|<stage>|<zset key>|<cause event id>"; both change together. A stalled timer that
--- fired stays as a marker with an empty zset key, so that it fires once per stall: only
--- activity newer than the stall re-arms it. The lead field "tn" is a lower bound of the
--- lead's pending due times, so a step can tell cheaply whether one is already due. The
+-- = "<due>|<stage>|<zset>|<cause event id>"; both change together. <zset> is the zset key's
+-- tail after "<prefix>:{<shard>}:due:" (the lead's own prefix and shard), "<topic>:<partition>":
+-- the whole key made the field longer than Redis keeps in a compact listpack
+-- (hash-max-listpack-value, 64 bytes by default), and a lead hash with one such field is a
+-- hash table of about twice the memory; a whole key, as written before, still reads. A
+-- stalled timer that fired stays as a marker with an empty <zset>, so that it fires once per
+-- stall: only activity newer than the stall re-arms it. The lead field "tn" is a lower bound
+-- of the lead's pending due times, so a step can tell cheaply whether one is already due. The
 -- member's score is a lower bound too: a step that moves a pending timer later in the same
 -- zset writes the field only, and fire.lua, meeting the member before the field's due, puts
 -- it at that due then. The field's due is when the timer fires.
@@ -19,8 +23,24 @@
 
 local LEASE_MS = 60000
 
-local function timer_parse(v)
-  return string.match(v, '^(%-?%d+)|(%-?%d+)|([^|]*)|(.*)$')
+-- The shard's key prefix "<prefix>:{<shard>}:", from its counters' key.
+local function shard_base(stats_key)
+  return string.sub(stats_key, 1, -#K.KEY_STATS - 1) -- strip "stats"
+end
+
+-- Returns due, stage, zset key, cause of a timer field. base (shard_base) makes the zset key
+-- whole; without it the zset part is as stored (enough to tell pending from fired, '').
+local function timer_parse(v, base)
+  local due, stage, z, cause = string.match(v, '^(%-?%d+)|(%-?%d+)|([^|]*)|(.*)$')
+  if base and z and z ~= '' and string.sub(z, 1, #base) ~= base then
+    z = base .. K.KEY_DUE .. z
+  end
+  return due, stage, z, cause
+end
+
+-- What a timer field stores of the zset key due_key (the tail timer_parse makes whole again).
+local function timer_zref(due_key, base)
+  return string.sub(due_key, #base + #K.KEY_DUE + 1)
 end
 
 -- "name=max,per;..." for the funnels that have a trigger_cap.

@@ -8,7 +8,7 @@
  * zset from fn_step_due_key() for one of the input topic's partitions (timer n goes to
  * partition n % PARTITIONS), and per timer it pipelines
  *
- *   HSET <lead key> id <lead id> <f>|x a <f>|k <stage> <f>|t|stalled <due>|<stage>|<zset>|fill
+ *   HSET <lead key> id <lead id> <f>|x a <f>|k <stage> <f>|t|stalled <due>|<stage>|<topic>:<p>|fill
  *        tn <due>
  *   ZADD <zset> <due> <lead key>|<f>|stalled
  *
@@ -171,7 +171,9 @@ int main(int argc, char **argv)
         fn_step_due_key(cfg, k.shard, topic, (int32_t)(n % partitions), zset, sizeof zset);
         long long due = due0 + n;
         snprintf(due_s, sizeof due_s, "%lld", due);
-        snprintf(tval, sizeof tval, "%lld|%zu|%s|fill", due, stage, zset);
+        /* the field names the zset by its key's tail, "<topic>:<partition>" (timer.lua) */
+        snprintf(tval, sizeof tval, "%lld|%zu|%s:%d|fill", due, stage, topic,
+                 (int)(n % partitions));
         snprintf(member, sizeof member, "%s|%s|stalled", k.lead, f->name);
         const char *hv[] = {"HSET", k.lead,  "id", lead_id, fx,   "a",
                             fk,     stage_s, ft,   tval,    "tn", due_s};

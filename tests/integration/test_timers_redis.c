@@ -421,6 +421,69 @@ static void test_outbox_and_move(void)
     fired_free(&f);
 }
 
+/* Rewrites every timer field of lead whose zset part is ref to name the whole key instead,
+ * as steps wrote them before 2026-12-05. Returns how many it rewrote. */
+static int to_whole_key(const char *lead, int part)
+{
+    char due[128], ref[32];
+    fn_lead_keys_t k;
+    fn_step_due_key(cfg, shard_of(lead), "in", part, due, sizeof due);
+    fn_step_keys(cfg, fn_step_lead_hash(lead, strlen(lead)), &k);
+    snprintf(ref, sizeof ref, "|in:%d|", part);
+    redisReply *h = redisCommand(rc, "HGETALL %s", k.lead);
+    int n = 0;
+    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+        const char *name = h->element[i]->str, *v = h->element[i + 1]->str;
+        const char *at = strstr(v, ref);
+        if (!strstr(name, "|t|") || !at)
+            continue;
+        char whole[512];
+        snprintf(whole, sizeof whole, "%.*s|%s|%s", (int)(at - v), v, due, at + strlen(ref));
+        redisReply *w = redisCommand(rc, "HSET %s %s %s", k.lead, name, whole);
+        freeReplyObject(w);
+        n++;
+    }
+    freeReplyObject(h);
+    return n;
+}
+
+/* A timer field names its zset by the key's tail, so the lead hash stays a listpack whatever
+ * the key prefix and topic; a field naming the whole key, as written before, still works. */
+static void test_field_layout(void)
+{
+    fired_t f = {0};
+    fn_lead_keys_t k;
+    CHECK_INT(apply_on(0, "F-1", "f1", T0, "cart_add", ",\"funnel\":\"shop\""), T0 + H);
+    fn_step_keys(cfg, fn_step_lead_hash("F-1", 3), &k);
+    redisReply *h = redisCommand(rc, "HGETALL %s", k.lead);
+    int timers = 0;
+    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
+        if (strstr(h->element[i]->str, "|t|")) {
+            timers++;
+            CHECK(strstr(h->element[i + 1]->str, "|in:0|f1") != NULL);
+            CHECK(strlen(h->element[i + 1]->str) < 64);
+        }
+    freeReplyObject(h);
+    CHECK_INT(timers, 2);
+    redisReply *e = redisCommand(rc, "OBJECT ENCODING %s", k.lead);
+    CHECK(e && e->str && strcmp(e->str, "listpack") == 0);
+    freeReplyObject(e);
+
+    /* whole keys: moved to another partition's zset, the old members go */
+    CHECK_INT(to_whole_key("F-1", 0), 2);
+    long long z0 = zcard("F-1", 0), z1 = zcard("F-1", 1);
+    CHECK_INT(apply_on(1, "F-1", "f2", T0 + 1, "cart_add", ",\"funnel\":\"shop\""), T0 + 1 + H);
+    CHECK_INT(zcard("F-1", 0), z0 - 2);
+    CHECK_INT(zcard("F-1", 1), z1 + 2);
+    CHECK_INT(to_whole_key("F-1", 1), 2);
+    /* and fire from them, with their cause */
+    fire_on(1, "F-1", T0 + 30 * D, T0, false, &f);
+    CHECK_INT(f.n, 2);
+    for (size_t i = 0; i < f.n; i++)
+        CHECK(str_is(f.t[i].cause, "f2") && str_is(f.t[i].lead_id, "F-1"));
+    fired_free(&f);
+}
+
 /* With the event clock a step fires the lead's timers that were due before its event, so
  * the outcome does not depend on whether the clock's tick came first. */
 static void test_fired_by_next_event(void)
@@ -496,6 +559,7 @@ int main(void)
     test_consent_and_erase();
     test_cap();
     test_outbox_and_move();
+    test_field_layout();
     test_fired_by_next_event();
     test_fired_by_partition_time();
     redisFree(rc);
