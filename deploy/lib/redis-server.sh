@@ -6,8 +6,9 @@
 #   redis_server_start DIR PORT SECS ARGS...
 #                                      start a daemonized redis-server on 127.0.0.1:PORT
 #                                      with DIR/{redis.pid,redis.log} and its data in DIR,
-#                                      no RDB saves, then ARGS; return once it answers
-#                                      PING and its pidfile is written (die after SECS)
+#                                      no RDB saves, hash values up to 128 bytes kept in
+#                                      listpacks (README, Sizing), then ARGS; return once it
+#                                      answers PING and its pidfile is written (die after SECS)
 
 need_redis_bins() {
     command -v redis-server >/dev/null 2>&1 || die "redis-server not found (run deploy/install-deps.sh)"
@@ -20,7 +21,7 @@ redis_server_start() { # DIR PORT SECS ARGS...
     rm -f "$dir/redis.pid"
     if ! redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
             --daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" \
-            --logfile "$dir/redis.log" --save "" "$@"; then
+            --logfile "$dir/redis.log" --save "" --hash-max-listpack-value 128 "$@"; then
         tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
         die "redis-server failed to start on port $port"
     fi
