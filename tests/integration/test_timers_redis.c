@@ -421,8 +421,8 @@ static void test_outbox_and_move(void)
     fired_free(&f);
 }
 
-/* Rewrites every timer field of lead whose zset part is ref to name the whole key instead,
- * as steps wrote them before 2026-12-05. Returns how many it rewrote. */
+/* Rewrites every timer field of lead that names partition part's zset by its tail ("in:<part>")
+ * to name the whole key instead, as steps wrote them before 2026-12-05. Returns how many. */
 static int to_whole_key(const char *lead, int part)
 {
     char due[128], ref[32];
@@ -447,8 +447,9 @@ static int to_whole_key(const char *lead, int part)
     return n;
 }
 
-/* A timer field names its zset by the key's tail, so the lead hash stays a listpack whatever
- * the key prefix and topic; a field naming the whole key, as written before, still works. */
+/* A timer field names its zset by the key's tail, not the whole key (which made the field too
+ * long for a compact hash; the memory itself is measured by tests/bench/lead_memory.py); a
+ * field naming the whole key, as written before, still works. */
 static void test_field_layout(void)
 {
     fired_t f = {0};
@@ -461,13 +462,10 @@ static void test_field_layout(void)
         if (strstr(h->element[i]->str, "|t|")) {
             timers++;
             CHECK(strstr(h->element[i + 1]->str, "|in:0|f1") != NULL);
-            CHECK(strlen(h->element[i + 1]->str) < 64);
+            CHECK(strstr(h->element[i + 1]->str, prefix) == NULL);
         }
     freeReplyObject(h);
     CHECK_INT(timers, 2);
-    redisReply *e = redisCommand(rc, "OBJECT ENCODING %s", k.lead);
-    CHECK(e && e->str && strcmp(e->str, "listpack") == 0);
-    freeReplyObject(e);
 
     /* whole keys: moved to another partition's zset, the old members go */
     CHECK_INT(to_whole_key("F-1", 0), 2);
