@@ -90,10 +90,19 @@ void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *r
     d->stats.consumed++;
 
     char reason[256];
-    fn_reject_t code = fn_event_decode(m->raw.data + m->key_len, m->raw.len - m->key_len, d->cfg,
-                                       now, &m->ev, reason, sizeof reason);
+    const char *body = m->raw.data + m->key_len;
+    size_t body_len = m->raw.len - m->key_len;
+    fn_reject_t code =
+        fn_config_input_format(d->cfg, p->topic) == FN_INPUT_SEGMENT
+            ? fn_event_decode_segment(body, body_len, d->cfg, now, &m->ev, reason, sizeof reason)
+            : fn_event_decode(body, body_len, d->cfg, now, &m->ev, reason, sizeof reason);
     if (code != FN_REJ_NONE) {
         dead_letter(d, m, code, reason);
+        return;
+    }
+    if (m->ev.kind == FN_EV_IGNORED) {
+        d->stats.ignored[m->ev.ignored]++;
+        fn_msg_done(d, m);
         return;
     }
     m->accepted = true;

@@ -38,6 +38,7 @@
 
 #include "funneld/common.h"
 #include "funneld/event.h"
+#include "funneld/segment.h"
 
 #define MIN_TS_MS 0LL               /* 1970-01-01T00:00:00.000Z */
 #define MAX_TS_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
@@ -55,6 +56,13 @@ static const char *const codes[FN_REJ_COUNT] = {
 const char *fn_reject_code(fn_reject_t r)
 {
     return (unsigned)r < FN_REJ_COUNT ? codes[r] : "unknown";
+}
+
+static const char *const ignore_codes[FN_IGN_COUNT] = {"none", "segment_group", "segment_identify"};
+
+const char *fn_ignore_code(fn_ignore_t r)
+{
+    return (unsigned)r < FN_IGN_COUNT ? ignore_codes[r] : "unknown";
 }
 
 /* Decodes the UTF-8 character at s (at most n bytes) into *cp; returns its length, or 0 when
@@ -522,15 +530,10 @@ static fn_reject_t decode_fields(fn_event_t *ev, src_t o, const fn_jv_object_t *
     return FN_REJ_NONE;
 }
 
-/* view: try the scanner first (fn_event_decode), or go straight to jansson (the reference). */
-static fn_reject_t decode(const char *buf, size_t len, const fn_config_t *cfg, int64_t now_ms,
-                          fn_event_t *ev, char *reason, size_t reasonlen, bool view)
+/* The checks on the raw bytes that every input format shares: size, then strict UTF-8. */
+static fn_reject_t check_raw(const char *buf, size_t len, const fn_config_t *cfg, char *reason,
+                             size_t reasonlen)
 {
-    fn_reject_t r;
-    json_error_t err;
-    memset(ev, 0, sizeof *ev);
-    if (reason && reasonlen)
-        reason[0] = '\0';
     if (len > cfg->max_message_bytes)
         return fail(FN_REJ_OVERSIZE, reason, reasonlen, "message is %zu bytes, limit %zu", len,
                     cfg->max_message_bytes);
@@ -540,6 +543,42 @@ static fn_reject_t decode(const char *buf, size_t len, const fn_config_t *cfg, i
     if (bad < len)
         return fail(FN_REJ_INVALID_UTF8, reason, reasonlen, "invalid UTF-8 at byte %zu (0x%02x)",
                     bad, (unsigned char)buf[bad]);
+    return FN_REJ_NONE;
+}
+
+/* jansson's parse of a message that must be one JSON object; *doc is owned by the caller
+ * (also when the message is refused as not an object). */
+static fn_reject_t parse_doc(const char *buf, size_t len, json_t **doc, char *reason,
+                             size_t reasonlen)
+{
+    json_error_t err;
+    /* JSON_DECODE_ANY so that "str" or null is reported as not_object rather than a parse
+     * error; JSON_ALLOW_NUL lets "\u0000" through so the field check can name it; the EOF
+     * check stays on, so trailing bytes after the value are invalid_json. */
+    *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
+    if (!*doc) /* err.text quotes at most a short token of the message (jansson omits longer ones)
+                */
+        return fail(FN_REJ_INVALID_JSON, reason, reasonlen, "%s at byte %d", err.text,
+                    err.position);
+    if (!json_is_object(*doc)) {
+        fn_jv_t t;
+        jv_from_json(*doc, &t);
+        return fail(FN_REJ_NOT_OBJECT, reason, reasonlen, "expected a JSON object, got %s",
+                    jv_type_name(&t));
+    }
+    return FN_REJ_NONE;
+}
+
+/* view: try the scanner first (fn_event_decode), or go straight to jansson (the reference). */
+static fn_reject_t decode(const char *buf, size_t len, const fn_config_t *cfg, int64_t now_ms,
+                          fn_event_t *ev, char *reason, size_t reasonlen, bool view)
+{
+    fn_reject_t r;
+    memset(ev, 0, sizeof *ev);
+    if (reason && reasonlen)
+        reason[0] = '\0';
+    if ((r = check_raw(buf, len, cfg, reason, reasonlen)) != FN_REJ_NONE)
+        return r;
     if (view) {
         /* One allocation: the props table, then the decoded strings (at most len + 1 bytes). */
         fn_jv_object_t top, *props = malloc(sizeof *props + len + 1);
@@ -552,28 +591,52 @@ static fn_reject_t decode(const char *buf, size_t len, const fn_config_t *cfg, i
         }
         free(props); /* declined (or no memory): jansson reads it, and says what is wrong */
     }
-    /* JSON_DECODE_ANY so that "str" or null is reported as not_object rather than a parse
-     * error; JSON_ALLOW_NUL lets "\u0000" through so the field check can name it; the EOF
-     * check stays on, so trailing bytes after the value are invalid_json. */
-    ev->doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
-    if (!ev->doc) {
-        /* err.text quotes at most a short token of the message (jansson omits longer ones). */
-        r = fail(FN_REJ_INVALID_JSON, reason, reasonlen, "%s at byte %d", err.text, err.position);
+    if ((r = parse_doc(buf, len, &ev->doc, reason, reasonlen)) != FN_REJ_NONE)
         goto fail;
-    }
-    if (!json_is_object(ev->doc)) {
-        fn_jv_t t;
-        jv_from_json(ev->doc, &t);
-        r = fail(FN_REJ_NOT_OBJECT, reason, reasonlen, "expected a JSON object, got %s",
-                 jv_type_name(&t));
-        goto fail;
-    }
     r = decode_fields(ev, (src_t){NULL, ev->doc}, NULL, cfg, now_ms, reason, reasonlen);
     if (r != FN_REJ_NONE)
         goto fail;
     return FN_REJ_NONE;
 
 fail:
+    fn_event_clear(ev);
+    return r;
+}
+
+fn_reject_t fn_event_decode_segment(const char *buf, size_t len, const fn_config_t *cfg,
+                                    int64_t now_ms, fn_event_t *ev, char *reason, size_t reasonlen)
+{
+    fn_reject_t r;
+    fn_segment_t seg = {0};
+    json_t *doc = NULL;
+    memset(ev, 0, sizeof *ev);
+    if (reason && reasonlen)
+        reason[0] = '\0';
+    if ((r = check_raw(buf, len, cfg, reason, reasonlen)) != FN_REJ_NONE ||
+        (r = parse_doc(buf, len, &doc, reason, reasonlen)) != FN_REJ_NONE)
+        goto fail;
+    r = fn_segment_translate(doc, cfg, &seg, reason, reasonlen);
+    json_decref(doc);
+    doc = NULL;
+    if (r != FN_REJ_NONE)
+        goto fail;
+    if (seg.ignored) {
+        ev->kind = FN_EV_IGNORED;
+        ev->ignored = seg.ignored;
+        return FN_REJ_NONE;
+    }
+    ev->doc = seg.native; /* the event owns it now */
+    seg.native = NULL;
+    r = decode_fields(ev, (src_t){NULL, ev->doc}, NULL, cfg, now_ms, reason, reasonlen);
+    if (r != FN_REJ_NONE) {
+        fn_segment_name_field(&seg, reason, reasonlen);
+        goto fail;
+    }
+    return FN_REJ_NONE;
+
+fail:
+    json_decref(doc);
+    fn_segment_clear(&seg);
     fn_event_clear(ev);
     return r;
 }

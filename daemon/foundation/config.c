@@ -71,10 +71,13 @@ enum {
     OPT_POSITIVE = 1 << 1, /* durations: 0 is not allowed */
     OPT_LO_EXCL = 1 << 2,  /* numbers: the bounds themselves are not allowed */
     OPT_HI_EXCL = 1 << 3,
+    OPT_STRING_VALUES = 1 << 4, /* OPT_KV: values must be strings */
 };
 
 /* Returns what is wrong with a string value, or NULL when it is fine. */
 typedef const char *(*opt_check_fn)(const char *s, size_t len);
+/* OPT_KV: returns what is wrong with one member (key, its value as text), or NULL. */
+typedef const char *(*opt_kv_check_fn)(const char *key, const char *value);
 /* Parses a nested value into base; path is the value's concrete JSON path. */
 typedef int (*opt_parse_fn)(parse_ctx_t *c, json_t *v, const char *path, void *base);
 /* Frees what the entry's parse hook allocated into base, which may be partly built. */
@@ -87,6 +90,7 @@ typedef struct opt {
     unsigned flags;
     double lo, hi; /* numbers: value bounds; integers, strings: hi 0 means unbounded */
     opt_check_fn check;
+    opt_kv_check_fn kv_check;   /* OPT_KV: each member */
     const char *const *choices; /* OPT_ENUM, NULL-terminated */
     opt_parse_fn parse;         /* OPT_OBJECT, OPT_ARRAY */
     opt_release_fn release;     /* OPT_OBJECT, OPT_ARRAY; NULL when parse allocates nothing */
@@ -250,6 +254,53 @@ static const char *check_topic(const char *s, size_t len)
     return NULL;
 }
 
+/* No output may be lost when a broker dies (SPEC §9): that needs acks=all, which the
+ * idempotent producer sets itself. librdkafka would refuse another value too, but only when the
+ * daemon starts, and without naming the field. */
+static const char *check_kafka_property(const char *key, const char *value)
+{
+    if ((strcmp(key, "acks") == 0 || strcmp(key, "request.required.acks") == 0) &&
+        strcmp(value, "all") != 0 && strcmp(value, "-1") != 0)
+        return "must be \"all\" (or -1): outputs are produced with acks=all, or a broker's "
+               "death could lose them";
+    return NULL;
+}
+
+static const char *check_input_format(const char *topic, const char *format)
+{
+    if (check_topic(topic, strlen(topic)))
+        return "must be keyed by an input topic's name";
+    if (strcmp(format, "native") != 0 && strcmp(format, "segment") != 0)
+        return "must be \"native\" or \"segment\"";
+    return NULL;
+}
+
+/* A Segment event name may be any text; what it maps to is an event type, with the limits
+ * of one (decode/event.c: 1 to 64 bytes, no control characters). */
+static const char *check_type_map(const char *key, const char *value)
+{
+    if (!*key)
+        return "an empty name is no Segment event";
+    if (check_stage_name(value, strlen(value)))
+        return "must map to 1 to 64 bytes without control characters";
+    return NULL;
+}
+
+static const char *check_channel_map(const char *key, const char *value)
+{
+    for (const char *k = key; *k; k++)
+        if (*k >= 'A' && *k <= 'Z')
+            return "must be keyed by a medium in lower case (mediums are compared case-blind)";
+    if (check_stage_name(value, strlen(value)))
+        return "must map to 1 to 64 bytes without control characters";
+    return NULL;
+}
+
+static const char *check_channel(const char *s, size_t len)
+{
+    return check_stage_name(s, len) ? "must be 1 to 64 bytes without control characters" : NULL;
+}
+
 static const char *check_redis_url(const char *s, size_t len)
 {
     char host[256], user[128], pass[256];
@@ -329,6 +380,15 @@ static int finish_bottleneck(parse_ctx_t *c, const opt_table_t *t, void *base, u
 
 static const char *const clock_names[] = {"wall", "event", NULL};
 
+/* The usual utm_medium values of marketing teams (GA4's default channel grouping, in
+ * funneld's channel names). */
+#define SEGMENT_CHANNELS_DEFAULT                                                                   \
+    "{\"email\": \"email\", \"e-mail\": \"email\", \"newsletter\": \"email\", "                    \
+    "\"cpc\": \"ads\", \"ppc\": \"ads\", \"paid\": \"ads\", \"paidsearch\": \"ads\", "             \
+    "\"display\": \"ads\", \"banner\": \"ads\", \"cpm\": \"ads\", \"social\": \"social\", "        \
+    "\"paid_social\": \"social\", \"paidsocial\": \"social\", \"sms\": \"sms\", "                  \
+    "\"referral\": \"referral\", \"affiliate\": \"referral\", \"organic\": \"web\"}"
+
 #define CFG(f) offsetof(fn_config_t, f)
 static const opt_t top_opts[] = {
     {OPT(OPT_STRING, "kafka.brokers", "\"127.0.0.1:9092\"",
@@ -358,7 +418,12 @@ static const opt_t top_opts[] = {
     {OPT(OPT_KV, "kafka.properties", "{}",
          "librdkafka properties for consumer and producer (SASL, TLS, tuning); values are "
          "strings, numbers or booleans"),
-     .off = CFG(kafka_props), .off_n = CFG(n_kafka_props)},
+     .off = CFG(kafka_props), .off_n = CFG(n_kafka_props), .kv_check = check_kafka_property},
+    {OPT(OPT_KV, "kafka.input_formats", "{}",
+         "Input topics read in another format than funneld's own, {\"topic\": \"segment\"}; "
+         "each must be one of kafka.input_topics, the others are read as funneld's JSON"),
+     .off = CFG(input_formats), .off_n = CFG(n_input_formats), .kv_check = check_input_format,
+     .flags = OPT_STRING_VALUES},
     {OPT(OPT_STRING, "redis.url", "\"redis://127.0.0.1:6379/0\"",
          "Redis server, redis://[user:password@]host:port[/db]; FUNNELD_REDIS_URL overrides it"),
      .off = CFG(redis_url), .check = check_redis_url},
@@ -396,6 +461,19 @@ static const opt_t top_opts[] = {
     {OPT(OPT_SIZE, "max_in_flight", "20000",
          "Events consumed but not yet committed before consumption pauses; 1 to 1000000"),
      .off = CFG(max_in_flight), .lo = 1, .hi = 1000000},
+    {OPT(OPT_KV, "segment.events", "{}",
+         "Segment track event names and the funneld event types they become, "
+         "{\"Order Completed\": \"purchase\"}; a name not listed is the type as it is"),
+     RELOADABLE, .off = CFG(segment_events), .off_n = CFG(n_segment_events),
+     .kv_check = check_type_map, .flags = OPT_STRING_VALUES},
+    {OPT(OPT_KV, "segment.channels", SEGMENT_CHANNELS_DEFAULT,
+         "The channel of a Segment event by its medium (properties.medium, else "
+         "context.campaign.medium; compared in lower case)"),
+     RELOADABLE, .off = CFG(segment_channels), .off_n = CFG(n_segment_channels),
+     .kv_check = check_channel_map, .flags = OPT_STRING_VALUES},
+    {OPT(OPT_STRING, "segment.default_channel", "\"web\"",
+         "The channel of a Segment event without a medium, or with one not in segment.channels"),
+     RELOADABLE, .off = CFG(segment_default_channel), .check = check_channel},
     {OPT(OPT_ARRAY, "funnels", NULL,
          "The funnels, run side by side; an event without a funnel field is offered to each"),
      RELOADABLE, .flags = OPT_REQUIRED, .parse = parse_funnels, .release = release_funnels},
@@ -703,7 +781,8 @@ static int scalar_text(json_t *v, char *buf, size_t len)
     }
 }
 
-static int set_kv(parse_ctx_t *c, json_t *v, const char *path, fn_kv_t **dst, size_t *n)
+static int set_kv(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path, fn_kv_t **dst,
+                  size_t *n)
 {
     if (!json_is_object(v))
         return fail(c, path, "expected an object, got %s", type_name(v));
@@ -719,16 +798,13 @@ static int set_kv(parse_ctx_t *c, json_t *v, const char *path, fn_kv_t **dst, si
             return fail(c, sub, "property names must not contain NUL characters");
         if (json_is_string(e))
             text = json_string_value(e);
+        else if (o->flags & OPT_STRING_VALUES)
+            return fail(c, sub, "expected a string, got %s", type_name(e));
         else if (scalar_text(e, buf, sizeof buf))
             return fail(c, sub, "expected a string, number or boolean, got %s", type_name(e));
-        /* No output may be lost when a broker dies (SPEC §9): that needs acks=all, which the
-         * idempotent producer sets itself. librdkafka would refuse another value too, but only
-         * when the daemon starts, and without naming the field. */
-        if ((strcmp(key, "acks") == 0 || strcmp(key, "request.required.acks") == 0) &&
-            strcmp(text, "all") != 0 && strcmp(text, "-1") != 0)
-            return fail(c, sub,
-                        "must be \"all\" (or -1): outputs are produced with acks=all, "
-                        "or a broker's death could lose them");
+        const char *why = o->kv_check ? o->kv_check(key, text) : NULL;
+        if (why)
+            return fail(c, sub, "%s", why);
         fn_kv_t *kv = &(*dst)[(*n)++];
         if (!(kv->key = strdup(key)) || !(kv->value = strdup(text)))
             return oom(c, sub);
@@ -798,7 +874,7 @@ static int set_value(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path
     case OPT_STRINGS:
         return set_strings(c, v, path, (char ***)field, (size_t *)((char *)base + o->off_n));
     case OPT_KV:
-        return set_kv(c, v, path, (fn_kv_t **)field, (size_t *)((char *)base + o->off_n));
+        return set_kv(c, o, v, path, (fn_kv_t **)field, (size_t *)((char *)base + o->off_n));
     case OPT_INT:
         if (set_integer(c, o, v, path, &i))
             return FN_ERR;
@@ -1133,7 +1209,31 @@ static int check_cluster(parse_ctx_t *c, const fn_config_t *cfg)
     return FN_OK;
 }
 
+static int check_input_formats(parse_ctx_t *c, const fn_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_input_formats; i++) {
+        bool found = false;
+        for (size_t t = 0; t < cfg->n_input_topics && !found; t++)
+            found = strcmp(cfg->input_topics[t], cfg->input_formats[i].key) == 0;
+        if (!found) {
+            char path[PATH_LEN];
+            path_key(path, "kafka.input_formats", cfg->input_formats[i].key);
+            return fail(c, path, "is not one of kafka.input_topics");
+        }
+    }
+    return FN_OK;
+}
+
 /* ---- public API ------------------------------------------------------------------------- */
+
+fn_input_format_t fn_config_input_format(const fn_config_t *cfg, const char *topic)
+{
+    for (size_t i = 0; topic && i < cfg->n_input_formats; i++)
+        if (strcmp(cfg->input_formats[i].key, topic) == 0)
+            return strcmp(cfg->input_formats[i].value, "segment") == 0 ? FN_INPUT_SEGMENT
+                                                                       : FN_INPUT_NATIVE;
+    return FN_INPUT_NATIVE;
+}
 
 fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen)
 {
@@ -1143,7 +1243,8 @@ fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen)
         oom(&c, "");
         return NULL;
     }
-    if (parse_object(&c, &top_table, root, "", cfg) || check_cluster(&c, cfg))
+    if (parse_object(&c, &top_table, root, "", cfg) || check_cluster(&c, cfg) ||
+        check_input_formats(&c, cfg))
         goto fail;
     return cfg;
 fail:

@@ -135,9 +135,11 @@ int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
 {
     const fn_stats_t *s = st->stats;
     const fn_config_t *cfg = st->cfg;
-    uint64_t rejected = 0;
+    uint64_t rejected = 0, ignored = 0;
     for (int i = 1; i < FN_REJ_COUNT; i++)
         rejected += s->rejected[i];
+    for (int i = 1; i < FN_IGN_COUNT; i++)
+        ignored += s->ignored[i];
     static const char *const ttypes[] = {"stage_changed", "converted", "lost", "lead_erased"};
 
     if (head(b, "funneld_events_consumed_total", "counter",
@@ -148,15 +150,25 @@ int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
                        "funneld_events_total{outcome=\"transition\"} %llu\n"
                        "funneld_events_total{outcome=\"touch\"} %llu\n"
                        "funneld_events_total{outcome=\"duplicate\"} %llu\n"
-                       "funneld_events_total{outcome=\"rejected\"} %llu\n",
+                       "funneld_events_total{outcome=\"rejected\"} %llu\n"
+                       "funneld_events_total{outcome=\"ignored\"} %llu\n",
                        (unsigned long long)s->msgs_transition,
                        (unsigned long long)(s->touches + s->consents),
-                       (unsigned long long)s->duplicates, (unsigned long long)rejected) ||
+                       (unsigned long long)s->duplicates, (unsigned long long)rejected,
+                       (unsigned long long)ignored) ||
         head(b, "funneld_rejected_total", "counter", "Dead-lettered messages by error code."))
         return FN_ERR;
     for (int i = 1; i < FN_REJ_COUNT; i++)
         if (fn_buf_appendf(b, "funneld_rejected_total{reason=\"%s\"} %llu\n",
                            fn_reject_code((fn_reject_t)i), (unsigned long long)s->rejected[i]))
+            return FN_ERR;
+    if (head(b, "funneld_ignored_total", "counter",
+             "Valid input that is no touchpoint (Segment group calls, identify calls of one id), "
+             "by reason; committed, not dead-lettered."))
+        return FN_ERR;
+    for (int i = 1; i < FN_IGN_COUNT; i++)
+        if (fn_buf_appendf(b, "funneld_ignored_total{reason=\"%s\"} %llu\n",
+                           fn_ignore_code((fn_ignore_t)i), (unsigned long long)s->ignored[i]))
             return FN_ERR;
     if (head(b, "funneld_transitions_total", "counter", "Transition events emitted."))
         return FN_ERR;

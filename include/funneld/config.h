@@ -77,6 +77,8 @@ typedef struct fn_config {
     char *topic_transitions, *topic_retargeting, *topic_bottlenecks, *topic_snapshots, *topic_dlq;
     fn_kv_t *kafka_props; /* passed to librdkafka as is, for consumer and producer */
     size_t n_kafka_props;
+    fn_kv_t *input_formats; /* input topic -> "native" or "segment"; unlisted: native */
+    size_t n_input_formats;
     /* redis */
     char *redis_url;    /* redis://[user:password@]host:port[/db] */
     char *key_prefix;   /* default "fn" */
@@ -92,9 +94,18 @@ typedef struct fn_config {
     int64_t max_future_ms;    /* events later than wall now + this are rejected; default 1d */
     size_t max_message_bytes; /* default 65536 */
     size_t max_in_flight;     /* events consumed but not yet committed; default 20000 */
+    /* Segment-spec input (decode/segment.c) */
+    fn_kv_t *segment_events; /* track event name -> event type */
+    size_t n_segment_events;
+    fn_kv_t *segment_channels; /* lower-case campaign medium -> channel */
+    size_t n_segment_channels;
+    char *segment_default_channel;
     fn_funnel_t *funnels;
     size_t n_funnels;
 } fn_config_t;
+
+/* How an input topic's messages are written (kafka.input_formats). */
+typedef enum { FN_INPUT_NATIVE = 0, FN_INPUT_SEGMENT } fn_input_format_t;
 
 /* Reads and validates FILE, then applies FUNNELD_BROKERS / FUNNELD_REDIS_URL from the
  * environment. On error returns NULL and writes "path: what is wrong" into err. */
@@ -108,6 +119,9 @@ fn_config_t *fn_config_from_json(json_t *root, char *err, size_t errlen);
  * the connection settings a container's environment gives. Returns 0, or -1 with
  * "VARIABLE: what is wrong" (or out of memory) in err. */
 int fn_config_apply_env(fn_config_t *cfg, char *err, size_t errlen);
+
+/* Returns the format of the input topic's messages (FN_INPUT_NATIVE when not listed). */
+fn_input_format_t fn_config_input_format(const fn_config_t *cfg, const char *topic);
 
 /* Returns the funnel named name (len bytes), or NULL. */
 const fn_funnel_t *fn_config_funnel(const fn_config_t *cfg, const char *name, size_t len);

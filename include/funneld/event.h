@@ -22,6 +22,7 @@ typedef enum {
     FN_EV_TOUCHPOINT = 0, /* an ordinary event the funnels see */
     FN_EV_CONSENT,        /* type "consent": records props.marketing */
     FN_EV_ERASE,          /* type "erase": right to erasure */
+    FN_EV_IGNORED,        /* valid input that is no touchpoint (a Segment group call): counted */
 } fn_event_kind_t;
 
 /* Why a message went to the dead-letter topic. Codes are the funneld.error header values. */
@@ -41,6 +42,14 @@ typedef enum {
     FN_REJ_COUNT
 } fn_reject_t;
 
+/* Why valid input was left out: a metric label, funneld_ignored_total{reason}. */
+typedef enum {
+    FN_IGN_NONE = 0,
+    FN_IGN_SEGMENT_GROUP,    /* "segment_group": a user's account, not something they did */
+    FN_IGN_SEGMENT_IDENTIFY, /* "segment_identify": traits of one id, nothing to merge */
+    FN_IGN_COUNT
+} fn_ignore_t;
+
 typedef struct fn_str {
     const char *p; /* NUL-terminated, points into what the event owns; NULL when absent */
     size_t len;
@@ -57,12 +66,16 @@ typedef struct fn_event {
     double value;
     bool has_marketing; /* consent events: props.marketing present */
     bool marketing;
-    json_t *doc; /* owned: jansson's document, or NULL when the scanner read the message */
-    void *mem;   /* owned: the scanner's strings and props_view, or NULL */
+    fn_ignore_t ignored; /* FN_EV_IGNORED: why */
+    json_t *doc;         /* owned: jansson's document, or NULL when the scanner read the message */
+    void *mem;           /* owned: the scanner's strings and props_view, or NULL */
 } fn_event_t;
 
 /* Returns the stable code string of a reject reason ("invalid_json", …). */
 const char *fn_reject_code(fn_reject_t r);
+
+/* Returns the stable label of an ignore reason ("segment_group", …). */
+const char *fn_ignore_code(fn_ignore_t r);
 
 /* Decodes buf[0..len). now_ms is the wall clock for the far-future check. On success returns
  * FN_REJ_NONE and fills ev; otherwise returns the code, writes a reason naming the field
@@ -74,6 +87,12 @@ fn_reject_t fn_event_decode(const char *buf, size_t len, const fn_config_t *cfg,
  * scanner is tested against (tests/unit/test_event.c, tests/fuzz/fuzz_event.c). */
 fn_reject_t fn_event_decode_tree(const char *buf, size_t len, const fn_config_t *cfg,
                                  int64_t now_ms, fn_event_t *ev, char *reason, size_t reasonlen);
+
+/* The same for a message in Segment's format (segment.h): the Segment fields are mapped
+ * to the touchpoint's, then checked as fn_event_decode() checks them, and a reason names the
+ * Segment field. A call that is no touchpoint decodes to kind FN_EV_IGNORED. */
+fn_reject_t fn_event_decode_segment(const char *buf, size_t len, const fn_config_t *cfg,
+                                    int64_t now_ms, fn_event_t *ev, char *reason, size_t reasonlen);
 
 /* Whether props holds key with a value equal to want (json_equal's sense), however the
  * event was read. */

@@ -29,6 +29,7 @@ double fn_hist_bound(int i);
 typedef struct fn_stats {
     uint64_t consumed, transitions, touches, duplicates, consents;
     uint64_t rejected[FN_REJ_COUNT];
+    uint64_t ignored[FN_IGN_COUNT]; /* valid input that is no touchpoint, by reason */
     uint64_t delivery_retries;
     uint64_t redis_data_lost; /* epoch markers found gone or changed (one per shard on a cluster) */
     /* Redis Cluster answers that sent a step or command elsewhere or back for later */

@@ -41,7 +41,9 @@
  * rules and retarget rules, so accepted events exercise the matchers too. max_message_bytes is
  * small so the oversize path is reachable with the fuzzer's input sizes. */
 static const char config_json[] =
-    "{\"max_message_bytes\": 2048, \"max_future\": \"1d\", \"funnels\": ["
+    "{\"max_message_bytes\": 2048, \"max_future\": \"1d\","
+    " \"segment\": {\"events\": {\"Order Completed\": \"purchase\", \"Consent\": \"consent\"}},"
+    " \"funnels\": ["
     " {\"name\": \"b2b\", \"allow_skip\": true, \"stages\": ["
     "   {\"name\": \"awareness\", \"on\": [{\"type\": \"page_view\"}, {\"type\": \"ad_click\"}]},"
     "   {\"name\": \"interest\", \"on\": [{\"type\": \"email_click\"}], \"stale_after\": \"7d\"},"
@@ -274,8 +276,39 @@ static void check_scanner(const uint8_t *data, size_t size, fn_reject_t want, co
     fn_event_clear(&ev);
 }
 
+/* The same bytes read as a Segment call (segment.h): refused like any input, or a document
+ * that is itself a valid touchpoint, which decodes natively to the same event. */
+static void check_segment(const uint8_t *data, size_t size)
+{
+    fn_event_t ev;
+    char reason[REASON_MAX];
+    fn_reject_t r =
+        fn_event_decode_segment((const char *)data, size, cfg, NOW_MS, &ev, reason, sizeof reason);
+    if (r != FN_REJ_NONE) {
+        static const fn_event_t zero;
+        FZ_CHECK(r < FN_REJ_COUNT && r != FN_REJ_LEAD_COLLISION && r != FN_REJ_STEP_FAILED,
+                 "segment: reject code %d", (int)r);
+        FZ_CHECK(memcmp(&ev, &zero, sizeof zero) == 0, "segment: rejected event not zeroed");
+        FZ_CHECK(fz_printable(reason, REASON_MAX) && reason[0] != '\0',
+                 "segment: reason for %s is empty or not printable ASCII", fn_reject_code(r));
+        return;
+    }
+    if (ev.kind == FN_EV_IGNORED) {
+        FZ_CHECK(ev.ignored > FN_IGN_NONE && ev.ignored < FN_IGN_COUNT && !ev.doc,
+                 "segment: ignored with reason %d", (int)ev.ignored);
+        return;
+    }
+    FZ_CHECK(size <= cfg->max_message_bytes, "segment: accepted %zu bytes over the limit", size);
+    check_accepted(&ev, cfg);
+    if (ev.kind == FN_EV_TOUCHPOINT)
+        run_rules(&ev);
+    check_reencoded(&ev);
+    fn_event_clear(&ev);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_segment(data, size);
     fn_event_t ev;
     char reason[REASON_MAX];
     memset(reason, 0x5a, sizeof reason);

@@ -49,5 +49,9 @@ for p in sorted(glob.glob(os.path.join(samples, "touchpoint-*.json"))):
     valid = not list(schemas["touchpoint.schema.json"].iter_errors(load(p)))
     check(valid == ("-valid-" in p), f"{os.path.basename(p)} is {'valid' if '-valid-' in p else 'invalid'}")
 
+for p in sorted(glob.glob(os.path.join(samples, "segment-*.json"))):
+    valid = not list(schemas["segment.schema.json"].iter_errors(load(p)))
+    check(valid == ("-valid-" in p), f"{os.path.basename(p)} is {'valid' if '-valid-' in p else 'invalid'}")
+
 print(f"test_schemas: {checks} checks, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -126,6 +126,7 @@ static const struct {
     {"kafka.topics.snapshots", "\"x\"", "kafka.topics"},
     {"kafka.topics.dlq", "\"x\"", "kafka.topics"},
     {"kafka.properties", "{\"linger.ms\":5}", "kafka.properties"},
+    {"kafka.input_formats", "{\"touchpoints\":\"segment\"}", "kafka.input_formats"},
     {"redis.url", "\"redis://10.0.0.1:6379/1\"", "redis.url"},
     {"redis.key_prefix", "\"other\"", "redis.key_prefix"},
     {"redis.shards", "8", "redis.shards"},
