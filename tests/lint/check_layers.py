@@ -20,7 +20,7 @@ import sys
 FOUNDATION = {"common.h", "hash.h", "log.h", "config.h", "kafka_bridge.h"}
 # Pure logic and plain data types: no I/O, any module may use them.
 PURE = FOUNDATION | {
-    "event.h", "json_view.h", "segment.h", "rules.h", "step.h", "trigger.h", "analytics.h", "window.h", "sketch.h",
+    "event.h", "json_view.h", "segment.h", "rules.h", "merge.h", "step.h", "trigger.h", "analytics.h", "window.h", "sketch.h",
     "emit.h", "cluster.h", "offsets.h", "msg.h", "stats.h", "host.h", "status.h",
     "kafka_common.h", "keys.h", "judge.h", "lead_queue.h",
 }
