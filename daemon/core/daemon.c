@@ -13,6 +13,7 @@
 #include "funneld/evaluate.h"
 #include "funneld/hash.h"
 #include "funneld/offsets.h"
+#include "funneld/merge_flow.h"
 #include "funneld/pipeline.h"
 #include "funneld/store.h"
 #include "funneld/timers.h"
@@ -94,6 +95,7 @@ static void msg_free(fn_daemon_t *d, fn_msg_t *m)
     if (m->raw.cap > RAW_KEEP_MAX)
         fn_buf_free(&m->raw);
     fn_event_clear(&m->ev);
+    fn_merge_free(m);
     m->q_next = d->free_msgs;
     d->free_msgs = m;
     d->in_flight--;
@@ -246,6 +248,11 @@ static const fn_config_t *step_config(void *data, fn_msg_t *m)
     return d->cfg;
 }
 
+static int merge_build(void *priv, fn_msg_t *m, const char *sha, const char *token, fn_buf_t *out)
+{
+    return fn_merge_build_cmd(priv, m, sha, token, out);
+}
+
 static bool store_finished(void *data)
 {
     const fn_daemon_t *d = data;
@@ -259,6 +266,7 @@ static int start_store(fn_daemon_t *d)
                                     .step_failed = on_step_failed,
                                     .ready = on_store_ready,
                                     .step_config = step_config,
+                                    .merge_build = merge_build,
                                     .finished = store_finished};
     return fn_store_start(d->store, &hooks);
 }

@@ -7,6 +7,8 @@
 
 #include "funneld/daemon.h"
 #include "funneld/emit.h"
+#include "funneld/merge_flow.h"
+#include "funneld/merge_step.h"
 #include "funneld/offsets.h"
 #include "funneld/output.h"
 #include "funneld/pipeline.h"
@@ -60,6 +62,91 @@ static void dead_letter(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const cha
         fn_daemon_stop(d, 1); /* not committed: it is consumed again after the restart */
 }
 
+/* ---- identify and erase barriers ----
+ * A merge takes the state of two leads that the partition's other events change (an
+ * erasure deletes every id merged into a person), so where one falls among them decides the
+ * outcome. So that it is always the partition's order (a replay, or a run killed half-way,
+ * gives the same), an identify or erase starts only once every earlier message of its
+ * partition is through Redis, and the later ones wait until it is: they are held in the
+ * partition's queue, in order, and let go when it finishes. */
+
+static bool barrier(const fn_msg_t *m)
+{
+    return m->ev.kind == FN_EV_IDENTIFY || m->ev.kind == FN_EV_ERASE;
+}
+
+static void begin(fn_daemon_t *d, fn_msg_t *m)
+{
+    m->part->in_redis++;
+    if (m->ev.kind == FN_EV_IDENTIFY)
+        fn_merge_identify(d, m);
+    else if (m->ev.kind == FN_EV_ERASE)
+        fn_merge_erase(d, m);
+    else
+        fn_store_submit(d->store, m);
+}
+
+static void drain(fn_daemon_t *d, fn_partition_t *p)
+{
+    for (;;) {
+        if (p->barrier) {
+            if (!p->barrier_started && p->in_redis == 0) {
+                p->barrier_started = true;
+                begin(d, p->barrier);
+            }
+            return;
+        }
+        fn_msg_t *m = p->held_head;
+        if (!m)
+            return;
+        p->held_head = m->q_next;
+        if (!p->held_head)
+            p->held_tail = NULL;
+        m->q_next = NULL;
+        if (barrier(m)) {
+            p->barrier = m;
+            p->barrier_started = false;
+            continue;
+        }
+        begin(d, m);
+    }
+}
+
+static void admit(fn_daemon_t *d, fn_partition_t *p, fn_msg_t *m)
+{
+    if (p->barrier || p->held_head) {
+        m->state = FN_MSG_LEAD_WAIT;
+        m->q_next = NULL;
+        if (p->held_tail)
+            p->held_tail->q_next = m;
+        else
+            p->held_head = m;
+        p->held_tail = m;
+        return;
+    }
+    if (barrier(m)) {
+        m->state = FN_MSG_LEAD_WAIT;
+        p->barrier = m;
+        p->barrier_started = false;
+        drain(d, p);
+        return;
+    }
+    begin(d, m);
+}
+
+void fn_pipe_release(fn_daemon_t *d, fn_msg_t *m)
+{
+    fn_partition_t *p = m->part;
+    fn_store_release(d->store, m);
+    if (!p)
+        return;
+    p->in_redis--;
+    if (m == p->barrier)
+        p->barrier = NULL;
+    if (p->barrier || p->held_head)
+        drain(d, p);
+}
+
 void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *rkm)
 {
     fn_msg_t *m = fn_msg_new(d);
@@ -110,12 +197,18 @@ void fn_pipe_on_message(fn_daemon_t *d, fn_partition_t *p, rd_kafka_message_t *r
         p->maxts_seen = m->ev.ts_ms;
     m->clock_ms = p->maxts_seen;
     m->lead_hash = fn_step_lead_hash(m->ev.lead_id.p, m->ev.lead_id.len);
-    fn_store_submit(d->store, m);
+    admit(d, p, m);
+}
+
+void fn_pipe_reject(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *reason)
+{
+    fn_pipe_release(d, m);
+    dead_letter(d, m, code, reason);
 }
 
 void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason)
 {
-    fn_store_release(d->store, m);
+    fn_pipe_release(d, m);
     dead_letter(d, m, FN_REJ_STEP_FAILED, reason);
 }
 
@@ -168,8 +261,60 @@ static void keep_only_id(fn_daemon_t *d, fn_msg_t *m)
     fn_msg_uncharge(d, m);
 }
 
+/* An event whose id was merged into another lead counts for that lead (SPEC §10): its step
+ * goes there. While that lead has not absorbed the id yet, the event waits and asks again. */
+static void redirect(fn_daemon_t *d, fn_msg_t *m, const fn_step_result_t *res)
+{
+    const fn_config_t *cfg = m->cfg ? m->cfg : d->cfg;
+    if (res->merge_pending) {
+        fn_store_resend_later(d->store, m);
+        return;
+    }
+    if (++m->hops > cfg->identity_max_ids) {
+        fn_pipe_step_failed(d, m, "lead_id: a chain of merged ids longer than identity.max_ids");
+        return;
+    }
+    if (fn_merge_retarget(m, res->target.p, res->target.len)) {
+        fn_log(&d->log, FN_LOG_ERROR, "pipeline", "out of memory; stopping");
+        fn_pipe_release(d, m);
+        fn_daemon_stop(d, 1);
+        return;
+    }
+    fn_store_resend(d->store, m);
+}
+
+/* An event of an id merged into another lead was applied there (or found there as a
+ * duplicate): its id goes into the id's own seen set too. If the person is erased later, the
+ * id starts over with that set, and a replay of the event must still be a duplicate there.
+ * The erasure waits for this event (a barrier), and this command goes to the id's node
+ * before the erasure's, so it is in place first; fire and forget like a pending result's
+ * clearing (a lost one only matters if the process dies too). */
+static void note_seen(fn_daemon_t *d, fn_msg_t *m)
+{
+    const fn_config_t *cfg = m->cfg ? m->cfg : d->cfg;
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, m->lead.lead, &k);
+    long long keep = (long long)(cfg->dedupe_ttl_ms + cfg->dedupe_ttl_ms / 8);
+    /* "<event id>\0": no event id has a NUL, so the note never reads as the id's own event
+     * while the id still links to the person (step.lua looks for it once "fg" says the id
+     * started over) */
+    char member[FN_MAX_ID_LEN + 1];
+    size_t n = m->ev.event_id.len;
+    if (n > FN_MAX_ID_LEN)
+        return;
+    memcpy(member, m->ev.event_id.p, n);
+    member[n] = '\0';
+    fn_store_callf(d->store, k.seen, NULL, NULL, "ZADD %s %lld %b", k.seen, (long long)fn_now_ms(),
+                   member, n + 1);
+    fn_store_callf(d->store, k.seen, NULL, NULL, "PEXPIRE %s %lld", k.seen, keep);
+}
+
 void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
 {
+    if (m->phase != FN_PHASE_STEP) {
+        fn_merge_on_reply(d, m, redis_reply);
+        return;
+    }
     fn_step_result_t res;
     char err[256];
     const fn_config_t *cfg = m->cfg ? m->cfg : d->cfg;
@@ -182,7 +327,7 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
              * and for a successor's replay. */
             fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx,
                        "%s: the event is applied but its outputs cannot be emitted", err);
-            fn_store_release(d->store, m);
+            fn_pipe_release(d, m);
             fn_msg_done(d, m);
             return;
         }
@@ -190,6 +335,9 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
         fn_pipe_step_failed(d, m, err);
         return;
     }
+    if (m->hops > 0 &&
+        (res.status == FN_STEP_OK || res.status == FN_STEP_ERASED || res.status == FN_STEP_DUP))
+        note_seen(d, m);
     if (res.n_unreadable) {
         char hex[33];
         fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
@@ -200,14 +348,17 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     }
     switch (res.status) {
     case FN_STEP_COLLISION:
-        fn_store_release(d->store, m);
+        fn_pipe_release(d, m);
         dead_letter(d, m, FN_REJ_LEAD_COLLISION,
                     "lead_id: another lead id maps to the same Redis key; not applied");
         return;
     case FN_STEP_DUP:
         d->stats.duplicates++;
-        fn_store_release(d->store, m);
+        fn_pipe_release(d, m);
         fn_msg_done(d, m);
+        return;
+    case FN_STEP_REDIRECT:
+        redirect(d, m, &res);
         return;
     case FN_STEP_OK:
     case FN_STEP_ERASED:
@@ -256,12 +407,40 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     if (n > 0)
         d->stats.msgs_transition++;
     keep_only_id(d, m);
-    fn_store_release(d->store, m);
+    fn_pipe_release(d, m);
     if (--m->pending_dr == 0)
         fn_msg_done(d, m);
     return;
 oom:
     fn_log(&d->log, FN_LOG_ERROR, "pipeline", "out of memory building an output; stopping");
-    fn_store_release(d->store, m);
+    fn_pipe_release(d, m);
     fn_daemon_stop(d, 1);
+}
+
+void fn_pipe_emit_all(fn_daemon_t *d, fn_msg_t *m, const char *payloads, size_t n,
+                      size_t n_transitions)
+{
+    m->state = FN_MSG_PRODUCING;
+    m->pending_dr = 1;
+    const char *p = payloads;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(p);
+        if (produce(d, m, d->cfg->topic_transitions, m->ev.lead_id.p, m->ev.lead_id.len, p, len,
+                    NULL)) {
+            fn_pipe_release(d, m);
+            fn_daemon_stop(d, 1);
+            return;
+        }
+        p += len + 1;
+    }
+    d->stats.transitions += n_transitions;
+    m->clear_pending = n > 0;
+    if (n > 0)
+        d->stats.msgs_transition++;
+    else
+        d->stats.touches++;
+    keep_only_id(d, m);
+    fn_pipe_release(d, m);
+    if (--m->pending_dr == 0)
+        fn_msg_done(d, m);
 }

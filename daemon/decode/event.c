@@ -49,9 +49,9 @@
 #define EXCERPT_BYTES 40            /* message bytes a reason may quote */
 
 static const char *const codes[FN_REJ_COUNT] = {
-    "none",           "oversize",   "invalid_utf8",  "invalid_json",    "not_object",
-    "missing_field",  "wrong_type", "invalid_value", "ts_out_of_range", "unknown_funnel",
-    "lead_collision", "step_failed"};
+    "none",           "oversize",    "invalid_utf8",  "invalid_json",    "not_object",
+    "missing_field",  "wrong_type",  "invalid_value", "ts_out_of_range", "unknown_funnel",
+    "lead_collision", "step_failed", "merge_refused"};
 
 const char *fn_reject_code(fn_reject_t r)
 {
@@ -524,6 +524,26 @@ static fn_reject_t decode_fields(fn_event_t *ev, src_t o, const fn_jv_object_t *
                         "props.marketing: missing (required for type consent)");
     } else if (ev->type.len == 5 && memcmp(ev->type.p, "erase", 5) == 0) {
         ev->kind = FN_EV_ERASE;
+    } else if (ev->type.len == 8 && memcmp(ev->type.p, "identify", 8) == 0) {
+        ev->kind = FN_EV_IDENTIFY;
+        src_t props = {ev->props_view, ev->props};
+        if (!props.view && !props.obj)
+            return fail(FN_REJ_MISSING_FIELD, reason, rl,
+                        "props.previous_id: missing (required for type identify)");
+        if ((r = get_str(props, "previous_id", "props.previous_id", req, FN_MAX_ID_LEN,
+                         &ev->previous_id, reason, rl)))
+            return r;
+        if (ev->previous_id.len == ev->lead_id.len &&
+            memcmp(ev->previous_id.p, ev->lead_id.p, ev->lead_id.len) == 0)
+            return fail(FN_REJ_INVALID_VALUE, reason, rl,
+                        "props.previous_id: equals lead_id (a lead cannot merge into itself)");
+        /* Guard rails of identity systems (SPEC §10): placeholder ids are never merged. */
+        const fn_str_t *ids[2] = {&ev->lead_id, &ev->previous_id};
+        static const char *const names[2] = {"lead_id", "props.previous_id"};
+        for (int i = 0; i < 2; i++)
+            if (fn_config_id_blocked(cfg, ids[i]->p, ids[i]->len))
+                return fail(FN_REJ_MERGE_REFUSED, reason, rl,
+                            "identity.blocked: %s is a blocked id; nothing merged", names[i]);
     } else {
         ev->kind = FN_EV_TOUCHPOINT;
     }

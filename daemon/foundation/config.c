@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "funneld/common.h"
 #include "funneld/config.h"
@@ -72,6 +73,7 @@ enum {
     OPT_LO_EXCL = 1 << 2,  /* numbers: the bounds themselves are not allowed */
     OPT_HI_EXCL = 1 << 3,
     OPT_STRING_VALUES = 1 << 4, /* OPT_KV: values must be strings */
+    OPT_EMPTY_OK = 1 << 5,      /* OPT_STRINGS: an empty array, and empty strings, are fine */
 };
 
 /* Returns what is wrong with a string value, or NULL when it is fine. */
@@ -474,6 +476,16 @@ static const opt_t top_opts[] = {
     {OPT(OPT_STRING, "segment.default_channel", "\"web\"",
          "The channel of a Segment event without a medium, or with one not in segment.channels"),
      RELOADABLE, .off = CFG(segment_default_channel), .check = check_channel},
+    {OPT(OPT_STRINGS, "identity.blocked",
+         "[\"\", \"null\", \"undefined\", \"anonymous\", \"0\", \"-1\"]",
+         "Ids an identify never merges (compared case-blind): an identify naming one is "
+         "dead-lettered as merge_refused"),
+     RELOADABLE, .off = CFG(identity_blocked), .off_n = CFG(n_identity_blocked),
+     .flags = OPT_EMPTY_OK},
+    {OPT(OPT_INT, "identity.max_ids", "100",
+         "Most ids one person's lead may hold, its own included; an identify that would make "
+         "more is dead-lettered as merge_refused; 2 to 100000"),
+     RELOADABLE, .off = CFG(identity_max_ids), .lo = 2, .hi = 100000},
     {OPT(OPT_ARRAY, "funnels", NULL,
          "The funnels, run side by side; an event without a funnel field is offered to each"),
      RELOADABLE, .flags = OPT_REQUIRED, .parse = parse_funnels, .release = release_funnels},
@@ -736,18 +748,20 @@ static int set_string(parse_ctx_t *c, const opt_t *o, json_t *v, const char *pat
     return FN_OK;
 }
 
-static int set_strings(parse_ctx_t *c, json_t *v, const char *path, char ***dst, size_t *n)
+static int set_strings(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path, char ***dst,
+                       size_t *n)
 {
     size_t i;
     json_t *e;
-    if (!json_is_array(v) || json_array_size(v) == 0)
+    bool empty_ok = o->flags & OPT_EMPTY_OK;
+    if (!json_is_array(v) || (json_array_size(v) == 0 && !empty_ok))
         goto bad;
     json_array_foreach (v, i, e) {
-        if (!json_is_string(e) || json_string_length(e) == 0 ||
+        if (!json_is_string(e) || (json_string_length(e) == 0 && !empty_ok) ||
             strlen(json_string_value(e)) != json_string_length(e))
             goto bad;
     }
-    if (!(*dst = calloc(json_array_size(v), sizeof **dst)))
+    if (json_array_size(v) && !(*dst = calloc(json_array_size(v), sizeof **dst)))
         return oom(c, path);
     *n = json_array_size(v);
     json_array_foreach (v, i, e) {
@@ -756,7 +770,9 @@ static int set_strings(parse_ctx_t *c, json_t *v, const char *path, char ***dst,
     }
     return FN_OK;
 bad:
-    return fail(c, path, "must be a non-empty array of strings");
+    return fail(c, path,
+                empty_ok ? "must be an array of strings without NUL characters"
+                         : "must be a non-empty array of strings");
 }
 
 /* librdkafka takes every property as text, so numbers and booleans are written the way its
@@ -872,7 +888,7 @@ static int set_value(parse_ctx_t *c, const opt_t *o, json_t *v, const char *path
     case OPT_STRING:
         return set_string(c, o, v, path, (char **)field);
     case OPT_STRINGS:
-        return set_strings(c, v, path, (char ***)field, (size_t *)((char *)base + o->off_n));
+        return set_strings(c, o, v, path, (char ***)field, (size_t *)((char *)base + o->off_n));
     case OPT_KV:
         return set_kv(c, o, v, path, (fn_kv_t **)field, (size_t *)((char *)base + o->off_n));
     case OPT_INT:
@@ -1225,6 +1241,15 @@ static int check_input_formats(parse_ctx_t *c, const fn_config_t *cfg)
 }
 
 /* ---- public API ------------------------------------------------------------------------- */
+
+bool fn_config_id_blocked(const fn_config_t *cfg, const char *id, size_t len)
+{
+    for (size_t i = 0; i < cfg->n_identity_blocked; i++)
+        if (strlen(cfg->identity_blocked[i]) == len &&
+            strncasecmp(cfg->identity_blocked[i], id, len) == 0)
+            return true;
+    return false;
+}
 
 fn_input_format_t fn_config_input_format(const fn_config_t *cfg, const char *topic)
 {

@@ -170,6 +170,15 @@ int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
         if (fn_buf_appendf(b, "funneld_ignored_total{reason=\"%s\"} %llu\n",
                            fn_ignore_code((fn_ignore_t)i), (unsigned long long)s->ignored[i]))
             return FN_ERR;
+    static const char *const merge_results[FN_MERGE_COUNT] = {"merged", "repeat", "loop"};
+    if (head(b, "funneld_merges_total", "counter",
+             "Identify events by what they did: merged, repeat (already true), loop (would "
+             "make a loop); refused ones are funneld_rejected_total{reason=\"merge_refused\"}."))
+        return FN_ERR;
+    for (int i = 0; i < FN_MERGE_COUNT; i++)
+        if (fn_buf_appendf(b, "funneld_merges_total{result=\"%s\"} %llu\n", merge_results[i],
+                           (unsigned long long)s->merges[i]))
+            return FN_ERR;
     if (head(b, "funneld_transitions_total", "counter", "Transition events emitted."))
         return FN_ERR;
     for (size_t f = 0; f < cfg->n_funnels && s->trans_by_funnel; f++)

@@ -139,6 +139,36 @@ int fn_emit_erased(fn_buf_t *b, const fn_event_t *ev, const fn_funnel_t *f, int6
     return FN_OK;
 }
 
+static const char *status_of(fn_pos_kind_t k)
+{
+    return k == FN_POS_ACTIVE      ? "active"
+           : k == FN_POS_CONVERTED ? "converted"
+           : k == FN_POS_LOST      ? "lost"
+                                   : "none";
+}
+
+static int put_pos(fn_buf_t *b, const char *name_key, const char *index_key, const char *status_key,
+                   const fn_funnel_t *f, fn_pos_t p)
+{
+    int idx =
+        p.kind == FN_POS_OUTSIDE || p.stage < 0 || (size_t)p.stage >= f->n_stages ? -1 : p.stage;
+    const char *st = status_of(p.kind);
+    return put_stage(b, name_key, index_key, f, idx) || put_str(b, status_key, st, strlen(st));
+}
+
+int fn_emit_merged(fn_buf_t *b, const fn_event_t *ev, const fn_funnel_t *f, fn_str_t merged_id,
+                   fn_pos_t from, fn_pos_t to, int64_t at, int64_t emitted_at)
+{
+    if (put_head(b, "lead_merged", f->name, ev) ||
+        put_str(b, "merged_lead_id", merged_id.p, merged_id.len) ||
+        put_pos(b, "from", "from_index", "from_status", f, from) ||
+        put_pos(b, "to", "to_index", "to_status", f, to) || put_time(b, "at", at) ||
+        put_time(b, "emitted_at", emitted_at) ||
+        put_str(b, "cause_event_id", ev->event_id.p, ev->event_id.len) || fn_buf_append(b, "}", 1))
+        return FN_ERR;
+    return FN_OK;
+}
+
 /* The value text comes from Redis; it was written by our own formatting, but it is checked
  * before being copied into JSON as a number. */
 static int put_value(fn_buf_t *b, fn_str_t v)

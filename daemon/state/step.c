@@ -301,6 +301,17 @@ int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t 
         res->status = FN_STEP_COLLISION;
         return FN_OK;
     }
+    if (status.len == 8 && memcmp(status.p, "redirect", 8) == 0) {
+        fn_str_t pending;
+        if (r->elements != 3 || reply_str(r->element[1], &res->target) || !res->target.len ||
+            reply_str(r->element[2], &pending)) {
+            snprintf(err, errlen, "step reply has a malformed redirect");
+            return FN_ERR;
+        }
+        res->status = FN_STEP_REDIRECT;
+        res->merge_pending = pending.len > 0;
+        return FN_OK;
+    }
     if (status.len >= 3 && memcmp(status.p, "dup", 3) == 0) {
         res->replay = true;
         status.p += status.len > 3 ? 4 : 3;

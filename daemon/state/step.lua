@@ -133,8 +133,11 @@ if kind == 't' then
   end
   fields[#fields + 1] = K.F_SEEN_EXPIRY
   fields[#fields + 1] = K.F_ID
+  fields[#fields + 1] = K.F_MERGED_INTO
+  fields[#fields + 1] = K.F_MERGE_PENDING
+  fields[#fields + 1] = K.F_FORGOTTEN
   cur = redis.call('HMGET', lead, unpack(fields))
-  stored_id, seen_until = cur[#fields], cur[#fields - 1]
+  stored_id, seen_until = cur[#fields - 3], cur[#fields - 4]
 else
   -- tn: for the lead's due timers; an erasure also takes each funnel's position and the value
   -- out of the populations
@@ -147,10 +150,14 @@ else
       fields[ERASE_FUNNEL(i) + CURF_K] = f .. K.FF_STAGE
     end
   end
+  fields[#fields + 1] = K.F_MERGED_INTO
+  fields[#fields + 1] = K.F_MERGE_PENDING
+  fields[#fields + 1] = K.F_FORGOTTEN
   cur = redis.call('HMGET', lead, unpack(fields))
   stored_id, seen_until = cur[CUR_O_ID], cur[CUR_O_SX]
 end
 if stored_id and stored_id ~= lead_id then return {'collision'} end
+local merged_into, merge_pending, forgotten = cur[#fields - 2], cur[#fields - 1], cur[#fields]
 
 if redis.call('ZSCORE', seen, event_id) then
   local r = redis.call('HGET', pending, event_id)
@@ -165,6 +172,15 @@ if redis.call('ZSCORE', seen, event_id) then
   end
   return {'dup'}
 end
+-- An id that was merged into a person who was erased since starts over, but the events it
+-- had applied at that person (noted "<event id>\0" in its seen set) stay duplicates.
+if forgotten and redis.call('ZSCORE', seen, event_id .. '\0') then return {'dup'} end
+
+-- An id merged into another lead (merge.lua) keeps only its link: its events count for the
+-- lead it went into, which the daemon sends them to (README, "Identity merges"). An event
+-- this id saw before the merge is still a duplicate (above). While the merge is pending, the
+-- kept lead may not have this id's state yet: the daemon waits and asks again.
+if merged_into then return {'redirect', merged_into, merge_pending or ''} end
 
 -- ---- a touchpoint's decisions, taken (and everything they read checked) before any write ----
 local at, lead_value, set, moves
@@ -359,36 +375,8 @@ end
 -- the lead's hash).
 local fired = {}
 local function fire_due(bound, tn)
-  tn = tonumber(tn)
-  if not tn or tn > bound then return false end
-  local all = redis.call('HGETALL', lead)
-  local h = {}
-  for j = 1, #all, 2 do h[all[j]] = all[j + 1] end
-  local due = {}
-  for j = 1, #all, 2 do
-    local f, reason = string.match(all[j], '^([^|]+)|t|(.+)$')
-    if f then
-      local tdue, _, tzkey = timer_parse(all[j + 1], kbase)
-      if tzkey and tzkey ~= '' and tonumber(tdue) <= bound then
-        due[#due + 1] = {tonumber(tdue), all[j], f, reason, tzkey, all[j + 1]}
-      end
-    end
-  end
-  table.sort(due, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-  local caps = caps_parse(ARGV[CAPS_AT])
-  for _, t in ipairs(due) do
-    local d, f, reason, tzkey, tv = t[1], t[3], t[4], t[5], t[6]
-    redis.call('ZREM', tzkey, lead .. '|' .. f .. '|' .. reason)
-    local fh = {id = h[K.F_ID], c = h[K.F_CONSENT], x = h[f .. K.FF_STATUS],
-                k = h[f .. K.FF_STAGE], lch = h[K.F_LAST_CH], lty = h[K.F_LAST_TYPE],
-                lat = h[K.F_LAST_AT], v = h[K.F_VALUE], cap = h[f .. K.FF_CAP],
-                a = h[f .. K.FF_ACTIVE]}
-    local e = timer_fire(lead, f, reason, d, tv, fh, caps, now, outbox, leases, stats)
-    h[f .. K.FF_CAP] = fh.cap
-    if e then fired[#fired + 1] = e end
-  end
-  timer_set_tn(lead)
-  return true
+  return timer_fire_due(lead, kbase, bound, tn, caps_parse(ARGV[CAPS_AT]), now, outbox, leases,
+    stats, fired)
 end
 
 -- Removes the timer whose field value is v (nil: none; an empty zset key marks a stalled
@@ -481,9 +469,9 @@ if kind == 'c' then
   fire_due(fire_bound, cur[CUR_O_TN])
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[K.STEP_ARG_MARKETING] == '0' then timer_cancel_all(nil, 'opted_out') end
-  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING]}
+  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING], K.F_CONSENT_AT, I(ts)}
   local sx = seen_expiry()
-  if sx then cset[5], cset[6] = K.F_SEEN_EXPIRY, sx end
+  if sx then cset[7], cset[8] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(cset))
   local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
   record_seen(sx)

@@ -48,6 +48,7 @@
 #include "funneld/host.h"
 #include "funneld/keys.h"
 #include "funneld/lead_queue.h"
+#include "funneld/merge_step.h"
 #include "funneld/msg.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
@@ -524,8 +525,12 @@ static void send_step(conn_t *c, fn_msg_t *m)
     char token[64];
     snprintf(token, sizeof token, "%s:%llu", s->instance, (unsigned long long)m->seq);
     const fn_config_t *cfg = s->hooks.step_config(s->hooks.priv, m);
-    if (fn_step_build(cfg, s->sha[FN_SCRIPT_STEP], token, &m->ev, m->lead_hash, fn_now_ms(),
-                      m->clock_ms, m->part->topic, m->part->partition, &s->step_cmd)) {
+    int built =
+        m->phase == FN_PHASE_STEP
+            ? fn_step_build(cfg, s->sha[FN_SCRIPT_STEP], token, &m->ev, m->lead_hash, fn_now_ms(),
+                            m->clock_ms, m->part->topic, m->part->partition, &s->step_cmd)
+            : s->hooks.merge_build(s->hooks.priv, m, s->sha[FN_SCRIPT_MERGE], token, &s->step_cmd);
+    if (built) {
         fn_log(s->host.log, FN_LOG_ERROR, "redis", "out of memory building a step");
         s->host.stop(s->host.data, 1);
         return;
@@ -577,6 +582,22 @@ void fn_store_submit(fn_store_t *s, fn_msg_t *m)
         return;
     }
     route_step(s, m);
+}
+
+void fn_store_resend(fn_store_t *s, fn_msg_t *m)
+{
+    route_step(s, m);
+}
+
+void fn_store_resend_later(fn_store_t *s, fn_msg_t *m)
+{
+    to_limbo(s, m);
+    limbo_later(s);
+}
+
+redisReply *fn_store_reply_copy(const redisReply *r)
+{
+    return reply_copy(r);
 }
 
 void fn_store_release(fn_store_t *s, fn_msg_t *m)
@@ -711,6 +732,13 @@ static void on_fire_loaded(redisAsyncContext *ac, void *r, void *priv)
         script_loaded(c, ac, r, "fire", c->s->sha[FN_SCRIPT_FIRE]);
 }
 
+static void on_merge_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+    conn_t *c = ac->data;
+    if (r)
+        script_loaded(c, ac, r, "merge", c->s->sha[FN_SCRIPT_MERGE]);
+}
+
 static void on_read_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
     conn_t *c = ac->data;
@@ -826,6 +854,7 @@ static void send_setup(conn_t *c, redisAsyncContext *ac)
     /* Replies come in order: the connection is ready once the step script, loaded last, is. */
     redisAsyncCommand(ac, on_fire_loaded, NULL, "SCRIPT LOAD %s", fn_lua_fire_src);
     redisAsyncCommand(ac, on_read_loaded, NULL, "SCRIPT LOAD %s", fn_lua_read_src);
+    redisAsyncCommand(ac, on_merge_loaded, NULL, "SCRIPT LOAD %s", fn_lua_merge_src);
     redisAsyncCommand(ac, on_script_loaded, NULL, "SCRIPT LOAD %s", fn_lua_step_src);
 }
 

@@ -131,3 +131,40 @@ local function timer_set_tn(lead)
     redis.call('HDEL', lead, K.F_TIMERS_NEXT)
   end
 end
+
+-- Fires, in due order, the timers of lead due at or before bound, as fire.lua would have (the
+-- step and the merge steps call it before they read the lead, so that whether the clock's
+-- tick or the lead's next event or merge gets there first, the same triggers come out);
+-- tn is the lead's "tn" field as read. Appends the outbox entries to fired. Returns true
+-- when it looked (and may have changed the lead's hash).
+local function timer_fire_due(lead, kbase, bound, tn, caps, now, outbox, leases, stats, fired)
+  tn = tonumber(tn)
+  if not tn or tn > bound then return false end
+  local all = redis.call('HGETALL', lead)
+  local h = {}
+  for j = 1, #all, 2 do h[all[j]] = all[j + 1] end
+  local due = {}
+  for j = 1, #all, 2 do
+    local f, reason = string.match(all[j], '^([^|]+)|t|(.+)$')
+    if f then
+      local tdue, _, tzkey = timer_parse(all[j + 1], kbase)
+      if tzkey and tzkey ~= '' and tonumber(tdue) <= bound then
+        due[#due + 1] = {tonumber(tdue), all[j], f, reason, tzkey, all[j + 1]}
+      end
+    end
+  end
+  table.sort(due, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  for _, t in ipairs(due) do
+    local d, f, reason, tzkey, tv = t[1], t[3], t[4], t[5], t[6]
+    redis.call('ZREM', tzkey, lead .. '|' .. f .. '|' .. reason)
+    local fh = {id = h[K.F_ID], c = h[K.F_CONSENT], x = h[f .. K.FF_STATUS],
+                k = h[f .. K.FF_STAGE], lch = h[K.F_LAST_CH], lty = h[K.F_LAST_TYPE],
+                lat = h[K.F_LAST_AT], v = h[K.F_VALUE], cap = h[f .. K.FF_CAP],
+                a = h[f .. K.FF_ACTIVE]}
+    local e = timer_fire(lead, f, reason, d, tv, fh, caps, now, outbox, leases, stats)
+    h[f .. K.FF_CAP] = fh.cap
+    if e then fired[#fired + 1] = e end
+  end
+  timer_set_tn(lead)
+  return true
+end

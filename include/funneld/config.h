@@ -100,6 +100,10 @@ typedef struct fn_config {
     fn_kv_t *segment_channels; /* lower-case campaign medium -> channel */
     size_t n_segment_channels;
     char *segment_default_channel;
+    /* identity merges (SPEC §10) */
+    char **identity_blocked; /* ids never merged, compared case-blind; may be empty */
+    size_t n_identity_blocked;
+    int identity_max_ids;
     fn_funnel_t *funnels;
     size_t n_funnels;
 } fn_config_t;
@@ -122,6 +126,9 @@ int fn_config_apply_env(fn_config_t *cfg, char *err, size_t errlen);
 
 /* Returns the format of the input topic's messages (FN_INPUT_NATIVE when not listed). */
 fn_input_format_t fn_config_input_format(const fn_config_t *cfg, const char *topic);
+
+/* Whether id (len bytes) is one of identity.blocked, compared case-blind. */
+bool fn_config_id_blocked(const fn_config_t *cfg, const char *id, size_t len);
 
 /* Returns the funnel named name (len bytes), or NULL. */
 const fn_funnel_t *fn_config_funnel(const fn_config_t *cfg, const char *name, size_t len);

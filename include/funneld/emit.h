@@ -10,6 +10,7 @@
 
 #include "funneld/common.h"
 #include "funneld/event.h"
+#include "funneld/rules.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
 
@@ -24,6 +25,12 @@ int fn_emit_transition(fn_buf_t *out, const fn_event_t *ev, const fn_step_result
 /* Writes a lead_erased event for funnel f into out (reset first). */
 int fn_emit_erased(fn_buf_t *out, const fn_event_t *ev, const fn_funnel_t *f, int64_t at,
                    int64_t emitted_at);
+
+/* Writes a lead_merged event (SPEC §10) for funnel f into out (reset first): ev's lead_id
+ * is the kept lead's, merged_id the id merged into it, from and to the kept lead's position
+ * in f before and after. */
+int fn_emit_merged(fn_buf_t *out, const fn_event_t *ev, const fn_funnel_t *f, fn_str_t merged_id,
+                   fn_pos_t from, fn_pos_t to, int64_t at, int64_t emitted_at);
 
 /* Writes a retargeting-topic event (type "retarget") for trigger t into out (reset first).
  * f is t's funnel in the running config, or NULL when it is no longer configured (the stage

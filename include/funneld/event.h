@@ -22,6 +22,7 @@ typedef enum {
     FN_EV_TOUCHPOINT = 0, /* an ordinary event the funnels see */
     FN_EV_CONSENT,        /* type "consent": records props.marketing */
     FN_EV_ERASE,          /* type "erase": right to erasure */
+    FN_EV_IDENTIFY,       /* type "identify": props.previous_id is merged into lead_id */
     FN_EV_IGNORED,        /* valid input that is no touchpoint (a Segment group call): counted */
 } fn_event_kind_t;
 
@@ -39,6 +40,7 @@ typedef enum {
     FN_REJ_UNKNOWN_FUNNEL, /* "unknown_funnel" */
     FN_REJ_LEAD_COLLISION, /* "lead_collision": two lead ids hash alike (set by the store) */
     FN_REJ_STEP_FAILED,    /* "step_failed": Redis refused the step itself, repeatedly */
+    FN_REJ_MERGE_REFUSED,  /* "merge_refused": an identify a guard rail refuses (the rule named) */
     FN_REJ_COUNT
 } fn_reject_t;
 
@@ -62,6 +64,7 @@ typedef struct fn_event {
     json_t *props; /* read by jansson: borrowed from doc; NULL when absent or scanned */
     const fn_jv_object_t *props_view; /* scanned: the props members, in mem; else NULL */
     fn_str_t campaign, source, medium, url, currency, stage; /* known props when strings */
+    fn_str_t previous_id; /* FN_EV_IDENTIFY: the id merged into lead_id */
     bool has_value;
     double value;
     bool has_marketing; /* consent events: props.marketing present */

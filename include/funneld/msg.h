@@ -53,6 +53,12 @@ typedef struct fn_partition {
     uint64_t consumed;  /* messages taken from it (for /metrics) */
     int64_t lag;        /* from librdkafka's statistics; -1 unknown */
     struct fn_timers_part *timers; /* what the timers know of its zsets (timers.h owns it) */
+    /* The identify barrier (core/pipeline.c): messages between their submission to the store
+     * and their release, the identify the later ones wait for (started or not), and those. */
+    size_t in_redis;
+    struct fn_msg *barrier;
+    bool barrier_started;
+    struct fn_msg *held_head, *held_tail;
     struct fn_partition *next;
 } fn_partition_t;
 
@@ -87,7 +93,14 @@ typedef struct fn_msg {
      * offset. Its step fires the lead's timers due by then, the same ones the tick fires
      * once this message's predecessors are done, whichever comes first. */
     int64_t clock_ms;
-    uint64_t seq;       /* this process's number for the message, part of its step token */
+    uint64_t seq; /* this process's number for the message, part of its step token */
+    /* Identity merges (merge_flow.h): the merge step m is at (FN_PHASE_STEP, 0, for the
+     * ordinary step), redirects followed, the lead id it was pointed at (owned), and an
+     * identify's or erase's merge state (owned). */
+    int phase;
+    int hops;
+    char *lead_owned;
+    struct fn_merge_ctx *merge;
     uint32_t wait_mark; /* the store's: the WAIT on its connection that covers its step */
 } fn_msg_t;
 

@@ -19,4 +19,15 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
 /* m's step cannot be applied (reason says why): releases the lead and dead-letters m. */
 void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason);
 
+/* m is through Redis: releases its lead (the lead's next event goes) and lets its
+ * partition's held messages go when m was the identify they waited for. */
+void fn_pipe_release(fn_daemon_t *d, fn_msg_t *m);
+/* Releases m's lead and dead-letters m with code and reason. */
+void fn_pipe_reject(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *reason);
+/* Produces m's n outputs (payloads, each NUL-terminated, on the transitions topic keyed by
+ * m's lead id; n_transitions of them stage changes) and releases m's lead; m is done once
+ * they are acknowledged, and its stored result then cleared. */
+void fn_pipe_emit_all(fn_daemon_t *d, fn_msg_t *m, const char *payloads, size_t n,
+                      size_t n_transitions);
+
 #endif

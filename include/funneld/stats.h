@@ -26,10 +26,20 @@ double fn_hist_bound(int i);
 
 /* Counters for /metrics and the logs: each is read by metrics.c or a log line. Plain
  * integers: the loop is single-threaded. */
+/* What an accepted identify did: funneld_merges_total{result}. */
+typedef enum {
+    FN_MERGE_DONE = 0, /* "merged" */
+    FN_MERGE_REPEAT,   /* "repeat": previous_id was merged into the same lead already */
+    FN_MERGE_LOOP,     /* "loop": lead_id was merged into previous_id: nothing to do */
+    FN_MERGE_COUNT
+} fn_merge_result_t;
+
 typedef struct fn_stats {
     uint64_t consumed, transitions, touches, duplicates, consents;
     uint64_t rejected[FN_REJ_COUNT];
-    uint64_t ignored[FN_IGN_COUNT]; /* valid input that is no touchpoint, by reason */
+    uint64_t ignored[FN_IGN_COUNT];  /* valid input that is no touchpoint, by reason */
+    uint64_t merges[FN_MERGE_COUNT]; /* identify events by what they did (merge refusals are
+                                      * rejected[FN_REJ_MERGE_REFUSED]) */
     uint64_t delivery_retries;
     uint64_t redis_data_lost; /* epoch markers found gone or changed (one per shard on a cluster) */
     /* Redis Cluster answers that sent a step or command elsewhere or back for later */

@@ -17,6 +17,7 @@ typedef enum {
     FN_STEP_DUP,       /* already applied: nothing to emit */
     FN_STEP_ERASED,    /* the lead was erased */
     FN_STEP_COLLISION, /* another lead id owns this key */
+    FN_STEP_REDIRECT,  /* the id was merged into another lead (target): nothing applied */
 } fn_step_status_t;
 
 typedef struct fn_attr {
@@ -91,6 +92,8 @@ typedef struct fn_step_result {
     bool applied;            /* the status says OK or ERASED: set even when the rest is malformed */
     int64_t armed_due;       /* earliest retargeting timer this step armed, or 0 */
     const redisReply *fired; /* outbox entries of timers that fired first, or NULL */
+    fn_str_t target;         /* REDIRECT: the lead id the event's id was merged into */
+    bool merge_pending;      /* REDIRECT: that lead has not absorbed this one yet */
 } fn_step_result_t;
 
 /* The lead's key names: every key of one lead and its shard's counters share the hash tag

@@ -26,7 +26,13 @@ struct fn_msg;
 typedef struct fn_store fn_store_t;
 
 /* The scripts the store loads on every connection; callers name one, never its digest. */
-typedef enum { FN_SCRIPT_STEP = 0, FN_SCRIPT_FIRE, FN_SCRIPT_READ, FN_SCRIPT_COUNT } fn_script_t;
+typedef enum {
+    FN_SCRIPT_STEP = 0,
+    FN_SCRIPT_FIRE,
+    FN_SCRIPT_READ,
+    FN_SCRIPT_MERGE,
+    FN_SCRIPT_COUNT
+} fn_script_t;
 
 /* A command's completion: reply is NULL when the connection went away (or the store closed)
  * before it answered. */
@@ -44,6 +50,10 @@ typedef struct fn_store_hooks {
     /* The config to build m's step with, now: the owner may pin it to m (a reload must not
      * free it while m's reply is outstanding). Called for every send, retries included. */
     const fn_config_t *(*step_config)(void *priv, struct fn_msg *m);
+    /* Writes the RESP command of m's merge step (m->phase is not FN_PHASE_STEP) into out;
+     * token names this process and message. FN_OK, or FN_ERR (out of memory). */
+    int (*merge_build)(void *priv, struct fn_msg *m, const char *sha, const char *token,
+                       fn_buf_t *out);
     /* True when nothing is left for Redis to do (the daemon is stopping with nothing in
      * flight): the store then stops reconnecting. May be NULL (never). */
     bool (*finished)(void *priv);
@@ -70,6 +80,13 @@ const char *fn_store_instance(const fn_store_t *s);
 void fn_store_submit(fn_store_t *s, struct fn_msg *m);
 /* m's step is finished: lets the lead's next event go. */
 void fn_store_release(fn_store_t *s, struct fn_msg *m);
+/* Sends m again, to the node of m->lead_hash: its next merge step (m->phase, merge_step.h)
+ * or its step for the lead it was redirected to. m stays at the head of its lead's queue. */
+void fn_store_resend(fn_store_t *s, struct fn_msg *m);
+/* The same after a pause (a merge the event waits for is still pending). */
+void fn_store_resend_later(fn_store_t *s, struct fn_msg *m);
+/* A deep copy of a reply that freeReplyObject frees; NULL on OOM. */
+redisReply *fn_store_reply_copy(const redisReply *r);
 /* Clears m's stored result now that its outputs are delivered (fire and forget). */
 void fn_store_clear_pending(fn_store_t *s, struct fn_msg *m);
 /* Called by the tick: pings an idle connection, drops one whose outstanding commands got no

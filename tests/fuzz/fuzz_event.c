@@ -159,10 +159,24 @@ static void check_accepted(const fn_event_t *ev, const fn_config_t *c)
              "marketing flags");
     bool consent = ev->type.len == 7 && memcmp(ev->type.p, "consent", 7) == 0;
     bool erase = ev->type.len == 5 && memcmp(ev->type.p, "erase", 5) == 0;
-    fn_event_kind_t want = consent ? FN_EV_CONSENT : erase ? FN_EV_ERASE : FN_EV_TOUCHPOINT;
+    bool identify = ev->type.len == 8 && memcmp(ev->type.p, "identify", 8) == 0;
+    fn_event_kind_t want = consent    ? FN_EV_CONSENT
+                           : erase    ? FN_EV_ERASE
+                           : identify ? FN_EV_IDENTIFY
+                                      : FN_EV_TOUCHPOINT;
     FZ_CHECK(ev->kind == want, "kind %d for type \"%s\"", ev->kind, ev->type.p);
     if (consent)
         FZ_CHECK(ev->has_marketing, "consent accepted without props.marketing");
+    /* an identify names another id: 1..128 bytes, not lead_id, neither blocked */
+    if (identify) {
+        check_str("previous_id", ev->previous_id, 1, FN_MAX_ID_LEN, false, props, "previous_id");
+        FZ_CHECK(ev->previous_id.len != ev->lead_id.len ||
+                     memcmp(ev->previous_id.p, ev->lead_id.p, ev->lead_id.len) != 0,
+                 "identify accepted merging lead_id into itself");
+        FZ_CHECK(!fn_config_id_blocked(c, ev->previous_id.p, ev->previous_id.len) &&
+                     !fn_config_id_blocked(c, ev->lead_id.p, ev->lead_id.len),
+                 "identify accepted naming a blocked id");
+    }
 }
 
 /* What the daemon does next with an accepted touchpoint (daemon/state/step.c): a plan and a

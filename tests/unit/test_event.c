@@ -805,9 +805,9 @@ static void test_reason_buffers(void)
 static void test_codes(void)
 {
     static const char *const want[FN_REJ_COUNT] = {
-        "none",           "oversize",   "invalid_utf8",  "invalid_json",    "not_object",
-        "missing_field",  "wrong_type", "invalid_value", "ts_out_of_range", "unknown_funnel",
-        "lead_collision", "step_failed"};
+        "none",           "oversize",    "invalid_utf8",  "invalid_json",    "not_object",
+        "missing_field",  "wrong_type",  "invalid_value", "ts_out_of_range", "unknown_funnel",
+        "lead_collision", "step_failed", "merge_refused"};
     for (int i = 0; i < FN_REJ_COUNT; i++)
         CHECK_STR(fn_reject_code((fn_reject_t)i), want[i]);
     CHECK_STR(fn_reject_code(FN_REJ_COUNT), "unknown");
@@ -1034,9 +1034,66 @@ static void test_scanner(void)
     fn_event_clear(&tree);
 }
 
+/* identify (SPEC §10): previous_id required, a string id, not lead_id, neither blocked. */
+static void test_identify(void)
+{
+    char *blocked[] = {"anonymous", "0"};
+    fn_config_t cfg = configs[CFG_DEFAULT];
+    cfg.identity_blocked = blocked;
+    cfg.n_identity_blocked = 2;
+    static const struct {
+        const char *props;
+        fn_reject_t code;
+        const char *reason;
+    } idc[] = {
+        {",\"props\":{\"previous_id\":\"anon-1\"}", FN_REJ_NONE, NULL},
+        {"", FN_REJ_MISSING_FIELD, "props.previous_id: missing"},
+        {",\"props\":{}", FN_REJ_MISSING_FIELD, "props.previous_id: missing"},
+        {",\"props\":{\"previous_id\":7}", FN_REJ_WRONG_TYPE, "props.previous_id: expected string"},
+        {",\"props\":{\"previous_id\":\"\"}", FN_REJ_INVALID_VALUE, "props.previous_id: empty"},
+        {",\"props\":{\"previous_id\":\"L-1\"}", FN_REJ_INVALID_VALUE, "equals lead_id"},
+        {",\"props\":{\"previous_id\":\"ANONYMOUS\"}", FN_REJ_MERGE_REFUSED,
+         "identity.blocked: props.previous_id"},
+        {",\"props\":{\"previous_id\":\"0\"}", FN_REJ_MERGE_REFUSED, "identity.blocked"},
+    };
+    for (size_t i = 0; i < sizeof idc / sizeof idc[0]; i++) {
+        char msg[512], reason[REASON_MAX];
+        snprintf(msg, sizeof msg,
+                 "{\"event_id\":\"e-1\",\"lead_id\":\"L-1\",\"ts\":1795340000000,"
+                 "\"channel\":\"web\",\"type\":\"identify\"%s}",
+                 idc[i].props);
+        fn_event_t ev;
+        for (int tree = 0; tree < 2; tree++) {
+            fn_reject_t r =
+                tree ? fn_event_decode_tree(msg, strlen(msg), &cfg, NOW_MS, &ev, reason,
+                                            sizeof reason)
+                     : fn_event_decode(msg, strlen(msg), &cfg, NOW_MS, &ev, reason, sizeof reason);
+            CHECK_INT(r, idc[i].code);
+            if (r != FN_REJ_NONE) {
+                if (idc[i].reason && !strstr(reason, idc[i].reason))
+                    fprintf(stderr, "identify %zu: reason \"%s\"\n", i, reason);
+                CHECK(!idc[i].reason || strstr(reason, idc[i].reason));
+            } else {
+                CHECK_INT(ev.kind, FN_EV_IDENTIFY);
+                CHECK(ev.previous_id.len == 6 && memcmp(ev.previous_id.p, "anon-1", 6) == 0);
+            }
+            fn_event_clear(&ev);
+        }
+    }
+    /* a blocked lead_id is refused too */
+    const char *m = "{\"event_id\":\"e\",\"lead_id\":\"Anonymous\",\"ts\":1795340000000,"
+                    "\"channel\":\"web\",\"type\":\"identify\",\"props\":{\"previous_id\":\"x\"}}";
+    fn_event_t ev;
+    char reason[REASON_MAX];
+    CHECK_INT(fn_event_decode(m, strlen(m), &cfg, NOW_MS, &ev, reason, sizeof reason),
+              FN_REJ_MERGE_REFUSED);
+    CHECK(strstr(reason, "identity.blocked: lead_id") != NULL);
+}
+
 int main(void)
 {
     make_configs();
+    test_identify();
     size_t n = run_table();
     n += run_generated();
     n += test_hostile_corpus();

@@ -69,7 +69,10 @@ static void test_field_names_match_the_layout(void)
         {FN_FF_CAP, "|cap"},      {FN_FF_TIMER, "|t|"},
         {FN_STATUS_ACTIVE, "a"},  {FN_STATUS_CONVERTED, "c"},
         {FN_STATUS_LOST, "l"},    {FN_KEY_FLOW, "flow:"},
-        {FN_KEY_SKETCH, "sk:"},
+        {FN_KEY_SKETCH, "sk:"},   {FN_KEY_IDS, "ids:"},
+        {FN_F_CONSENT_AT, "ct"},  {FN_F_MERGED_INTO, "mi"},
+        {FN_F_MERGE_CAUSE, "mc"}, {FN_F_MERGE_PENDING, "mp"},
+        {FN_F_FORGOTTEN, "fg"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         CHECK_STR(cases[i].got, cases[i].expected);
