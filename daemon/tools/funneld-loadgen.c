@@ -309,6 +309,7 @@ static const lg_model_t lg_models[] = {
 static const lg_kind_t lg_cart_kind = {LG_WEB, "cart_add", NULL, "/cart"};
 static const lg_kind_t lg_consent_kind = {LG_EMAIL, "consent", NULL, NULL};
 static const lg_kind_t lg_erase_kind = {LG_WEB, "erase", NULL, NULL};
+static const lg_kind_t lg_identify_kind = {LG_WEB, "identify", NULL, NULL};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Options: declared once; getopt_long's table, the short option string and --help derive     */
@@ -324,6 +325,7 @@ enum {
     LG_O_MODEL,
     LG_O_CONSENT,
     LG_O_ERASE,
+    LG_O_IDENTIFY,
     LG_O_OUT,
     LG_O_NOKAFKA,
     LG_O_ACKS,
@@ -361,6 +363,9 @@ static const lg_optdef_t lg_optdefs[] = {
      "type, non-object JSON, 100 KB oversize, empty event_id"},
     {"consent-rate", LG_O_CONSENT, "F", "share of leads that opt out of marketing (default 0)"},
     {"erase-rate", LG_O_ERASE, "F", "share of leads that ask to be erased (default 0)"},
+    {"identify-rate", LG_O_IDENTIFY, "F",
+     "share of leads that begin anonymous (A-N) and are identified (an identify merging A-N "
+     "into L-N) after their first few events (default 0)"},
     {"out", LG_O_OUT, "FILE", "also write each message on its own line to FILE (- = stdout)"},
     {"no-kafka", LG_O_NOKAFKA, NULL, "do not produce, only write --out"},
     {"acks", LG_O_ACKS, "all|1|0", "producer acks (default all); 1 or 0 turn idempotence off"},
@@ -374,7 +379,7 @@ static const lg_optdef_t lg_optdefs[] = {
 typedef struct lg_opts {
     const char *brokers, *topic, *out_path, *funnel, *acks;
     long events, leads, active;
-    double rate, step_ms, dup_rate, bad_rate, consent_rate, erase_rate;
+    double rate, step_ms, dup_rate, bad_rate, consent_rate, erase_rate, identify_rate;
     uint64_t seed;
     int64_t start_ms;
     bool start_now, no_kafka, quiet;
@@ -394,6 +399,7 @@ enum {
     LG_F_LOST = 1 << 4,     /* deal lost */
     LG_F_CLOSING = 1 << 5,  /* the walk ended; only the pending opt-out/erase remain */
     LG_F_ERASED = 1 << 6,   /* gone for good: never revived */
+    LG_F_ANON = 1 << 7,     /* still anonymous (A-N): an identify is still to come */
 };
 
 typedef enum { LG_UNBORN, LG_WALKING, LG_SLEEPING, LG_DONE } lg_phase_t;
@@ -406,6 +412,7 @@ typedef struct lg_lead {
     int8_t stage;    /* highest stage reached, -1 before the first event */
     uint8_t phase, flags, touches, retries, campaign, web_source;
     uint8_t optout_at, erase_at; /* seq at which the opt-out / erase goes out */
+    uint8_t identify_at;         /* seq at which an anonymous lead is identified */
 } lg_lead_t;
 
 /* What one good event says, before it is rendered to JSON. */
@@ -415,6 +422,7 @@ typedef struct lg_event {
     int source;   /* index into the channel's sources/media */
     double value; /* < 0: none */
     bool opt_out; /* a consent event with marketing: false */
+    bool anon;    /* the lead is still anonymous: its id is A-N, not L-N */
 } lg_event_t;
 
 typedef struct lg_slot {
@@ -446,7 +454,7 @@ typedef struct lg_gen {
     bool stopping, interrupted, fatal;
     /* counters */
     long produced, delivered, failed, dups, bad;
-    long reached[LG_MAX_STAGES], lost, opted_out, erased, revived;
+    long reached[LG_MAX_STAGES], lost, opted_out, erased, revived, identified;
     double t0;
 } lg_gen_t;
 
@@ -514,11 +522,15 @@ static int lg_render(const lg_gen_t *g, char *buf, size_t cap, const char *event
                      const lg_event_t *ev, bool ts_integer)
 {
     lg_buf_t b = {buf, 0, cap};
-    lg_put(&b, "{\"event_id\":\"%s\",\"lead_id\":\"L-%06ld\",\"ts\":", event_id, lead + 1);
+    lg_put(&b, "{\"event_id\":\"%s\",\"lead_id\":\"%s-%06ld\",\"ts\":", event_id,
+           ev->anon ? "A" : "L", lead + 1);
     lg_put_ts(&b, g->now_us / 1000, ts_integer);
     lg_put(&b, ",\"channel\":\"%s\",\"type\":\"%s\"%s", lg_channels[ev->kind->ch].name,
            ev->kind->type, g->funnel_json);
-    lg_put_props(&b, ev);
+    if (ev->kind == &lg_identify_kind)
+        lg_put(&b, ",\"props\":{\"previous_id\":\"A-%06ld\"}", lead + 1);
+    else
+        lg_put_props(&b, ev);
     lg_put(&b, "}");
     return b.len < cap ? (int)b.len : -1;
 }
@@ -621,7 +633,7 @@ static void lg_attribute(lg_gen_t *g, lg_lead_t *l, lg_event_t *ev)
 
 static void lg_event_set(lg_gen_t *g, lg_lead_t *l, lg_event_t *ev, const lg_kind_t *k)
 {
-    *ev = (lg_event_t){.kind = k, .value = -1};
+    *ev = (lg_event_t){.kind = k, .value = -1, .anon = (l->flags & LG_F_ANON) != 0};
     lg_attribute(g, l, ev);
 }
 
@@ -629,7 +641,7 @@ static void lg_event_set(lg_gen_t *g, lg_lead_t *l, lg_event_t *ev, const lg_kin
 static void lg_end(lg_gen_t *g, long i)
 {
     lg_lead_t *l = &g->lead[i];
-    if (l->flags & (LG_F_OPTOUT | LG_F_ERASE)) {
+    if (l->flags & (LG_F_OPTOUT | LG_F_ERASE | LG_F_ANON)) {
         l->flags |= LG_F_CLOSING;
         return;
     }
@@ -738,6 +750,12 @@ static bool lg_privacy(lg_gen_t *g, long i, lg_event_t *ev)
 {
     lg_lead_t *l = &g->lead[i];
     bool closing = l->flags & LG_F_CLOSING;
+    if ((l->flags & LG_F_ANON) && (closing || l->seq + 1 >= l->identify_at)) {
+        l->flags &= (uint8_t)~LG_F_ANON; /* from now on the lead is L-N */
+        lg_event_set(g, l, ev, &lg_identify_kind);
+        g->identified++;
+        return true;
+    }
     if ((l->flags & LG_F_OPTOUT) && (closing || l->seq + 1 >= l->optout_at)) {
         l->flags &= (uint8_t)~LG_F_OPTOUT;
         lg_event_set(g, l, ev, &lg_consent_kind);
@@ -808,6 +826,11 @@ static void lg_lead_init(lg_gen_t *g, long i)
     if (lg_chance(&g->rng, g->o.erase_rate)) {
         l->flags |= LG_F_ERASE;
         l->erase_at = (uint8_t)(2 + lg_below(&g->rng, 12));
+    }
+    /* drawn only when asked for, so streams without identifies stay byte-identical */
+    if (g->o.identify_rate > 0 && lg_chance(&g->rng, g->o.identify_rate)) {
+        l->flags |= LG_F_ANON;
+        l->identify_at = (uint8_t)(2 + lg_below(&g->rng, 4));
     }
     g->started++;
     lg_pool_add(g, i);
@@ -1230,8 +1253,8 @@ static void lg_summary(const lg_gen_t *g, double elapsed)
     fprintf(stderr, LG_NAME ": model %s, %ld leads:", m->name, g->started);
     for (int k = 0; k < m->n_stages; k++)
         fprintf(stderr, "%s %s %ld", k ? "," : "", m->stages[k].name, g->reached[k]);
-    fprintf(stderr, "; lost %ld, opted out %ld, erased %ld, came back %ld\n", g->lost, g->opted_out,
-            g->erased, g->revived);
+    fprintf(stderr, "; lost %ld, opted out %ld, erased %ld, came back %ld, identified %ld\n",
+            g->lost, g->opted_out, g->erased, g->revived, g->identified);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1347,6 +1370,8 @@ static int lg_set_opt(lg_opts_t *o, int key, const char *arg)
         return fn_cli_num(LG_NAME, "--bad-rate", arg, 0, 1, &o->bad_rate);
     case LG_O_CONSENT:
         return fn_cli_num(LG_NAME, "--consent-rate", arg, 0, 1, &o->consent_rate);
+    case LG_O_IDENTIFY:
+        return fn_cli_num(LG_NAME, "--identify-rate", arg, 0, 1, &o->identify_rate);
     case LG_O_ERASE:
         return fn_cli_num(LG_NAME, "--erase-rate", arg, 0, 1, &o->erase_rate);
     case LG_O_FUNNEL:

@@ -12,6 +12,8 @@
 #   BENCH_SEED [7]              loadgen seed (the fixed-rate run uses SEED+1)
 #   BENCH_DUP_RATE [0.01]       share of exact duplicates
 #   BENCH_BAD_RATE [0.001]      share of malformed messages
+#   BENCH_IDENTIFY_RATE [0]     share of leads that begin anonymous and are identified (an
+#                               identify event each: issue 20's merge cost)
 #   BENCH_MODE [all]            all | max (backlog + ceilings only) | rate (fixed rate only)
 #   BENCH_RATE [half of max]    fixed-rate mode input rate, events/s
 #   BENCH_RATE_SECONDS [90]     fixed-rate mode duration
@@ -63,6 +65,7 @@ LEADS=${BENCH_LEADS:-$((N / 10))}
 SEED=${BENCH_SEED:-7}
 DUP=${BENCH_DUP_RATE:-0.01}
 BAD=${BENCH_BAD_RATE:-0.001}
+IDENTIFY=${BENCH_IDENTIFY_RATE:-0}
 MODE=${BENCH_MODE:-all}
 # The fixed-rate run starts slow: BENCH_MODE=rate alone has a fresh broker whose JVM is still
 # compiling its hot paths, and even after the full mode's backlog run the new funneld on its
@@ -207,7 +210,8 @@ if [[ "$MODE" != rate ]]; then
     log "pre-filling $T.in with $N events (--step-ms $STEP, dup $DUP, bad $BAD)"
     t0=$(date +%s.%N)
     "$BUILD/funneld-loadgen" -t "$T.in" -n "$N" -l "$LEADS" --seed "$SEED" --start-ts now \
-        --step-ms "$STEP" --dup-rate "$DUP" --bad-rate "$BAD" --out "$OUT/events.jsonl" \
+        --step-ms "$STEP" --dup-rate "$DUP" --bad-rate "$BAD" --identify-rate "$IDENTIFY" \
+        --out "$OUT/events.jsonl" \
         2>"$OUT/loadgen-max.log" || { cat "$OUT/loadgen-max.log" >&2; die "pre-fill failed"; }
     log "pre-filled in $(calc "$(date +%s.%N) - $t0") s: $(grep -m 1 'produced' "$OUT/loadgen-max.log")"
 

@@ -205,7 +205,7 @@ class Stack:
             md = c.list_topics(topic, timeout=10)
             ends = {}
             for p in md.topics[topic].partitions:
-                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                lo, hi = watermarks(c, TopicPartition(topic, p))
                 if hi > lo:
                     ends[p] = hi
             c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
@@ -331,6 +331,21 @@ def gen_stream(n, leads, seed=1, dup_rate=0.01, bad_rate=0.005, base=17950000000
     return out[:n]
 
 
+def watermarks(c, tp, timeout=30):
+    """A partition's low and high offsets, asked again while the broker answers that it is
+    not (yet) the partition's leader: a topic just created, or a leader just moved, answers
+    that for a moment, and a test must not fail on it."""
+    from confluent_kafka import KafkaException
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return c.get_watermark_offsets(tp, timeout=10, cached=False)
+        except KafkaException:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class LagMeter:
     """group_lag() with one consumer kept open, so that a call takes milliseconds (for tests
     that act at a given point of a group's progress); close() it after. complete=True: the
@@ -344,8 +359,7 @@ class LagMeter:
         self.parts = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
         self.ends = None
         if complete:
-            self.ends = {tp.partition: self.c.get_watermark_offsets(tp, timeout=10, cached=False)
-                         for tp in self.parts}
+            self.ends = {tp.partition: watermarks(self.c, tp) for tp in self.parts}
 
     def __call__(self):
         lag = 0
@@ -353,7 +367,7 @@ class LagMeter:
             if self.ends:
                 lo, hi = self.ends[tp.partition]
             else:
-                lo, hi = self.c.get_watermark_offsets(tp, timeout=10, cached=False)
+                lo, hi = watermarks(self.c, tp)
             lag += hi - (tp.offset if tp.offset >= 0 else lo)
         return lag
 
