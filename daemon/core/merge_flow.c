@@ -86,7 +86,7 @@ void fn_merge_free(fn_msg_t *m)
 static int set_buf(fn_buf_t *b, const char *p, size_t len)
 {
     fn_buf_reset(b);
-    return fn_buf_append(b, p, len);
+    return len ? fn_buf_append(b, p, len) : FN_OK; /* p may be NULL: an empty plan's */
 }
 
 static bool same(const fn_buf_t *b, const char *p, size_t len)
