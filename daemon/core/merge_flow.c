@@ -216,17 +216,11 @@ static int outputs_from_pending(fn_daemon_t *d, fn_msg_t *m, const redisReply *p
     return FN_OK;
 }
 
-/* Timers of the lead the step ran on that were due fired first; their triggers are in its
- * shard's outbox, delivered on their own (as after a step, pipeline.c). */
+/* Timers of the lead the step ran on that were due fired first (pipeline.c sends them). */
 static void emit_fired(fn_daemon_t *d, fn_msg_t *m, const redisReply *fired)
 {
     const fn_config_t *cfg = m->cfg ? m->cfg : d->cfg;
-    unsigned shard = fn_step_shard(cfg, m->lead_hash);
-    for (size_t i = 0; fired && i < fired->elements; i++) {
-        const redisReply *e = fired->element[i];
-        bool str = e->type == REDIS_REPLY_STRING;
-        fn_timers_emit(d->timers, shard, str ? e->str : NULL, str ? e->len : 0);
-    }
+    fn_pipe_emit_fired(d, fn_step_shard(cfg, m->lead_hash), fired);
 }
 
 static void refuse(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *why)

@@ -367,13 +367,7 @@ void fn_pipe_on_step_reply(fn_daemon_t *d, fn_msg_t *m, const void *redis_reply)
     unsigned shard = fn_step_shard(d->cfg, m->lead_hash);
     if (res.armed_due)
         fn_timers_armed(d->timers, m->part, shard, res.armed_due);
-    /* Timers that were due before this event fired in the step; their triggers are in the
-     * outbox, delivered on their own (a lost one is handed out again after its lease). */
-    for (size_t i = 0; res.fired && i < res.fired->elements; i++) {
-        const redisReply *e = res.fired->element[i];
-        bool str = e->type == REDIS_REPLY_STRING;
-        fn_timers_emit(d->timers, shard, str ? e->str : NULL, str ? e->len : 0);
-    }
+    fn_pipe_emit_fired(d, shard, res.fired);
 
     /* Hold one reference while producing so that deliveries served meanwhile cannot finish
      * the message before all its outputs are queued. */
@@ -415,6 +409,15 @@ oom:
     fn_log(&d->log, FN_LOG_ERROR, "pipeline", "out of memory building an output; stopping");
     fn_pipe_release(d, m);
     fn_daemon_stop(d, 1);
+}
+
+void fn_pipe_emit_fired(fn_daemon_t *d, unsigned shard, const redisReply *fired)
+{
+    for (size_t i = 0; fired && i < fired->elements; i++) {
+        const redisReply *e = fired->element[i];
+        bool str = e->type == REDIS_REPLY_STRING;
+        fn_timers_emit(d->timers, shard, str ? e->str : NULL, str ? e->len : 0);
+    }
 }
 
 void fn_pipe_emit_all(fn_daemon_t *d, fn_msg_t *m, const char *payloads, size_t n,

@@ -7,6 +7,7 @@
 #ifndef FUNNELD_PIPELINE_H
 #define FUNNELD_PIPELINE_H
 
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 
 #include "funneld/msg.h"
@@ -24,6 +25,10 @@ void fn_pipe_step_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason);
 void fn_pipe_release(fn_daemon_t *d, fn_msg_t *m);
 /* Releases m's lead and dead-letters m with code and reason. */
 void fn_pipe_reject(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *reason);
+/* Timers of a lead of shard that were due fired first in a step (fired: the outbox entries,
+ * may be NULL); their triggers are in the outbox, delivered on their own (a lost one is
+ * handed out again after its lease). */
+void fn_pipe_emit_fired(fn_daemon_t *d, unsigned shard, const redisReply *fired);
 /* Produces m's n outputs (payloads, each NUL-terminated, on the transitions topic keyed by
  * m's lead id; n_transitions of them stage changes) and releases m's lead; m is done once
  * they are acknowledged, and its stored result then cleared. */
