@@ -6,6 +6,8 @@
 #define FN_TEST_REDIS_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,6 +45,34 @@ static inline fn_config_t *fn_test_config(const char *text, const char *tag, cha
         fprintf(stderr, "config: %s\n", root ? err : jerr.text);
     json_decref(root);
     return cfg;
+}
+
+/* Loads a script (SCRIPT LOAD src) and writes its digest into sha; false after printing why. */
+static inline bool fn_test_script_load(redisContext *rc, const char *src, char sha[41])
+{
+    redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", src);
+    bool ok = r && r->type == REDIS_REPLY_STRING;
+    if (ok)
+        snprintf(sha, 41, "%s", r->str);
+    else
+        fprintf(stderr, "SCRIPT LOAD failed: %s\n", r ? r->str : rc->errstr);
+    freeReplyObject(r);
+    return ok;
+}
+
+/* Sums a counter over every shard's stats hash of the run's prefix, as analytics and
+ * funnelctl do. */
+static inline long long fn_test_stats_total(redisContext *rc, const fn_config_t *cfg,
+                                            const char *prefix, const char *field)
+{
+    long long sum = 0;
+    for (int s = 0; s < cfg->redis_shards; s++) {
+        redisReply *r = redisCommand(rc, "HGET %s:{%d}:stats %s", prefix, s, field);
+        if (r && r->type == REDIS_REPLY_STRING)
+            sum += atoll(r->str);
+        freeReplyObject(r);
+    }
+    return sum;
 }
 
 #endif

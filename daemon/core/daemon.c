@@ -231,7 +231,13 @@ static void on_step_reply(void *priv, fn_msg_t *m, const redisReply *reply)
 
 static void on_step_failed(void *priv, fn_msg_t *m, const char *reason)
 {
-    fn_pipe_step_failed(priv, m, reason);
+    fn_daemon_t *d = priv;
+    if (fn_merge_failed(d, m, reason))
+        return;
+    char hex[33];
+    fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
+    fn_log_ctx(&d->log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", reason);
+    fn_pipe_step_failed(d, m, reason);
 }
 
 static void on_store_ready(void *priv)

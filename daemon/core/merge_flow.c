@@ -8,7 +8,7 @@
  * Each step is idempotent and the plan is a function of what was read, so a replay of the
  * identify after a crash at any point ends in the same state and the same output ids.
  * An erasure goes IDS on its lead (following it to its root), FORGET on each id merged into
- * it, then the ordinary erase step on the root.
+ * it, UNLINK (the set naming them) on the root, then the ordinary erase step there.
  *
  * The message stays at the head of its lead_id's queue throughout; every step is sent with
  * fn_store_resend to the node of m->lead_hash, which is the lead the step runs on.
@@ -229,6 +229,40 @@ static void refuse(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *wh
     fn_pipe_reject(d, m, code, why);
 }
 
+/* Once DETACH linked previous_id to the root and took it out of its counters, the merge must
+ * go on to APPLY and FINISH: dead-lettered there, the id's events would wait for ever (its
+ * "mp" stays) and its state would count nowhere. So a failure past DETACH is retried with the
+ * store's backoff, from the step that failed (each is idempotent), and logged once per
+ * interval: what stops it (a foreign key of the wrong type under the prefix, a kept lead that
+ * someone keeps changing) can be cured while it waits, and the partition's commits wait
+ * with it, so nothing is lost. Before DETACH nothing was written and a refusal stands. */
+bool fn_merge_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason)
+{
+    fn_merge_ctx_t *c = m->merge;
+    if (m->ev.kind != FN_EV_IDENTIFY || !c || !c->snapshot)
+        return false;
+    d->stats.merge_retries++;
+    c->rereads = 0;
+    m->hops = 0; /* the chain is walked again from where the step stopped */
+    uint64_t skipped;
+    if (fn_log_limit_pass(&d->lim_merge, fn_now_ms(), 10000, &skipped)) {
+        char hex[33];
+        fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
+        fn_log_ctx(&d->log, FN_LOG_ERROR, "merge", &ctx,
+                   "%s; the merge began and is retried (%llu more since the last line)", reason,
+                   (unsigned long long)skipped);
+    }
+    fn_store_resend_later(d->store, m);
+    return true;
+}
+
+/* A step of the flow cannot go on: refused before DETACH, retried after it. */
+static void fail(fn_daemon_t *d, fn_msg_t *m, fn_reject_t code, const char *why)
+{
+    if (!fn_merge_failed(d, m, why))
+        refuse(d, m, code, why);
+}
+
 /* The identify is recorded as handled on its lead_id (DONE), with what it emits: kind is
  * what it did. */
 static void done(fn_daemon_t *d, fn_msg_t *m, int kind)
@@ -279,9 +313,9 @@ static void on_identify(fn_daemon_t *d, fn_msg_t *m, const redisReply *r)
     }
     bool moved = is(r, "moved") && (x = arg(r, 1, REDIS_REPLY_STRING));
     if (moved && ++m->hops > cfg->identity_max_ids) {
-        refuse(d, m, FN_REJ_MERGE_REFUSED,
-               "identity.max_ids: a chain of merged ids longer "
-               "than the most ids one lead holds");
+        fail(d, m, FN_REJ_MERGE_REFUSED,
+             "identity.max_ids: a chain of merged ids longer "
+             "than the most ids one lead holds");
         return;
     }
     switch (m->phase) {
@@ -337,6 +371,7 @@ static void on_identify(fn_daemon_t *d, fn_msg_t *m, const redisReply *r)
         if (!is(r, "snapshot") || !arg(r, 1, REDIS_REPLY_ARRAY) || !arg(r, 2, REDIS_REPLY_ARRAY))
             break;
         emit_fired(d, m, arg(r, 3, REDIS_REPLY_ARRAY));
+        m->hops = 0; /* READ walks the root's chain anew */
         if (!(c->snapshot = fn_store_reply_copy(r->element[1])) ||
             !(c->ids = fn_store_reply_copy(r->element[2]))) {
             oom(d, m);
@@ -388,7 +423,8 @@ static void on_identify(fn_daemon_t *d, fn_msg_t *m, const redisReply *r)
         }
         if (is(r, "changed")) {
             if (++c->rereads > MAX_REREADS) {
-                refuse(d, m, FN_REJ_STEP_FAILED, "merge: the kept lead kept changing");
+                m->phase = FN_PHASE_READ;
+                fail(d, m, FN_REJ_STEP_FAILED, "merge: the kept lead kept changing");
                 return;
             }
             if (go(d, m, FN_PHASE_READ, c->root.data, c->root.len))
@@ -453,7 +489,7 @@ static void on_identify(fn_daemon_t *d, fn_msg_t *m, const redisReply *r)
     default:
         break;
     }
-    refuse(d, m, FN_REJ_STEP_FAILED, "merge: unexpected reply from merge.lua");
+    fail(d, m, FN_REJ_STEP_FAILED, "merge: unexpected reply from merge.lua");
 }
 
 static void on_erase(fn_daemon_t *d, fn_msg_t *m, const redisReply *r)
@@ -487,10 +523,16 @@ static void on_erase(fn_daemon_t *d, fn_msg_t *m, const redisReply *r)
         }
         c->next_erase = 0;
     }
-    /* FORGET answered (or IDS): the next id, or the erasure itself on the root */
+    /* FORGET answered (or IDS): the next id, then the set naming them, then the erasure
+     * itself on the root */
     if (c->next_erase < c->erase_ids->elements) {
         const redisReply *id = c->erase_ids->element[c->next_erase++];
         if (go(d, m, FN_PHASE_FORGET, id->str, id->len))
+            oom(d, m);
+        return;
+    }
+    if (c->erase_ids->elements && m->phase != FN_PHASE_UNLINK) {
+        if (go(d, m, FN_PHASE_UNLINK, c->root.data, c->root.len))
             oom(d, m);
         return;
     }

@@ -179,6 +179,12 @@ int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
         if (fn_buf_appendf(b, "funneld_merges_total{result=\"%s\"} %llu\n", merge_results[i],
                            (unsigned long long)s->merges[i]))
             return FN_ERR;
+    if (head(b, "funneld_merge_retries_total", "counter",
+             "Merge steps past the point where the absorbed id was linked that failed and "
+             "were retried (a merge is finished, never dead-lettered, once it began).") ||
+        fn_buf_appendf(b, "funneld_merge_retries_total %llu\n",
+                       (unsigned long long)s->merge_retries))
+        return FN_ERR;
     if (head(b, "funneld_transitions_total", "counter", "Transition events emitted."))
         return FN_ERR;
     for (size_t f = 0; f < cfg->n_funnels && s->trans_by_funnel; f++)

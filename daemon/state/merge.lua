@@ -14,7 +14,8 @@
 --           still exactly as read: field writes, counter deltas, timer members, the ids it
 --           now holds, the cause's outputs as its pending result, and the cause as seen
 --   finish  the absorbed lead's "mp" goes: its events may now go to the root
---   ids, forget: an erasure of a person also deletes the ids merged into it
+--   ids, forget, unlink: an erasure of a person also deletes the ids merged into it, then
+--           the set that names them
 --
 -- A kill between two steps leaves a state the next run of the same identify (a replay)
 -- finishes: detach recognises its own cause and returns the same snapshot, apply is
@@ -254,6 +255,14 @@ if op == 'forget' then
     redis.call('HSET', KEYS[1], K.F_ID, ARGV[2], K.F_FORGOTTEN, '1')
     redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
   end
+  return {'ok'}
+end
+
+-- unlink: KEYS[1] an erased person's ids set. Once each id in it is forgotten, the set that
+-- names them (personal ids) goes too, before the person's own erase step; a replay finds it
+-- empty and goes straight to that step. Returns {'ok'}.
+if op == 'unlink' then
+  redis.call('DEL', KEYS[1])
   return {'ok'}
 end
 

@@ -83,6 +83,11 @@ int fn_merge_build(const fn_config_t *cfg, const char *sha, const fn_merge_cmd_t
         W(bulk_s(&w, "ids"));
         W(bulk(&w, c->id.p, c->id.len));
         break;
+    case FN_PHASE_UNLINK:
+        W(bulk_s(&w, "1"));
+        W(bulk_s(&w, ids));
+        W(bulk_s(&w, "unlink"));
+        break;
     case FN_PHASE_FORGET:
         W(bulk_s(&w, "3"));
         W(bulk_s(&w, k.lead));

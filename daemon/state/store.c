@@ -464,10 +464,7 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
              * which Redis never rolls back, and a retry would apply that part again. */
             char reason[256];
             snprintf(reason, sizeof reason, "step: %.200s", reply->str);
-            char hex[33];
-            fn_log_ctx_t ctx = fn_msg_log_ctx(m, hex);
-            fn_log_ctx(s->host.log, FN_LOG_ERROR, "redis", &ctx, "%s; dead-lettered", reason);
-            s->hooks.step_failed(s->hooks.priv, m, reason);
+            s->hooks.step_failed(s->hooks.priv, m, reason); /* which logs what it does */
             return;
         }
         fn_cluster_reply_t kind = fn_cluster_classify(reply->str, reply->len, c->host, NULL);

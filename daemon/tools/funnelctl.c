@@ -41,7 +41,8 @@ static void usage(FILE *out)
                  "Shows a funnel (a bar per stage: population, entered, conversion from the stage\n"
                  "before, flow over the last window, median and p90 time in stage, bottleneck\n"
                  "marked) or one lead (stage, times, touches, attribution, consent, pending\n"
-                 "retargeting triggers) straight from Redis.\n"
+                 "retargeting triggers, the ids merged into it) straight from Redis. An id\n"
+                 "merged into another lead shows the person it is part of.\n"
                  "\n"
                  "  -c, --config FILE  the daemon's configuration (default $FUNNELD_CONFIG, then\n"
                  "                     /etc/funneld/funneld.json); FUNNELD_REDIS_URL and\n"
@@ -199,15 +200,11 @@ static int print_json(json_t *o)
     return rc;
 }
 
-static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
+/* The hash of lead id (HGETALL), or NULL after printing why. */
+static redisReply *lead_hash(ctl_t *c, const char *id, const char *shown)
 {
-    fn_buf_t shown = {0}; /* lead_id as it may be printed */
-    if (fn_term_escape(&shown, lead_id, strlen(lead_id))) {
-        fprintf(stderr, "funnelctl: out of memory\n");
-        return 1;
-    }
     fn_lead_keys_t k;
-    fn_step_keys(c->cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
+    fn_step_keys(c->cfg, fn_step_lead_hash(id, strlen(id)), &k);
     redisContext *node = fn_redis_sync_route(c->rs, k.lead);
     redisReply *h = node ? redisCommand(node, "HGETALL %s", k.lead) : NULL;
     if (!h || h->type != REDIS_REPLY_ARRAY) {
@@ -216,23 +213,69 @@ static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
                 : node ? node->errstr
                        : "no Redis node for the lead");
         freeReplyObject(h);
-        fn_buf_free(&shown);
-        return 1;
+        return NULL;
     }
-    const char *id = field(h, "id");
-    if (id && strcmp(id, lead_id) != 0) {
-        fprintf(stderr, "funnelctl: the key of lead %s belongs to another lead id\n", shown.data);
+    const char *stored = field(h, FN_F_ID);
+    if (stored && strcmp(stored, id) != 0) {
+        fprintf(stderr, "funnelctl: the key of lead %s belongs to another lead id\n", shown);
         freeReplyObject(h);
-        fn_buf_free(&shown);
+        return NULL;
+    }
+    return h;
+}
+
+/* The ids merged into lead id (its ids set), sorted, or NULL on a Redis error. */
+static json_t *merged_ids(ctl_t *c, const char *id)
+{
+    fn_lead_keys_t k;
+    fn_hash128_t hash = fn_step_lead_hash(id, strlen(id));
+    fn_step_keys(c->cfg, hash, &k);
+    char hex[33], key[96];
+    fn_hash_hex(hash, hex);
+    fn_key_ids(key, sizeof key, c->cfg->key_prefix, k.shard, hex);
+    redisContext *node = fn_redis_sync_route(c->rs, key);
+    redisReply *r = node ? redisCommand(node, "SORT %s ALPHA", key) : NULL;
+    json_t *ids = r && r->type == REDIS_REPLY_ARRAY ? json_array() : NULL;
+    for (size_t i = 0; ids && i < r->elements; i++)
+        json_array_append_new(ids, json_stringn(r->element[i]->str, r->element[i]->len));
+    freeReplyObject(r);
+    return ids;
+}
+
+static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
+{
+    fn_buf_t shown = {0}; /* lead_id as it may be printed */
+    if (fn_term_escape(&shown, lead_id, strlen(lead_id))) {
+        fprintf(stderr, "funnelctl: out of memory\n");
         return 1;
     }
-    json_t *o = lead_json(f, lead_id, h);
+    /* An id merged into another lead (identity merges) shows the person it is part of: its
+     * link is followed, as the daemon follows it for the id's events. */
+    char *id = strdup(lead_id);
+    redisReply *h = id ? lead_hash(c, id, shown.data) : NULL;
+    for (int64_t hops = 0; h && field(h, FN_F_MERGED_INTO); hops++) {
+        free(id);
+        id = hops < c->cfg->identity_max_ids ? strdup(field(h, FN_F_MERGED_INTO)) : NULL;
+        freeReplyObject(h);
+        h = id ? lead_hash(c, id, shown.data) : NULL;
+        if (!id)
+            fprintf(stderr, "funnelctl: lead %s: a chain of merged ids too long\n", shown.data);
+    }
+    json_t *o = h ? lead_json(f, id, h) : NULL;
     freeReplyObject(h);
     if (!o) {
-        fprintf(stderr, "funnelctl: no state for lead %s (never seen, or erased)\n", shown.data);
+        if (h)
+            fprintf(stderr, "funnelctl: no state for lead %s (never seen, or erased)\n",
+                    shown.data);
+        free(id);
         fn_buf_free(&shown);
         return 1;
     }
+    json_t *ids = merged_ids(c, id);
+    json_object_set_new(o, "merged_from",
+                        strcmp(id, lead_id) != 0 ? json_string(lead_id) : json_null());
+    json_object_set_new(o, "merged_ids", ids ? ids : json_array());
+    free(id);
     int rc = 0;
     if (c->json) {
         rc = print_json(o) ? 1 : 0;
@@ -240,8 +283,11 @@ static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
         fprintf(stderr, "funnelctl: out of memory\n");
         rc = 1;
     } else {
-        printf("lead %s in funnel %s: %s", shown.data, f->name,
-               json_string_value(json_object_get(o, "status")));
+        json_t *from = json_object_get(o, "merged_from");
+        if (json_is_string(from))
+            printf("%s was merged into ", json_string_value(from));
+        printf("lead %s in funnel %s: %s", json_string_value(json_object_get(o, "lead_id")),
+               f->name, json_string_value(json_object_get(o, "status")));
         if (json_is_string(json_object_get(o, "stage")))
             printf(" at %s since %s", json_string_value(json_object_get(o, "stage")),
                    json_string_value(json_object_get(o, "stage_entered_at")));
@@ -270,6 +316,14 @@ static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
                    json_is_string(cp) ? json_string_value(cp) : "-",
                    json_is_string(at) ? json_string_value(at) : "-");
         }
+        json_t *mids = json_object_get(o, "merged_ids"), *mid;
+        size_t j;
+        if (json_array_size(mids))
+            printf("  ids merged into it:");
+        json_array_foreach (mids, j, mid)
+            printf(" %s", json_string_value(mid));
+        if (json_array_size(mids))
+            printf("\n");
         json_t *tr = json_object_get(o, "triggers");
         if (json_array_size(tr) == 0)
             printf("  no retargeting triggers pending\n");

@@ -55,6 +55,7 @@ typedef struct fn_daemon {
     int64_t stop_deadline_ms; /* give up draining in-flight work after this */
     int exit_code;
     fn_stats_t stats;
+    fn_log_limit_t lim_merge; /* merges retried after a failure (merge_flow.c) */
 } fn_daemon_t;
 
 /* --- daemon.c: lifecycle (the message bookkeeping is declared in msg.h) --- */

@@ -17,6 +17,10 @@ void fn_merge_identify(fn_daemon_t *d, fn_msg_t *m);
 void fn_merge_erase(fn_daemon_t *d, fn_msg_t *m);
 /* A merge step of m answered (m->phase is not FN_PHASE_STEP; reply valid during the call). */
 void fn_merge_on_reply(fn_daemon_t *d, fn_msg_t *m, const redisReply *reply);
+/* A step of m failed for good (reason: the store's or the flow's). A merge past its DETACH
+ * is retried later instead (true: m was taken so); anything else is the caller's to
+ * dead-letter (false). */
+bool fn_merge_failed(fn_daemon_t *d, fn_msg_t *m, const char *reason);
 /* Writes the command of m's current merge step (the store's merge_build hook). */
 int fn_merge_build_cmd(fn_daemon_t *d, fn_msg_t *m, const char *sha, const char *token,
                        fn_buf_t *out);

@@ -26,6 +26,7 @@ typedef enum {
     FN_PHASE_DONE,     /* identify: recorded as handled on lead_id, with its result */
     FN_PHASE_IDS,      /* erase: the ids merged into the lead */
     FN_PHASE_FORGET,   /* erase: one of those ids deleted */
+    FN_PHASE_UNLINK,   /* erase: the set naming them deleted */
 } fn_merge_phase_t;
 
 struct fn_merge_plan;

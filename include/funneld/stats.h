@@ -40,6 +40,7 @@ typedef struct fn_stats {
     uint64_t ignored[FN_IGN_COUNT];  /* valid input that is no touchpoint, by reason */
     uint64_t merges[FN_MERGE_COUNT]; /* identify events by what they did (merge refusals are
                                       * rejected[FN_REJ_MERGE_REFUSED]) */
+    uint64_t merge_retries;          /* merge steps past DETACH retried after a failure */
     uint64_t delivery_retries;
     uint64_t redis_data_lost; /* epoch markers found gone or changed (one per shard on a cluster) */
     /* Redis Cluster answers that sent a step or command elsewhere or back for later */

@@ -43,7 +43,8 @@ typedef struct fn_store_hooks {
     void *priv;
     /* A step's reply (not an error): m is done with the store until fn_store_release. */
     void (*step_reply)(void *priv, struct fn_msg *m, const redisReply *reply);
-    /* m's step failed for good (reason says why): it is never retried. */
+    /* m's step failed for good (reason says why; the owner logs it): the store does not
+     * retry it, though the owner may send it again (fn_store_resend_later). */
     void (*step_failed)(void *priv, struct fn_msg *m, const char *reason);
     /* The connection is ready again (connected, scripts loaded): after every (re)connect. */
     void (*ready)(void *priv);

@@ -4,7 +4,9 @@ events of merged ids, erasures of merged people) on 6 partitions is processed on
 and once while funneld is killed with SIGKILL at random moments and restarted. The kill
 run's transitions (lead_merged and the moves merges imply included) must be the clean run's,
 id for id and field for field, its dead letters the same, and the Redis state of every lead
-and every counter equal.
+and every counter equal. Registered twice (tests/e2e/CMakeLists.txt): on the single
+redis-server and on the Redis Cluster, where the two leads of a merge are often on
+different masters.
 
 FUNNELD_IDENTITY_PERSONS / FUNNELD_IDENTITY_KILLS scale it.
 """

@@ -12,7 +12,8 @@ identity.max_ids 3, and every message keyed so that one person's events share a 
   A's events count for C);
 - blocked ids, a fourth id beyond max_ids, and an id that belongs to another person are
   dead-lettered as merge_refused with the rule named;
-- erase of a merged person erases the ids merged into it: the old id later starts over;
+- erase of a merged person erases the ids merged into it and the set naming them: the old
+  id later starts over;
 - the people counters (population, leads) count each person once;
 - a replay of the same stream on fresh state gives the same output ids and contents.
 """
@@ -84,7 +85,7 @@ def run(st, check, label, group, produce=True):
     dlq = st.consume(st.topics["dlq"], idle=2)
     m = metrics(port)
     lead = subprocess.run([os.path.join(build_dir(), "funnelctl"), "-c", st.config_path,
-                           "--json", "lead", "b2b", "u1"], capture_output=True, text=True)
+                           "--json", "lead", "b2b", "a1"], capture_output=True, text=True)
     stats = subprocess.run([os.path.join(build_dir(), "funnelctl"), "-c", st.config_path,
                             "--json", "stats", "b2b"], capture_output=True, text=True)
     check.eq(st.stop(p), 0, f"{label}: the daemon exits 0")
@@ -123,7 +124,12 @@ def main():
             check.eq(after[0]["touches"], 4, "touches of both ids add up")
         check.eq([e for e in out if e["lead_id"] == "a1" and e["cause_event_id"] == "a1-3"],
                  [], "nothing for a1 after the merge")
-        check.eq(lead.returncode, 0, f"funnelctl lead u1: {lead.stderr}")
+        check.eq(lead.returncode, 0, f"funnelctl lead a1: {lead.stderr}")
+        if lead.returncode == 0:
+            doc = json.loads(lead.stdout)
+            check.eq((doc["lead_id"], doc["merged_from"], doc["merged_ids"], doc["stage"],
+                      doc["touches"]), ("u1", "a1", ["a1"], "decision", 4),
+                     "funnelctl lead a1 shows the person a1 is part of")
         # 2: the kept lead moves: an implied stage_changed
         m2 = [(e["type"], e["funnel"], e["from"], e["to"]) for e in out
               if e["cause_event_id"] == "id-2" and e["type"] != "lead_merged"]
@@ -162,6 +168,9 @@ def main():
         again = of(out, "a2")
         check.true(any(e["cause_event_id"] == "a2-3" and e["from"] is None for e in again),
                    f"a2 starts over after the erasure: {[e['cause_event_id'] for e in again]}")
+        holders = [k for k in st.redis.scan_iter(f"{st.name}:*:ids:*", count=1000)
+                   if st.redis.sismember(k, "a2")]
+        check.eq(holders, [], "no set of merged ids names a2 after u2's erasure")
         # the people counters count each person once: b2b holds a2 (awareness, again), c6
         # (interest), u1 (decision) and u3 (converted); the absorbed ids left them
         check.eq(stats.returncode, 0, f"funnelctl stats b2b: {stats.stderr}")

@@ -110,17 +110,9 @@ static long long stat_of(const char *lead_id, const char *field)
     return v;
 }
 
-/* Sums a counter over every shard, as analytics and funnelctl do. */
 static long long total(const char *field)
 {
-    long long sum = 0;
-    for (int s = 0; s < cfg->redis_shards; s++) {
-        redisReply *r = redisCommand(rc, "HGET %s:{%d}:stats %s", prefix, s, field);
-        if (r && r->type == REDIS_REPLY_STRING)
-            sum += atoll(r->str);
-        freeReplyObject(r);
-    }
-    return sum;
+    return fn_test_stats_total(rc, cfg, prefix, field);
 }
 
 #define EV(lead, id, ts, ch, type, extra)                                                          \
@@ -780,20 +772,9 @@ int main(void)
         fprintf(stderr, "cannot connect to Redis\n");
         return 1;
     }
-    redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", fn_lua_step_src);
-    if (!r || r->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "SCRIPT LOAD failed: %s\n", r ? r->str : rc->errstr);
+    if (!fn_test_script_load(rc, fn_lua_step_src, sha) ||
+        !fn_test_script_load(rc, fn_lua_fire_src, fire_sha))
         return 1;
-    }
-    snprintf(sha, sizeof sha, "%s", r->str);
-    freeReplyObject(r);
-    r = redisCommand(rc, "SCRIPT LOAD %s", fn_lua_fire_src);
-    if (!r || r->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "SCRIPT LOAD (fire) failed: %s\n", r ? r->str : rc->errstr);
-        return 1;
-    }
-    snprintf(fire_sha, sizeof fire_sha, "%s", r->str);
-    freeReplyObject(r);
 
     test_journey();
     test_replay();
