@@ -29,7 +29,9 @@ static inline char *fn_test_max_config_json(const char *prefix, const char *cloc
     for (int f = 0; f < FN_MAX_FUNNELS; f++) {
         int stages = f == 0 ? FN_MAX_STAGES : 2;
         PUT("%s{\"name\":\"f%d\",\"allow_skip\":true,\"trigger_cap\":{\"max\":100,\"per\":\"1d\"},"
-            "\"stages\":[",
+            "\"attribution\":{\"models\":[\"first_touch\",\"last_touch\",\"linear\","
+            "\"time_decay\",\"position_based\"],\"lookback\":\"3650d\",\"max_touches\":200,"
+            "\"half_life\":\"3650d\"},\"stages\":[",
             f ? "," : "", f);
         for (int k = 0; k < stages; k++) {
             PUT("%s{\"name\":\"s%d\",\"stale_after\":\"1h\",\"on\":[{\"type\":", k ? "," : "", k);

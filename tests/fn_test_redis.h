@@ -47,6 +47,22 @@ static inline fn_config_t *fn_test_config(const char *text, const char *tag, cha
     return cfg;
 }
 
+/* The start of an integration test: config text with a prefix private to this run (tag,
+ * fn_test_config) and a connection to the fixture's Redis. false after printing why. */
+static inline bool fn_test_redis_start(const char *config, const char *tag, char *prefix,
+                                       fn_config_t **cfg, redisContext **rc)
+{
+    *cfg = fn_test_config(config, tag, prefix);
+    if (!*cfg)
+        return false;
+    *rc = fn_test_redis_connect();
+    if (!*rc || (*rc)->err) {
+        fprintf(stderr, "cannot connect to Redis\n");
+        return false;
+    }
+    return true;
+}
+
 /* Loads a script (SCRIPT LOAD src) and writes its digest into sha; false after printing why. */
 static inline bool fn_test_script_load(redisContext *rc, const char *src, char sha[41])
 {

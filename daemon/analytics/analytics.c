@@ -38,10 +38,14 @@ int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_
     fn_analytics_duration((double)st->window_ms, st->window_label, sizeof st->window_label);
     st->conv_by_channel = json_object();
     st->conv_by_campaign = json_object();
+    bool ok = st->conv_by_channel && st->conv_by_campaign;
+    for (int m = 0; m < FN_ATTR_N_MODELS; m++)
+        for (int d = 0; d < 2; d++)
+            ok = (st->credited[m][d] = json_object()) && ok;
     for (size_t k = 0; k < f->n_stages; k++)
         fn_sketch_init(&st->stage[k].time_in_stage);
     fn_sketch_init(&st->to_convert);
-    if (!st->conv_by_channel || !st->conv_by_campaign) {
+    if (!ok) {
         fn_analytics_free(st);
         return FN_ERR;
     }
@@ -53,6 +57,11 @@ void fn_analytics_free(fn_funnel_stats_t *st)
     json_decref(st->conv_by_channel);
     json_decref(st->conv_by_campaign);
     st->conv_by_channel = st->conv_by_campaign = NULL;
+    for (int m = 0; m < FN_ATTR_N_MODELS; m++)
+        for (int d = 0; d < 2; d++) {
+            json_decref(st->credited[m][d]);
+            st->credited[m][d] = NULL;
+        }
     for (size_t k = 0; k < st->n_stages; k++)
         fn_sketch_free(&st->stage[k].time_in_stage);
     fn_sketch_free(&st->to_convert);
@@ -117,6 +126,30 @@ static long long num(const redisReply *r)
     return r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
 }
 
+/* Adds a credited counter of one shard (attribution.lua): "a<model>c|<channel>" or
+ * "a<model>p|<campaign>" conversions, with "$" before the bar revenue. False when name is
+ * none. */
+static bool add_credited(fn_funnel_stats_t *st, const char *name, size_t len, const char *bar,
+                         const redisReply *v)
+{
+    if (!bar || len < 3 || len > 4 || name[0] != 'a' || name[1] < '0' ||
+        name[1] >= '0' + FN_ATTR_N_MODELS || (name[2] != 'c' && name[2] != 'p') ||
+        (len == 4 && name[3] != '$'))
+        return false;
+    json_t *o = st->credited[name[1] - '0'][name[2] == 'p'];
+    const char *what = bar[1] ? bar + 1 : "(none)";
+    const char *key = len == 4 ? "revenue" : "conversions";
+    json_t *cur = json_object_get(o, what);
+    if (!cur) {
+        cur = json_pack("{s:f,s:f}", "conversions", 0.0, "revenue", 0.0);
+        if (!cur || json_object_set_new(o, what, cur))
+            return true; /* out of memory: left out */
+    }
+    json_t *x = json_object_get(cur, key);
+    json_real_set(x, json_real_value(x) + strtod(v->str, NULL));
+    return true;
+}
+
 /* Adds a counter "<name>[|<k>]" of one shard. */
 static void add_counter(fn_funnel_stats_t *st, const char *name, const redisReply *v)
 {
@@ -145,6 +178,8 @@ static void add_counter(fn_funnel_stats_t *st, const char *name, const redisRepl
         st->stage[k].stalled += num(v);
     else if (IS("pv") && stage_ok)
         st->stage[k].pipeline += strtod(v->str, NULL);
+    else if (add_credited(st, name, len, bar, v))
+        ;
     else if ((IS("conv_ch") || IS("conv_cp")) && bar) {
         json_t *o = IS("conv_ch") ? st->conv_by_channel : st->conv_by_campaign;
         const char *what = bar[1] ? bar + 1 : "(none)";
@@ -266,12 +301,77 @@ fail:
     return FN_ERR;
 }
 
+typedef struct named_credit {
+    const char *name;
+    json_t *v; /* {"conversions", "revenue"} */
+} named_credit_t;
+
+static double conversions_of(const json_t *v)
+{
+    return json_real_value(json_object_get(v, "conversions"));
+}
+
+/* More credited conversions first, then by name. */
+static int by_credit(const void *a, const void *b)
+{
+    const named_credit_t *x = a, *y = b;
+    double cx = conversions_of(x->v), cy = conversions_of(y->v);
+    if (cx != cy)
+        return cx > cy ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* keep_top for credited figures: the max names with the most credited conversions, the
+ * rest summed under "(other)". */
+static int keep_top_credit(json_t **o, int max)
+{
+    size_t n = json_object_size(*o), at = 0;
+    named_credit_t *all = calloc(n ? n : 1, sizeof *all);
+    json_t *out = json_object(),
+           *other = json_pack("{s:f,s:f}", "conversions", 0.0, "revenue", 0.0);
+    if (!all || !out || !other)
+        goto fail;
+    const char *name;
+    json_t *v;
+    json_object_foreach (*o, name, v)
+        all[at++] = (named_credit_t){name, v};
+    qsort(all, at, sizeof *all, by_credit);
+    bool others = false;
+    for (size_t i = 0; i < at; i++) {
+        if (i < (size_t)max && strcmp(all[i].name, FN_ANALYTICS_OTHER) != 0) {
+            if (json_object_set(out, all[i].name, all[i].v))
+                goto fail;
+            continue;
+        }
+        others = true;
+        for (const char *k = "conversions"; k; k = *k == 'c' ? "revenue" : NULL) {
+            json_t *x = json_object_get(other, k);
+            json_real_set(x, json_real_value(x) + json_real_value(json_object_get(all[i].v, k)));
+        }
+    }
+    if (others && json_object_set(out, FN_ANALYTICS_OTHER, other))
+        goto fail;
+    json_decref(other);
+    free(all);
+    json_decref(*o);
+    *o = out;
+    return FN_OK;
+fail:
+    free(all);
+    json_decref(out);
+    json_decref(other);
+    return FN_ERR;
+}
+
 void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f)
 {
     int max = f->max_breakdown > 0 ? f->max_breakdown : FN_ANALYTICS_MAX_BREAKDOWN;
     /* out of memory: the figures stay as read, unbounded but correct */
     (void)keep_top(&st->conv_by_channel, max);
     (void)keep_top(&st->conv_by_campaign, max);
+    for (int m = 0; m < FN_ATTR_N_MODELS; m++)
+        for (int d = 0; d < 2; d++)
+            (void)keep_top_credit(&st->credited[m][d], max);
     for (size_t k = 0; k < st->n_stages; k++) {
         fn_stage_stats_t *s = &st->stage[k];
         s->rate = s->win_entered ? (double)s->win_advanced / (double)s->win_entered : 0;
@@ -297,6 +397,39 @@ static json_t *ms_or_null(double ms)
 static json_t *money(double v)
 {
     return json_real(round(v * 100) / 100);
+}
+
+/* Credited conversions are sums of weights: shown to a millionth, which hides the float
+ * noise of the sums (0.30000000000000004) and no real share. */
+static json_t *share(double v)
+{
+    return json_real(round(v * 1e6) / 1e6);
+}
+
+static json_t *credited_side(const json_t *o)
+{
+    json_t *out = json_object();
+    const char *name;
+    json_t *v;
+    json_object_foreach ((json_t *)o, name, v)
+        json_object_set_new(out, name,
+                            json_pack("{s:o,s:o}", "conversions", share(conversions_of(v)),
+                                      "revenue",
+                                      money(json_real_value(json_object_get(v, "revenue")))));
+    return out;
+}
+
+/* {"<model>": {"by_channel": {...}, "by_campaign": {...}}, ...} in the funnel's model order. */
+static json_t *credited_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < f->attribution.n_models; i++) {
+        int m = f->attribution.models[i];
+        json_object_set_new(o, fn_attr_model_name(m),
+                            json_pack("{s:o,s:o}", "by_channel", credited_side(st->credited[m][0]),
+                                      "by_campaign", credited_side(st->credited[m][1])));
+    }
+    return o;
 }
 
 json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
@@ -332,6 +465,8 @@ json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
     json_object_set_new(o, "weighted_pipeline", money(st->weighted_pipeline));
     json_object_set(o, "conversions_by_channel", st->conv_by_channel);
     json_object_set(o, "conversions_by_campaign", st->conv_by_campaign);
+    if (f->attribution.enabled)
+        json_object_set_new(o, "attribution", credited_json(f, st));
     return o;
 }
 

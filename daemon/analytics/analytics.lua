@@ -52,17 +52,22 @@ end
 -- under "(other)". "<f>|<dim>#" counts the values kept by name. Sums stay exact; memory and
 -- snapshots stay bounded whatever the input's values (5,000 campaigns outgrew a Kafka message).
 local BREAKDOWN_OTHER = '(other)'
-local function breakdown_add(stats, f, dim, value, max)
-  local field = f .. '|' .. dim .. '|' .. value
-  if not redis.call('HGET', stats, field) then -- HGET, not HEXISTS: one command less in the ACL
+-- The name value is counted under in dimension dim: itself, or "(other)" once max are kept.
+local function breakdown_name(stats, f, dim, value, max)
+  -- HGET, not HEXISTS: one command less in the ACL
+  if not redis.call('HGET', stats, f .. '|' .. dim .. '|' .. value) then
     local kept = f .. '|' .. dim .. '#'
     if (tonumber(redis.call('HGET', stats, kept)) or 0) >= max then
-      field = f .. '|' .. dim .. '|' .. BREAKDOWN_OTHER
+      return BREAKDOWN_OTHER
     elseif value ~= BREAKDOWN_OTHER then
       redis.call('HINCRBY', stats, kept, 1)
     end
   end
-  redis.call('HINCRBY', stats, field, 1)
+  return value
+end
+
+local function breakdown_add(stats, f, dim, value, max)
+  redis.call('HINCRBY', stats, f .. '|' .. dim .. '|' .. breakdown_name(stats, f, dim, value, max), 1)
 end
 
 -- The i-th (from 0) of the comma-separated max_breakdown values the step was sent, one per

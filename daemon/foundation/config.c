@@ -362,6 +362,8 @@ static int parse_after(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static int parse_unless(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static int parse_bottleneck(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static int parse_trigger_cap(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_attribution(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_attr_models(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static void release_funnels(void *base);
 static void release_stages(void *base);
 static void release_stage_on(void *base);
@@ -520,6 +522,10 @@ static const opt_t funnel_opts[] = {
     {OPT(OPT_OBJECT, "funnels[].trigger_cap", NULL,
          "At most max retargeting triggers per lead in any span of per"),
      RELOADABLE, .parse = parse_trigger_cap},
+    {OPT(OPT_OBJECT, "funnels[].attribution", NULL,
+         "Multi-touch attribution, on when present: each conversion's credit per model, and "
+         "conversions and revenue credited per channel and campaign in snapshots"),
+     RELOADABLE, .parse = parse_attribution},
     {OPT(OPT_INT, "funnels[].max_breakdown", "100",
          "Channels and campaigns each kept by name in conversions by first touch, 1 to 10000; "
          "the rest are summed under \"(other)\""),
@@ -600,6 +606,23 @@ static const opt_t bottleneck_opts[] = {
      RELOADABLE, .off = BN(evaluate_every_ms), .flags = OPT_POSITIVE},
 };
 
+#define ATR(f) offsetof(fn_attribution_cfg_t, f)
+static const opt_t attribution_opts[] = {
+    {OPT(OPT_ARRAY, "funnels[].attribution.models", "[\"first_touch\"]",
+         "Models, each once: first_touch, last_touch, linear, time_decay, position_based "
+         "(40 % first, 40 % last, 20 % over the middle); the first is the funnel's primary"),
+     RELOADABLE, .parse = parse_attr_models},
+    {OPT(OPT_DURATION, "funnels[].attribution.lookback", "\"90d\"",
+         "Touches longer than this before the conversion get no credit"),
+     RELOADABLE, .off = ATR(lookback_ms), .flags = OPT_POSITIVE},
+    {OPT(OPT_INT64, "funnels[].attribution.max_touches", "50",
+         "The most recent touches that share the credit, 1 to 200; also how many a lead keeps"),
+     RELOADABLE, .off = ATR(max_touches), .lo = 1, .hi = 200},
+    {OPT(OPT_DURATION, "funnels[].attribution.half_life", "\"7d\"",
+         "time_decay: a touch this long before the conversion weighs half as much as one at it"),
+     RELOADABLE, .off = ATR(half_life_ms), .flags = OPT_POSITIVE},
+};
+
 static const opt_t cap_opts[] = {
     {OPT(OPT_INT64, "funnels[].trigger_cap.max", NULL,
          "Most retargeting triggers one lead may receive in any span of per"),
@@ -621,13 +644,15 @@ static const opt_table_t retarget_table = {"funnels[].retarget[].", retarget_opt
 static const opt_table_t bottleneck_table = {"funnels[].bottleneck.", bottleneck_opts,
                                              N_OF(bottleneck_opts), finish_bottleneck};
 static const opt_table_t cap_table = {"funnels[].trigger_cap.", cap_opts, N_OF(cap_opts), NULL};
+static const opt_table_t attribution_table = {"funnels[].attribution.", attribution_opts,
+                                              N_OF(attribution_opts), NULL};
 
 /* parse_object records which fields were present in a 64-bit mask */
 _Static_assert(N_OF(top_opts) <= 64, "a table has at most 64 options");
 
 static const opt_table_t *const all_tables[] = {
-    &top_table,  &funnel_table,   &stage_table,      &matcher_table,
-    &lost_table, &retarget_table, &bottleneck_table, &cap_table,
+    &top_table,      &funnel_table,     &stage_table, &matcher_table,     &lost_table,
+    &retarget_table, &bottleneck_table, &cap_table,   &attribution_table,
 };
 
 const fn_config_option_t *fn_config_option(size_t i)
@@ -1153,6 +1178,57 @@ static int parse_bottleneck(parse_ctx_t *c, json_t *v, const char *path, void *b
     if (parse_object(c, &bottleneck_table, v, path, &f->bottleneck))
         return FN_ERR;
     f->bottleneck.enabled = true;
+    return FN_OK;
+}
+
+static const char *const attr_model_names[FN_ATTR_N_MODELS] = {
+    [FN_ATTR_FIRST_TOUCH] = "first_touch",
+    [FN_ATTR_LAST_TOUCH] = "last_touch",
+    [FN_ATTR_LINEAR] = "linear",
+    [FN_ATTR_TIME_DECAY] = "time_decay",
+    [FN_ATTR_POSITION_BASED] = "position_based"};
+
+const char *fn_attr_model_name(int model)
+{
+    return model >= 0 && model < FN_ATTR_N_MODELS ? attr_model_names[model] : NULL;
+}
+
+static int parse_attr_models(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_attribution_cfg_t *a = base;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(c, path, "must be a non-empty array of model names, got %s", type_name(v));
+    a->n_models = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach (v, i, m) {
+        char sub[PATH_LEN];
+        path_index(sub, path, i);
+        int k = 0;
+        while (k < FN_ATTR_N_MODELS &&
+               !(json_is_string(m) && strcmp(json_string_value(m), attr_model_names[k]) == 0))
+            k++;
+        if (k == FN_ATTR_N_MODELS)
+            return fail(c, sub,
+                        "must be one of first_touch, last_touch, linear, time_decay, "
+                        "position_based");
+        for (int j = 0; j < a->n_models; j++)
+            if (a->models[j] == k)
+                return fail(c, sub, "\"%s\" is named twice", attr_model_names[k]);
+        a->models[a->n_models++] = k;
+    }
+    return FN_OK;
+}
+
+static int parse_attribution(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_funnel_t *f = base;
+    fn_attribution_cfg_t *a = &f->attribution;
+    a->n_models = 1; /* the default, unless "models" says otherwise */
+    a->models[0] = FN_ATTR_FIRST_TOUCH;
+    if (parse_object(c, &attribution_table, v, path, a))
+        return FN_ERR;
+    a->enabled = true;
     return FN_OK;
 }
 

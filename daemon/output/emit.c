@@ -93,6 +93,36 @@ static const char *direction_of(char op)
     return op == 'B' ? "back" : op == 'L' ? "lost" : "forward";
 }
 
+/* A conversion's multi-touch credit (SPEC §11): ,"credit":{"<model>":[{"channel", "campaign",
+ * "weight"}, ...], ...} from the step's {model, channel, campaign, weight, ...}, grouped by
+ * model in the order the step gives them (the funnel's); nothing when there is none. */
+static int put_credit(fn_buf_t *b, const redisReply *c)
+{
+    if (!c || c->elements == 0)
+        return FN_OK;
+    if (fn_buf_append(b, ",\"credit\":{", 11))
+        return FN_ERR;
+    const char *model = NULL;
+    for (size_t i = 0; i + 3 < c->elements; i += 4) {
+        const redisReply *m = c->element[i], *ch = c->element[i + 1], *cp = c->element[i + 2];
+        const char *name = fn_attr_model_name(atoi(m->str));
+        double w = strtod(c->element[i + 3]->str, NULL);
+        if (!name || !isfinite(w))
+            continue; /* not from this build's step: left out rather than invented */
+        bool first = name != model;
+        if (first && fn_buf_appendf(b, "%s\"%s\":[", model ? "]," : "", name))
+            return FN_ERR;
+        if ((!first && fn_buf_append(b, ",", 1)) || fn_buf_append(b, "{", 1) ||
+            fn_buf_append(b, "\"channel\":", 10) || fn_buf_append_json_str(b, ch->str, ch->len) ||
+            fn_buf_append(b, ",\"campaign\":", 12) ||
+            (cp->len ? fn_buf_append_json_str(b, cp->str, cp->len) : fn_buf_append(b, "null", 4)) ||
+            fn_buf_appendf(b, ",\"weight\":%.17g}", w))
+            return FN_ERR;
+        model = name;
+    }
+    return fn_buf_append(b, model ? "]}" : "}", model ? 2 : 1);
+}
+
 int fn_emit_transition(fn_buf_t *b, const fn_event_t *ev, const fn_step_result_t *r,
                        const fn_step_transition_t *t, int64_t emitted_at)
 {
@@ -124,7 +154,8 @@ int fn_emit_transition(fn_buf_t *b, const fn_event_t *ev, const fn_step_result_t
     if (r->value.len ? fn_buf_append(b, r->value.p, r->value.len) : fn_buf_append(b, "null", 4))
         return FN_ERR;
     if (fn_buf_append(b, ",\"attribution\":{", 16) || put_attr(b, "first", &r->first) ||
-        fn_buf_append(b, ",", 1) || put_attr(b, "last", &r->last) || fn_buf_append(b, "}}", 2))
+        fn_buf_append(b, ",", 1) || put_attr(b, "last", &r->last) || fn_buf_append(b, "}", 1) ||
+        put_credit(b, t->credit) || fn_buf_append(b, "}", 1))
         return FN_ERR;
     return FN_OK;
 }

@@ -75,6 +75,11 @@ void fn_key_ids(char *out, size_t outlen, const char *prefix, unsigned shard, co
     fn_key_shard(out, outlen, prefix, shard, FN_KEY_IDS, hex, strlen(hex));
 }
 
+void fn_key_touches(char *out, size_t outlen, const char *prefix, unsigned shard, const char *hex)
+{
+    fn_key_shard(out, outlen, prefix, shard, FN_KEY_TOUCHES, hex, strlen(hex));
+}
+
 void fn_key_out(char *out, size_t outlen, const char *prefix, unsigned shard, const char *hex)
 {
     fn_key_shard(out, outlen, prefix, shard, FN_KEY_OUT, hex, strlen(hex));

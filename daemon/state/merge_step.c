@@ -641,7 +641,7 @@ int fn_merge_plan(const fn_merge_input_t *in, fn_merge_plan_t *p)
         const fn_merge_funnel_t *k = &kept.funnel[i], *m = &out.funnel[i];
         fn_step_transition_t t = {
             &cfg->funnels[i], op_of(moves[i].kind), moves[i].from, moves[i].to, 0, at - m->began_at,
-            m->touches};
+            m->touches,   NULL /* a conversion implied by a merge was credited where it happened */};
         if (k->pos.kind == FN_POS_ACTIVE)
             t.time_in_stage_ms = at - k->entered_at;
         if (t.cycle_ms < 0)

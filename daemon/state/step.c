@@ -42,6 +42,7 @@ void fn_step_keys(const fn_config_t *cfg, fn_hash128_t h, fn_lead_keys_t *k)
     fn_key_seen(k->seen, sizeof k->seen, cfg->key_prefix, shard, hex);
     fn_key_out(k->pending, sizeof k->pending, cfg->key_prefix, shard, hex);
     fn_key_stats(k->stats, sizeof k->stats, cfg->key_prefix, shard);
+    fn_key_touches(k->touches, sizeof k->touches, cfg->key_prefix, shard, hex);
     k->shard = shard;
 }
 
@@ -106,6 +107,26 @@ static int put_bulk(fn_buf_t *out, const char *p, size_t len)
     return FN_OK;
 }
 
+/* The funnel's FN_STEP_FARG_ATTRIBUTION argument (step.h). */
+static void attr_spec(const fn_funnel_t *f, char *out, size_t outlen)
+{
+    const fn_attribution_cfg_t *at = &f->attribution;
+    size_t n = 0;
+    out[0] = '\0';
+    if (!at->enabled)
+        return;
+    for (int i = 0; i < at->n_models; i++) {
+        char d = (char)('0' + at->models[i]);
+        fn_cat(out, outlen, &n, &d, 1);
+    }
+    fn_cat(out, outlen, &n, "|", 1);
+    fn_cat_i64(out, outlen, &n, at->lookback_ms);
+    fn_cat(out, outlen, &n, "|", 1);
+    fn_cat_i64(out, outlen, &n, at->max_touches);
+    fn_cat(out, outlen, &n, "|", 1);
+    fn_cat_i64(out, outlen, &n, at->half_life_ms);
+}
+
 int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
                   fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms, const char *topic,
                   int32_t partition, fn_buf_t *out)
@@ -117,6 +138,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     char now[FN_I64_TEXT], ttl[FN_I64_TEXT], ts[FN_I64_TEXT], value[40], nfun[FN_I64_TEXT];
     char stages[FN_MAX_FUNNELS][FN_I64_TEXT];
     char plans[FN_MAX_FUNNELS][2 * (FN_MAX_STAGES + 3) + 1];
+    char attr[FN_MAX_FUNNELS][FN_ATTR_N_MODELS + 3 * FN_I64_TEXT + 4];
+    int64_t touch_cap = 0;
     argv_t a = {.n = 0};
 
     fn_i64_text(now_ms, now);
@@ -133,7 +156,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     fn_i64_text(FN_STEP_KEYS, nkeys);
     arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, nkeys);
     arg_s(&a, k.lead), arg_s(&a, k.seen), arg_s(&a, k.pending), arg_s(&a, k.stats);
-    arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases);
+    arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases), arg_s(&a, k.touches);
     arg_s(&a, now), arg_s(&a, ttl), arg_str(&a, ev->lead_id), arg_str(&a, ev->event_id);
     arg_s(&a, ts);
     arg_s(&a, ev->kind == FN_EV_ERASE ? "e" : ev->kind == FN_EV_CONSENT ? "c" : "t");
@@ -162,6 +185,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         if (a.n < FN_STEP_MAX_WORDS && ev->kind == FN_EV_TOUCHPOINT)
             a.spec_of[a.n] = f;
         arg(&a, "", 0);
+        attr_spec(f, attr[nf], sizeof attr[nf]);
+        arg_s(&a, attr[nf]);
         fn_cat_i64(breakdown, sizeof breakdown, &bl, f->max_breakdown);
         fn_cat(breakdown, sizeof breakdown, &bl, ",", 1);
         nf++;
@@ -176,7 +201,16 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     if (cfg->clock == FN_CLOCK_WALL && now_ms < b)
         b = now_ms;
     fn_i64_text(b, bound);
-    arg_s(&a, caps), arg_s(&a, bound), arg(&a, breakdown, bl);
+    /* Touches are kept for the funnel with the most, whichever funnels this event reaches. */
+    for (size_t i = 0; ev->kind == FN_EV_TOUCHPOINT && i < cfg->n_funnels; i++)
+        if (cfg->funnels[i].attribution.enabled &&
+            cfg->funnels[i].attribution.max_touches > touch_cap)
+            touch_cap = cfg->funnels[i].attribution.max_touches;
+    char cap[FN_I64_TEXT];
+    fn_i64_text(touch_cap, cap);
+    arg_s(&a, caps), arg_s(&a, bound), arg(&a, breakdown, bl), arg_s(&a, cap);
+    arg(&a, ev->kind == FN_EV_TOUCHPOINT && ev->funnel.p ? ev->funnel.p : "",
+        ev->kind == FN_EV_TOUCHPOINT && ev->funnel.p ? ev->funnel.len : 0);
     a.p[nfun_at] = nfun;
     a.len[nfun_at] = strlen(nfun);
     /* A word dropped or added would shift every later argument: refuse rather than send. */
@@ -262,13 +296,25 @@ static int parse_transition(const fn_config_t *cfg, const redisReply *t, fn_step
 {
     fn_str_t name, op;
     int64_t from, to;
-    if (t->type != REDIS_REPLY_ARRAY || t->elements != 7 || reply_str(t->element[0], &name) ||
-        reply_str(t->element[1], &op) || op.len != 1 || reply_int(t->element[2], &from) ||
-        reply_int(t->element[3], &to) || reply_int(t->element[4], &o->time_in_stage_ms) ||
-        reply_int(t->element[5], &o->cycle_ms) || reply_int(t->element[6], &o->touches)) {
+    if (t->type != REDIS_REPLY_ARRAY || t->elements < 7 || t->elements > 8 ||
+        reply_str(t->element[0], &name) || reply_str(t->element[1], &op) || op.len != 1 ||
+        reply_int(t->element[2], &from) || reply_int(t->element[3], &to) ||
+        reply_int(t->element[4], &o->time_in_stage_ms) || reply_int(t->element[5], &o->cycle_ms) ||
+        reply_int(t->element[6], &o->touches)) {
         snprintf(err, errlen, "malformed transition in step reply");
         return FN_ERR;
     }
+    /* the credit: {model, channel, campaign, weight, ...} (attribution.lua) */
+    o->credit = t->elements == 8 ? t->element[7] : NULL;
+    if (o->credit && (o->credit->type != REDIS_REPLY_ARRAY || o->credit->elements % 4)) {
+        snprintf(err, errlen, "malformed credit in step reply");
+        return FN_ERR;
+    }
+    for (size_t i = 0; o->credit && i < o->credit->elements; i++)
+        if (o->credit->element[i]->type != REDIS_REPLY_STRING) {
+            snprintf(err, errlen, "malformed credit in step reply");
+            return FN_ERR;
+        }
     o->funnel = fn_config_funnel(cfg, name.p, name.len);
     if (!o->funnel) {
         snprintf(err, errlen, "step reply names funnel \"%.*s\" which is not configured",

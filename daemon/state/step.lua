@@ -12,17 +12,18 @@
 --   KEYS[4] shard counters (hash, fields "<funnel>|<counter>[|<stage>]")
 --   KEYS[5] retargeting timers of the message's partition in this shard (zset, see
 --   daemon/timers/timer.lua, which is prepended to this script)   KEYS[6] the shard's
---   trigger outbox   KEYS[7] its leases
+--   trigger outbox   KEYS[7] its leases   KEYS[8] the lead's recent touches (attribution.lua)
 -- ARGV: 1 now_ms 2 dedupe_ttl_ms 3 lead_id 4 event_id 5 ts_ms 6 kind (t touch, c consent,
 --   e erase) 7 channel 8 type 9 campaign 10 source 11 value 12 marketing ('1','0','')
 --   13 the sender's token "<instance>:<message>" (instance random per process, message a
 --   counter), 14 '1' on a Redis Cluster (see touch_undeclared), 15 number of funnels, then
 --   per funnel: name, number of stages, plan, timer
---   spec (see fn_rules_timer_spec in include/funneld/rules.h); then trigger caps
---   ("name=max,per;..."), the time up to which the lead's pending timers are due, and each
---   funnel's max_breakdown ("100,20,..." in the order of the funnels above).
+--   spec (see fn_rules_timer_spec in include/funneld/rules.h), attribution spec (step.h); then
+--   trigger caps ("name=max,per;..."), the time up to which the lead's pending timers are due,
+--   each funnel's max_breakdown ("100,20,..." in the order of the funnels above), how many
+--   touches the lead keeps (0: none) and the funnel the event was routed to ('' for all).
 -- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at},
---   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches}, ...}, earliest due time
+--   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches[, credit]}, ...}, earliest due time
 --   this step armed in KEYS[5] or '', {trigger outbox entry, ...}}
 --
 -- Timers of the lead that were already due when this event happened fire first, here, as
@@ -51,10 +52,10 @@
 --
 -- K.F_ID and the like are the key and lead-hash field names of daemon/state/keys.def and
 -- the numbers of include/funneld/step.h: the build writes their text in (keys_lua.cmake).
--- needs: timer.lua sketch.lua analytics.lua
+-- needs: timer.lua sketch.lua analytics.lua attribution.lua
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local outbox, leases = KEYS[6], KEYS[7]
+local outbox, leases, touches_key = KEYS[6], KEYS[7], KEYS[8]
 local kbase = shard_base(stats) -- "<prefix>:{<shard>}:"
 
 -- The argument layout is include/funneld/step.h's: the fixed arguments at its FN_STEP_ARG_
@@ -95,7 +96,8 @@ end
 local function FA(i, j) return K.STEP_ARGV_FIXED + K.STEP_ARGV_PER_FUNNEL * i + j end
 local CAPS_AT, BOUND_AT = FA(nfun, K.STEP_TAIL_CAPS), FA(nfun, K.STEP_TAIL_BOUND)
 local BREAKDOWN_AT = FA(nfun, K.STEP_TAIL_BREAKDOWN)
-for _, j in ipairs({K.STEP_ARG_NOW, K.STEP_ARG_DEDUPE_TTL, K.STEP_ARG_TS, BOUND_AT}) do
+local TOUCH_CAP_AT, ROUTE_AT = FA(nfun, K.STEP_TAIL_TOUCH_CAP), FA(nfun, K.STEP_TAIL_ROUTE)
+for _, j in ipairs({K.STEP_ARG_NOW, K.STEP_ARG_DEDUPE_TTL, K.STEP_ARG_TS, BOUND_AT, TOUCH_CAP_AT}) do
   if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
 end
 local kind = ARGV[K.STEP_ARG_KIND]
@@ -112,6 +114,13 @@ for i = 0, nfun - 1 do
   if plan ~= '' and #plan ~= 2 * (tonumber(n) + 3) then
     refuse('funnel ' .. i .. "'s plan does not match its stage count")
   end
+end
+-- per funnel (from 0) its attribution (attribution.lua), {} when off; and whether any is on
+local attr_specs, any_attr = {}, false
+for i = 0, nfun - 1 do
+  attr_specs[i] = attr_spec_parse(ARGV[FA(i, K.STEP_FARG_ATTRIBUTION)])
+  if not attr_specs[i] then refuse('funnel ' .. i .. "'s attribution spec is malformed") end
+  if attr_specs[i].models then any_attr = true end
 end
 
 local now, ttl = tonumber(ARGV[K.STEP_ARG_NOW]), tonumber(ARGV[K.STEP_ARG_DEDUPE_TTL])
@@ -458,7 +467,7 @@ if kind == 'e' then
   -- results of its earlier events not yet acknowledged by Kafka: a crash before they are
   -- must still emit them (with the lead id, which downstream erases on lead_erased); each
   -- goes when acknowledged, like any other, and the hash expires with the window.
-  redis.call('DEL', lead)
+  redis.call('DEL', lead, touches_key)
   local r = remember({'erased', I(ts), '', {}, {}, ''}, true)
   record_seen(seen_expiry())
   r[7] = fired
@@ -490,6 +499,14 @@ local function pv_add(f, k, delta)
   redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. I(k), string.format('%.17g', delta))
 end
 
+-- A touch is kept for attribution when a funnel it reaches credits touches (attribution.lua).
+local touch_cap = tonumber(ARGV[TOUCH_CAP_AT])
+if any_attr and touch_cap > 0 then
+  redis.call('ZADD', touches_key, I(ts), attr_touch_member(ARGV[K.STEP_ARG_CHANNEL],
+    ARGV[K.STEP_ARG_CAMPAIGN], ARGV[ROUTE_AT], event_id))
+  redis.call('ZREMRANGEBYRANK', touches_key, 0, I(-(touch_cap + 1)))
+end
+
 local transitions = {}
 for i = 0, nfun - 1 do
   local m = moves[i]
@@ -498,7 +515,7 @@ for i = 0, nfun - 1 do
   put(f .. K.FF_ACTIVE, I(at))
 
   if op ~= 'T' then
-    local in_stage, cycle = m.in_stage, m.cycle
+    local in_stage, cycle, credit = m.in_stage, m.cycle, nil
     if from < 0 then
       put(f .. K.FF_BEGAN, I(at))
       redis.call('HINCRBY', stats, f .. '|leads', 1)
@@ -532,6 +549,9 @@ for i = 0, nfun - 1 do
         local bmax = breakdown_max(ARGV[BREAKDOWN_AT], i) -- analytics.lua
         breakdown_add(stats, f, 'conv_ch', f_ch or '', bmax)
         breakdown_add(stats, f, 'conv_cp', f_cp or '', bmax)
+        if attr_specs[i].models then
+          credit = attr_credit(stats, touches_key, f, at, attr_specs[i], lead_value, bmax)
+        end
         sketch_add(kbase, f, 'conv', cycle)
         if lead_value ~= '' then
           redis.call('HINCRBYFLOAT', stats, f .. '|val_sum', lead_value)
@@ -543,7 +563,7 @@ for i = 0, nfun - 1 do
       end
     end
     transitions[#transitions + 1] =
-      {f, op, I(from), I(to), I(in_stage), I(cycle), I(m.touches)}
+      {f, op, I(from), I(to), I(in_stage), I(cycle), I(m.touches), credit}
   elseif x == ACTIVE and newv ~= oldv then
     pv_add(f, k, newv - oldv)
   end

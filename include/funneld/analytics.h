@@ -45,6 +45,9 @@ typedef struct fn_funnel_stats {
     double median_convert_ms, p90_convert_ms;
     fn_sketch_t to_convert;
     json_t *conv_by_channel, *conv_by_campaign; /* objects name -> count (owned) */
+    /* conversions and revenue credited by each attribution model (fn_attr_model_t), by
+     * channel [0] and by campaign [1]: objects name -> {"conversions", "revenue"} (owned) */
+    json_t *credited[FN_ATTR_N_MODELS][2];
     fn_stage_stats_t stage[FN_MAX_STAGES];
     size_t n_stages;
     char window_label[16];

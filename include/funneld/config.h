@@ -46,6 +46,28 @@ typedef struct fn_bottleneck_cfg {
     double drop;
 } fn_bottleneck_cfg_t;
 
+/* Multi-touch attribution models (SPEC §11). The numbers name a model in Redis (the shard
+ * counters' fields and the step's arguments): never renumber one. */
+typedef enum {
+    FN_ATTR_FIRST_TOUCH = 0,
+    FN_ATTR_LAST_TOUCH = 1,
+    FN_ATTR_LINEAR = 2,
+    FN_ATTR_TIME_DECAY = 3,
+    FN_ATTR_POSITION_BASED = 4,
+    FN_ATTR_N_MODELS
+} fn_attr_model_t;
+
+/* The model's configured name ("first_touch", ...); NULL out of range. */
+const char *fn_attr_model_name(int model);
+
+typedef struct fn_attribution_cfg {
+    bool enabled;                      /* false when the funnel has no "attribution" object */
+    int models[FN_ATTR_N_MODELS];      /* fn_attr_model_t, in the configured order */
+    int n_models;                      /* the first is the funnel's primary model */
+    int64_t lookback_ms, half_life_ms; /* touches older than lookback at conversion count not */
+    int64_t max_touches;               /* the most recent touches considered */
+} fn_attribution_cfg_t;
+
 typedef struct fn_funnel {
     char *name;
     fn_stage_t *stages;
@@ -61,6 +83,7 @@ typedef struct fn_funnel {
     int64_t trigger_cap_max; /* 0: no cap */
     int64_t trigger_cap_per_ms;
     int max_breakdown; /* channels and campaigns each kept by name; the rest are "(other)" */
+    fn_attribution_cfg_t attribution;
 } fn_funnel_t;
 
 typedef struct fn_kv {

@@ -43,6 +43,8 @@ void fn_key_seen(char *out, size_t outlen, const char *prefix, unsigned shard, c
 void fn_key_out(char *out, size_t outlen, const char *prefix, unsigned shard, const char *hex);
 /* The ids merged into a lead (a set, in the lead's shard). */
 void fn_key_ids(char *out, size_t outlen, const char *prefix, unsigned shard, const char *hex);
+/* A lead's recent touches, for multi-touch attribution (a zset, in the lead's shard). */
+void fn_key_touches(char *out, size_t outlen, const char *prefix, unsigned shard, const char *hex);
 /* A shard's keys: counters, trigger outbox and its leases. */
 void fn_key_stats(char *out, size_t outlen, const char *prefix, unsigned shard);
 void fn_key_outbox(char *out, size_t outlen, const char *prefix, unsigned shard);

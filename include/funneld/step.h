@@ -30,6 +30,9 @@ typedef struct fn_step_transition {
     char op;      /* 'E' enter, 'F' forward, 'B' back, 'C' convert, 'L' lost */
     int from, to; /* -1 for none */
     int64_t time_in_stage_ms, cycle_ms, touches;
+    /* a conversion's multi-touch credit, {model number, channel, campaign, weight, ...}
+     * (strings; attribution.lua), or NULL */
+    const redisReply *credit;
 } fn_step_transition_t;
 
 /* At most one transition per funnel the step names. */
@@ -38,12 +41,14 @@ typedef struct fn_step_transition {
 /* The step's command, word by word (step.lua reads the same positions by these names, and
  * refuses, before touching anything, a command whose length does not match its funnel
  * count): EVALSHA, the digest, the key count, the keys, the fixed arguments (ARGV 1..15,
- * the last being the funnel count), then per funnel its name, stage count, plan and timer
- * spec, then the trigger caps, the bound of due timers and the funnels' max_breakdown list. */
-#define FN_STEP_KEYS 7
+ * the last being the funnel count), then per funnel its name, stage count, plan, timer spec
+ * and attribution spec, then the trigger caps, the bound of due timers, the funnels'
+ * max_breakdown list, how many touches a lead keeps (0: none) and the funnel the event was
+ * routed to (its "funnel" field, or empty). */
+#define FN_STEP_KEYS 8
 #define FN_STEP_ARGV_FIXED 15
-#define FN_STEP_ARGV_PER_FUNNEL 4
-#define FN_STEP_ARGV_TAIL 3
+#define FN_STEP_ARGV_PER_FUNNEL 5
+#define FN_STEP_ARGV_TAIL 5
 /* The fixed arguments' ARGV indices. The build writes every FN_STEP_ name with a number into
  * the Lua scripts (K.STEP_ARG_NOW ...), so C and step.lua share this one list. */
 #define FN_STEP_ARG_NOW 1
@@ -66,13 +71,18 @@ typedef struct fn_step_transition {
 #define FN_STEP_FARG_STAGES 2
 #define FN_STEP_FARG_PLAN 3
 #define FN_STEP_FARG_TIMERS 4
+/* "<model numbers>|<lookback ms>|<max touches>|<half-life ms>" (fn_attr_model_t digits, in
+ * the configured order), or empty when the funnel has no attribution */
+#define FN_STEP_FARG_ATTRIBUTION 5
 /* The arguments after the last funnel, at the next funnel's place + j. */
 #define FN_STEP_TAIL_CAPS 1
 #define FN_STEP_TAIL_BOUND 2
 #define FN_STEP_TAIL_BREAKDOWN 3
+#define FN_STEP_TAIL_TOUCH_CAP 4
+#define FN_STEP_TAIL_ROUTE 5
 _Static_assert(FN_STEP_ARG_NFUN == FN_STEP_ARGV_FIXED, "the funnel count ends the fixed arguments");
-_Static_assert(FN_STEP_FARG_TIMERS == FN_STEP_ARGV_PER_FUNNEL, "four arguments per funnel");
-_Static_assert(FN_STEP_TAIL_BREAKDOWN == FN_STEP_ARGV_TAIL, "three arguments after the funnels");
+_Static_assert(FN_STEP_FARG_ATTRIBUTION == FN_STEP_ARGV_PER_FUNNEL, "five arguments per funnel");
+_Static_assert(FN_STEP_TAIL_ROUTE == FN_STEP_ARGV_TAIL, "five arguments after the funnels");
 #define FN_STEP_WORDS(n_funnels)                                                                   \
     (3 + FN_STEP_KEYS + FN_STEP_ARGV_FIXED + FN_STEP_ARGV_PER_FUNNEL * (n_funnels) +               \
      FN_STEP_ARGV_TAIL)
@@ -100,7 +110,7 @@ typedef struct fn_step_result {
  * "{<shard>}". The lead id itself never appears in a key, only its hash, so no id can reach
  * another lead's keys or another slot. */
 typedef struct fn_lead_keys {
-    char lead[96], seen[96], pending[96], stats[64];
+    char lead[96], seen[96], pending[96], stats[64], touches[96];
     unsigned shard;
 } fn_lead_keys_t;
 

@@ -72,9 +72,12 @@ static void test_prelude_names_equal_c(redisContext *rc)
         {"STEP_FARG_STAGES", FN_STEP_FARG_STAGES},
         {"STEP_FARG_PLAN", FN_STEP_FARG_PLAN},
         {"STEP_FARG_TIMERS", FN_STEP_FARG_TIMERS},
+        {"STEP_FARG_ATTRIBUTION", FN_STEP_FARG_ATTRIBUTION},
         {"STEP_TAIL_CAPS", FN_STEP_TAIL_CAPS},
         {"STEP_TAIL_BOUND", FN_STEP_TAIL_BOUND},
         {"STEP_TAIL_BREAKDOWN", FN_STEP_TAIL_BREAKDOWN},
+        {"STEP_TAIL_TOUCH_CAP", FN_STEP_TAIL_TOUCH_CAP},
+        {"STEP_TAIL_ROUTE", FN_STEP_TAIL_ROUTE},
     };
     size_t n_step = sizeof step / sizeof *step;
     for (size_t i = 0; i < n_step; i++) {

@@ -397,14 +397,8 @@ static void test_merge_steps(void)
 
 int main(void)
 {
-    cfg = fn_test_config(CONFIG, "itm", prefix);
-    if (!cfg)
+    if (!fn_test_redis_start(CONFIG, "itm", prefix, &cfg, &rc))
         return 1;
-    rc = fn_test_redis_connect();
-    if (!rc || rc->err) {
-        fprintf(stderr, "cannot connect to Redis\n");
-        return 1;
-    }
     if (!fn_test_script_load(rc, fn_lua_step_src, step_sha) ||
         !fn_test_script_load(rc, fn_lua_merge_src, merge_sha))
         return 1;

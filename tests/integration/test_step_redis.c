@@ -764,14 +764,8 @@ static void test_replay_under_another_config(void)
 
 int main(void)
 {
-    cfg = fn_test_config(CONFIG, "it", prefix);
-    if (!cfg)
+    if (!fn_test_redis_start(CONFIG, "it", prefix, &cfg, &rc))
         return 1;
-    rc = fn_test_redis_connect();
-    if (!rc || rc->err) {
-        fprintf(stderr, "cannot connect to Redis\n");
-        return 1;
-    }
     if (!fn_test_script_load(rc, fn_lua_step_src, sha) ||
         !fn_test_script_load(rc, fn_lua_fire_src, fire_sha))
         return 1;

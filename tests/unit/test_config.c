@@ -620,6 +620,24 @@ static const struct {
      "funnels[0].trigger_cap.per: must be greater than 0"},
     {FUN(",'trigger_cap':{'max':3,'per':'1d','burst':2}"),
      "funnels[0].trigger_cap.burst: unknown field"},
+    /* attribution */
+    {FUN(",'attribution':{'models':[]}"),
+     "funnels[0].attribution.models: must be a non-empty array of model names, got an array"},
+    {FUN(",'attribution':{'models':'linear'}"),
+     "funnels[0].attribution.models: must be a non-empty array of model names, got a string"},
+    {FUN(",'attribution':{'models':['linear','markov_chain']}"),
+     "funnels[0].attribution.models[1]: must be one of first_touch, last_touch, linear, "
+     "time_decay, position_based"},
+    {FUN(",'attribution':{'models':['linear','linear']}"),
+     "funnels[0].attribution.models[1]: \"linear\" is named twice"},
+    {FUN(",'attribution':{'max_touches':0}"),
+     "funnels[0].attribution.max_touches: must be an integer from 1 to 200"},
+    {FUN(",'attribution':{'max_touches':201}"),
+     "funnels[0].attribution.max_touches: must be an integer from 1 to 200"},
+    {FUN(",'attribution':{'lookback':'0s'}"),
+     "funnels[0].attribution.lookback: must be greater than 0"},
+    {FUN(",'attribution':{'half_life':'soon'}"), "funnels[0].attribution.half_life: " DUR_MSG},
+    {FUN(",'attribution':{'model':['linear']}"), "funnels[0].attribution.model: unknown field"},
 };
 
 static void test_bad_documents_name_path_and_problem(void)
@@ -972,6 +990,15 @@ static void test_every_option_set_frees_clean(void)
     if (!cfg)
         return;
     CHECK_INT(cfg->funnels[0].max_breakdown, 10000);
+    const fn_attribution_cfg_t *a = &cfg->funnels[0].attribution;
+    CHECK(a->enabled);
+    CHECK_INT(a->n_models, 5);
+    CHECK_INT(a->models[0], FN_ATTR_LINEAR);
+    CHECK_INT(a->models[4], FN_ATTR_POSITION_BASED);
+    CHECK_INT(a->lookback_ms, 30 * 86400000LL);
+    CHECK_INT(a->max_touches, 20);
+    CHECK_INT(a->half_life_ms, 3 * 86400000LL);
+    CHECK(cfg->n_funnels < 2 || !cfg->funnels[1].attribution.enabled);
     CHECK_STR(cfg->kafka_props[3].value, "sasl_ssl");
     fn_config_free(cfg);
     fn_config_free(NULL);

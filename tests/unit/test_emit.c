@@ -62,7 +62,8 @@ static void test_forward_with_skip(void)
 {
     fn_event_t ev = event("L-1", "e-991");
     fn_step_result_t r = result();
-    json_t *j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'F', 0, 3, 86400000, 259200000, 7});
+    json_t *j =
+        emit(&ev, &r, (fn_step_transition_t){&b2b, 'F', 0, 3, 86400000, 259200000, 7, NULL});
     CHECK(j != NULL);
     if (!j)
         return;
@@ -104,25 +105,50 @@ static void test_shapes(void)
     fn_step_result_t r = result();
     r.value = S("");
     /* entering from outside: from is null, every earlier stage skipped */
-    json_t *j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'E', -1, 2, 0, 0, 1});
+    json_t *j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'E', -1, 2, 0, 0, 1, NULL});
     CHECK(json_is_null(json_object_get(j, "from")) &&
           json_is_null(json_object_get(j, "from_index")));
     CHECK_INT(json_array_size(json_object_get(j, "skipped")), 2);
     CHECK(json_is_null(json_object_get(j, "value")));
     json_decref(j);
     /* conversion */
-    j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'C', 3, 4, 5, 6, 7});
+    j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'C', 3, 4, 5, 6, 7, NULL});
     CHECK_STR(str(j, "type"), "converted");
     CHECK_STR(str(j, "to"), "purchase");
     CHECK_INT(json_array_size(json_object_get(j, "skipped")), 0);
     json_decref(j);
+    /* a conversion's multi-touch credit, grouped by model; an empty campaign is null */
+    redisReply words[12], *elems[12];
+    const char *text[12] = {"2", "ads", "spring", "0.5", "2",      "email",
+                            "",  "0.5", "4",      "ads", "spring", "1"};
+    for (int i = 0; i < 12; i++) {
+        words[i] = (redisReply){
+            .type = REDIS_REPLY_STRING, .str = (char *)text[i], .len = strlen(text[i])};
+        elems[i] = &words[i];
+    }
+    redisReply credit = {.type = REDIS_REPLY_ARRAY, .elements = 12, .element = elems};
+    j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'C', 3, 4, 5, 6, 7, &credit});
+    json_t *c = json_object_get(j, "credit");
+    CHECK_INT(json_object_size(c), 2);
+    json_t *lin = json_object_get(c, "linear"), *pos = json_object_get(c, "position_based");
+    CHECK_INT(json_array_size(lin), 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(lin, 0), "campaign")), "spring");
+    CHECK(json_is_null(json_object_get(json_array_get(lin, 1), "campaign")));
+    CHECK(json_real_value(json_object_get(json_array_get(lin, 1), "weight")) == 0.5);
+    CHECK_INT(json_array_size(pos), 1);
+    CHECK(json_number_value(json_object_get(json_array_get(pos, 0), "weight")) == 1.0);
+    json_decref(j);
+    /* none: no credit field */
+    j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'C', 3, 4, 5, 6, 7, NULL});
+    CHECK(json_object_get(j, "credit") == NULL);
+    json_decref(j);
     /* back */
-    j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'B', 3, 1, 5, 6, 7});
+    j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'B', 3, 1, 5, 6, 7, NULL});
     CHECK_STR(str(j, "direction"), "back");
     CHECK_INT(json_array_size(json_object_get(j, "skipped")), 0);
     json_decref(j);
     /* lost */
-    j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'L', 2, -1, 5, 6, 7});
+    j = emit(&ev, &r, (fn_step_transition_t){&b2b, 'L', 2, -1, 5, 6, 7, NULL});
     CHECK_STR(str(j, "type"), "lost");
     CHECK_STR(str(j, "from"), "evaluation");
     CHECK(json_is_null(json_object_get(j, "to")) && json_is_null(json_object_get(j, "to_index")));

@@ -1,0 +1,146 @@
+-- attribution.lua — multi-touch attribution (SPEC §11), a prelude piece of step.lua.
+--
+-- A lead's recent touches live in one zset per lead (K.KEY_TOUCHES, in its shard): score the
+-- event time, member the touch's channel, campaign, the funnel the event was routed to (empty:
+-- every funnel) and 8 hex digits of its event id's SHA-1, so two touches alike in all else
+-- stay two. The zset keeps the step's touch cap of the most recent (by event time), the
+-- largest max_touches of the funnels with attribution. At a conversion the touches of the
+-- funnel within its lookback, at most its max_touches, share one credit per model; the credit
+-- is added to the shard's counters of conversions and revenue per channel and campaign, in the
+-- same atomic step, so a replay counts nothing twice. The models are plain functions of the
+-- touch list: the weights are exactly reproducible, whatever the speed of the replay.
+--
+-- Counter fields, per funnel f and model number m (fn_attr_model_t): "<f>|a<m>c|<channel>"
+-- and "<f>|a<m>p|<campaign>" credited conversions, "<f>|a<m>c$|<channel>" and
+-- "<f>|a<m>p$|<campaign>" credited revenue (weight × the lead's value), names bounded like
+-- every breakdown (breakdown_name, analytics.lua).
+-- needs: analytics.lua
+
+-- "<models>|<lookback>|<max touches>|<half-life>" (step.h, FN_STEP_FARG_ATTRIBUTION), or nil
+-- when malformed; {} for an empty spec (attribution off).
+local function attr_spec_parse(spec)
+  if spec == '' then return {} end
+  local ms, lb, mx, hl = string.match(spec, '^([0-4]+)|(%d+)|(%d+)|(%d+)$')
+  if not ms or #lb > 15 or #mx > 4 or #hl > 15 then return nil end
+  local models = {}
+  for d in string.gmatch(ms, '%d') do models[#models + 1] = tonumber(d) end
+  return {models = models, lookback = tonumber(lb), max = tonumber(mx), half = tonumber(hl)}
+end
+
+local function attr_field(s)
+  return string.format('%d:', #s) .. s
+end
+
+local function attr_touch_member(channel, campaign, route, event_id)
+  return attr_field(channel) .. attr_field(campaign) .. attr_field(route) ..
+    string.sub(redis.sha1hex(event_id), 1, 8)
+end
+
+-- channel, campaign, route of a member; nil when it is not one
+local function attr_touch_parse(m)
+  local out, p = {}, 1
+  for j = 1, 3 do
+    local c = string.find(m, ':', p, true)
+    local n = c and tonumber(string.sub(m, p, c - 1))
+    if not n then return nil end
+    out[j] = string.sub(m, c + 1, c + n)
+    p = c + n + 1
+  end
+  return out[1], out[2], out[3]
+end
+
+-- The touches funnel f credits for a conversion at time at: {{t = ms, ch, cp}, ...} oldest
+-- first (equal times in member order), those routed to another funnel left out, those older
+-- than lookback too, at most max (the most recent).
+local function attr_touches(key, f, at, spec)
+  local all = redis.call('ZRANGEBYSCORE', key, string.format('%d', at - spec.lookback),
+    string.format('%d', at), 'WITHSCORES')
+  local list = {}
+  for j = 1, #all, 2 do
+    local ch, cp, route = attr_touch_parse(all[j])
+    if ch and (route == '' or route == f) then
+      list[#list + 1] = {t = tonumber(all[j + 1]), ch = ch, cp = cp}
+    end
+  end
+  local drop = #list - spec.max
+  if drop > 0 then
+    local kept = {}
+    for j = drop + 1, #list do kept[#kept + 1] = list[j] end
+    list = kept
+  end
+  return list
+end
+
+-- The weights model m gives the n touches of list (oldest first), adding up to 1.
+local function attr_weights(m, list, half)
+  local n, w = #list, {}
+  for j = 1, n do w[j] = 0 end
+  if n == 0 then return w end
+  if m == 0 then -- first_touch
+    w[1] = 1
+  elseif m == 1 then -- last_touch
+    w[n] = 1
+  elseif m == 2 then -- linear
+    for j = 1, n do w[j] = 1 / n end
+  elseif m == 3 then -- time_decay: halves every half-life before the conversion
+    -- counted from the newest touch, the same ratios as from the conversion, and the newest
+    -- weighs 1 before the division, so old touches underflow to 0, never all of them
+    local sum = 0
+    for j = 1, n do
+      w[j] = 2 ^ (-(list[n].t - list[j].t) / half)
+      sum = sum + w[j]
+    end
+    for j = 1, n do w[j] = w[j] / sum end
+  else -- position_based: 40 % first, 40 % last, 20 % spread over the middle
+    if n == 1 then
+      w[1] = 1
+    elseif n == 2 then
+      w[1], w[2] = 0.5, 0.5
+    else
+      w[1], w[n] = 0.4, 0.4
+      for j = 2, n - 1 do w[j] = 0.2 / (n - 2) end
+    end
+  end
+  return w
+end
+
+-- One conversion's credit in funnel f: per model, the weights summed per (channel, campaign)
+-- in the order of first appearance, added to the counters (value: the lead's value, '' when
+-- none). Returns {model, channel, campaign, weight, ...} for the converted event.
+local function attr_credit(stats, key, f, at, spec, value, bmax)
+  local list = attr_touches(key, f, at, spec)
+  local out = {}
+  local v = tonumber(value)
+  for _, m in ipairs(spec.models) do
+    local w = attr_weights(m, list, spec.half)
+    local pairs_, at_of = {}, {}
+    for j = 1, #list do
+      local id = list[j].ch .. '\0' .. list[j].cp
+      if not at_of[id] then
+        pairs_[#pairs_ + 1] = {ch = list[j].ch, cp = list[j].cp, w = 0}
+        at_of[id] = #pairs_
+      end
+      local p = pairs_[at_of[id]]
+      p.w = p.w + w[j]
+    end
+    local dim = 'a' .. m
+    for _, p in ipairs(pairs_) do
+      if p.w > 0 then
+        local wt = string.format('%.17g', p.w)
+        out[#out + 1] = string.format('%d', m)
+        out[#out + 1] = p.ch
+        out[#out + 1] = p.cp
+        out[#out + 1] = wt
+        for _, d in ipairs({{dim .. 'c', p.ch}, {dim .. 'p', p.cp}}) do
+          local name = breakdown_name(stats, f, d[1], d[2], bmax)
+          redis.call('HINCRBYFLOAT', stats, f .. '|' .. d[1] .. '|' .. name, wt)
+          if v and v ~= 0 then
+            redis.call('HINCRBYFLOAT', stats, f .. '|' .. d[1] .. '$|' .. name,
+              string.format('%.17g', p.w * v))
+          end
+        end
+      end
+    end
+  end
+  return out
+end
