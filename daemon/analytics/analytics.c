@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "funneld/analytics.h"
+#include "funneld/step.h"
 #include "funneld/keys.h"
 #include "funneld/window.h"
 
@@ -127,8 +128,8 @@ static long long num(const redisReply *r)
 }
 
 /* Adds a credited counter of one shard (attribution.lua): "a<model>c|<channel>" or
- * "a<model>p|<campaign>" conversions, with "$" before the bar revenue. False when name is
- * none. */
+ * "a<model>p|<campaign>" conversions, with "$" before the bar revenue, each counted in the
+ * integer units of step.h. False when name is none. */
 static bool add_credited(fn_funnel_stats_t *st, const char *name, size_t len, const char *bar,
                          const redisReply *v)
 {
@@ -146,7 +147,8 @@ static bool add_credited(fn_funnel_stats_t *st, const char *name, size_t len, co
             return true; /* out of memory: left out */
     }
     json_t *x = json_object_get(cur, key);
-    json_real_set(x, json_real_value(x) + strtod(v->str, NULL));
+    double units = len == 4 ? FN_STEP_CREDIT_MONEY_UNITS : FN_STEP_CREDIT_CONV_UNITS;
+    json_real_set(x, json_real_value(x) + strtod(v->str, NULL) / units);
     return true;
 }
 

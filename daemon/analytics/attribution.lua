@@ -11,9 +11,9 @@
 -- touch list: the weights are exactly reproducible, whatever the speed of the replay.
 --
 -- Counter fields, per funnel f and model number m (fn_attr_model_t): "<f>|a<m>c|<channel>"
--- and "<f>|a<m>p|<campaign>" credited conversions, "<f>|a<m>c$|<channel>" and
--- "<f>|a<m>p$|<campaign>" credited revenue (weight × the lead's value), names bounded like
--- every breakdown (breakdown_name, analytics.lua).
+-- and "<f>|a<m>p|<campaign>" credited conversions (in millionths), "<f>|a<m>c$|<channel>"
+-- and "<f>|a<m>p$|<campaign>" credited revenue (weight × the lead's value, in cents), names
+-- bounded like every breakdown (breakdown_name, analytics.lua).
 -- needs: analytics.lua
 
 -- "<models>|<lookback>|<max touches>|<half-life>" (step.h, FN_STEP_FARG_ATTRIBUTION), or nil
@@ -104,6 +104,35 @@ local function attr_weights(m, list, half)
   return w
 end
 
+-- Splits the integer total in proportion to the weights ws (adding up to 1), into integers
+-- that add up to exactly total: each gets the floor of its share, and the units left go to
+-- the largest remainders, the earlier on a tie (largest remainder). The counters add these
+-- integers, never the weights themselves: a sum of fractions depends on the order it is
+-- added in, which differs between a run and its replay, while a sum of integers does not.
+local function attr_apportion(total, ws)
+  local sign, parts, rems, sum = 1, {}, {}, 0
+  if total < 0 then sign, total = -1, -total end
+  for j = 1, #ws do
+    local x = ws[j] * total
+    parts[j] = math.floor(x)
+    rems[j] = x - parts[j]
+    sum = sum + parts[j]
+  end
+  local order = {}
+  for j = 1, #ws do order[j] = j end
+  table.sort(order, function(a, b)
+    if rems[a] ~= rems[b] then return rems[a] > rems[b] end
+    return a < b
+  end)
+  for k = 1, math.min(total - sum, #ws) do parts[order[k]] = parts[order[k]] + 1 end
+  for j = 1, #ws do parts[j] = sign * parts[j] end
+  return parts
+end
+
+-- Credited conversions are counted in millionths of a conversion, credited revenue in
+-- hundredths of the value's unit (cents), both integers (attr_apportion; step.h).
+local ATTR_CONV_UNITS, ATTR_MONEY_UNITS = K.STEP_CREDIT_CONV_UNITS, K.STEP_CREDIT_MONEY_UNITS
+
 -- One conversion's credit in funnel f: per model, the weights summed per (channel, campaign)
 -- in the order of first appearance, added to the counters (value: the lead's value, '' when
 -- none). Returns {model, channel, campaign, weight, ...} for the converted event.
@@ -111,33 +140,39 @@ local function attr_credit(stats, key, f, at, spec, value, bmax)
   local list = attr_touches(key, f, at, spec)
   local out = {}
   local v = tonumber(value)
+  -- cents beyond 2^53 are no longer exact in a double: such a value is credited no revenue
+  local cents = v and math.abs(v * ATTR_MONEY_UNITS) < 2 ^ 53 and
+    math.floor(v * ATTR_MONEY_UNITS + 0.5) or 0
   for _, m in ipairs(spec.models) do
     local w = attr_weights(m, list, spec.half)
     local pairs_, at_of = {}, {}
     for j = 1, #list do
-      local id = list[j].ch .. '\0' .. list[j].cp
-      if not at_of[id] then
-        pairs_[#pairs_ + 1] = {ch = list[j].ch, cp = list[j].cp, w = 0}
-        at_of[id] = #pairs_
+      if w[j] > 0 then
+        local id = list[j].ch .. '\0' .. list[j].cp
+        if not at_of[id] then
+          pairs_[#pairs_ + 1] = {ch = list[j].ch, cp = list[j].cp, w = 0}
+          at_of[id] = #pairs_
+        end
+        local p = pairs_[at_of[id]]
+        p.w = p.w + w[j]
       end
-      local p = pairs_[at_of[id]]
-      p.w = p.w + w[j]
     end
+    local ws = {}
+    for j, p in ipairs(pairs_) do ws[j] = p.w end
+    local conv, money = attr_apportion(ATTR_CONV_UNITS, ws), attr_apportion(cents, ws)
     local dim = 'a' .. m
-    for _, p in ipairs(pairs_) do
-      if p.w > 0 then
-        local wt = string.format('%.17g', p.w)
-        out[#out + 1] = string.format('%d', m)
-        out[#out + 1] = p.ch
-        out[#out + 1] = p.cp
-        out[#out + 1] = wt
-        for _, d in ipairs({{dim .. 'c', p.ch}, {dim .. 'p', p.cp}}) do
-          local name = breakdown_name(stats, f, d[1], d[2], bmax)
-          redis.call('HINCRBYFLOAT', stats, f .. '|' .. d[1] .. '|' .. name, wt)
-          if v and v ~= 0 then
-            redis.call('HINCRBYFLOAT', stats, f .. '|' .. d[1] .. '$|' .. name,
-              string.format('%.17g', p.w * v))
-          end
+    for j, p in ipairs(pairs_) do
+      out[#out + 1] = string.format('%d', m)
+      out[#out + 1] = p.ch
+      out[#out + 1] = p.cp
+      out[#out + 1] = string.format('%.17g', p.w)
+      for _, d in ipairs({{dim .. 'c', p.ch}, {dim .. 'p', p.cp}}) do
+        local name = breakdown_name(stats, f, d[1], d[2], bmax)
+        redis.call('HINCRBY', stats, f .. '|' .. d[1] .. '|' .. name, string.format('%d', conv[j]))
+        if money[j] ~= 0 then
+          -- HINCRBYFLOAT of integers: exact below 2^53, and never an overflow error
+          redis.call('HINCRBYFLOAT', stats, f .. '|' .. d[1] .. '$|' .. name,
+            string.format('%d', money[j]))
         end
       end
     end

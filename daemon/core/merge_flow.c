@@ -33,7 +33,7 @@ typedef struct fn_merge_ctx {
     fn_buf_t cur;  /* the id the current step runs on */
     fn_buf_t root; /* the kept lead's root */
     int64_t root_ids;
-    redisReply *snapshot, *ids, *kept; /* DETACH's and READ's answers (copies) */
+    redisReply *snapshot, *ids, *touches, *kept; /* DETACH's and READ's answers (copies) */
     fn_merge_plan_t plan;
     bool gone; /* merged once and erased since: only a stored result is emitted again */
     int rereads;
@@ -69,6 +69,8 @@ void fn_merge_free(fn_msg_t *m)
             freeReplyObject(c->snapshot);
         if (c->ids)
             freeReplyObject(c->ids);
+        if (c->touches)
+            freeReplyObject(c->touches);
         if (c->kept)
             freeReplyObject(c->kept);
         if (c->erase_ids)
@@ -372,8 +374,10 @@ static void on_identify(fn_daemon_t *d, fn_msg_t *m, const redisReply *r)
             break;
         emit_fired(d, m, arg(r, 3, REDIS_REPLY_ARRAY));
         m->hops = 0; /* READ walks the root's chain anew */
+        const redisReply *touches = arg(r, 4, REDIS_REPLY_ARRAY);
         if (!(c->snapshot = fn_store_reply_copy(r->element[1])) ||
-            !(c->ids = fn_store_reply_copy(r->element[2]))) {
+            !(c->ids = fn_store_reply_copy(r->element[2])) ||
+            (touches && !(c->touches = fn_store_reply_copy(touches)))) {
             oom(d, m);
             return;
         }
@@ -467,8 +471,17 @@ static void on_identify(fn_daemon_t *d, fn_msg_t *m, const redisReply *r)
                  (unsigned long long)m->seq);
         fn_event_t ev = m->ev; /* the outputs name the root */
         ev.lead_id = (fn_str_t){c->root.data, c->root.len};
-        const fn_merge_input_t in = {cfg,  c->kept,  c->snapshot, c->ids, &ev,
-                                     prev, root_key, tail,        token,  fn_now_ms()};
+        const fn_merge_input_t in = {.cfg = cfg,
+                                     .kept = c->kept,
+                                     .absorbed = c->snapshot,
+                                     .ids = c->ids,
+                                     .touches = c->touches,
+                                     .ev = &ev,
+                                     .absorbed_id = prev,
+                                     .root_key = root_key,
+                                     .due_tail = tail,
+                                     .token = token,
+                                     .now_ms = fn_now_ms()};
         if (fn_merge_plan(&in, &c->plan)) {
             oom(d, m);
             return;

@@ -49,10 +49,11 @@ end
 
 -- detach: KEYS[1] the absorbed lead's hash, KEYS[2] its shard's counters, KEYS[3] its ids
 -- set, KEYS[4] its seen set (the cause is recorded there too), KEYS[5], KEYS[6] its shard's
--- trigger outbox and leases; ARGV[2] its id, 3 the root's id, 4 the cause event id, 5 identity.max_ids, 6 the ids
+-- trigger outbox and leases, KEYS[7] its touches (attribution.lua); ARGV[2] its id, 3 the root's id, 4 the cause event id, 5 identity.max_ids, 6 the ids
 -- the root holds, 7 the configured funnels, comma-separated, 8 now (ms), 9 the trigger caps,
 -- 10 the time up to which its timers are due (they fire first, as before a step).
--- Returns {'snapshot', {field, value, ...}, {ids merged into it}, {trigger fired, ...}},
+-- Returns {'snapshot', {field, value, ...}, {ids merged into it}, {trigger fired, ...},
+-- {touch, score, ...}} (its touches stay, frozen like its hash, for a replay),
 -- {'taken', the lead it went
 -- into before, by which cause}, {'gone'} when this identify merged it once and the person
 -- was erased since (the id started over), {'refused', why} or {'collision'}.
@@ -63,7 +64,8 @@ if op == 'detach' then
   local mi, mc = unpack(redis.call('HMGET', lead, K.F_MERGED_INTO, K.F_MERGE_CAUSE))
   if mi and mc == cause then
     -- this very identify detached it before (a replay): the same snapshot again
-    return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), {}}
+    return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), {},
+      redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES')}
   end
   if redis.call('ZSCORE', seen, cause) then return {'gone'} end
   if mi then return {'taken', mi, mc or ''} end
@@ -119,7 +121,8 @@ if op == 'detach' then
   redis.call('HSET', lead, K.F_ID, id, K.F_MERGED_INTO, root, K.F_MERGE_CAUSE, cause,
     K.F_MERGE_PENDING, '1')
   redis.call('ZADD', seen, ARGV[8], cause)
-  return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), fired}
+  return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), fired,
+    redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES')}
 end
 
 -- The checks read and apply share: {'collision'}, {'dup', pending result or ''} when the
@@ -152,14 +155,16 @@ if op == 'read' then
 end
 
 -- apply: KEYS[1] the root's hash, 2 seen, 3 pending, 4 its shard's counters, 5 its ids set,
--- 6 the due zset new timers go to; ARGV[2] its id, 3 the cause, 4 now (ms), 5 how long the
--- seen set and pending result are kept (ms), 6 the pending result, then counted lists:
--- the hash as read (field, value pairs), fields to set (pairs), fields to delete, counters
--- to add to (field, integer), counters to add to (field, decimal), ids it now holds, timer
--- members to remove (zset key, member), members to add to KEYS[6] (score, member).
+-- 6 the due zset new timers go to, 7 its touches; ARGV[2] its id, 3 the cause, 4 now (ms),
+-- 5 how long the seen set and pending result are kept (ms), 6 the pending result, then
+-- counted lists: the hash as read (field, value pairs), fields to set (pairs), fields to
+-- delete, counters to add to (field, integer), counters to add to (field, decimal), ids it
+-- now holds, timer members to remove (zset key, member), members to add to KEYS[6] (score,
+-- member), the absorbed lead's touches (score, member); last, how many touches a lead keeps.
 -- Returns the root checks' answer, {'changed'} when the hash is not as read, or {'ok'}.
 if op == 'apply' then
   local lead, seen, pending, stats, ids, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+  local touches = KEYS[7]
   local r = root_checks(lead, seen, pending, ARGV[2], ARGV[3])
   if r then return r end
   local at = 7
@@ -184,7 +189,10 @@ if op == 'apply' then
   local sa, nsa = list(1)
   local zr, nzr = list(2)
   local za, nza = list(2)
-  if at ~= #ARGV + 1 then
+  local ta, nta = list(2)
+  local cap = tonumber(ARGV[at])
+  at = at + 1
+  if at ~= #ARGV + 1 or not cap then
     return redis.error_reply('ERR funneld merge refused, nothing written: ' .. #ARGV .. ' arguments')
   end
   for j = 0, nzr - 1 do redis.call('EXISTS', ARGV[zr + 2 * j]) end
@@ -198,6 +206,10 @@ if op == 'apply' then
   if nsa > 0 then redis.call('SADD', ids, unpack(ARGV, sa, sa + nsa - 1)) end
   for j = 0, nzr - 1 do redis.call('ZREM', ARGV[zr + 2 * j], ARGV[zr + 2 * j + 1]) end
   if nza > 0 then redis.call('ZADD', due, unpack(ARGV, za, za + 2 * nza - 1)) end
+  if nta > 0 and cap > 0 then
+    redis.call('ZADD', touches, unpack(ARGV, ta, ta + 2 * nta - 1))
+    redis.call('ZREMRANGEBYRANK', touches, 0, I(-(cap + 1)))
+  end
   local now, keep = tonumber(ARGV[4]), tonumber(ARGV[5])
   if ARGV[6] ~= '' then
     redis.call('HSET', pending, ARGV[3], ARGV[6])
@@ -243,7 +255,7 @@ if op == 'ids' then
 end
 
 -- forget: KEYS[1] the hash of an id merged into an erased lead, 2 its ids set, 3 its seen
--- set; ARGV[2] the id, 3 the erased lead's, 4 the erase event's id, 5 now (ms). The id
+-- set, 4 its touches; ARGV[2] the id, 3 the erased lead's, 4 the erase event's id, 5 now (ms). The id
 -- starts over as a new lead; its seen set stays, with the erasure in it (a replay of its
 -- old events, or of the erasure, stays a duplicate). Returns {'ok'}.
 if op == 'forget' then
@@ -251,7 +263,7 @@ if op == 'forget' then
   if h[1] == ARGV[2] and h[2] then
     -- the id's events applied at the person are in its seen set as "<id>\0" (the daemon
     -- notes them there); "fg" tells step.lua to look for those too
-    redis.call('DEL', KEYS[1], KEYS[2])
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
     redis.call('HSET', KEYS[1], K.F_ID, ARGV[2], K.F_FORGOTTEN, '1')
     redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
   end

@@ -89,10 +89,11 @@ int fn_merge_build(const fn_config_t *cfg, const char *sha, const fn_merge_cmd_t
         W(bulk_s(&w, "unlink"));
         break;
     case FN_PHASE_FORGET:
-        W(bulk_s(&w, "3"));
+        W(bulk_s(&w, "4"));
         W(bulk_s(&w, k.lead));
         W(bulk_s(&w, ids));
         W(bulk_s(&w, k.seen));
+        W(bulk_s(&w, k.touches));
         W(bulk_s(&w, "forget"));
         W(bulk(&w, c->id.p, c->id.len));
         W(bulk(&w, c->root.p, c->root.len));
@@ -108,13 +109,14 @@ int fn_merge_build(const fn_config_t *cfg, const char *sha, const fn_merge_cmd_t
                    strlen(cfg->funnels[i].name));
             fn_cat(funnels, sizeof funnels, &fl, ",", 1);
         }
-        W(bulk_s(&w, "6"));
+        W(bulk_s(&w, "7"));
         W(bulk_s(&w, k.lead));
         W(bulk_s(&w, k.stats));
         W(bulk_s(&w, ids));
         W(bulk_s(&w, k.seen));
         W(bulk_s(&w, outbox));
         W(bulk_s(&w, leases));
+        W(bulk_s(&w, k.touches));
         W(bulk_s(&w, "detach"));
         W(bulk(&w, c->id.p, c->id.len));
         W(bulk(&w, c->root.p, c->root.len));
@@ -143,13 +145,14 @@ int fn_merge_build(const fn_config_t *cfg, const char *sha, const fn_merge_cmd_t
         W(bulk_i(&w, c->due_by));
         break;
     case FN_PHASE_APPLY:
-        W(bulk_s(&w, "6"));
+        W(bulk_s(&w, "7"));
         W(bulk_s(&w, k.lead));
         W(bulk_s(&w, k.seen));
         W(bulk_s(&w, k.pending));
         W(bulk_s(&w, k.stats));
         W(bulk_s(&w, ids));
         W(bulk_s(&w, c->due));
+        W(bulk_s(&w, k.touches));
         W(bulk_s(&w, "apply"));
         W(bulk(&w, c->id.p, c->id.len));
         W(bulk(&w, c->cause.p, c->cause.len));
@@ -310,8 +313,8 @@ static timer_val_t timer_read(fn_str_t v)
 
 /* The plan's counted lists, each built in its own buffer and joined at the end. */
 typedef struct lists {
-    fn_buf_t read, set, del, incr, incrf, sadd, zrem, zadd;
-    size_t n_read, n_set, n_del, n_incr, n_incrf, n_sadd, n_zrem, n_zadd;
+    fn_buf_t read, set, del, incr, incrf, sadd, zrem, zadd, touch;
+    size_t n_read, n_set, n_del, n_incr, n_incrf, n_sadd, n_zrem, n_zadd, n_touch;
 } lists_t;
 
 static int pair(fn_buf_t *b, size_t *n, const char *k, size_t kl, const char *v, size_t vl)
@@ -655,22 +658,35 @@ int fn_merge_plan(const fn_merge_input_t *in, fn_merge_plan_t *p)
     if (fn_buf_append(&p->pending, "]", 1))
         goto done;
 
-    /* join the lists, each with its count */
-    const fn_buf_t *bufs[] = {&l.read,  &l.set,  &l.del,  &l.incr,
-                              &l.incrf, &l.sadd, &l.zrem, &l.zadd};
-    const size_t counts[] = {l.n_read,  l.n_set,  l.n_del,  l.n_incr,
-                             l.n_incrf, l.n_sadd, l.n_zrem, l.n_zadd};
-    const size_t width[] = {2, 2, 1, 2, 2, 1, 2, 2};
+    /* the absorbed lead's touches join the root's (attribution.lua), kept to the cap */
+    int64_t cap = fn_step_touch_cap(cfg);
+    for (size_t i = 0; cap > 0 && in->touches && i + 1 < in->touches->elements; i += 2) {
+        const redisReply *m = in->touches->element[i], *sc = in->touches->element[i + 1];
+        if (m->type == REDIS_REPLY_STRING && sc->type == REDIS_REPLY_STRING &&
+            pair(&l.touch, &l.n_touch, sc->str, sc->len, m->str, m->len))
+            goto done;
+    }
+
+    /* join the lists, each with its count, then the touch cap */
+    const fn_buf_t *bufs[] = {&l.read, &l.set,  &l.del,  &l.incr, &l.incrf,
+                              &l.sadd, &l.zrem, &l.zadd, &l.touch};
+    const size_t counts[] = {l.n_read, l.n_set,  l.n_del,  l.n_incr, l.n_incrf,
+                             l.n_sadd, l.n_zrem, l.n_zadd, l.n_touch};
+    const size_t width[] = {2, 2, 1, 2, 2, 1, 2, 2, 2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         if (bulk_i(&p->args, (int64_t)counts[i]) ||
             (bufs[i]->len && fn_buf_append(&p->args, bufs[i]->data, bufs[i]->len)))
             goto done;
         p->n_args += 1 + counts[i] * width[i];
     }
+    if (bulk_i(&p->args, cap))
+        goto done;
+    p->n_args++;
     rc = FN_OK;
 done:
     fn_buf_free(&l.read), fn_buf_free(&l.set), fn_buf_free(&l.del), fn_buf_free(&l.incr);
     fn_buf_free(&l.incrf), fn_buf_free(&l.sadd), fn_buf_free(&l.zrem), fn_buf_free(&l.zadd);
+    fn_buf_free(&l.touch);
     fn_buf_free(&payload);
     if (rc)
         fn_merge_plan_free(p);

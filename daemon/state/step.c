@@ -202,10 +202,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         b = now_ms;
     fn_i64_text(b, bound);
     /* Touches are kept for the funnel with the most, whichever funnels this event reaches. */
-    for (size_t i = 0; ev->kind == FN_EV_TOUCHPOINT && i < cfg->n_funnels; i++)
-        if (cfg->funnels[i].attribution.enabled &&
-            cfg->funnels[i].attribution.max_touches > touch_cap)
-            touch_cap = cfg->funnels[i].attribution.max_touches;
+    if (ev->kind == FN_EV_TOUCHPOINT)
+        touch_cap = fn_step_touch_cap(cfg);
     char cap[FN_I64_TEXT];
     fn_i64_text(touch_cap, cap);
     arg_s(&a, caps), arg_s(&a, bound), arg(&a, breakdown, bl), arg_s(&a, cap);
@@ -234,6 +232,15 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
             return FN_ERR;
     }
     return FN_OK;
+}
+
+int64_t fn_step_touch_cap(const fn_config_t *cfg)
+{
+    int64_t cap = 0;
+    for (size_t i = 0; i < cfg->n_funnels; i++)
+        if (cfg->funnels[i].attribution.enabled && cfg->funnels[i].attribution.max_touches > cap)
+            cap = cfg->funnels[i].attribution.max_touches;
+    return cap;
 }
 
 void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen)

@@ -3,6 +3,7 @@
  *
  *   funnelctl [-c FILE] [--json] stats FUNNEL
  *   funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID
+ *   funnelctl [-c FILE] [--json] attribution FUNNEL [--model M]
  *
  * It reads the same keys the daemon writes (README "Redis layout"), with the daemon's own
  * config for the key prefix, shard count and stage names, and never writes. Aggregates are
@@ -37,20 +38,24 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: funnelctl [-c FILE] [--json] stats FUNNEL\n"
                  "       funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID\n"
+                 "       funnelctl [-c FILE] [--json] attribution FUNNEL [--model M]\n"
                  "\n"
                  "Shows a funnel (a bar per stage: population, entered, conversion from the stage\n"
                  "before, flow over the last window, median and p90 time in stage, bottleneck\n"
                  "marked) or one lead (stage, times, touches, attribution, consent, pending\n"
                  "retargeting triggers, the ids merged into it) straight from Redis. An id\n"
-                 "merged into another lead shows the person it is part of.\n"
+                 "merged into another lead shows the person it is part of. attribution shows\n"
+                 "the conversions and revenue each attribution model credited to each channel\n"
+                 "and campaign (--model M: that model only).\n"
                  "\n"
                  "  -c, --config FILE  the daemon's configuration (default $FUNNELD_CONFIG, then\n"
                  "                     /etc/funneld/funneld.json); FUNNELD_REDIS_URL and\n"
                  "                     FUNNELD_REDIS_CLUSTER override redis.url, redis.cluster\n"
                  "      --json         one JSON document on stdout, for scripts\n"
+                 "      --model M      attribution: one model (first_touch, linear, ...)\n"
                  "\n"
-                 "Exit codes: 0 shown, 1 unknown lead or Redis error, 2 usage, config or unknown\n"
-                 "funnel.\n");
+                 "Exit codes: 0 shown, 1 unknown lead or Redis error, 2 usage, config, unknown\n"
+                 "funnel, or a funnel without attribution or that model.\n");
 }
 
 /* ---- lead ---- */
@@ -402,13 +407,69 @@ static int cmd_stats(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
     return 0;
 }
 
+/* ---- attribution ---- */
+
+/* One side (by_channel or by_campaign) of a model's credited figures, largest first as the
+ * snapshot orders them. */
+static void print_credited(const char *title, json_t *side, double conversions)
+{
+    printf("    %-24s %12s %8s %12s\n", title, "conversions", "share", "revenue");
+    const char *name;
+    json_t *v;
+    json_object_foreach (side, name, v) {
+        double cv = json_number_value(json_object_get(v, "conversions"));
+        printf("    %-24.24s %12.2f %7.1f%% %12.2f\n", name, cv,
+               conversions > 0 ? 100.0 * cv / conversions : 0.0,
+               json_number_value(json_object_get(v, "revenue")));
+    }
+}
+
+static int cmd_attribution(ctl_t *c, const fn_funnel_t *f, const char *model, int64_t now_ms)
+{
+    fn_funnel_stats_t st;
+    char err[256];
+    if (fn_analytics_read(fn_redis_sync_route, c->rs, c->cfg, f, now_ms, &st, err, sizeof err)) {
+        fprintf(stderr, "funnelctl: %s\n", err);
+        return 1;
+    }
+    json_t *o = fn_analytics_json(f, &st), *all = json_object_get(o, "attribution");
+    json_t *out = json_pack("{s:s,s:I,s:o}", "funnel", f->name, "converted",
+                            (json_int_t)st.converted, "attribution", json_object());
+    json_t *pick = json_object_get(out, "attribution");
+    const char *name;
+    json_t *v;
+    json_object_foreach (all, name, v)
+        if (!model || strcmp(model, name) == 0)
+            json_object_set(pick, name, v);
+    int rc = 0;
+    if (c->json) {
+        rc = print_json(out) ? 1 : 0;
+    } else if (escape_strings(out)) {
+        fprintf(stderr, "funnelctl: out of memory\n");
+        rc = 1;
+    } else {
+        printf("funnel %s: %lld conversions, credited by model\n", f->name,
+               (long long)st.converted);
+        json_object_foreach (pick, name, v) {
+            printf("  %s\n", name);
+            print_credited("channel", json_object_get(v, "by_channel"), (double)st.converted);
+            print_credited("campaign", json_object_get(v, "by_campaign"), (double)st.converted);
+        }
+    }
+    json_decref(out);
+    json_decref(o);
+    fn_analytics_free(&st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"model", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = getenv("FUNNELD_CONFIG");
+    const char *path = getenv("FUNNELD_CONFIG"), *model = NULL;
     ctl_t c = {0};
     int opt, rc = 2;
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -418,6 +479,9 @@ int main(int argc, char **argv)
             break;
         case 'j':
             c.json = true;
+            break;
+        case 'm':
+            model = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -429,7 +493,9 @@ int main(int argc, char **argv)
     }
     int nargs = argc - optind;
     const char *cmd = nargs > 0 ? argv[optind] : "";
-    if (!((strcmp(cmd, "stats") == 0 && nargs == 2) || (strcmp(cmd, "lead") == 0 && nargs == 3))) {
+    if (!((strcmp(cmd, "stats") == 0 && nargs == 2) || (strcmp(cmd, "lead") == 0 && nargs == 3) ||
+          (strcmp(cmd, "attribution") == 0 && nargs == 2)) ||
+        (model && strcmp(cmd, "attribution") != 0)) {
         usage(stderr);
         return 2;
     }
@@ -450,11 +516,23 @@ int main(int argc, char **argv)
         fputc('\n', stderr);
         goto out;
     }
+    if (strcmp(cmd, "attribution") == 0) {
+        const fn_attribution_cfg_t *a = &f->attribution;
+        bool known = !model;
+        for (int i = 0; a->enabled && i < a->n_models && !known; i++)
+            known = strcmp(model, fn_attr_model_name(a->models[i])) == 0;
+        if (!a->enabled || !known) {
+            fprintf(stderr, "funnelctl: funnel \"%s\" has %s\n", name,
+                    !a->enabled ? "no attribution configured" : "no such attribution model");
+            goto out;
+        }
+    }
     rc = 1;
     if (!(c.rs = fn_redis_sync_open(c.cfg, "funnelctl")))
         goto out;
-    rc = strcmp(cmd, "lead") == 0 ? cmd_lead(&c, f, argv[optind + 2])
-                                  : cmd_stats(&c, f, fn_now_ms());
+    rc = strcmp(cmd, "lead") == 0          ? cmd_lead(&c, f, argv[optind + 2])
+         : strcmp(cmd, "attribution") == 0 ? cmd_attribution(&c, f, model, fn_now_ms())
+                                           : cmd_stats(&c, f, fn_now_ms());
 out:
     fn_redis_sync_close(c.rs);
     fn_config_free(c.cfg);

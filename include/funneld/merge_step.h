@@ -60,6 +60,7 @@ typedef struct fn_merge_input {
     const redisReply *kept;     /* HGETALL of the root: {field, value, ...} */
     const redisReply *absorbed; /* the snapshot: HGETALL of previous_id's lead */
     const redisReply *ids;      /* the ids merged into previous_id before */
+    const redisReply *touches;  /* its touches for attribution {member, score, ...}, or NULL */
     const fn_event_t *ev;       /* the identify, its lead_id the root's id */
     fn_str_t absorbed_id;
     const char *root_key; /* the root's lead hash key: timer members name it */

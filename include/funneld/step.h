@@ -80,6 +80,10 @@ typedef struct fn_step_transition {
 #define FN_STEP_TAIL_BREAKDOWN 3
 #define FN_STEP_TAIL_TOUCH_CAP 4
 #define FN_STEP_TAIL_ROUTE 5
+/* Credited conversions and revenue are counted as integers (attribution.lua): conversions in
+ * millionths, revenue in hundredths of the value's unit. */
+#define FN_STEP_CREDIT_CONV_UNITS 1000000
+#define FN_STEP_CREDIT_MONEY_UNITS 100
 _Static_assert(FN_STEP_ARG_NFUN == FN_STEP_ARGV_FIXED, "the funnel count ends the fixed arguments");
 _Static_assert(FN_STEP_FARG_ATTRIBUTION == FN_STEP_ARGV_PER_FUNNEL, "five arguments per funnel");
 _Static_assert(FN_STEP_TAIL_ROUTE == FN_STEP_ARGV_TAIL, "five arguments after the funnels");
@@ -138,6 +142,9 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
 /* Writes the trigger caps argument of the scripts ("name=max,per;..." for funnels with a
  * trigger_cap) into out. */
 void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen);
+/* How many touches a lead keeps for attribution: the largest max_touches of the funnels with
+ * attribution, 0 when none has it. */
+int64_t fn_step_touch_cap(const fn_config_t *cfg);
 
 /* Parses a step reply. Returns FN_ERR with a reason in err for a malformed reply (then
  * res->applied tells whether its status said the event was applied); FN_OK otherwise, with

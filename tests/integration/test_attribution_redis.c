@@ -224,7 +224,9 @@ static void test_routed_touch(void)
 
 static void test_counters_replay_erase(void)
 {
-    /* linear conversions by channel add up to the conversions; revenue is weight × value */
+    /* Counted in integer units (millionths of a conversion, cents): each conversion's parts
+     * add up to exactly one conversion, so linear conversions by channel add up to the
+     * conversions; revenue is weight × value */
     double conv = stat_sum("shop|conv"), lin = 0;
     const char *channels[] = {"ads", "email", "social", "web", "three", "two", "one", "now"};
     for (size_t i = 0; i < sizeof channels / sizeof *channels; i++) {
@@ -233,16 +235,22 @@ static void test_counters_replay_erase(void)
         lin += stat_sum(f);
     }
     CHECK(near(conv, 5));
-    CHECK(near(lin, conv));
-    CHECK(near(stat_sum("shop|a2c$|web"), 25));
-    CHECK(near(stat_sum("shop|a2p$|c3"), 25));
-    CHECK(near(stat_sum("shop|a0c|ads"), 3)); /* first touch of A, B and C */
-    CHECK(near(stat_sum("shop|a2p|x"), 2.0 / 3));
+    CHECK(near(lin, conv * 1e6));
+    CHECK(near(stat_sum("shop|a2c$|web"), 2500)); /* B: a quarter of 100.00 */
+    CHECK(near(stat_sum("shop|a2p$|c3"), 2500));
+    CHECK(near(stat_sum("shop|a0c|ads"), 3e6)); /* first touch of A, B and C */
+    /* C's 2/3 and 1/3: 666666 and 333333, the unit left to the larger remainder */
+    CHECK(near(stat_sum("shop|a2p|x"), 666667));
+    CHECK(near(stat_sum("shop|a2c|email"), 250000 + 333333 + 0));
+    /* time_decay: A 1e6; B 1/15 -> 66666.67, two units left to the .67s; C 3/7 -> 428571.43,
+     * its unit left to email's 571428.57 */
+    CHECK(near(stat_sum("shop|a3c|ads"), 1e6 + 66667 + 428571));
+    CHECK(near(stat_sum("shop|a3c|email"), 133333 + 571429));
     /* a replay of a conversion counts nothing again */
     step("B", "b-4", 0, "web", "purchase", "c3", 100, NULL);
     CHECK(res.status == FN_STEP_DUP);
-    CHECK(near(stat_sum("shop|a2c$|web"), 25));
-    CHECK(near(stat_sum("shop|a0c|ads"), 3));
+    CHECK(near(stat_sum("shop|a2c$|web"), 2500));
+    CHECK(near(stat_sum("shop|a0c|ads"), 3e6));
     /* an erasure deletes the lead's touches */
     fn_lead_keys_t k;
     fn_step_keys(cfg, fn_step_lead_hash("B", 1), &k);

@@ -78,6 +78,8 @@ static void test_prelude_names_equal_c(redisContext *rc)
         {"STEP_TAIL_BREAKDOWN", FN_STEP_TAIL_BREAKDOWN},
         {"STEP_TAIL_TOUCH_CAP", FN_STEP_TAIL_TOUCH_CAP},
         {"STEP_TAIL_ROUTE", FN_STEP_TAIL_ROUTE},
+        {"STEP_CREDIT_CONV_UNITS", FN_STEP_CREDIT_CONV_UNITS},
+        {"STEP_CREDIT_MONEY_UNITS", FN_STEP_CREDIT_MONEY_UNITS},
     };
     size_t n_step = sizeof step / sizeof *step;
     for (size_t i = 0; i < n_step; i++) {

@@ -27,7 +27,8 @@ static const char *CONFIG =
     " {\"name\":\"awareness\",\"on\":[{\"type\":\"page_view\"}]},"
     " {\"name\":\"interest\",\"on\":[{\"type\":\"email_click\"}]},"
     " {\"name\":\"evaluation\",\"on\":[{\"type\":\"demo_request\"}],\"stale_after\":\"3d\"},"
-    " {\"name\":\"purchase\",\"on\":[{\"type\":\"purchase\"}],\"conversion\":true}]}]}";
+    " {\"name\":\"purchase\",\"on\":[{\"type\":\"purchase\"}],\"conversion\":true}],"
+    " \"attribution\":{\"models\":[\"linear\"],\"max_touches\":3}}]}";
 
 #define T0 "1790000000000"
 static const int64_t NOW = 1790000000000LL + 60000;
@@ -188,6 +189,17 @@ static bool timer_armed(const char *id)
     return armed;
 }
 
+/* How many touches lead id keeps for attribution. */
+static long long touches_of(const char *id)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, hash_of(id), &k);
+    redisReply *r = redisCommand(rc, "ZCARD %s", k.touches);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
 static bool same_reply(const redisReply *a, const redisReply *b)
 {
     if (!a || !b || a->type != b->type || a->elements != b->elements || a->len != b->len)
@@ -213,6 +225,7 @@ static void plan_of(const redisReply *kept, const redisReply *snapshot, const ch
                                  .kept = kept->element[1],
                                  .absorbed = snapshot->element[1],
                                  .ids = snapshot->element[2],
+                                 .touches = snapshot->element[4],
                                  .ev = &ev,
                                  .absorbed_id = {absorbed, strlen(absorbed)},
                                  .root_key = k.lead,
@@ -245,7 +258,7 @@ static void test_merge_steps(void)
 
     /* DETACH: P leaves the people counters and its timer's zset, linked to K, pending */
     redisReply *snap = merge(FN_PHASE_DETACH, "P", "K", "id-1", 1, NULL, "");
-    CHECK(is(snap, "snapshot") && snap->elements == 4);
+    CHECK(is(snap, "snapshot") && snap->elements == 5);
     check_people(1, 0, 1, 0, 0, "detached");
     CHECK(!timer_armed("P"));
     CHECK(field_is("P", FN_F_MERGED_INTO, "K"));
@@ -253,8 +266,11 @@ static void test_merge_steps(void)
     CHECK(field_is("P", FN_F_MERGE_CAUSE, "id-1"));
     /* a replay of it: the same snapshot, counted once */
     r = merge(FN_PHASE_DETACH, "P", "K", "id-1", 1, NULL, "");
-    CHECK(is(r, "snapshot") && snap->elements == 4 && same_reply(r->element[1], snap->element[1]) &&
-          same_reply(r->element[2], snap->element[2]));
+    CHECK(is(r, "snapshot") && r->elements == 5 && snap->elements == 5 &&
+          same_reply(r->element[1], snap->element[1]) &&
+          same_reply(r->element[2], snap->element[2]) &&
+          same_reply(r->element[4], snap->element[4]));
+    CHECK(snap->elements == 5 && snap->element[4]->elements == 2); /* P's touch, with its time */
     freeReplyObject(r);
     check_people(1, 0, 1, 0, 0, "detached twice");
 
@@ -290,6 +306,8 @@ static void test_merge_steps(void)
     check_people(1, 0, 0, 1, 0, "applied");
     CHECK(field_is("K", "b2b|k", "2"));
     CHECK(timer_armed("K"));
+    /* P's touch joined K's three, kept to max_touches (3) */
+    CHECK_INT(touches_of("K"), 3);
     /* applied twice: a duplicate that answers with the stored result */
     r = merge(FN_PHASE_APPLY, "K", "", "id-1", 0, &plan, "");
     CHECK(is(r, "dup") && str_at(r, 1) && strcmp(str_at(r, 1), plan.pending.data) == 0);
@@ -386,6 +404,7 @@ static void test_merge_steps(void)
     freeReplyObject(r);
     CHECK(field_is("P", FN_F_MERGED_INTO, NULL));
     CHECK(field_is("P", FN_F_FORGOTTEN, "1"));
+    CHECK_INT(touches_of("P"), 0);
     CHECK(field_is("P", FN_F_ID, "P"));
     r = step(EV("P", "p-1", "demo_request")); /* seen before the merge */
     CHECK(is(r, "dup"));
