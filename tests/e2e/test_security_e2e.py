@@ -41,7 +41,7 @@ from harness import http_get as get
 # scripts the hash and zset commands below. SELECT is needed only for a db other than 0.
 ACL_COMMANDS = ("+ping +get +set +script|load +evalsha +eval +del +hdel +hget +hgetall +hmget +hset "
                 "+hincrby +hincrbyfloat +pexpire +pexpireat +zadd +zrange +zrangebyscore +zrem "
-                "+zscore")
+                "+zremrangebyrank +zscore +exists +sadd +scard +smembers")
 
 
 def secret(tag):
