@@ -39,6 +39,8 @@ int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_
     fn_analytics_duration((double)st->window_ms, st->window_label, sizeof st->window_label);
     st->conv_by_channel = json_object();
     st->conv_by_campaign = json_object();
+    st->n_cohorts = f->cohorts < FN_ANALYTICS_MAX_COHORTS ? f->cohorts : FN_ANALYTICS_MAX_COHORTS;
+    st->week = fn_analytics_week(now_ms);
     bool ok = st->conv_by_channel && st->conv_by_campaign;
     for (int m = 0; m < FN_ATTR_N_MODELS; m++)
         for (int d = 0; d < 2; d++)
@@ -152,6 +154,25 @@ static bool add_credited(fn_funnel_stats_t *st, const char *name, size_t len, co
     return true;
 }
 
+int64_t fn_analytics_week(int64_t ms)
+{
+    int64_t t = ms - FN_STEP_WEEK_OFFSET_MS;
+    return t >= 0 ? t / FN_STEP_WEEK_MS : -((-t + FN_STEP_WEEK_MS - 1) / FN_STEP_WEEK_MS);
+}
+
+/* Adds an entry cohort's counter of one shard, "coh|<week>|<k>" (step.lua), when its week is
+ * one of the last n_cohorts. */
+static void add_cohort(fn_funnel_stats_t *st, const char *rest, const redisReply *v)
+{
+    char *end;
+    long long week = strtoll(rest, &end, 10);
+    long k = *end == '|' ? strtol(end + 1, NULL, 10) : -1;
+    int64_t back = st->week - week;
+    if (k < 0 || (size_t)k >= st->n_stages || back < 0 || back >= st->n_cohorts)
+        return;
+    st->cohort[back].reached[k] += num(v);
+}
+
 /* Adds a counter "<name>[|<k>]" of one shard. */
 static void add_counter(fn_funnel_stats_t *st, const char *name, const redisReply *v)
 {
@@ -182,6 +203,8 @@ static void add_counter(fn_funnel_stats_t *st, const char *name, const redisRepl
         st->stage[k].pipeline += strtod(v->str, NULL);
     else if (add_credited(st, name, len, bar, v))
         ;
+    else if (IS("coh") && bar)
+        add_cohort(st, bar + 1, v);
     else if ((IS("conv_ch") || IS("conv_cp")) && bar) {
         json_t *o = IS("conv_ch") ? st->conv_by_channel : st->conv_by_campaign;
         const char *what = bar[1] ? bar + 1 : "(none)";
@@ -421,6 +444,28 @@ static json_t *credited_side(const json_t *o)
     return out;
 }
 
+/* [{"week", "entered", "reached": [...], "converted"}, ...], the oldest week first. */
+static json_t *cohorts_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
+{
+    json_t *a = json_array();
+    for (int back = st->n_cohorts - 1; back >= 0; back--) {
+        char day[40];
+        fn_time_format((st->week - back) * FN_STEP_WEEK_MS + FN_STEP_WEEK_OFFSET_MS, day,
+                       sizeof day);
+        day[10] = '\0'; /* the Monday, YYYY-MM-DD */
+        const int64_t *r = st->cohort[back].reached;
+        json_t *reached = json_array();
+        for (size_t k = 0; k < st->n_stages; k++)
+            json_array_append_new(reached, json_integer(r[k]));
+        json_t *conv =
+            f->conversion_index >= 0 ? json_integer(r[f->conversion_index]) : json_null();
+        json_array_append_new(a,
+                              json_pack("{s:s,s:I,s:o,s:o}", "week", day, "entered",
+                                        (json_int_t)r[0], "reached", reached, "converted", conv));
+    }
+    return a;
+}
+
 /* {"<model>": {"by_channel": {...}, "by_campaign": {...}}, ...} in the funnel's model order. */
 static json_t *credited_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
 {
@@ -469,6 +514,8 @@ json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
     json_object_set(o, "conversions_by_campaign", st->conv_by_campaign);
     if (f->attribution.enabled)
         json_object_set_new(o, "attribution", credited_json(f, st));
+    if (st->n_cohorts > 0)
+        json_object_set_new(o, "cohorts", cohorts_json(f, st));
     return o;
 }
 

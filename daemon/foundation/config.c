@@ -526,6 +526,10 @@ static const opt_t funnel_opts[] = {
          "Multi-touch attribution, on when present: each conversion's credit per model, and "
          "conversions and revenue credited per channel and campaign in snapshots"),
      RELOADABLE, .parse = parse_attribution},
+    {OPT(OPT_INT, "funnels[].cohorts", "8",
+         "Weekly cohorts of funnel entry in snapshots: the last this many weeks (0 to 52), each "
+         "with the leads that entered and how many reached each stage; 0: not counted"),
+     RELOADABLE, .off = FUN(cohorts), .lo = 0, .hi = 52},
     {OPT(OPT_INT, "funnels[].max_breakdown", "100",
          "Channels and campaigns each kept by name in conversions by first touch, 1 to 10000; "
          "the rest are summed under \"(other)\""),

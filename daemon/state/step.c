@@ -187,6 +187,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         arg(&a, "", 0);
         attr_spec(f, attr[nf], sizeof attr[nf]);
         arg_s(&a, attr[nf]);
+        arg_s(&a, ev->kind != FN_EV_TOUCHPOINT || !f->cohorts ? "" : f->allow_regress ? "r" : "1");
         fn_cat_i64(breakdown, sizeof breakdown, &bl, f->max_breakdown);
         fn_cat(breakdown, sizeof breakdown, &bl, ",", 1);
         nf++;

@@ -18,7 +18,8 @@
 --   13 the sender's token "<instance>:<message>" (instance random per process, message a
 --   counter), 14 '1' on a Redis Cluster (see touch_undeclared), 15 number of funnels, then
 --   per funnel: name, number of stages, plan, timer
---   spec (see fn_rules_timer_spec in include/funneld/rules.h), attribution spec (step.h); then
+--   spec (see fn_rules_timer_spec in include/funneld/rules.h), attribution spec, cohorts flag
+--   (step.h); then
 --   trigger caps ("name=max,per;..."), the time up to which the lead's pending timers are due,
 --   each funnel's max_breakdown ("100,20,..." in the order of the funnels above), how many
 --   touches the lead keeps (0: none) and the funnel the event was routed to ('' for all).
@@ -121,6 +122,8 @@ for i = 0, nfun - 1 do
   attr_specs[i] = attr_spec_parse(ARGV[FA(i, K.STEP_FARG_ATTRIBUTION)])
   if not attr_specs[i] then refuse('funnel ' .. i .. "'s attribution spec is malformed") end
   if attr_specs[i].models then any_attr = true end
+  local co = ARGV[FA(i, K.STEP_FARG_COHORTS)]
+  if co ~= '' and co ~= '1' and co ~= 'r' then refuse('funnel ' .. i .. "'s cohorts flag is malformed") end
 end
 
 local now, ttl = tonumber(ARGV[K.STEP_ARG_NOW]), tonumber(ARGV[K.STEP_ARG_DEDUPE_TTL])
@@ -536,6 +539,21 @@ for i = 0, nfun - 1 do
       local lo = from + 1
       if op == 'B' then lo = to end
       for s = lo, to do redis.call('HINCRBY', stats, f .. '|e|' .. I(s), 1) end
+      -- Entry cohorts: the week the lead entered the funnel counts each stage it reached
+      -- once (a step back and forward again reaches nothing new: "r" keeps the highest).
+      local co = ARGV[FA(i, K.STEP_FARG_COHORTS)]
+      if co ~= '' and op ~= 'B' then
+        local clo = from + 1
+        if co == 'r' then
+          local h = tonumber(redis.call('HGET', lead, f .. K.FF_HIGHEST)) or -1
+          if h + 1 > clo then clo = h + 1 end
+          if to > h then put(f .. K.FF_HIGHEST, I(to)) end
+        end
+        local week = I(math.floor((m.began - K.STEP_WEEK_OFFSET_MS) / K.STEP_WEEK_MS))
+        for s = clo, to do
+          redis.call('HINCRBY', stats, f .. '|coh|' .. week .. '|' .. I(s), 1)
+        end
+      end
       flow_add(kbase, f, 'e', lo, to, at)
       if op ~= 'B' then flow_add(kbase, f, 'a', math.max(from, 0), to - 1, at) end
       if from >= 0 then redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1) end

@@ -4,6 +4,7 @@
  *   funnelctl [-c FILE] [--json] stats FUNNEL
  *   funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID
  *   funnelctl [-c FILE] [--json] attribution FUNNEL [--model M]
+ *   funnelctl [-c FILE] [--json] cohorts FUNNEL
  *
  * It reads the same keys the daemon writes (README "Redis layout"), with the daemon's own
  * config for the key prefix, shard count and stage names, and never writes. Aggregates are
@@ -39,6 +40,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: funnelctl [-c FILE] [--json] stats FUNNEL\n"
                  "       funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID\n"
                  "       funnelctl [-c FILE] [--json] attribution FUNNEL [--model M]\n"
+                 "       funnelctl [-c FILE] [--json] cohorts FUNNEL\n"
                  "\n"
                  "Shows a funnel (a bar per stage: population, entered, conversion from the stage\n"
                  "before, flow over the last window, median and p90 time in stage, bottleneck\n"
@@ -46,7 +48,8 @@ static void usage(FILE *out)
                  "retargeting triggers, the ids merged into it) straight from Redis. An id\n"
                  "merged into another lead shows the person it is part of. attribution shows\n"
                  "the conversions and revenue each attribution model credited to each channel\n"
-                 "and campaign (--model M: that model only).\n"
+                 "and campaign (--model M: that model only); cohorts the weekly entry cohorts\n"
+                 "and how far each got.\n"
                  "\n"
                  "  -c, --config FILE  the daemon's configuration (default $FUNNELD_CONFIG, then\n"
                  "                     /etc/funneld/funneld.json); FUNNELD_REDIS_URL and\n"
@@ -55,7 +58,7 @@ static void usage(FILE *out)
                  "      --model M      attribution: one model (first_touch, linear, ...)\n"
                  "\n"
                  "Exit codes: 0 shown, 1 unknown lead or Redis error, 2 usage, config, unknown\n"
-                 "funnel, or a funnel without attribution or that model.\n");
+                 "funnel, or a funnel without attribution, that model or cohorts.\n");
 }
 
 /* ---- lead ---- */
@@ -472,6 +475,49 @@ static int cmd_attribution(ctl_t *c, const fn_funnel_t *f, const char *model, in
     return rc;
 }
 
+/* ---- cohorts ---- */
+
+static int cmd_cohorts(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
+{
+    fn_funnel_stats_t st;
+    char err[256];
+    if (fn_analytics_read(fn_redis_sync_route, c->rs, c->cfg, f, now_ms, &st, err, sizeof err)) {
+        fprintf(stderr, "funnelctl: %s\n", err);
+        return 1;
+    }
+    json_t *o = fn_analytics_json(f, &st), *weeks = json_object_get(o, "cohorts");
+    json_t *out = json_pack("{s:s,s:O}", "funnel", f->name, "cohorts", weeks);
+    int rc = 0;
+    if (c->json) {
+        rc = print_json(out) ? 1 : 0;
+    } else {
+        printf("funnel %s: entry cohorts, the last %d weeks (leads that entered, then how many "
+               "reached each stage so far)\n  %-10s",
+               f->name, f->cohorts, "week of");
+        for (size_t k = 0; k < f->n_stages; k++)
+            printf(" %10.10s", f->stages[k].name);
+        printf(" %10s\n", "converted");
+        size_t i;
+        json_t *w;
+        json_array_foreach (weeks, i, w) {
+            json_t *reached = json_object_get(w, "reached");
+            printf("  %-10s", json_string_value(json_object_get(w, "week")));
+            for (size_t k = 0; k < f->n_stages; k++)
+                printf(" %10lld", (long long)json_integer_value(json_array_get(reached, k)));
+            json_int_t in = json_integer_value(json_object_get(w, "entered"));
+            json_t *conv = json_object_get(w, "converted");
+            if (json_is_integer(conv) && in > 0)
+                printf(" %9.1f%%\n", 100.0 * (double)json_integer_value(conv) / (double)in);
+            else
+                printf(" %10s\n", "-");
+        }
+    }
+    json_decref(out);
+    json_decref(o);
+    fn_analytics_free(&st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -504,7 +550,8 @@ int main(int argc, char **argv)
     int nargs = argc - optind;
     const char *cmd = nargs > 0 ? argv[optind] : "";
     if (!((strcmp(cmd, "stats") == 0 && nargs == 2) || (strcmp(cmd, "lead") == 0 && nargs == 3) ||
-          (strcmp(cmd, "attribution") == 0 && nargs == 2)) ||
+          (strcmp(cmd, "attribution") == 0 && nargs == 2) ||
+          (strcmp(cmd, "cohorts") == 0 && nargs == 2)) ||
         (model && strcmp(cmd, "attribution") != 0)) {
         usage(stderr);
         return 2;
@@ -526,6 +573,10 @@ int main(int argc, char **argv)
         fputc('\n', stderr);
         goto out;
     }
+    if (strcmp(cmd, "cohorts") == 0 && f->cohorts == 0) {
+        fprintf(stderr, "funnelctl: funnel \"%s\" counts no cohorts (cohorts: 0)\n", name);
+        goto out;
+    }
     if (strcmp(cmd, "attribution") == 0) {
         const fn_attribution_cfg_t *a = &f->attribution;
         bool known = !model;
@@ -542,6 +593,7 @@ int main(int argc, char **argv)
         goto out;
     rc = strcmp(cmd, "lead") == 0          ? cmd_lead(&c, f, argv[optind + 2])
          : strcmp(cmd, "attribution") == 0 ? cmd_attribution(&c, f, model, fn_now_ms())
+         : strcmp(cmd, "cohorts") == 0     ? cmd_cohorts(&c, f, fn_now_ms())
                                            : cmd_stats(&c, f, fn_now_ms());
 out:
     fn_redis_sync_close(c.rs);

@@ -21,6 +21,8 @@
 #define FN_ANALYTICS_OTHER "(other)"
 /* max_breakdown's default, for a funnel built without the config parser. */
 #define FN_ANALYTICS_MAX_BREAKDOWN 100
+/* the most weeks of entry cohorts a snapshot shows (funnels[].cohorts) */
+#define FN_ANALYTICS_MAX_COHORTS 52
 
 typedef struct fn_stage_stats {
     int64_t population; /* leads in the stage now (converted leads stay in the last) */
@@ -48,6 +50,13 @@ typedef struct fn_funnel_stats {
     /* conversions and revenue credited by each attribution model (fn_attr_model_t), by
      * channel [0] and by campaign [1]: objects name -> {"conversions", "revenue"} (owned) */
     json_t *credited[FN_ATTR_N_MODELS][2];
+    /* entry cohorts: [i] is the week i weeks before now's (0: the current week), reached[k]
+     * the leads of that week that reached stage k (stage 0: that entered) */
+    struct {
+        int64_t reached[FN_MAX_STAGES];
+    } cohort[FN_ANALYTICS_MAX_COHORTS];
+    int n_cohorts;
+    int64_t week; /* now's week (step.h, FN_STEP_WEEK_MS) */
     fn_stage_stats_t stage[FN_MAX_STAGES];
     size_t n_stages;
     char window_label[16];
@@ -55,6 +64,9 @@ typedef struct fn_funnel_stats {
      * (judging a past tick's bottlenecks needs its flows only), which then stay empty. */
     bool no_sketches;
 } fn_funnel_stats_t;
+
+/* The entry-cohort week of an instant (weeks from Monday 00:00 UTC, step.h). */
+int64_t fn_analytics_week(int64_t ms);
 
 /* Starts st for funnel f at now_ms: the window and baseline are f's bottleneck settings
  * (defaults when f has none). Returns FN_ERR on out of memory. */

@@ -84,6 +84,7 @@ typedef struct fn_funnel {
     int64_t trigger_cap_per_ms;
     int max_breakdown; /* channels and campaigns each kept by name; the rest are "(other)" */
     fn_attribution_cfg_t attribution;
+    int cohorts; /* weeks of entry cohorts in snapshots; 0: cohorts are not counted */
 } fn_funnel_t;
 
 typedef struct fn_kv {

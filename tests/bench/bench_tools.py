@@ -100,14 +100,16 @@ def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefi
         die(f"BENCH_KAFKA_PROPS: expected key=value items, got {bad}")
     cfg["kafka"]["properties"] = {k.strip(): v.strip() for k, v in
                                   (i.split("=", 1) for i in items)}
-    # BENCH_ATTRIBUTION=on (run.sh) keeps the demo's multi-touch attribution; off (the
-    # default) takes it out, so the plain path and the peer's semantics stay comparable
-    attribution = os.environ.get("BENCH_ATTRIBUTION", "off")
-    if attribution not in ("on", "off"):
-        die(f"BENCH_ATTRIBUTION: on or off, got {attribution!r}")
+    # BENCH_MARKETING=on (run.sh) keeps the demo's marketing analytics (multi-touch
+    # attribution, entry cohorts); off (the default) takes them out, so the plain path and
+    # the peer's semantics stay comparable
+    marketing = os.environ.get("BENCH_MARKETING", "off")
+    if marketing not in ("on", "off"):
+        die(f"BENCH_MARKETING: on or off, got {marketing!r}")
     for f in cfg["funnels"]:
-        if attribution == "off":
+        if marketing == "off":
             f.pop("attribution", None)
+            f["cohorts"] = 0
     cfg["redis"] = {"url": redis_url, "key_prefix": prefix}
     if cluster == "cluster":
         cfg["redis"]["cluster"] = True

@@ -14,8 +14,9 @@
 #   BENCH_BAD_RATE [0.001]      share of malformed messages
 #   BENCH_IDENTIFY_RATE [0]     share of leads that begin anonymous and are identified (an
 #                               identify event each: issue 20's merge cost)
-#   BENCH_ATTRIBUTION [off]     on: keep deploy/config/demo.json's multi-touch attribution
-#                               (issue 21's cost); off takes it out of the bench's config
+#   BENCH_MARKETING [off]       on: keep deploy/config/demo.json's marketing analytics
+#                               (multi-touch attribution, entry cohorts: issue 21's cost);
+#                               off takes them out of the bench's config
 #   BENCH_MODE [all]            all | max (backlog + ceilings only) | rate (fixed rate only)
 #   BENCH_RATE [half of max]    fixed-rate mode input rate, events/s
 #   BENCH_RATE_SECONDS [90]     fixed-rate mode duration

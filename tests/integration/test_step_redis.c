@@ -762,6 +762,44 @@ static void test_replay_under_another_config(void)
     fn_config_free(shrunk);
 }
 
+/* Entry cohorts (SPEC §11): a lead counts in the week it entered the funnel (weeks from
+ * Monday 00:00 UTC), once per stage it reached, stages passed over included; a step back
+ * and forward again reaches nothing new. */
+static void test_cohorts(void)
+{
+    fn_step_result_t res;
+    const char *fields[] = {"b2b|coh|2964|0",    "b2b|coh|2964|1",    "b2b|coh|2964|2",
+                            "strict|coh|2964|0", "strict|coh|2964|1", "strict|coh|2964|2",
+                            "b2b|coh|2965|0",    "b2b|coh|2965|4",    "strict|coh|2965|0"};
+    enum { N = sizeof fields / sizeof *fields };
+    long long before[N];
+    for (int i = 0; i < N; i++)
+        before[i] = total(fields[i]);
+    /* the last millisecond of the week of Monday 2026-10-26, then the next Monday */
+    apply(EV("coh-A", "c1", "1793577599999", "web", "page_view", ""), &res);
+    apply(EV("coh-A", "c2", "1793577600000", "email", "email_click", ""), &res);
+    apply(EV("coh-A", "c3", "1793577600001", "web", "page_view", ""), &res); /* strict: back */
+    CHECK(trans_of(&res, "strict") && trans_of(&res, "strict")->op == 'B');
+    apply(EV("coh-A", "c4", "1793577600002", "email", "email_click", ""), &res);
+    apply(EV("coh-A", "c5", "1793577600003", "web", "demo_request", ""), &res);
+    /* entering at the conversion stage: every stage before it is reached too */
+    apply(EV("coh-B", "c1", "1793577600000", "web", "purchase", ""), &res);
+    const long long want[N] = {1, 1, 1, 1, 1, 1, 1, 1, 0};
+    for (int i = 0; i < N; i++)
+        if (total(fields[i]) - before[i] != want[i]) {
+            fprintf(stderr, "%s grew by %lld, want %lld\n", fields[i], total(fields[i]) - before[i],
+                    want[i]);
+            CHECK(false);
+        }
+    /* "strict" allows regress: the highest stage reached is kept */
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash("coh-A", 5), &k);
+    redisReply *r = redisCommand(rc, "HMGET %s strict|h b2b|h", k.lead);
+    CHECK(r && r->elements == 2 && r->element[0]->str && strcmp(r->element[0]->str, "2") == 0 &&
+          r->element[1]->type == REDIS_REPLY_NIL);
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     if (!fn_test_redis_start(CONFIG, "it", prefix, &cfg, &rc))
@@ -782,6 +820,7 @@ int main(void)
     test_erase_keeps_unacknowledged_results();
     test_erase_fires_due_timers_first();
     test_replay_under_another_config();
+    test_cohorts();
 
     if (last_reply)
         freeReplyObject(last_reply);

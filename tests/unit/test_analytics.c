@@ -1,8 +1,10 @@
 /*
  * test_analytics.c — fn_analytics_finish's breakdown bound (SPEC §11 max_breakdown): the
  * largest sums over the shards are kept by name, the rest summed under "(other)" (with what
- * the shards already put there), ties broken by name, the total unchanged.
+ * the shards already put there), ties broken by name, the total unchanged. The entry-cohort
+ * weeks at their edges, and a shard's cohort and credited counters as a snapshot shows them.
  */
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -27,8 +29,95 @@ static void check_case(const char *in, int max, const char *want, const char *wh
     fn_analytics_free(&st);
 }
 
+static void test_weeks(void)
+{
+    static const struct {
+        int64_t ms, week;
+    } cases[] = {
+        {1793577600000LL, 2965}, /* Monday 2026-11-02 00:00 UTC */
+        {1793577599999LL, 2964}, /* the Sunday before, a millisecond earlier */
+        {1793577600000LL + 604799999LL, 2965},
+        {345600000LL, 0}, /* Monday 1970-01-05 */
+        {0, -1},          /* Thursday 1970-01-01: the week of Monday 1969-12-29 */
+        {345600000LL - 604800000LL, -1},
+        {345600000LL - 604800001LL, -2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        CHECK_INT(fn_analytics_week(cases[i].ms), cases[i].week);
+}
+
+static redisReply *str(const char *s)
+{
+    redisReply *r = calloc(1, sizeof *r);
+    r->type = REDIS_REPLY_STRING;
+    r->str = strdup(s);
+    r->len = strlen(s);
+    return r;
+}
+
+static redisReply *arr(size_t n)
+{
+    redisReply *r = calloc(1, sizeof *r);
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof *r->element);
+    for (size_t i = 0; i < n; i++)
+        r->element[i] = arr(0);
+    return r;
+}
+
+static void test_cohorts_and_credit_in_a_snapshot(void)
+{
+    fn_stage_t stages[3] = {{.name = "visit"}, {.name = "cart"}, {.name = "won"}};
+    fn_funnel_t f = {.name = "f",
+                     .stages = stages,
+                     .n_stages = 3,
+                     .conversion_index = 2,
+                     .cohorts = 2,
+                     .max_breakdown = 10,
+                     .attribution = {.enabled = true, .n_models = 1, .models = {FN_ATTR_LINEAR}}};
+    fn_funnel_stats_t st;
+    /* a Wednesday of week 2965 (the one of Monday 2026-11-02) */
+    CHECK_INT(fn_analytics_begin(&st, &f, 1793577600000LL + 2 * 86400000LL), FN_OK);
+    static const char *const counters[] = {
+        "coh|2965|0", "3",       "coh|2965|2", "1",     "coh|2964|0", "5",       "coh|2964|1", "2",
+        "coh|2963|0", "9", /* older than the last 2 weeks */
+        "coh|2966|0", "4", /* a week ahead of now */
+        "coh|2965|3", "7", /* no such stage */
+        "a2c|web",    "1500000", "a2c$|web",   "12345", "a2p|",       "1000000", "a3c|web",    "5"};
+    size_t n = sizeof counters / sizeof *counters;
+    redisReply *r = arr(4);
+    freeReplyObject(r->element[0]);
+    r->element[0] = arr(0);
+    free(r->element[0]->element);
+    r->element[0]->element = calloc(n, sizeof(redisReply *));
+    r->element[0]->elements = n;
+    for (size_t i = 0; i < n; i++)
+        r->element[0]->element[i] = str(counters[i]);
+    freeReplyObject(r->element[1]);
+    r->element[1] = arr(4); /* the sketches: one per stage and the time to convert */
+    char err[128];
+    CHECK_INT(fn_analytics_add(&st, r, err, sizeof err), FN_OK);
+    freeReplyObject(r);
+    fn_analytics_finish(&st, &f);
+    json_t *o = fn_analytics_json(&f, &st);
+    char *coh = json_dumps(json_object_get(o, "cohorts"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    CHECK_STR(coh, "[{\"week\":\"2026-10-26\",\"entered\":5,\"reached\":[5,2,0],\"converted\":0},"
+                   "{\"week\":\"2026-11-02\",\"entered\":3,\"reached\":[3,0,1],\"converted\":1}]");
+    free(coh);
+    /* credited: integer millionths and cents; a model not configured is not shown */
+    char *at = json_dumps(json_object_get(o, "attribution"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    CHECK_STR(at, "{\"linear\":{\"by_channel\":{\"web\":{\"conversions\":1.5,\"revenue\":123.45}},"
+                  "\"by_campaign\":{\"(none)\":{\"conversions\":1.0,\"revenue\":0.0}}}}");
+    free(at);
+    json_decref(o);
+    fn_analytics_free(&st);
+}
+
 int main(void)
 {
+    test_weeks();
+    test_cohorts_and_credit_in_a_snapshot();
     check_case("{}", 3, "{}", "empty");
     check_case("{\"a\":1,\"b\":5}", 3, "{\"b\":5,\"a\":1}", "under the bound: ordered by count");
     check_case("{\"a\":1,\"b\":5,\"c\":2,\"d\":9}", 2, "{\"d\":9,\"b\":5,\"(other)\":3}",

@@ -148,6 +148,7 @@ static void test_demo_is_the_spec_example_plus_aida(void)
         CHECK(b2b->bottleneck.drop == 0.5);
         CHECK_INT(b2b->bottleneck.evaluate_every_ms, 10000);
         CHECK_INT(b2b->trigger_cap_max, 0);
+        CHECK_INT(b2b->cohorts, 8); /* the default */
     }
     static const char *const aida_names[] = {"attention", "interest", "desire", "action"};
     check_stage_names(fn_config_funnel(cfg, "aida", 4), aida_names, 4);
@@ -638,6 +639,8 @@ static const struct {
      "funnels[0].attribution.lookback: must be greater than 0"},
     {FUN(",'attribution':{'half_life':'soon'}"), "funnels[0].attribution.half_life: " DUR_MSG},
     {FUN(",'attribution':{'model':['linear']}"), "funnels[0].attribution.model: unknown field"},
+    {FUN(",'cohorts':53"), "funnels[0].cohorts: must be an integer from 0 to 52"},
+    {FUN(",'cohorts':-1"), "funnels[0].cohorts: must be an integer from 0 to 52"},
 };
 
 static void test_bad_documents_name_path_and_problem(void)
@@ -990,6 +993,7 @@ static void test_every_option_set_frees_clean(void)
     if (!cfg)
         return;
     CHECK_INT(cfg->funnels[0].max_breakdown, 10000);
+    CHECK_INT(cfg->funnels[0].cohorts, 12);
     const fn_attribution_cfg_t *a = &cfg->funnels[0].attribution;
     CHECK(a->enabled);
     CHECK_INT(a->n_models, 5);

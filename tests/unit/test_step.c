@@ -66,7 +66,7 @@ static fn_config_t *load(const char *text)
 static void test_layout_at_the_maximum(void)
 {
     CHECK_INT(FN_STEP_MAX_WORDS, FN_STEP_WORDS(FN_MAX_FUNNELS));
-    CHECK_INT(FN_STEP_WORDS(FN_MAX_FUNNELS), 3 + 8 + 15 + 5 * FN_MAX_FUNNELS + 5);
+    CHECK_INT(FN_STEP_WORDS(FN_MAX_FUNNELS), 3 + 8 + 15 + 6 * FN_MAX_FUNNELS + 5);
     CHECK(FN_STEP_MAX_TRANSITIONS >= FN_MAX_FUNNELS);
 
     char *json = fn_test_max_config_json("unit", "event");
