@@ -107,24 +107,26 @@ static int put_bulk(fn_buf_t *out, const char *p, size_t len)
     return FN_OK;
 }
 
-/* The funnel's FN_STEP_FARG_ATTRIBUTION argument (step.h). */
-static void attr_spec(const fn_funnel_t *f, char *out, size_t outlen)
+/* Funnel f's part of the FN_STEP_TAIL_MARKETING word (step.h), appended to out at *n. */
+static void marketing_spec(const fn_funnel_t *f, char *out, size_t outlen, size_t *n)
 {
     const fn_attribution_cfg_t *at = &f->attribution;
-    size_t n = 0;
-    out[0] = '\0';
-    if (!at->enabled)
-        return;
-    for (int i = 0; i < at->n_models; i++) {
+    fn_cat(out, outlen, n, ";", 1);
+    for (int i = 0; at->enabled && i < at->n_models; i++) {
         char d = (char)('0' + at->models[i]);
-        fn_cat(out, outlen, &n, &d, 1);
+        fn_cat(out, outlen, n, &d, 1);
     }
-    fn_cat(out, outlen, &n, "|", 1);
-    fn_cat_i64(out, outlen, &n, at->lookback_ms);
-    fn_cat(out, outlen, &n, "|", 1);
-    fn_cat_i64(out, outlen, &n, at->max_touches);
-    fn_cat(out, outlen, &n, "|", 1);
-    fn_cat_i64(out, outlen, &n, at->half_life_ms);
+    if (at->enabled) {
+        fn_cat(out, outlen, n, "|", 1);
+        fn_cat_i64(out, outlen, n, at->lookback_ms);
+        fn_cat(out, outlen, n, "|", 1);
+        fn_cat_i64(out, outlen, n, at->max_touches);
+        fn_cat(out, outlen, n, "|", 1);
+        fn_cat_i64(out, outlen, n, at->half_life_ms);
+    }
+    fn_cat(out, outlen, n, "/", 1);
+    if (f->cohorts)
+        fn_cat(out, outlen, n, f->allow_regress ? "r" : "1", 1);
 }
 
 int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
@@ -138,8 +140,11 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     char now[FN_I64_TEXT], ttl[FN_I64_TEXT], ts[FN_I64_TEXT], value[40], nfun[FN_I64_TEXT];
     char stages[FN_MAX_FUNNELS][FN_I64_TEXT];
     char plans[FN_MAX_FUNNELS][2 * (FN_MAX_STAGES + 3) + 1];
-    char attr[FN_MAX_FUNNELS][FN_ATTR_N_MODELS + 3 * FN_I64_TEXT + 4];
-    int64_t touch_cap = 0;
+    /* marketing analytics of the funnels named (FN_STEP_TAIL_MARKETING), when any has some */
+    char marketing[2 * FN_I64_TEXT + FN_NAME_MAX +
+                   FN_MAX_FUNNELS * (FN_ATTR_N_MODELS + 3 * FN_I64_TEXT + 6)];
+    size_t ml = 0;
+    bool any_marketing = false;
     argv_t a = {.n = 0};
 
     fn_i64_text(now_ms, now);
@@ -156,7 +161,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     fn_i64_text(FN_STEP_KEYS, nkeys);
     arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, nkeys);
     arg_s(&a, k.lead), arg_s(&a, k.seen), arg_s(&a, k.pending), arg_s(&a, k.stats);
-    arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases), arg_s(&a, k.touches);
+    arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases);
     arg_s(&a, now), arg_s(&a, ttl), arg_str(&a, ev->lead_id), arg_str(&a, ev->event_id);
     arg_s(&a, ts);
     arg_s(&a, ev->kind == FN_EV_ERASE ? "e" : ev->kind == FN_EV_CONSENT ? "c" : "t");
@@ -185,9 +190,10 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         if (a.n < FN_STEP_MAX_WORDS && ev->kind == FN_EV_TOUCHPOINT)
             a.spec_of[a.n] = f;
         arg(&a, "", 0);
-        attr_spec(f, attr[nf], sizeof attr[nf]);
-        arg_s(&a, attr[nf]);
-        arg_s(&a, ev->kind != FN_EV_TOUCHPOINT || !f->cohorts ? "" : f->allow_regress ? "r" : "1");
+        if (ev->kind == FN_EV_TOUCHPOINT) {
+            any_marketing = any_marketing || f->attribution.enabled || f->cohorts;
+            marketing_spec(f, marketing, sizeof marketing, &ml);
+        }
         fn_cat_i64(breakdown, sizeof breakdown, &bl, f->max_breakdown);
         fn_cat(breakdown, sizeof breakdown, &bl, ",", 1);
         nf++;
@@ -202,14 +208,24 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     if (cfg->clock == FN_CLOCK_WALL && now_ms < b)
         b = now_ms;
     fn_i64_text(b, bound);
-    /* Touches are kept for the funnel with the most, whichever funnels this event reaches. */
-    if (ev->kind == FN_EV_TOUCHPOINT)
-        touch_cap = fn_step_touch_cap(cfg);
-    char cap[FN_I64_TEXT];
-    fn_i64_text(touch_cap, cap);
-    arg_s(&a, caps), arg_s(&a, bound), arg(&a, breakdown, bl), arg_s(&a, cap);
-    arg(&a, ev->kind == FN_EV_TOUCHPOINT && ev->funnel.p ? ev->funnel.p : "",
-        ev->kind == FN_EV_TOUCHPOINT && ev->funnel.p ? ev->funnel.len : 0);
+    /* The touches a lead keeps and the event's route head the funnels' parts; touches are
+     * kept for the funnel with the most, whichever funnels this event reaches. */
+    char head[2 * FN_I64_TEXT + FN_NAME_MAX + 2];
+    size_t hl = 0;
+    head[0] = '\0';
+    if (any_marketing) {
+        fn_cat_i64(head, sizeof head, &hl, fn_step_touch_cap(cfg));
+        fn_cat(head, sizeof head, &hl, ",", 1);
+        if (ev->funnel.p)
+            fn_cat(head, sizeof head, &hl, ev->funnel.p, ev->funnel.len);
+        if (hl + ml + 1 > sizeof marketing)
+            return FN_ERR;
+        memmove(marketing + hl, marketing, ml + 1);
+        memcpy(marketing, head, hl);
+        ml += hl;
+    }
+    arg_s(&a, caps), arg_s(&a, bound), arg(&a, breakdown, bl);
+    arg(&a, marketing, any_marketing ? ml : 0);
     a.p[nfun_at] = nfun;
     a.len[nfun_at] = strlen(nfun);
     /* A word dropped or added would shift every later argument: refuse rather than send. */

@@ -12,17 +12,17 @@
 --   KEYS[4] shard counters (hash, fields "<funnel>|<counter>[|<stage>]")
 --   KEYS[5] retargeting timers of the message's partition in this shard (zset, see
 --   daemon/timers/timer.lua, which is prepended to this script)   KEYS[6] the shard's
---   trigger outbox   KEYS[7] its leases   KEYS[8] the lead's recent touches (attribution.lua)
+--   trigger outbox   KEYS[7] its leases
 -- ARGV: 1 now_ms 2 dedupe_ttl_ms 3 lead_id 4 event_id 5 ts_ms 6 kind (t touch, c consent,
 --   e erase) 7 channel 8 type 9 campaign 10 source 11 value 12 marketing ('1','0','')
 --   13 the sender's token "<instance>:<message>" (instance random per process, message a
 --   counter), 14 '1' on a Redis Cluster (see touch_undeclared), 15 number of funnels, then
 --   per funnel: name, number of stages, plan, timer
---   spec (see fn_rules_timer_spec in include/funneld/rules.h), attribution spec, cohorts flag
---   (step.h); then
---   trigger caps ("name=max,per;..."), the time up to which the lead's pending timers are due,
---   each funnel's max_breakdown ("100,20,..." in the order of the funnels above), how many
---   touches the lead keeps (0: none) and the funnel the event was routed to ('' for all).
+--   spec (see fn_rules_timer_spec in include/funneld/rules.h); then trigger caps
+--   ("name=max,per;..."), the time up to which the lead's pending timers are due, each
+--   funnel's max_breakdown ("100,20,..." in the order of the funnels above), and their
+--   marketing analytics (attribution, cohorts: step.h, FN_STEP_TAIL_MARKETING).
+-- The lead's recent touches (attribution.lua) are a key of its slot named from KEYS[1].
 -- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at},
 --   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches[, credit]}, ...}, earliest due time
 --   this step armed in KEYS[5] or '', {trigger outbox entry, ...}}
@@ -56,7 +56,7 @@
 -- needs: timer.lua sketch.lua analytics.lua attribution.lua
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local outbox, leases, touches_key = KEYS[6], KEYS[7], KEYS[8]
+local outbox, leases = KEYS[6], KEYS[7]
 local kbase = shard_base(stats) -- "<prefix>:{<shard>}:"
 
 -- The argument layout is include/funneld/step.h's: the fixed arguments at its FN_STEP_ARG_
@@ -97,8 +97,7 @@ end
 local function FA(i, j) return K.STEP_ARGV_FIXED + K.STEP_ARGV_PER_FUNNEL * i + j end
 local CAPS_AT, BOUND_AT = FA(nfun, K.STEP_TAIL_CAPS), FA(nfun, K.STEP_TAIL_BOUND)
 local BREAKDOWN_AT = FA(nfun, K.STEP_TAIL_BREAKDOWN)
-local TOUCH_CAP_AT, ROUTE_AT = FA(nfun, K.STEP_TAIL_TOUCH_CAP), FA(nfun, K.STEP_TAIL_ROUTE)
-for _, j in ipairs({K.STEP_ARG_NOW, K.STEP_ARG_DEDUPE_TTL, K.STEP_ARG_TS, BOUND_AT, TOUCH_CAP_AT}) do
+for _, j in ipairs({K.STEP_ARG_NOW, K.STEP_ARG_DEDUPE_TTL, K.STEP_ARG_TS, BOUND_AT}) do
   if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
 end
 local kind = ARGV[K.STEP_ARG_KIND]
@@ -116,14 +115,35 @@ for i = 0, nfun - 1 do
     refuse('funnel ' .. i .. "'s plan does not match its stage count")
   end
 end
--- per funnel (from 0) its attribution (attribution.lua), {} when off; and whether any is on
-local attr_specs, any_attr = {}, false
-for i = 0, nfun - 1 do
-  attr_specs[i] = attr_spec_parse(ARGV[FA(i, K.STEP_FARG_ATTRIBUTION)])
-  if not attr_specs[i] then refuse('funnel ' .. i .. "'s attribution spec is malformed") end
-  if attr_specs[i].models then any_attr = true end
-  local co = ARGV[FA(i, K.STEP_FARG_COHORTS)]
-  if co ~= '' and co ~= '1' and co ~= 'r' then refuse('funnel ' .. i .. "'s cohorts flag is malformed") end
+-- Marketing analytics, per funnel (from 0): its attribution (attribution.lua, {} when off)
+-- and cohorts flag ('' off, '1', 'r'); how many touches a lead keeps, and the event's route.
+-- An empty word (no funnel named has either) costs nothing more.
+local attr_specs, cohorts, any_attr, touch_cap, route = {}, {}, false, 0, ''
+local AT, touches_key -- attribution.lua's functions and the lead's touches, when needed
+local mk = ARGV[FA(nfun, K.STEP_TAIL_MARKETING)]
+if mk ~= '' then
+  local cap, rest
+  cap, route, rest = string.match(mk, '^(%d+),([^;]*)(.*)$')
+  if not cap or #cap > 4 then refuse('the marketing word is malformed') end
+  touch_cap = tonumber(cap)
+  local i = 0
+  for spec, co in string.gmatch(rest, ';([^;/]*)/([^;]*)') do
+    attr_specs[i] = {}
+    if spec ~= '' then
+      AT = AT or attribution()
+      attr_specs[i] = AT.spec_parse(spec)
+    end
+    if not attr_specs[i] or (co ~= '' and co ~= '1' and co ~= 'r') then
+      refuse('funnel ' .. i .. "'s marketing analytics are malformed")
+    end
+    if attr_specs[i].models then any_attr = true end
+    cohorts[i] = co
+    i = i + 1
+  end
+  if i ~= nfun then refuse('the marketing word names ' .. i .. ' funnels, not ' .. nfun) end
+end
+if any_attr or kind == 'e' then
+  touches_key = kbase .. K.KEY_TOUCHES .. string.sub(lead, #kbase + #K.KEY_LEAD + 1)
 end
 
 local now, ttl = tonumber(ARGV[K.STEP_ARG_NOW]), tonumber(ARGV[K.STEP_ARG_DEDUPE_TTL])
@@ -312,7 +332,7 @@ end
 -- On a Redis Cluster, a slot being resharded moves its keys a few at a time. Redis checks
 -- the declared keys (KEYS) before a script runs, and answers TRYAGAIN or ASK when one has
 -- moved; a key the script finds on its own (the lead's other timer zsets, the analytics
--- flows and sketches) it checks only when the script touches it, and an error there, after
+-- flows and sketches, the lead's touches) it checks only when the script touches it, and an error there, after
 -- a write, would leave half a step. So on a cluster every such key this step may write is
 -- read first, before any write: one that moved fails the step with "nothing written", and
 -- the store sends it again once the slot has moved (daemon/state/store.c).
@@ -337,6 +357,7 @@ local function touch_undeclared()
       end
     end
   end
+  if any_attr or kind == 'e' then keys[touches_key] = true end
   for k in pairs(keys) do redis.call('EXISTS', k) end
 end
 if ARGV[K.STEP_ARG_CLUSTER] == '1' then touch_undeclared() end
@@ -503,10 +524,9 @@ local function pv_add(f, k, delta)
 end
 
 -- A touch is kept for attribution when a funnel it reaches credits touches (attribution.lua).
-local touch_cap = tonumber(ARGV[TOUCH_CAP_AT])
 if any_attr and touch_cap > 0 then
-  redis.call('ZADD', touches_key, I(ts), attr_touch_member(ARGV[K.STEP_ARG_CHANNEL],
-    ARGV[K.STEP_ARG_CAMPAIGN], ARGV[ROUTE_AT], event_id))
+  redis.call('ZADD', touches_key, I(ts), AT.touch_member(ARGV[K.STEP_ARG_CHANNEL],
+    ARGV[K.STEP_ARG_CAMPAIGN], route, event_id))
   redis.call('ZREMRANGEBYRANK', touches_key, 0, I(-(touch_cap + 1)))
 end
 
@@ -541,8 +561,8 @@ for i = 0, nfun - 1 do
       for s = lo, to do redis.call('HINCRBY', stats, f .. '|e|' .. I(s), 1) end
       -- Entry cohorts: the week the lead entered the funnel counts each stage it reached
       -- once (a step back and forward again reaches nothing new: "r" keeps the highest).
-      local co = ARGV[FA(i, K.STEP_FARG_COHORTS)]
-      if co ~= '' and op ~= 'B' then
+      local co = cohorts[i]
+      if co and co ~= '' and op ~= 'B' then
         local clo = from + 1
         if co == 'r' then
           local h = tonumber(redis.call('HGET', lead, f .. K.FF_HIGHEST)) or -1
@@ -567,8 +587,8 @@ for i = 0, nfun - 1 do
         local bmax = breakdown_max(ARGV[BREAKDOWN_AT], i) -- analytics.lua
         breakdown_add(stats, f, 'conv_ch', f_ch or '', bmax)
         breakdown_add(stats, f, 'conv_cp', f_cp or '', bmax)
-        if attr_specs[i].models then
-          credit = attr_credit(stats, touches_key, f, at, attr_specs[i], lead_value, bmax)
+        if any_attr and attr_specs[i].models then
+          credit = AT.credit(stats, touches_key, f, at, attr_specs[i], lead_value, bmax)
         end
         sketch_add(kbase, f, 'conv', cycle)
         if lead_value ~= '' then

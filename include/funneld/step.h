@@ -41,14 +41,13 @@ typedef struct fn_step_transition {
 /* The step's command, word by word (step.lua reads the same positions by these names, and
  * refuses, before touching anything, a command whose length does not match its funnel
  * count): EVALSHA, the digest, the key count, the keys, the fixed arguments (ARGV 1..15,
- * the last being the funnel count), then per funnel its name, stage count, plan, timer spec,
- * attribution spec and cohorts flag, then the trigger caps, the bound of due timers, the funnels'
- * max_breakdown list, how many touches a lead keeps (0: none) and the funnel the event was
- * routed to (its "funnel" field, or empty). */
-#define FN_STEP_KEYS 8
+ * the last being the funnel count), then per funnel its name, stage count, plan and timer
+ * spec, then the trigger caps, the bound of due timers, the funnels' max_breakdown list and
+ * their marketing analytics (FN_STEP_TAIL_MARKETING). */
+#define FN_STEP_KEYS 7
 #define FN_STEP_ARGV_FIXED 15
-#define FN_STEP_ARGV_PER_FUNNEL 6
-#define FN_STEP_ARGV_TAIL 5
+#define FN_STEP_ARGV_PER_FUNNEL 4
+#define FN_STEP_ARGV_TAIL 4
 /* The fixed arguments' ARGV indices. The build writes every FN_STEP_ name with a number into
  * the Lua scripts (K.STEP_ARG_NOW ...), so C and step.lua share this one list. */
 #define FN_STEP_ARG_NOW 1
@@ -71,18 +70,18 @@ typedef struct fn_step_transition {
 #define FN_STEP_FARG_STAGES 2
 #define FN_STEP_FARG_PLAN 3
 #define FN_STEP_FARG_TIMERS 4
-/* "<model numbers>|<lookback ms>|<max touches>|<half-life ms>" (fn_attr_model_t digits, in
- * the configured order), or empty when the funnel has no attribution */
-#define FN_STEP_FARG_ATTRIBUTION 5
-/* "1" when the funnel counts entry cohorts, "r" when it also allows regress (then the
- * highest stage each lead reached is kept, so a lead counts once per stage), else empty */
-#define FN_STEP_FARG_COHORTS 6
 /* The arguments after the last funnel, at the next funnel's place + j. */
 #define FN_STEP_TAIL_CAPS 1
 #define FN_STEP_TAIL_BOUND 2
 #define FN_STEP_TAIL_BREAKDOWN 3
-#define FN_STEP_TAIL_TOUCH_CAP 4
-#define FN_STEP_TAIL_ROUTE 5
+/* Multi-touch attribution and entry cohorts, one word so that a config without them sends
+ * one empty word: "" when none of the funnels named has either, else "<touches a lead keeps
+ * (0: none)>,<the funnel the event was routed to, or empty>" then per funnel named, in
+ * order, ";<attribution>/<cohorts>": attribution "<model numbers>|<lookback ms>|<max
+ * touches>|<half-life ms>" (fn_attr_model_t digits in the configured order) or empty,
+ * cohorts "1" when counted, "r" when also regress is allowed (the highest stage each lead
+ * reached is kept, so a lead counts once per stage), or empty. */
+#define FN_STEP_TAIL_MARKETING 4
 /* Credited conversions and revenue are counted as integers (attribution.lua): conversions in
  * millionths, revenue in hundredths of the value's unit. */
 /* Entry cohorts are weeks from Monday 00:00 UTC: week w begins at w * WEEK + OFFSET (the
@@ -92,8 +91,8 @@ typedef struct fn_step_transition {
 #define FN_STEP_CREDIT_CONV_UNITS 1000000
 #define FN_STEP_CREDIT_MONEY_UNITS 100
 _Static_assert(FN_STEP_ARG_NFUN == FN_STEP_ARGV_FIXED, "the funnel count ends the fixed arguments");
-_Static_assert(FN_STEP_FARG_COHORTS == FN_STEP_ARGV_PER_FUNNEL, "six arguments per funnel");
-_Static_assert(FN_STEP_TAIL_ROUTE == FN_STEP_ARGV_TAIL, "five arguments after the funnels");
+_Static_assert(FN_STEP_FARG_TIMERS == FN_STEP_ARGV_PER_FUNNEL, "four arguments per funnel");
+_Static_assert(FN_STEP_TAIL_MARKETING == FN_STEP_ARGV_TAIL, "four arguments after the funnels");
 #define FN_STEP_WORDS(n_funnels)                                                                   \
     (3 + FN_STEP_KEYS + FN_STEP_ARGV_FIXED + FN_STEP_ARGV_PER_FUNNEL * (n_funnels) +               \
      FN_STEP_ARGV_TAIL)

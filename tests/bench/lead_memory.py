@@ -30,7 +30,7 @@ GROUPS = [
     ("position per funnel (<f>|k, |x, |e, |b)", lambda f: re.search(rb"\|[kxeb]$", f) is not None),
     ("touches, activity per funnel (<f>|n, |a)", lambda f: re.search(rb"\|[na]$", f) is not None),
 ]
-KINDS = ["lead", "seen", "out", "due", "stats", "flow", "sk", "outbox", "leases", "other"]
+KINDS = ["lead", "seen", "out", "due", "stats", "flow", "sk", "outbox", "leases", "tl", "ids", "other"]
 
 
 def kind_of(key, prefix):
