@@ -252,7 +252,7 @@ static json_t *merged_ids(ctl_t *c, const char *id)
     redisContext *node = fn_redis_sync_route(c->rs, key);
     redisReply *r = node ? redisCommand(node, "SMEMBERS %s", key) : NULL;
     json_t *ids = r && r->type == REDIS_REPLY_ARRAY ? json_array() : NULL;
-    if (ids) /* SMEMBERS, not SORT: the daemon's ACL (deploy/SECURITY.md) need not grow */
+    if (ids && r->elements) /* SMEMBERS, not SORT: the daemon's ACL need not grow */
         qsort(r->element, r->elements, sizeof *r->element, by_str);
     for (size_t i = 0; ids && i < r->elements; i++)
         json_array_append_new(ids, json_stringn(r->element[i]->str, r->element[i]->len));
