@@ -9,6 +9,7 @@
 #include "funneld/analytics.h"
 #include "funneld/step.h"
 #include "funneld/keys.h"
+#include "funneld/markov.h"
 #include "funneld/window.h"
 
 #define DEFAULT_WINDOW_MS 3600000LL
@@ -41,7 +42,11 @@ int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_
     st->conv_by_campaign = json_object();
     st->n_cohorts = f->cohorts < FN_ANALYTICS_MAX_COHORTS ? f->cohorts : FN_ANALYTICS_MAX_COHORTS;
     st->week = fn_analytics_week(now_ms);
-    bool ok = st->conv_by_channel && st->conv_by_campaign;
+    st->market_model = fn_attr_credit_model(&f->attribution);
+    st->markov_counts = json_object();
+    bool ok = st->conv_by_channel && st->conv_by_campaign && st->markov_counts;
+    for (int d = 0; d < 2; d++)
+        ok = (st->market[d] = json_object()) && ok;
     for (int m = 0; m < FN_ATTR_N_MODELS; m++)
         for (int d = 0; d < 2; d++)
             ok = (st->credited[m][d] = json_object()) && ok;
@@ -60,6 +65,13 @@ void fn_analytics_free(fn_funnel_stats_t *st)
     json_decref(st->conv_by_channel);
     json_decref(st->conv_by_campaign);
     st->conv_by_channel = st->conv_by_campaign = NULL;
+    json_decref(st->markov_counts);
+    json_decref(st->markov);
+    st->markov_counts = st->markov = NULL;
+    for (int d = 0; d < 2; d++) {
+        json_decref(st->market[d]);
+        st->market[d] = NULL;
+    }
     for (int m = 0; m < FN_ATTR_N_MODELS; m++)
         for (int d = 0; d < 2; d++) {
             json_decref(st->credited[m][d]);
@@ -92,8 +104,15 @@ int fn_analytics_read_args(const fn_config_t *cfg, const fn_funnel_t *f,
     if (plan_arg(st->now_ms, st->window_ms, &a->win) ||
         plan_arg(st->now_ms, st->baseline_ms, &a->base))
         return FN_ERR;
-    const char *argv[FN_ANALYTICS_READ_ARGC] = {
-        "1", a->key, f->name, a->n, a->win.data, a->base.data, st->no_sketches ? "0" : "1"};
+    bool market = st->market_model >= 0 && !st->no_sketches;
+    const char *argv[FN_ANALYTICS_READ_ARGC] = {"1",
+                                                a->key,
+                                                f->name,
+                                                a->n,
+                                                a->win.data,
+                                                a->base.data,
+                                                st->no_sketches ? "0" : "1",
+                                                market ? "1" : "0"};
     memcpy(a->argv, argv, sizeof argv);
     return FN_OK;
 }
@@ -129,6 +148,36 @@ static long long num(const redisReply *r)
     return r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
 }
 
+/* Adds v units to measure i (FN_MARKET_*, + FN_MARKET_ALL for all time) of the cost figure
+ * of name ("" is "(none)") on side (0 channel, 1 campaign). */
+static void market_put(fn_funnel_stats_t *st, int side, const char *name, int i, double v)
+{
+    const char *what = name[0] ? name : "(none)";
+    json_t *a = json_object_get(st->market[side], what);
+    if (!a) {
+        a = json_array();
+        for (int j = 0; a && j < FN_MARKET_N; j++)
+            json_array_append_new(a, json_real(0));
+        if (!a || json_object_set_new(st->market[side], what, a))
+            return; /* out of memory: left out */
+    }
+    json_t *x = json_array_get(a, (size_t)i);
+    json_real_set(x, json_real_value(x) + v);
+}
+
+/* Adds a cost figure "<what><side>|<name>" (analytics.lua) of one shard, read over the window
+ * (window) or all time. False when name is none. */
+static bool add_market(fn_funnel_stats_t *st, const char *name, const redisReply *v, bool window)
+{
+    static const char whats[] = "$nvr"; /* in FN_MARKET_* order */
+    const char *w = name[0] ? strchr(whats, name[0]) : NULL;
+    if (!w || (name[1] != 'c' && name[1] != 'p') || name[2] != '|' || v->type != REDIS_REPLY_STRING)
+        return false;
+    market_put(st, name[1] == 'p', name + 3, (int)(w - whats) + (window ? 0 : FN_MARKET_ALL),
+               strtod(v->str, NULL));
+    return true;
+}
+
 /* Adds a credited counter of one shard (attribution.lua): "a<model>c|<channel>" or
  * "a<model>p|<campaign>" conversions, with "$" before the bar revenue, each counted in the
  * integer units of step.h. False when name is none. */
@@ -151,6 +200,10 @@ static bool add_credited(fn_funnel_stats_t *st, const char *name, size_t len, co
     json_t *x = json_object_get(cur, key);
     double units = len == 4 ? FN_STEP_CREDIT_MONEY_UNITS : FN_STEP_CREDIT_CONV_UNITS;
     json_real_set(x, json_real_value(x) + strtod(v->str, NULL) / units);
+    if (name[1] - '0' == st->market_model)
+        market_put(st, name[2] == 'p', bar + 1,
+                   FN_MARKET_ALL + (len == 4 ? FN_MARKET_REVENUE : FN_MARKET_CONV),
+                   strtod(v->str, NULL));
     return true;
 }
 
@@ -203,6 +256,14 @@ static void add_counter(fn_funnel_stats_t *st, const char *name, const redisRepl
         st->stage[k].pipeline += strtod(v->str, NULL);
     else if (add_credited(st, name, len, bar, v))
         ;
+    else if (len == 2 && (name[0] == '$' || name[0] == 'n') && add_market(st, name, v, false))
+        ;
+    else if (len == 2 && name[0] == 'm' && strchr("vcn", name[1]) && bar) {
+        json_t *cur = json_object_get(st->markov_counts, name);
+        json_object_set_new(st->markov_counts, name,
+                            json_integer(json_integer_value(cur) + num(v)));
+    } else if (IS("mr") && !bar)
+        st->markov_revenue += strtod(v->str, NULL);
     else if (IS("coh") && bar)
         add_cohort(st, bar + 1, v);
     else if ((IS("conv_ch") || IS("conv_cp")) && bar) {
@@ -241,14 +302,14 @@ static int add_sketch(fn_sketch_t *sk, const redisReply *r)
 
 int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size_t errlen)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-        snprintf(err, errlen, "read reply is not an array of 4");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+        snprintf(err, errlen, "read reply is not an array of 5");
         return FN_ERR;
     }
     const redisReply *counters = r->element[0], *sketches = r->element[1];
     if (counters->type != REDIS_REPLY_ARRAY || sketches->type != REDIS_REPLY_ARRAY ||
         sketches->elements != st->n_stages + 1 || r->element[2]->type != REDIS_REPLY_ARRAY ||
-        r->element[3]->type != REDIS_REPLY_ARRAY) {
+        r->element[3]->type != REDIS_REPLY_ARRAY || r->element[4]->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "read reply has the wrong shape");
         return FN_ERR;
     }
@@ -264,6 +325,10 @@ int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size
         }
     add_flows(st, r->element[2], true);
     add_flows(st, r->element[3], false);
+    const redisReply *mk = r->element[4];
+    for (size_t i = 0; i + 1 < mk->elements; i += 2)
+        if (mk->element[i]->type == REDIS_REPLY_STRING)
+            (void)add_market(st, mk->element[i]->str, mk->element[i + 1], true);
     return FN_OK;
 }
 
@@ -286,93 +351,57 @@ static int by_count(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* Keeps the max largest counts of *o by name and sums the rest under "(other)" (SPEC §11's
- * max_breakdown): each shard keeps up to max names (analytics.lua), so their union can hold
- * more. The result is ordered by count; the total stays the same. */
-static int keep_top(json_t **o, int max)
-{
-    size_t n = json_object_size(*o), at = 0;
-    named_count_t *all = calloc(n ? n : 1, sizeof *all);
-    json_t *out = json_object();
-    if (!all || !out)
-        goto fail;
-    json_int_t other = 0;
+/* A breakdown's value by name: a count, credited figures or cost figures. */
+typedef struct named {
     const char *name;
     json_t *v;
-    json_object_foreach (*o, name, v) {
-        if (strcmp(name, FN_ANALYTICS_OTHER) == 0)
-            other += json_integer_value(v);
-        else
-            all[at++] = (named_count_t){name, json_integer_value(v)};
-    }
-    qsort(all, at, sizeof *all, by_count);
-    for (size_t i = 0; i < at; i++) {
-        if (i < (size_t)max) {
-            if (json_object_set_new(out, all[i].name, json_integer(all[i].n)))
-                goto fail;
-        } else {
-            other += all[i].n;
-        }
-    }
-    if (other && json_object_set_new(out, FN_ANALYTICS_OTHER, json_integer(other)))
-        goto fail;
-    free(all);
-    json_decref(*o);
-    *o = out;
-    return FN_OK;
-fail:
-    free(all);
-    json_decref(out);
-    return FN_ERR;
-}
+} named_t;
 
-typedef struct named_credit {
-    const char *name;
-    json_t *v; /* {"conversions", "revenue"} */
-} named_credit_t;
+/* How keep_top orders values (larger first; a tie: by name, so the names kept are the same on
+ * every read) and sums those it does not keep. */
+typedef struct top_kind {
+    int (*cmp)(const json_t *a, const json_t *b); /* < 0: a first */
+    json_t *(*zero)(void);                        /* a new sum of nothing */
+    void (*add)(json_t *sum, const json_t *v);
+} top_kind_t;
 
-static double conversions_of(const json_t *v)
+static int by_kind(const void *a, const void *b, void *kind)
 {
-    return json_real_value(json_object_get(v, "conversions"));
+    const named_t *x = a, *y = b;
+    int c = ((const top_kind_t *)kind)->cmp(x->v, y->v);
+    return c ? c : strcmp(x->name, y->name);
 }
 
-/* More credited conversions first, then by name. */
-static int by_credit(const void *a, const void *b)
-{
-    const named_credit_t *x = a, *y = b;
-    double cx = conversions_of(x->v), cy = conversions_of(y->v);
-    if (cx != cy)
-        return cx > cy ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
-/* keep_top for credited figures: the max names with the most credited conversions, the
- * rest summed under "(other)". */
-static int keep_top_credit(json_t **o, int max)
+/* Keeps the max first values of *o by name and sums the rest under "(other)" (SPEC §11's
+ * max_breakdown): each shard keeps up to max names (analytics.lua), so their union can hold
+ * more, and a shard's own "(other)" is summed too. The result is ordered; totals stay. */
+static int keep_top(json_t **o, int max, const top_kind_t *kind)
 {
     size_t n = json_object_size(*o), at = 0;
-    named_credit_t *all = calloc(n ? n : 1, sizeof *all);
-    json_t *out = json_object(),
-           *other = json_pack("{s:f,s:f}", "conversions", 0.0, "revenue", 0.0);
+    named_t *all = calloc(n ? n : 1, sizeof *all);
+    json_t *out = json_object(), *other = kind->zero();
     if (!all || !out || !other)
         goto fail;
     const char *name;
     json_t *v;
-    json_object_foreach (*o, name, v)
-        all[at++] = (named_credit_t){name, v};
-    qsort(all, at, sizeof *all, by_credit);
     bool others = false;
+    json_object_foreach (*o, name, v) {
+        if (strcmp(name, FN_ANALYTICS_OTHER) == 0) {
+            others = true;
+            kind->add(other, v);
+        } else {
+            all[at++] = (named_t){name, v};
+        }
+    }
+    qsort_r(all, at, sizeof *all, by_kind, (void *)kind);
     for (size_t i = 0; i < at; i++) {
-        if (i < (size_t)max && strcmp(all[i].name, FN_ANALYTICS_OTHER) != 0) {
+        if (i < (size_t)max) {
             if (json_object_set(out, all[i].name, all[i].v))
                 goto fail;
             continue;
         }
         others = true;
-        for (const char *k = "conversions"; k; k = *k == 'c' ? "revenue" : NULL) {
-            json_t *x = json_object_get(other, k);
-            json_real_set(x, json_real_value(x) + json_real_value(json_object_get(all[i].v, k)));
-        }
+        kind->add(other, all[i].v);
     }
     if (others && json_object_set(out, FN_ANALYTICS_OTHER, other))
         goto fail;
@@ -388,15 +417,205 @@ fail:
     return FN_ERR;
 }
 
-void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f)
+/* conversions by first touch: counts */
+static int count_cmp(const json_t *a, const json_t *b)
+{
+    json_int_t x = json_integer_value(a), y = json_integer_value(b);
+    return x == y ? 0 : x > y ? -1 : 1;
+}
+static json_t *count_zero(void)
+{
+    return json_integer(0);
+}
+static void count_add(json_t *sum, const json_t *v)
+{
+    json_integer_set(sum, json_integer_value(sum) + json_integer_value(v));
+}
+static const top_kind_t counts_kind = {count_cmp, count_zero, count_add};
+
+/* credited figures {"conversions", "revenue"}: the most credited conversions first */
+static double conversions_of(const json_t *v)
+{
+    return json_real_value(json_object_get(v, "conversions"));
+}
+static int credit_cmp(const json_t *a, const json_t *b)
+{
+    double x = conversions_of(a), y = conversions_of(b);
+    return x == y ? 0 : x > y ? -1 : 1;
+}
+static json_t *credit_zero(void)
+{
+    return json_pack("{s:f,s:f}", "conversions", 0.0, "revenue", 0.0);
+}
+static void credit_add(json_t *sum, const json_t *v)
+{
+    for (const char *k = "conversions"; k; k = *k == 'c' ? "revenue" : NULL) {
+        json_t *x = json_object_get(sum, k);
+        json_real_set(x, json_real_value(x) + json_real_value(json_object_get(v, k)));
+    }
+}
+static const top_kind_t credit_kind = {credit_cmp, credit_zero, credit_add};
+
+/* cost figures, FN_MARKET_N reals: the most spend over all time first, then new leads */
+static double market_at(const json_t *v, int i)
+{
+    return json_real_value(json_array_get(v, (size_t)i));
+}
+static int market_cmp(const json_t *a, const json_t *b)
+{
+    for (int i = FN_MARKET_ALL + FN_MARKET_COST; i <= FN_MARKET_ALL + FN_MARKET_LEADS; i++) {
+        double p = market_at(a, i), q = market_at(b, i);
+        if (p != q)
+            return p > q ? -1 : 1;
+    }
+    return 0;
+}
+static json_t *market_zero(void)
+{
+    json_t *a = json_array();
+    for (int j = 0; a && j < FN_MARKET_N; j++)
+        if (json_array_append_new(a, json_real(0))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+static void market_add_to(json_t *sum, const json_t *v)
+{
+    for (int j = 0; j < FN_MARKET_N; j++) {
+        json_t *x = json_array_get(sum, (size_t)j);
+        json_real_set(x, json_real_value(x) + market_at(v, j));
+    }
+}
+static const top_kind_t market_kind = {market_cmp, market_zero, market_add_to};
+
+/* The channel of a Markov counter's name part (the start is ""), as the chain keeps it: by
+ * name when one of the kept ones (index in kept), else "(other)" (index n - 1, when used). */
+static long markov_index(json_t *kept, const char *name, size_t len, size_t n_other)
+{
+    char buf[FN_NAME_MAX + 64];
+    if (len >= sizeof buf)
+        return (long)n_other;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    json_t *i = json_object_get(kept, buf);
+    return i ? (long)json_integer_value(i) : (long)n_other;
+}
+
+/* Traffic of each channel (moves in and out), to keep the busiest by name. */
+static void markov_traffic(json_t *traffic, const char *name, size_t len, json_int_t n)
+{
+    char buf[FN_NAME_MAX + 64];
+    if (len == 0 || len >= sizeof buf)
+        return;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    json_t *cur = json_object_get(traffic, buf);
+    json_object_set_new(traffic, buf, json_integer(json_integer_value(cur) + n));
+}
+
+/* Solves the funnel's Markov chain (markov.h) from the counters read: each channel's removal
+ * effect, and the chain's conversions and revenue shared in proportion to the effects. */
+static int markov_finish(fn_funnel_stats_t *st, const fn_funnel_t *f)
 {
     int max = f->max_breakdown > 0 ? f->max_breakdown : FN_ANALYTICS_MAX_BREAKDOWN;
+    if (max > FN_ANALYTICS_MARKOV_CHANNELS)
+        max = FN_ANALYTICS_MARKOV_CHANNELS;
+    json_t *traffic = json_object(), *kept = json_object();
+    named_count_t *all = NULL;
+    int64_t *counts = NULL;
+    double *work = NULL, *effect = NULL;
+    int rc = FN_ERR;
+    if (!traffic || !kept)
+        goto out;
+    const char *key;
+    json_t *v;
+    json_object_foreach (st->markov_counts, key, v) {
+        const char *name = key + 3, *tab = strchr(name, '\t');
+        if (key[1] == 'v' && tab) {
+            markov_traffic(traffic, name, (size_t)(tab - name), json_integer_value(v));
+            markov_traffic(traffic, tab + 1, strlen(tab + 1), json_integer_value(v));
+        } else if (key[1] != 'v') {
+            markov_traffic(traffic, name, strlen(name), json_integer_value(v));
+        }
+    }
+    size_t n_names = json_object_size(traffic), at = 0;
+    if (!(all = calloc(n_names ? n_names : 1, sizeof *all)))
+        goto out;
+    json_object_foreach (traffic, key, v)
+        if (strcmp(key, FN_ANALYTICS_OTHER) != 0)
+            all[at++] = (named_count_t){key, json_integer_value(v)};
+    qsort(all, at, sizeof *all, by_count);
+    size_t n = at < (size_t)max ? at : (size_t)max;
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(kept, all[i].name, json_integer((json_int_t)i));
+    /* the rest, and the shards' own "(other)", as one state */
+    bool other = at > n || json_object_get(traffic, FN_ANALYTICS_OTHER);
+    size_t states = n + (other ? 1 : 0);
+    counts = calloc((states + 3) * (states ? states : 1), sizeof *counts);
+    work = malloc(sizeof *work * (states ? states : 1) * (states + 1));
+    effect = malloc(sizeof *effect * (states ? states : 1));
+    if (!counts || !work || !effect)
+        goto out;
+    int64_t *move = counts, *start = move + states * states, *conv = start + states,
+            *null = conv + states;
+    int64_t conversions = 0;
+    json_object_foreach (st->markov_counts, key, v) {
+        const char *name = key + 3, *tab = strchr(name, '\t');
+        json_int_t c = json_integer_value(v);
+        if (key[1] == 'v' && tab) {
+            long to = markov_index(kept, tab + 1, strlen(tab + 1), n);
+            if (tab == name)
+                start[to] += c;
+            else
+                move[markov_index(kept, name, (size_t)(tab - name), n) * (long)states + to] += c;
+        } else if (key[1] == 'c') {
+            conv[markov_index(kept, name, strlen(name), n)] += c;
+            conversions += c;
+        } else if (key[1] == 'n') {
+            null[markov_index(kept, name, strlen(name), n)] += c;
+        }
+    }
+    fn_markov_t m = {states, start, move, conv, null};
+    double p = fn_markov_removal_effects(&m, effect, work), sum = 0;
+    for (size_t i = 0; i < states; i++)
+        sum += effect[i];
+    json_t *by = json_object();
+    st->markov = json_pack("{s:f,s:I,s:o}", "conversion_probability", p, "conversions",
+                           (json_int_t)conversions, "by_channel", by);
+    if (!st->markov)
+        goto out;
+    for (size_t i = 0; i < states; i++) {
+        double share = sum > 0 ? effect[i] / sum : 0;
+        json_object_set_new(by, i < n ? all[i].name : FN_ANALYTICS_OTHER,
+                            json_pack("{s:f,s:f,s:f}", "removal_effect", effect[i], "conversions",
+                                      share * (double)conversions, "revenue",
+                                      share * st->markov_revenue / FN_STEP_CREDIT_MONEY_UNITS));
+    }
+    rc = FN_OK;
+out:
+    json_decref(traffic);
+    json_decref(kept);
+    free(all);
+    free(counts);
+    free(work);
+    free(effect);
+    return rc;
+}
+
+void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f)
+{
+    if (fn_attr_has_markov(&f->attribution) && !st->no_sketches)
+        (void)markov_finish(st, f); /* out of memory: no markov figures */
+    int max = f->max_breakdown > 0 ? f->max_breakdown : FN_ANALYTICS_MAX_BREAKDOWN;
     /* out of memory: the figures stay as read, unbounded but correct */
-    (void)keep_top(&st->conv_by_channel, max);
-    (void)keep_top(&st->conv_by_campaign, max);
+    (void)keep_top(&st->conv_by_channel, max, &counts_kind);
+    (void)keep_top(&st->conv_by_campaign, max, &counts_kind);
     for (int m = 0; m < FN_ATTR_N_MODELS; m++)
         for (int d = 0; d < 2; d++)
-            (void)keep_top_credit(&st->credited[m][d], max);
+            (void)keep_top(&st->credited[m][d], max, &credit_kind);
+    for (int d = 0; d < 2; d++)
+        (void)keep_top(&st->market[d], max, &market_kind);
     for (size_t k = 0; k < st->n_stages; k++) {
         fn_stage_stats_t *s = &st->stage[k];
         s->rate = s->win_entered ? (double)s->win_advanced / (double)s->win_entered : 0;
@@ -444,6 +663,45 @@ static json_t *credited_side(const json_t *o)
     return out;
 }
 
+/* a / b, or null when b is 0 (no leads: no cost per lead) */
+static json_t *ratio(double a, double b, bool money_)
+{
+    if (b == 0)
+        return json_null();
+    return money_ ? money(a / b) : share(a / b);
+}
+
+/* One span (FN_MARKET_ALL: all time, 0: the window) of a cost figure, in money and
+ * conversions: {cost, leads, conversions, revenue, cpl, cpa, roas}. */
+static json_t *market_span(const json_t *v, int span)
+{
+    double cost = market_at(v, span + FN_MARKET_COST) / FN_STEP_CREDIT_MONEY_UNITS,
+           leads = market_at(v, span + FN_MARKET_LEADS),
+           conv = market_at(v, span + FN_MARKET_CONV) / FN_STEP_CREDIT_CONV_UNITS,
+           revenue = market_at(v, span + FN_MARKET_REVENUE) / FN_STEP_CREDIT_MONEY_UNITS;
+    return json_pack(
+        "{s:o,s:I,s:o,s:o,s:o,s:o,s:o}", "cost", money(cost), "leads", (json_int_t)llround(leads),
+        "conversions", share(conv), "revenue", money(revenue), "cpl", ratio(cost, leads, true),
+        "cpa", ratio(cost, round(conv * 1e6) / 1e6, true), "roas", ratio(revenue, cost, false));
+}
+
+/* {"model", "by_channel": {name: {"window": span, "all_time": span}}, "by_campaign": ...} */
+static json_t *market_json(const fn_funnel_stats_t *st)
+{
+    json_t *o = json_pack("{s:s}", "model", fn_attr_model_name(st->market_model));
+    for (int d = 0; d < 2; d++) {
+        json_t *side = json_object();
+        const char *name;
+        json_t *v;
+        json_object_foreach (st->market[d], name, v)
+            json_object_set_new(side, name,
+                                json_pack("{s:o,s:o}", "window", market_span(v, 0), "all_time",
+                                          market_span(v, FN_MARKET_ALL)));
+        json_object_set_new(o, d ? "by_campaign" : "by_channel", side);
+    }
+    return o;
+}
+
 /* [{"week", "entered", "reached": [...], "converted"}, ...], the oldest week first. */
 static json_t *cohorts_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
 {
@@ -472,6 +730,13 @@ static json_t *credited_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
     json_t *o = json_object();
     for (int i = 0; i < f->attribution.n_models; i++) {
         int m = f->attribution.models[i];
+        if (m == FN_ATTR_MARKOV) {
+            json_object_set_new(o, fn_attr_model_name(m),
+                                st->markov ? json_incref(st->markov)
+                                           : json_pack("{s:f,s:i,s:{}}", "conversion_probability",
+                                                       0.0, "conversions", 0, "by_channel"));
+            continue;
+        }
         json_object_set_new(o, fn_attr_model_name(m),
                             json_pack("{s:o,s:o}", "by_channel", credited_side(st->credited[m][0]),
                                       "by_campaign", credited_side(st->credited[m][1])));
@@ -516,6 +781,8 @@ json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
         json_object_set_new(o, "attribution", credited_json(f, st));
     if (st->n_cohorts > 0)
         json_object_set_new(o, "cohorts", cohorts_json(f, st));
+    if (st->market_model >= 0)
+        json_object_set_new(o, "marketing", market_json(st));
     return o;
 }
 

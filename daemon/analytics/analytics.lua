@@ -15,6 +15,14 @@
 --   <prefix>:{s}:stats fields "<funnel>|conv_ch|<value>" and "<funnel>|conv_cp|<value>":
 --     conversions by first-touch channel and campaign, at most the funnel's max_breakdown
 --     values by name per shard (breakdown_add), the rest under "(other)".
+--   <prefix>:{s}:mkt:<funnel>:<hour> and ...:mkm:<funnel>:<hour>  hashes of the cost figures
+--     (SPEC §11) by event time, for funnels with attribution: "<what><side>|<name>" per hour
+--     in mkt, and with "|<minute>" appended per minute of the hour in mkm (a window's edges
+--     read the minutes of two hours at most, its middle whole hours). what: '$' cost and 'r'
+--     credited revenue in cents, 'n' new leads (by first touch), 'v' conversions credited by
+--     the funnel's first model in millionths; side: 'c' channel, 'p' campaign. All time, the
+--     stats hash keeps "<funnel>|$c|<name>", "|$p|", "|nc|", "|np|" (credited conversions and
+--     revenue are the model's own counters, attribution.lua). Kept as long as the flows.
 --   <prefix>:{s}:sk:<funnel>:<k>      hash, quantile sketch of time spent in stage k by the
 --     leads that left it (field = sketch bucket, see sketch.lua), and ...:sk:<funnel>:conv of
 --     time to convert (cycle time).
@@ -83,4 +91,37 @@ local function breakdown_max(list, i)
     n = n + 1
   end
   return 100
+end
+
+-- Adds n (an integer, as text) to field fld of funnel f's cost figures of event time t, in
+-- the hour's and the minute's hash (see the top). HINCRBYFLOAT of integers: exact below
+-- 2^53, and never an overflow error half-way through a step.
+local function market_bucket(base, f, fld, n, t)
+  local hour = string.format('%d', math.floor(t / 3600000))
+  local minute = string.format('%d', math.floor((t % 3600000) / 60000))
+  local expiry = string.format('%d', (math.floor(t / 3600000) + 1) * 3600000 + FLOW_RETENTION_MS)
+  local hkey = base .. K.KEY_MARKET .. f .. ':' .. hour
+  local mkey = base .. K.KEY_MARKET_MIN .. f .. ':' .. hour
+  redis.call('HINCRBYFLOAT', hkey, fld, n)
+  redis.call('HINCRBYFLOAT', mkey, fld .. '|' .. minute, n)
+  redis.call('PEXPIREAT', hkey, expiry)
+  redis.call('PEXPIREAT', mkey, expiry)
+end
+
+-- Records what ('$' a cost in cents, 'n' a new lead) for channel ch and campaign cp in funnel
+-- f at event time t, over all time and in its hour and minute, each name bounded by bmax.
+local function market_add(stats, base, f, what, ch, cp, n, t, bmax)
+  for _, d in ipairs({{what .. 'c', ch}, {what .. 'p', cp}}) do
+    local fld = d[1] .. '|' .. breakdown_name(stats, f, d[1], d[2], bmax)
+    redis.call('HINCRBYFLOAT', stats, f .. '|' .. fld, n)
+    market_bucket(base, f, fld, n, t)
+  end
+end
+
+-- The hour keys of the cost figures at event time t (for a cluster's check of the keys a
+-- step may write before it writes, step.lua's touch_undeclared).
+local function market_keys(base, f, t, keys)
+  local hour = string.format('%d', math.floor(t / 3600000))
+  keys[base .. K.KEY_MARKET .. f .. ':' .. hour] = true
+  keys[base .. K.KEY_MARKET_MIN .. f .. ':' .. hour] = true
 end

@@ -15,6 +15,13 @@
 -- and "<f>|a<m>p$|<campaign>" credited revenue (weight × the lead's value, in cents), names
 -- bounded like every breakdown (breakdown_name, analytics.lua).
 --
+-- Data-driven attribution (markov): a first-order Markov chain of the channels of each
+-- journey in the funnel, counted exactly per touch (A.markov_touch) in "<f>|mv|<from>\t<to>"
+-- (from "" is the start; channel names hold no control characters, so the tab cannot be
+-- part of one), "<f>|mc|<channel>" moves to a conversion, "<f>|mn|<channel>" to null (a
+-- lost lead) and "<f>|mr" the converted revenue in cents; the reader solves the chain for
+-- each channel's removal effect (daemon/analytics/markov.c).
+--
 -- The functions are made by attribution() on first use, not at the script's top level: a
 -- script's top level runs on every call, and a step without attribution should not pay for
 -- closures it never calls.
@@ -27,11 +34,16 @@ local function attribution()
   -- when malformed; {} for an empty spec (attribution off).
   function A.spec_parse(spec)
     if spec == '' then return {} end
-    local ms, lb, mx, hl = string.match(spec, '^([0-4]+)|(%d+)|(%d+)|(%d+)$')
+    local ms, lb, mx, hl = string.match(spec, '^([0-5]+)|(%d+)|(%d+)|(%d+)$')
     if not ms or #lb > 15 or #mx > 4 or #hl > 15 then return nil end
-    local models = {}
-    for d in string.gmatch(ms, '%d') do models[#models + 1] = tonumber(d) end
-    return {models = models, lookback = tonumber(lb), max = tonumber(mx), half = tonumber(hl)}
+    -- models: those that credit each conversion (markov does not: see A.markov_touch)
+    local models, markov = {}, false
+    for d in string.gmatch(ms, '%d') do
+      if tonumber(d) == K.STEP_MODEL_MARKOV then markov = true
+      else models[#models + 1] = tonumber(d) end
+    end
+    return {models = models, markov = markov, lookback = tonumber(lb), max = tonumber(mx),
+            half = tonumber(hl)}
   end
 
   local function attr_field(s)
@@ -143,14 +155,37 @@ local function attribution()
   -- One conversion's credit in funnel f: per model, the weights summed per (channel, campaign)
   -- in the order of first appearance, added to the counters (value: the lead's value, '' when
   -- none). Returns {model, channel, campaign, weight, ...} for the converted event.
-  function A.credit(stats, key, f, at, spec, value, bmax)
+  -- A touch of a journey not yet ended (the lead neither converted nor lost) in funnel f, by
+  -- channel ch, whose move op (the plan's letter) it made; set(field, value) adds to the
+  -- lead's batched HSET. Counts the move from the journey's last channel (the lead's field
+  -- "<f>|m", none: the start) to ch, and from ch to a conversion or to null when the touch
+  -- ends the journey (cents: the converted lead's value in cents, or 0).
+  function A.markov_touch(stats, lead, f, ch, op, cents, bmax, set)
+    local name = breakdown_name(stats, f, 'mv', ch, bmax)
+    local prev = redis.call('HGET', lead, f .. K.FF_MARKOV_LAST) or ''
+    redis.call('HINCRBY', stats, f .. '|mv|' .. prev .. '\t' .. name, 1)
+    if op == 'C' then
+      redis.call('HINCRBY', stats, f .. '|mc|' .. name, 1)
+      if cents ~= 0 then redis.call('HINCRBYFLOAT', stats, f .. '|mr', string.format('%d', cents)) end
+    elseif op == 'L' then
+      redis.call('HINCRBY', stats, f .. '|mn|' .. name, 1)
+    end
+    set(f .. K.FF_MARKOV_LAST, name)
+  end
+
+  -- The lead's value in cents, 0 when none or beyond 2^53 (no longer exact in a double).
+  function A.cents(value)
+    local v = tonumber(value)
+    return v and math.abs(v * ATTR_MONEY_UNITS) < 2 ^ 53 and math.floor(v * ATTR_MONEY_UNITS + 0.5) or 0
+  end
+
+  -- The first model's credit also goes to the cost figures of the conversion's hour and
+  -- minute (analytics.lua, market_bucket; base is the shard's key prefix).
+  function A.credit(stats, base, key, f, at, spec, value, bmax)
     local list = attr_touches(key, f, at, spec)
     local out = {}
-    local v = tonumber(value)
-    -- cents beyond 2^53 are no longer exact in a double: such a value is credited no revenue
-    local cents = v and math.abs(v * ATTR_MONEY_UNITS) < 2 ^ 53 and
-      math.floor(v * ATTR_MONEY_UNITS + 0.5) or 0
-    for _, m in ipairs(spec.models) do
+    local cents = A.cents(value)
+    for mi, m in ipairs(spec.models) do
       local w = attr_weights(m, list, spec.half)
       local pairs_, at_of = {}, {}
       for j = 1, #list do
@@ -180,6 +215,13 @@ local function attribution()
             -- HINCRBYFLOAT of integers: exact below 2^53, and never an overflow error
             redis.call('HINCRBYFLOAT', stats, f .. '|' .. d[1] .. '$|' .. name,
               string.format('%d', money[j]))
+          end
+          if mi == 1 then
+            local side = string.sub(d[1], -1)
+            market_bucket(base, f, 'v' .. side .. '|' .. name, string.format('%d', conv[j]), at)
+            if money[j] ~= 0 then
+              market_bucket(base, f, 'r' .. side .. '|' .. name, string.format('%d', money[j]), at)
+            end
           end
         end
       end

@@ -7,10 +7,13 @@
 -- ARGV: 1 funnel 2 number of stages 3 window plan 4 baseline plan: space-separated buckets,
 --   "h<hour>" (whole hour, hour = floor(ms / 1 h)) or "m<minute>" (minute = floor(ms / 1 min))
 --   5 '0': leave the sketches out (empty), for a bottleneck judgment of a past tick; else '1'
---   (absent: '1', as sent before ARGV[5] existed)
+--   (absent: '1', as sent before ARGV[5] existed) 6 '1': read the cost figures over the
+--   window too (absent or else: not)
 -- Returns {counters: flat {name, value, ...} of this funnel's fields without "<funnel>|",
 --   sketches: {stage 0 flat {bucket, count, ...}, ..., stage n-1, conversion},
---   window flows: flat {"e|<k>" or "a|<k>", sum, ...}, baseline flows: the same}
+--   window flows: flat {"e|<k>" or "a|<k>", sum, ...}, baseline flows: the same,
+--   window cost figures: flat {"<what><side>|<name>", sum, ...} (analytics.lua; {} unless
+--   asked for)}
 
 local stats = KEYS[1]
 local base = string.sub(stats, 1, -#K.KEY_STATS - 1)
@@ -65,4 +68,41 @@ local function flows(plan)
   return out
 end
 
-return {counters, sketches, flows(ARGV[3]), flows(ARGV[4])}
+-- The cost figures over the plan's buckets: whole hours from the hour hashes, the minutes
+-- at the edges from the minute hash of their hour (read once per hour).
+local function market(plan)
+  local sums, minutes = {}, {}
+  local function add(name, v)
+    sums[name] = (sums[name] or 0) + (tonumber(v) or 0)
+  end
+  for res, idx in string.gmatch(plan, '([hm])(%d+)') do
+    idx = tonumber(idx)
+    if res == 'h' then
+      local all = redis.call('HGETALL', base .. K.KEY_MARKET .. f .. ':' .. string.format('%d', idx))
+      for j = 1, #all, 2 do add(all[j], all[j + 1]) end
+    else
+      local hour = string.format('%d', math.floor(idx / 60))
+      if not minutes[hour] then
+        minutes[hour] = {}
+        local all = redis.call('HGETALL', base .. K.KEY_MARKET_MIN .. f .. ':' .. hour)
+        for j = 1, #all, 2 do
+          local name, m = string.match(all[j], '^(.*)|(%d+)$')
+          if name then
+            minutes[hour][m] = minutes[hour][m] or {}
+            minutes[hour][m][#minutes[hour][m] + 1] = {name, all[j + 1]}
+          end
+        end
+      end
+      for _, nv in ipairs(minutes[hour][string.format('%d', idx % 60)] or {}) do add(nv[1], nv[2]) end
+    end
+  end
+  local out = {}
+  for name, sum in pairs(sums) do
+    out[#out + 1] = name
+    out[#out + 1] = string.format('%.17g', sum)
+  end
+  return out
+end
+
+return {counters, sketches, flows(ARGV[3]), flows(ARGV[4]),
+  ARGV[6] == '1' and market(ARGV[3]) or {}}

@@ -503,6 +503,43 @@ static fn_reject_t get_funnel(fn_event_t *ev, src_t top, const fn_config_t *cfg,
     return FN_REJ_NONE;
 }
 
+/* A cost (SPEC §11) records spend for the funnels that keep cost figures, those with
+ * attribution (their first model credits the conversions a cost is weighed against). Its
+ * amount must be a plain, finite, non-negative number of at most 1e10: a refund or a
+ * correction is a later cost event of its own, never a negative one that could make a
+ * window's spend negative. */
+static fn_reject_t get_cost(fn_event_t *ev, const fn_config_t *cfg, char *reason, size_t rl)
+{
+    src_t props = {ev->props_view, ev->props};
+    fn_jv_t tmp;
+    const fn_jv_t *v = props.view || props.obj ? src_get(props, "amount", &tmp) : NULL;
+    if (!v)
+        return fail(FN_REJ_MISSING_FIELD, reason, rl,
+                    "props.amount: missing (required for type cost)");
+    if (v->type != FN_JV_INTEGER && v->type != FN_JV_REAL)
+        return fail(FN_REJ_WRONG_TYPE, reason, rl, "props.amount: expected number, got %s",
+                    jv_type_name(v));
+    double d = v->type == FN_JV_INTEGER ? (double)v->i : v->d;
+    if (!isfinite(d) || d < 0 || d * 100 > (double)FN_EVENT_MAX_COST_CENTS)
+        return fail(FN_REJ_INVALID_VALUE, reason, rl,
+                    "props.amount: %.16g is out of range (a cost is 0 to 1e10)", d);
+    ev->cost_cents = llround(d * 100);
+    bool any = false;
+    for (size_t i = 0; i < cfg->n_funnels; i++) {
+        const fn_funnel_t *f = &cfg->funnels[i];
+        bool named = !ev->funnel.p || (strlen(f->name) == ev->funnel.len &&
+                                       memcmp(f->name, ev->funnel.p, ev->funnel.len) == 0);
+        any = any || (named && f->attribution.enabled);
+    }
+    if (!any)
+        return fail(FN_REJ_INVALID_VALUE, reason, rl,
+                    ev->funnel.p ? "funnel: %s keeps no cost figures (it has no attribution)"
+                                 : "type: cost, but no funnel keeps cost figures (none has "
+                                   "attribution)%s",
+                    ev->funnel.p ? ev->funnel.p : "");
+    return FN_REJ_NONE;
+}
+
 static fn_reject_t decode_fields(fn_event_t *ev, src_t o, const fn_jv_object_t *props_view,
                                  const fn_config_t *cfg, int64_t now_ms, char *reason, size_t rl)
 {
@@ -544,6 +581,9 @@ static fn_reject_t decode_fields(fn_event_t *ev, src_t o, const fn_jv_object_t *
             if (fn_config_id_blocked(cfg, ids[i]->p, ids[i]->len))
                 return fail(FN_REJ_MERGE_REFUSED, reason, rl,
                             "identity.blocked: %s is a blocked id; nothing merged", names[i]);
+    } else if (ev->type.len == 4 && memcmp(ev->type.p, "cost", 4) == 0) {
+        ev->kind = FN_EV_COST;
+        return get_cost(ev, cfg, reason, rl);
     } else {
         ev->kind = FN_EV_TOUCHPOINT;
     }

@@ -614,7 +614,9 @@ static const opt_t bottleneck_opts[] = {
 static const opt_t attribution_opts[] = {
     {OPT(OPT_ARRAY, "funnels[].attribution.models", "[\"first_touch\"]",
          "Models, each once: first_touch, last_touch, linear, time_decay, position_based "
-         "(40 % first, 40 % last, 20 % over the middle); the first is the funnel's primary"),
+         "(40 % first, 40 % last, 20 % over the middle), markov (data-driven: each channel's "
+         "removal effect in a Markov chain of the funnel's journeys; never alone); the first "
+         "that is not markov credits each conversion and the cost figures"),
      RELOADABLE, .parse = parse_attr_models},
     {OPT(OPT_DURATION, "funnels[].attribution.lookback", "\"90d\"",
          "Touches longer than this before the conversion get no credit"),
@@ -1190,11 +1192,28 @@ static const char *const attr_model_names[FN_ATTR_N_MODELS] = {
     [FN_ATTR_LAST_TOUCH] = "last_touch",
     [FN_ATTR_LINEAR] = "linear",
     [FN_ATTR_TIME_DECAY] = "time_decay",
-    [FN_ATTR_POSITION_BASED] = "position_based"};
+    [FN_ATTR_POSITION_BASED] = "position_based",
+    [FN_ATTR_MARKOV] = "markov"};
 
 const char *fn_attr_model_name(int model)
 {
     return model >= 0 && model < FN_ATTR_N_MODELS ? attr_model_names[model] : NULL;
+}
+
+int fn_attr_credit_model(const fn_attribution_cfg_t *a)
+{
+    for (int i = 0; a->enabled && i < a->n_models; i++)
+        if (a->models[i] != FN_ATTR_MARKOV)
+            return a->models[i];
+    return -1;
+}
+
+bool fn_attr_has_markov(const fn_attribution_cfg_t *a)
+{
+    for (int i = 0; a->enabled && i < a->n_models; i++)
+        if (a->models[i] == FN_ATTR_MARKOV)
+            return true;
+    return false;
 }
 
 static int parse_attr_models(parse_ctx_t *c, json_t *v, const char *path, void *base)
@@ -1215,12 +1234,16 @@ static int parse_attr_models(parse_ctx_t *c, json_t *v, const char *path, void *
         if (k == FN_ATTR_N_MODELS)
             return fail(c, sub,
                         "must be one of first_touch, last_touch, linear, time_decay, "
-                        "position_based");
+                        "position_based, markov");
         for (int j = 0; j < a->n_models; j++)
             if (a->models[j] == k)
                 return fail(c, sub, "\"%s\" is named twice", attr_model_names[k]);
         a->models[a->n_models++] = k;
     }
+    if (a->n_models == 1 && a->models[0] == FN_ATTR_MARKOV)
+        return fail(c, path,
+                    "markov alone credits no single conversion: name a rule-based model too "
+                    "(the first of them credits each conversion and the cost figures)");
     return FN_OK;
 }
 

@@ -151,7 +151,9 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     fn_i64_text(cfg->dedupe_ttl_ms, ttl);
     fn_i64_text(ev->ts_ms, ts);
     value[0] = '\0';
-    if (ev->has_value)
+    if (ev->kind == FN_EV_COST)
+        fn_i64_text(ev->cost_cents, value); /* a cost's amount, in hundredths */
+    else if (ev->has_value)
         format_double(ev->value, value, sizeof value);
 
     char outbox[64], leases[64];
@@ -164,7 +166,10 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases);
     arg_s(&a, now), arg_s(&a, ttl), arg_str(&a, ev->lead_id), arg_str(&a, ev->event_id);
     arg_s(&a, ts);
-    arg_s(&a, ev->kind == FN_EV_ERASE ? "e" : ev->kind == FN_EV_CONSENT ? "c" : "t");
+    arg_s(&a, ev->kind == FN_EV_ERASE     ? "e"
+              : ev->kind == FN_EV_CONSENT ? "c"
+              : ev->kind == FN_EV_COST    ? "k"
+                                          : "t");
     arg_str(&a, ev->channel), arg_str(&a, ev->type), arg_str(&a, ev->campaign);
     arg_str(&a, ev->source), arg_s(&a, value);
     arg_s(&a, ev->kind == FN_EV_CONSENT ? (ev->marketing ? "1" : "0") : "");
@@ -178,8 +183,11 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     assert(cfg->n_funnels <= FN_MAX_FUNNELS);
     for (size_t i = 0; ev->kind != FN_EV_CONSENT && i < cfg->n_funnels; i++) {
         const fn_funnel_t *f = &cfg->funnels[i];
-        if (ev->kind == FN_EV_TOUCHPOINT && ev->funnel.p &&
+        if ((ev->kind == FN_EV_TOUCHPOINT || ev->kind == FN_EV_COST) && ev->funnel.p &&
             (strlen(f->name) != ev->funnel.len || memcmp(f->name, ev->funnel.p, ev->funnel.len)))
+            continue;
+        /* a cost is kept by the funnels with attribution only (event.c) */
+        if (ev->kind == FN_EV_COST && !f->attribution.enabled)
             continue;
         plans[nf][0] = '\0';
         if (ev->kind == FN_EV_TOUCHPOINT)
@@ -190,7 +198,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         if (a.n < FN_STEP_MAX_WORDS && ev->kind == FN_EV_TOUCHPOINT)
             a.spec_of[a.n] = f;
         arg(&a, "", 0);
-        if (ev->kind == FN_EV_TOUCHPOINT) {
+        if (ev->kind == FN_EV_TOUCHPOINT || ev->kind == FN_EV_COST) {
             any_marketing = any_marketing || f->attribution.enabled || f->cohorts;
             marketing_spec(f, marketing, sizeof marketing, &ml);
         }

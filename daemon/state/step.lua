@@ -14,7 +14,8 @@
 --   daemon/timers/timer.lua, which is prepended to this script)   KEYS[6] the shard's
 --   trigger outbox   KEYS[7] its leases
 -- ARGV: 1 now_ms 2 dedupe_ttl_ms 3 lead_id 4 event_id 5 ts_ms 6 kind (t touch, c consent,
---   e erase) 7 channel 8 type 9 campaign 10 source 11 value 12 marketing ('1','0','')
+--   e erase, k cost) 7 channel 8 type 9 campaign 10 source 11 value (a cost's amount in
+--   hundredths) 12 marketing ('1','0','')
 --   13 the sender's token "<instance>:<message>" (instance random per process, message a
 --   counter), 14 '1' on a Redis Cluster (see touch_undeclared), 15 number of funnels, then
 --   per funnel: name, number of stages, plan, timer
@@ -101,10 +102,11 @@ for _, j in ipairs({K.STEP_ARG_NOW, K.STEP_ARG_DEDUPE_TTL, K.STEP_ARG_TS, BOUND_
   if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
 end
 local kind = ARGV[K.STEP_ARG_KIND]
-if kind ~= 't' and kind ~= 'c' and kind ~= 'e' then refuse('unknown event kind') end
+if kind ~= 't' and kind ~= 'c' and kind ~= 'e' and kind ~= 'k' then refuse('unknown event kind') end
 if ARGV[K.STEP_ARG_VALUE] ~= '' and not is_num(ARGV[K.STEP_ARG_VALUE]) then
   refuse('the value is not a finite number')
 end
+if kind == 'k' and not is_int(ARGV[K.STEP_ARG_VALUE]) then refuse('the cost is not an integer') end
 for i = 0, nfun - 1 do
   local n = ARGV[FA(i, K.STEP_FARG_STAGES)]
   if not string.find(ARGV[FA(i, K.STEP_FARG_NAME)], '^[^|]+$') or not is_int(n) or tonumber(n) < 1 then
@@ -142,7 +144,7 @@ if mk ~= '' then
   end
   if i ~= nfun then refuse('the marketing word names ' .. i .. ' funnels, not ' .. nfun) end
 end
-if any_attr or kind == 'e' then
+if (any_attr and kind == 't') or kind == 'e' then
   touches_key = kbase .. K.KEY_TOUCHES .. string.sub(lead, #kbase + #K.KEY_LEAD + 1)
 end
 
@@ -354,10 +356,16 @@ local function touch_undeclared()
         if m.op ~= 'L' then
           keys[kbase .. K.KEY_FLOW .. m.f .. ':' .. I(math.floor(at / 3600000))] = true
         end
+        if attr_specs[i] and attr_specs[i].models and (m.from < 0 or m.op == 'C') then
+          market_keys(kbase, m.f, at, keys) -- analytics.lua
+        end
       end
     end
   end
-  if any_attr or kind == 'e' then keys[touches_key] = true end
+  if kind == 'k' then
+    for i = 0, nfun - 1 do market_keys(kbase, ARGV[FA(i, K.STEP_FARG_NAME)], ts, keys) end
+  end
+  if touches_key then keys[touches_key] = true end
   for k in pairs(keys) do redis.call('EXISTS', k) end
 end
 if ARGV[K.STEP_ARG_CLUSTER] == '1' then touch_undeclared() end
@@ -498,6 +506,25 @@ if kind == 'e' then
   return r
 end
 
+-- A cost (SPEC §11) is spend, not something a lead did: lead_id names whoever spent (an ad
+-- account), whose hash keeps only its id and whose seen set makes a copy a duplicate. It is
+-- counted for each funnel it was sent for (those with attribution, daemon/state/step.c).
+if kind == 'k' then
+  local cents = ARGV[K.STEP_ARG_VALUE]
+  for i = 0, nfun - 1 do
+    market_add(stats, kbase, ARGV[FA(i, K.STEP_FARG_NAME)], '$', ARGV[K.STEP_ARG_CHANNEL],
+      ARGV[K.STEP_ARG_CAMPAIGN], cents, ts, breakdown_max(ARGV[BREAKDOWN_AT], i))
+  end
+  local kset = {K.F_ID, lead_id}
+  local sx = seen_expiry()
+  if sx then kset[3], kset[4] = K.F_SEEN_EXPIRY, sx end
+  redis.call('HSET', lead, unpack(kset))
+  local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
+  record_seen(sx)
+  r[7] = {}
+  return r
+end
+
 if kind == 'c' then
   fire_due(fire_bound, cur[CUR_O_TN])
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
@@ -542,6 +569,11 @@ for i = 0, nfun - 1 do
     if from < 0 then
       put(f .. K.FF_BEGAN, I(at))
       redis.call('HINCRBY', stats, f .. '|leads', 1)
+      -- a new lead for the cost figures, by its first touch (analytics.lua)
+      if attr_specs[i] and attr_specs[i].models then
+        market_add(stats, kbase, f, 'n', f_ch or '', f_cp or '', '1', at,
+          breakdown_max(ARGV[BREAKDOWN_AT], i))
+      end
     end
     if from >= 0 then sketch_add(kbase, f, I(from), in_stage) end
     if x == ACTIVE and oldv ~= 0 then pv_add(f, from, -oldv) end
@@ -588,7 +620,7 @@ for i = 0, nfun - 1 do
         breakdown_add(stats, f, 'conv_ch', f_ch or '', bmax)
         breakdown_add(stats, f, 'conv_cp', f_cp or '', bmax)
         if any_attr and attr_specs[i].models then
-          credit = AT.credit(stats, touches_key, f, at, attr_specs[i], lead_value, bmax)
+          credit = AT.credit(stats, kbase, touches_key, f, at, attr_specs[i], lead_value, bmax)
         end
         sketch_add(kbase, f, 'conv', cycle)
         if lead_value ~= '' then
@@ -604,6 +636,12 @@ for i = 0, nfun - 1 do
       {f, op, I(from), I(to), I(in_stage), I(cycle), I(m.touches), credit}
   elseif x == ACTIVE and newv ~= oldv then
     pv_add(f, k, newv - oldv)
+  end
+
+  -- Data-driven attribution: the journey's move to this touch's channel (attribution.lua).
+  if any_attr and attr_specs[i].markov and x ~= CONVERTED and x ~= LOST then
+    AT.markov_touch(stats, lead, f, ARGV[K.STEP_ARG_CHANNEL], op,
+      op == 'C' and AT.cents(lead_value) or 0, breakdown_max(ARGV[BREAKDOWN_AT], i), put)
   end
 
   -- Retargeting: a lead that converted or was lost has nothing left to nudge; otherwise

@@ -5,6 +5,7 @@
  *   funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID
  *   funnelctl [-c FILE] [--json] attribution FUNNEL [--model M]
  *   funnelctl [-c FILE] [--json] cohorts FUNNEL
+ *   funnelctl [-c FILE] [--json] roi FUNNEL
  *
  * It reads the same keys the daemon writes (README "Redis layout"), with the daemon's own
  * config for the key prefix, shard count and stage names, and never writes. Aggregates are
@@ -41,6 +42,7 @@ static void usage(FILE *out)
                  "       funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID\n"
                  "       funnelctl [-c FILE] [--json] attribution FUNNEL [--model M]\n"
                  "       funnelctl [-c FILE] [--json] cohorts FUNNEL\n"
+                 "       funnelctl [-c FILE] [--json] roi FUNNEL\n"
                  "\n"
                  "Shows a funnel (a bar per stage: population, entered, conversion from the stage\n"
                  "before, flow over the last window, median and p90 time in stage, bottleneck\n"
@@ -49,7 +51,9 @@ static void usage(FILE *out)
                  "merged into another lead shows the person it is part of. attribution shows\n"
                  "the conversions and revenue each attribution model credited to each channel\n"
                  "and campaign (--model M: that model only); cohorts the weekly entry cohorts\n"
-                 "and how far each got.\n"
+                 "and how far each got; roi the spend, new leads, credited conversions and\n"
+                 "revenue, CPL, CPA and ROAS per channel and campaign, over the window and all\n"
+                 "time.\n"
                  "\n"
                  "  -c, --config FILE  the daemon's configuration (default $FUNNELD_CONFIG, then\n"
                  "                     /etc/funneld/funneld.json); FUNNELD_REDIS_URL and\n"
@@ -58,7 +62,8 @@ static void usage(FILE *out)
                  "      --model M      attribution: one model (first_touch, linear, ...)\n"
                  "\n"
                  "Exit codes: 0 shown, 1 unknown lead or Redis error, 2 usage, config, unknown\n"
-                 "funnel, or a funnel without attribution, that model or cohorts.\n");
+                 "funnel, or a funnel without attribution (attribution, roi), that model or\n"
+                 "cohorts.\n");
 }
 
 /* ---- lead ---- */
@@ -371,15 +376,29 @@ static void draw_bar(const char *name, double share, const char *marks)
     printf("%*s %s\n", width - n - pad, "", marks);
 }
 
+/* Reads f's figures from every shard into st and returns them as a snapshot's body (new
+ * ref; the caller frees both), or NULL after saying why on stderr. */
+static json_t *read_funnel(ctl_t *c, const fn_funnel_t *f, int64_t now_ms, fn_funnel_stats_t *st)
+{
+    char err[256];
+    if (fn_analytics_read(fn_redis_sync_route, c->rs, c->cfg, f, now_ms, st, err, sizeof err)) {
+        fprintf(stderr, "funnelctl: %s\n", err);
+        return NULL;
+    }
+    json_t *o = fn_analytics_json(f, st);
+    if (!o) {
+        fprintf(stderr, "funnelctl: out of memory\n");
+        fn_analytics_free(st);
+    }
+    return o;
+}
+
 static int cmd_stats(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
 {
     fn_funnel_stats_t st;
-    char err[256];
-    if (fn_analytics_read(fn_redis_sync_route, c->rs, c->cfg, f, now_ms, &st, err, sizeof err)) {
-        fprintf(stderr, "funnelctl: %s\n", err);
+    json_t *o = read_funnel(c, f, now_ms, &st);
+    if (!o)
         return 1;
-    }
-    json_t *o = fn_analytics_json(f, &st);
     if (c->json) {
         int rc = print_json(o) ? 1 : 0;
         json_decref(o);
@@ -437,15 +456,30 @@ static void print_credited(const char *title, json_t *side, double conversions)
     }
 }
 
+/* markov's figures: the chain's conversion probability, then per channel its removal effect
+ * and the conversions and revenue shared by it. */
+static void print_markov(json_t *v)
+{
+    printf("    %lld conversions in the chain, conversion probability %.4f\n",
+           (long long)json_integer_value(json_object_get(v, "conversions")),
+           json_number_value(json_object_get(v, "conversion_probability")));
+    printf("    %-24s %14s %12s %12s\n", "channel", "removal effect", "conversions", "revenue");
+    const char *name;
+    json_t *c;
+    json_object_foreach (json_object_get(v, "by_channel"), name, c)
+        printf("    %-24.24s %13.1f%% %12.2f %12.2f\n", name,
+               100 * json_number_value(json_object_get(c, "removal_effect")),
+               json_number_value(json_object_get(c, "conversions")),
+               json_number_value(json_object_get(c, "revenue")));
+}
+
 static int cmd_attribution(ctl_t *c, const fn_funnel_t *f, const char *model, int64_t now_ms)
 {
     fn_funnel_stats_t st;
-    char err[256];
-    if (fn_analytics_read(fn_redis_sync_route, c->rs, c->cfg, f, now_ms, &st, err, sizeof err)) {
-        fprintf(stderr, "funnelctl: %s\n", err);
+    json_t *o = read_funnel(c, f, now_ms, &st);
+    if (!o)
         return 1;
-    }
-    json_t *o = fn_analytics_json(f, &st), *all = json_object_get(o, "attribution");
+    json_t *all = json_object_get(o, "attribution");
     json_t *out = json_pack("{s:s,s:I,s:o}", "funnel", f->name, "converted",
                             (json_int_t)st.converted, "attribution", json_object());
     json_t *pick = json_object_get(out, "attribution");
@@ -465,8 +499,77 @@ static int cmd_attribution(ctl_t *c, const fn_funnel_t *f, const char *model, in
                (long long)st.converted);
         json_object_foreach (pick, name, v) {
             printf("  %s\n", name);
+            if (strcmp(name, "markov") == 0) {
+                print_markov(v);
+                continue;
+            }
             print_credited("channel", json_object_get(v, "by_channel"), (double)st.converted);
             print_credited("campaign", json_object_get(v, "by_campaign"), (double)st.converted);
+        }
+    }
+    json_decref(out);
+    json_decref(o);
+    fn_analytics_free(&st);
+    return rc;
+}
+
+/* ---- roi ---- */
+
+/* A ratio of a cost figure, or "-" for null (a ratio of nothing). */
+static void print_ratio(json_t *v)
+{
+    if (json_is_number(v))
+        printf(" %9.2f", json_number_value(v));
+    else
+        printf(" %9s", "-");
+}
+
+/* One side (by_channel or by_campaign) of the cost figures over span. */
+static void print_market(const char *title, json_t *side, const char *span)
+{
+    printf("    %-20s %11s %6s %9s %11s %9s %9s %9s\n", title, "cost", "leads", "conv", "revenue",
+           "CPL", "CPA", "ROAS");
+    const char *name;
+    json_t *v;
+    json_object_foreach (side, name, v) {
+        json_t *x = json_object_get(v, span);
+        printf("    %-20.20s %11.2f %6lld %9.2f %11.2f", name,
+               json_number_value(json_object_get(x, "cost")),
+               (long long)json_integer_value(json_object_get(x, "leads")),
+               json_number_value(json_object_get(x, "conversions")),
+               json_number_value(json_object_get(x, "revenue")));
+        print_ratio(json_object_get(x, "cpl"));
+        print_ratio(json_object_get(x, "cpa"));
+        print_ratio(json_object_get(x, "roas"));
+        putchar('\n');
+    }
+}
+
+static int cmd_roi(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
+{
+    fn_funnel_stats_t st;
+    json_t *o = read_funnel(c, f, now_ms, &st);
+    if (!o)
+        return 1;
+    json_t *out = json_pack("{s:s,s:I,s:O}", "funnel", f->name, "window_ms",
+                            (json_int_t)st.window_ms, "marketing", json_object_get(o, "marketing"));
+    int rc = 0;
+    if (c->json) {
+        rc = print_json(out) ? 1 : 0;
+    } else if (escape_strings(out)) {
+        fprintf(stderr, "funnelctl: out of memory\n");
+        rc = 1;
+    } else {
+        json_t *mk = json_object_get(out, "marketing");
+        printf("funnel %s: spend, new leads (first touch), conversions and revenue credited by "
+               "%s\n",
+               f->name, json_string_value(json_object_get(mk, "model")));
+        static const char *const spans[][2] = {{"window", "over the window"},
+                                               {"all_time", "over all time"}};
+        for (int i = 0; i < 2; i++) {
+            printf("  %s%s%s\n", spans[i][1], i ? "" : " of ", i ? "" : st.window_label);
+            print_market("channel", json_object_get(mk, "by_channel"), spans[i][0]);
+            print_market("campaign", json_object_get(mk, "by_campaign"), spans[i][0]);
         }
     }
     json_decref(out);
@@ -480,12 +583,10 @@ static int cmd_attribution(ctl_t *c, const fn_funnel_t *f, const char *model, in
 static int cmd_cohorts(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
 {
     fn_funnel_stats_t st;
-    char err[256];
-    if (fn_analytics_read(fn_redis_sync_route, c->rs, c->cfg, f, now_ms, &st, err, sizeof err)) {
-        fprintf(stderr, "funnelctl: %s\n", err);
+    json_t *o = read_funnel(c, f, now_ms, &st);
+    if (!o)
         return 1;
-    }
-    json_t *o = fn_analytics_json(f, &st), *weeks = json_object_get(o, "cohorts");
+    json_t *weeks = json_object_get(o, "cohorts");
     json_t *out = json_pack("{s:s,s:O}", "funnel", f->name, "cohorts", weeks);
     int rc = 0;
     if (c->json) {
@@ -551,7 +652,7 @@ int main(int argc, char **argv)
     const char *cmd = nargs > 0 ? argv[optind] : "";
     if (!((strcmp(cmd, "stats") == 0 && nargs == 2) || (strcmp(cmd, "lead") == 0 && nargs == 3) ||
           (strcmp(cmd, "attribution") == 0 && nargs == 2) ||
-          (strcmp(cmd, "cohorts") == 0 && nargs == 2)) ||
+          (strcmp(cmd, "cohorts") == 0 && nargs == 2) || (strcmp(cmd, "roi") == 0 && nargs == 2)) ||
         (model && strcmp(cmd, "attribution") != 0)) {
         usage(stderr);
         return 2;
@@ -577,7 +678,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "funnelctl: funnel \"%s\" counts no cohorts (cohorts: 0)\n", name);
         goto out;
     }
-    if (strcmp(cmd, "attribution") == 0) {
+    if (strcmp(cmd, "attribution") == 0 || strcmp(cmd, "roi") == 0) {
         const fn_attribution_cfg_t *a = &f->attribution;
         bool known = !model;
         for (int i = 0; a->enabled && i < a->n_models && !known; i++)
@@ -594,6 +695,7 @@ int main(int argc, char **argv)
     rc = strcmp(cmd, "lead") == 0          ? cmd_lead(&c, f, argv[optind + 2])
          : strcmp(cmd, "attribution") == 0 ? cmd_attribution(&c, f, model, fn_now_ms())
          : strcmp(cmd, "cohorts") == 0     ? cmd_cohorts(&c, f, fn_now_ms())
+         : strcmp(cmd, "roi") == 0         ? cmd_roi(&c, f, fn_now_ms())
                                            : cmd_stats(&c, f, fn_now_ms());
 out:
     fn_redis_sync_close(c.rs);

@@ -19,6 +19,9 @@
 
 /* Where breakdowns sum the values beyond max_breakdown (SPEC §11; analytics.lua writes it). */
 #define FN_ANALYTICS_OTHER "(other)"
+/* The most channels the Markov chain keeps by name (the busiest; the rest are one state,
+ * "(other)"): the solve is cubic in them, and runs on the daemon's loop. */
+#define FN_ANALYTICS_MARKOV_CHANNELS 64
 /* max_breakdown's default, for a funnel built without the config parser. */
 #define FN_ANALYTICS_MAX_BREAKDOWN 100
 /* the most weeks of entry cohorts a snapshot shows (funnels[].cohorts) */
@@ -50,6 +53,17 @@ typedef struct fn_funnel_stats {
     /* conversions and revenue credited by each attribution model (fn_attr_model_t), by
      * channel [0] and by campaign [1]: objects name -> {"conversions", "revenue"} (owned) */
     json_t *credited[FN_ATTR_N_MODELS][2];
+    /* cost figures (SPEC §11) by channel [0] and by campaign [1]: objects name -> array of
+     * FN_MARKET_N reals, FN_MARKET_* over the window then the same + FN_MARKET_ALL over all
+     * time, in the integer units analytics.lua counts (owned); market_model is the model
+     * whose credit they use (the funnel's first), -1 when the funnel keeps none */
+    json_t *market[2];
+    int market_model;
+    /* the Markov chain's counters summed over the shards (attribution.lua: "mv|<from>\t<to>",
+     * "mc|<channel>", "mn|<channel>" -> count) and its converted revenue in cents (owned);
+     * markov is what fn_analytics_finish made of them, NULL without markov (owned) */
+    json_t *markov_counts, *markov;
+    double markov_revenue;
     /* entry cohorts: [i] is the week i weeks before now's (0: the current week), reached[k]
      * the leads of that week that reached stage k (stage 0: that entered) */
     struct {
@@ -65,6 +79,10 @@ typedef struct fn_funnel_stats {
     bool no_sketches;
 } fn_funnel_stats_t;
 
+/* The measures of a cost figure: spend and revenue in cents, conversions in millionths. */
+enum { FN_MARKET_COST, FN_MARKET_LEADS, FN_MARKET_CONV, FN_MARKET_REVENUE, FN_MARKET_ALL };
+#define FN_MARKET_N (2 * FN_MARKET_ALL)
+
 /* The entry-cohort week of an instant (weeks from Monday 00:00 UTC, step.h). */
 int64_t fn_analytics_week(int64_t ms);
 
@@ -73,9 +91,9 @@ int64_t fn_analytics_week(int64_t ms);
 int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_ms);
 
 /* read.lua's arguments for shard, what follows EVALSHA <digest>: numkeys, the shard's stats
- * key, funnel, stage count, window and baseline plans, sketches flag. argv points into a;
- * fn_analytics_read_args_free frees it (also after a failure). */
-#define FN_ANALYTICS_READ_ARGC 7
+ * key, funnel, stage count, window and baseline plans, sketches flag, cost figures flag.
+ * argv points into a; fn_analytics_read_args_free frees it (also after a failure). */
+#define FN_ANALYTICS_READ_ARGC 8
 typedef struct fn_analytics_read_args {
     char key[64], n[8];
     fn_buf_t win, base;

@@ -54,6 +54,7 @@ typedef enum {
     FN_ATTR_LINEAR = 2,
     FN_ATTR_TIME_DECAY = 3,
     FN_ATTR_POSITION_BASED = 4,
+    FN_ATTR_MARKOV = 5, /* data-driven: removal effects of a channel chain, no per-lead credit */
     FN_ATTR_N_MODELS
 } fn_attr_model_t;
 
@@ -67,6 +68,12 @@ typedef struct fn_attribution_cfg {
     int64_t lookback_ms, half_life_ms; /* touches older than lookback at conversion count not */
     int64_t max_touches;               /* the most recent touches considered */
 } fn_attribution_cfg_t;
+
+/* The model that credits each conversion on its `converted` event and in the cost figures:
+ * the first configured one that is not markov; -1 without attribution. */
+int fn_attr_credit_model(const fn_attribution_cfg_t *a);
+/* Whether markov is one of a's models. */
+bool fn_attr_has_markov(const fn_attribution_cfg_t *a);
 
 typedef struct fn_funnel {
     char *name;

@@ -24,6 +24,7 @@ typedef enum {
     FN_EV_ERASE,          /* type "erase": right to erasure */
     FN_EV_IDENTIFY,       /* type "identify": props.previous_id is merged into lead_id */
     FN_EV_IGNORED,        /* valid input that is no touchpoint (a Segment group call): counted */
+    FN_EV_COST,           /* type "cost": spend (props.amount) of a channel and campaign */
 } fn_event_kind_t;
 
 /* Why a message went to the dead-letter topic. Codes are the funneld.error header values. */
@@ -52,6 +53,10 @@ typedef enum {
     FN_IGN_COUNT
 } fn_ignore_t;
 
+/* The largest cost one event may record, in hundredths (a cost of ten billion): sums of
+ * many stay exact in a double's 53 bits. */
+#define FN_EVENT_MAX_COST_CENTS 1000000000000LL
+
 typedef struct fn_str {
     const char *p; /* NUL-terminated, points into what the event owns; NULL when absent */
     size_t len;
@@ -67,6 +72,7 @@ typedef struct fn_event {
     fn_str_t previous_id; /* FN_EV_IDENTIFY: the id merged into lead_id */
     bool has_value;
     double value;
+    int64_t cost_cents; /* FN_EV_COST: props.amount in hundredths, 0..FN_EVENT_MAX_COST_CENTS */
     bool has_marketing; /* consent events: props.marketing present */
     bool marketing;
     fn_ignore_t ignored; /* FN_EV_IGNORED: why */

@@ -88,8 +88,11 @@ typedef struct fn_step_transition {
  * epoch was a Thursday; its Monday came four days later). */
 #define FN_STEP_WEEK_MS 604800000
 #define FN_STEP_WEEK_OFFSET_MS 345600000
+/* markov's model number (fn_attr_model_t) in the marketing word: it credits no conversion */
+#define FN_STEP_MODEL_MARKOV 5
 #define FN_STEP_CREDIT_CONV_UNITS 1000000
 #define FN_STEP_CREDIT_MONEY_UNITS 100
+_Static_assert(FN_STEP_MODEL_MARKOV == FN_ATTR_MARKOV, "markov's number");
 _Static_assert(FN_STEP_ARG_NFUN == FN_STEP_ARGV_FIXED, "the funnel count ends the fixed arguments");
 _Static_assert(FN_STEP_FARG_TIMERS == FN_STEP_ARGV_PER_FUNNEL, "four arguments per funnel");
 _Static_assert(FN_STEP_TAIL_MARKETING == FN_STEP_ARGV_TAIL, "four arguments after the funnels");

@@ -45,6 +45,13 @@ def build_dir():
     return os.environ.get("FUNNELD_BUILD_DIR", os.path.join(REPO, "build"))
 
 
+def funnelctl(st, *args):
+    """Runs funnelctl on st's config: (exit code, stdout, stderr)."""
+    out = subprocess.run([os.path.join(build_dir(), "funnelctl"), "-c", st.config_path, *args],
+                         capture_output=True, text=True, timeout=30)
+    return out.returncode, out.stdout, out.stderr
+
+
 class Stack:
     """One test's private slice of the shared Kafka and Redis."""
 
@@ -582,7 +589,8 @@ def triggers(st, check, label):
 
 
 def redis_state(st, client=None):
-    """Every lead hash and every counter hash of st's key prefix, keyed and valued without
+    """Every lead hash and every counter hash (the shards' stats, the cost figures' hour and
+    minute hashes) of st's key prefix, keyed and valued without
     the prefix (timer fields name their zset), from `client` or the shared Redis.
 
     Leaves out a lead's `tn`, a cache of a lower bound of its pending due times: whether a
@@ -598,7 +606,7 @@ def redis_state(st, client=None):
     own = st.name.encode()
     for k in r.scan_iter(f"{st.name}:*", count=1000):
         name = k.decode()[len(st.name):]
-        if ":lead:" in name or name.endswith(":stats"):
+        if ":lead:" in name or name.endswith(":stats") or ":mkt:" in name or ":mkm:" in name:
             state[name] = {f: v.replace(own, b"<prefix>") for f, v in r.hgetall(k).items()
                            if f not in (b"tn", b"sx")}
     return state

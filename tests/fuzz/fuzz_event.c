@@ -38,7 +38,8 @@
 #define REASON_MAX 256              /* daemon/core/pipeline.c */
 
 /* Two funnels with every kind of matcher (channel, type, props of each scalar type), lost
- * rules and retarget rules, so accepted events exercise the matchers too. max_message_bytes is
+ * rules and retarget rules, so accepted events exercise the matchers too; b2b's attribution
+ * lets cost events through. max_message_bytes is
  * small so the oversize path is reachable with the fuzzer's input sizes. */
 static const char config_json[] =
     "{\"max_message_bytes\": 2048, \"max_future\": \"1d\","
@@ -52,6 +53,7 @@ static const char config_json[] =
     "     \"props\": {\"stage\": \"proposal\"}}], \"stale_after\": \"48h\"},"
     "   {\"name\": \"purchase\", \"on\": [{\"type\": \"purchase\"}], \"conversion\": true}],"
     "  \"lost\": {\"on\": [{\"type\": \"deal_lost\"}]},"
+    "  \"attribution\": {\"models\": [\"linear\", \"markov\"]},"
     "  \"retarget\": [{\"name\": \"cart\", \"after\": {\"type\": \"cart_add\"},"
     "    \"unless\": [{\"type\": \"purchase\"}], \"within\": \"1h\"}]},"
     " {\"name\": \"aida\", \"allow_regress\": true, \"stages\": ["
@@ -160,13 +162,23 @@ static void check_accepted(const fn_event_t *ev, const fn_config_t *c)
     bool consent = ev->type.len == 7 && memcmp(ev->type.p, "consent", 7) == 0;
     bool erase = ev->type.len == 5 && memcmp(ev->type.p, "erase", 5) == 0;
     bool identify = ev->type.len == 8 && memcmp(ev->type.p, "identify", 8) == 0;
+    bool cost = ev->type.len == 4 && memcmp(ev->type.p, "cost", 4) == 0;
     fn_event_kind_t want = consent    ? FN_EV_CONSENT
                            : erase    ? FN_EV_ERASE
                            : identify ? FN_EV_IDENTIFY
+                           : cost     ? FN_EV_COST
                                       : FN_EV_TOUCHPOINT;
     FZ_CHECK(ev->kind == want, "kind %d for type \"%s\"", ev->kind, ev->type.p);
     if (consent)
         FZ_CHECK(ev->has_marketing, "consent accepted without props.marketing");
+    /* a cost's amount: a number, 0 to 1e10, kept to the cent */
+    if (cost) {
+        json_t *amount = props ? json_object_get(props, "amount") : NULL;
+        FZ_CHECK(json_is_number(amount) && json_number_value(amount) >= 0 &&
+                     ev->cost_cents == llround(json_number_value(amount) * 100) &&
+                     ev->cost_cents <= FN_EVENT_MAX_COST_CENTS,
+                 "cost accepted with amount %lld cents", (long long)ev->cost_cents);
+    }
     /* an identify names another id: 1..128 bytes, not lead_id, neither blocked */
     if (identify) {
         check_str("previous_id", ev->previous_id, 1, FN_MAX_ID_LEN, false, props, "previous_id");

@@ -4,7 +4,9 @@
  * four touches of different channels, on repeated channels (summed per channel and campaign),
  * at the lookback and max_touches edges, with a touch routed to another funnel; the weights
  * of every model adding up to 1; the credited conversions and revenue counters; a replay
- * counting nothing twice; an erasure deleting the touches.
+ * counting nothing twice; an erasure deleting the touches. Cost figures (type cost): spend,
+ * new leads and the first model's credit over all time and over the window, as read.lua and
+ * a snapshot read them, a repeated cost counted once.
  *
  * Needs FUNNELD_REDIS_URL (the ctest fixture starts redis-server and exports it). Each run
  * uses its own key prefix.
@@ -16,6 +18,7 @@
 
 #include "fn_test.h"
 #include "fn_test_redis.h"
+#include "funneld/analytics.h"
 #include "funneld/step.h"
 
 static const char *CONFIG =
@@ -25,7 +28,8 @@ static const char *CONFIG =
     " {\"name\":\"cart\",\"on\":[{\"type\":\"cart_add\"}]},"
     " {\"name\":\"won\",\"on\":[{\"type\":\"purchase\"}],\"conversion\":true}],"
     " \"attribution\":{\"models\":[\"first_touch\",\"last_touch\",\"linear\",\"time_decay\","
-    "  \"position_based\"],\"lookback\":\"10d\",\"max_touches\":4,\"half_life\":\"1d\"}},"
+    "  "
+    "\"position_based\",\"markov\"],\"lookback\":\"10d\",\"max_touches\":4,\"half_life\":\"1d\"}},"
     "{\"name\":\"other\",\"stages\":[{\"name\":\"seen\",\"on\":[{\"type\":\"page_view\"}]}]}]}";
 
 #define DAY 86400000LL
@@ -38,6 +42,8 @@ static char prefix[32];
 static int msg_no;
 static redisReply *last;
 static fn_step_result_t res;
+
+static void apply(const char *lead, const char *json);
 
 /* Applies one event (lead, id, days before T0, channel, type, campaign or NULL, value or 0,
  * funnel or NULL); res and last hold its reply until the next call. */
@@ -57,6 +63,12 @@ static void step(const char *lead, const char *id, int64_t days_before, const ch
              "\"type\":\"%s\"%s%s%s%s}",
              id, lead, (long long)(T0 - days_before * DAY), channel, type, props,
              funnel ? ",\"funnel\":\"" : "", funnel ? funnel : "", funnel ? "\"" : "");
+    apply(lead, json);
+}
+
+/* Applies one message of lead as the daemon would; res and last hold its reply. */
+static void apply(const char *lead, const char *json)
+{
     fn_event_t ev = {0};
     char reason[256], token[32], err[256];
     CHECK_INT(fn_event_decode(json, strlen(json), cfg, T0, &ev, reason, sizeof reason),
@@ -260,6 +272,110 @@ static void test_counters_replay_erase(void)
     freeReplyObject(r);
 }
 
+static redisContext *route(void *priv, const char *key)
+{
+    (void)key;
+    return priv;
+}
+
+/* One event at wall-clock time ts (the cost figures' buckets expire by Redis's clock, so a
+ * window is only kept for recent times). */
+static void at(const char *lead, const char *id, int64_t ts, const char *channel, const char *type,
+               const char *props)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"event_id\":\"%s\",\"lead_id\":\"%s\",\"ts\":%lld,\"channel\":\"%s\","
+             "\"type\":\"%s\",\"props\":{%s}}",
+             id, lead, (long long)ts, channel, type, props);
+    apply(lead, json);
+}
+
+/* The cost figure of channel "paid" in a snapshot read at now: span "window" or "all_time". */
+static json_t *paid(json_t *snap, const char *span)
+{
+    json_t *m = json_object_get(json_object_get(snap, "marketing"), "by_channel");
+    return json_object_get(json_object_get(m, "paid"), span);
+}
+
+/* markov: every touch of a journey not yet ended counts its move from the journey's last
+ * channel, and the converting touch its move to the conversion; a touch after it counts
+ * nothing; markov credits no conversion on the event */
+static void test_markov_counters(void)
+{
+    step("MK", "mk-1", 4, "mk-web", "page_view", NULL, 0, NULL);
+    step("MK", "mk-2", 3, "mk-mail", "page_view", NULL, 0, NULL);
+    step("MK", "mk-3", 2, "mk-web", "cart_add", NULL, 0, NULL);
+    step("MK", "mk-4", 1, "mk-web", "purchase", NULL, 250, NULL);
+    CHECK(res.n_trans == 1 && res.trans[0].op == 'C');
+    int n_of;
+    double sum;
+    credit(5, "", "", &n_of, &sum);
+    CHECK_INT(n_of, 0);
+    step("MK", "mk-5", 0, "mk-mail", "page_view", NULL, 0, NULL);
+    CHECK(near(stat_sum("shop|mv|\tmk-web"), 1));
+    CHECK(near(stat_sum("shop|mv|mk-web\tmk-mail"), 1));
+    CHECK(near(stat_sum("shop|mv|mk-mail\tmk-web"), 1));
+    CHECK(near(stat_sum("shop|mv|mk-web\tmk-web"), 1));
+    CHECK(near(stat_sum("shop|mc|mk-web"), 1));
+    CHECK(near(stat_sum("shop|mv|mk-web\tmk-mail") + stat_sum("shop|mv|\tmk-mail"), 1));
+}
+
+static void test_cost(void)
+{
+    /* on the minute, so the window's edges are whole minutes */
+    int64_t now = fn_now_ms() / 60000 * 60000, t = now - 10 * 60000;
+    at("acct-1", "k-1", now - 2 * DAY, "paid", "cost", "\"amount\":120.5,\"campaign\":\"q4\"");
+    CHECK(res.status == FN_STEP_OK && res.n_trans == 0);
+    CHECK(near(stat_sum("shop|$c|paid"), 12050));
+    CHECK(near(stat_sum("shop|$p|q4"), 12050));
+    CHECK(near(stat_sum("other|$c|paid"), 0)); /* "other" has no attribution: no cost figures */
+    at("acct-1", "k-1", now - 2 * DAY, "paid", "cost", "\"amount\":120.5,\"campaign\":\"q4\"");
+    CHECK(res.status == FN_STEP_DUP);
+    CHECK(near(stat_sum("shop|$c|paid"), 12050));
+    at("acct-1", "k-2", t, "paid", "cost", "\"amount\":30,\"campaign\":\"q4\"");
+    /* two new leads by first touch, one in the window; it converts there for 80.00 */
+    at("P2", "p2-1", now - 2 * DAY, "paid", "page_view", "\"campaign\":\"q4\"");
+    at("P1", "p1-1", t, "paid", "page_view", "\"campaign\":\"q4\"");
+    at("P1", "p1-2", t + 60000, "web", "purchase", "\"value\":80");
+    CHECK(res.n_trans == 1 && res.trans[0].op == 'C');
+    CHECK(near(stat_sum("shop|nc|paid"), 2));
+    CHECK(near(stat_sum("shop|np|q4"), 2));
+
+    fn_funnel_stats_t st;
+    char err[256];
+    const fn_funnel_t *shop = fn_config_funnel(cfg, "shop", 4);
+    CHECK(fn_analytics_read(route, rc, cfg, shop, now + 5 * 60000, &st, err, sizeof err) == FN_OK);
+    json_t *snap = fn_analytics_json(shop, &st);
+    char *w = json_dumps(paid(snap, "window"),
+                         JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+    char *a = json_dumps(paid(snap, "all_time"),
+                         JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+    /* first_touch, the first model: P1's purchase all to paid; the window holds k-2 and P1 */
+    const char *want_w = "{\"cost\":30.0,\"leads\":1,\"conversions\":1.0,\"revenue\":80.0,"
+                         "\"cpl\":30.0,\"cpa\":30.0,\"roas\":2.666667}";
+    const char *want_a = "{\"cost\":150.5,\"leads\":2,\"conversions\":1.0,\"revenue\":80.0,"
+                         "\"cpl\":75.25,\"cpa\":150.5,\"roas\":0.531561}";
+    if (!w || !a || strcmp(w, want_w) || strcmp(a, want_a))
+        fprintf(stderr, "cost figures: window %s, all time %s\n", w ? w : "-", a ? a : "-");
+    CHECK_STR(w, want_w);
+    CHECK_STR(a, want_a);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(snap, "marketing"), "model")),
+              "first_touch");
+    free(w);
+    free(a);
+    json_decref(snap);
+    fn_analytics_free(&st);
+    /* an hour later, the window has none of it; all time keeps it */
+    CHECK(fn_analytics_read(route, rc, cfg, shop, now + 80 * 60000, &st, err, sizeof err) == FN_OK);
+    snap = fn_analytics_json(shop, &st);
+    CHECK(near(json_real_value(json_object_get(paid(snap, "window"), "cost")), 0));
+    CHECK(json_is_null(json_object_get(paid(snap, "window"), "cpl")));
+    CHECK(near(json_real_value(json_object_get(paid(snap, "all_time"), "cost")), 150.5));
+    json_decref(snap);
+    fn_analytics_free(&st);
+}
+
 int main(void)
 {
     if (!fn_test_redis_start(CONFIG, "ita", prefix, &cfg, &rc))
@@ -272,6 +388,8 @@ int main(void)
     test_lookback_and_max_touches();
     test_routed_touch();
     test_counters_replay_erase();
+    test_markov_counters();
+    test_cost();
     if (last)
         freeReplyObject(last);
     redisFree(rc);

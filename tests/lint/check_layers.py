@@ -21,6 +21,7 @@ FOUNDATION = {"common.h", "hash.h", "log.h", "config.h", "kafka_bridge.h"}
 # Pure logic and plain data types: no I/O, any module may use them.
 PURE = FOUNDATION | {
     "event.h", "json_view.h", "segment.h", "rules.h", "merge.h", "merge_step.h", "step.h", "trigger.h", "analytics.h", "window.h", "sketch.h",
+    "markov.h",
     "emit.h", "cluster.h", "offsets.h", "msg.h", "stats.h", "host.h", "status.h",
     "kafka_common.h", "keys.h", "judge.h", "lead_queue.h",
 }
@@ -37,6 +38,7 @@ MAY_INCLUDE = [
     ("analytics/analytics.c", PURE),
     ("analytics/window.c", PURE),
     ("analytics/sketch.c", PURE),
+    ("analytics/markov.c", PURE),
     ("state/step.c", PURE),
     ("state/merge_step.c", PURE),
     ("state/cluster.c", PURE),

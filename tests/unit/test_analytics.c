@@ -2,7 +2,8 @@
  * test_analytics.c — fn_analytics_finish's breakdown bound (SPEC §11 max_breakdown): the
  * largest sums over the shards are kept by name, the rest summed under "(other)" (with what
  * the shards already put there), ties broken by name, the total unchanged. The entry-cohort
- * weeks at their edges, and a shard's cohort and credited counters as a snapshot shows them.
+ * weeks at their edges, and a shard's cohort, credited and cost counters as a snapshot shows
+ * them.
  */
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -86,7 +87,7 @@ static void test_cohorts_and_credit_in_a_snapshot(void)
         "coh|2965|3", "7", /* no such stage */
         "a2c|web",    "1500000", "a2c$|web",   "12345", "a2p|",       "1000000", "a3c|web",    "5"};
     size_t n = sizeof counters / sizeof *counters;
-    redisReply *r = arr(4);
+    redisReply *r = arr(5);
     freeReplyObject(r->element[0]);
     r->element[0] = arr(0);
     free(r->element[0]->element);
@@ -114,8 +115,82 @@ static void test_cohorts_and_credit_in_a_snapshot(void)
     fn_analytics_free(&st);
 }
 
+/* A flat array reply of the n strings in s. */
+static redisReply *flat(const char *const *s, size_t n)
+{
+    redisReply *r = arr(0);
+    free(r->element);
+    r->element = calloc(n ? n : 1, sizeof(redisReply *));
+    r->elements = n;
+    for (size_t i = 0; i < n; i++)
+        r->element[i] = str(s[i]);
+    return r;
+}
+
+/* Cost figures (SPEC §11): spend, new leads, and the first model's credit, over the window
+ * (read.lua's fifth reply) and all time (the counters), with CPL, CPA and ROAS; a channel
+ * beyond max_breakdown under "(other)"; ratios of nothing are null. */
+static void test_cost_figures_in_a_snapshot(void)
+{
+    fn_stage_t stages[2] = {{.name = "visit"}, {.name = "won"}};
+    fn_funnel_t f = {.name = "f",
+                     .stages = stages,
+                     .n_stages = 2,
+                     .conversion_index = 1,
+                     .max_breakdown = 1,
+                     .attribution = {.enabled = true,
+                                     .n_models = 2,
+                                     .models = {FN_ATTR_LINEAR, FN_ATTR_FIRST_TOUCH}}};
+    fn_funnel_stats_t st;
+    CHECK_INT(fn_analytics_begin(&st, &f, 1793577600000LL), FN_OK);
+    static const char *const counters[] = {
+        "$c|ads",      "15000",   "$p|spring", "15000",    "nc|ads", "3",          "np|spring",
+        "3",           "a2c|ads", "1500000",   "a2c$|ads", "30000",  "a2p|spring", "1500000",
+        "a2p$|spring", "30000",   "a0c|ads",   "2000000", /* not the first model: no part */
+        "nc|web",      "2",       "$c#",       "1"};
+    static const char *const window[] = {"$c|ads", "5000",   "nc|ads", "1",
+                                         "vc|ads", "500000", "rc|ads", "10000"};
+    for (int shard = 0; shard < 2; shard++) { /* two shards alike: every sum doubles */
+        redisReply *r = arr(5);
+        freeReplyObject(r->element[0]);
+        r->element[0] = flat(counters, sizeof counters / sizeof *counters);
+        freeReplyObject(r->element[1]);
+        r->element[1] = arr(3);
+        freeReplyObject(r->element[4]);
+        r->element[4] = flat(window, sizeof window / sizeof *window);
+        char err[128];
+        CHECK_INT(fn_analytics_add(&st, r, err, sizeof err), FN_OK);
+        freeReplyObject(r);
+    }
+    fn_analytics_finish(&st, &f);
+    json_t *o = fn_analytics_json(&f, &st);
+    char *mk = json_dumps(json_object_get(o, "marketing"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    const char *want =
+        "{\"model\":\"linear\",\"by_channel\":{"
+        "\"ads\":{\"window\":{\"cost\":100.0,\"leads\":2,\"conversions\":1.0,\"revenue\":200.0,"
+        "\"cpl\":50.0,\"cpa\":100.0,\"roas\":2.0},"
+        "\"all_time\":{\"cost\":300.0,\"leads\":6,\"conversions\":3.0,\"revenue\":600.0,"
+        "\"cpl\":50.0,\"cpa\":100.0,\"roas\":2.0}},"
+        "\"(other)\":{\"window\":{\"cost\":0.0,\"leads\":0,\"conversions\":0.0,\"revenue\":0.0,"
+        "\"cpl\":null,\"cpa\":null,\"roas\":null},"
+        "\"all_time\":{\"cost\":0.0,\"leads\":4,\"conversions\":0.0,\"revenue\":0.0,"
+        "\"cpl\":0.0,\"cpa\":null,\"roas\":null}}},"
+        "\"by_campaign\":{"
+        "\"spring\":{\"window\":{\"cost\":0.0,\"leads\":0,\"conversions\":0.0,\"revenue\":0.0,"
+        "\"cpl\":null,\"cpa\":null,\"roas\":null},"
+        "\"all_time\":{\"cost\":300.0,\"leads\":6,\"conversions\":3.0,\"revenue\":600.0,"
+        "\"cpl\":50.0,\"cpa\":100.0,\"roas\":2.0}}}}";
+    if (!mk || strcmp(mk, want) != 0)
+        fprintf(stderr, "marketing: got %s\n", mk ? mk : "(null)");
+    CHECK_STR(mk, want);
+    free(mk);
+    json_decref(o);
+    fn_analytics_free(&st);
+}
+
 int main(void)
 {
+    test_cost_figures_in_a_snapshot();
     test_weeks();
     test_cohorts_and_credit_in_a_snapshot();
     check_case("{}", 3, "{}", "empty");

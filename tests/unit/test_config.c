@@ -628,7 +628,10 @@ static const struct {
      "funnels[0].attribution.models: must be a non-empty array of model names, got a string"},
     {FUN(",'attribution':{'models':['linear','markov_chain']}"),
      "funnels[0].attribution.models[1]: must be one of first_touch, last_touch, linear, "
-     "time_decay, position_based"},
+     "time_decay, position_based, markov"},
+    {FUN(",'attribution':{'models':['markov']}"),
+     "funnels[0].attribution.models: markov alone credits no single conversion: name a "
+     "rule-based model too (the first of them credits each conversion and the cost figures)"},
     {FUN(",'attribution':{'models':['linear','linear']}"),
      "funnels[0].attribution.models[1]: \"linear\" is named twice"},
     {FUN(",'attribution':{'max_touches':0}"),
@@ -996,9 +999,12 @@ static void test_every_option_set_frees_clean(void)
     CHECK_INT(cfg->funnels[0].cohorts, 12);
     const fn_attribution_cfg_t *a = &cfg->funnels[0].attribution;
     CHECK(a->enabled);
-    CHECK_INT(a->n_models, 5);
+    CHECK_INT(a->n_models, 6);
     CHECK_INT(a->models[0], FN_ATTR_LINEAR);
     CHECK_INT(a->models[4], FN_ATTR_POSITION_BASED);
+    CHECK_INT(a->models[5], FN_ATTR_MARKOV);
+    CHECK_INT(fn_attr_credit_model(a), FN_ATTR_LINEAR);
+    CHECK(fn_attr_has_markov(a));
     CHECK_INT(a->lookback_ms, 30 * 86400000LL);
     CHECK_INT(a->max_touches, 20);
     CHECK_INT(a->half_life_ms, 3 * 86400000LL);

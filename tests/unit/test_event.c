@@ -21,7 +21,9 @@
 
 enum { CFG_DEFAULT = 0, CFG_NO_FUTURE, CFG_BIG, CFG_N };
 
-static fn_funnel_t funnels[] = {{.name = "b2b"}, {.name = "aida"}};
+/* b2b keeps cost figures (it has attribution) */
+static fn_funnel_t funnels[] = {{.name = "b2b", .attribution = {.enabled = true}},
+                                {.name = "aida"}};
 static fn_config_t configs[CFG_N];
 
 static void make_configs(void)
@@ -882,11 +884,14 @@ static void test_schema_samples(void)
         {"touchpoint-valid-3.json", FN_REJ_NONE, FN_EV_CONSENT},
         {"touchpoint-valid-4.json", FN_REJ_NONE, FN_EV_ERASE},
         {"touchpoint-valid-5.json", FN_REJ_NONE, FN_EV_TOUCHPOINT},
+        {"touchpoint-valid-6.json", FN_REJ_NONE, FN_EV_COST},
         {"touchpoint-invalid-1.json", FN_REJ_MISSING_FIELD, 0},
         {"touchpoint-invalid-2.json", FN_REJ_WRONG_TYPE, 0},
         {"touchpoint-invalid-3.json", FN_REJ_INVALID_VALUE, 0},
         {"touchpoint-invalid-4.json", FN_REJ_MISSING_FIELD, 0},
         {"touchpoint-invalid-5.json", FN_REJ_WRONG_TYPE, 0},
+        {"touchpoint-invalid-6.json", FN_REJ_INVALID_VALUE, 0},
+        {"touchpoint-invalid-7.json", FN_REJ_WRONG_TYPE, 0},
     };
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         char path[128], buf[4096], reason[REASON_MAX];
@@ -1090,10 +1095,79 @@ static void test_identify(void)
     CHECK(strstr(reason, "identity.blocked: lead_id") != NULL);
 }
 
+/* cost (SPEC §11): props.amount a plain number, 0 to 1e10, kept in hundredths; the event must
+ * reach a funnel with attribution (only those keep cost figures). */
+static void test_cost(void)
+{
+    fn_funnel_t fs[] = {{.name = "b2b", .attribution = {.enabled = true}}, {.name = "aida"}};
+    fn_config_t cfg = configs[CFG_DEFAULT];
+    cfg.funnels = fs;
+    cfg.n_funnels = 2;
+    fn_config_t none = cfg;
+    none.n_funnels = 0; /* no funnel with attribution */
+    static const struct {
+        const char *extra;
+        int cfg; /* 0: b2b has attribution, 1: no funnel */
+        fn_reject_t code;
+        const char *reason;
+        long long cents;
+    } kc[] = {
+        {",\"props\":{\"amount\":12.34,\"campaign\":\"spring\"}", 0, FN_REJ_NONE, NULL, 1234},
+        {",\"props\":{\"amount\":0}", 0, FN_REJ_NONE, NULL, 0},
+        {",\"props\":{\"amount\":0.005}", 0, FN_REJ_NONE, NULL, 1}, /* rounded to a cent */
+        {",\"props\":{\"amount\":10000000000}", 0, FN_REJ_NONE, NULL, 1000000000000LL},
+        {",\"funnel\":\"b2b\",\"props\":{\"amount\":5}", 0, FN_REJ_NONE, NULL, 500},
+        {"", 0, FN_REJ_MISSING_FIELD, "props.amount: missing (required for type cost)", 0},
+        {",\"props\":{\"campaign\":\"c\"}", 0, FN_REJ_MISSING_FIELD, "props.amount: missing", 0},
+        {",\"props\":{\"amount\":\"12.5\"}", 0, FN_REJ_WRONG_TYPE,
+         "props.amount: expected number, got string", 0},
+        {",\"props\":{\"amount\":\"NaN\"}", 0, FN_REJ_WRONG_TYPE, "props.amount: expected number",
+         0},
+        {",\"props\":{\"amount\":null}", 0, FN_REJ_WRONG_TYPE, "props.amount: expected number", 0},
+        {",\"props\":{\"amount\":true}", 0, FN_REJ_WRONG_TYPE, "props.amount: expected number", 0},
+        {",\"props\":{\"amount\":-1}", 0, FN_REJ_INVALID_VALUE,
+         "props.amount: -1 is out of range (a cost is 0 to 1e10)", 0},
+        {",\"props\":{\"amount\":-0.01}", 0, FN_REJ_INVALID_VALUE, "out of range", 0},
+        {",\"props\":{\"amount\":10000000000.01}", 0, FN_REJ_INVALID_VALUE, "out of range", 0},
+        {",\"props\":{\"amount\":1e308}", 0, FN_REJ_INVALID_VALUE, "out of range", 0},
+        {",\"props\":{\"amount\":1e999}", 0, FN_REJ_INVALID_JSON, NULL, 0},
+        {",\"props\":{\"amount\":NaN}", 0, FN_REJ_INVALID_JSON, NULL, 0},
+        {",\"funnel\":\"aida\",\"props\":{\"amount\":5}", 0, FN_REJ_INVALID_VALUE,
+         "funnel: aida keeps no cost figures (it has no attribution)", 0},
+        {",\"props\":{\"amount\":5}", 1, FN_REJ_INVALID_VALUE, "no funnel keeps cost figures", 0},
+    };
+    for (size_t i = 0; i < sizeof kc / sizeof kc[0]; i++) {
+        char msg[512], reason[REASON_MAX];
+        snprintf(msg, sizeof msg,
+                 "{\"event_id\":\"e-1\",\"lead_id\":\"acct-1\",\"ts\":1795340000000,"
+                 "\"channel\":\"ads\",\"type\":\"cost\"%s}",
+                 kc[i].extra);
+        const fn_config_t *c = kc[i].cfg ? &none : &cfg;
+        for (int tree = 0; tree < 2; tree++) {
+            fn_event_t ev;
+            fn_reject_t r =
+                tree ? fn_event_decode_tree(msg, strlen(msg), c, NOW_MS, &ev, reason, sizeof reason)
+                     : fn_event_decode(msg, strlen(msg), c, NOW_MS, &ev, reason, sizeof reason);
+            if (r != kc[i].code || (r && kc[i].reason && !strstr(reason, kc[i].reason)))
+                fprintf(stderr, "cost %zu (%s): %d \"%s\"\n", i, tree ? "tree" : "scanner", r,
+                        r ? reason : "");
+            CHECK_INT(r, kc[i].code);
+            if (r != FN_REJ_NONE) {
+                CHECK(!kc[i].reason || strstr(reason, kc[i].reason));
+            } else {
+                CHECK_INT(ev.kind, FN_EV_COST);
+                CHECK_INT(ev.cost_cents, kc[i].cents);
+            }
+            fn_event_clear(&ev);
+        }
+    }
+}
+
 int main(void)
 {
     make_configs();
     test_identify();
+    test_cost();
     size_t n = run_table();
     n += run_generated();
     n += test_hostile_corpus();
