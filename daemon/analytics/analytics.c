@@ -44,7 +44,10 @@ int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_
     st->week = fn_analytics_week(now_ms);
     st->market_model = fn_attr_credit_model(&f->attribution);
     st->markov_counts = json_object();
-    bool ok = st->conv_by_channel && st->conv_by_campaign && st->markov_counts;
+    st->bd = json_object();
+    bool ok = st->conv_by_channel && st->conv_by_campaign && st->markov_counts && st->bd;
+    for (int i = 0; ok && i < f->n_breakdowns; i++)
+        ok = json_object_set_new(st->bd, f->breakdowns[i].dim, json_object()) == 0;
     for (int d = 0; d < 2; d++)
         ok = (st->market[d] = json_object()) && ok;
     for (int m = 0; m < FN_ATTR_N_MODELS; m++)
@@ -67,7 +70,8 @@ void fn_analytics_free(fn_funnel_stats_t *st)
     st->conv_by_channel = st->conv_by_campaign = NULL;
     json_decref(st->markov_counts);
     json_decref(st->markov);
-    st->markov_counts = st->markov = NULL;
+    json_decref(st->bd);
+    st->markov_counts = st->markov = st->bd = NULL;
     for (int d = 0; d < 2; d++) {
         json_decref(st->market[d]);
         st->market[d] = NULL;
@@ -105,6 +109,7 @@ int fn_analytics_read_args(const fn_config_t *cfg, const fn_funnel_t *f,
         plan_arg(st->now_ms, st->baseline_ms, &a->base))
         return FN_ERR;
     bool market = st->market_model >= 0 && !st->no_sketches;
+    bool bd = f->n_breakdowns > 0 && !st->no_sketches;
     const char *argv[FN_ANALYTICS_READ_ARGC] = {"1",
                                                 a->key,
                                                 f->name,
@@ -112,7 +117,8 @@ int fn_analytics_read_args(const fn_config_t *cfg, const fn_funnel_t *f,
                                                 a->win.data,
                                                 a->base.data,
                                                 st->no_sketches ? "0" : "1",
-                                                market ? "1" : "0"};
+                                                market ? "1" : "0",
+                                                bd ? "1" : "0"};
     memcpy(a->argv, argv, sizeof argv);
     return FN_OK;
 }
@@ -148,6 +154,18 @@ static long long num(const redisReply *r)
     return r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
 }
 
+/* an array of n integer zeros (reals when real) */
+static json_t *zeros(size_t n, bool real)
+{
+    json_t *a = json_array();
+    for (size_t j = 0; a && j < n; j++)
+        if (json_array_append_new(a, real ? json_real(0) : json_integer(0))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
 /* Adds v units to measure i (FN_MARKET_*, + FN_MARKET_ALL for all time) of the cost figure
  * of name ("" is "(none)") on side (0 channel, 1 campaign). */
 static void market_put(fn_funnel_stats_t *st, int side, const char *name, int i, double v)
@@ -155,9 +173,7 @@ static void market_put(fn_funnel_stats_t *st, int side, const char *name, int i,
     const char *what = name[0] ? name : "(none)";
     json_t *a = json_object_get(st->market[side], what);
     if (!a) {
-        a = json_array();
-        for (int j = 0; a && j < FN_MARKET_N; j++)
-            json_array_append_new(a, json_real(0));
+        a = zeros(FN_MARKET_N, true);
         if (!a || json_object_set_new(st->market[side], what, a))
             return; /* out of memory: left out */
     }
@@ -176,6 +192,34 @@ static bool add_market(fn_funnel_stats_t *st, const char *name, const redisReply
     market_put(st, name[1] == 'p', name + 3, (int)(w - whats) + (window ? 0 : FN_MARKET_ALL),
                strtod(v->str, NULL));
     return true;
+}
+
+/* Adds n to figure i (FN_BD_*) of stage k of value (rest: "<value>") of a configured
+ * breakdown dimension, from "<dim>|<k>|<value>". */
+static void add_breakdown(fn_funnel_stats_t *st, const char *s, int i, json_int_t n)
+{
+    const char *bar = strchr(s, '|');
+    if (!bar)
+        return;
+    char dim[FN_NAME_MAX + 8], *end;
+    size_t dl = (size_t)(bar - s);
+    if (dl >= sizeof dim)
+        return;
+    memcpy(dim, s, dl);
+    dim[dl] = '\0';
+    json_t *values = json_object_get(st->bd, dim);
+    long k = strtol(bar + 1, &end, 10);
+    if (!values || end == bar + 1 || *end != '|' || k < 0 || (size_t)k >= st->n_stages)
+        return;
+    const char *value = end[1] ? end + 1 : "(none)";
+    json_t *a = json_object_get(values, value);
+    if (!a) {
+        a = zeros(st->n_stages * FN_BD_N, false);
+        if (!a || json_object_set_new(values, value, a))
+            return; /* out of memory: left out */
+    }
+    json_t *x = json_array_get(a, (size_t)k * FN_BD_N + (size_t)i);
+    json_integer_set(x, json_integer_value(x) + n);
 }
 
 /* Adds a credited counter of one shard (attribution.lua): "a<model>c|<channel>" or
@@ -264,6 +308,8 @@ static void add_counter(fn_funnel_stats_t *st, const char *name, const redisRepl
                             json_integer(json_integer_value(cur) + num(v)));
     } else if (IS("mr") && !bar)
         st->markov_revenue += strtod(v->str, NULL);
+    else if ((IS("bp") || IS("be")) && bar)
+        add_breakdown(st, bar + 1, IS("bp") ? FN_BD_POPULATION : FN_BD_ENTERED_TOTAL, num(v));
     else if (IS("coh") && bar)
         add_cohort(st, bar + 1, v);
     else if ((IS("conv_ch") || IS("conv_cp")) && bar) {
@@ -302,14 +348,15 @@ static int add_sketch(fn_sketch_t *sk, const redisReply *r)
 
 int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size_t errlen)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
-        snprintf(err, errlen, "read reply is not an array of 5");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+        snprintf(err, errlen, "read reply is not an array of 6");
         return FN_ERR;
     }
     const redisReply *counters = r->element[0], *sketches = r->element[1];
     if (counters->type != REDIS_REPLY_ARRAY || sketches->type != REDIS_REPLY_ARRAY ||
         sketches->elements != st->n_stages + 1 || r->element[2]->type != REDIS_REPLY_ARRAY ||
-        r->element[3]->type != REDIS_REPLY_ARRAY || r->element[4]->type != REDIS_REPLY_ARRAY) {
+        r->element[3]->type != REDIS_REPLY_ARRAY || r->element[4]->type != REDIS_REPLY_ARRAY ||
+        r->element[5]->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "read reply has the wrong shape");
         return FN_ERR;
     }
@@ -329,6 +376,24 @@ int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size
     for (size_t i = 0; i + 1 < mk->elements; i += 2)
         if (mk->element[i]->type == REDIS_REPLY_STRING)
             (void)add_market(st, mk->element[i]->str, mk->element[i + 1], true);
+    const redisReply *bf = r->element[5];
+    for (size_t i = 0; i + 1 < bf->elements; i += 2) {
+        const char *name = bf->element[i]->str;
+        if (bf->element[i]->type == REDIS_REPLY_STRING && (name[0] == 'e' || name[0] == 'a') &&
+            name[1] == '|') {
+            /* "<e|a>|<k>|<dim>|<value>" -> "<dim>|<k>|<value>" */
+            const char *kb = name + 2, *kend = strchr(kb, '|');
+            const char *dend = kend ? strchr(kend + 1, '|') : NULL;
+            if (!dend)
+                continue;
+            char buf[1024];
+            int n = snprintf(buf, sizeof buf, "%.*s|%.*s|%s", (int)(dend - kend - 1), kend + 1,
+                             (int)(kend - kb), kb, dend + 1);
+            if (n > 0 && (size_t)n < sizeof buf)
+                add_breakdown(st, buf, name[0] == 'e' ? FN_BD_WIN_ENTERED : FN_BD_WIN_ADVANCED,
+                              (json_int_t)strtoll(bf->element[i + 1]->str, NULL, 10));
+        }
+    }
     return FN_OK;
 }
 
@@ -361,7 +426,7 @@ typedef struct named {
  * every read) and sums those it does not keep. */
 typedef struct top_kind {
     int (*cmp)(const json_t *a, const json_t *b); /* < 0: a first */
-    json_t *(*zero)(void);                        /* a new sum of nothing */
+    json_t *(*zero)(const json_t *like);          /* a new sum of nothing, shaped like like */
     void (*add)(json_t *sum, const json_t *v);
 } top_kind_t;
 
@@ -379,7 +444,7 @@ static int keep_top(json_t **o, int max, const top_kind_t *kind)
 {
     size_t n = json_object_size(*o), at = 0;
     named_t *all = calloc(n ? n : 1, sizeof *all);
-    json_t *out = json_object(), *other = kind->zero();
+    json_t *out = json_object(), *other = kind->zero(json_object_iter_value(json_object_iter(*o)));
     if (!all || !out || !other)
         goto fail;
     const char *name;
@@ -423,8 +488,9 @@ static int count_cmp(const json_t *a, const json_t *b)
     json_int_t x = json_integer_value(a), y = json_integer_value(b);
     return x == y ? 0 : x > y ? -1 : 1;
 }
-static json_t *count_zero(void)
+static json_t *count_zero(const json_t *like)
 {
+    (void)like;
     return json_integer(0);
 }
 static void count_add(json_t *sum, const json_t *v)
@@ -443,8 +509,9 @@ static int credit_cmp(const json_t *a, const json_t *b)
     double x = conversions_of(a), y = conversions_of(b);
     return x == y ? 0 : x > y ? -1 : 1;
 }
-static json_t *credit_zero(void)
+static json_t *credit_zero(const json_t *like)
 {
+    (void)like;
     return json_pack("{s:f,s:f}", "conversions", 0.0, "revenue", 0.0);
 }
 static void credit_add(json_t *sum, const json_t *v)
@@ -470,15 +537,10 @@ static int market_cmp(const json_t *a, const json_t *b)
     }
     return 0;
 }
-static json_t *market_zero(void)
+static json_t *market_zero(const json_t *like)
 {
-    json_t *a = json_array();
-    for (int j = 0; a && j < FN_MARKET_N; j++)
-        if (json_array_append_new(a, json_real(0))) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
+    (void)like;
+    return zeros(FN_MARKET_N, true);
 }
 static void market_add_to(json_t *sum, const json_t *v)
 {
@@ -488,6 +550,26 @@ static void market_add_to(json_t *sum, const json_t *v)
     }
 }
 static const top_kind_t market_kind = {market_cmp, market_zero, market_add_to};
+
+/* breakdown values, FN_BD_N integers per stage: the most leads entered first */
+static int bd_cmp(const json_t *a, const json_t *b)
+{
+    json_int_t x = json_integer_value(json_array_get(a, FN_BD_ENTERED_TOTAL)),
+               y = json_integer_value(json_array_get(b, FN_BD_ENTERED_TOTAL));
+    return x == y ? 0 : x > y ? -1 : 1;
+}
+static json_t *bd_zero(const json_t *like)
+{
+    return zeros(json_array_size(like), false);
+}
+static void bd_add(json_t *sum, const json_t *v)
+{
+    for (size_t j = 0; j < json_array_size(sum); j++) {
+        json_t *x = json_array_get(sum, j);
+        json_integer_set(x, json_integer_value(x) + json_integer_value(json_array_get(v, j)));
+    }
+}
+static const top_kind_t bd_kind = {bd_cmp, bd_zero, bd_add};
 
 /* The channel of a Markov counter's name part (the start is ""), as the chain keeps it: by
  * name when one of the kept ones (index in kept), else "(other)" (index n - 1, when used). */
@@ -616,6 +698,14 @@ void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f)
             (void)keep_top(&st->credited[m][d], max, &credit_kind);
     for (int d = 0; d < 2; d++)
         (void)keep_top(&st->market[d], max, &market_kind);
+    const char *dim;
+    json_t *values;
+    json_object_foreach (st->bd, dim, values) {
+        json_t *kept = json_incref(values);
+        if (keep_top(&kept, max, &bd_kind) == FN_OK)
+            json_object_set(st->bd, dim, kept);
+        json_decref(kept);
+    }
     for (size_t k = 0; k < st->n_stages; k++) {
         fn_stage_stats_t *s = &st->stage[k];
         s->rate = s->win_entered ? (double)s->win_advanced / (double)s->win_entered : 0;
@@ -683,6 +773,37 @@ static json_t *market_span(const json_t *v, int span)
         "{s:o,s:I,s:o,s:o,s:o,s:o,s:o}", "cost", money(cost), "leads", (json_int_t)llround(leads),
         "conversions", share(conv), "revenue", money(revenue), "cpl", ratio(cost, leads, true),
         "cpa", ratio(cost, round(conv * 1e6) / 1e6, true), "roas", ratio(revenue, cost, false));
+}
+
+/* {dimension: {value: [{"stage", "population", "entered_total", "entered", "advanced",
+ * "flow_rate"}, ...]}}: per stage of each value, as the funnel's stages are shown. */
+static json_t *breakdowns_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
+{
+    json_t *o = json_object();
+    const char *dim, *value;
+    json_t *values, *a;
+    json_object_foreach (st->bd, dim, values) {
+        json_t *d = json_object();
+        json_object_foreach (values, value, a) {
+            json_t *stages = json_array();
+            for (size_t k = 0; k < st->n_stages; k++) {
+                json_int_t x[FN_BD_N];
+                for (int i = 0; i < FN_BD_N; i++)
+                    x[i] = json_integer_value(json_array_get(a, k * FN_BD_N + (size_t)i));
+                json_array_append_new(
+                    stages, json_pack("{s:s,s:I,s:I,s:I,s:I,s:f}", "stage", f->stages[k].name,
+                                      "population", x[FN_BD_POPULATION], "entered_total",
+                                      x[FN_BD_ENTERED_TOTAL], "entered", x[FN_BD_WIN_ENTERED],
+                                      "advanced", x[FN_BD_WIN_ADVANCED], "flow_rate",
+                                      x[FN_BD_WIN_ENTERED] ? (double)x[FN_BD_WIN_ADVANCED] /
+                                                                 (double)x[FN_BD_WIN_ENTERED]
+                                                           : 0.0));
+            }
+            json_object_set_new(d, value, stages);
+        }
+        json_object_set_new(o, dim, d);
+    }
+    return o;
 }
 
 /* {"model", "by_channel": {name: {"window": span, "all_time": span}}, "by_campaign": ...} */
@@ -783,6 +904,8 @@ json_t *fn_analytics_json(const fn_funnel_t *f, const fn_funnel_stats_t *st)
         json_object_set_new(o, "cohorts", cohorts_json(f, st));
     if (st->market_model >= 0)
         json_object_set_new(o, "marketing", market_json(st));
+    if (f->n_breakdowns > 0)
+        json_object_set_new(o, "breakdowns", breakdowns_json(f, st));
     return o;
 }
 

@@ -23,6 +23,13 @@
 --     the funnel's first model in millionths; side: 'c' channel, 'p' campaign. All time, the
 --     stats hash keeps "<funnel>|$c|<name>", "|$p|", "|nc|", "|np|" (credited conversions and
 --     revenue are the model's own counters, attribution.lua). Kept as long as the flows.
+--   Breakdowns (SPEC §11): a lead's value of each of the funnel's dimensions is fixed when it
+--     enters the funnel (lead field "<funnel>|d|<dimension>", bounded by max_breakdown like
+--     every breakdown); its moves count under that value: stats "<funnel>|bp|<dim>|<k>|<value>"
+--     population and "<funnel>|be|<dim>|<k>|<value>" entered (all time), and per hour
+--     <prefix>:{s}:bfl:<funnel>:<hour> "e|<k>|<dim>|<value>", "a|<k>|<dim>|<value>" entered
+--     and advanced, per minute ...:bfm:<funnel>:<hour> the same with "|<minute>" after <k>
+--     (the value last: it may hold any character). Kept as long as the flows.
 --   <prefix>:{s}:sk:<funnel>:<k>      hash, quantile sketch of time spent in stage k by the
 --     leads that left it (field = sketch bucket, see sketch.lua), and ...:sk:<funnel>:conv of
 --     time to convert (cycle time).
@@ -124,4 +131,56 @@ local function market_keys(base, f, t, keys)
   local hour = string.format('%d', math.floor(t / 3600000))
   keys[base .. K.KEY_MARKET .. f .. ':' .. hour] = true
   keys[base .. K.KEY_MARKET_MIN .. f .. ':' .. hour] = true
+end
+
+-- Counts `what` ("e" or "a") of stages lo..hi under breakdown value v of dimension dim of
+-- funnel f at event time t, in the hour's and the minute's hash.
+local function bd_flow(base, f, what, lo, hi, t, dim, v)
+  if hi < lo then return end
+  local hour = string.format('%d', math.floor(t / 3600000))
+  local minute = string.format('%d', math.floor((t % 3600000) / 60000))
+  local expiry = string.format('%d', (math.floor(t / 3600000) + 1) * 3600000 + FLOW_RETENTION_MS)
+  local hkey = base .. K.KEY_BFLOW .. f .. ':' .. hour
+  local mkey = base .. K.KEY_BFLOW_MIN .. f .. ':' .. hour
+  for s = lo, hi do
+    local k = string.format('%d', s)
+    redis.call('HINCRBY', hkey, what .. '|' .. k .. '|' .. dim .. '|' .. v, 1)
+    redis.call('HINCRBY', mkey, what .. '|' .. k .. '|' .. minute .. '|' .. dim .. '|' .. v, 1)
+  end
+  redis.call('PEXPIREAT', hkey, expiry)
+  redis.call('PEXPIREAT', mkey, expiry)
+end
+
+-- A move of a lead of funnel f whose breakdown values are vals ({{dim, value}, ...}): out of
+-- stage from (-1: none), into stage to (-1: none, it was lost), entering stages lo..to, and
+-- advancing from max(from, 0)..to - 1 when advance, at event time t.
+local function bd_move(stats, base, f, vals, from, to, lo, advance, t)
+  for _, dv in ipairs(vals) do
+    local dim, v = dv[1], dv[2]
+    local pre = f .. '|bp|' .. dim .. '|'
+    if from >= 0 then redis.call('HINCRBY', stats, pre .. string.format('%d', from) .. '|' .. v, -1) end
+    if to >= 0 then
+      redis.call('HINCRBY', stats, pre .. string.format('%d', to) .. '|' .. v, 1)
+      for s = lo, to do
+        redis.call('HINCRBY', stats, f .. '|be|' .. dim .. '|' .. string.format('%d', s) .. '|' .. v, 1)
+      end
+      bd_flow(base, f, 'e', lo, to, t, dim, v)
+      if advance then bd_flow(base, f, 'a', math.max(from, 0), to - 1, t, dim, v) end
+    end
+  end
+end
+
+-- The breakdown values a lead of funnel f has stored, for dimensions bds ({{dim, ...}, ...}):
+-- {{dim, value}, ...}, leaving out a dimension it has none of (it entered before the
+-- dimension was configured: it is counted under none).
+local function bd_stored(lead, f, bds)
+  if #bds == 0 then return {} end
+  local names = {}
+  for j, b in ipairs(bds) do names[j] = f .. K.FF_BREAKDOWN .. b.dim end
+  local got = redis.call('HMGET', lead, unpack(names))
+  local vals = {}
+  for j, b in ipairs(bds) do
+    if got[j] then vals[#vals + 1] = {b.dim, got[j]} end
+  end
+  return vals
 end

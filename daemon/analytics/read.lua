@@ -8,12 +8,13 @@
 --   "h<hour>" (whole hour, hour = floor(ms / 1 h)) or "m<minute>" (minute = floor(ms / 1 min))
 --   5 '0': leave the sketches out (empty), for a bottleneck judgment of a past tick; else '1'
 --   (absent: '1', as sent before ARGV[5] existed) 6 '1': read the cost figures over the
---   window too (absent or else: not)
+--   window too (absent or else: not) 7 '1': read the breakdowns' flows over the window too
 -- Returns {counters: flat {name, value, ...} of this funnel's fields without "<funnel>|",
 --   sketches: {stage 0 flat {bucket, count, ...}, ..., stage n-1, conversion},
 --   window flows: flat {"e|<k>" or "a|<k>", sum, ...}, baseline flows: the same,
 --   window cost figures: flat {"<what><side>|<name>", sum, ...} (analytics.lua; {} unless
---   asked for)}
+--   asked for), window breakdown flows: flat {"<e|a>|<k>|<dim>|<value>", sum, ...} (the
+--   same; {} unless asked for)}
 
 local stats = KEYS[1]
 local base = string.sub(stats, 1, -#K.KEY_STATS - 1)
@@ -68,9 +69,11 @@ local function flows(plan)
   return out
 end
 
--- The cost figures over the plan's buckets: whole hours from the hour hashes, the minutes
--- at the edges from the minute hash of their hour (read once per hour).
-local function market(plan)
+-- Sums over the plan's buckets of one kind of hash pair (analytics.lua): whole hours from
+-- the hour hash (hkey), the minutes at the edges from the minute hash of their hour (mkey,
+-- read once per hour); split(field) of a minute hash gives the field's name without the
+-- minute, and the minute, or nil.
+local function sum_buckets(plan, hkey, mkey, split)
   local sums, minutes = {}, {}
   local function add(name, v)
     sums[name] = (sums[name] or 0) + (tonumber(v) or 0)
@@ -78,15 +81,15 @@ local function market(plan)
   for res, idx in string.gmatch(plan, '([hm])(%d+)') do
     idx = tonumber(idx)
     if res == 'h' then
-      local all = redis.call('HGETALL', base .. K.KEY_MARKET .. f .. ':' .. string.format('%d', idx))
+      local all = redis.call('HGETALL', base .. hkey .. f .. ':' .. string.format('%d', idx))
       for j = 1, #all, 2 do add(all[j], all[j + 1]) end
     else
       local hour = string.format('%d', math.floor(idx / 60))
       if not minutes[hour] then
         minutes[hour] = {}
-        local all = redis.call('HGETALL', base .. K.KEY_MARKET_MIN .. f .. ':' .. hour)
+        local all = redis.call('HGETALL', base .. mkey .. f .. ':' .. hour)
         for j = 1, #all, 2 do
-          local name, m = string.match(all[j], '^(.*)|(%d+)$')
+          local name, m = split(all[j])
           if name then
             minutes[hour][m] = minutes[hour][m] or {}
             minutes[hour][m][#minutes[hour][m] + 1] = {name, all[j + 1]}
@@ -104,5 +107,22 @@ local function market(plan)
   return out
 end
 
+-- cost figures: "<what><side>|<name>|<minute>" in the minute hash
+local function market_split(field)
+  return string.match(field, '^(.*)|(%d+)$')
+end
+
+-- breakdown flows: "<e|a>|<k>|<minute>|<dim>|<value>" in the minute hash
+local function bflow_split(field)
+  local wk, m, rest = string.match(field, '^([ea]|%d+)|(%d+)|(.*)$')
+  if not wk then return nil end
+  return wk .. '|' .. rest, m
+end
+
+local function market(plan)
+  return sum_buckets(plan, K.KEY_MARKET, K.KEY_MARKET_MIN, market_split)
+end
+
 return {counters, sketches, flows(ARGV[3]), flows(ARGV[4]),
-  ARGV[6] == '1' and market(ARGV[3]) or {}}
+  ARGV[6] == '1' and market(ARGV[3]) or {},
+  ARGV[7] == '1' and sum_buckets(ARGV[3], K.KEY_BFLOW, K.KEY_BFLOW_MIN, bflow_split) or {}}

@@ -741,6 +741,36 @@ bool fn_event_prop_equals(const fn_event_t *ev, const char *key, const json_t *w
     }
 }
 
+int fn_event_prop_text(const fn_event_t *ev, const char *key, char *out, size_t outlen)
+{
+    fn_jv_t tmp;
+    src_t props = {ev->props_view, ev->props};
+    const fn_jv_t *v = props.view || props.obj ? src_get(props, key, &tmp) : NULL;
+    int n = -1;
+    if (!v || outlen == 0)
+        return -1;
+    switch (v->type) {
+    case FN_JV_STRING:
+        n = (int)(v->len < outlen ? v->len : outlen - 1);
+        memcpy(out, v->s, (size_t)n);
+        out[n] = '\0';
+        return n;
+    case FN_JV_INTEGER:
+        n = snprintf(out, outlen, "%lld", v->i);
+        break;
+    case FN_JV_REAL:
+        n = snprintf(out, outlen, "%.17g", v->d);
+        break;
+    case FN_JV_TRUE:
+    case FN_JV_FALSE:
+        n = snprintf(out, outlen, "%s", v->type == FN_JV_TRUE ? "true" : "false");
+        break;
+    default:
+        return -1;
+    }
+    return n < 0 ? -1 : (size_t)n < outlen ? n : (int)outlen - 1;
+}
+
 size_t fn_event_props_size(const fn_event_t *ev)
 {
     if (ev->props)

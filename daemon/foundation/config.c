@@ -364,6 +364,7 @@ static int parse_bottleneck(parse_ctx_t *c, json_t *v, const char *path, void *b
 static int parse_trigger_cap(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static int parse_attribution(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static int parse_attr_models(parse_ctx_t *c, json_t *v, const char *path, void *base);
+static int parse_breakdowns(parse_ctx_t *c, json_t *v, const char *path, void *base);
 static void release_funnels(void *base);
 static void release_stages(void *base);
 static void release_stage_on(void *base);
@@ -530,9 +531,15 @@ static const opt_t funnel_opts[] = {
          "Weekly cohorts of funnel entry in snapshots: the last this many weeks (0 to 52), each "
          "with the leads that entered and how many reached each stage; 0: not counted"),
      RELOADABLE, .off = FUN(cohorts), .lo = 0, .hi = 52},
+    {OPT(OPT_ARRAY, "funnels[].breakdowns", "[]",
+         "Dimensions whose values get their own stage figures in snapshots (at most 4): "
+         "channel, campaign, source or props.<key>, each a string (the lead's first touch) or "
+         "{\"dimension\", \"touch\": \"first\" or \"last\"}; a lead's value is taken when it "
+         "enters the funnel"),
+     RELOADABLE, .parse = parse_breakdowns},
     {OPT(OPT_INT, "funnels[].max_breakdown", "100",
-         "Channels and campaigns each kept by name in conversions by first touch, 1 to 10000; "
-         "the rest are summed under \"(other)\""),
+         "Values kept by name per dimension (channels and campaigns of conversions, credit and "
+         "cost, breakdown values), 1 to 10000; the rest are summed under \"(other)\""),
      RELOADABLE, .off = FUN(max_breakdown), .lo = 1, .hi = 10000},
 };
 
@@ -1244,6 +1251,72 @@ static int parse_attr_models(parse_ctx_t *c, json_t *v, const char *path, void *
         return fail(c, path,
                     "markov alone credits no single conversion: name a rule-based model too "
                     "(the first of them credits each conversion and the cost figures)");
+    return FN_OK;
+}
+
+/* "channel", "campaign", "source" or "props.<key>" (a key of name characters, since the
+ * dimension is part of counter names) into b; an error text, or NULL. */
+static const char *breakdown_dim(const char *s, fn_breakdown_cfg_t *b)
+{
+    static const char *const fixed[] = {"channel", "campaign", "source"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, fixed[i]) == 0) {
+            b->source = (fn_bd_source_t)i;
+            snprintf(b->dim, sizeof b->dim, "%s", s);
+            return NULL;
+        }
+    size_t len = strlen(s);
+    if (strncmp(s, "props.", 6) != 0 || len - 6 < 1 || len - 6 > FN_NAME_MAX ||
+        !name_chars(s + 6, len - 6))
+        return "must be channel, campaign, source or props.<key> (a key of 1 to 64 characters "
+               "of A-Z a-z 0-9 _ . -)";
+    b->source = FN_BD_PROP;
+    snprintf(b->dim, sizeof b->dim, "%s", s);
+    return NULL;
+}
+
+static int parse_breakdowns(parse_ctx_t *c, json_t *v, const char *path, void *base)
+{
+    fn_funnel_t *f = base;
+    if (!json_is_array(v) || json_array_size(v) > FN_MAX_BREAKDOWNS)
+        return fail(c, path, "must be an array of at most %d dimensions, got %s", FN_MAX_BREAKDOWNS,
+                    json_is_array(v) ? "more" : type_name(v));
+    f->n_breakdowns = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach (v, i, d) {
+        char sub[PATH_LEN];
+        path_index(sub, path, i);
+        fn_breakdown_cfg_t *b = &f->breakdowns[f->n_breakdowns];
+        *b = (fn_breakdown_cfg_t){0};
+        json_t *dim = d, *touch = NULL;
+        if (json_is_object(d)) {
+            const char *k;
+            json_t *x;
+            json_object_foreach (d, k, x)
+                if (strcmp(k, "dimension") != 0 && strcmp(k, "touch") != 0) {
+                    char field[PATH_LEN];
+                    path_key(field, sub, k);
+                    return fail(c, field, "unknown field");
+                }
+            dim = json_object_get(d, "dimension");
+            touch = json_object_get(d, "touch");
+            if (!dim)
+                return fail(c, strcat(sub, ".dimension"), "is required");
+        }
+        const char *err = json_is_string(dim) ? breakdown_dim(json_string_value(dim), b)
+                                              : "must be a dimension name or an object";
+        if (err)
+            return fail(c, json_is_object(d) ? strcat(sub, ".dimension") : sub, "%s", err);
+        if (touch && !(json_is_string(touch) && (strcmp(json_string_value(touch), "first") == 0 ||
+                                                 strcmp(json_string_value(touch), "last") == 0)))
+            return fail(c, strcat(sub, ".touch"), "must be \"first\" or \"last\"");
+        b->last = touch && strcmp(json_string_value(touch), "last") == 0;
+        for (int j = 0; j < f->n_breakdowns; j++)
+            if (strcmp(f->breakdowns[j].dim, b->dim) == 0)
+                return fail(c, sub, "\"%s\" is named twice", b->dim);
+        f->n_breakdowns++;
+    }
     return FN_OK;
 }
 

@@ -102,6 +102,14 @@ if op == 'detach' then
     if x then redis.call('HINCRBY', stats, f .. '|leads', -1) end
     if (x == K.STATUS_ACTIVE or x == K.STATUS_CONVERTED) and k then
       redis.call('HINCRBY', stats, f .. '|p|' .. k, -1)
+      -- and the people of its breakdown values (analytics.lua)
+      local pre = f .. K.FF_BREAKDOWN
+      for j = 1, #all, 2 do
+        if string.sub(all[j], 1, #pre) == pre then
+          redis.call('HINCRBY', stats, f .. '|bp|' .. string.sub(all[j], #pre + 1) .. '|' .. k ..
+            '|' .. all[j + 1], -1)
+        end
+      end
       if x == K.STATUS_ACTIVE and v ~= 0 then
         redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. k, string.format('%.17g', -v))
       end

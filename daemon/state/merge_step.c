@@ -389,6 +389,44 @@ static int people(lists_t *l, const fn_funnel_t *f, const fn_merge_funnel_t *old
     return rc;
 }
 
+/* Breakdown populations (SPEC §11, analytics.lua): the merged lead keeps the root's value of
+ * each of f's dimensions, or takes the absorbed lead's where the root has none (it never
+ * entered since the dimension was configured); the root's old position's counts out, the
+ * merged one's in, as people() does (the absorbed lead left its own in "detach"). */
+static int breakdowns(lists_t *l, const fn_merge_input_t *in, const fn_funnel_t *f,
+                      const fn_merge_funnel_t *old, const fn_merge_funnel_t *now)
+{
+    int rc = 0;
+    bool same = old->pos.kind == now->pos.kind && old->pos.stage == now->pos.stage;
+    for (int i = 0; i < f->n_breakdowns; i++) {
+        const char *dim = f->breakdowns[i].dim;
+        char name[2 * FN_NAME_MAX + 16];
+        snprintf(name, sizeof name, "%s%s%s", f->name, FN_FF_BREAKDOWN, dim);
+        fn_str_t mine = hget(in->kept, name), v = mine;
+        if (!v.p && now->pos.kind != FN_POS_OUTSIDE && (v = hget(in->absorbed, name)).p)
+            rc |= set_s(l, name, v);
+        if (same && mine.p)
+            continue;
+        /* a value is at most a campaign's 256 bytes (event.c) */
+        char field[3 * FN_NAME_MAX + 512], t[FN_I64_TEXT];
+        if (mine.p && counted(old->pos.kind)) {
+            int n = snprintf(field, sizeof field, "%s|bp|%s|%d|%.*s", f->name, dim, old->pos.stage,
+                             (int)mine.len, mine.p);
+            if (n < 0 || (size_t)n >= sizeof field)
+                return FN_ERR;
+            rc |= pair(&l->incr, &l->n_incr, field, (size_t)n, t, fn_i64_text(-1, t));
+        }
+        if (v.p && counted(now->pos.kind)) {
+            int n = snprintf(field, sizeof field, "%s|bp|%s|%d|%.*s", f->name, dim, now->pos.stage,
+                             (int)v.len, v.p);
+            if (n < 0 || (size_t)n >= sizeof field)
+                return FN_ERR;
+            rc |= pair(&l->incr, &l->n_incr, field, (size_t)n, t, fn_i64_text(1, t));
+        }
+    }
+    return rc;
+}
+
 /* Removes the root's timer field name (value v) and its member. */
 static int timer_drop(lists_t *l, const fn_merge_input_t *in, const fn_funnel_t *f,
                       const char *name, fn_str_t reason, timer_val_t v)
@@ -601,6 +639,7 @@ int fn_merge_plan(const fn_merge_input_t *in, fn_merge_plan_t *p)
             }
         }
         if (people(&l, f, &kept.funnel[i], m, oldv, newv) ||
+            breakdowns(&l, in, f, &kept.funnel[i], m) ||
             timers(&l, in, f, m, out.consent, &p->armed_due, &tn))
             goto done;
     }

@@ -127,6 +127,32 @@ static void marketing_spec(const fn_funnel_t *f, char *out, size_t outlen, size_
     fn_cat(out, outlen, n, "/", 1);
     if (f->cohorts)
         fn_cat(out, outlen, n, f->allow_regress ? "r" : "1", 1);
+    fn_cat(out, outlen, n, "/", 1);
+    for (int i = 0; i < f->n_breakdowns; i++) {
+        const fn_breakdown_cfg_t *b = &f->breakdowns[i];
+        if (i)
+            fn_cat(out, outlen, n, ",", 1);
+        fn_cat(out, outlen, n, b->last ? "l" : "f", 1);
+        fn_cat(out, outlen, n, b->dim, strlen(b->dim));
+    }
+}
+
+/* The event's value of each props breakdown of f, "<bytes>:<text>" each ("-1:" absent),
+ * appended to out at *n (step.h, FN_STEP_TAIL_MARKETING). */
+static void breakdown_values(const fn_funnel_t *f, const fn_event_t *ev, char *out, size_t outlen,
+                             size_t *n)
+{
+    for (int i = 0; i < f->n_breakdowns; i++) {
+        const fn_breakdown_cfg_t *b = &f->breakdowns[i];
+        if (b->source != FN_BD_PROP)
+            continue;
+        char v[FN_STEP_BD_VALUE_MAX + 1];
+        int len = fn_event_prop_text(ev, b->dim + 6, v, sizeof v);
+        fn_cat_i64(out, outlen, n, len);
+        fn_cat(out, outlen, n, ":", 1);
+        if (len > 0)
+            fn_cat(out, outlen, n, v, (size_t)len);
+    }
 }
 
 int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
@@ -141,9 +167,12 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     char stages[FN_MAX_FUNNELS][FN_I64_TEXT];
     char plans[FN_MAX_FUNNELS][2 * (FN_MAX_STAGES + 3) + 1];
     /* marketing analytics of the funnels named (FN_STEP_TAIL_MARKETING), when any has some */
-    char marketing[2 * FN_I64_TEXT + FN_NAME_MAX +
-                   FN_MAX_FUNNELS * (FN_ATTR_N_MODELS + 3 * FN_I64_TEXT + 6)];
-    size_t ml = 0;
+    char marketing[2 * FN_I64_TEXT + FN_NAME_MAX + 1 +
+                   FN_MAX_FUNNELS * (FN_ATTR_N_MODELS + 3 * FN_I64_TEXT + 7 +
+                                     FN_MAX_BREAKDOWNS * (FN_NAME_MAX + 10))];
+    /* the props breakdowns' values, appended to marketing after "\n" */
+    char bvalues[FN_MAX_FUNNELS * FN_MAX_BREAKDOWNS * (FN_STEP_BD_VALUE_MAX + FN_I64_TEXT + 1)];
+    size_t ml = 0, bvl = 0;
     bool any_marketing = false;
     argv_t a = {.n = 0};
 
@@ -198,9 +227,11 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         if (a.n < FN_STEP_MAX_WORDS && ev->kind == FN_EV_TOUCHPOINT)
             a.spec_of[a.n] = f;
         arg(&a, "", 0);
-        if (ev->kind == FN_EV_TOUCHPOINT || ev->kind == FN_EV_COST) {
-            any_marketing = any_marketing || f->attribution.enabled || f->cohorts;
+        if (ev->kind != FN_EV_CONSENT) {
+            any_marketing =
+                any_marketing || f->attribution.enabled || f->cohorts || f->n_breakdowns;
             marketing_spec(f, marketing, sizeof marketing, &ml);
+            breakdown_values(f, ev, bvalues, sizeof bvalues, &bvl); /* step.lua reads them all */
         }
         fn_cat_i64(breakdown, sizeof breakdown, &bl, f->max_breakdown);
         fn_cat(breakdown, sizeof breakdown, &bl, ",", 1);
@@ -231,6 +262,13 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         memmove(marketing + hl, marketing, ml + 1);
         memcpy(marketing, head, hl);
         ml += hl;
+        if (bvl > 0) {
+            if (ml + 1 + bvl > sizeof marketing)
+                return FN_ERR;
+            marketing[ml++] = '\n';
+            memcpy(marketing + ml, bvalues, bvl);
+            ml += bvl;
+        }
     }
     arg_s(&a, caps), arg_s(&a, bound), arg(&a, breakdown, bl);
     arg(&a, marketing, any_marketing ? ml : 0);

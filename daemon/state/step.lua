@@ -120,16 +120,43 @@ end
 -- Marketing analytics, per funnel (from 0): its attribution (attribution.lua, {} when off)
 -- and cohorts flag ('' off, '1', 'r'); how many touches a lead keeps, and the event's route.
 -- An empty word (no funnel named has either) costs nothing more.
+-- Breakdowns, per funnel: {{dim, last, src ('channel', 'campaign', 'source' or 'prop'),
+-- value (a prop's, of this event; nil when absent)}, ...}.
 local attr_specs, cohorts, any_attr, touch_cap, route = {}, {}, false, 0, ''
+local bds, NO_BD = {}, {}
 local AT, touches_key -- attribution.lua's functions and the lead's touches, when needed
 local mk = ARGV[FA(nfun, K.STEP_TAIL_MARKETING)]
 if mk ~= '' then
   local cap, rest
-  cap, route, rest = string.match(mk, '^(%d+),([^;]*)(.*)$')
+  local nl = string.find(mk, '\n', 1, true)
+  local values, vpos = nl and string.sub(mk, nl + 1) or '', 1
+  -- the next props value ("<bytes>:<text>", "-1:" absent): the text, or nil
+  local function next_value()
+    local len, at_ = string.match(values, '^(%-?%d+):()', vpos)
+    len = tonumber(len)
+    if not len or len > K.STEP_BD_VALUE_MAX or at_ + len - 1 > #values then
+      refuse('the breakdown values are malformed')
+    end
+    vpos = at_ + math.max(len, 0)
+    if len < 0 then return nil end
+    return string.sub(values, at_, at_ + len - 1)
+  end
+  cap, route, rest = string.match(nl and string.sub(mk, 1, nl - 1) or mk, '^(%d+),([^;]*)(.*)$')
   if not cap or #cap > 4 then refuse('the marketing word is malformed') end
   touch_cap = tonumber(cap)
   local i = 0
-  for spec, co in string.gmatch(rest, ';([^;/]*)/([^;]*)') do
+  for spec, co, bd in string.gmatch(rest, ';([^;/]*)/([^;/]*)/([^;]*)') do
+    bds[i] = {}
+    for item in string.gmatch(bd, '[^,]+') do
+      local t, dim = string.sub(item, 1, 1), string.sub(item, 2)
+      local b = {dim = dim, last = t == 'l', src = dim}
+      if string.sub(dim, 1, 6) == 'props.' then b.src = 'prop'; b.value = next_value() end
+      if (t ~= 'f' and t ~= 'l') or not string.find(dim, '^[%w_.-]+$') or
+        (b.src ~= 'prop' and b.src ~= 'channel' and b.src ~= 'campaign' and b.src ~= 'source') then
+        refuse('funnel ' .. i .. "'s breakdowns are malformed")
+      end
+      bds[i][#bds[i] + 1] = b
+    end
     attr_specs[i] = {}
     if spec ~= '' then
       AT = AT or attribution()
@@ -143,6 +170,7 @@ if mk ~= '' then
     i = i + 1
   end
   if i ~= nfun then refuse('the marketing word names ' .. i .. ' funnels, not ' .. nfun) end
+  if vpos ~= #values + 1 then refuse('the breakdown values are malformed') end
 end
 if (any_attr and kind == 't') or kind == 'e' then
   touches_key = kbase .. K.KEY_TOUCHES .. string.sub(lead, #kbase + #K.KEY_LEAD + 1)
@@ -359,6 +387,11 @@ local function touch_undeclared()
         if attr_specs[i] and attr_specs[i].models and (m.from < 0 or m.op == 'C') then
           market_keys(kbase, m.f, at, keys) -- analytics.lua
         end
+        if (bds[i] or NO_BD)[1] and m.op ~= 'L' then
+          local hour = I(math.floor(at / 3600000))
+          keys[kbase .. K.KEY_BFLOW .. m.f .. ':' .. hour] = true
+          keys[kbase .. K.KEY_BFLOW_MIN .. m.f .. ':' .. hour] = true
+        end
       end
     end
   end
@@ -489,6 +522,9 @@ if kind == 'e' then
     local x, k = cur[ERASE_FUNNEL(i) + CURF_X], cur[ERASE_FUNNEL(i) + CURF_K]
     if (x == ACTIVE or x == CONVERTED) and is_int(k) then
       redis.call('HINCRBY', stats, f .. '|p|' .. k, -1)
+      for _, dv in ipairs(bd_stored(lead, f, bds[i] or NO_BD)) do -- analytics.lua
+        redis.call('HINCRBY', stats, f .. '|bp|' .. dv[1] .. '|' .. k .. '|' .. dv[2], -1)
+      end
       if x == ACTIVE and is_num(v) then
         redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. k, string.format('%.17g', -tonumber(v)))
       end
@@ -631,6 +667,30 @@ for i = 0, nfun - 1 do
         put(f .. K.FF_STATUS, ACTIVE)
         if newv ~= 0 then pv_add(f, to, newv) end
       end
+    end
+    -- Breakdowns: the values are taken when the lead enters, then its moves count under them.
+    if (bds[i] or NO_BD)[1] then
+      local vals
+      if from < 0 then
+        vals = {}
+        local bmax = breakdown_max(ARGV[BREAKDOWN_AT], i)
+        for _, b in ipairs(bds[i]) do
+          local raw = b.value
+          if b.src == 'channel' then raw = b.last and l_ch or f_ch
+          elseif b.src == 'campaign' then raw = b.last and l_cp or f_cp
+          elseif b.src == 'source' then raw = b.last and l_src or f_src end
+          -- "<f>|bd:<dim>|<value>" counts the leads that took the value (and marks it kept)
+          local name = breakdown_name(stats, f, 'bd:' .. b.dim, raw or '', bmax)
+          redis.call('HINCRBY', stats, f .. '|bd:' .. b.dim .. '|' .. name, 1)
+          put(f .. K.FF_BREAKDOWN .. b.dim, name)
+          vals[#vals + 1] = {b.dim, name}
+        end
+      else
+        vals = bd_stored(lead, f, bds[i])
+      end
+      local blo = from + 1
+      if op == 'B' then blo = to end
+      bd_move(stats, kbase, f, vals, from, to, blo, op ~= 'B' and op ~= 'L', at)
     end
     transitions[#transitions + 1] =
       {f, op, I(from), I(to), I(in_stage), I(cycle), I(m.touches), credit}

@@ -1,7 +1,7 @@
 /*
  * funnelctl.c — look at funnels and leads straight from Redis (SPEC §7).
  *
- *   funnelctl [-c FILE] [--json] stats FUNNEL
+ *   funnelctl [-c FILE] [--json] stats FUNNEL [--by DIMENSION]
  *   funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID
  *   funnelctl [-c FILE] [--json] attribution FUNNEL [--model M]
  *   funnelctl [-c FILE] [--json] cohorts FUNNEL
@@ -38,7 +38,7 @@ typedef struct ctl {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: funnelctl [-c FILE] [--json] stats FUNNEL\n"
+    fprintf(out, "usage: funnelctl [-c FILE] [--json] stats FUNNEL [--by DIMENSION]\n"
                  "       funnelctl [-c FILE] [--json] lead FUNNEL LEAD_ID\n"
                  "       funnelctl [-c FILE] [--json] attribution FUNNEL [--model M]\n"
                  "       funnelctl [-c FILE] [--json] cohorts FUNNEL\n"
@@ -60,6 +60,8 @@ static void usage(FILE *out)
                  "                     FUNNELD_REDIS_CLUSTER override redis.url, redis.cluster\n"
                  "      --json         one JSON document on stdout, for scripts\n"
                  "      --model M      attribution: one model (first_touch, linear, ...)\n"
+                 "      --by DIMENSION stats: per value of one of the funnel's breakdowns\n"
+                 "                     (channel, campaign, source, props.KEY)\n"
                  "\n"
                  "Exit codes: 0 shown, 1 unknown lead or Redis error, 2 usage, config, unknown\n"
                  "funnel, or a funnel without attribution (attribution, roi), that model or\n"
@@ -393,12 +395,56 @@ static json_t *read_funnel(ctl_t *c, const fn_funnel_t *f, int64_t now_ms, fn_fu
     return o;
 }
 
-static int cmd_stats(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
+/* stats --by DIM: per value of the breakdown, a row per stage (the snapshot's breakdowns). */
+static int cmd_stats_by(ctl_t *c, const fn_funnel_t *f, const char *dim, fn_funnel_stats_t *st,
+                        json_t *o)
+{
+    json_t *values = json_object_get(json_object_get(o, "breakdowns"), dim);
+    json_t *out = json_pack("{s:s,s:s,s:I,s:O}", "funnel", f->name, "by", dim, "window_ms",
+                            (json_int_t)st->window_ms, "values", values);
+    int rc = 0;
+    if (c->json) {
+        rc = print_json(out) ? 1 : 0;
+    } else if (escape_strings(out)) {
+        fprintf(stderr, "funnelctl: out of memory\n");
+        rc = 1;
+    } else {
+        printf("funnel %s by %s (each lead by its value when it entered); window %s\n", f->name,
+               dim, st->window_label);
+        printf("  %-24s %-14s %10s %9s %9s %9s %9s\n", dim, "stage", "population", "entered",
+               "in window", "advanced", "flow");
+        const char *value;
+        json_t *stages;
+        json_object_foreach (json_object_get(out, "values"), value, stages) {
+            size_t k;
+            json_t *s;
+            json_array_foreach (stages, k, s) {
+                printf("  %-24.24s %-14.14s %10lld %9lld %9lld %9lld %8.1f%%\n", k ? "" : value,
+                       json_string_value(json_object_get(s, "stage")),
+                       (long long)json_integer_value(json_object_get(s, "population")),
+                       (long long)json_integer_value(json_object_get(s, "entered_total")),
+                       (long long)json_integer_value(json_object_get(s, "entered")),
+                       (long long)json_integer_value(json_object_get(s, "advanced")),
+                       100 * json_number_value(json_object_get(s, "flow_rate")));
+            }
+        }
+    }
+    json_decref(out);
+    return rc;
+}
+
+static int cmd_stats(ctl_t *c, const fn_funnel_t *f, const char *by, int64_t now_ms)
 {
     fn_funnel_stats_t st;
     json_t *o = read_funnel(c, f, now_ms, &st);
     if (!o)
         return 1;
+    if (by) {
+        int rc = cmd_stats_by(c, f, by, &st, o);
+        json_decref(o);
+        fn_analytics_free(&st);
+        return rc;
+    }
     if (c->json) {
         int rc = print_json(o) ? 1 : 0;
         json_decref(o);
@@ -621,12 +667,11 @@ static int cmd_cohorts(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"model", required_argument, NULL, 'm'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *path = getenv("FUNNELD_CONFIG"), *model = NULL;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+        {"model", required_argument, NULL, 'm'},  {"by", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *path = getenv("FUNNELD_CONFIG"), *model = NULL, *by = NULL;
     ctl_t c = {0};
     int opt, rc = 2;
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -639,6 +684,9 @@ int main(int argc, char **argv)
             break;
         case 'm':
             model = optarg;
+            break;
+        case 'b':
+            by = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -653,7 +701,7 @@ int main(int argc, char **argv)
     if (!((strcmp(cmd, "stats") == 0 && nargs == 2) || (strcmp(cmd, "lead") == 0 && nargs == 3) ||
           (strcmp(cmd, "attribution") == 0 && nargs == 2) ||
           (strcmp(cmd, "cohorts") == 0 && nargs == 2) || (strcmp(cmd, "roi") == 0 && nargs == 2)) ||
-        (model && strcmp(cmd, "attribution") != 0)) {
+        (model && strcmp(cmd, "attribution") != 0) || (by && strcmp(cmd, "stats") != 0)) {
         usage(stderr);
         return 2;
     }
@@ -678,6 +726,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "funnelctl: funnel \"%s\" counts no cohorts (cohorts: 0)\n", name);
         goto out;
     }
+    bool known_by = !by;
+    for (int i = 0; by && i < f->n_breakdowns; i++)
+        known_by = known_by || strcmp(by, f->breakdowns[i].dim) == 0;
+    if (!known_by) {
+        fprintf(stderr, "funnelctl: funnel \"%s\" has no breakdown \"%s\";", name, by);
+        for (int i = 0; i < f->n_breakdowns; i++)
+            fprintf(stderr, " %s", f->breakdowns[i].dim);
+        fprintf(stderr, "%s\n", f->n_breakdowns ? "" : " none configured (breakdowns)");
+        goto out;
+    }
     if (strcmp(cmd, "attribution") == 0 || strcmp(cmd, "roi") == 0) {
         const fn_attribution_cfg_t *a = &f->attribution;
         bool known = !model;
@@ -696,7 +754,7 @@ int main(int argc, char **argv)
          : strcmp(cmd, "attribution") == 0 ? cmd_attribution(&c, f, model, fn_now_ms())
          : strcmp(cmd, "cohorts") == 0     ? cmd_cohorts(&c, f, fn_now_ms())
          : strcmp(cmd, "roi") == 0         ? cmd_roi(&c, f, fn_now_ms())
-                                           : cmd_stats(&c, f, fn_now_ms());
+                                           : cmd_stats(&c, f, by, fn_now_ms());
 out:
     fn_redis_sync_close(c.rs);
     fn_config_free(c.cfg);

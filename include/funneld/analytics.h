@@ -64,6 +64,9 @@ typedef struct fn_funnel_stats {
      * markov is what fn_analytics_finish made of them, NULL without markov (owned) */
     json_t *markov_counts, *markov;
     double markov_revenue;
+    /* breakdowns (SPEC §11): dimension -> value -> array of FN_BD_N integers per stage
+     * (FN_BD_* of stage 0, then stage 1, ...), for the funnel's configured dimensions (owned) */
+    json_t *bd;
     /* entry cohorts: [i] is the week i weeks before now's (0: the current week), reached[k]
      * the leads of that week that reached stage k (stage 0: that entered) */
     struct {
@@ -83,6 +86,10 @@ typedef struct fn_funnel_stats {
 enum { FN_MARKET_COST, FN_MARKET_LEADS, FN_MARKET_CONV, FN_MARKET_REVENUE, FN_MARKET_ALL };
 #define FN_MARKET_N (2 * FN_MARKET_ALL)
 
+/* A breakdown value's figures per stage: people in it now, ever entered, and entered and
+ * advanced over the window. */
+enum { FN_BD_POPULATION, FN_BD_ENTERED_TOTAL, FN_BD_WIN_ENTERED, FN_BD_WIN_ADVANCED, FN_BD_N };
+
 /* The entry-cohort week of an instant (weeks from Monday 00:00 UTC, step.h). */
 int64_t fn_analytics_week(int64_t ms);
 
@@ -91,9 +98,10 @@ int64_t fn_analytics_week(int64_t ms);
 int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_ms);
 
 /* read.lua's arguments for shard, what follows EVALSHA <digest>: numkeys, the shard's stats
- * key, funnel, stage count, window and baseline plans, sketches flag, cost figures flag.
- * argv points into a; fn_analytics_read_args_free frees it (also after a failure). */
-#define FN_ANALYTICS_READ_ARGC 8
+ * key, funnel, stage count, window and baseline plans, sketches flag, cost figures flag,
+ * breakdowns flag. argv points into a; fn_analytics_read_args_free frees it (also after a
+ * failure). */
+#define FN_ANALYTICS_READ_ARGC 9
 typedef struct fn_analytics_read_args {
     char key[64], n[8];
     fn_buf_t win, base;

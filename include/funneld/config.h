@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "funneld/common.h"
+
 typedef enum { FN_CLOCK_WALL = 0, FN_CLOCK_EVENT = 1 } fn_clock_t;
 
 /* A matcher matches an event when every field it names equals the event's (SPEC §2). */
@@ -75,6 +77,21 @@ int fn_attr_credit_model(const fn_attribution_cfg_t *a);
 /* Whether markov is one of a's models. */
 bool fn_attr_has_markov(const fn_attribution_cfg_t *a);
 
+/* A breakdown dimension (SPEC §11): where a lead's value for it comes from. */
+typedef enum {
+    FN_BD_CHANNEL = 0, /* "channel" */
+    FN_BD_CAMPAIGN,    /* "campaign" */
+    FN_BD_SOURCE,      /* "source" */
+    FN_BD_PROP,        /* "props.<key>": the event's props value, as text */
+} fn_bd_source_t;
+
+#define FN_MAX_BREAKDOWNS 4
+typedef struct fn_breakdown_cfg {
+    char dim[FN_NAME_MAX + 8]; /* as configured: "channel", "props.segment", ... */
+    fn_bd_source_t source;
+    bool last; /* "touch": "last": the lead's latest touch's value, else its first touch's */
+} fn_breakdown_cfg_t;
+
 typedef struct fn_funnel {
     char *name;
     fn_stage_t *stages;
@@ -92,6 +109,8 @@ typedef struct fn_funnel {
     int max_breakdown; /* channels and campaigns each kept by name; the rest are "(other)" */
     fn_attribution_cfg_t attribution;
     int cohorts; /* weeks of entry cohorts in snapshots; 0: cohorts are not counted */
+    fn_breakdown_cfg_t breakdowns[FN_MAX_BREAKDOWNS]; /* per-value figures, in snapshots */
+    int n_breakdowns;
 } fn_funnel_t;
 
 typedef struct fn_kv {

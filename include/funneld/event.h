@@ -107,6 +107,10 @@ fn_reject_t fn_event_decode_segment(const char *buf, size_t len, const fn_config
  * event was read. */
 bool fn_event_prop_equals(const fn_event_t *ev, const char *key, const json_t *want);
 
+/* props' key as text into out (a string as it is, a number as JSON writes it, true or false),
+ * cut to outlen - 1 bytes; returns its length, or -1 when key is absent, null or nested. */
+int fn_event_prop_text(const fn_event_t *ev, const char *key, char *out, size_t outlen);
+
 /* The number of members of props (0 when absent). */
 size_t fn_event_props_size(const fn_event_t *ev);
 

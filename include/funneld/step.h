@@ -74,14 +74,18 @@ typedef struct fn_step_transition {
 #define FN_STEP_TAIL_CAPS 1
 #define FN_STEP_TAIL_BOUND 2
 #define FN_STEP_TAIL_BREAKDOWN 3
-/* Multi-touch attribution and entry cohorts, one word so that a config without them sends
- * one empty word: "" when none of the funnels named has either, else "<touches a lead keeps
- * (0: none)>,<the funnel the event was routed to, or empty>" then per funnel named, in
- * order, ";<attribution>/<cohorts>": attribution "<model numbers>|<lookback ms>|<max
- * touches>|<half-life ms>" (fn_attr_model_t digits in the configured order) or empty,
- * cohorts "1" when counted, "r" when also regress is allowed (the highest stage each lead
- * reached is kept, so a lead counts once per stage), or empty. */
+/* Multi-touch attribution, entry cohorts and breakdowns, one word so that a config without
+ * them sends one empty word: "" when none of the funnels named has any, else "<touches a
+ * lead keeps (0: none)>,<the funnel the event was routed to, or empty>" then per funnel
+ * named, in order, ";<attribution>/<cohorts>/<breakdowns>": attribution "<model
+ * numbers>|<lookback ms>|<max touches>|<half-life ms>" (fn_attr_model_t digits in the
+ * configured order) or empty, cohorts "1" when counted, "r" when also regress is allowed (the
+ * highest stage each lead reached is kept, so a lead counts once per stage), or empty,
+ * breakdowns "<f|l><dimension>,..." (first or last touch) or empty; then, when a breakdown
+ * is a props dimension, "\n" and per such dimension in that order the event's value as
+ * "<bytes>:<text>" (at most FN_STEP_BD_VALUE_MAX bytes; "-1:" when absent). */
 #define FN_STEP_TAIL_MARKETING 4
+#define FN_STEP_BD_VALUE_MAX 128
 /* Credited conversions and revenue are counted as integers (attribution.lua): conversions in
  * millionths, revenue in hundredths of the value's unit. */
 /* Entry cohorts are weeks from Monday 00:00 UTC: week w begins at w * WEEK + OFFSET (the

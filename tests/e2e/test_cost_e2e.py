@@ -16,7 +16,8 @@ import time
 
 import jsonschema
 
-from harness import REPO, Check, Stack, ev, funnelctl, scaled, wait_drained, wait_for
+from harness import (REPO, Check, Stack, ev, funnelctl, latest_snapshot, scaled, wait_drained,
+                     wait_for)
 
 MIN, HOUR, DAY = 60000, 3600000, 86400000
 MAX_BREAKDOWN = 5
@@ -132,12 +133,6 @@ def hostile(now):
     return out
 
 
-def latest(st):
-    snaps = [json.loads(m.value()) for m in st.read_all(st.topics["snapshots"])]
-    snaps = [s for s in snaps if s.get("funnel") == "shop"]
-    return max(snaps, key=lambda s: s["at"]) if snaps else {}
-
-
 def check_figures(check, snap, want, sides, what):
     mk = snap.get("marketing", {})
     for side in sides:
@@ -166,7 +161,7 @@ def main():
 
         def figures_match():
             snap.clear()
-            snap.update(latest(st))
+            snap.update(latest_snapshot(st, "shop"))
             return all(same(snap.get("marketing", {}).get(side, {}).get(name, {}).get(span, {}),
                             expected(w[span]))
                        for side in sides for name, w in want[side].items() for span in SPANS)
@@ -211,7 +206,7 @@ def main():
 
         def flood_counted():
             snap.clear()
-            snap.update(latest(st))
+            snap.update(latest_snapshot(st, "shop"))
             d = snap.get("marketing", {}).get("by_channel", {}).get("display", {})
             return same(d.get("all_time", {}), expected(disp["all_time"]))
         check.true(wait_for(flood_counted, 60), "the flood's spend is counted")

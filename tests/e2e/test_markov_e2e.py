@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import jsonschema
 
-from harness import REPO, Check, Stack, ev, funnelctl, wait_drained, wait_for
+from harness import REPO, Check, Stack, ev, funnelctl, latest_snapshot, wait_drained, wait_for
 
 CHANNELS = ["search", "social", "email", "display", "referral"]
 FUNNELS = [{"name": "deal", "allow_skip": True,
@@ -137,10 +137,8 @@ def main():
         snap = {}
 
         def matches():
-            snaps = [json.loads(m.value()) for m in st.read_all(st.topics["snapshots"])]
             snap.clear()
-            if snaps:
-                snap.update(max(snaps, key=lambda s: s["at"]))
+            snap.update(latest_snapshot(st))
             mk = snap.get("attribution", {}).get("markov", {})
             return mk.get("conversions") == conversions
         check.true(wait_for(matches, 60), "the snapshot's chain saw every conversion")

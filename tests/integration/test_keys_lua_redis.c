@@ -81,6 +81,7 @@ static void test_prelude_names_equal_c(redisContext *rc)
         {"STEP_WEEK_OFFSET_MS", FN_STEP_WEEK_OFFSET_MS},
         {"STEP_CREDIT_MONEY_UNITS", FN_STEP_CREDIT_MONEY_UNITS},
         {"STEP_MODEL_MARKOV", FN_STEP_MODEL_MARKOV},
+        {"STEP_BD_VALUE_MAX", FN_STEP_BD_VALUE_MAX},
     };
     size_t n_step = sizeof step / sizeof *step;
     for (size_t i = 0; i < n_step; i++) {

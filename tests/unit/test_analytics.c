@@ -87,7 +87,7 @@ static void test_cohorts_and_credit_in_a_snapshot(void)
         "coh|2965|3", "7", /* no such stage */
         "a2c|web",    "1500000", "a2c$|web",   "12345", "a2p|",       "1000000", "a3c|web",    "5"};
     size_t n = sizeof counters / sizeof *counters;
-    redisReply *r = arr(5);
+    redisReply *r = arr(6);
     freeReplyObject(r->element[0]);
     r->element[0] = arr(0);
     free(r->element[0]->element);
@@ -127,6 +127,24 @@ static redisReply *flat(const char *const *s, size_t n)
     return r;
 }
 
+/* Adds one shard's read.lua reply to st: the counters, n_stages + 1 empty sketches, and
+ * `extra` (n_extra strings) as reply element `at` (4: the cost figures, 5: the breakdowns'
+ * flows). */
+static void add_reply(fn_funnel_stats_t *st, const char *const *counters, size_t n_counters,
+                      size_t at, const char *const *extra, size_t n_extra)
+{
+    redisReply *r = arr(6);
+    freeReplyObject(r->element[0]);
+    r->element[0] = flat(counters, n_counters);
+    freeReplyObject(r->element[1]);
+    r->element[1] = arr(st->n_stages + 1);
+    freeReplyObject(r->element[at]);
+    r->element[at] = flat(extra, n_extra);
+    char err[128];
+    CHECK_INT(fn_analytics_add(st, r, err, sizeof err), FN_OK);
+    freeReplyObject(r);
+}
+
 /* Cost figures (SPEC §11): spend, new leads, and the first model's credit, over the window
  * (read.lua's fifth reply) and all time (the counters), with CPL, CPA and ROAS; a channel
  * beyond max_breakdown under "(other)"; ratios of nothing are null. */
@@ -150,18 +168,9 @@ static void test_cost_figures_in_a_snapshot(void)
         "nc|web",      "2",       "$c#",       "1"};
     static const char *const window[] = {"$c|ads", "5000",   "nc|ads", "1",
                                          "vc|ads", "500000", "rc|ads", "10000"};
-    for (int shard = 0; shard < 2; shard++) { /* two shards alike: every sum doubles */
-        redisReply *r = arr(5);
-        freeReplyObject(r->element[0]);
-        r->element[0] = flat(counters, sizeof counters / sizeof *counters);
-        freeReplyObject(r->element[1]);
-        r->element[1] = arr(3);
-        freeReplyObject(r->element[4]);
-        r->element[4] = flat(window, sizeof window / sizeof *window);
-        char err[128];
-        CHECK_INT(fn_analytics_add(&st, r, err, sizeof err), FN_OK);
-        freeReplyObject(r);
-    }
+    for (int shard = 0; shard < 2; shard++) /* two shards alike: every sum doubles */
+        add_reply(&st, counters, sizeof counters / sizeof *counters, 4, window,
+                  sizeof window / sizeof *window);
     fn_analytics_finish(&st, &f);
     json_t *o = fn_analytics_json(&f, &st);
     char *mk = json_dumps(json_object_get(o, "marketing"), JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -188,8 +197,60 @@ static void test_cost_figures_in_a_snapshot(void)
     fn_analytics_free(&st);
 }
 
+/* Breakdowns (SPEC §11): per configured dimension and value, per stage, the population and
+ * entered total (counters) and the window's entered and advanced (read.lua's sixth reply)
+ * with the flow rate; a dimension no longer configured is left out; values beyond
+ * max_breakdown are summed under "(other)", the largest by leads entered kept. */
+static void test_breakdowns_in_a_snapshot(void)
+{
+    fn_stage_t stages[2] = {{.name = "visit"}, {.name = "won"}};
+    fn_funnel_t f = {.name = "f",
+                     .stages = stages,
+                     .n_stages = 2,
+                     .conversion_index = 1,
+                     .max_breakdown = 2,
+                     .n_breakdowns = 1,
+                     .breakdowns = {{.dim = "props.segment", .source = FN_BD_PROP}}};
+    fn_funnel_stats_t st;
+    CHECK_INT(fn_analytics_begin(&st, &f, 1793577600000LL), FN_OK);
+    static const char *const counters[] = {
+        "bp|props.segment|0|smb",   "4", "be|props.segment|0|smb",   "10",
+        "be|props.segment|1|smb",   "6", "bp|props.segment|1|smb",   "6",
+        "be|props.segment|0|ent|x", "7", "bp|props.segment|0|ent|x", "7",
+        "be|props.segment|0|",      "1", /* no value: (none) */
+        "bp|channel|0|web",         "9", /* not configured */
+        "be|props.segment|9|smb",   "1", /* no such stage */
+        "bd:props.segment|smb",     "10"};
+    static const char *const window[] = {
+        "e|0|props.segment|smb", "8", "a|0|props.segment|smb", "2",
+        "e|1|props.segment|smb", "2", "e|0|channel|web",       "5"};
+    add_reply(&st, counters, sizeof counters / sizeof *counters, 5, window,
+              sizeof window / sizeof *window);
+    fn_analytics_finish(&st, &f);
+    json_t *o = fn_analytics_json(&f, &st);
+    char *bd = json_dumps(json_object_get(o, "breakdowns"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    const char *want =
+        "{\"props.segment\":{"
+        "\"smb\":[{\"stage\":\"visit\",\"population\":4,\"entered_total\":10,\"entered\":8,"
+        "\"advanced\":2,\"flow_rate\":0.25},{\"stage\":\"won\",\"population\":6,"
+        "\"entered_total\":6,\"entered\":2,\"advanced\":0,\"flow_rate\":0.0}],"
+        "\"ent|x\":[{\"stage\":\"visit\",\"population\":7,\"entered_total\":7,\"entered\":0,"
+        "\"advanced\":0,\"flow_rate\":0.0},{\"stage\":\"won\",\"population\":0,"
+        "\"entered_total\":0,\"entered\":0,\"advanced\":0,\"flow_rate\":0.0}],"
+        "\"(other)\":[{\"stage\":\"visit\",\"population\":0,\"entered_total\":1,\"entered\":0,"
+        "\"advanced\":0,\"flow_rate\":0.0},{\"stage\":\"won\",\"population\":0,"
+        "\"entered_total\":0,\"entered\":0,\"advanced\":0,\"flow_rate\":0.0}]}}";
+    if (!bd || strcmp(bd, want) != 0)
+        fprintf(stderr, "breakdowns: got %s\n", bd ? bd : "(null)");
+    CHECK_STR(bd, want);
+    free(bd);
+    json_decref(o);
+    fn_analytics_free(&st);
+}
+
 int main(void)
 {
+    test_breakdowns_in_a_snapshot();
     test_cost_figures_in_a_snapshot();
     test_weeks();
     test_cohorts_and_credit_in_a_snapshot();

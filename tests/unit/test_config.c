@@ -629,6 +629,28 @@ static const struct {
     {FUN(",'attribution':{'models':['linear','markov_chain']}"),
      "funnels[0].attribution.models[1]: must be one of first_touch, last_touch, linear, "
      "time_decay, position_based, markov"},
+    /* breakdowns */
+    {FUN(",'breakdowns':'channel'"),
+     "funnels[0].breakdowns: must be an array of at most 4 dimensions, got a string"},
+    {FUN(",'breakdowns':['channel','campaign','source','props.a','props.b']"),
+     "funnels[0].breakdowns: must be an array of at most 4 dimensions, got more"},
+    {FUN(",'breakdowns':['medium']"),
+     "funnels[0].breakdowns[0]: must be channel, campaign, source or props.<key> (a key of 1 "
+     "to 64 characters of A-Z a-z 0-9 _ . -)"},
+    {FUN(",'breakdowns':['props.a|b']"),
+     "funnels[0].breakdowns[0]: must be channel, campaign, source or props.<key> (a key of 1 "
+     "to 64 characters of A-Z a-z 0-9 _ . -)"},
+    {FUN(",'breakdowns':['props.']"),
+     "funnels[0].breakdowns[0]: must be channel, campaign, source or props.<key> (a key of 1 "
+     "to 64 characters of A-Z a-z 0-9 _ . -)"},
+    {FUN(",'breakdowns':[7]"), "funnels[0].breakdowns[0]: must be a dimension name or an object"},
+    {FUN(",'breakdowns':[{'touch':'last'}]"), "funnels[0].breakdowns[0].dimension: is required"},
+    {FUN(",'breakdowns':[{'dimension':'channel','touch':'middle'}]"),
+     "funnels[0].breakdowns[0].touch: must be \"first\" or \"last\""},
+    {FUN(",'breakdowns':[{'dimension':'channel','by':'x'}]"),
+     "funnels[0].breakdowns[0].by: unknown field"},
+    {FUN(",'breakdowns':['channel',{'dimension':'channel','touch':'last'}]"),
+     "funnels[0].breakdowns[1]: \"channel\" is named twice"},
     {FUN(",'attribution':{'models':['markov']}"),
      "funnels[0].attribution.models: markov alone credits no single conversion: name a "
      "rule-based model too (the first of them credits each conversion and the cost figures)"},
@@ -997,6 +1019,10 @@ static void test_every_option_set_frees_clean(void)
         return;
     CHECK_INT(cfg->funnels[0].max_breakdown, 10000);
     CHECK_INT(cfg->funnels[0].cohorts, 12);
+    CHECK_INT(cfg->funnels[0].n_breakdowns, 2);
+    CHECK_STR(cfg->funnels[0].breakdowns[1].dim, "props.segment");
+    CHECK_INT(cfg->funnels[0].breakdowns[1].source, FN_BD_PROP);
+    CHECK(cfg->funnels[0].breakdowns[1].last && !cfg->funnels[0].breakdowns[0].last);
     const fn_attribution_cfg_t *a = &cfg->funnels[0].attribution;
     CHECK(a->enabled);
     CHECK_INT(a->n_models, 6);
