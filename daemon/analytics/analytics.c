@@ -109,7 +109,7 @@ int fn_analytics_read_args(const fn_config_t *cfg, const fn_funnel_t *f,
         plan_arg(st->now_ms, st->baseline_ms, &a->base))
         return FN_ERR;
     bool market = st->market_model >= 0 && !st->no_sketches;
-    bool bd = f->n_breakdowns > 0 && !st->no_sketches;
+    bool bd = f->n_breakdowns > 0; /* a past tick's judgment needs them too */
     const char *argv[FN_ANALYTICS_READ_ARGC] = {"1",
                                                 a->key,
                                                 f->name,
@@ -346,17 +346,42 @@ static int add_sketch(fn_sketch_t *sk, const redisReply *r)
     return FN_OK;
 }
 
+/* Adds one shard's breakdown flows over the window (or the baseline): "<e|a>|<k>|<dim>|
+ * <value>" -> sum. */
+static void add_breakdown_flows(fn_funnel_stats_t *st, const redisReply *bf, bool window)
+{
+    for (size_t i = 0; i + 1 < bf->elements; i += 2) {
+        const char *name = bf->element[i]->str;
+        if (bf->element[i]->type == REDIS_REPLY_STRING && (name[0] == 'e' || name[0] == 'a') &&
+            name[1] == '|') {
+            /* "<e|a>|<k>|<dim>|<value>" -> "<dim>|<k>|<value>" */
+            const char *kb = name + 2, *kend = strchr(kb, '|');
+            const char *dend = kend ? strchr(kend + 1, '|') : NULL;
+            if (!dend)
+                continue;
+            char buf[1024];
+            int n = snprintf(buf, sizeof buf, "%.*s|%.*s|%s", (int)(dend - kend - 1), kend + 1,
+                             (int)(kend - kb), kb, dend + 1);
+            int what = name[0] == 'e' ? (window ? FN_BD_WIN_ENTERED : FN_BD_BASE_ENTERED)
+                                      : (window ? FN_BD_WIN_ADVANCED : FN_BD_BASE_ADVANCED);
+            if (n > 0 && (size_t)n < sizeof buf)
+                add_breakdown(st, buf, what,
+                              (json_int_t)strtoll(bf->element[i + 1]->str, NULL, 10));
+        }
+    }
+}
+
 int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size_t errlen)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
-        snprintf(err, errlen, "read reply is not an array of 6");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
+        snprintf(err, errlen, "read reply is not an array of 7");
         return FN_ERR;
     }
     const redisReply *counters = r->element[0], *sketches = r->element[1];
     if (counters->type != REDIS_REPLY_ARRAY || sketches->type != REDIS_REPLY_ARRAY ||
         sketches->elements != st->n_stages + 1 || r->element[2]->type != REDIS_REPLY_ARRAY ||
         r->element[3]->type != REDIS_REPLY_ARRAY || r->element[4]->type != REDIS_REPLY_ARRAY ||
-        r->element[5]->type != REDIS_REPLY_ARRAY) {
+        r->element[5]->type != REDIS_REPLY_ARRAY || r->element[6]->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "read reply has the wrong shape");
         return FN_ERR;
     }
@@ -376,24 +401,8 @@ int fn_analytics_add(fn_funnel_stats_t *st, const redisReply *r, char *err, size
     for (size_t i = 0; i + 1 < mk->elements; i += 2)
         if (mk->element[i]->type == REDIS_REPLY_STRING)
             (void)add_market(st, mk->element[i]->str, mk->element[i + 1], true);
-    const redisReply *bf = r->element[5];
-    for (size_t i = 0; i + 1 < bf->elements; i += 2) {
-        const char *name = bf->element[i]->str;
-        if (bf->element[i]->type == REDIS_REPLY_STRING && (name[0] == 'e' || name[0] == 'a') &&
-            name[1] == '|') {
-            /* "<e|a>|<k>|<dim>|<value>" -> "<dim>|<k>|<value>" */
-            const char *kb = name + 2, *kend = strchr(kb, '|');
-            const char *dend = kend ? strchr(kend + 1, '|') : NULL;
-            if (!dend)
-                continue;
-            char buf[1024];
-            int n = snprintf(buf, sizeof buf, "%.*s|%.*s|%s", (int)(dend - kend - 1), kend + 1,
-                             (int)(kend - kb), kb, dend + 1);
-            if (n > 0 && (size_t)n < sizeof buf)
-                add_breakdown(st, buf, name[0] == 'e' ? FN_BD_WIN_ENTERED : FN_BD_WIN_ADVANCED,
-                              (json_int_t)strtoll(bf->element[i + 1]->str, NULL, 10));
-        }
-    }
+    for (int w = 0; w < 2; w++) /* the window's, then the baseline's */
+        add_breakdown_flows(st, r->element[5 + w], w == 0);
     return FN_OK;
 }
 
@@ -683,6 +692,22 @@ out:
     free(work);
     free(effect);
     return rc;
+}
+
+void fn_analytics_breakdown_stage(const json_t *a, size_t k, fn_stage_stats_t *s)
+{
+    memset(s, 0, sizeof *s);
+    int64_t x[FN_BD_N];
+    for (int i = 0; i < FN_BD_N; i++)
+        x[i] = json_integer_value(json_array_get(a, k * FN_BD_N + (size_t)i));
+    s->population = x[FN_BD_POPULATION];
+    s->entered = x[FN_BD_ENTERED_TOTAL];
+    s->win_entered = x[FN_BD_WIN_ENTERED];
+    s->win_advanced = x[FN_BD_WIN_ADVANCED];
+    s->base_entered = x[FN_BD_BASE_ENTERED];
+    s->base_advanced = x[FN_BD_BASE_ADVANCED];
+    s->rate = s->win_entered ? (double)s->win_advanced / (double)s->win_entered : 0;
+    s->baseline_rate = s->base_entered ? (double)s->base_advanced / (double)s->base_entered : 0;
 }
 
 void fn_analytics_finish(fn_funnel_stats_t *st, const fn_funnel_t *f)

@@ -115,10 +115,15 @@ typedef struct eval_reply {
     bool state; /* the bottleneck state's HGETALL, not a shard's read.lua (or the lock) */
 } eval_reply_t;
 
+/* A bottleneck state field: "<stage>", or "<stage>|<dimension>|<value>" for a breakdown
+ * value's (a value is at most a campaign's 256 bytes). */
+#define BN_FIELD_MAX (24 + FN_NAME_MAX + 8 + 512)
+
 typedef struct bn_out {
     fn_out_req_t out; /* first: its delivery comes back to on_out_done (output.h) */
     fn_eval_t *e;
-    int stage; /* -1: a snapshot, nothing to record */
+    int stage;                /* -1: a snapshot, nothing to record */
+    char field[BN_FIELD_MAX]; /* the stage's bottleneck state field */
     bool raise;
     int64_t tick;
 } bn_out_t;
@@ -159,14 +164,17 @@ static int64_t watermark(const fn_eval_ctx_t *v, int64_t clock)
     return w;
 }
 
-static void id_of(const char *type, const char *funnel, int stage, int64_t tick, char out[33])
+/* The id of an analytics event; dim and value (a breakdown value's bottleneck) or NULL. */
+static void id_of(const char *type, const char *funnel, int stage, int64_t tick, const char *dim,
+                  const char *value, char out[33])
 {
     char s[16], t[24];
     snprintf(s, sizeof s, "%d", stage);
     snprintf(t, sizeof t, "%lld", (long long)tick);
-    const char *parts[] = {type, funnel, s, t};
-    const size_t lens[] = {strlen(type), strlen(funnel), strlen(s), strlen(t)};
-    fn_hash_hex(fn_hash_parts(parts, lens, 4), out);
+    const char *parts[] = {type, funnel, s, t, dim, value};
+    const size_t lens[] = {strlen(type), strlen(funnel),        strlen(s),
+                           strlen(t),    dim ? strlen(dim) : 0, value ? strlen(value) : 0};
+    fn_hash_hex(fn_hash_parts(parts, lens, dim ? 6 : 4), out);
 }
 
 static void put_time(json_t *o, const char *key, int64_t ms)
@@ -244,7 +252,8 @@ static bool produce(fn_eval_ctx_t *v, const char *topic, const char *funnel, jso
 static void on_out_done(fn_out_req_t *req, fn_out_status_t status, const char *topic,
                         rd_kafka_resp_err_t err);
 
-static bn_out_t *owner_new(fn_eval_ctx_t *v, fn_eval_t *e, int stage, bool raise, int64_t tick)
+static bn_out_t *owner_new(fn_eval_ctx_t *v, fn_eval_t *e, int stage, const char *field, bool raise,
+                           int64_t tick)
 {
     bn_out_t *o = calloc(1, sizeof *o);
     if (o) {
@@ -252,6 +261,7 @@ static bn_out_t *owner_new(fn_eval_ctx_t *v, fn_eval_t *e, int stage, bool raise
         o->out = (fn_out_req_t){.done = on_out_done, .data = v, .refusable = true};
         o->e = e;
         o->stage = stage;
+        snprintf(o->field, sizeof o->field, "%s", field ? field : "");
         o->raise = raise;
         o->tick = tick;
     }
@@ -265,15 +275,15 @@ static void on_state_reply(void *priv, const redisReply *reply)
     v->requests--;
 }
 
-/* Records a decision at tick for stage as not yet acknowledged: 'p' raised, 'c' cleared. */
-static void record(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t tick, char what)
+/* Records a decision at tick for a stage's state field as not yet acknowledged: 'p' raised,
+ * 'c' cleared. */
+static void record(fn_eval_ctx_t *v, fn_eval_t *e, const char *field, int64_t tick, char what)
 {
     char key[128];
     if (!fn_store_connected(v->store))
         return; /* not recorded: the next evaluation decides again */
     state_key(running(v), e->f->name, key, sizeof key);
-    char field[16], value[32];
-    snprintf(field, sizeof field, "%d", stage);
+    char value[32];
     snprintf(value, sizeof value, "%lld|%c", (long long)tick, what);
     if (fn_store_callf(v->store, key, on_state_reply, v, "HSET %s %s %s", key, field, value) ==
         FN_OK)
@@ -283,11 +293,11 @@ static void record(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t tick, char
 /* Kafka acknowledged the decision at tick: 'p' becomes 'a', 'c' goes; only if the stage's
  * stored decision is still that one (announced.lua), since a newer one may have replaced it
  * while the event was in flight. */
-static void record_announced(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t tick, bool raise)
+static void record_announced(fn_eval_ctx_t *v, fn_eval_t *e, const char *field, int64_t tick,
+                             bool raise)
 {
-    char key[128], field[16], was[32], now[32];
+    char key[128], was[32], now[32];
     state_key(running(v), e->f->name, key, sizeof key);
-    snprintf(field, sizeof field, "%d", stage);
     snprintf(was, sizeof was, "%lld|%c", (long long)tick, raise ? 'p' : 'c');
     snprintf(now, sizeof now, "%lld|a", (long long)tick);
     if (fn_store_callf(v->store, key, on_state_reply, v, "EVAL %s 1 %s %s %s %s",
@@ -295,15 +305,17 @@ static void record_announced(fn_eval_ctx_t *v, fn_eval_t *e, int stage, int64_t 
         v->requests++;
 }
 
-/* Announces a change decided at `tick` (this evaluation's, or an earlier one found not
- * announced): recorded as pending, produced, marked announced on acknowledgement. */
-static void emit_bottleneck(fn_eval_ctx_t *v, fn_eval_t *e, int k, bool raise, int64_t tick)
+/* Announces a change of stage k's figures s decided at `tick` (this evaluation's, or an
+ * earlier one found not announced): recorded as pending in state field `field`, produced,
+ * marked announced on acknowledgement. dim and value name a breakdown value's, else NULL. */
+static void emit_bottleneck(fn_eval_ctx_t *v, fn_eval_t *e, int k, const fn_stage_stats_t *s,
+                            const char *field, const char *dim, const char *value, bool raise,
+                            int64_t tick)
 {
     const fn_funnel_t *f = e->f;
-    const fn_stage_stats_t *s = &e->st.stage[k];
     const char *type = raise ? "bottleneck" : "bottleneck_cleared";
     char id[33];
-    id_of(type, f->name, k, tick, id);
+    id_of(type, f->name, k, tick, dim, value, id);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "type", json_string(type));
@@ -316,15 +328,18 @@ static void emit_bottleneck(fn_eval_ctx_t *v, fn_eval_t *e, int k, bool raise, i
     json_object_set_new(o, "rate", json_real(s->rate));
     json_object_set_new(o, "baseline_rate", json_real(s->baseline_rate));
     json_object_set_new(o, "baseline_entered", json_integer(s->base_entered));
-    json_object_set_new(o, "stalled", json_integer(s->stalled));
+    json_object_set_new(o, "stalled", json_integer(e->st.stage[k].stalled));
+    if (dim)
+        json_object_set_new(o, "breakdown",
+                            json_pack("{s:s,s:s}", "dimension", dim, "value", value));
     put_time(o, "at", tick);
     put_time(o, "emitted_at", fn_now_ms());
-    bn_out_t *own = owner_new(v, e, k, raise, tick);
+    bn_out_t *own = owner_new(v, e, k, field, raise, tick);
     if (!own) {
         json_decref(o);
         return;
     }
-    record(v, e, k, tick, raise ? 'p' : 'c');
+    record(v, e, field, tick, raise ? 'p' : 'c');
     if (produce(v, running(v)->topic_bottlenecks, f->name, o, own))
         e->announcing++;
 }
@@ -340,6 +355,55 @@ static void record_judged(fn_eval_ctx_t *v, fn_eval_t *e, int64_t tick)
     if (fn_store_callf(v->store, key, on_state_reply, v, "HSET %s %s %s", key, BN_JUDGED, value) ==
         FN_OK)
         v->requests++;
+}
+
+/* The decision stored in state field `field` of stage k (figures s; dim and value name a
+ * breakdown value's, else NULL) and, when judging, the announcement of one decided but never
+ * acknowledged, then the judgment of s and the announcement of a change. Returns whether the
+ * stage is raised now. */
+static bool judge_stage(fn_eval_ctx_t *v, fn_eval_t *e, int k, const fn_stage_stats_t *s,
+                        const char *field, const char *dim, const char *value, bool judge)
+{
+    const char *val = json_string_value(json_object_get(e->bn_state, field));
+    long long at = 0;
+    char what = 0;
+    if (val && sscanf(val, "%lld|%c", &at, &what) != 2)
+        what = 0;
+    bool raised = what == 'p' || what == 'a';
+    if (!judge)
+        return raised;              /* the marks as they stand */
+    if (what == 'p' || what == 'c') /* decided, never acknowledged: announce again */
+        emit_bottleneck(v, e, k, s, field, dim, value, what == 'p', at);
+    bool change = false;
+    bool now = e->f->bottleneck.enabled ? fn_judge(&e->f->bottleneck, s, raised, &change) : raised;
+    if (change)
+        emit_bottleneck(v, e, k, s, field, dim, value, now, e->tick);
+    return now;
+}
+
+/* Judges every stage of every breakdown value (SPEC §11) as the funnel's own stages are:
+ * the same window, baseline and hysteresis, each value's state in its own field. */
+static void judge_breakdowns(fn_eval_ctx_t *v, fn_eval_t *e)
+{
+    const fn_funnel_t *f = e->f;
+    if (!f->bottleneck.enabled)
+        return;
+    const char *dim, *value;
+    json_t *values, *a;
+    json_object_foreach (e->st.bd, dim, values) {
+        json_object_foreach (values, value, a) {
+            if (strcmp(value, FN_ANALYTICS_OTHER) == 0)
+                continue; /* a sum of values, no segment of its own */
+            for (size_t k = 0; k + 1 < f->n_stages; k++) {
+                fn_stage_stats_t s;
+                fn_analytics_breakdown_stage(a, k, &s);
+                char field[BN_FIELD_MAX];
+                if (snprintf(field, sizeof field, "%zu|%s|%s", k, dim, value) >= (int)sizeof field)
+                    continue;
+                (void)judge_stage(v, e, (int)k, &s, field, dim, value, true);
+            }
+        }
+    }
 }
 
 static void complete(fn_eval_ctx_t *v, fn_eval_t *e)
@@ -359,31 +423,17 @@ static void complete(fn_eval_ctx_t *v, fn_eval_t *e)
     for (size_t k = 0; k + 1 < f->n_stages; k++) {
         char field[16];
         snprintf(field, sizeof field, "%zu", k);
-        const char *val = json_string_value(json_object_get(e->bn_state, field));
-        long long at = 0;
-        char what = 0;
-        if (val && sscanf(val, "%lld|%c", &at, &what) != 2)
-            what = 0;
-        bool raised = what == 'p' || what == 'a';
-        e->st.stage[k].bottleneck = raised;
-        if (!judge)
-            continue;                   /* the marks as they stand */
-        if (what == 'p' || what == 'c') /* decided, never acknowledged: announce again */
-            emit_bottleneck(v, e, (int)k, what == 'p', at);
-        bool change = false;
-        bool now = f->bottleneck.enabled
-                       ? fn_judge(&f->bottleneck, &e->st.stage[k], raised, &change)
-                       : raised;
-        e->st.stage[k].bottleneck = now;
-        if (change)
-            emit_bottleneck(v, e, (int)k, now, e->tick);
+        e->st.stage[k].bottleneck =
+            judge_stage(v, e, (int)k, &e->st.stage[k], field, NULL, NULL, judge);
     }
+    if (judge)
+        judge_breakdowns(v, e);
     /* A past tick has no snapshot; nor has a tick that got one while past ones waited. */
     if (e->mode == FN_EVAL_PAST || (e->mode == FN_EVAL_FULL && e->snap_tick >= e->tick))
         return;
     json_t *o = json_object();
     char id[33];
-    id_of("funnel_snapshot", f->name, -1, e->tick, id);
+    id_of("funnel_snapshot", f->name, -1, e->tick, NULL, NULL, id);
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "type", json_string("funnel_snapshot"));
     json_object_set_new(o, "funnel", json_string(f->name));
@@ -392,7 +442,7 @@ static void complete(fn_eval_ctx_t *v, fn_eval_t *e)
     json_t *body = fn_analytics_json(f, &e->st);
     json_object_update(o, body);
     json_decref(body);
-    bn_out_t *own = owner_new(v, e, -1, false, e->tick);
+    bn_out_t *own = owner_new(v, e, -1, NULL, false, e->tick);
     if (own) {
         produce(v, running(v)->topic_snapshots, f->name, o, own);
     } else {
@@ -647,7 +697,7 @@ static void delivered(fn_eval_ctx_t *v, bn_out_t *o)
     if (o->stage >= 0) {
         e->announcing--;
         if (fn_store_ready(v->store))
-            record_announced(v, e, o->stage, o->tick, o->raise);
+            record_announced(v, e, o->field, o->tick, o->raise);
     }
     free(o);
     if (e->announcing == 0)

@@ -8,13 +8,14 @@
 --   "h<hour>" (whole hour, hour = floor(ms / 1 h)) or "m<minute>" (minute = floor(ms / 1 min))
 --   5 '0': leave the sketches out (empty), for a bottleneck judgment of a past tick; else '1'
 --   (absent: '1', as sent before ARGV[5] existed) 6 '1': read the cost figures over the
---   window too (absent or else: not) 7 '1': read the breakdowns' flows over the window too
+--   window too (absent or else: not) 7 '1': read the breakdowns' flows over the window and
+--   the baseline too
 -- Returns {counters: flat {name, value, ...} of this funnel's fields without "<funnel>|",
 --   sketches: {stage 0 flat {bucket, count, ...}, ..., stage n-1, conversion},
 --   window flows: flat {"e|<k>" or "a|<k>", sum, ...}, baseline flows: the same,
 --   window cost figures: flat {"<what><side>|<name>", sum, ...} (analytics.lua; {} unless
 --   asked for), window breakdown flows: flat {"<e|a>|<k>|<dim>|<value>", sum, ...} (the
---   same; {} unless asked for)}
+--   same; {} unless asked for), baseline breakdown flows: the same}
 
 local stats = KEYS[1]
 local base = string.sub(stats, 1, -#K.KEY_STATS - 1)
@@ -123,6 +124,8 @@ local function market(plan)
   return sum_buckets(plan, K.KEY_MARKET, K.KEY_MARKET_MIN, market_split)
 end
 
+local bd = ARGV[7] == '1'
 return {counters, sketches, flows(ARGV[3]), flows(ARGV[4]),
   ARGV[6] == '1' and market(ARGV[3]) or {},
-  ARGV[7] == '1' and sum_buckets(ARGV[3], K.KEY_BFLOW, K.KEY_BFLOW_MIN, bflow_split) or {}}
+  bd and sum_buckets(ARGV[3], K.KEY_BFLOW, K.KEY_BFLOW_MIN, bflow_split) or {},
+  bd and sum_buckets(ARGV[4], K.KEY_BFLOW, K.KEY_BFLOW_MIN, bflow_split) or {}}

@@ -87,8 +87,20 @@ enum { FN_MARKET_COST, FN_MARKET_LEADS, FN_MARKET_CONV, FN_MARKET_REVENUE, FN_MA
 #define FN_MARKET_N (2 * FN_MARKET_ALL)
 
 /* A breakdown value's figures per stage: people in it now, ever entered, and entered and
- * advanced over the window. */
-enum { FN_BD_POPULATION, FN_BD_ENTERED_TOTAL, FN_BD_WIN_ENTERED, FN_BD_WIN_ADVANCED, FN_BD_N };
+ * advanced over the window and over the baseline. */
+enum {
+    FN_BD_POPULATION,
+    FN_BD_ENTERED_TOTAL,
+    FN_BD_WIN_ENTERED,
+    FN_BD_WIN_ADVANCED,
+    FN_BD_BASE_ENTERED,
+    FN_BD_BASE_ADVANCED,
+    FN_BD_N
+};
+
+/* Stage k's figures of breakdown value a (an array of st->bd) as a stage's, for judging its
+ * bottleneck: entered and advanced over the window and baseline, and both rates. */
+void fn_analytics_breakdown_stage(const json_t *a, size_t k, fn_stage_stats_t *s);
 
 /* The entry-cohort week of an instant (weeks from Monday 00:00 UTC, step.h). */
 int64_t fn_analytics_week(int64_t ms);
@@ -99,8 +111,8 @@ int fn_analytics_begin(fn_funnel_stats_t *st, const fn_funnel_t *f, int64_t now_
 
 /* read.lua's arguments for shard, what follows EVALSHA <digest>: numkeys, the shard's stats
  * key, funnel, stage count, window and baseline plans, sketches flag, cost figures flag,
- * breakdowns flag. argv points into a; fn_analytics_read_args_free frees it (also after a
- * failure). */
+ * breakdowns flag (their flows over the window and the baseline). argv points into a;
+ * fn_analytics_read_args_free frees it (also after a failure). */
 #define FN_ANALYTICS_READ_ARGC 9
 typedef struct fn_analytics_read_args {
     char key[64], n[8];

@@ -45,6 +45,34 @@ def build_dir():
     return os.environ.get("FUNNELD_BUILD_DIR", os.path.join(REPO, "build"))
 
 
+def iso(ms):
+    """Epoch milliseconds as funneld writes times: 2026-11-22T10:15:00.250Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def bottleneck_model(events, entered_type, first_ms, last_ms, min_entered=20, drop=0.5):
+    """[(type, tick)]: the daemon's bottleneck rule (fn_judge; window 1 h, baseline 24 h, whole
+    minutes) judged at the first tick of every minute from first_ms to last_ms, over `events`:
+    those of entered_type enter the stage, the others advance from it."""
+    M = 60000
+    entered, advanced = {}, {}
+    for e in events:
+        d = entered if e["type"] == entered_type else advanced
+        d[e["ts"] // M] = d.get(e["ts"] // M, 0) + 1
+    raised, out = False, []
+    for m in range(first_ms // M + 1, last_ms // M + 1):
+        def s(d, span):
+            return sum(d.get(x, 0) for x in range(m - span, m))
+        we, wa, be, ba = s(entered, 60), s(advanced, 60), s(entered, 1440), s(advanced, 1440)
+        if we < min_entered or be < min_entered or ba == 0:
+            continue
+        now = wa / we < (1 - (drop / 2 if raised else drop)) * (ba / be)
+        if now != raised:
+            out.append(("bottleneck" if now else "bottleneck_cleared", m * M))
+        raised = now
+    return out
+
+
 def latest_snapshot(st, funnel=None):
     """The newest funnel_snapshot on st's snapshot topic (of `funnel`, when given), or {}."""
     snaps = [json.loads(m.value()) for m in st.read_all(st.topics["snapshots"])]

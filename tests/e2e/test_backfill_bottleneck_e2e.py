@@ -19,7 +19,8 @@ import json
 import signal
 import time
 
-from harness import Check, Stack, ev, produce_paced, wait_drained, wait_for
+from harness import (Check, Stack, bottleneck_model, ev, iso, produce_paced, wait_drained,
+                     wait_for)
 
 M, H = 60000, 3600000
 EVERY = 10000
@@ -48,23 +49,7 @@ def stream():
 
 def expected_changes(events):
     """[(type, tick)]: the daemon's rule (fn_judge) judged at every minute's first tick."""
-    entered, advanced = {}, {}
-    for e in events:
-        m = e["ts"] // M
-        d = entered if e["type"] == "page_view" else advanced
-        d[m] = d.get(m, 0) + 1
-    raised, out = False, []
-    for m in range(events[0]["ts"] // M + 1, events[-1]["ts"] // M + 1):
-        def s(d, span):
-            return sum(d.get(x, 0) for x in range(m - span, m))
-        we, wa, be, ba = s(entered, 60), s(advanced, 60), s(entered, 1440), s(advanced, 1440)
-        if we < 20 or be < 20 or ba == 0:
-            continue
-        now = wa / we < (0.75 if raised else 0.5) * (ba / be)
-        if now != raised:
-            out.append(("bottleneck" if now else "bottleneck_cleared", m * M))
-        raised = now
-    return out
+    return bottleneck_model(events, "page_view", events[0]["ts"], events[-1]["ts"])
 
 
 def run(check, events, partitions, paced):
@@ -107,10 +92,6 @@ def run(check, events, partitions, paced):
         return bns
     finally:
         st.close()
-
-
-def iso(ms):
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
 
 
 def main():

@@ -87,7 +87,7 @@ static void test_cohorts_and_credit_in_a_snapshot(void)
         "coh|2965|3", "7", /* no such stage */
         "a2c|web",    "1500000", "a2c$|web",   "12345", "a2p|",       "1000000", "a3c|web",    "5"};
     size_t n = sizeof counters / sizeof *counters;
-    redisReply *r = arr(6);
+    redisReply *r = arr(7);
     freeReplyObject(r->element[0]);
     r->element[0] = arr(0);
     free(r->element[0]->element);
@@ -133,7 +133,7 @@ static redisReply *flat(const char *const *s, size_t n)
 static void add_reply(fn_funnel_stats_t *st, const char *const *counters, size_t n_counters,
                       size_t at, const char *const *extra, size_t n_extra)
 {
-    redisReply *r = arr(6);
+    redisReply *r = arr(7);
     freeReplyObject(r->element[0]);
     r->element[0] = flat(counters, n_counters);
     freeReplyObject(r->element[1]);
