@@ -627,8 +627,8 @@ def triggers(st, check, label, exact=True):
 
 
 def redis_state(st, client=None):
-    """Every lead hash and every counter hash (the shards' stats, the cost figures' hour and
-    minute hashes) of st's key prefix, keyed and valued without
+    """Every lead hash and every counter hash (the shards' stats, the cost figures' and
+    breakdowns' hour and minute hashes) of st's key prefix, keyed and valued without
     the prefix (timer fields name their zset), from `client` or the shared Redis.
 
     Leaves out a lead's `tn`, a cache of a lower bound of its pending due times: whether a
@@ -644,7 +644,8 @@ def redis_state(st, client=None):
     own = st.name.encode()
     for k in r.scan_iter(f"{st.name}:*", count=1000):
         name = k.decode()[len(st.name):]
-        if ":lead:" in name or name.endswith(":stats") or ":mkt:" in name or ":mkm:" in name:
+        if ":lead:" in name or name.endswith(":stats") or \
+                any(f":{k}:" in name for k in ("mkt", "mkm", "bfl", "bfm")):
             state[name] = {f: v.replace(own, b"<prefix>") for f, v in r.hgetall(k).items()
                            if f not in (b"tn", b"sx")}
     return state
