@@ -81,6 +81,17 @@ local function breakdown_name(stats, f, dim, value, max)
   return value
 end
 
+-- breakdown_name for counters not named "<f>|<dim>|<value>" themselves (a Markov move names
+-- two channels): a value newly kept by name gets that field as its mark, so the next call
+-- finds it (without one, every call would look new and use up the bound).
+local function breakdown_mark(stats, f, dim, value, max)
+  local field = f .. '|' .. dim .. '|' .. value
+  if redis.call('HGET', stats, field) then return value end
+  local name = breakdown_name(stats, f, dim, value, max)
+  if name == value then redis.call('HSET', stats, field, '1') end
+  return name
+end
+
 local function breakdown_add(stats, f, dim, value, max)
   redis.call('HINCRBY', stats, f .. '|' .. dim .. '|' .. breakdown_name(stats, f, dim, value, max), 1)
 end
@@ -100,19 +111,23 @@ local function breakdown_max(list, i)
   return 100
 end
 
--- Adds n (an integer, as text) to field fld of funnel f's cost figures of event time t, in
--- the hour's and the minute's hash (see the top). HINCRBYFLOAT of integers: exact below
--- 2^53, and never an overflow error half-way through a step.
+-- Adds n (a positive integer, as text) to field fld of funnel f's cost figures of event
+-- time t, in the hour's and the minute's hash (see the top). HINCRBYFLOAT of integers: exact
+-- below 2^53, and never an overflow error half-way through a step. As in flow_add, a key's
+-- expiry is set when a field is created (the sum is then n), which it is whenever the key is.
 local function market_bucket(base, f, fld, n, t)
   local hour = string.format('%d', math.floor(t / 3600000))
   local minute = string.format('%d', math.floor((t % 3600000) / 60000))
   local expiry = string.format('%d', (math.floor(t / 3600000) + 1) * 3600000 + FLOW_RETENTION_MS)
   local hkey = base .. K.KEY_MARKET .. f .. ':' .. hour
   local mkey = base .. K.KEY_MARKET_MIN .. f .. ':' .. hour
-  redis.call('HINCRBYFLOAT', hkey, fld, n)
-  redis.call('HINCRBYFLOAT', mkey, fld .. '|' .. minute, n)
-  redis.call('PEXPIREAT', hkey, expiry)
-  redis.call('PEXPIREAT', mkey, expiry)
+  local x = tonumber(n)
+  if tonumber(redis.call('HINCRBYFLOAT', hkey, fld, n)) == x then
+    redis.call('PEXPIREAT', hkey, expiry)
+  end
+  if tonumber(redis.call('HINCRBYFLOAT', mkey, fld .. '|' .. minute, n)) == x then
+    redis.call('PEXPIREAT', mkey, expiry)
+  end
 end
 
 -- Records what ('$' a cost in cents, 'n' a new lead) for channel ch and campaign cp in funnel
@@ -142,13 +157,18 @@ local function bd_flow(base, f, what, lo, hi, t, dim, v)
   local expiry = string.format('%d', (math.floor(t / 3600000) + 1) * 3600000 + FLOW_RETENTION_MS)
   local hkey = base .. K.KEY_BFLOW .. f .. ':' .. hour
   local mkey = base .. K.KEY_BFLOW_MIN .. f .. ':' .. hour
+  local hnew, mnew = false, false -- the expiry is set when a field is created (flow_add)
   for s = lo, hi do
     local k = string.format('%d', s)
-    redis.call('HINCRBY', hkey, what .. '|' .. k .. '|' .. dim .. '|' .. v, 1)
-    redis.call('HINCRBY', mkey, what .. '|' .. k .. '|' .. minute .. '|' .. dim .. '|' .. v, 1)
+    if redis.call('HINCRBY', hkey, what .. '|' .. k .. '|' .. dim .. '|' .. v, 1) == 1 then
+      hnew = true
+    end
+    if redis.call('HINCRBY', mkey, what .. '|' .. k .. '|' .. minute .. '|' .. dim .. '|' .. v, 1) == 1 then
+      mnew = true
+    end
   end
-  redis.call('PEXPIREAT', hkey, expiry)
-  redis.call('PEXPIREAT', mkey, expiry)
+  if hnew then redis.call('PEXPIREAT', hkey, expiry) end
+  if mnew then redis.call('PEXPIREAT', mkey, expiry) end
 end
 
 -- A move of a lead of funnel f whose breakdown values are vals ({{dim, value}, ...}): out of

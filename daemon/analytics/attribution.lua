@@ -19,7 +19,8 @@
 -- journey in the funnel, counted exactly per touch (A.markov_touch) in "<f>|mv|<from>\t<to>"
 -- (from "" is the start; channel names hold no control characters, so the tab cannot be
 -- part of one), "<f>|mc|<channel>" moves to a conversion, "<f>|mn|<channel>" to null (a
--- lost lead) and "<f>|mr" the converted revenue in cents; the reader solves the chain for
+-- lost lead) and "<f>|mr" the converted revenue in cents ("<f>|mk|<channel>" marks a channel
+-- kept by name, "<f>|mk#" counts them); the reader solves the chain for
 -- each channel's removal effect (daemon/analytics/markov.c).
 --
 -- The functions are made by attribution() on first use, not at the script's top level: a
@@ -161,7 +162,7 @@ local function attribution()
   -- "<f>|m", none: the start) to ch, and from ch to a conversion or to null when the touch
   -- ends the journey (cents: the converted lead's value in cents, or 0).
   function A.markov_touch(stats, lead, f, ch, op, cents, bmax, set)
-    local name = breakdown_name(stats, f, 'mv', ch, bmax)
+    local name = breakdown_mark(stats, f, 'mk', ch, bmax) -- analytics.lua
     local prev = redis.call('HGET', lead, f .. K.FF_MARKOV_LAST) or ''
     redis.call('HINCRBY', stats, f .. '|mv|' .. prev .. '\t' .. name, 1)
     if op == 'C' then

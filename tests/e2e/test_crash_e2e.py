@@ -5,7 +5,9 @@ retargeting triggers that fell due) and restarted. Afterwards the kill run's tra
 and triggers must be the clean run's — same ids, same contents, nothing missing — with
 repeats only as exact copies (same id), no trigger fired twice (one id per funnel, lead,
 reason and cause), every dead letter present, and the Redis state per lead and the
-counters equal.
+counters equal. Every marketing count is on (demo.json's attribution and cohorts, markov,
+breakdowns by channel, last-touch campaign and a prop) and the stream carries cost events, so
+the counters compared include the credited, cost, Markov and breakdown figures.
 
 FUNNELD_CRASH_EVENTS / FUNNELD_CRASH_KILLS scale it.
 """
@@ -15,12 +17,40 @@ import random
 import signal
 import time
 
-from harness import (Check, LagMeter, Stack, due_timers, gen_stream, outputs, redis_state, scaled,
-                     timers_settled, triggers, wait_drained, wait_for)
+from harness import (REPO, Check, LagMeter, Stack, due_timers, gen_stream, outputs, redis_state,
+                     scaled, timers_settled, triggers, wait_drained, wait_for)
 
 N = int(os.environ.get("FUNNELD_CRASH_EVENTS", scaled(200000)))
 KILLS = int(os.environ.get("FUNNELD_CRASH_KILLS", "5"))
 LEADS = N // 10
+
+
+def marketing_funnels():
+    """demo.json's funnels with markov beside their attribution models and three breakdowns."""
+    with open(os.path.join(REPO, "deploy/config/demo.json")) as f:
+        funnels = json.load(f)["funnels"]
+    for f in funnels:
+        f["attribution"]["models"].append("markov")
+        f["breakdowns"] = ["channel", {"dimension": "campaign", "touch": "last"},
+                           "props.campaign"]
+    return funnels
+
+
+def with_costs(stream):
+    """stream with a cost event of one of three ad accounts after every 400th message."""
+    out = []
+    for i, rec in enumerate(stream):
+        out.append(rec)
+        if i % 400 == 399:
+            try:
+                ts = json.loads(rec[1])["ts"]  # int or RFC 3339, as the stream has them
+            except ValueError:
+                ts = 1795000000000  # a malformed message
+            e = {"event_id": "cost-%d" % i, "lead_id": "acct-%d" % (i % 3), "ts": ts,
+                 "channel": ["ads", "social", "email"][i % 3], "type": "cost",
+                 "props": {"amount": (i % 97) + 0.25, "campaign": "spring"}}
+            out.append((e["lead_id"].encode(), json.dumps(e).encode()))
+    return out
 
 
 def collect(st, check, label):
@@ -32,9 +62,10 @@ def collect(st, check, label):
 
 def main():
     check = Check("test_crash_e2e")
-    stream = gen_stream(N, LEADS, seed=42)
+    stream = with_costs(gen_stream(N, LEADS, seed=42))
+    funnels = marketing_funnels()
 
-    clean = Stack("crash-clean", partitions=6)
+    clean = Stack("crash-clean", partitions=6, funnels=funnels)
     try:
         clean.produce(stream)
         p = clean.start()
@@ -52,7 +83,7 @@ def main():
     # acknowledgement, and meanwhile it went as far as its in-flight bound: with 50,000
     # events (the sanitizer build's quarter volume) one such step once passed the next two
     # kill points and the end of the input.
-    crash = Stack("crash-kill", partitions=6, max_in_flight=4000)
+    crash = Stack("crash-kill", partitions=6, max_in_flight=4000, funnels=funnels)
     crash.cfg["kafka"]["properties"]["auto.commit.interval.ms"] = "100"
     with open(crash.config_path, "w") as f:
         json.dump(crash.cfg, f)

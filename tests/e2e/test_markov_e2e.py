@@ -19,7 +19,8 @@ import jsonschema
 from harness import REPO, Check, Stack, ev, funnelctl, latest_snapshot, wait_drained, wait_for
 
 CHANNELS = ["search", "social", "email", "display", "referral"]
-FUNNELS = [{"name": "deal", "allow_skip": True,
+# max_breakdown as many as the channels: every channel stays by name, however many touches
+FUNNELS = [{"name": "deal", "allow_skip": True, "max_breakdown": 5,
             "stages": [{"name": "visit", "on": [{"type": "page_view"}]},
                        {"name": "demo", "on": [{"type": "demo_request"}]},
                        {"name": "won", "on": [{"type": "purchase"}], "conversion": True}],

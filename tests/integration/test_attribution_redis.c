@@ -339,6 +339,15 @@ static void test_cost(void)
     at("P1", "p1-1", t, "paid", "page_view", "\"campaign\":\"q4\"");
     at("P1", "p1-2", t + 60000, "web", "purchase", "\"value\":80");
     CHECK(res.n_trans == 1 && res.trans[0].op == 'C');
+    /* the hour and minute buckets expire like the flows (set when a field is created) */
+    fn_lead_keys_t ak;
+    fn_step_keys(cfg, fn_step_lead_hash("acct-1", 6), &ak);
+    for (int m = 0; m < 2; m++) {
+        redisReply *r = redisCommand(rc, "PTTL %s:{%u}:%s:shop:%lld", prefix, ak.shard,
+                                     m ? "mkm" : "mkt", (long long)(t / 3600000));
+        CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 0);
+        freeReplyObject(r);
+    }
     CHECK(near(stat_sum("shop|nc|paid"), 2));
     CHECK(near(stat_sum("shop|np|q4"), 2));
 
