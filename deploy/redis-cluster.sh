@@ -335,7 +335,8 @@ cmd_reshard() {
     done
     log "moving $n slots from 127.0.0.1:$from to 127.0.0.1:$to (log: $DIR/reshard.log)"
     if ! redis-cli --cluster reshard "127.0.0.1:$from" --cluster-from "${ids[0]}" \
-            --cluster-to "${ids[1]}" --cluster-slots "$n" --cluster-yes >"$DIR/reshard.log" 2>&1; then
+            --cluster-to "${ids[1]}" --cluster-slots "$n" --cluster-yes \
+            --cluster-pipeline 100 >"$DIR/reshard.log" 2>&1; then
         tail -n 30 "$DIR/reshard.log" >&2
         die "redis-cli --cluster reshard failed"
     fi

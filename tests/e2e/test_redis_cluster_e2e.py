@@ -50,10 +50,12 @@ SEEDS = []            # every node of the cluster (redis.seeds), once main has s
 
 
 def cluster_sh(run_dir, *args):
+    # A reshard moves every key of 3,000 slots (the cost figures' hour buckets added some)
+    # on a shared 2-core machine: it once took longer than 180 s there.
     env = dict(os.environ, FUNNELD_RUN_DIR=run_dir)
     r = subprocess.run(["bash", os.path.join(REPO, "deploy/redis-cluster.sh"), *args],
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=180)
+                       timeout=480)
     if r.returncode:
         raise RuntimeError(f"redis-cluster.sh {' '.join(args)}: {r.stderr[-2000:]}")
     return r.stdout
