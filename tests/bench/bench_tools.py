@@ -101,15 +101,19 @@ def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefi
     cfg["kafka"]["properties"] = {k.strip(): v.strip() for k, v in
                                   (i.split("=", 1) for i in items)}
     # BENCH_MARKETING=on (run.sh) keeps the demo's marketing analytics (multi-touch
-    # attribution, entry cohorts); off (the default) takes them out, so the plain path and
-    # the peer's semantics stay comparable
+    # attribution, entry cohorts); full adds the markov model and breakdowns by channel and
+    # campaign to every funnel with attribution; off (the default) takes them out, so the
+    # plain path and the peer's semantics stay comparable
     marketing = os.environ.get("BENCH_MARKETING", "off")
-    if marketing not in ("on", "off"):
-        die(f"BENCH_MARKETING: on or off, got {marketing!r}")
+    if marketing not in ("on", "off", "full"):
+        die(f"BENCH_MARKETING: on, full or off, got {marketing!r}")
     for f in cfg["funnels"]:
         if marketing == "off":
             f.pop("attribution", None)
             f["cohorts"] = 0
+        elif marketing == "full" and "attribution" in f:
+            f["attribution"]["models"].append("markov")
+            f["breakdowns"] = ["channel", "campaign"]
     cfg["redis"] = {"url": redis_url, "key_prefix": prefix}
     if cluster == "cluster":
         cfg["redis"]["cluster"] = True

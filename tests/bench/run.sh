@@ -16,6 +16,7 @@
 #                               identify event each: issue 20's merge cost)
 #   BENCH_MARKETING [off]       on: keep deploy/config/demo.json's marketing analytics
 #                               (multi-touch attribution, entry cohorts: issue 21's cost);
+#                               full adds markov and breakdowns by channel and campaign;
 #                               off takes them out of the bench's config
 #   BENCH_MODE [all]            all | max (backlog + ceilings only) | rate (fixed rate only)
 #   BENCH_RATE [half of max]    fixed-rate mode input rate, events/s
