@@ -2,16 +2,18 @@
 # deploy/demo.sh — from a fresh clone to leads moving through a funnel, in one command.
 #
 # Installs what is missing, builds funneld, starts Redis and a Kafka broker on loopback,
-# creates the topics, runs funneld with deploy/config/demo.json, feeds it a synthetic
-# stream from the load generator, and prints the transitions as they arrive, then a summary.
-# Everything it started is stopped at the end (pass --keep to leave the stack running).
+# creates the topics, runs funneld with deploy/config/demo.json, prints the live view's
+# address (open it: the funnels fill up as you watch), feeds it a synthetic stream from the
+# load generator for a minute or two, and prints the transitions as they arrive, then a
+# summary. Everything it started is stopped at the end (pass --keep to leave the stack and
+# the page running).
 #
 #   bash deploy/demo.sh [--keep] [--events N] [--leads N] [--rate EPS]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-keep=0 events=20000 leads=2000 rate=4000
+keep=0 events=20000 leads=2000 rate=200
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) keep=1 ;;
@@ -58,6 +60,12 @@ build/funneld --check-config -c "$run_dir/demo-event.json"
 build/funneld -c "$run_dir/demo-event.json" >"$run_dir/funneld.log" 2>&1 &
 pid=$!
 echo "funneld pid $pid, logs in $run_dir/funneld.log"
+live=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["listen"])' \
+  deploy/config/demo.json)
+say "live view: http://$live/  (open it now: leads move as the stream comes in)"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && command -v xdg-open >/dev/null 2>&1; then
+  xdg-open "http://$live/" >/dev/null 2>&1 || true
+fi
 
 say "producing $events touchpoints for $leads leads at $rate/s (1% duplicates, 0.5% malformed)"
 build/funneld-loadgen -t touchpoints -n "$events" -l "$leads" -r "$rate" --start-ts now \
@@ -85,6 +93,7 @@ while shown < 40:
     shown += 1
 c.close()
 PY
+say "the stream runs for about $((events / rate)) s in all: watch it at http://$live/"
 wait "$gen"
 sleep 3
 
@@ -127,6 +136,7 @@ for lead in won:
 PY
 echo
 if [ "$keep" = 1 ]; then
-  echo "stack left running (--keep): funneld pid $pid; stop with: kill $pid; bash deploy/services.sh down"
+  echo "stack left running (--keep), the live view at http://$live/: funneld pid $pid;"
+  echo "stop with: kill $pid; bash deploy/services.sh down"
   pid=
 fi

@@ -24,6 +24,8 @@ PKGS=(
     # depends on nor recommends libclang-rt-14-dev), and valgrind for the leak check of a
     # graceful shutdown (tests/e2e/test_valgrind_e2e.py)
     libclang-rt-dev valgrind
+    # the live view's browser test (tests/browser), headless
+    chromium
 )
 command -v java >/dev/null 2>&1 || PKGS+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || PKGS+=(maven)

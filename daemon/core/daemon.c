@@ -167,6 +167,7 @@ static void finish(fn_daemon_t *d)
      * flush (deliveries still finish messages and store their offsets), then what is left
      * unfinished is released — it was not committed, so it is consumed again — and only then
      * the consumer, whose destroy waits until every message it handed out is destroyed. */
+    fn_live_close(d->live);
     fn_http_close(d->http);
     fn_store_close(d->store);
     fn_output_close(d->output);
@@ -331,6 +332,7 @@ static void fill_status(void *data, fn_status_t *st)
     size_t n = fn_store_nodes(d->store, d->redis_nodes, FN_STATUS_MAX_NODES);
     st->redis_nodes = d->redis_nodes;
     st->n_redis_nodes = n < FN_STATUS_MAX_NODES ? n : FN_STATUS_MAX_NODES;
+    st->live_streams = fn_http_streams(d->http);
     st->kafka_up = fn_input_kafka_up(d->input);
     st->stopping = d->stopping;
     st->in_flight = d->in_flight;
@@ -379,13 +381,15 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
         !(d->reload = fn_reload_new(&host, &d->cfg)) || !(d->store = fn_store_new(&host)) ||
         !(d->timers = fn_timers_new(&host, d->store, d->output, d->input)) ||
         !(d->eval = fn_eval_new(&host, d->store, d->output, d->input)) ||
-        !(d->http = fn_http_new(loop, &d->log, fill_status, d))) {
+        !(d->http = fn_http_new(loop, &d->log, fill_status, d)) ||
+        !(d->live = fn_live_new(&host, d->store, d->input, d->http))) {
         fn_input_free(d->input);
         fn_output_free(d->output);
         fn_reload_free(d->reload);
         fn_store_free(d->store);
         fn_timers_free(d->timers);
         fn_eval_free(d->eval);
+        fn_http_free(d->http);
         free(d);
         return NULL;
     }
@@ -411,7 +415,8 @@ int fn_daemon_run(fn_daemon_t *d)
     d->stats.trans_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trans_by_funnel);
     d->stats.trig_by_funnel = calloc(d->cfg->n_funnels, sizeof *d->stats.trig_by_funnel);
     if (!d->stats.trans_by_funnel || !d->stats.trig_by_funnel || fn_eval_start(d->eval) ||
-        fn_timers_start(d->timers) || fn_http_start(d->http, d->cfg->http_listen) ||
+        fn_timers_start(d->timers) || fn_live_start(d->live) ||
+        fn_http_start(d->http, d->cfg->http_listen, d->cfg->http_auth_token) ||
         fn_output_start(d->output) || start_store(d) || start_input(d)) {
         fn_daemon_stop(d, 1);
         d->stop_deadline_ms = 0; /* nothing was consumed: stop at once */
@@ -439,6 +444,7 @@ void fn_daemon_free(fn_daemon_t *d)
     fn_timers_free(d->timers); /* after the store and the producer: their last callbacks */
     fn_eval_free(d->eval);
     fn_reload_free(d->reload);
+    fn_live_free(d->live);
     fn_http_free(d->http);
     free(d->stats.trans_by_funnel);
     free(d->stats.trig_by_funnel);

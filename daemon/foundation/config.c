@@ -349,6 +349,16 @@ static const char *check_listen(const char *s, size_t len)
     return NULL;
 }
 
+static const char *check_token(const char *s, size_t len)
+{
+    if (len < 16 || len > 512)
+        return "must be 16 to 512 characters";
+    for (size_t i = 0; i < len; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return "must be printable ASCII without spaces";
+    return NULL;
+}
+
 /* ---- the tables ------------------------------------------------------------------------- */
 
 static int parse_funnels(parse_ctx_t *c, json_t *v, const char *path, void *base);
@@ -448,8 +458,13 @@ static const opt_t top_opts[] = {
          "when redis.cluster is true); user and password are redis.url's"),
      .off = CFG(redis_seeds), .off_n = CFG(n_redis_seeds)},
     {OPT(OPT_STRING, "http.listen", "\"127.0.0.1:9464\"",
-         "HOST:PORT for /metrics, /healthz and /readyz"),
+         "HOST:PORT for the live view (/ and /api/), /metrics, /healthz and /readyz"),
      .off = CFG(http_listen), .check = check_listen},
+    {OPT(OPT_STRING, "http.auth_token", NULL,
+         "When set, every path but /, /healthz and /readyz needs \"Authorization: Bearer "
+         "TOKEN\" (16 to 512 printable characters); without it the live view shows lead ids "
+         "to loopback clients only; FUNNELD_HTTP_AUTH_TOKEN overrides it"),
+     .off = CFG(http_auth_token), .check = check_token},
     {OPT(OPT_ENUM, "clock", "\"wall\"",
          "\"wall\" fires timers and closes windows by the wall clock; \"event\" uses the "
          "largest event time seen, so replays give the same results at any speed"),
@@ -1472,12 +1487,16 @@ int fn_config_apply_env(fn_config_t *cfg, char *err, size_t errlen)
 {
     parse_ctx_t c = {err, errlen};
     if (replace_from_env(&cfg->brokers, "FUNNELD_BROKERS") ||
-        replace_from_env(&cfg->redis_url, "FUNNELD_REDIS_URL"))
+        replace_from_env(&cfg->redis_url, "FUNNELD_REDIS_URL") ||
+        replace_from_env(&cfg->http_auth_token, "FUNNELD_HTTP_AUTH_TOKEN"))
         return oom(&c, "");
     /* the environment bypasses the table, so its checked fields are checked here */
     const char *what = check_redis_url(cfg->redis_url, strlen(cfg->redis_url));
     if (what)
         return fail(&c, "FUNNELD_REDIS_URL", "%s", what);
+    if (cfg->http_auth_token &&
+        (what = check_token(cfg->http_auth_token, strlen(cfg->http_auth_token))))
+        return fail(&c, "FUNNELD_HTTP_AUTH_TOKEN", "%s", what);
     const char *cluster = getenv("FUNNELD_REDIS_CLUSTER");
     if (cluster && *cluster) {
         if (strcmp(cluster, "true") && strcmp(cluster, "false"))

@@ -253,7 +253,19 @@ int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
                                   (long long)st->config_generation) ||
                    head(b, "funneld_configs_retired", "gauge",
                         "Configurations replaced on SIGHUP and still held by in-flight steps.") ||
-                   fn_buf_appendf(b, "funneld_configs_retired %zu\n", st->configs_retired)
+                   fn_buf_appendf(b, "funneld_configs_retired %zu\n", st->configs_retired) ||
+                   head(b, "funneld_live_streams", "gauge",
+                        "The live view's open event streams (GET /api/stream).") ||
+                   fn_buf_appendf(b, "funneld_live_streams %zu\n", st->live_streams) ||
+                   head(b, "funneld_live_dropped_total", "counter",
+                        "Live view event streams cut off because their client read too "
+                        "slowly.") ||
+                   fn_buf_appendf(b, "funneld_live_dropped_total %llu\n",
+                                  (unsigned long long)s->live_dropped) ||
+                   head(b, "funneld_live_feed_total", "counter",
+                        "The group's outputs the live view's feed read back from Kafka.") ||
+                   fn_buf_appendf(b, "funneld_live_feed_total %llu\n",
+                                  (unsigned long long)s->live_feed)
                ? FN_ERR
                : FN_OK;
 }

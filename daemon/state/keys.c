@@ -138,6 +138,11 @@ void fn_key_bn(char *out, size_t outlen, const char *prefix, const char *funnel)
     prefix_key(out, outlen, prefix, FN_KEY_BN, funnel, "");
 }
 
+void fn_key_live(char *out, size_t outlen, const char *prefix)
+{
+    prefix_key(out, outlen, prefix, FN_KEY_LIVE, "", "");
+}
+
 void fn_key_eval(char *out, size_t outlen, const char *prefix, const char *funnel, int64_t tick,
                  int snapshot)
 {

@@ -26,6 +26,7 @@
 #include "funneld/analytics.h"
 #include "funneld/config.h"
 #include "funneld/keys.h"
+#include "funneld/lead_view.h"
 #include "redis_sync.h"
 #include "funneld/step.h"
 #include "term.h"
@@ -69,111 +70,6 @@ static void usage(FILE *out)
 }
 
 /* ---- lead ---- */
-
-static const char *field(const redisReply *h, const char *name)
-{
-    for (size_t i = 0; h && i + 1 < h->elements; i += 2)
-        if (strcmp(h->element[i]->str, name) == 0)
-            return h->element[i + 1]->str;
-    return NULL;
-}
-
-static const char *field_f(const redisReply *h, const char *funnel, const char *suffix)
-{
-    char name[160];
-    fn_field_funnel(name, sizeof name, funnel, suffix);
-    return field(h, name);
-}
-
-static json_t *time_or_null(const char *ms)
-{
-    if (!ms || !*ms)
-        return json_null();
-    char t[40];
-    fn_time_format(strtoll(ms, NULL, 10), t, sizeof t);
-    return json_string(t);
-}
-
-static json_t *str_or_null(const char *s)
-{
-    return s && *s ? json_string(s) : json_null();
-}
-
-/* One touch's attribution fields: the first or the last touch's channel, campaign, source
- * and time. */
-static json_t *touch_json(const redisReply *h, const char *ch, const char *cp, const char *src,
-                          const char *at)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "channel", str_or_null(field(h, ch)));
-    json_object_set_new(o, "campaign", str_or_null(field(h, cp)));
-    json_object_set_new(o, "source", str_or_null(field(h, src)));
-    json_object_set_new(o, "at", time_or_null(field(h, at)));
-    return o;
-}
-
-/* The lead as one JSON document; NULL when Redis has no state for it in this funnel. */
-static json_t *lead_json(const fn_funnel_t *f, const char *lead_id, const redisReply *h)
-{
-    const char *x = field_f(h, f->name, FN_FF_STATUS);
-    if (!field(h, FN_F_ID))
-        return NULL;
-    json_t *o = json_object();
-    json_object_set_new(o, "funnel", json_string(f->name));
-    json_object_set_new(o, "lead_id", json_string(lead_id));
-    const char *status = !x                             ? "outside"
-                         : *x == FN_STATUS_ACTIVE[0]    ? "active"
-                         : *x == FN_STATUS_CONVERTED[0] ? "converted"
-                                                        : "lost";
-    json_object_set_new(o, "status", json_string(status));
-    const char *k = field_f(h, f->name, FN_FF_STAGE);
-    long stage = k ? strtol(k, NULL, 10) : -1;
-    bool in_stage = x && *x != FN_STATUS_LOST[0] && stage >= 0 && (size_t)stage < f->n_stages;
-    json_object_set_new(o, "stage", in_stage ? json_string(f->stages[stage].name) : json_null());
-    json_object_set_new(o, "stage_index", in_stage ? json_integer(stage) : json_null());
-    json_object_set_new(o, "stage_entered_at", time_or_null(field_f(h, f->name, FN_FF_ENTERED)));
-    json_object_set_new(o, "funnel_entered_at", time_or_null(field_f(h, f->name, FN_FF_BEGAN)));
-    json_object_set_new(o, "last_activity_at", time_or_null(field_f(h, f->name, FN_FF_ACTIVE)));
-    const char *n = field_f(h, f->name, FN_FF_TOUCHES);
-    json_object_set_new(o, "touches", json_integer(n ? strtoll(n, NULL, 10) : 0));
-    const char *v = field(h, FN_F_VALUE);
-    json_object_set_new(o, "value", v ? json_real(strtod(v, NULL)) : json_null());
-    const char *c = field(h, FN_F_CONSENT);
-    json_object_set_new(o, "marketing_consent",
-                        !c || !*c ? json_null() : json_boolean(strcmp(c, "1") == 0));
-    json_t *attr = json_object();
-    json_object_set_new(attr, "first",
-                        touch_json(h, FN_F_FIRST_CH, FN_F_FIRST_CP, FN_F_FIRST_SRC, FN_F_FIRST_AT));
-    json_object_set_new(attr, "last",
-                        touch_json(h, FN_F_LAST_CH, FN_F_LAST_CP, FN_F_LAST_SRC, FN_F_LAST_AT));
-    json_object_set_new(o, "attribution", attr);
-
-    json_t *triggers = json_array();
-    char prefix[160];
-    fn_field_funnel(prefix, sizeof prefix, f->name, FN_FF_TIMER);
-    int pl = (int)strlen(prefix);
-    for (size_t i = 0; i + 1 < h->elements; i += 2) {
-        const char *name = h->element[i]->str, *val = h->element[i + 1]->str;
-        if (strncmp(name, prefix, (size_t)pl) != 0)
-            continue;
-        long long due = 0;
-        int st = -1, consumed = 0;
-        /* "<due>|<stage>|<zset>|<cause>"; an empty zset marks a stall that already fired */
-        if (sscanf(val, "%lld|%d|%n", &due, &st, &consumed) < 2)
-            continue;
-        const char *zset = val + consumed, *bar = strchr(zset, '|');
-        if (!bar)
-            continue;
-        json_t *t = json_object();
-        json_object_set_new(t, "reason", json_string(name + pl));
-        json_object_set_new(t, "due_at", time_or_null(val));
-        json_object_set_new(t, "state", json_string(bar == zset ? "fired" : "pending"));
-        json_object_set_new(t, "cause_event_id", json_string(bar + 1));
-        json_array_append_new(triggers, t);
-    }
-    json_object_set_new(o, "triggers", triggers);
-    return o;
-}
 
 /* Replaces every string in o (recursively) by its terminal-safe form (term.h). */
 static int escape_strings(json_t *o)
@@ -230,7 +126,7 @@ static redisReply *lead_hash(ctl_t *c, const char *id, const char *shown)
         freeReplyObject(h);
         return NULL;
     }
-    const char *stored = field(h, FN_F_ID);
+    const char *stored = fn_lead_view_field(h, FN_F_ID);
     if (stored && strcmp(stored, id) != 0) {
         fprintf(stderr, "funnelctl: the key of lead %s belongs to another lead id\n", shown);
         freeReplyObject(h);
@@ -278,15 +174,16 @@ static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
      * link is followed, as the daemon follows it for the id's events. */
     char *id = strdup(lead_id);
     redisReply *h = id ? lead_hash(c, id, shown.data) : NULL;
-    for (int64_t hops = 0; h && field(h, FN_F_MERGED_INTO); hops++) {
+    for (int64_t hops = 0; h && fn_lead_view_field(h, FN_F_MERGED_INTO); hops++) {
         free(id);
-        id = hops < c->cfg->identity_max_ids ? strdup(field(h, FN_F_MERGED_INTO)) : NULL;
+        id = hops < c->cfg->identity_max_ids ? strdup(fn_lead_view_field(h, FN_F_MERGED_INTO))
+                                             : NULL;
         freeReplyObject(h);
         h = id ? lead_hash(c, id, shown.data) : NULL;
         if (!id)
             fprintf(stderr, "funnelctl: lead %s: a chain of merged ids too long\n", shown.data);
     }
-    json_t *o = h ? lead_json(f, id, h) : NULL;
+    json_t *o = h ? fn_lead_view_json(f, id, h) : NULL;
     freeReplyObject(h);
     if (!o) {
         if (h)

@@ -137,7 +137,8 @@ typedef struct fn_config {
     char **redis_seeds; /* more cluster nodes to start from, "host:port"; may be NULL */
     size_t n_redis_seeds;
     /* http */
-    char *http_listen; /* default "127.0.0.1:9464" */
+    char *http_listen;     /* default "127.0.0.1:9464" */
+    char *http_auth_token; /* NULL: none (the live view hides lead ids beyond loopback) */
     /* engine */
     fn_clock_t clock;
     int64_t dedupe_ttl_ms;    /* default 7d */

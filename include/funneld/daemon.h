@@ -17,6 +17,7 @@
 #include "funneld/event.h"
 #include "funneld/http.h"
 #include "funneld/input.h"
+#include "funneld/live.h"
 #include "funneld/log.h"
 #include "funneld/msg.h"
 #include "funneld/output.h"
@@ -47,6 +48,7 @@ typedef struct fn_daemon {
     fn_msg_t *free_msgs;
 
     fn_http_t *http;                                  /* owned */
+    fn_live_t *live;                                  /* owned */
     fn_redis_node_t redis_nodes[FN_STATUS_MAX_NODES]; /* the status view's, per request */
 
     uv_timer_t tick; /* drains queues as a safety net and retries refused produce calls */

@@ -58,6 +58,8 @@ void fn_key_epoch(char *out, size_t outlen, const char *prefix);
 void fn_key_shard_epoch(char *out, size_t outlen, const char *prefix, unsigned shard);
 /* A funnel's bottleneck state. */
 void fn_key_bn(char *out, size_t outlen, const char *prefix, const char *funnel);
+/* Each running daemon's input rate and lag (the live view's group figures). */
+void fn_key_live(char *out, size_t outlen, const char *prefix);
 /* The lock of one evaluation tick of a funnel; snapshot marks a snapshot tick's own lock. */
 void fn_key_eval(char *out, size_t outlen, const char *prefix, const char *funnel, int64_t tick,
                  int snapshot);

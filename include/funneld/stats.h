@@ -49,6 +49,9 @@ typedef struct fn_stats {
     uint64_t triggers_capped, triggers_opted_out;
     uint64_t triggers_deferred; /* fired, refused by the full producer queue: left in the outbox */
     uint64_t msgs_transition, dlq_delivered;
+    /* the live view: event streams cut off because their client read too slowly, and the
+     * group's outputs its feed read back */
+    uint64_t live_dropped, live_feed;
     uint64_t produce_failed[FN_OUT_TOPICS]; /* outputs given up, per fn_output_topic */
     fn_hist_t redis_rtt, end_to_end;
     /* per funnel (config order): transitions by type (stage_changed, converted, lost,

@@ -48,6 +48,7 @@ typedef struct fn_status {
     size_t redis_limbo;                 /* steps waiting for a cluster node to go to */
     const fn_redis_node_t *redis_nodes; /* the first FN_STATUS_MAX_NODES of them */
     size_t n_redis_nodes;
+    size_t live_streams; /* the live view's open event streams */
 } fn_status_t;
 
 /* Fills *out with the daemon's current state (the daemon registers it with the endpoint). */

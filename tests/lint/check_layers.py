@@ -23,10 +23,11 @@ PURE = FOUNDATION | {
     "event.h", "json_view.h", "segment.h", "rules.h", "merge.h", "merge_step.h", "step.h", "trigger.h", "analytics.h", "window.h", "sketch.h",
     "markov.h",
     "emit.h", "cluster.h", "offsets.h", "msg.h", "stats.h", "host.h", "status.h",
-    "kafka_common.h", "keys.h", "judge.h", "lead_queue.h",
+    "kafka_common.h", "keys.h", "judge.h", "lead_queue.h", "lead_view.h",
 }
 # The modules' own headers.
-MODULES = {"input.h", "output.h", "store.h", "timers.h", "evaluate.h", "http.h", "reload.h"}
+MODULES = {"input.h", "output.h", "store.h", "timers.h", "evaluate.h", "http.h", "reload.h",
+           "live.h", "live_feed.h"}
 SPINE = {"daemon.h", "pipeline.h", "merge_flow.h"}
 EVERY = PURE | MODULES | SPINE
 
@@ -44,6 +45,7 @@ MAY_INCLUDE = [
     ("state/cluster.c", PURE),
     ("state/keys.c", PURE),
     ("state/lead_queue.c", PURE),
+    ("state/lead_view.c", PURE),
     ("analytics/judge.c", PURE),
     ("output/emit.c", PURE),
     ("timers/trigger.c", PURE),
@@ -58,6 +60,8 @@ MAY_INCLUDE = [
     ("timers/*.c", PURE | {"timers.h", "store.h", "output.h", "input.h"}),
     ("analytics/evaluate.c", PURE | {"evaluate.h", "store.h", "output.h", "input.h"}),
     ("http/*.c", PURE | {"http.h"}),
+    ("live/feed.c", PURE | {"live_feed.h"}),
+    ("live/live.c", PURE | {"live.h", "live_feed.h", "store.h", "input.h", "http.h"}),
     ("core/reload.c", PURE | {"reload.h"}),
     # the spine: the composition root may include everything
     ("core/daemon.c", EVERY),

@@ -89,7 +89,7 @@ static void start_fails(const char *listen, uv_loop_t *loop, fn_log_t *log)
 {
     fn_http_t *h = fn_http_new(loop, log, fill_nothing, NULL);
     CHECK(h != NULL);
-    CHECK_INT(fn_http_start(h, listen), FN_ERR);
+    CHECK_INT(fn_http_start(h, listen, NULL), FN_ERR);
     fn_http_close(h);
     fn_http_close(h);            /* twice is fine */
     uv_run(loop, UV_RUN_NOWAIT); /* runs the close callbacks */

@@ -133,6 +133,7 @@ static const struct {
     {"redis.cluster", "true", "redis.cluster"},
     {"redis.seeds", "[\"10.0.0.2:7000\"]", "redis.seeds"},
     {"http.listen", "\"127.0.0.1:9999\"", "http.listen"},
+    {"http.auth_token", "\"another-token-0123456789\"", "http.auth_token"},
     {"clock", "\"event\"", "clock"},
     {"dedupe_ttl", "\"1d\"", "dedupe_ttl"},
     {"max_future", "\"2h\"", "max_future"},
