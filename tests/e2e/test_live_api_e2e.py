@@ -279,7 +279,12 @@ def main():
         for x in sleepers:
             x.close()
         grown = rss_kb(p1.pid) - before
-        c.true(grown < 64 * 1024, f"memory stays bounded (RSS grew {grown} KB)")
+        if os.environ.get("ASAN_OPTIONS"):
+            # the sanitizer keeps freed memory in quarantine (256 MB by default): RSS says
+            # nothing there; the normal build's run checks it
+            print(f"note: under ASan RSS grew {grown} KB; not checked")
+        else:
+            c.true(grown < 64 * 1024, f"memory stays bounded (RSS grew {grown} KB)")
         c.eq(get(port1, "/healthz")[0], 200, "the endpoint still answers")
         for p in (p1, p2, p3):
             c.eq(st.stop(p), 0, "a daemon with streams open stops cleanly")
