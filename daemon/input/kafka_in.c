@@ -285,7 +285,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     fn_input_t *in = opaque;
-    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL when the consumer has no protocol any more: a revocation while it closes */
+    const char *protocol = rd_kafka_rebalance_protocol(rk);
+    bool cooperative = protocol && strcmp(protocol, "COOPERATIVE") == 0;
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     fn_log(in->host.log, FN_LOG_INFO, "kafka", "%s %d partition(s)",
            assign ? "assigned" : "revoked", parts->cnt);
