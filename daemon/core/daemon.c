@@ -367,6 +367,12 @@ static void host_stop(void *data, int exit_code)
     fn_daemon_stop(data, exit_code);
 }
 
+static int64_t host_generation(void *data)
+{
+    const fn_daemon_t *d = data;
+    return fn_reload_generation(d->reload);
+}
+
 fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t level)
 {
     fn_daemon_t *d = calloc(1, sizeof *d);
@@ -375,7 +381,7 @@ fn_daemon_t *fn_daemon_new(uv_loop_t *loop, fn_config_t *cfg, fn_log_level_t lev
     d->loop = loop;
     d->log.level = level;
     d->log.out = stderr;
-    const fn_host_t host = {loop, &d->cfg, &d->log, &d->stats, host_stop, d};
+    const fn_host_t host = {loop, &d->cfg, &d->log, &d->stats, host_stop, d, host_generation};
     if (!(d->input = fn_input_new(&host)) ||
         !(d->output = fn_output_new(&host, on_kafka_down, d)) ||
         !(d->reload = fn_reload_new(&host, &d->cfg)) || !(d->store = fn_store_new(&host)) ||

@@ -273,9 +273,34 @@ const char *fn_http_req_path(const fn_http_req_t *r)
     return r->path;
 }
 
+/* Without a token, a loopback peer is trusted only when it also asked for a loopback name
+ * and came through no proxy: a page that rebinds its own domain to 127.0.0.1 sends that
+ * domain as Host, and a local reverse proxy makes every client look local (it adds
+ * Forwarded or X-Forwarded-For, or asks for the public name). */
+static bool local_request(const http_conn_t *r)
+{
+    char host[300], skip[8];
+    if (fn_http_req_header(r, "Forwarded", skip, sizeof skip) ||
+        fn_http_req_header(r, "X-Forwarded-For", skip, sizeof skip))
+        return false;
+    if (!fn_http_req_header(r, "Host", host, sizeof host))
+        return true; /* no browser leaves it out */
+    char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+    if (host[0] == '[') {
+        if (!end)
+            return false;
+        end[1] = '\0';
+    } else if (end) {
+        *end = '\0';
+    }
+    struct in_addr v4; /* a literal address: "127.evil.example" is a name anyone can own */
+    return strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+           (uv_inet_pton(AF_INET, host, &v4) == 0 && (ntohl(v4.s_addr) >> 24) == 127);
+}
+
 bool fn_http_req_trusted(const fn_http_req_t *r)
 {
-    return r->h->token[0] ? r->authorised : r->loopback;
+    return r->h->token[0] ? r->authorised : r->loopback && local_request(r);
 }
 
 void fn_http_respond(fn_http_req_t *c, int code, const char *type, const char *body, size_t len)
@@ -350,8 +375,9 @@ int fn_http_stream_send(fn_http_stream_t *c, const char *p, size_t len)
     assert(c->stream);
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return FN_ERR;
+    /* what waits already, not this message: any one message gets through to a reader */
     size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    stream_write_t *sw = queued + len <= FN_HTTP_STREAM_BUF ? malloc(sizeof *sw + len) : NULL;
+    stream_write_t *sw = queued <= FN_HTTP_STREAM_BUF ? malloc(sizeof *sw + len) : NULL;
     if (!sw) {
         conn_close(c);
         return FN_ERR;

@@ -29,6 +29,7 @@ struct fn_live_feed {
     rd_kafka_t *consumer;
     fn_kafka_bridge_t bridge;
     bool closed;
+    bool paused;           /* what comes is dropped (fetched before the pause) */
     int64_t err_logged_ms; /* consume errors: last logged, and since then */
     uint64_t err_unlogged;
 };
@@ -82,7 +83,7 @@ static void on_queued(void *data)
         } else {
             bool known;
             fn_feed_kind_t kind = kind_of(*f->host.cfg, rd_kafka_topic_name(m->rkt), &known);
-            if (known && m->payload)
+            if (known && m->payload && !f->paused)
                 f->cb(f->data, kind, m->payload, m->len);
         }
         rd_kafka_message_destroy(m);
@@ -162,6 +163,27 @@ fail:
     if (conf)
         rd_kafka_conf_destroy(conf);
     return FN_ERR;
+}
+
+void fn_live_feed_pause(fn_live_feed_t *f, bool paused)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (!f->consumer || f->closed || f->paused == paused ||
+        rd_kafka_assignment(f->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    f->paused = paused;
+    if (paused) {
+        rd_kafka_pause_partitions(f->consumer, parts);
+    } else {
+        /* from the end: what came meanwhile is no longer live */
+        for (int i = 0; i < parts->cnt; i++)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_END;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(f->consumer, parts, 0); /* async */
+        if (e)
+            rd_kafka_error_destroy(e);
+        rd_kafka_resume_partitions(f->consumer, parts);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
 }
 
 void fn_live_feed_close(fn_live_feed_t *f)

@@ -13,13 +13,18 @@
  * DAEMON_FRESH_MS.
  *
  * Feed: the group's outputs as read back by the feed (live_feed.h), started by the first
- * viewer. A person reads a handful of lines a second, so at most FEED_PER_S transitions and
- * triggers a second are passed on (bottleneck changes always); the last RING of them are
- * kept for a page that connects or reconnects (Last-Event-ID "<run>-<seq>" of this run
- * resumes after that event; of another run, or too old, begins with the kept ones).
+ * viewer and paused (nothing fetched) while nobody watches. A person reads a handful of lines a
+ * second, so at most FEED_PER_S transitions and triggers a second are passed on (bottleneck changes
+ * always); the last RING of them are kept for a page that connects or reconnects (Last-Event-ID
+ * "<run>-<seq>" of this run resumes after that event; of another run, or too old, begins with the
+ * kept ones).
  *
  * Lead ids: a listener that may not see them (fn_http_req_trusted) gets every feed event
- * with lead_id and merged_lead_id null, and no lead search.
+ * with lead_id, merged_lead_id and the event ids null (an event's id hashes its lead id),
+ * and no lead search.
+ *
+ * Every stream gets the same text of the figures, made once per refresh (make_frames): a
+ * page costs the loop one copy per refresh, not a serialisation.
  */
 #include <assert.h>
 #include <math.h>
@@ -37,6 +42,7 @@
 #include "funneld/step.h"
 
 #define REFRESH_MS 2000
+#define REFRESH_DEADLINE_MS 15000
 #define WATCH_MS 30000
 #define KEEPALIVE_MS 15000
 #define RING 100
@@ -81,12 +87,16 @@ struct fn_live {
     int64_t watched_until, keepalive_at;
     /* the last refresh: funnel name -> /api/funnels/NAME body, the /api/funnels body */
     json_t *figures, *summary;
+    fn_buf_t frames; /* their SSE text, as every stream gets it */
     int64_t refreshed_ms;
     /* the refresh in progress */
     bool refreshing, failed;
     const fn_config_t *ref_cfg; /* the config it began with: a reload abandons it */
-    size_t ref_i;               /* funnel being read */
-    int pending, next_read;     /* replies outstanding; next shard (shards: bn, +1: done) */
+    int64_t ref_gen;            /* ... and its generation (the address may be reused) */
+    uint64_t ref_id;            /* which refresh: replies of an abandoned one are ignored */
+    int64_t ref_began_ms;
+    size_t ref_i;           /* funnel being read */
+    int pending, next_read; /* replies outstanding; next shard (shards: bn, +1: done) */
     bool st_begun;
     fn_funnel_stats_t st;
     json_t *bn, *next_figures, *group;
@@ -102,6 +112,17 @@ struct fn_live {
 static inline const fn_config_t *running(const fn_live_t *l)
 {
     return *l->host.cfg;
+}
+
+static int64_t generation(const fn_live_t *l)
+{
+    return l->host.config_generation ? l->host.config_generation(l->host.data) : 0;
+}
+
+/* The refresh still reads the config it began with. */
+static bool same_config(const fn_live_t *l)
+{
+    return l->ref_cfg == running(l) && l->ref_gen == generation(l) && !l->closed;
 }
 
 /* ---- answers ---------------------------------------------------------------------------- */
@@ -149,18 +170,6 @@ static bool client_send(live_client_t *c, const char *text, size_t len)
     return false;
 }
 
-static bool client_event(live_client_t *c, const char *event, const json_t *o)
-{
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    fn_buf_t b = {0};
-    bool ok = true;
-    if (text && fn_buf_appendf(&b, "event: %s\ndata: %s\n\n", event, text) == FN_OK)
-        ok = client_send(c, b.data, b.len);
-    free(text);
-    fn_buf_free(&b);
-    return ok;
-}
-
 static void on_client_closed(void *data, fn_http_stream_t *s)
 {
     live_client_t *c = data;
@@ -174,18 +183,30 @@ static void on_client_closed(void *data, fn_http_stream_t *s)
     free(c);
 }
 
-/* The figures of the last refresh to c: the summary, then each funnel. */
+/* The figures of the last refresh to c (one text for every client, made once per refresh). */
 static bool client_figures(live_client_t *c)
 {
-    fn_live_t *l = c->l;
-    if (!l->summary || !client_event(c, "summary", l->summary))
-        return l->summary == NULL;
+    const fn_buf_t *f = &c->l->frames;
+    return f->len == 0 || client_send(c, f->data, f->len);
+}
+
+/* The SSE text of the last refresh's figures: the summary, then each funnel. */
+static int make_frames(fn_live_t *l)
+{
+    fn_buf_reset(&l->frames);
+    char *text = json_dumps(l->summary, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc = text ? fn_buf_appendf(&l->frames, "event: summary\ndata: %s\n\n", text) : FN_ERR;
+    free(text);
     const char *name;
     json_t *body;
-    json_object_foreach (l->figures, name, body)
-        if (!client_event(c, "funnel", body))
-            return false;
-    return true;
+    json_object_foreach (l->figures, name, body) {
+        text = rc == FN_OK ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        rc = text ? fn_buf_appendf(&l->frames, "event: funnel\ndata: %s\n\n", text) : FN_ERR;
+        free(text);
+    }
+    if (rc != FN_OK)
+        fn_buf_reset(&l->frames); /* out of memory: the streams get the next refresh's */
+    return rc;
 }
 
 /* ---- the feed ----------------------------------------------------------------------------- */
@@ -200,11 +221,13 @@ static char *frame_of(const fn_live_t *l, uint64_t seq, const char *kind, const 
     char *text = NULL;
     if (hide) {
         json_t *o = json_loadb(payload, len, 0, NULL);
+        /* the event ids go too: each is a hash of the lead id with fields shown beside it
+         * (so a guess could be confirmed), and a cause's id is the producer's own text */
+        static const char *const hidden[] = {"lead_id", "merged_lead_id", "id", "cause_event_id"};
         if (json_is_object(o)) {
-            if (json_object_get(o, "lead_id"))
-                json_object_set_new(o, "lead_id", json_null());
-            if (json_object_get(o, "merged_lead_id"))
-                json_object_set_new(o, "merged_lead_id", json_null());
+            for (size_t i = 0; i < sizeof hidden / sizeof *hidden; i++)
+                if (json_object_get(o, hidden[i]))
+                    json_object_set_new(o, hidden[i], json_null());
             text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         }
         json_decref(o);
@@ -248,6 +271,8 @@ static void on_feed(void *data, fn_feed_kind_t kind, const char *payload, size_t
 {
     fn_live_t *l = data;
     l->host.stats->live_feed++;
+    if (memchr(payload, '\0', len))
+        return; /* no output of ours has one; it would cut the frame short */
     int64_t s = fn_now_ms() / 1000;
     if (s != l->bucket_s) {
         l->bucket_s = s;
@@ -296,8 +321,12 @@ static bool client_replay(live_client_t *c, const char *last)
 
 static void start_feed(fn_live_t *l)
 {
-    if (l->feed_started || l->closed)
+    if (l->closed)
         return;
+    if (l->feed_started) {
+        fn_live_feed_pause(l->feed, false);
+        return;
+    }
     l->feed_started = true;
     if (fn_live_feed_start(l->feed))
         fn_log(l->host.log, FN_LOG_WARN, "live",
@@ -327,7 +356,7 @@ static json_t *funnel_body(fn_live_t *l, const fn_funnel_t *f)
         long k = strtol(field, &end, 10);
         if (end == field || k < 0 || (size_t)k + 1 >= f->n_stages || !raised(json_string_value(v)))
             continue;
-        json_t *b = json_object(), *bd = json_null();
+        json_t *bd = json_null();
         double rate = st->stage[k].rate, base = st->stage[k].baseline_rate;
         if (*end == '|') {
             const char *dim = end + 1, *bar = strchr(dim, '|');
@@ -347,9 +376,9 @@ static json_t *funnel_body(fn_live_t *l, const fn_funnel_t *f)
         } else if (*end == '\0') {
             st->stage[k].bottleneck = true;
         } else {
-            json_decref(b);
             continue;
         }
+        json_t *b = json_object();
         json_object_set_new(b, "stage", json_string(f->stages[k].name));
         json_object_set_new(b, "stage_index", json_integer(k));
         json_object_set_new(b, "breakdown", bd);
@@ -431,7 +460,7 @@ static void refresh_done(fn_live_t *l)
     }
     json_decref(l->bn);
     l->bn = NULL;
-    bool ok = !l->failed && l->ref_cfg == running(l) && !l->closed;
+    bool ok = !l->failed && same_config(l);
     if (ok) {
         json_decref(l->figures);
         json_decref(l->summary);
@@ -440,6 +469,7 @@ static void refresh_done(fn_live_t *l)
         int64_t now = fn_now_ms();
         l->summary = summary_of(running(l), l->figures, l->group, now);
         l->refreshed_ms = now;
+        (void)make_frames(l);
         for (live_client_t *c = l->clients, *next; c; c = next) {
             next = c->next;
             (void)client_figures(c);
@@ -449,7 +479,7 @@ static void refresh_done(fn_live_t *l)
     json_decref(l->group);
     l->next_figures = l->group = NULL;
     l->refreshing = false;
-    if (!ok && !l->closed && l->n_waiting && l->ref_cfg != running(l)) {
+    if (!ok && !l->closed && l->n_waiting && !same_config(l)) {
         start_refresh(l); /* a reload came between: read the new funnels */
         return;
     }
@@ -470,7 +500,8 @@ static void read_next(fn_live_t *l);
 
 typedef struct live_reply {
     fn_live_t *l;
-    int what; /* 0 a shard's read.lua, 1 the bottleneck state, 2 the daemons' hash */
+    uint64_t ref_id; /* the refresh it belongs to */
+    int what;        /* 0 a shard's read.lua, 1 the bottleneck state, 2 the daemons' hash */
 } live_reply_t;
 
 static void on_daemons(fn_live_t *l, const redisReply *r)
@@ -503,9 +534,12 @@ static void on_read(void *priv, const redisReply *reply)
     live_reply_t *q = priv;
     fn_live_t *l = q->l;
     int what = q->what;
+    bool abandoned = q->ref_id != l->ref_id;
     free(q);
+    if (abandoned)
+        return; /* its refresh was given up (refresh_abandon) */
     l->pending--;
-    bool same = l->ref_cfg == running(l) && !l->closed;
+    bool same = same_config(l);
     if (!reply || reply->type == REDIS_REPLY_ERROR || !same) {
         l->failed = true;
     } else if (what == 0) {
@@ -530,6 +564,7 @@ static bool send_read(fn_live_t *l, int what, const fn_analytics_read_args_t *ar
     if (!q)
         return false;
     q->l = l;
+    q->ref_id = l->ref_id;
     q->what = what;
     int rc = what == 0 ? fn_store_eval(l->store, FN_SCRIPT_READ, args->key, on_read, q,
                                        FN_ANALYTICS_READ_ARGC, args->argv, NULL)
@@ -548,7 +583,7 @@ static void read_next(fn_live_t *l)
 {
     const fn_config_t *cfg = l->ref_cfg;
     while (!l->failed && l->pending < READS_AT_ONCE) {
-        if (!fn_store_ready(l->store) || cfg != running(l) || l->closed) {
+        if (!fn_store_ready(l->store) || !same_config(l)) {
             l->failed = true;
             break;
         }
@@ -613,6 +648,9 @@ static void start_refresh(fn_live_t *l)
     l->refreshing = true;
     l->failed = false;
     l->ref_cfg = running(l);
+    l->ref_gen = generation(l);
+    l->ref_id++;
+    l->ref_began_ms = fn_now_ms();
     l->ref_i = 0;
     l->next_read = 0;
     l->pending = 0;
@@ -642,13 +680,29 @@ static void publish(fn_live_t *l, int64_t now)
     fn_store_callf(l->store, key, NULL, NULL, "PEXPIRE %s %d", key, 2 * DAEMON_STALE_MS);
 }
 
+/* A refresh whose replies never came (a connection that hangs without being dropped) is
+ * given up, so the figures and the requests waiting for them are not held for good. */
+static void refresh_abandon(fn_live_t *l)
+{
+    fn_log(l->host.log, FN_LOG_WARN, "live", "figures not read within %d s; trying again",
+           REFRESH_DEADLINE_MS / 1000);
+    l->ref_id++; /* the replies still to come are ignored */
+    l->pending = 0;
+    l->failed = true;
+    refresh_done(l);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     fn_live_t *l = t->data;
     int64_t now = fn_now_ms();
+    if (l->refreshing && now - l->ref_began_ms > REFRESH_DEADLINE_MS)
+        refresh_abandon(l);
     publish(l, now);
     if (l->clients || now < l->watched_until)
         start_refresh(l);
+    else if (l->feed_started)
+        fn_live_feed_pause(l->feed, true); /* nobody watches: fetch nothing */
     if (now >= l->keepalive_at) {
         l->keepalive_at = now + KEEPALIVE_MS;
         static const char ka[] = ": keepalive\n\n";
@@ -761,8 +815,12 @@ static void lookup_hash(lookup_t *k);
 static void on_ids(void *priv, const redisReply *r)
 {
     lookup_t *k = priv;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        lookup_end(k, 503, "the lead cannot be read now (Redis unavailable)");
+        return;
+    }
     json_t *ids = json_array();
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+    for (size_t i = 0; i < r->elements; i++)
         json_array_append_new(ids, json_stringn(r->element[i]->str, r->element[i]->len));
     json_object_set_new(k->o, "merged_from",
                         strcmp(k->id, k->asked) != 0 ? json_string(k->asked) : json_null());
@@ -966,6 +1024,7 @@ void fn_live_free(fn_live_t *l)
     json_decref(l->group);
     json_decref(l->figures);
     json_decref(l->summary);
+    fn_buf_free(&l->frames);
     for (size_t i = 0; i < RING; i++) {
         free(l->ring[i].open);
         free(l->ring[i].hidden);

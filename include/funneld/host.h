@@ -22,6 +22,9 @@ typedef struct fn_host {
      * wins). Called as stop(data, exit_code). */
     void (*stop)(void *data, int exit_code);
     void *data;
+    /* The running config's generation (1 at start, +1 per applied reload), as
+     * config_generation(data): a pointer to a config may be reused after it is freed. */
+    int64_t (*config_generation)(void *data);
 } fn_host_t;
 
 #endif

@@ -20,7 +20,8 @@ typedef struct http_conn fn_http_stream_t;
 
 /* The most server-sent event streams open at once; more are answered 503. */
 #define FN_HTTP_MAX_STREAMS 32
-/* The most bytes a stream's client may leave unread; beyond, the stream is closed. */
+/* The most bytes a stream's client may leave unread (beyond the kernel's buffer) before a
+ * send: more, and the stream is closed. One message may take it past this once. */
 #define FN_HTTP_STREAM_BUF (256 * 1024)
 #define FN_HTTP_MAX_ROUTES 8
 
@@ -49,7 +50,8 @@ size_t fn_http_streams(const fn_http_t *h);
 
 /* The request's path, percent-encoded as sent, without its query. */
 const char *fn_http_req_path(const fn_http_req_t *r);
-/* May the client see lead ids: it gave the token, or no token is set and it is on loopback. */
+/* May the client see lead ids: it gave the token, or no token is set and it is on loopback,
+ * asked for a loopback name (Host) and came through no proxy (Forwarded, X-Forwarded-For). */
 bool fn_http_req_trusted(const fn_http_req_t *r);
 /* The value of header name (case-insensitive) copied into out (cap bytes, truncated), or
  * NULL when the request has none. */
@@ -64,8 +66,8 @@ void fn_http_respond(fn_http_req_t *r, int code, const char *type, const char *b
  * called, when FN_HTTP_MAX_STREAMS are open (r is answered 503), for HEAD (answered 200),
  * or when the client is already gone. */
 fn_http_stream_t *fn_http_stream_open(fn_http_req_t *r, fn_http_stream_closed *closed, void *data);
-/* Queues len bytes for s's client. FN_ERR when that would leave more than FN_HTTP_STREAM_BUF
- * bytes unread, or out of memory: s is closed (its closed callback runs before this returns). */
+/* Queues len bytes for s's client. FN_ERR when more than FN_HTTP_STREAM_BUF bytes already
+ * wait for it, or out of memory: s is closed (its closed callback runs before this returns). */
 int fn_http_stream_send(fn_http_stream_t *s, const char *p, size_t len);
 /* Ends s; its closed callback runs before this returns. */
 void fn_http_stream_close(fn_http_stream_t *s);

@@ -9,6 +9,7 @@
 #ifndef FUNNELD_LIVE_FEED_H
 #define FUNNELD_LIVE_FEED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "funneld/host.h"
@@ -24,6 +25,9 @@ fn_live_feed_t *fn_live_feed_new(const fn_host_t *host, fn_live_feed_cb *cb, voi
 /* Starts reading from the topics' end (nothing blocks: the group assigns them later). FN_ERR
  * (logged) leaves what was set up for fn_live_feed_close. */
 int fn_live_feed_start(fn_live_feed_t *f);
+/* Pauses reading (nobody watches: nothing is fetched, what was is dropped), or resumes it
+ * from the topics' end. Neither blocks. */
+void fn_live_feed_pause(fn_live_feed_t *f, bool paused);
 /* Leaves the group and stops; blocks up to librdkafka's close. Safe unstarted and twice. */
 void fn_live_feed_close(fn_live_feed_t *f);
 /* Frees f (NULL is fine) after fn_live_feed_close, once the loop closed its handles. */

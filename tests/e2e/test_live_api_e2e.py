@@ -15,7 +15,8 @@ http.auth_token. Checked:
 - hostile clients: 1,000 idle connections and a huge header leave /healthz answering, event
   streams beyond the budget are refused (503), streams that never read are cut off and
   counted (funneld_live_dropped_total) while the daemon keeps consuming, and its memory stays
-  bounded.
+  bounded;
+- nobody watching for 30 s, the feed passes nothing on.
 """
 import json
 import os
@@ -226,12 +227,14 @@ def main():
             hidden = []
             for ev, _, data in s.events(60):
                 if ev == "transition":
-                    hidden.append(json.loads(data)["lead_id"])
+                    doc = json.loads(data)
+                    hidden.append(doc["lead_id"] or doc["id"] or doc["cause_event_id"])
                     if len(hidden) >= 5:
                         break
             s.close()
             c.true(hidden and all(x is None for x in hidden),
-                   f"no token, a listener beyond loopback: lead ids hidden (got {hidden[:3]})")
+                   f"no token, a listener beyond loopback: lead ids and the event ids hidden "
+                   f"(got {hidden[:3]})")
         else:
             print("note: this machine has no address beyond loopback; the hidden-id checks "
                   "did not run")
@@ -286,6 +289,14 @@ def main():
         else:
             c.true(grown < 64 * 1024, f"memory stays bounded (RSS grew {grown} KB)")
         c.eq(get(port1, "/healthz")[0], 200, "the endpoint still answers")
+        # nobody watching (no stream, no API request for 30 s): the feed is paused
+        time.sleep(36)
+        fed = metrics(port1).get("funneld_live_feed_total")
+        st.produce(gen_stream(2000, 500, seed=11, base=base, bad_rate=0))
+        c.true(wait_drained(st, 300), "the last events are consumed")
+        time.sleep(3)
+        c.eq(metrics(port1).get("funneld_live_feed_total"), fed,
+             "nobody watching: the feed passes nothing on")
         for p in (p1, p2, p3):
             c.eq(st.stop(p), 0, "a daemon with streams open stops cleanly")
     finally:

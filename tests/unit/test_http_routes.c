@@ -142,9 +142,29 @@ static void client(void *arg)
     CHECK(write(fd, "GET /later HTTP/1.1\r\n\r\n", 23) == 23);
     close(fd);
     usleep(300 * 1000);
-    /* a route, a header, a trusted loopback client without a token */
-    ask(s->port_open, "GET /who?q=1 HTTP/1.1\r\nX-Test: hello \r\n\r\n", b, sizeof b);
-    CHECK(strstr(b, "path=/who trusted=1 x=hello\n"));
+    /* a route, a header, a trusted loopback client without a token: not when it asks for
+     * another name (a rebound domain) or came through a proxy */
+    static const struct {
+        const char *req, *want;
+    } trust[] = {
+        {"GET /who?q=1 HTTP/1.1\r\nX-Test: hello \r\n\r\n", "path=/who trusted=1 x=hello\n"},
+        {"GET /who HTTP/1.1\r\nHost: 127.0.0.1:9464\r\n\r\n", "trusted=1"},
+        {"GET /who HTTP/1.1\r\nhost: LOCALHOST\r\n\r\n", "trusted=1"},
+        {"GET /who HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", "trusted=1"},
+        {"GET /who HTTP/1.1\r\nHost: evil.example:9464\r\n\r\n", "trusted=0"},
+        {"GET /who HTTP/1.1\r\nHost: localhost.evil.example\r\n\r\n", "trusted=0"},
+        {"GET /who HTTP/1.1\r\nHost: [::2]:80\r\n\r\n", "trusted=0"},
+        {"GET /who HTTP/1.1\r\nHost: 127.evil.example\r\n\r\n", "trusted=0"},
+        {"GET /who HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\n", "trusted=1"},
+        {"GET /who HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n", "trusted=0"},
+        {"GET /who HTTP/1.1\r\nForwarded: for=10.0.0.9\r\nHost: localhost\r\n\r\n", "trusted=0"},
+    };
+    for (size_t i = 0; i < sizeof trust / sizeof *trust; i++) {
+        ask(s->port_open, trust[i].req, b, sizeof b);
+        if (!strstr(b, trust[i].want))
+            fprintf(stderr, "trust case %zu: want %s, got %.120s\n", i, trust[i].want, b);
+        CHECK(strstr(b, trust[i].want) != NULL);
+    }
     ask(s->port_open, "GET /whom HTTP/1.1\r\n\r\n", b, sizeof b);
     CHECK(strstr(b, "HTTP/1.1 404"));
     /* the token: needed everywhere but /, /healthz and /readyz */
