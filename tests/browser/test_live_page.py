@@ -7,7 +7,8 @@ daemon serves against the real stack and checks what a person sees:
 - each stage's population as /api/funnels/NAME and the snapshot topic give it;
 - the live feed advancing as new events come in;
 - a bottleneck highlighted once one is raised (a stage whose flow stopped over the last hour
-  against a steady day before it), with its rate against the baseline;
+  against a steady day before it), with its rate against the baseline, and its segment's
+  (b2b broken down by channel) listed;
 - the lead search showing a lead's journey as the API gives it;
 - a screenshot into the build directory (browser-live-page.png) for people to look at.
 """
@@ -21,8 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 from cdp import Browser  # noqa: E402
-from harness import (Check, Stack, build_dir, http_port, iso, latest_snapshot,  # noqa: E402
-                     wait_drained, wait_for)
+from harness import (REPO, Check, Stack, build_dir, http_port, iso,  # noqa: E402
+                     latest_snapshot, wait_drained, wait_for)
 
 H = 3600 * 1000
 
@@ -48,7 +49,12 @@ def touch(lead, n, t, type_, channel="web"):
 
 def main():
     c = Check("test_live_page")
-    st = Stack("live-page")
+    with open(os.path.join(REPO, "deploy/config/demo.json")) as f:
+        funnels = json.load(f)["funnels"]
+    for f in funnels:
+        if f["name"] == "b2b":
+            f["breakdowns"] = ["channel"]  # the stalled stage's segment is lit as well
+    st = Stack("live-page", funnels=funnels)
     try:
         now = int(time.time() * 1000)
         # b2b's awareness stage: a steady day (80 leads in, 60 of them on to interest), then
@@ -103,6 +109,13 @@ def main():
             body = api(port, "/api/funnels/b2b")
             c.true(any(x["stage"] == "awareness" and x["breakdown"] is None
                        for x in body["bottlenecks"]), "the API lists the same bottleneck")
+            seg = "document.querySelector('section.funnel[data-funnel=\"b2b\"] " \
+                  "li.segment-bottleneck[data-stage=\"awareness\"][data-dimension=\"channel\"]" \
+                  "[data-value=\"web\"]')"
+            c.true(waited(b, seg + " !== null", 60), "the web segment's bottleneck is listed")
+            c.true(any(x["breakdown"] == {"dimension": "channel", "value": "web"}
+                       for x in api(port, "/api/funnels/b2b")["bottlenecks"]),
+                   "the API lists the segment's bottleneck")
 
             # the live feed advances as events come in
             before = b.eval("Number(document.getElementById('feed').dataset.received || 0)")
