@@ -111,6 +111,23 @@ static int print_json(json_t *o)
     return rc;
 }
 
+/* --json: prints o, its exit code in *rc. Otherwise makes o's strings safe for the terminal
+ * and returns false, for the caller to print it as text (true, *rc 1, when out of memory). */
+static bool printed_as_json(const ctl_t *c, json_t *o, int *rc)
+{
+    *rc = 0;
+    if (c->json) {
+        *rc = print_json(o) ? 1 : 0;
+        return true;
+    }
+    if (escape_strings(o)) {
+        fprintf(stderr, "funnelctl: out of memory\n");
+        *rc = 1;
+        return true;
+    }
+    return false;
+}
+
 /* The hash of lead id (HGETALL), or NULL after printing why. */
 static redisReply *lead_hash(ctl_t *c, const char *id, const char *shown)
 {
@@ -198,13 +215,8 @@ static int cmd_lead(ctl_t *c, const fn_funnel_t *f, const char *lead_id)
                         strcmp(id, lead_id) != 0 ? json_string(lead_id) : json_null());
     json_object_set_new(o, "merged_ids", ids ? ids : json_array());
     free(id);
-    int rc = 0;
-    if (c->json) {
-        rc = print_json(o) ? 1 : 0;
-    } else if (escape_strings(o)) {
-        fprintf(stderr, "funnelctl: out of memory\n");
-        rc = 1;
-    } else {
+    int rc;
+    if (!printed_as_json(c, o, &rc)) {
         json_t *from = json_object_get(o, "merged_from");
         if (json_is_string(from))
             printf("%s was merged into ", json_string_value(from));
@@ -299,13 +311,8 @@ static int cmd_stats_by(ctl_t *c, const fn_funnel_t *f, const char *dim, fn_funn
     json_t *values = json_object_get(json_object_get(o, "breakdowns"), dim);
     json_t *out = json_pack("{s:s,s:s,s:I,s:O}", "funnel", f->name, "by", dim, "window_ms",
                             (json_int_t)st->window_ms, "values", values);
-    int rc = 0;
-    if (c->json) {
-        rc = print_json(out) ? 1 : 0;
-    } else if (escape_strings(out)) {
-        fprintf(stderr, "funnelctl: out of memory\n");
-        rc = 1;
-    } else {
+    int rc;
+    if (!printed_as_json(c, out, &rc)) {
         printf("funnel %s by %s (each lead by its value when it entered); window %s\n", f->name,
                dim, st->window_label);
         printf("  %-24s %-14s %10s %9s %9s %9s %9s\n", dim, "stage", "population", "entered",
@@ -431,13 +438,8 @@ static int cmd_attribution(ctl_t *c, const fn_funnel_t *f, const char *model, in
     json_object_foreach (all, name, v)
         if (!model || strcmp(model, name) == 0)
             json_object_set(pick, name, v);
-    int rc = 0;
-    if (c->json) {
-        rc = print_json(out) ? 1 : 0;
-    } else if (escape_strings(out)) {
-        fprintf(stderr, "funnelctl: out of memory\n");
-        rc = 1;
-    } else {
+    int rc;
+    if (!printed_as_json(c, out, &rc)) {
         printf("funnel %s: %lld conversions, credited by model\n", f->name,
                (long long)st.converted);
         json_object_foreach (pick, name, v) {
@@ -496,13 +498,8 @@ static int cmd_roi(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
         return 1;
     json_t *out = json_pack("{s:s,s:I,s:O}", "funnel", f->name, "window_ms",
                             (json_int_t)st.window_ms, "marketing", json_object_get(o, "marketing"));
-    int rc = 0;
-    if (c->json) {
-        rc = print_json(out) ? 1 : 0;
-    } else if (escape_strings(out)) {
-        fprintf(stderr, "funnelctl: out of memory\n");
-        rc = 1;
-    } else {
+    int rc;
+    if (!printed_as_json(c, out, &rc)) {
         json_t *mk = json_object_get(out, "marketing");
         printf("funnel %s: spend, new leads (first touch), conversions and revenue credited by "
                "%s\n",
@@ -531,10 +528,8 @@ static int cmd_cohorts(ctl_t *c, const fn_funnel_t *f, int64_t now_ms)
         return 1;
     json_t *weeks = json_object_get(o, "cohorts");
     json_t *out = json_pack("{s:s,s:O}", "funnel", f->name, "cohorts", weeks);
-    int rc = 0;
-    if (c->json) {
-        rc = print_json(out) ? 1 : 0;
-    } else {
+    int rc;
+    if (!printed_as_json(c, out, &rc)) {
         printf("funnel %s: entry cohorts, the last %d weeks (leads that entered, then how many "
                "reached each stage so far)\n  %-10s",
                f->name, f->cohorts, "week of");
