@@ -262,10 +262,16 @@ static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t
                rd_kafka_err2str(e), c->cnt);
         goto done;
     }
+    int failed = 0;
+    rd_kafka_resp_err_t why = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int i = 0; i < c->cnt; i++) {
         const rd_kafka_topic_partition_t *t = &c->elems[i];
         fn_partition_t *p = partition(in, t->topic, t->partition);
         int64_t clock;
+        if (p && t->err) {
+            failed++;
+            why = t->err;
+        }
         if (!p || t->err)
             continue;
         if (t->offset >= 0)
@@ -277,6 +283,13 @@ static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t
     }
     fn_log(in->host.log, FN_LOG_INFO, "kafka",
            "event clock resumed from the commit for %d of %d partition(s)", restored, c->cnt);
+    /* Such a partition's clock starts at its next event: with none to come, its due timers
+     * wait for one. Said once per assignment, so that a delay of triggers can be traced. */
+    if (failed)
+        fn_log(in->host.log, FN_LOG_WARN, "kafka",
+               "the committed offset of %d partition(s) could not be read (%s): their event "
+               "clock starts over from their next events",
+               failed, rd_kafka_err2str(why));
 done:
     rd_kafka_topic_partition_list_destroy(c);
 }
