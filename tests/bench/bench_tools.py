@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition, TIMESTAMP_LOG_APPEND_TIME
+from confluent_kafka import Consumer, KafkaException, TopicPartition, TIMESTAMP_LOG_APPEND_TIME
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -134,7 +134,13 @@ def cmd_drained(brokers, group, topic, timeout):
     last_print = 0
     while True:
         now = time.time()
-        committed = c.committed(parts, timeout=10)
+        try:
+            committed = c.committed(parts, timeout=10)
+        except KafkaException as e:  # the group's coordinator not found yet, or moving
+            if now > deadline:
+                die(f"group {group}: committed offsets unreadable: {e}")
+            time.sleep(0.2)
+            continue
         lag = sum(high[tp.partition] - (tp.offset if tp.offset >= 0 else 0) for tp in committed)
         if lag <= 0:
             print(f"{now:.3f}")

@@ -388,6 +388,21 @@ def watermarks(c, tp, timeout=30):
             time.sleep(0.2)
 
 
+def committed(c, parts, timeout=30):
+    """A group's committed offsets of parts, asked again while the broker answers that it is
+    not (yet) the group's coordinator: a group's coordinator is found, or moves, after
+    __consumer_offsets' leaders settle, and a test must not fail on that moment."""
+    from confluent_kafka import KafkaException
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return c.committed(parts, timeout=10)
+        except KafkaException:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class LagMeter:
     """group_lag() with one consumer kept open, so that a call takes milliseconds (for tests
     that act at a given point of a group's progress); close() it after. complete=True: the
@@ -405,7 +420,7 @@ class LagMeter:
 
     def __call__(self):
         lag = 0
-        for tp in self.c.committed(self.parts, timeout=10):
+        for tp in committed(self.c, self.parts):
             if self.ends:
                 lo, hi = self.ends[tp.partition]
             else:
