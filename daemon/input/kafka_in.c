@@ -45,6 +45,11 @@
  * from their next events, and an unconfirmed commit means only that the next owner may
  * repeat more. */
 #define COORDINATOR_WAIT_MS 2000
+/* A partition whose commit could not be read at its assignment asks again this often, with
+ * a shorter wait: in the event clock, such a partition at its end would otherwise hold its
+ * due timers until its next event. Rare (a coordinator moving at that moment) and bounded. */
+#define CLOCK_RETRY_MS 3000
+#define CLOCK_RETRY_WAIT_MS 500
 /* How long the in-flight bound may hold consumption before the partitions are paused: a
  * short stall keeps prefetched messages, a long one (Redis or Kafka away) must not let
  * max.poll.interval.ms expire, so the consumer keeps polling with its partitions paused. */
@@ -62,6 +67,7 @@ struct fn_input {
     int assigned_count;
     int commit_every_ms;    /* auto.commit.interval.ms: the daemon commits, see above */
     int64_t last_commit_ms; /* wall ms of the last periodic commit */
+    int64_t clock_retry_ms; /* wall ms of the last retry of unread commits (restore_clocks) */
     int commit_err;         /* rd_kafka_resp_err_t of the last failed commit, 0 after success */
     bool joined;            /* a first assignment (possibly empty) arrived */
     bool kafka_up;          /* a broker is up, per librdkafka's latest statistics */
@@ -103,6 +109,7 @@ static void mark_assigned(fn_input_t *in, rd_kafka_topic_partition_list_t *parts
             if (on)
                 p->next_commit = -1;
             p->committed = -1;
+            p->clock_unread = false;
             in->cb.on_partition(in->cb.data, p, on);
             in->assigned_count += on ? 1 : -1;
         }
@@ -245,53 +252,75 @@ static void on_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* Newly assigned partitions resume their event clock (and learn their committed offset,
  * below which commit_parts never commits) from their commits. Blocking, in the rebalance
- * callback, so that no message of theirs is fetched before; bounded (COORDINATOR_WAIT_MS). */
-static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t *parts)
+ * callback, so that no message of theirs is fetched before; bounded (wait_ms). A partition
+ * whose commit could not be read is marked clock_unread and asked again by fn_input_tick;
+ * by then it may have finished events, so a late answer only ever moves its clock forward. */
+static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t *parts,
+                           int wait_ms, bool retry)
 {
     if (parts->cnt == 0)
         return;
     rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
     if (!c)
         return;
-    int restored = 0;
-    rd_kafka_resp_err_t e = rd_kafka_committed(in->consumer, c, COORDINATOR_WAIT_MS);
-    if (e) {
-        fn_log(in->host.log, FN_LOG_WARN, "kafka",
-               "cannot read the committed offsets (%s): the event clock of %d partition(s) "
-               "starts over from their next events",
-               rd_kafka_err2str(e), c->cnt);
-        goto done;
-    }
-    int failed = 0;
-    rd_kafka_resp_err_t why = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int restored = 0, failed = 0;
+    rd_kafka_resp_err_t why = rd_kafka_committed(in->consumer, c, wait_ms);
     for (int i = 0; i < c->cnt; i++) {
         const rd_kafka_topic_partition_t *t = &c->elems[i];
         fn_partition_t *p = partition(in, t->topic, t->partition);
         int64_t clock;
-        if (p && t->err) {
-            failed++;
-            why = t->err;
-        }
-        if (!p || t->err)
+        if (!p || !p->assigned)
             continue;
-        if (t->offset >= 0)
+        if (why || t->err) {
+            failed++;
+            if (!why)
+                why = t->err;
+            p->clock_unread = true;
+            continue;
+        }
+        p->clock_unread = false;
+        if (t->offset > p->committed)
             p->committed = t->offset;
         if (parse_clock(t->metadata, t->metadata_size, &clock)) {
-            p->maxts_done = p->maxts_seen = clock;
+            if (!retry || clock > p->maxts_done)
+                p->maxts_done = clock;
+            if (!retry || clock > p->maxts_seen)
+                p->maxts_seen = clock;
             restored++;
         }
     }
-    fn_log(in->host.log, FN_LOG_INFO, "kafka",
-           "event clock resumed from the commit for %d of %d partition(s)", restored, c->cnt);
-    /* Such a partition's clock starts at its next event: with none to come, its due timers
-     * wait for one. Said once per assignment, so that a delay of triggers can be traced. */
-    if (failed)
+    if (!retry || restored)
+        fn_log(in->host.log, FN_LOG_INFO, "kafka",
+               "event clock resumed from the commit for %d of %d partition(s)%s", restored, c->cnt,
+               retry ? " asked again" : "");
+    /* Said once per assignment (a retry that fails again stays silent), so that a delay of
+     * triggers can be traced without flooding the log. */
+    if (failed && !retry)
         fn_log(in->host.log, FN_LOG_WARN, "kafka",
-               "the committed offset of %d partition(s) could not be read (%s): their event "
-               "clock starts over from their next events",
-               failed, rd_kafka_err2str(why));
-done:
+               "the committed offset of %d partition(s) could not be read (%s): asked again "
+               "every %d ms until it is, their event clock meanwhile from their next events",
+               failed, rd_kafka_err2str(why), CLOCK_RETRY_MS);
     rd_kafka_topic_partition_list_destroy(c);
+}
+
+/* Asks again for the commits that could not be read at assignment (restore_clocks). */
+static void retry_clocks(fn_input_t *in, int64_t now)
+{
+    if (now - in->clock_retry_ms < CLOCK_RETRY_MS)
+        return;
+    in->clock_retry_ms = now;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (fn_partition_t *p = in->partitions; p; p = p->next) {
+        if (!p->assigned || !p->clock_unread)
+            continue;
+        if (!l && !(l = rd_kafka_topic_partition_list_new(4)))
+            return;
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    }
+    if (!l)
+        return;
+    restore_clocks(in, l, CLOCK_RETRY_WAIT_MS, true);
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -315,7 +344,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         commit_parts(in, parts, true);
     mark_assigned(in, parts, assign);
     if (assign)
-        restore_clocks(in, parts);
+        restore_clocks(in, parts, COORDINATOR_WAIT_MS, false);
     in->joined = true;
     if (cooperative) {
         rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
@@ -559,6 +588,7 @@ void fn_input_tick(fn_input_t *in)
     }
     fn_input_drain(in);
     int64_t now = fn_now_ms();
+    retry_clocks(in, now);
     if (now - in->last_commit_ms >= in->commit_every_ms) {
         in->last_commit_ms = now;
         fn_input_commit(in, false);

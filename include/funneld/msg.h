@@ -48,6 +48,8 @@ typedef struct fn_partition {
     bool at_eof;        /* reached the end of the partition since its last message */
     int64_t maxts_done; /* latest event time in the done prefix: the event clock (trigger.h) */
     int64_t maxts_seen; /* latest event time consumed, in offset order (fn_msg_t.clock_ms) */
+    bool clock_unread;  /* its commit (and clock) could not be read at assignment: kafka_in.c
+                         * asks again */
     int64_t clock_from; /* the event clock this process began at: maxts_done as resumed from
                          * the commit, else its first finished event time; 0 before */
     uint64_t consumed;  /* messages taken from it (for /metrics) */
