@@ -376,8 +376,11 @@ int fn_http_stream_send(fn_http_stream_t *c, const char *p, size_t len)
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return FN_ERR;
     /* what waits already, not this message: any one message gets through to a reader */
-    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    stream_write_t *sw = queued <= FN_HTTP_STREAM_BUF ? malloc(sizeof *sw + len) : NULL;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > FN_HTTP_STREAM_BUF) {
+        conn_close(c);
+        return FN_HTTP_TOO_SLOW;
+    }
+    stream_write_t *sw = malloc(sizeof *sw + len);
     if (!sw) {
         conn_close(c);
         return FN_ERR;

@@ -63,9 +63,12 @@ typedef struct live_client {
 } live_client_t;
 
 /* A feed event kept for replay: its SSE frame as any listener may see it (hidden: lead ids
- * null, made when first needed) and as a trusted one sees it (open). */
+ * null, made when first needed) and as a trusted one sees it (open); the payload is the
+ * open frame's data, from offset data_at up to its closing blank line. */
 typedef struct feed_item {
     uint64_t seq;
+    fn_feed_kind_t kind;
+    size_t data_at, data_len;
     char *open, *hidden;
 } feed_item_t;
 
@@ -164,10 +167,10 @@ static json_t *num_or_null(double x)
 static bool client_send(live_client_t *c, const char *text, size_t len)
 {
     fn_live_t *l = c->l;
-    if (fn_http_stream_send(c->s, text, len) == FN_OK)
-        return true;
-    l->host.stats->live_dropped++;
-    return false;
+    int rc = fn_http_stream_send(c->s, text, len);
+    if (rc == FN_HTTP_TOO_SLOW)
+        l->host.stats->live_dropped++;
+    return rc == FN_OK;
 }
 
 static void on_client_closed(void *data, fn_http_stream_t *s)
@@ -213,9 +216,10 @@ static int make_frames(fn_live_t *l)
 
 static const char *const kind_names[] = {"transition", "retargeting", "bottleneck"};
 
-/* The SSE frame of one feed event; hide: lead ids null. NULL when out of memory. */
+/* The SSE frame of one feed event; hide: lead ids null. NULL when out of memory. *data_at:
+ * where the payload begins in the frame (when not NULL). */
 static char *frame_of(const fn_live_t *l, uint64_t seq, const char *kind, const char *payload,
-                      size_t len, bool hide)
+                      size_t len, bool hide, size_t *data_at)
 {
     fn_buf_t b = {0};
     char *text = NULL;
@@ -238,6 +242,8 @@ static char *frame_of(const fn_live_t *l, uint64_t seq, const char *kind, const 
     }
     int rc =
         fn_buf_appendf(&b, "id: %s-%llu\nevent: %s\ndata: ", l->run, (unsigned long long)seq, kind);
+    if (data_at)
+        *data_at = b.len;
     /* JSON from the producer is one line; a line break would end the SSE data field early */
     for (size_t i = 0; rc == FN_OK && i < len; i++)
         rc = fn_buf_append(&b, payload[i] == '\n' || payload[i] == '\r' ? " " : &payload[i], 1);
@@ -256,14 +262,8 @@ static const char *item_frame(const fn_live_t *l, feed_item_t *it, bool trusted)
 {
     if (trusted || it->hidden || !it->open)
         return trusted ? it->open : it->hidden;
-    const char *ev = strstr(it->open, "\nevent: "), *data = strstr(it->open, "\ndata: ");
-    if (!ev || !data)
-        return NULL;
-    char kind[16];
-    size_t kl = strcspn(ev + 8, "\n");
-    snprintf(kind, sizeof kind, "%.*s", (int)kl, ev + 8);
-    const char *payload = data + 7;
-    it->hidden = frame_of(l, it->seq, kind, payload, strlen(payload) - 2, true);
+    it->hidden = frame_of(l, it->seq, kind_names[it->kind], it->open + it->data_at, it->data_len,
+                          true, NULL);
     return it->hidden;
 }
 
@@ -282,13 +282,17 @@ static void on_feed(void *data, fn_feed_kind_t kind, const char *payload, size_t
         return; /* more than a person reads: the figures count them all */
     l->bucket++;
     uint64_t seq = l->seq + 1;
-    char *open = frame_of(l, seq, kind_names[kind], payload, len, false);
+    size_t data_at = 0;
+    char *open = frame_of(l, seq, kind_names[kind], payload, len, false, &data_at);
     if (!open)
         return;
     feed_item_t *it = &l->ring[seq % RING];
     free(it->open);
     free(it->hidden);
     it->seq = seq;
+    it->kind = kind;
+    it->data_at = data_at;
+    it->data_len = len; /* the open frame's data has as many bytes as the payload */
     it->open = open;
     it->hidden = NULL;
     l->seq = seq;

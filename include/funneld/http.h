@@ -66,9 +66,11 @@ void fn_http_respond(fn_http_req_t *r, int code, const char *type, const char *b
  * called, when FN_HTTP_MAX_STREAMS are open (r is answered 503), for HEAD (answered 200),
  * or when the client is already gone. */
 fn_http_stream_t *fn_http_stream_open(fn_http_req_t *r, fn_http_stream_closed *closed, void *data);
-/* Queues len bytes for s's client. FN_ERR when more than FN_HTTP_STREAM_BUF bytes already
- * wait for it, or out of memory: s is closed (its closed callback runs before this returns). */
+/* Queues len bytes for s's client. FN_HTTP_TOO_SLOW when more than FN_HTTP_STREAM_BUF bytes
+ * already wait for it, FN_ERR when the stream is closing, out of memory or the write fails:
+ * either way s is closed (its closed callback runs before this returns). */
 int fn_http_stream_send(fn_http_stream_t *s, const char *p, size_t len);
+#define FN_HTTP_TOO_SLOW (-2)
 /* Ends s; its closed callback runs before this returns. */
 void fn_http_stream_close(fn_http_stream_t *s);
 

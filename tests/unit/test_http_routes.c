@@ -93,9 +93,13 @@ static void route_flood(void *data, fn_http_req_t *r)
     CHECK(s->flood != NULL);
     static char chunk[64 * 1024];
     memset(chunk, 'x', sizeof chunk);
-    for (int i = 0; i < 10000 && s->flood_closed == 0; i++)
-        if (fn_http_stream_send(s->flood, chunk, sizeof chunk) != FN_OK)
+    for (int i = 0; i < 10000 && s->flood_closed == 0; i++) {
+        int rc = fn_http_stream_send(s->flood, chunk, sizeof chunk);
+        if (rc != FN_OK) {
+            CHECK_INT(rc, FN_HTTP_TOO_SLOW); /* cut off for reading too slowly, nothing else */
             s->flood_refused++;
+        }
+    }
 }
 
 static void on_done(uv_async_t *a)
