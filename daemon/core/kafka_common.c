@@ -94,3 +94,31 @@ int fn_kafka_conf_common(fn_kafka_client_t *c, rd_kafka_conf_t *conf)
     return fn_kafka_conf_set(c, conf, "log.queue", "true") ||
            fn_kafka_conf_set(c, conf, "socket.nagle.disable", "true");
 }
+
+int fn_kafka_conf_props(const fn_kafka_client_t *c, rd_kafka_conf_t *conf,
+                        bool (*skip)(const char *key))
+{
+    const fn_config_t *cfg = *c->cfg;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++)
+        if (!(skip && skip(cfg->kafka_props[i].key)) &&
+            fn_kafka_conf_set(c, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
+            return FN_ERR;
+    return FN_OK;
+}
+
+rd_kafka_t *fn_kafka_new(const fn_kafka_client_t *c, rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                         const char *component, const char *what)
+{
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf); /* librdkafka leaves it to the caller when it fails */
+        fn_kafka_redact(c, err, sizeof err);
+        fn_log(c->log, FN_LOG_ERROR, component, "cannot create %s: %s", what, err);
+        return NULL;
+    }
+    rd_kafka_set_log_queue(rk, NULL);
+    if (type == RD_KAFKA_CONSUMER)
+        rd_kafka_poll_set_consumer(rk);
+    return rk;
+}

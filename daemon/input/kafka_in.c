@@ -435,7 +435,6 @@ int fn_input_start(fn_input_t *in, const fn_input_cbs_t *cb)
 {
     const fn_config_t *cfg = *in->host.cfg;
     const fn_kafka_client_t *kc = &in->kc;
-    char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_topic_partition_list_t *topics = NULL;
 
@@ -453,9 +452,8 @@ int fn_input_start(fn_input_t *in, const fn_input_cbs_t *cb)
         fn_kafka_conf_set(kc, conf, "statistics.interval.ms", "5000") || /* lag, broker state */
         fn_kafka_conf_common(&in->kc, conf))
         goto fail;
-    for (size_t i = 0; i < cfg->n_kafka_props; i++)
-        if (fn_kafka_conf_set(kc, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
-            goto fail;
+    if (fn_kafka_conf_props(kc, conf, NULL))
+        goto fail;
     /* The at-least-once contract and the event clock rest on these two, so kafka.properties
      * cannot change them: the daemon commits finished messages only, with their clock. */
     if (fn_kafka_conf_set(kc, conf, "enable.auto.offset.store", "false") ||
@@ -473,15 +471,10 @@ int fn_input_start(fn_input_t *in, const fn_input_cbs_t *cb)
      * repeat: the default instead. */
     in->commit_every_ms = atoi(every) > 0 ? atoi(every) : 1000;
 
-    in->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!in->consumer) {
-        fn_kafka_redact(kc, err, sizeof err);
-        fn_log(in->host.log, FN_LOG_ERROR, "kafka", "cannot create consumer: %s", err);
+    in->consumer = fn_kafka_new(kc, RD_KAFKA_CONSUMER, conf, "kafka", "consumer");
+    conf = NULL; /* the consumer's now, or destroyed */
+    if (!in->consumer)
         goto fail;
-    }
-    conf = NULL; /* owned by the consumer now */
-    rd_kafka_set_log_queue(in->consumer, NULL);
-    rd_kafka_poll_set_consumer(in->consumer);
     int rc = fn_kafka_bridge_start(&in->bridge, in->host.loop,
                                    rd_kafka_queue_get_consumer(in->consumer), on_queued, in);
     if (rc) {

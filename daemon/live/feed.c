@@ -111,7 +111,7 @@ int fn_live_feed_start(fn_live_feed_t *f)
 {
     const fn_config_t *cfg = *f->host.cfg;
     const fn_kafka_client_t *kc = &f->kc;
-    char err[512], group[512], hostname[128] = "host";
+    char group[512], hostname[128] = "host";
     rd_kafka_topic_partition_list_t *topics = NULL;
     gethostname(hostname, sizeof hostname - 1);
     uint64_t rnd = (uint64_t)fn_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)f;
@@ -121,9 +121,8 @@ int fn_live_feed_start(fn_live_feed_t *f)
     if (fn_kafka_conf_set(kc, conf, "bootstrap.servers", cfg->brokers) ||
         fn_kafka_conf_common(&f->kc, conf))
         goto fail;
-    for (size_t i = 0; i < cfg->n_kafka_props; i++)
-        if (fn_kafka_conf_set(kc, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
-            goto fail;
+    if (fn_kafka_conf_props(kc, conf, NULL))
+        goto fail;
     /* after kafka.properties: the feed's own group, from the end, never committing */
     if (fn_kafka_conf_set(kc, conf, "group.id", group) ||
         fn_kafka_conf_set(kc, conf, "enable.auto.commit", "false") ||
@@ -133,15 +132,10 @@ int fn_live_feed_start(fn_live_feed_t *f)
         fn_kafka_conf_set(kc, conf, "statistics.interval.ms", "0") ||
         fn_kafka_conf_set(kc, conf, "queued.max.messages.kbytes", QUEUE_KB))
         goto fail;
-    f->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!f->consumer) {
-        fn_kafka_redact(kc, err, sizeof err);
-        fn_log(f->host.log, FN_LOG_ERROR, "live", "cannot create the feed's consumer: %s", err);
+    f->consumer = fn_kafka_new(kc, RD_KAFKA_CONSUMER, conf, "live", "the feed's consumer");
+    conf = NULL; /* the consumer's now, or destroyed */
+    if (!f->consumer)
         goto fail;
-    }
-    conf = NULL; /* owned by the consumer now */
-    rd_kafka_set_log_queue(f->consumer, NULL);
-    rd_kafka_poll_set_consumer(f->consumer);
     int rc = fn_kafka_bridge_start(&f->bridge, f->host.loop,
                                    rd_kafka_queue_get_consumer(f->consumer), on_queued, f);
     if (rc) {

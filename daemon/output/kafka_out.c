@@ -325,7 +325,6 @@ int fn_output_start(fn_output_t *o)
 {
     const fn_config_t *cfg = *o->host.cfg;
     const fn_kafka_client_t *kc = &o->kc;
-    char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (fn_kafka_conf_set(kc, conf, "bootstrap.servers", cfg->brokers) ||
         fn_kafka_conf_set(kc, conf, "enable.idempotence", "true") ||
@@ -337,10 +336,8 @@ int fn_output_start(fn_output_t *o)
         fn_kafka_conf_set(kc, conf, "queue.buffering.max.kbytes", "1048576") ||
         fn_kafka_conf_common(&o->kc, conf))
         goto fail;
-    for (size_t i = 0; i < cfg->n_kafka_props; i++)
-        if (!consumer_only(cfg->kafka_props[i].key) &&
-            fn_kafka_conf_set(kc, conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value))
-            goto fail;
+    if (fn_kafka_conf_props(kc, conf, consumer_only))
+        goto fail;
     /* Never give up on a message, and keep a lead's outputs in order and free of duplicates
      * across retries: see the comment at the top. kafka.properties cannot change these. */
     if (fn_kafka_conf_set(kc, conf, "message.timeout.ms", "0") ||
@@ -351,13 +348,9 @@ int fn_output_start(fn_output_t *o)
     if (rd_kafka_conf_get(conf, "queue.buffering.max.messages", qmax, &qlen) == RD_KAFKA_CONF_OK)
         o->max_msgs = strtoull(qmax, NULL, 10);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    o->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!o->producer) {
-        fn_kafka_redact(kc, err, sizeof err);
-        fn_log(o->host.log, FN_LOG_ERROR, "kafka", "cannot create producer: %s", err);
-        goto fail;
-    }
-    rd_kafka_set_log_queue(o->producer, NULL);
+    o->producer = fn_kafka_new(kc, RD_KAFKA_PRODUCER, conf, "kafka", "producer");
+    if (!o->producer)
+        return FN_ERR; /* conf destroyed */
     int rc = fn_kafka_bridge_start(&o->bridge, o->host.loop, rd_kafka_queue_get_main(o->producer),
                                    on_queued, o);
     if (rc) {

@@ -10,6 +10,7 @@
 #ifndef FUNNELD_KAFKA_COMMON_H
 #define FUNNELD_KAFKA_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
@@ -36,5 +37,15 @@ int fn_kafka_conf_set(const fn_kafka_client_t *c, rd_kafka_conf_t *conf, const c
 void fn_kafka_redact(const fn_kafka_client_t *c, char *text, size_t cap);
 /* Opaque (c), error, log and statistics callbacks shared by consumer and producer. */
 int fn_kafka_conf_common(fn_kafka_client_t *c, rd_kafka_conf_t *conf);
+/* Sets the config's kafka.properties on conf, but those skip(key) is true of (skip NULL:
+ * all). FN_ERR as fn_kafka_conf_set. */
+int fn_kafka_conf_props(const fn_kafka_client_t *c, rd_kafka_conf_t *conf,
+                        bool (*skip)(const char *key));
+/* A handle of type made from conf, which it owns from this call on, also when it fails (conf
+ * is destroyed then). Its logs go to its main queue (fn_kafka_conf_common); a consumer's
+ * messages to its consumer queue. NULL after logging "cannot create <what>: why" (with the
+ * secrets redacted) under component. */
+rd_kafka_t *fn_kafka_new(const fn_kafka_client_t *c, rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                         const char *component, const char *what);
 
 #endif
