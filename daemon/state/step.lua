@@ -24,8 +24,8 @@
 --   funnel's max_breakdown ("100,20,..." in the order of the funnels above), and their
 --   marketing analytics (attribution, cohorts: step.h, FN_STEP_TAIL_MARKETING).
 -- The lead's recent touches (attribution.lua) are a key of its slot named from KEYS[1].
--- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at},
---   {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches[, credit]}, ...}, earliest due time
+-- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at}
+--   (or {} without transitions), {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches[, credit]}, ...}, earliest due time
 --   this step armed in KEYS[5] or '', {trigger outbox entry, ...}}
 --
 -- Timers of the lead that were already due when this event happened fire first, here, as
@@ -98,9 +98,10 @@ end
 local function FA(i, j) return K.STEP_ARGV_FIXED + K.STEP_ARGV_PER_FUNNEL * i + j end
 local CAPS_AT, BOUND_AT = FA(nfun, K.STEP_TAIL_CAPS), FA(nfun, K.STEP_TAIL_BOUND)
 local BREAKDOWN_AT = FA(nfun, K.STEP_TAIL_BREAKDOWN)
-for _, j in ipairs({K.STEP_ARG_NOW, K.STEP_ARG_DEDUPE_TTL, K.STEP_ARG_TS, BOUND_AT}) do
+local function need_int(j)
   if not is_int(ARGV[j]) then refuse('ARGV[' .. j .. '] is not an integer') end
 end
+need_int(K.STEP_ARG_NOW); need_int(K.STEP_ARG_DEDUPE_TTL); need_int(K.STEP_ARG_TS); need_int(BOUND_AT)
 local kind = ARGV[K.STEP_ARG_KIND]
 if kind ~= 't' and kind ~= 'c' and kind ~= 'e' and kind ~= 'k' then refuse('unknown event kind') end
 if ARGV[K.STEP_ARG_VALUE] ~= '' and not is_num(ARGV[K.STEP_ARG_VALUE]) then
@@ -181,6 +182,7 @@ local lead_id, event_id, ts = ARGV[K.STEP_ARG_LEAD_ID], ARGV[K.STEP_ARG_EVENT_ID
 local token = ARGV[K.STEP_ARG_TOKEN]
 
 local function I(n) return string.format('%d', n) end
+local ts_s = I(ts) -- a number is formatted once per step: string.format is dear in Lua
 
 -- What a touchpoint needs from the lead's hash, read in one command that also brings the
 -- stored id for the collision check (a separate HGET was one more command per event).
@@ -244,19 +246,33 @@ if forgotten and redis.call('ZSCORE', seen, event_id .. '\0') then return {'dup'
 -- kept lead may not have this id's state yet: the daemon waits and asks again.
 if merged_into then return {'redirect', merged_into, merge_pending or ''} end
 
+-- The stale_after of stage k (from 0) in a timer spec's list ("<ms>,<ms>,..."), 0 if none.
+local function stale_of(list, k)
+  local j = 0
+  for ms in string.gmatch(list, '%d+') do
+    if j == k then return tonumber(ms) end
+    j = j + 1
+  end
+  return 0
+end
+
 -- ---- a touchpoint's decisions, taken (and everything they read checked) before any write ----
-local at, lead_value, set, moves
+local at, at_s, lead_value, set, moves
 local function put(k, v) set[#set + 1] = k; set[#set + 1] = v end
 local f_ch, f_cp, f_src, f_at, l_ch, l_cp, l_src, l_at
 if kind == 't' then
   -- A late event never moves the lead backwards in time: "at" is the latest time seen.
   local prev_ts = tonumber(cur[CUR_TS])
-  at = ts
-  if prev_ts and prev_ts > at then at = prev_ts end
+  at, at_s = ts, ts_s
+  if prev_ts and prev_ts > at then at, at_s = prev_ts, I(prev_ts) end
 
   local channel, campaign = ARGV[K.STEP_ARG_CHANNEL], ARGV[K.STEP_ARG_CAMPAIGN]
   local source, value = ARGV[K.STEP_ARG_SOURCE], ARGV[K.STEP_ARG_VALUE]
-  set = {K.F_ID, lead_id, K.F_TS, I(at), K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]}
+  -- Only what changes is written: a listpack hash (deploy/ keeps lead hashes so) finds
+  -- and rewrites each field written in place, so an unchanged one costs as much as another.
+  set = {K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]}
+  if stored_id ~= lead_id then put(K.F_ID, lead_id) end
+  if at ~= prev_ts then put(K.F_TS, at_s) end
 
   -- Attribution by event time: first touch is the earliest event, last touch the latest.
   f_ch, f_cp, f_src, f_at = cur[CUR_F_CH], cur[CUR_F_CP], cur[CUR_F_SRC], tonumber(cur[CUR_F_AT])
@@ -264,12 +280,14 @@ if kind == 't' then
   if not f_at or ts < f_at then
     f_ch, f_cp, f_src, f_at = channel, campaign, source, ts
     put(K.F_FIRST_CH, channel); put(K.F_FIRST_CP, campaign); put(K.F_FIRST_SRC, source)
-    put(K.F_FIRST_AT, I(ts))
+    put(K.F_FIRST_AT, ts_s)
   end
   if not l_at or ts >= l_at then
+    if l_ch ~= channel then put(K.F_LAST_CH, channel) end
+    if l_cp ~= campaign then put(K.F_LAST_CP, campaign) end
+    if l_src ~= source then put(K.F_LAST_SRC, source) end
+    if l_at ~= ts then put(K.F_LAST_AT, ts_s) end
     l_ch, l_cp, l_src, l_at = channel, campaign, source, ts
-    put(K.F_LAST_CH, channel); put(K.F_LAST_CP, campaign); put(K.F_LAST_SRC, source)
-    put(K.F_LAST_AT, I(ts))
   end
   local v = cur[CUR_V]
   if v and v ~= '' and not is_num(v) then
@@ -279,7 +297,7 @@ if kind == 't' then
   local vt = tonumber(cur[CUR_VT])
   if value ~= '' and (not vt or ts >= vt) then
     lead_value = value
-    put(K.F_VALUE, value); put(K.F_VALUE_AT, I(ts))
+    put(K.F_VALUE, value); put(K.F_VALUE_AT, ts_s)
   end
 
   -- Per funnel: the move the plan gives the stored position, and the timer spec, parsed.
@@ -328,12 +346,12 @@ if kind == 't' then
     local spec = ARGV[FA(i, K.STEP_FARG_TIMERS)]
     if spec ~= '' then
       local stale_list, rules = string.match(spec, '^([%d,]*)(.*)$')
-      if not stale_list or (string.gsub((string.gsub(rules, '|A%d+:[^|]+', '')), '|U:[^|]+', '')) ~= '' then
+      local bad = rules ~= '' and
+        (string.gsub((string.gsub(rules, '|A%d+:[^|]+', '')), '|U:[^|]+', '')) ~= ''
+      if not stale_list or bad then
         refuse('funnel ' .. f .. "'s timer spec is malformed")
       end
-      m.stale = {}
-      for ms in string.gmatch(stale_list, '%d+') do m.stale[#m.stale + 1] = tonumber(ms) end
-      m.rules = rules
+      m.stale, m.rules = stale_list, rules -- read by stale_of, for the one stage it needs
     end
     moves[i] = m
   end
@@ -449,6 +467,8 @@ end
 -- the lead's hash).
 local fired = {}
 local function fire_due(bound, tn)
+  local t = tonumber(tn)
+  if not t or t > bound then return false end -- as timer_fire_due would, before the caps
   return timer_fire_due(lead, kbase, bound, tn, caps_parse(ARGV[CAPS_AT]), now, outbox, leases,
     stats, fired)
 end
@@ -482,6 +502,7 @@ end
 
 local min_due = nil
 local lead_tn, tn_dirty = nil, false
+local due_ref -- timer_zref of due_key, made once
 -- Arms (or moves) a timer into this partition's zset; the field is written by the caller's
 -- batched HSET through put. A timer pending in this zset that only moves later keeps its
 -- member where it is (timer.lua: the field's due is the truth, the member's score a lower
@@ -489,19 +510,22 @@ local lead_tn, tn_dirty = nil, false
 -- touches would otherwise make: each re-arms its stage's stalled timer a little later.
 local function timer_arm(f, reason, due, stage, v, put)
   if not lead_tn or due < lead_tn then lead_tn, tn_dirty = due, true end
-  local member = lead .. '|' .. f .. '|' .. reason
   local later = false
   if v then
     local tdue, tstage, zkey = timer_parse(v, kbase)
     later = zkey == due_key and tonumber(tdue) <= due
-    if zkey and zkey ~= '' and zkey ~= due_key then redis.call('ZREM', zkey, member) end
+    if zkey and zkey ~= '' and zkey ~= due_key then
+      redis.call('ZREM', zkey, lead .. '|' .. f .. '|' .. reason)
+    end
     if zkey == '' and reason == 'stalled' then
       redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
     end
   end
-  if not later then redis.call('ZADD', due_key, string.format('%d', due), member) end
-  put(f .. K.FF_TIMER .. reason,
-    string.format('%d|%d|%s|%s', due, stage, timer_zref(due_key, kbase), event_id))
+  if not later then
+    redis.call('ZADD', due_key, string.format('%d', due), lead .. '|' .. f .. '|' .. reason)
+  end
+  due_ref = due_ref or timer_zref(due_key, kbase)
+  put(f .. K.FF_TIMER .. reason, string.format('%d|%d|%s|%s', due, stage, due_ref, event_id))
   if not min_due or due < min_due then min_due = due end
 end
 
@@ -536,7 +560,7 @@ if kind == 'e' then
   -- must still emit them (with the lead id, which downstream erases on lead_erased); each
   -- goes when acknowledged, like any other, and the hash expires with the window.
   redis.call('DEL', lead, touches_key)
-  local r = remember({'erased', I(ts), '', {}, {}, ''}, true)
+  local r = remember({'erased', ts_s, '', {}, {}, ''}, true)
   record_seen(seen_expiry())
   r[7] = fired
   return r
@@ -555,7 +579,7 @@ if kind == 'k' then
   local sx = seen_expiry()
   if sx then kset[3], kset[4] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(kset))
-  local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
+  local r = remember({'ok', ts_s, '', {}, {}, ''}, false)
   record_seen(sx)
   r[7] = {}
   return r
@@ -565,11 +589,11 @@ if kind == 'c' then
   fire_due(fire_bound, cur[CUR_O_TN])
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[K.STEP_ARG_MARKETING] == '0' then timer_cancel_all(nil, 'opted_out') end
-  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING], K.F_CONSENT_AT, I(ts)}
+  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING], K.F_CONSENT_AT, ts_s}
   local sx = seen_expiry()
   if sx then cset[7], cset[8] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(cset))
-  local r = remember({'ok', I(ts), '', {}, {}, ''}, false)
+  local r = remember({'ok', ts_s, '', {}, {}, ''}, false)
   record_seen(sx)
   r[7] = fired
   return r
@@ -588,7 +612,7 @@ end
 
 -- A touch is kept for attribution when a funnel it reaches credits touches (attribution.lua).
 if any_attr and touch_cap > 0 then
-  redis.call('ZADD', touches_key, I(ts), AT.touch_member(ARGV[K.STEP_ARG_CHANNEL],
+  redis.call('ZADD', touches_key, ts_s, AT.touch_member(ARGV[K.STEP_ARG_CHANNEL],
     ARGV[K.STEP_ARG_CAMPAIGN], route, event_id))
   redis.call('ZREMRANGEBYRANK', touches_key, 0, I(-(touch_cap + 1)))
 end
@@ -598,12 +622,12 @@ for i = 0, nfun - 1 do
   local m = moves[i]
   local f, x, k, op, to, from = m.f, m.x, m.k, m.op, m.to, m.from
   put(f .. K.FF_TOUCHES, I(m.touches))
-  put(f .. K.FF_ACTIVE, I(at))
+  put(f .. K.FF_ACTIVE, at_s)
 
   if op ~= 'T' then
     local in_stage, cycle, credit = m.in_stage, m.cycle, nil
     if from < 0 then
-      put(f .. K.FF_BEGAN, I(at))
+      put(f .. K.FF_BEGAN, at_s)
       redis.call('HINCRBY', stats, f .. '|leads', 1)
       -- a new lead for the cost figures, by its first touch (analytics.lua)
       if attr_specs[i] and attr_specs[i].models then
@@ -616,7 +640,7 @@ for i = 0, nfun - 1 do
 
     if op == 'L' then
       put(f .. K.FF_STATUS, LOST)
-      put(f .. K.FF_ENTERED, I(at))
+      put(f .. K.FF_ENTERED, at_s)
       redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1)
       redis.call('HINCRBY', stats, f .. '|lost', 1)
       redis.call('HINCRBY', stats, f .. '|lostfrom|' .. I(from), 1)
@@ -647,7 +671,7 @@ for i = 0, nfun - 1 do
       if from >= 0 then redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1) end
       redis.call('HINCRBY', stats, f .. '|p|' .. I(to), 1)
       put(f .. K.FF_STAGE, I(to))
-      put(f .. K.FF_ENTERED, I(at))
+      put(f .. K.FF_ENTERED, at_s)
       if op == 'C' then
         put(f .. K.FF_STATUS, CONVERTED)
         redis.call('HINCRBY', stats, f .. '|conv', 1)
@@ -714,11 +738,11 @@ for i = 0, nfun - 1 do
     local opted_out = cur[CUR_C] == '0'
     local tv = cur[TOUCH_FUNNEL(i) + CURF_STALLED]
     local stale_ms = 0
-    if nx == ACTIVE and not opted_out then stale_ms = m.stale[nk + 1] or 0 end
+    if nx == ACTIVE and not opted_out then stale_ms = stale_of(m.stale, nk) end
     if stale_ms > 0 then
       local due = at + stale_ms
       local tdue, tstage = nil, nil
-      if tv then tdue, tstage = timer_parse(tv, kbase) end
+      if tv then tdue, tstage = timer_parse(tv) end
       -- A late event is activity in the past: it neither moves the due time nor the cause.
       if not (tdue and tonumber(tdue) >= due and tonumber(tstage) == nk) then
         timer_arm(f, 'stalled', due, nk, tv, put)
@@ -748,10 +772,13 @@ local sx = seen_expiry()
 if sx then put(K.F_SEEN_EXPIRY, sx) end
 redis.call('HSET', lead, unpack(set))
 
-local result = {'ok', I(at), lead_value,
-  {f_ch or '', f_cp or '', f_src or '', I(f_at or at), l_ch or '', l_cp or '', l_src or '',
-   I(l_at or at)},
-  transitions, min_due and I(min_due) or ''}
+-- The first and last touch go with transitions only (nothing else of the daemon's reads them).
+local touch = {}
+if #transitions > 0 then
+  touch = {f_ch or '', f_cp or '', f_src or '', f_at == ts and ts_s or I(f_at or at),
+    l_ch or '', l_cp or '', l_src or '', l_at == ts and ts_s or I(l_at or at)}
+end
+local result = {'ok', at_s, lead_value, touch, transitions, min_due and I(min_due) or ''}
 local r = remember(result, #transitions > 0)
 record_seen(sx)
 r[7] = fired

@@ -112,6 +112,7 @@ typedef struct fn_step_result {
     bool replay;    /* OK or ERASED read back from an unacknowledged stored result */
     int64_t at;     /* event time as the lead's clock sees it (never earlier than before) */
     fn_str_t value; /* the lead's value as a decimal number, or empty */
+    /* first and last touch: set when n_trans > 0 */
     fn_attr_t first, last;
     fn_step_transition_t trans[FN_STEP_MAX_TRANSITIONS];
     size_t n_trans;
