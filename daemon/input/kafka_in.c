@@ -45,11 +45,15 @@
  * from their next events, and an unconfirmed commit means only that the next owner may
  * repeat more. */
 #define COORDINATOR_WAIT_MS 2000
-/* A partition whose commit could not be read at its assignment asks again this often, with
- * a shorter wait: in the event clock, such a partition at its end would otherwise hold its
- * due timers until its next event. Rare (a coordinator moving at that moment) and bounded. */
+/* A partition whose commit could not be read at its assignment asks again, with a shorter
+ * wait, first after CLOCK_RETRY_MS and then twice as long each time, CLOCK_RETRIES times
+ * in all: with the event clock, such a partition at its end would otherwise hold its due
+ * timers until its next event. Rare (a coordinator moving at that moment); the waits hold the
+ * loop, so they are few and short, and a coordinator still away after them is given up on
+ * (the clock then starts from the partition's next events, as before). */
 #define CLOCK_RETRY_MS 3000
 #define CLOCK_RETRY_WAIT_MS 500
+#define CLOCK_RETRIES 5
 /* How long the in-flight bound may hold consumption before the partitions are paused: a
  * short stall keeps prefetched messages, a long one (Redis or Kafka away) must not let
  * max.poll.interval.ms expire, so the consumer keeps polling with its partitions paused. */
@@ -67,7 +71,8 @@ struct fn_input {
     int assigned_count;
     int commit_every_ms;    /* auto.commit.interval.ms: the daemon commits, see above */
     int64_t last_commit_ms; /* wall ms of the last periodic commit */
-    int64_t clock_retry_ms; /* wall ms of the last retry of unread commits (restore_clocks) */
+    int64_t clock_retry_at; /* wall ms of the next retry of unread commits (restore_clocks) */
+    int clock_retries;      /* retries made since a read last failed at an assignment */
     int commit_err;         /* rd_kafka_resp_err_t of the last failed commit, 0 after success */
     bool joined;            /* a first assignment (possibly empty) arrived */
     bool kafka_up;          /* a broker is up, per librdkafka's latest statistics */
@@ -187,6 +192,8 @@ static void commit_parts(fn_input_t *in, const rd_kafka_topic_partition_list_t *
         /* Never at or below what the group holds: a commit only ever moves forward. */
         if (!p->assigned || p->next_commit < 0 || p->next_commit <= p->committed)
             continue;
+        if (p->clock_unread && !sync) /* its clock in the group still to be read */
+            continue;
         if (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition))
             continue;
         rd_kafka_topic_partition_t *t =
@@ -253,8 +260,10 @@ static void on_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* Newly assigned partitions resume their event clock (and learn their committed offset,
  * below which commit_parts never commits) from their commits. Blocking, in the rebalance
  * callback, so that no message of theirs is fetched before; bounded (wait_ms). A partition
- * whose commit could not be read is marked clock_unread and asked again by fn_input_tick;
- * by then it may have finished events, so a late answer only ever moves its clock forward. */
+ * whose commit could not be read is marked clock_unread and asked again by retry_clocks;
+ * by then it may have finished events, so a late answer only ever moves its clock forward.
+ * Until then it is not committed periodically, which would put its own, younger clock in
+ * place of the one still to be read. */
 static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t *parts,
                            int wait_ms, bool retry)
 {
@@ -264,14 +273,14 @@ static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t
     if (!c)
         return;
     int restored = 0, failed = 0;
-    rd_kafka_resp_err_t why = rd_kafka_committed(in->consumer, c, wait_ms);
+    rd_kafka_resp_err_t all = rd_kafka_committed(in->consumer, c, wait_ms), why = all;
     for (int i = 0; i < c->cnt; i++) {
         const rd_kafka_topic_partition_t *t = &c->elems[i];
         fn_partition_t *p = partition(in, t->topic, t->partition);
         int64_t clock;
         if (!p || !p->assigned)
             continue;
-        if (why || t->err) {
+        if (all || t->err) {
             failed++;
             if (!why)
                 why = t->err;
@@ -295,31 +304,50 @@ static void restore_clocks(fn_input_t *in, const rd_kafka_topic_partition_list_t
                retry ? " asked again" : "");
     /* Said once per assignment (a retry that fails again stays silent), so that a delay of
      * triggers can be traced without flooding the log. */
-    if (failed && !retry)
+    if (failed && !retry) {
         fn_log(in->host.log, FN_LOG_WARN, "kafka",
                "the committed offset of %d partition(s) could not be read (%s): asked again "
-               "every %d ms until it is, their event clock meanwhile from their next events",
-               failed, rd_kafka_err2str(why), CLOCK_RETRY_MS);
+               "up to %d times, their event clock meanwhile from their next events",
+               failed, rd_kafka_err2str(why), CLOCK_RETRIES);
+        in->clock_retries = 0;
+        in->clock_retry_at = fn_now_ms() + CLOCK_RETRY_MS;
+    }
     rd_kafka_topic_partition_list_destroy(c);
 }
 
-/* Asks again for the commits that could not be read at assignment (restore_clocks). */
+/* Asks again for the commits that could not be read at assignment (restore_clocks), on the
+ * schedule of CLOCK_RETRY_MS; after the last try they are given up on. */
 static void retry_clocks(fn_input_t *in, int64_t now)
 {
-    if (now - in->clock_retry_ms < CLOCK_RETRY_MS)
+    if (!in->clock_retry_at || now < in->clock_retry_at)
         return;
-    in->clock_retry_ms = now;
-    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    if (!l)
+        return;
+    bool stopping = in->cb.stopping(in->cb.data);
+    int given_up = 0;
     for (fn_partition_t *p = in->partitions; p; p = p->next) {
         if (!p->assigned || !p->clock_unread)
             continue;
-        if (!l && !(l = rd_kafka_topic_partition_list_new(4)))
-            return;
-        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        if (stopping || in->clock_retries >= CLOCK_RETRIES) {
+            p->clock_unread = false; /* committed as any other from now on */
+            given_up++;
+        } else {
+            rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        }
     }
-    if (!l)
-        return;
-    restore_clocks(in, l, CLOCK_RETRY_WAIT_MS, true);
+    if (l->cnt > 0) {
+        restore_clocks(in, l, CLOCK_RETRY_WAIT_MS, true);
+        in->clock_retries++;
+        in->clock_retry_at = now + ((int64_t)CLOCK_RETRY_MS << in->clock_retries);
+    } else {
+        in->clock_retry_at = 0;
+    }
+    if (given_up && !stopping)
+        fn_log(in->host.log, FN_LOG_WARN, "kafka",
+               "gave up reading the committed offset of %d partition(s) after %d tries: their "
+               "event clock goes by their events since the assignment",
+               given_up, in->clock_retries);
     rd_kafka_topic_partition_list_destroy(l);
 }
 

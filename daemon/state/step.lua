@@ -272,7 +272,7 @@ if kind == 't' then
   -- and rewrites each field written in place, so an unchanged one costs as much as another.
   set = {K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]}
   if stored_id ~= lead_id then put(K.F_ID, lead_id) end
-  if at ~= prev_ts then put(K.F_TS, at_s) end
+  if cur[CUR_TS] ~= at_s then put(K.F_TS, at_s) end -- text: a stored "1e3" is written anew
 
   -- Attribution by event time: first touch is the earliest event, last touch the latest.
   f_ch, f_cp, f_src, f_at = cur[CUR_F_CH], cur[CUR_F_CP], cur[CUR_F_SRC], tonumber(cur[CUR_F_AT])
@@ -286,7 +286,7 @@ if kind == 't' then
     if l_ch ~= channel then put(K.F_LAST_CH, channel) end
     if l_cp ~= campaign then put(K.F_LAST_CP, campaign) end
     if l_src ~= source then put(K.F_LAST_SRC, source) end
-    if l_at ~= ts then put(K.F_LAST_AT, ts_s) end
+    if cur[CUR_L_AT] ~= ts_s then put(K.F_LAST_AT, ts_s) end
     l_ch, l_cp, l_src, l_at = channel, campaign, source, ts
   end
   local v = cur[CUR_V]

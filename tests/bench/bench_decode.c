@@ -58,7 +58,7 @@ static size_t pass(decode_fn decode, const fn_config_t *cfg, char **lines, size_
             continue;
         ok++;
         *scanned += ev.mem != NULL;
-        if (cmd) {
+        if (cmd && ev.kind != FN_EV_IGNORED) { /* the pipeline steps no ignored event */
             fn_hash128_t h = fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len);
             if (fn_step_build(cfg, "0123456789012345678901234567890123456789", "bench:1", &ev, h,
                               now, ev.ts_ms, "touchpoints", (int32_t)(i % 6), cmd) == FN_OK)
