@@ -389,9 +389,10 @@ def watermarks(c, tp, timeout=30):
 
 
 def committed(c, parts, timeout=30):
-    """A group's committed offsets of parts, asked again while the broker answers that it is
-    not (yet) the group's coordinator: a group's coordinator is found, or moves, after
-    __consumer_offsets' leaders settle, and a test must not fail on that moment."""
+    """A group's committed offsets of parts, asked again while the read fails: a group's
+    coordinator is found, or moves, after __consumer_offsets' leaders settle (the broker
+    answers NOT_COORDINATOR meanwhile), and a test must not fail on that moment. Any error
+    is asked again; one that lasts is raised after timeout seconds."""
     from confluent_kafka import KafkaException
     deadline = time.time() + timeout
     while True:
