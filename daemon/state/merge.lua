@@ -79,7 +79,7 @@ if op == 'detach' then
   local kbase = shard_base(stats)
   local fired = {}
   timer_fire_due(lead, kbase, tonumber(ARGV[10]), redis.call('HGET', lead, K.F_TIMERS_NEXT),
-    caps_parse(ARGV[9]), tonumber(ARGV[8]), KEYS[5], KEYS[6], stats, fired)
+    ARGV[9], tonumber(ARGV[8]), KEYS[5], KEYS[6], stats, fired)
   local all = redis.call('HGETALL', lead)
   local h = {}
   for j = 1, #all, 2 do h[all[j]] = all[j + 1] end
@@ -157,7 +157,7 @@ if op == 'read' then
   if r then return r end
   local fired = {}
   timer_fire_due(KEYS[1], shard_base(KEYS[4]), tonumber(ARGV[6]),
-    redis.call('HGET', KEYS[1], K.F_TIMERS_NEXT), caps_parse(ARGV[5]), tonumber(ARGV[4]),
+    redis.call('HGET', KEYS[1], K.F_TIMERS_NEXT), ARGV[5], tonumber(ARGV[4]),
     KEYS[5], KEYS[6], KEYS[4], fired)
   return {'lead', redis.call('HGETALL', KEYS[1]), fired}
 end

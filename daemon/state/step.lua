@@ -25,8 +25,9 @@
 --   marketing analytics (attribution, cohorts: step.h, FN_STEP_TAIL_MARKETING).
 -- The lead's recent touches (attribution.lua) are a key of its slot named from KEYS[1].
 -- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at}
---   (or {} without transitions), {{funnel, kind, from, to, time_in_stage_ms, cycle_ms, touches[, credit]}, ...}, earliest due time
---   this step armed in KEYS[5] or '', {trigger outbox entry, ...}}
+--   (or {} without transitions), {{funnel, kind, from, to, time_in_stage_ms, cycle_ms,
+--   touches[, credit]}, ...}, earliest due time this step armed in KEYS[5] or '',
+--   {trigger outbox entry, ...}}
 --
 -- Timers of the lead that were already due when this event happened fire first, here, as
 -- fire.lua would have: whether the clock's tick or the lead's next event gets there first,
@@ -467,10 +468,7 @@ end
 -- the lead's hash).
 local fired = {}
 local function fire_due(bound, tn)
-  local t = tonumber(tn)
-  if not t or t > bound then return false end -- as timer_fire_due would, before the caps
-  return timer_fire_due(lead, kbase, bound, tn, caps_parse(ARGV[CAPS_AT]), now, outbox, leases,
-    stats, fired)
+  return timer_fire_due(lead, kbase, bound, tn, ARGV[CAPS_AT], now, outbox, leases, stats, fired)
 end
 
 -- Removes the timer whose field value is v (nil: none; an empty zset key marks a stalled

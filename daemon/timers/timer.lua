@@ -135,11 +135,14 @@ end
 -- Fires, in due order, the timers of lead due at or before bound, as fire.lua would have (the
 -- step and the merge steps call it before they read the lead, so that whether the clock's
 -- tick or the lead's next event or merge gets there first, the same triggers come out);
--- tn is the lead's "tn" field as read. Appends the outbox entries to fired. Returns true
--- when it looked (and may have changed the lead's hash).
-local function timer_fire_due(lead, kbase, bound, tn, caps, now, outbox, leases, stats, fired)
+-- tn is the lead's "tn" field as read; caps_text the trigger caps, parsed only when a timer
+-- is due (most steps find none). Appends the outbox entries to fired. Returns true when it
+-- looked (and may have changed the lead's hash).
+local function timer_fire_due(lead, kbase, bound, tn, caps_text, now, outbox, leases, stats,
+                              fired)
   tn = tonumber(tn)
   if not tn or tn > bound then return false end
+  local caps = caps_parse(caps_text)
   local all = redis.call('HGETALL', lead)
   local h = {}
   for j = 1, #all, 2 do h[all[j]] = all[j + 1] end

@@ -11,6 +11,12 @@ says the commit could not be read, funneld asks again (short bounded waits) unti
 the partition's clock, the Redis connection is kept (no reconnect), and once the member has
 left everything is processed and committed.
 
+The mock answers a connection's requests in order, so the late answers hold funneld's
+heartbeats too. Now and then (once in CI, once in about twenty runs here, under load) another
+rebalance begins as the partition is assigned; funneld learns of it only when the late
+answers are through, and the partition's next assignment reads the commit before the retry
+after that is due. Either way the commit is read; the test says which way it went.
+
 What it does not show: the revocation commit's bound (the same bound, a queue of its own:
 commit_sync in daemon/input/kafka_in.c); only the offset fetch is slowed here.
 """
@@ -75,7 +81,7 @@ def main():
             time.sleep(0.25)
 
     prober = threading.Thread(target=probe)
-    b, feeder = None, None
+    a, b, feeder = None, None, None
     try:
         st.produce(stream[:1000])
         a = st.start()
@@ -96,9 +102,14 @@ def main():
         check.eq(len(given), 1, "the second member got a partition")
         check.true(wait_for(lambda: "could not be read" in st.log_of(a), 60),
                    "funneld gave up waiting for the coordinator")
-        # ... and asks again, in short bounded waits, until the late answers are through
-        check.true(wait_for(lambda: "for 1 of 1 partition(s) asked again" in st.log_of(a), 90),
+        # ... and asks again, in short bounded waits, until the late answers are through (or
+        # a rebalance comes first, see the top)
+        def read_later():
+            return st.log_of(a).split("could not be read", 1)[1]
+        check.true(wait_for(lambda: "commit for 1 of 1 partition(s)" in read_later(), 90),
                    "funneld read the commit it had given up on once the coordinator answered")
+        print("the commit was read " + ("by asking again" if "asked again" in read_later()
+                                        else "at the next assignment"), flush=True)
         b.close()  # leaves: its partition goes back to funneld
         b = None
         check.true(wait_for(lambda: st.log_of(a).count("assigned 2 partition(s)") >= 2, 90),
@@ -118,6 +129,9 @@ def main():
                  "/healthz answered every probe, also during the rebalance")
         check.eq(st.stop(a), 0, "exit code")
     finally:
+        if check.failed and a is not None:  # what the consumer said, to tell why
+            print("\n".join(ln for ln in st.log_of(a).splitlines()
+                            if '"component":"kafka"' in ln), flush=True)
         stop.set()
         if prober.is_alive():
             prober.join()
