@@ -12,8 +12,8 @@ the partition's clock, the Redis connection is kept (no reconnect), and once the
 left everything is processed and committed.
 
 The mock answers a connection's requests in order, so the late answers hold funneld's
-heartbeats too. Now and then (once in CI, once in about twenty runs here, under load) another
-rebalance begins as the partition is assigned; funneld learns of it only when the late
+heartbeats too. Now and then (once in CI; here once in more than 25 runs, under CPU load)
+another rebalance begins as the partition is assigned; funneld learns of it only when the late
 answers are through, and the partition's next assignment reads the commit before the retry
 after that is due. Either way the commit is read; the test says which way it went.
 
