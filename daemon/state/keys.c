@@ -100,6 +100,23 @@ void fn_key_leases(char *out, size_t outlen, const char *prefix, unsigned shard)
     fn_key_shard(out, outlen, prefix, shard, FN_KEY_LEASES, "", 0);
 }
 
+size_t fn_key_timer_member(char *out, size_t outlen, const char *lead_key, const char *funnel,
+                           const char *reason, size_t reason_len)
+{
+    size_t n = 0;
+    if (outlen == 0)
+        return 0;
+    out[0] = '\0';
+    /* the hex after the key's last ':' (the prefix may hold anything, the hex no ':') */
+    const char *tail = strrchr(lead_key, ':');
+    cat_s(out, outlen, &n, tail ? tail + 1 : lead_key);
+    fn_cat(out, outlen, &n, "|", 1);
+    cat_s(out, outlen, &n, funnel);
+    fn_cat(out, outlen, &n, "|", 1);
+    fn_cat(out, outlen, &n, reason, reason_len);
+    return n;
+}
+
 void fn_key_due(char *out, size_t outlen, const char *prefix, unsigned shard, const char *topic,
                 int32_t partition)
 {

@@ -117,11 +117,13 @@ if op == 'detach' then
     if x == K.STATUS_CONVERTED then redis.call('HINCRBY', stats, f .. '|conv', -1) end
   end
   -- Its timers leave their zsets (the kept lead arms what carries over); the fields stay in
-  -- the frozen hash for the snapshot.
+  -- the frozen hash for the snapshot, so a member left behind would fire: one written before
+  -- members named the key's tail (timer.lua) goes too.
   for _, t in ipairs(timers) do
     local f, reason, tstage, zkey = t[1], t[2], t[3], t[4]
     if zkey and zkey ~= '' then
-      redis.call('ZREM', zkey, lead .. '|' .. f .. '|' .. reason)
+      redis.call('ZREM', zkey, timer_member(lead, kbase, f, reason),
+        lead .. '|' .. f .. '|' .. reason)
     elseif reason == 'stalled' and tstage then
       redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
     end

@@ -443,9 +443,9 @@ static int timer_drop(lists_t *l, const fn_merge_input_t *in, const fn_funnel_t 
         else
             snprintf(key, sizeof key, "%.*s%s%.*s", (int)base, in->root_key, FN_KEY_DUE,
                      (int)v.zset.len, v.zset.p);
-        snprintf(member, sizeof member, "%s|%s|%.*s", in->root_key, f->name, (int)reason.len,
-                 reason.p);
-        rc |= pair(&l->zrem, &l->n_zrem, key, strlen(key), member, strlen(member));
+        size_t ml =
+            fn_key_timer_member(member, sizeof member, in->root_key, f->name, reason.p, reason.len);
+        rc |= pair(&l->zrem, &l->n_zrem, key, strlen(key), member, ml);
     } else if (v.ok && reason.len == 7 && memcmp(reason.p, "stalled", 7) == 0) {
         rc |= incr(l, f->name, "stl", v.stage, -1); /* a fired stall's marker */
     }
@@ -460,11 +460,12 @@ static int timer_arm(lists_t *l, const fn_merge_input_t *in, const fn_funnel_t *
     snprintf(name, sizeof name, "%s%s%.*s", f->name, FN_FF_TIMER, (int)reason.len, reason.p);
     snprintf(value, sizeof value, "%lld|%d|%s|%.*s", (long long)due, stage, in->due_tail,
              (int)cause.len, cause.p);
-    snprintf(member, sizeof member, "%s|%s|%.*s", in->root_key, f->name, (int)reason.len, reason.p);
+    size_t ml =
+        fn_key_timer_member(member, sizeof member, in->root_key, f->name, reason.p, reason.len);
     if (!*min_due || due < *min_due)
         *min_due = due;
     return pair(&l->set, &l->n_set, name, strlen(name), value, strlen(value)) ||
-           pair(&l->zadd, &l->n_zadd, score, fn_i64_text(due, score), member, strlen(member));
+           pair(&l->zadd, &l->n_zadd, score, fn_i64_text(due, score), member, ml);
 }
 
 /* Each timer of funnel f on one side, by reason: the lead hash's "<f>|t|<reason>" fields. */

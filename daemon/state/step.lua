@@ -482,7 +482,7 @@ local function timer_cancel(f, reason, v)
     redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
   end
   if not zkey or zkey == '' then return false end
-  redis.call('ZREM', zkey, lead .. '|' .. f .. '|' .. reason)
+  redis.call('ZREM', zkey, timer_member(lead, kbase, f, reason))
   return true
 end
 
@@ -513,14 +513,14 @@ local function timer_arm(f, reason, due, stage, v, put)
     local tdue, tstage, zkey = timer_parse(v, kbase)
     later = zkey == due_key and tonumber(tdue) <= due
     if zkey and zkey ~= '' and zkey ~= due_key then
-      redis.call('ZREM', zkey, lead .. '|' .. f .. '|' .. reason)
+      redis.call('ZREM', zkey, timer_member(lead, kbase, f, reason))
     end
     if zkey == '' and reason == 'stalled' then
       redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
     end
   end
   if not later then
-    redis.call('ZADD', due_key, string.format('%d', due), lead .. '|' .. f .. '|' .. reason)
+    redis.call('ZADD', due_key, string.format('%d', due), timer_member(lead, kbase, f, reason))
   end
   due_ref = due_ref or timer_zref(due_key, kbase)
   put(f .. K.FF_TIMER .. reason, string.format('%d|%d|%s|%s', due, stage, due_ref, event_id))

@@ -39,7 +39,7 @@ local due = {}
 if ARGV[4] ~= '1' then
   due = redis.call('ZRANGEBYSCORE', due_key, '-inf', I(now), 'WITHSCORES', 'LIMIT', 0, limit)
   for j = 1, #due, 2 do
-    local lead = string.match(due[j], '^(.*)|[^|]+|[^|]+$')
+    local lead = timer_member_parse(due[j], kbase)
     if lead then redis.call('EXISTS', lead) end
   end
 end
@@ -59,22 +59,27 @@ if ARGV[4] == '1' then return {'', out, 0, 0} end
 -- Each member met is claimed, or moved to its field's later due (a step moved the timer
 -- without touching the zset; timer.lua), or, without a matching field (an erased lead's
 -- left-over), only removed. The claimed ones fire in order of their fields' due times, as
--- they would had every step moved its member.
+-- they would had every step moved its member. A member that names the whole lead key
+-- (written before members named its tail) is moved under the tail's name; while both are
+-- in the zset (a step armed the timer anew since), the timer is claimed once.
 local n_capped, n_opted_out = 0, 0
-local fire = {}
+local fire, claimed = {}, {}
 for j = 1, #due, 2 do
   local member, score = due[j], tonumber(due[j + 1])
-  local lead, f, reason = string.match(member, '^(.*)|([^|]+)|([^|]+)$')
+  local lead, f, reason = timer_member_parse(member, kbase)
   local tv = redis.call('HGET', lead, f .. K.FF_TIMER .. reason)
   local tdue, _, tzkey = nil, nil, nil
   if tv then tdue, _, tzkey = timer_parse(tv, kbase) end
   tdue = tonumber(tdue)
+  local name = timer_member(lead, kbase, f, reason)
   if tdue and tzkey == due_key and tdue > now then
-    redis.call('ZADD', due_key, I(tdue), member)
+    if name ~= member then redis.call('ZREM', due_key, member) end
+    redis.call('ZADD', due_key, I(tdue), name)
   else
     redis.call('ZREM', due_key, member)
-    if tdue and tzkey == due_key and tdue >= score then
-      fire[#fire + 1] = {tdue, member, lead, f, reason, tv}
+    if tdue and tzkey == due_key and tdue >= score and not claimed[name] then
+      claimed[name] = true
+      fire[#fire + 1] = {tdue, name, lead, f, reason, tv}
     end
   end
 end

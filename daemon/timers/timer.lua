@@ -3,9 +3,12 @@
 -- written K.F_ID and the like: the build puts in their text from daemon/state/keys.def.
 -- needs:
 --
--- A pending timer is a zset member "<lead key>|<funnel>|<reason>" (score = due time) in the
+-- A pending timer is a zset member "<lead>|<funnel>|<reason>" (score = due time) in the
 -- zset of the partition whose event armed it, plus the lead hash field "<funnel>|t|<reason>"
--- = "<due>|<stage>|<zset>|<cause event id>"; both change together. <zset> is the zset key's
+-- = "<due>|<stage>|<zset>|<cause event id>"; both change together. <lead> is the lead key's
+-- tail after "<prefix>:{<shard>}:lead:" (its hash in hex; the zset is in the lead's shard):
+-- the whole key, as written before and still read (timer_member_parse), repeated the key
+-- prefix in every member, the larger part of a member's memory. <zset> is the zset key's
 -- tail after "<prefix>:{<shard>}:due:" (the lead's own prefix and shard), "<topic>:<partition>":
 -- the whole key made the field longer than Redis keeps in a compact listpack
 -- (hash-max-listpack-value, 64 bytes by default), and a lead hash with one such field is a
@@ -26,6 +29,20 @@ local LEASE_MS = 60000
 -- The shard's key prefix "<prefix>:{<shard>}:", from its counters' key.
 local function shard_base(stats_key)
   return string.sub(stats_key, 1, -#K.KEY_STATS - 1) -- strip "stats"
+end
+
+-- The zset member of timer (f, reason) of lead (a key of shard base kbase).
+local function timer_member(lead, kbase, f, reason)
+  return string.sub(lead, #kbase + #K.KEY_LEAD + 1) .. '|' .. f .. '|' .. reason
+end
+
+-- The lead key, funnel and reason of member, of a zset of shard base kbase (nil when
+-- malformed). A lead key's tail is hex: a member naming the whole key (it has a ':') was
+-- written before members named the tail.
+local function timer_member_parse(member, kbase)
+  local lead, f, reason = string.match(member, '^(.*)|([^|]+)|([^|]+)$')
+  if lead and not string.find(lead, ':', 1, true) then lead = kbase .. K.KEY_LEAD .. lead end
+  return lead, f, reason
 end
 
 -- Returns due, stage, zset key, cause of a timer field. base (shard_base) makes the zset key
@@ -159,7 +176,7 @@ local function timer_fire_due(lead, kbase, bound, tn, caps_text, now, outbox, le
   table.sort(due, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
   for _, t in ipairs(due) do
     local d, f, reason, tzkey, tv = t[1], t[3], t[4], t[5], t[6]
-    redis.call('ZREM', tzkey, lead .. '|' .. f .. '|' .. reason)
+    redis.call('ZREM', tzkey, timer_member(lead, kbase, f, reason))
     local fh = {id = h[K.F_ID], c = h[K.F_CONSENT], x = h[f .. K.FF_STATUS],
                 k = h[f .. K.FF_STAGE], lch = h[K.F_LAST_CH], lty = h[K.F_LAST_TYPE],
                 lat = h[K.F_LAST_AT], v = h[K.F_VALUE], cap = h[f .. K.FF_CAP],

@@ -52,6 +52,11 @@ void fn_key_leases(char *out, size_t outlen, const char *prefix, unsigned shard)
 /* The timers that events of topic/partition armed for the shard's leads. */
 void fn_key_due(char *out, size_t outlen, const char *prefix, unsigned shard, const char *topic,
                 int32_t partition);
+/* The member of timer (funnel, reason[0..reason_len)) of the lead whose key is lead_key
+ * (fn_key_lead) in a due zset: "<hex>|<funnel>|<reason>", the lead key's tail (the zset is in
+ * the lead's shard; daemon/timers/timer.lua reads members). Returns the length. */
+size_t fn_key_timer_member(char *out, size_t outlen, const char *lead_key, const char *funnel,
+                           const char *reason, size_t reason_len);
 /* The data set's epoch marker. */
 void fn_key_epoch(char *out, size_t outlen, const char *prefix);
 /* A shard's epoch marker: on a Redis Cluster each master keeps those of its shards. */

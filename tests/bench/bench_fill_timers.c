@@ -10,7 +10,7 @@
  *
  *   HSET <lead key> id <lead id> <f>|x a <f>|k <stage> <f>|t|stalled <due>|<stage>|<topic>:<p>|fill
  *        tn <due>
- *   ZADD <zset> <due> <lead key>|<f>|stalled
+ *   ZADD <zset> <due> <lead key's hex>|<f>|stalled
  *
  * with the config's key prefix and shards, so the daemon run with the same config sees them
  * as its own. The due time is far in the future (default 2100-01-01, plus n ms so scores
@@ -35,6 +35,7 @@
 
 #include "funneld/common.h"
 #include "funneld/config.h"
+#include "funneld/keys.h"
 #include "funneld/step.h"
 #include "cli.h"
 #include "redis_sync.h"
@@ -174,7 +175,7 @@ int main(int argc, char **argv)
         /* the field names the zset by its key's tail, "<topic>:<partition>" (timer.lua) */
         snprintf(tval, sizeof tval, "%lld|%zu|%s:%d|fill", due, stage, topic,
                  (int)(n % partitions));
-        snprintf(member, sizeof member, "%s|%s|stalled", k.lead, f->name);
+        fn_key_timer_member(member, sizeof member, k.lead, f->name, "stalled", 7);
         const char *hv[] = {"HSET", k.lead,  "id", lead_id, fx,   "a",
                             fk,     stage_s, ft,   tval,    "tn", due_s};
         const char *zv[] = {"ZADD", zset, due_s, member};

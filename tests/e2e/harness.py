@@ -573,10 +573,15 @@ def due_timers(r, key, bound):
     """How many timers of the zset `key` are due at or before `bound`. A member's score is a
     lower bound (daemon/timers/timer.lua: a step that moves a pending timer later writes the
     lead's field only); the field's due time is the timer's. A member whose field is gone is
-    counted: the next fire call removes it."""
+    counted: the next fire call removes it. A member names its lead by the lead key's tail
+    (in the zset's shard), or by the whole key when written before that (timer.lua)."""
     n = 0
+    base = key.decode() if isinstance(key, bytes) else key
+    base = base[: base.rindex(":due:") + 1]
     for m in r.zrangebyscore(key, "-inf", bound):
         lead, f, reason = m.decode().rsplit("|", 2)
+        if ":" not in lead:
+            lead = f"{base}lead:{lead}"
         v = r.hget(lead, f"{f}|t|{reason}")
         n += v is None or int(v.split(b"|", 1)[0]) <= bound
     return n

@@ -182,7 +182,7 @@ static bool timer_armed(const char *id)
     fn_step_keys(cfg, hash_of(id), &k);
     char due[352], member[160];
     fn_step_due_key(cfg, k.shard, "in", 0, due, sizeof due);
-    snprintf(member, sizeof member, "%s|b2b|stalled", k.lead);
+    fn_key_timer_member(member, sizeof member, k.lead, "b2b", "stalled", 7);
     redisReply *r = redisCommand(rc, "ZSCORE %s %s", due, member);
     bool armed = r && r->type == REDIS_REPLY_STRING;
     freeReplyObject(r);

@@ -14,6 +14,7 @@
 #include "fn_test.h"
 #include "fn_test_redis.h"
 #include "funneld/emit.h"
+#include "funneld/keys.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
 
@@ -198,7 +199,9 @@ static int64_t member_score(const char *lead, int part, const char *funnel, cons
     fn_lead_keys_t k;
     fn_step_due_key(cfg, shard_of(lead), "in", part, due, sizeof due);
     fn_step_keys(cfg, fn_step_lead_hash(lead, strlen(lead)), &k);
-    redisReply *r = redisCommand(rc, "ZSCORE %s %s|%s|%s", due, k.lead, funnel, reason);
+    char member[160];
+    fn_key_timer_member(member, sizeof member, k.lead, funnel, reason, strlen(reason));
+    redisReply *r = redisCommand(rc, "ZSCORE %s %s", due, member);
     int64_t v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
     freeReplyObject(r);
     return v;
@@ -482,6 +485,94 @@ static void test_field_layout(void)
     fired_free(&f);
 }
 
+/* Gives each of lead's members in partition part's zset a copy that names the whole lead
+ * key, as steps wrote members before 2026-12-06; keep_tail false drops the tail's. Returns
+ * how many members it copied. */
+static int to_whole_member(const char *lead, int part, bool keep_tail)
+{
+    char due[128], hex[33];
+    fn_lead_keys_t k;
+    fn_step_due_key(cfg, shard_of(lead), "in", part, due, sizeof due);
+    fn_step_keys(cfg, fn_step_lead_hash(lead, strlen(lead)), &k);
+    snprintf(hex, sizeof hex, "%s", strrchr(k.lead, ':') + 1);
+    redisReply *z = redisCommand(rc, "ZRANGE %s 0 -1 WITHSCORES", due);
+    int n = 0;
+    for (size_t i = 0; z && z->type == REDIS_REPLY_ARRAY && i + 1 < z->elements; i += 2) {
+        const char *m = z->element[i]->str;
+        if (strncmp(m, hex, strlen(hex)) != 0)
+            continue;
+        char whole[512];
+        snprintf(whole, sizeof whole, "%s%s", k.lead, m + strlen(hex));
+        redisReply *w = redisCommand(rc, "ZADD %s %s %s", due, z->element[i + 1]->str, whole);
+        freeReplyObject(w);
+        if (!keep_tail) {
+            w = redisCommand(rc, "ZREM %s %s", due, m);
+            freeReplyObject(w);
+        }
+        n++;
+    }
+    freeReplyObject(z);
+    return n;
+}
+
+/* How many members of partition part's zset name lead, by its key or the key's tail. */
+static int members_of(const char *lead, int part)
+{
+    char due[128];
+    fn_lead_keys_t k;
+    fn_step_due_key(cfg, shard_of(lead), "in", part, due, sizeof due);
+    fn_step_keys(cfg, fn_step_lead_hash(lead, strlen(lead)), &k);
+    const char *hex = strrchr(k.lead, ':') + 1;
+    redisReply *z = redisCommand(rc, "ZRANGE %s 0 -1", due);
+    int n = 0;
+    for (size_t i = 0; z && z->type == REDIS_REPLY_ARRAY && i < z->elements; i++) {
+        const char *m = z->element[i]->str;
+        n += strncmp(m, hex, strlen(hex)) == 0 || strncmp(m, k.lead, strlen(k.lead)) == 0;
+    }
+    freeReplyObject(z);
+    return n;
+}
+
+/* A member names its lead by the lead key's tail, not the whole key (which repeated the key
+ * prefix in every member); members naming the whole key, as written before, still fire, once,
+ * even next to a tail's member of the same timer. */
+static void test_member_layout(void)
+{
+    fired_t f = {0};
+    fn_lead_keys_t k;
+    char due[128], want[160];
+    CHECK_INT(apply_on(0, "W-1", "w1", T0, "cart_add", ",\"funnel\":\"shop\""), T0 + H);
+    fn_step_keys(cfg, fn_step_lead_hash("W-1", 3), &k);
+    fn_step_due_key(cfg, shard_of("W-1"), "in", 0, due, sizeof due);
+    fn_key_timer_member(want, sizeof want, k.lead, "shop", "stalled", 7);
+    CHECK(strchr(want, ':') == NULL && strstr(want, "|shop|stalled") != NULL);
+    redisReply *r = redisCommand(rc, "ZSCORE %s %s", due, want);
+    CHECK(r && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+
+    /* whole-key members only: a later touch moves the stall in the field; fire.lua meets
+     * the old member early and moves it under the tail's name, then fires each timer once */
+    CHECK_INT(to_whole_member("W-1", 0, false), 2);
+    CHECK_INT(member_score("W-1", 0, "shop", "stalled"), -1);
+    CHECK_INT(apply_on(0, "W-1", "w2", T0 + D, "page_view", ",\"funnel\":\"shop\""), T0 + 3 * D);
+    fire_on(0, "W-1", T0 + 2 * D + 1, T0, false, &f); /* cart_abandoned (+1h) fires */
+    CHECK_INT(f.n, 1);
+    CHECK_INT(member_score("W-1", 0, "shop", "stalled"), T0 + 3 * D);
+    fire_on(0, "W-1", T0 + 30 * D, T0, false, &f);
+    CHECK_INT(f.n, 1);
+    CHECK(f.n == 1 && str_is(f.t[0].reason, "stalled") && str_is(f.t[0].cause, "w2"));
+    CHECK_INT(members_of("W-1", 0), 0);
+
+    /* both names of the same timers in the zset: each fires once, and both go */
+    CHECK_INT(apply_on(0, "W-2", "w3", T0, "cart_add", ",\"funnel\":\"shop\""), T0 + H);
+    CHECK_INT(to_whole_member("W-2", 0, true), 2);
+    CHECK_INT(members_of("W-2", 0), 4);
+    fire_on(0, "W-2", T0 + 30 * D, T0, false, &f);
+    CHECK_INT(f.n, 2);
+    CHECK_INT(members_of("W-2", 0), 0);
+    fired_free(&f);
+}
+
 /* With the event clock a step fires the lead's timers that were due before its event, so
  * the outcome does not depend on whether the clock's tick came first. */
 static void test_fired_by_next_event(void)
@@ -558,6 +649,7 @@ int main(void)
     test_cap();
     test_outbox_and_move();
     test_field_layout();
+    test_member_layout();
     test_fired_by_next_event();
     test_fired_by_partition_time();
     redisFree(rc);

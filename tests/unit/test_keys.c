@@ -12,7 +12,7 @@
 /* Each key function's output for a given prefix, shard and hash, against the layout. */
 static void test_keys_match_the_layout(void)
 {
-    char got[14][200];
+    char got[16][200], lead[200];
     size_t n = 0;
     fn_key_lead(got[n++], sizeof got[0], "fn", 7, HEX);
     fn_key_seen(got[n++], sizeof got[0], "fn", 7, HEX);
@@ -28,6 +28,10 @@ static void test_keys_match_the_layout(void)
     fn_key_eval(got[n++], sizeof got[0], "fn", "sales", 1795342500000LL, 1);
     fn_field_funnel(got[n++], sizeof got[0], "sales", FN_FF_STAGE);
     fn_field_funnel(got[n++], sizeof got[0], "sales", FN_FF_TIMER);
+    /* a due zset's member names the lead by its key's tail, whatever the prefix holds */
+    fn_key_lead(lead, sizeof lead, "fn:lead:x", 7, HEX);
+    fn_key_timer_member(got[n++], sizeof got[0], lead, "sales", "stalled", 7);
+    fn_key_timer_member(got[n++], sizeof got[0], lead, "sales", "cart_abandonedX", 14);
     static const char *const expected[] = {
         "fn:{7}:lead:" HEX,
         "fn:{7}:seen:" HEX,
@@ -43,6 +47,8 @@ static void test_keys_match_the_layout(void)
         "fn:eval:sales:1795342500000:s",
         "sales|k",
         "sales|t|",
+        HEX "|sales|stalled",
+        HEX "|sales|cart_abandoned",
     };
     CHECK_INT(n, sizeof expected / sizeof *expected);
     for (size_t i = 0; i < n; i++)
