@@ -50,18 +50,31 @@ size_t fn_i64_text(int64_t v, char *out)
         out[1] = '\0';
         return 1;
     }
+    /* Two digits per division: epoch milliseconds have thirteen. */
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
     char tmp[FN_I64_TEXT];
-    size_t n = 0, len = 0;
+    size_t n = sizeof tmp, len = 0;
     /* Unsigned arithmetic: -INT64_MIN does not fit an int64_t. */
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        const char *d = pairs + 2 * (u % 100);
+        u /= 100;
+        tmp[--n] = d[1];
+        tmp[--n] = d[0];
+    }
+    if (u >= 10) {
+        tmp[--n] = pairs[2 * u + 1];
+        tmp[--n] = pairs[2 * u];
+    } else {
+        tmp[--n] = (char)('0' + u);
+    }
     if (v < 0)
         out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
+    memcpy(out + len, tmp + n, sizeof tmp - n);
+    len += sizeof tmp - n;
     out[len] = '\0';
     return len;
 }

@@ -148,10 +148,11 @@ size_t fn_rules_timer_spec(const fn_funnel_t *f, const fn_event_t *ev, char *out
     }
     if (!stale && !any_rule)
         return 0;
+    /* outlen holds FN_MAX_STAGES numbers (checked above): no bounds to check per stage */
     for (size_t i = 0; i < f->n_stages; i++) {
         if (i)
-            fn_cat(out, outlen, &n, ",", 1);
-        fn_cat_i64(out, outlen, &n, f->stages[i].stale_after_ms);
+            out[n++] = ',';
+        n += fn_i64_text(f->stages[i].stale_after_ms, out + n);
     }
     for (size_t r = 0; r < f->n_retarget; r++) {
         const fn_retarget_rule_t *rule = &f->retarget[r];

@@ -47,15 +47,29 @@ static void cat_s(char *out, size_t outlen, size_t *at, const char *s)
 size_t fn_key_shard(char *out, size_t outlen, const char *prefix, unsigned shard, const char *part,
                     const char *tail, size_t taillen)
 {
+    char num[FN_I64_TEXT];
+    size_t pl = strlen(prefix), nl = fn_i64_text(shard, num), ql = strlen(part);
+    if (pl + nl + ql + taillen + 5 <= outlen) {
+        /* the usual case, written in one pass (a step names eight keys) */
+        char *w = out;
+        memcpy(w, prefix, pl), w += pl;
+        *w++ = ':', *w++ = '{';
+        memcpy(w, num, nl), w += nl;
+        *w++ = '}', *w++ = ':';
+        memcpy(w, part, ql), w += ql;
+        memcpy(w, tail, taillen), w += taillen;
+        *w = '\0';
+        return (size_t)(w - out);
+    }
     size_t n = 0;
     if (outlen == 0)
         return 0;
     out[0] = '\0';
-    cat_s(out, outlen, &n, prefix);
+    fn_cat(out, outlen, &n, prefix, pl);
     fn_cat(out, outlen, &n, ":{", 2);
-    fn_cat_i64(out, outlen, &n, shard);
+    fn_cat(out, outlen, &n, num, nl);
     fn_cat(out, outlen, &n, "}:", 2);
-    cat_s(out, outlen, &n, part);
+    fn_cat(out, outlen, &n, part, ql);
     fn_cat(out, outlen, &n, tail, taillen);
     return n;
 }

@@ -77,6 +77,7 @@ static void arg(argv_t *a, const char *p, size_t len)
         return; /* unreachable (see argv_t); fn_step_build then refuses the command */
     a->p[a->n] = p ? p : "";
     a->len[a->n] = p ? len : 0;
+    a->spec_of[a->n] = NULL;
     a->n++;
 }
 
@@ -174,7 +175,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     char bvalues[FN_MAX_FUNNELS * FN_MAX_BREAKDOWNS * (FN_STEP_BD_VALUE_MAX + FN_I64_TEXT + 1)];
     size_t ml = 0, bvl = 0;
     bool any_marketing = false;
-    argv_t a = {.n = 0};
+    argv_t a; /* filled word by word (arg): most of its slots stay unused */
+    a.n = 0;
 
     fn_i64_text(now_ms, now);
     fn_i64_text(cfg->dedupe_ttl_ms, ttl);
@@ -206,7 +208,8 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     arg_s(&a, cfg->redis_cluster ? "1" : ""); /* read the undeclared keys first (step.lua) */
 
     size_t nf = 0, bl = 0;
-    char breakdown[FN_MAX_FUNNELS * (FN_I64_TEXT + 1) + 1] = "";
+    char breakdown[FN_MAX_FUNNELS * (FN_I64_TEXT + 1) + 1];
+    breakdown[0] = '\0';
     size_t nfun_at = a.n;
     arg_s(&a, "0"); /* patched below */
     assert(cfg->n_funnels <= FN_MAX_FUNNELS);
@@ -224,9 +227,9 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
         fn_i64_text((int64_t)f->n_stages, stages[nf]);
         arg_s(&a, f->name), arg_s(&a, stages[nf]), arg_s(&a, plans[nf]);
         /* the timer spec is written while encoding, into a stack buffer, one at a time */
-        if (a.n < FN_STEP_MAX_WORDS && ev->kind == FN_EV_TOUCHPOINT)
-            a.spec_of[a.n] = f;
         arg(&a, "", 0);
+        if (ev->kind == FN_EV_TOUCHPOINT)
+            a.spec_of[a.n - 1] = f;
         if (ev->kind != FN_EV_CONSENT) {
             any_marketing =
                 any_marketing || f->attribution.enabled || f->cohorts || f->n_breakdowns;

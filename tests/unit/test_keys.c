@@ -123,6 +123,12 @@ static void test_truncates(void)
     fn_key_eval(k, sizeof k, "fn", "sales", 17, 1);
     CHECK_STR(k, "fn:eval");
     fn_key_stats(k, 0, "fn", 1); /* writes nothing */
+    /* at the edge: a key that just fits is whole, one byte less cuts its last character */
+    char e[13];
+    CHECK_INT(fn_key_shard(e, sizeof e, "fn", 1, FN_KEY_STATS, "", 0), 12);
+    CHECK_STR(e, "fn:{1}:stats");
+    CHECK_INT(fn_key_shard(e, sizeof e - 1, "fn", 1, FN_KEY_STATS, "", 0), 11);
+    CHECK_STR(e, "fn:{1}:stat");
 }
 
 int main(void)

@@ -202,6 +202,18 @@ static void test_i64_text(void)
         CHECK_STR(got, want);
         CHECK_INT(n, strlen(want));
     }
+    /* every digit count, at and around each power of ten, both signs */
+    for (int64_t p = 1, k = 0; k < 19; k++, p *= 10) {
+        for (int64_t d = -1; d <= 1; d++) {
+            for (int sign = -1; sign <= 1; sign += 2) {
+                int64_t v = sign * (p + d);
+                char want[32], got[FN_I64_TEXT];
+                snprintf(want, sizeof want, "%lld", (long long)v);
+                CHECK_INT(fn_i64_text(v, got), strlen(want));
+                CHECK_STR(got, want);
+            }
+        }
+    }
     fn_buf_t b = {0};
     CHECK(fn_buf_append_i64(&b, -42) == FN_OK && fn_buf_append_i64(&b, 7) == FN_OK);
     CHECK_STR(b.data, "-427");
