@@ -519,8 +519,12 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
 static void send_step(conn_t *c, fn_msg_t *m)
 {
     fn_store_t *s = c->s;
-    char token[64];
-    snprintf(token, sizeof token, "%s:%llu", s->instance, (unsigned long long)m->seq);
+    /* "<instance>:<message>", written by hand rather than by snprintf: once per event */
+    char token[sizeof s->instance + 1 + FN_I64_TEXT];
+    size_t il = strlen(s->instance);
+    memcpy(token, s->instance, il);
+    token[il] = ':';
+    fn_i64_text((int64_t)m->seq, token + il + 1);
     const fn_config_t *cfg = s->hooks.step_config(s->hooks.priv, m);
     int built =
         m->phase == FN_PHASE_STEP
@@ -611,8 +615,10 @@ void fn_store_clear_pending(fn_store_t *s, fn_msg_t *m)
         return; /* harmless to skip: a replay would only re-emit the same ids */
     fn_lead_keys_t k;
     fn_step_keys(running(s), m->lead_hash, &k);
-    redisAsyncCommand(c->ac, NULL, NULL, "HDEL %s %b", k.pending, m->ev.event_id.p,
-                      m->ev.event_id.len);
+    /* by argument vector: hiredis's format parser was most of this call's work */
+    const char *argv[] = {"HDEL", k.pending, m->ev.event_id.p};
+    const size_t lens[] = {4, strlen(k.pending), m->ev.event_id.len};
+    redisAsyncCommandArgv(c->ac, NULL, NULL, 3, argv, lens);
 }
 
 /* ---- connections ---- */
