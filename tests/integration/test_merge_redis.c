@@ -189,6 +189,28 @@ static bool timer_armed(const char *id)
     return armed;
 }
 
+/* With add, gives lead id's stalled timer of b2b a copy of its member that names the whole
+ * lead key, as members were written before 2026-12-06 (true when it did); without, whether
+ * such a member is in the zset. */
+static bool whole_member(const char *id, bool add)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, hash_of(id), &k);
+    char due[352], member[160], whole[256];
+    fn_step_due_key(cfg, k.shard, "in", 0, due, sizeof due);
+    fn_key_timer_member(member, sizeof member, k.lead, "b2b", "stalled", 7);
+    snprintf(whole, sizeof whole, "%s|b2b|stalled", k.lead);
+    redisReply *r = redisCommand(rc, "ZSCORE %s %s", due, add ? member : whole);
+    bool found = r && r->type == REDIS_REPLY_STRING;
+    if (found && add) {
+        redisReply *w = redisCommand(rc, "ZADD %s %s %s", due, r->str, whole);
+        found = w && w->type == REDIS_REPLY_INTEGER && w->integer == 1;
+        freeReplyObject(w);
+    }
+    freeReplyObject(r);
+    return found;
+}
+
 /* How many touches lead id keeps for attribution. */
 static long long touches_of(const char *id)
 {
@@ -251,6 +273,7 @@ static void test_merge_steps(void)
     step_ok(EV("P", "p-1", "demo_request"));
     check_people(2, 0, 1, 1, 0, "before");
     CHECK(timer_armed("P"));
+    CHECK(whole_member("P", true)); /* and under its old name too */
 
     redisReply *r = merge(FN_PHASE_ROOT, "K", "", "id-1", 0, NULL, "");
     CHECK(is(r, "root") && str_at(r, 1) && strcmp(str_at(r, 1), "1") == 0);
@@ -261,6 +284,7 @@ static void test_merge_steps(void)
     CHECK(is(snap, "snapshot") && snap->elements == 5);
     check_people(1, 0, 1, 0, 0, "detached");
     CHECK(!timer_armed("P"));
+    CHECK(!whole_member("P", false)); /* its frozen field would fire from it */
     CHECK(field_is("P", FN_F_MERGED_INTO, "K"));
     CHECK(field_is("P", FN_F_MERGE_PENDING, "1"));
     CHECK(field_is("P", FN_F_MERGE_CAUSE, "id-1"));
