@@ -203,7 +203,7 @@ static void test_i64_text(void)
         CHECK_INT(n, strlen(want));
     }
     /* every digit count, at and around each power of ten, both signs */
-    for (int64_t p = 1, k = 0; k < 19; k++, p *= 10) {
+    for (int64_t p = 1; p > 0; p = p <= INT64_MAX / 10 ? p * 10 : 0) { /* 1 .. 10^18 */
         for (int64_t d = -1; d <= 1; d++) {
             for (int sign = -1; sign <= 1; sign += 2) {
                 int64_t v = sign * (p + d);
