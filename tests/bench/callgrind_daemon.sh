@@ -17,6 +17,13 @@ BUILD=$(realpath "${2:-$REPO/build}")
 export FUNNELD_RUN_DIR=$BUILD/cgrun
 mkdir -p "$FUNNELD_RUN_DIR"
 eval "$(bash deploy/services.sh up 2>"$FUNNELD_RUN_DIR/services.log")"
+P=""
+# a failed step (a topic, the pre-fill, a drain that times out) leaves nothing running
+cleanup() {
+    [[ -n "$P" ]] && kill -TERM "$P" 2>/dev/null && wait "$P" 2>/dev/null
+    bash deploy/services.sh down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 T=cg$RANDOM
 PY="/usr/bin/python3 tests/bench/bench_tools.py"
 $PY topics "$FUNNELD_BROKERS" "$T.in:6:logappend" "$T.transitions:6:logappend" "$T.dlq:1" \
@@ -32,5 +39,5 @@ P=$!
 $PY drained "$FUNNELD_BROKERS" "$T" "$T.in" 900 >/dev/null
 kill -TERM "$P"
 wait "$P" || true
-bash deploy/services.sh down >/dev/null 2>&1 || true
+P=""
 echo "callgrind_daemon.sh: $OUTF"
