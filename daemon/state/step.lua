@@ -65,27 +65,14 @@ local kbase = shard_base(stats) -- "<prefix>:{<shard>}:"
 -- indices, funnel i's at FA(i, an FN_STEP_FARG_ index), the ones after the last funnel at
 -- FA(nfun, an FN_STEP_TAIL_ index).
 
--- The lead fields a step reads in one HMGET, slot by slot. A touchpoint: TOUCH's fields at
--- CUR_x, then per funnel i its FUNNEL_FIELDS at TOUCH_FUNNEL(i) + CURF_x, then sx and id
--- last. Consent and erasure: id, sx, tn at CUR_O_x (and v for an erasure), then for an
--- erasure per funnel i its status and stage at ERASE_FUNNEL(i) + CURF_X / CURF_K.
-local TOUCH = {K.F_TS, K.F_VALUE, K.F_VALUE_AT, K.F_FIRST_CH, K.F_FIRST_CP, K.F_FIRST_SRC,
-  K.F_FIRST_AT, K.F_LAST_CH, K.F_LAST_CP, K.F_LAST_SRC, K.F_LAST_AT, K.F_CONSENT, K.F_TIMERS_NEXT}
-local CUR_TS, CUR_V, CUR_VT, CUR_F_CH, CUR_F_CP, CUR_F_SRC, CUR_F_AT = 1, 2, 3, 4, 5, 6, 7
-local CUR_L_CH, CUR_L_CP, CUR_L_SRC, CUR_L_AT, CUR_C, CUR_TN = 8, 9, 10, 11, 12, 13
-local FUNNEL_FIELDS = {K.FF_STATUS, K.FF_STAGE, K.FF_ENTERED, K.FF_BEGAN, K.FF_TOUCHES,
-  K.FF_TIMER .. 'stalled'}
-local CURF_X, CURF_K, CURF_E, CURF_B, CURF_N, CURF_STALLED = 1, 2, 3, 4, 5, 6
-local function TOUCH_FUNNEL(i) return 13 + 6 * i end
-local CUR_O_ID, CUR_O_SX, CUR_O_TN, CUR_O_V = 1, 2, 3, 4
-local function ERASE_FUNNEL(i) return 4 + 2 * i end
 local ACTIVE, CONVERTED, LOST = K.STATUS_ACTIVE, K.STATUS_CONVERTED, K.STATUS_LOST
 
 local function refuse(what)
   error({err = 'ERR funneld step refused, nothing written: ' .. what})
 end
 
-local function is_int(v) return type(v) == 'string' and #v <= 19 and string.find(v, '^%-?%d+$') end
+-- v: a string, or nil or false (a field the lead lacks)
+local function is_int(v) return v and #v <= 19 and string.find(v, '^%-?%d+$') end
 local function is_num(v)
   local x = tonumber(v)
   return x and x == x and x ~= math.huge and x ~= -math.huge
@@ -109,13 +96,15 @@ if ARGV[K.STEP_ARG_VALUE] ~= '' and not is_num(ARGV[K.STEP_ARG_VALUE]) then
   refuse('the value is not a finite number')
 end
 if kind == 'k' and not is_int(ARGV[K.STEP_ARG_VALUE]) then refuse('the cost is not an integer') end
+local nstages = {} -- per funnel (from 0), its stage count
 for i = 0, nfun - 1 do
   local n = ARGV[FA(i, K.STEP_FARG_STAGES)]
-  if not string.find(ARGV[FA(i, K.STEP_FARG_NAME)], '^[^|]+$') or not is_int(n) or tonumber(n) < 1 then
+  nstages[i] = is_int(n) and tonumber(n)
+  if not string.find(ARGV[FA(i, K.STEP_FARG_NAME)], '^[^|]+$') or not nstages[i] or nstages[i] < 1 then
     refuse('funnel ' .. i .. ' has a malformed name or stage count')
   end
   local plan = ARGV[FA(i, K.STEP_FARG_PLAN)]
-  if plan ~= '' and #plan ~= 2 * (tonumber(n) + 3) then
+  if plan ~= '' and #plan ~= 2 * (nstages[i] + 3) then
     refuse('funnel ' .. i .. "'s plan does not match its stage count")
   end
 end
@@ -185,44 +174,21 @@ local token = ARGV[K.STEP_ARG_TOKEN]
 local function I(n) return string.format('%d', n) end
 local ts_s = I(ts) -- a number is formatted once per step: string.format is dear in Lua
 
--- What a touchpoint needs from the lead's hash, read in one command that also brings the
--- stored id for the collision check (a separate HGET was one more command per event).
-local fields, cur, stored_id, seen_until
-if kind == 't' then
-  fields = {unpack(TOUCH)}
-  for i = 0, nfun - 1 do
-    local f = ARGV[FA(i, K.STEP_FARG_NAME)]
-    for _, s in ipairs(FUNNEL_FIELDS) do
-      fields[#fields + 1] = f .. s
-    end
-  end
-  fields[#fields + 1] = K.F_SEEN_EXPIRY
-  fields[#fields + 1] = K.F_ID
-  fields[#fields + 1] = K.F_MERGED_INTO
-  fields[#fields + 1] = K.F_MERGE_PENDING
-  fields[#fields + 1] = K.F_FORGOTTEN
-  cur = redis.call('HMGET', lead, unpack(fields))
-  stored_id, seen_until = cur[#fields - 3], cur[#fields - 4]
-else
-  -- tn: for the lead's due timers; an erasure also takes each funnel's position and the value
-  -- out of the populations
-  fields = {K.F_ID, K.F_SEEN_EXPIRY, K.F_TIMERS_NEXT}
-  if kind == 'e' then
-    fields[CUR_O_V] = K.F_VALUE
-    for i = 0, nfun - 1 do
-      local f = ARGV[FA(i, K.STEP_FARG_NAME)]
-      fields[ERASE_FUNNEL(i) + CURF_X] = f .. K.FF_STATUS
-      fields[ERASE_FUNNEL(i) + CURF_K] = f .. K.FF_STAGE
-    end
-  end
-  fields[#fields + 1] = K.F_MERGED_INTO
-  fields[#fields + 1] = K.F_MERGE_PENDING
-  fields[#fields + 1] = K.F_FORGOTTEN
-  cur = redis.call('HMGET', lead, unpack(fields))
-  stored_id, seen_until = cur[CUR_O_ID], cur[CUR_O_SX]
+-- The lead's hash, read whole in one command: it brings the stored id for the collision
+-- check too. A lead keeps a few dozen fields (a listpack, see deploy/), and a step asks for
+-- most of them; an HMGET of thirty names looked each one up along the listpack, the ones the
+-- lead lacks (merge marks, consent, a value) through all of it, and cost more than reading
+-- every field once and indexing them here.
+local function read_lead()
+  local all, h = redis.call('HGETALL', lead), {}
+  for j = 1, #all, 2 do h[all[j]] = all[j + 1] end
+  return h
 end
+local cur = read_lead()
+local stored_id, seen_until = cur[K.F_ID], cur[K.F_SEEN_EXPIRY]
 if stored_id and stored_id ~= lead_id then return {'collision'} end
-local merged_into, merge_pending, forgotten = cur[#fields - 2], cur[#fields - 1], cur[#fields]
+local merged_into, merge_pending, forgotten =
+  cur[K.F_MERGED_INTO], cur[K.F_MERGE_PENDING], cur[K.F_FORGOTTEN]
 
 if redis.call('ZSCORE', seen, event_id) then
   local r = redis.call('HGET', pending, event_id)
@@ -259,11 +225,12 @@ end
 
 -- ---- a touchpoint's decisions, taken (and everything they read checked) before any write ----
 local at, at_s, lead_value, set, moves
-local function put(k, v) set[#set + 1] = k; set[#set + 1] = v end
+local nset -- #set, kept: put runs a dozen times a step
+local function put(k, v) set[nset + 1] = k; set[nset + 2] = v; nset = nset + 2 end
 local f_ch, f_cp, f_src, f_at, l_ch, l_cp, l_src, l_at
 if kind == 't' then
   -- A late event never moves the lead backwards in time: "at" is the latest time seen.
-  local prev_ts = tonumber(cur[CUR_TS])
+  local prev_ts = tonumber(cur[K.F_TS])
   at, at_s = ts, ts_s
   if prev_ts and prev_ts > at then at, at_s = prev_ts, I(prev_ts) end
 
@@ -271,13 +238,15 @@ if kind == 't' then
   local source, value = ARGV[K.STEP_ARG_SOURCE], ARGV[K.STEP_ARG_VALUE]
   -- Only what changes is written: a listpack hash (deploy/ keeps lead hashes so) finds
   -- and rewrites each field written in place, so an unchanged one costs as much as another.
-  set = {K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]}
+  set, nset = {K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]}, 2
   if stored_id ~= lead_id then put(K.F_ID, lead_id) end
-  if cur[CUR_TS] ~= at_s then put(K.F_TS, at_s) end -- text: a stored "1e3" is written anew
+  if cur[K.F_TS] ~= at_s then put(K.F_TS, at_s) end -- text: a stored "1e3" is written anew
 
   -- Attribution by event time: first touch is the earliest event, last touch the latest.
-  f_ch, f_cp, f_src, f_at = cur[CUR_F_CH], cur[CUR_F_CP], cur[CUR_F_SRC], tonumber(cur[CUR_F_AT])
-  l_ch, l_cp, l_src, l_at = cur[CUR_L_CH], cur[CUR_L_CP], cur[CUR_L_SRC], tonumber(cur[CUR_L_AT])
+  f_ch, f_cp, f_src = cur[K.F_FIRST_CH], cur[K.F_FIRST_CP], cur[K.F_FIRST_SRC]
+  f_at = tonumber(cur[K.F_FIRST_AT])
+  l_ch, l_cp, l_src = cur[K.F_LAST_CH], cur[K.F_LAST_CP], cur[K.F_LAST_SRC]
+  l_at = tonumber(cur[K.F_LAST_AT])
   if not f_at or ts < f_at then
     f_ch, f_cp, f_src, f_at = channel, campaign, source, ts
     put(K.F_FIRST_CH, channel); put(K.F_FIRST_CP, campaign); put(K.F_FIRST_SRC, source)
@@ -287,15 +256,15 @@ if kind == 't' then
     if l_ch ~= channel then put(K.F_LAST_CH, channel) end
     if l_cp ~= campaign then put(K.F_LAST_CP, campaign) end
     if l_src ~= source then put(K.F_LAST_SRC, source) end
-    if cur[CUR_L_AT] ~= ts_s then put(K.F_LAST_AT, ts_s) end
+    if cur[K.F_LAST_AT] ~= ts_s then put(K.F_LAST_AT, ts_s) end
     l_ch, l_cp, l_src, l_at = channel, campaign, source, ts
   end
-  local v = cur[CUR_V]
+  local v = cur[K.F_VALUE]
   if v and v ~= '' and not is_num(v) then
     refuse('lead field ' .. K.F_VALUE .. ' is not a number')
   end
   lead_value = v or ''
-  local vt = tonumber(cur[CUR_VT])
+  local vt = tonumber(cur[K.F_VALUE_AT])
   if value ~= '' and (not vt or ts >= vt) then
     lead_value = value
     put(K.F_VALUE, value); put(K.F_VALUE_AT, ts_s)
@@ -306,10 +275,9 @@ if kind == 't' then
   local conv = {}
   for i = 0, nfun - 1 do
     local f, plan = ARGV[FA(i, K.STEP_FARG_NAME)], ARGV[FA(i, K.STEP_FARG_PLAN)]
-    local n = tonumber(ARGV[FA(i, K.STEP_FARG_STAGES)])
-    local base = TOUCH_FUNNEL(i)
-    local x, k = cur[base + CURF_X], cur[base + CURF_K]
-    local entered, began = tonumber(cur[base + CURF_E]), tonumber(cur[base + CURF_B])
+    local n = nstages[i]
+    local x, k = cur[f .. K.FF_STATUS], cur[f .. K.FF_STAGE]
+    local entered, began = tonumber(cur[f .. K.FF_ENTERED]), tonumber(cur[f .. K.FF_BEGAN])
     if x and x ~= ACTIVE and x ~= CONVERTED and x ~= LOST then
       refuse('lead field ' .. f .. K.FF_STATUS .. ' is malformed')
     end
@@ -336,7 +304,7 @@ if kind == 't' then
       end
     end
     local m = {f = f, x = x, k = k, op = op, to = to, from = -1, in_stage = 0, began = began,
-               touches = (tonumber(cur[base + CURF_N]) or 0) + 1}
+               touches = (tonumber(cur[f .. K.FF_TOUCHES]) or 0) + 1}
     if op ~= 'T' then
       if x == ACTIVE then m.from = k; m.in_stage = at - entered end
       if m.from < 0 then m.began = at end
@@ -385,12 +353,11 @@ end
 -- a write, would leave half a step. So on a cluster every such key this step may write is
 -- read first, before any write: one that moved fails the step with "nothing written", and
 -- the store sends it again once the slot has moved (daemon/state/store.c).
-local function touch_undeclared()
+if ARGV[K.STEP_ARG_CLUSTER] == '1' then -- touch_undeclared: a block, no closure per step
   local keys = {}
-  local all = redis.call('HGETALL', lead)
-  for j = 1, #all, 2 do
-    if string.find(all[j], K.FF_TIMER, 1, true) then
-      local _, _, zkey = timer_parse(all[j + 1], kbase)
+  for field, v in pairs(cur) do
+    if string.find(field, K.FF_TIMER, 1, true) then
+      local _, _, zkey = timer_parse(v, kbase)
       if zkey and zkey ~= '' and zkey ~= due_key then keys[zkey] = true end
     end
   end
@@ -420,7 +387,6 @@ local function touch_undeclared()
   if touches_key then keys[touches_key] = true end
   for k in pairs(keys) do redis.call('EXISTS', k) end
 end
-if ARGV[K.STEP_ARG_CLUSTER] == '1' then touch_undeclared() end
 
 local PRUNE_ONE_IN = 8
 if now % PRUNE_ONE_IN == 0 then
@@ -437,20 +403,22 @@ end
 -- lives up to 9/8 of a window past the lead's last event. The sampled steps (as for the
 -- prune) move it anyway: a set that lost its TTL some other way (PERSIST, a restore without
 -- TTLs, an eviction under a volatile-* policy followed by a new event) gets one again within
--- about eight of the lead's steps. Returns the new "sx", or nil when the expiry still holds.
+-- about eight of the lead's steps. seen_expiry: the new "sx", or nil when the expiry still
+-- holds.
 local SEEN_SLACK_DIV = 8
 local seen_keep = ttl + math.floor(ttl / SEEN_SLACK_DIV)
-local function seen_expiry()
+local seen_expiry = nil
+do
   local t = tonumber(seen_until)
-  if t and t >= now + ttl and now % PRUNE_ONE_IN ~= 0 then return nil end
-  return I(now + seen_keep)
+  if not (t and t >= now + ttl and now % PRUNE_ONE_IN ~= 0) then seen_expiry = I(now + seen_keep) end
 end
 
 -- Records the event id (and moves the expiry when sx, from seen_expiry, says so) after every
 -- other write of the step, so that a step cut short by a foreign key of another type (see the
--- top) is never taken for applied by a later copy of its event.
+-- top) is never taken for applied by a later copy of its event. The score is now's text as
+-- sent (an integer: checked at the top).
 local function record_seen(sx)
-  redis.call('ZADD', seen, I(now), event_id)
+  redis.call('ZADD', seen, ARGV[K.STEP_ARG_NOW], event_id)
   if sx then redis.call('PEXPIRE', seen, I(seen_keep)) end
 end
 
@@ -472,11 +440,14 @@ local function fire_due(bound, tn)
 end
 
 -- Removes the timer whose field value is v (nil: none; an empty zset key marks a stalled
--- timer that already fired, kept so that it fires once per stall). Returns true when a
--- pending timer was cancelled.
+-- timer that already fired, kept so that it fires once per stall), from the lead's hash and
+-- from cur, which the rules below read it from. Returns true when a pending timer was
+-- cancelled.
 local function timer_cancel(f, reason, v)
   if not v then return false end
-  redis.call('HDEL', lead, f .. K.FF_TIMER .. reason)
+  local tf = f .. K.FF_TIMER .. reason
+  redis.call('HDEL', lead, tf)
+  cur[tf] = nil
   local _, tstage, zkey = timer_parse(v, kbase)
   if zkey == '' and reason == 'stalled' then
     redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
@@ -533,15 +504,15 @@ if kind == 'e' then
   -- Timers already due by the erasure's clock fire first, as for any other event: the tick
   -- may fire them before this step runs, so firing them here too is what makes the outcome
   -- the same whatever the timing (and under replay). Every later one is cancelled.
-  fire_due(fire_bound, cur[CUR_O_TN])
+  fire_due(fire_bound, cur[K.F_TIMERS_NEXT])
   timer_cancel_all(nil, 'erased')
   -- Erasure: the lead leaves every funnel's population; anonymous counters stay. Read before
   -- any write (nothing above changes a position); a malformed field is skipped, never a
   -- reason to refuse an erasure.
-  local v = cur[CUR_O_V]
+  local v = cur[K.F_VALUE]
   for i = 0, nfun - 1 do
     local f = ARGV[FA(i, K.STEP_FARG_NAME)]
-    local x, k = cur[ERASE_FUNNEL(i) + CURF_X], cur[ERASE_FUNNEL(i) + CURF_K]
+    local x, k = cur[f .. K.FF_STATUS], cur[f .. K.FF_STAGE]
     if (x == ACTIVE or x == CONVERTED) and is_int(k) then
       redis.call('HINCRBY', stats, f .. '|p|' .. k, -1)
       for _, dv in ipairs(bd_stored(lead, f, bds[i] or NO_BD)) do -- analytics.lua
@@ -559,7 +530,7 @@ if kind == 'e' then
   -- goes when acknowledged, like any other, and the hash expires with the window.
   redis.call('DEL', lead, touches_key)
   local r = remember({'erased', ts_s, '', {}, {}, ''}, true)
-  record_seen(seen_expiry())
+  record_seen(seen_expiry)
   r[7] = fired
   return r
 end
@@ -574,7 +545,7 @@ if kind == 'k' then
       ARGV[K.STEP_ARG_CAMPAIGN], cents, ts, breakdown_max(ARGV[BREAKDOWN_AT], i))
   end
   local kset = {K.F_ID, lead_id}
-  local sx = seen_expiry()
+  local sx = seen_expiry
   if sx then kset[3], kset[4] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(kset))
   local r = remember({'ok', ts_s, '', {}, {}, ''}, false)
@@ -584,11 +555,11 @@ if kind == 'k' then
 end
 
 if kind == 'c' then
-  fire_due(fire_bound, cur[CUR_O_TN])
+  fire_due(fire_bound, cur[K.F_TIMERS_NEXT])
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[K.STEP_ARG_MARKETING] == '0' then timer_cancel_all(nil, 'opted_out') end
   local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING], K.F_CONSENT_AT, ts_s}
-  local sx = seen_expiry()
+  local sx = seen_expiry
   if sx then cset[7], cset[8] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(cset))
   local r = remember({'ok', ts_s, '', {}, {}, ''}, false)
@@ -599,11 +570,11 @@ end
 
 -- cur was read at the top (nothing since touched the lead's hash). Usually nothing is due and
 -- that one read serves; after firing, read again what changed (only timer fields can have).
-if fire_due(fire_bound, cur[CUR_TN]) then cur = redis.call('HMGET', lead, unpack(fields)) end
-lead_tn = tonumber(cur[CUR_TN])
+if fire_due(fire_bound, cur[K.F_TIMERS_NEXT]) then cur = read_lead() end
+lead_tn = tonumber(cur[K.F_TIMERS_NEXT])
 
 -- Weighted pipeline: the sum of the values of the leads active in each stage.
-local oldv, newv = tonumber(cur[CUR_V]) or 0, tonumber(lead_value) or 0
+local oldv, newv = tonumber(cur[K.F_VALUE]) or 0, tonumber(lead_value) or 0
 local function pv_add(f, k, delta)
   redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. I(k), string.format('%.17g', delta))
 end
@@ -655,7 +626,7 @@ for i = 0, nfun - 1 do
       if co and co ~= '' and op ~= 'B' then
         local clo = from + 1
         if co == 'r' then
-          local h = tonumber(redis.call('HGET', lead, f .. K.FF_HIGHEST)) or -1
+          local h = tonumber(cur[f .. K.FF_HIGHEST]) or -1
           if h + 1 > clo then clo = h + 1 end
           if to > h then put(f .. K.FF_HIGHEST, I(to)) end
         end
@@ -733,8 +704,8 @@ for i = 0, nfun - 1 do
   elseif m.stale then
     local nx, nk = x, k
     if op ~= 'T' then nx, nk = ACTIVE, to end
-    local opted_out = cur[CUR_C] == '0'
-    local tv = cur[TOUCH_FUNNEL(i) + CURF_STALLED]
+    local opted_out = cur[K.F_CONSENT] == '0'
+    local tv = cur[f .. K.FF_TIMER .. 'stalled']
     local stale_ms = 0
     if nx == ACTIVE and not opted_out then stale_ms = stale_of(m.stale, nk) end
     if stale_ms > 0 then
@@ -749,7 +720,7 @@ for i = 0, nfun - 1 do
       timer_cancel(f, 'stalled', tv)
     end
     for act, within, name in string.gmatch(m.rules, '|([AU])(%d*):([^|]+)') do
-      local rv = redis.call('HGET', lead, f .. K.FF_TIMER .. name)
+      local rv = cur[f .. K.FF_TIMER .. name]
       if act == 'U' then
         timer_cancel(f, name, rv)
       elseif nx == CONVERTED or nx == LOST then
@@ -766,7 +737,7 @@ for i = 0, nfun - 1 do
 end
 
 if tn_dirty then put(K.F_TIMERS_NEXT, I(lead_tn)) end
-local sx = seen_expiry()
+local sx = seen_expiry
 if sx then put(K.F_SEEN_EXPIRY, sx) end
 redis.call('HSET', lead, unpack(set))
 
