@@ -356,6 +356,18 @@ static int reply_int(const redisReply *r, int64_t *v)
     return FN_OK;
 }
 
+/* A list of a step reply: an array, or NULL for the empty string step.lua sends for an empty
+ * one (a stored result from before sends an empty array). FN_ERR for anything else. */
+static int reply_list(const redisReply *r, const redisReply **list)
+{
+    *list = NULL;
+    if (r->type == REDIS_REPLY_ARRAY)
+        *list = r->elements ? r : NULL;
+    else if (r->type != REDIS_REPLY_STRING || r->len)
+        return FN_ERR;
+    return FN_OK;
+}
+
 static int parse_attr(const redisReply *r, size_t at, fn_attr_t *a)
 {
     if (reply_str(r->element[at], &a->channel) || reply_str(r->element[at + 1], &a->campaign) ||
@@ -449,31 +461,28 @@ int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t 
         return FN_ERR;
     }
     res->applied = true;
+    const redisReply *attr, *trans;
     if (r->elements < 6 || r->elements > 7 || reply_int(r->element[1], &res->at) ||
-        reply_str(r->element[2], &res->value) || r->element[3]->type != REDIS_REPLY_ARRAY ||
-        r->element[4]->type != REDIS_REPLY_ARRAY) {
+        reply_str(r->element[2], &res->value) || reply_list(r->element[3], &attr) ||
+        reply_list(r->element[4], &trans)) {
         snprintf(err, errlen, "step reply has the wrong shape");
         return FN_ERR;
     }
-    const redisReply *attr = r->element[3], *trans = r->element[4];
     fn_str_t due;
     if (reply_str(r->element[5], &due) || (due.len && reply_int(r->element[5], &res->armed_due))) {
         snprintf(err, errlen, "step reply has a malformed due time");
         return FN_ERR;
     }
-    if (r->elements == 7) {
-        if (r->element[6]->type != REDIS_REPLY_ARRAY) {
-            snprintf(err, errlen, "step reply has malformed triggers");
-            return FN_ERR;
-        }
-        res->fired = r->element[6];
+    if (r->elements == 7 && reply_list(r->element[6], &res->fired)) {
+        snprintf(err, errlen, "step reply has malformed triggers");
+        return FN_ERR;
     }
-    if (attr->elements == 8) {
+    if (attr && attr->elements == 8) {
         if (parse_attr(attr, 0, &res->first) || parse_attr(attr, 4, &res->last)) {
             snprintf(err, errlen, "step reply has malformed attribution");
             return FN_ERR;
         }
-    } else if (attr->elements != 0) {
+    } else if (attr) {
         snprintf(err, errlen, "step reply has malformed attribution");
         return FN_ERR;
     }
@@ -481,7 +490,7 @@ int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t 
      * had another funnel, or more stages) is left out and counted: the event is applied,
      * and its other outputs are still owed. */
     err[0] = '\0';
-    for (size_t i = 0; i < trans->elements; i++) {
+    for (size_t i = 0; trans && i < trans->elements; i++) {
         if (res->n_trans == FN_STEP_MAX_TRANSITIONS) {
             if (!res->n_unreadable++)
                 snprintf(err, errlen, "step reply has more than %d transitions",

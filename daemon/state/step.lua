@@ -25,9 +25,11 @@
 --   marketing analytics (attribution, cohorts: step.h, FN_STEP_TAIL_MARKETING).
 -- The lead's recent touches (attribution.lua) are a key of its slot named from KEYS[1].
 -- Returns {status, at, value, {first ch, campaign, source, at, last ch, campaign, source, at}
---   (or {} without transitions), {{funnel, kind, from, to, time_in_stage_ms, cycle_ms,
---   touches[, credit]}, ...}, earliest due time this step armed in KEYS[5] or '',
---   {trigger outbox entry, ...}}
+--   (or '' without transitions), {{funnel, kind, from, to, time_in_stage_ms, cycle_ms,
+--   touches[, credit]}, ...} (or ''), earliest due time this step armed in KEYS[5] or '',
+--   {trigger outbox entry, ...} (or '')}. An empty list goes as '': Redis turns each table
+--   of a script's reply into a reply of its own, at several look-ups a table, and most steps
+--   have neither transitions nor triggers. (A stored result from before may hold {}.)
 --
 -- Timers of the lead that were already due when this event happened fire first, here, as
 -- fire.lua would have: whether the clock's tick or the lead's next event gets there first,
@@ -529,9 +531,9 @@ if kind == 'e' then
   -- must still emit them (with the lead id, which downstream erases on lead_erased); each
   -- goes when acknowledged, like any other, and the hash expires with the window.
   redis.call('DEL', lead, touches_key)
-  local r = remember({'erased', ts_s, '', {}, {}, ''}, true)
+  local r = remember({'erased', ts_s, '', '', '', ''}, true)
   record_seen(seen_expiry)
-  r[7] = fired
+  r[7] = fired[1] and fired or ''
   return r
 end
 
@@ -548,9 +550,9 @@ if kind == 'k' then
   local sx = seen_expiry
   if sx then kset[3], kset[4] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(kset))
-  local r = remember({'ok', ts_s, '', {}, {}, ''}, false)
+  local r = remember({'ok', ts_s, '', '', '', ''}, false)
   record_seen(sx)
-  r[7] = {}
+  r[7] = ''
   return r
 end
 
@@ -562,9 +564,9 @@ if kind == 'c' then
   local sx = seen_expiry
   if sx then cset[7], cset[8] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(cset))
-  local r = remember({'ok', ts_s, '', {}, {}, ''}, false)
+  local r = remember({'ok', ts_s, '', '', '', ''}, false)
   record_seen(sx)
-  r[7] = fired
+  r[7] = fired[1] and fired or ''
   return r
 end
 
@@ -742,13 +744,14 @@ if sx then put(K.F_SEEN_EXPIRY, sx) end
 redis.call('HSET', lead, unpack(set))
 
 -- The first and last touch go with transitions only (nothing else of the daemon's reads them).
-local touch = {}
-if #transitions > 0 then
+local touch = ''
+if transitions[1] then
   touch = {f_ch or '', f_cp or '', f_src or '', f_at == ts and ts_s or I(f_at or at),
     l_ch or '', l_cp or '', l_src or '', l_at == ts and ts_s or I(l_at or at)}
 end
-local result = {'ok', at_s, lead_value, touch, transitions, min_due and I(min_due) or ''}
-local r = remember(result, #transitions > 0)
+local result = {'ok', at_s, lead_value, touch, transitions[1] and transitions or '',
+  min_due and I(min_due) or ''}
+local r = remember(result, transitions[1] ~= nil)
 record_seen(sx)
-r[7] = fired
+r[7] = fired[1] and fired or ''
 return r

@@ -216,6 +216,14 @@ static void test_replay(void)
     freeReplyObject(redisCommand(rc, "HDEL %s e7", k.pending));
     apply(EV("L-1", "e7", "1795440002000", "web", "purchase", ""), &r);
     CHECK_INT(r.status, FN_STEP_DUP);
+    /* a result stored before empty lists went as "" holds [] for them: still read */
+    freeReplyObject(redisCommand(rc, "ZADD %s 1 e-old", k.seen));
+    freeReplyObject(redisCommand(rc, "HSET %s e-old %s", k.pending,
+                                 "gone:1|[\"ok\",\"1795440002500\",\"\",[],[],\"\"]"));
+    apply(EV("L-1", "e-old", "1795440002500", "web", "page_view", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(r.replay && r.applied && r.n_trans == 0 && r.at == 1795440002500 && !r.fired);
+    freeReplyObject(redisCommand(rc, "HDEL %s e-old", k.pending));
     /* replaying every event again changes no counter */
     apply(EV("L-1", "e1", "\"2026-11-22T10:00:00Z\"", "ads", "ad_click", ""), &r);
     apply(EV("L-1", "e3", "\"2026-11-23T10:00:00Z\"", "web", "demo_request", ""), &r);
@@ -725,7 +733,7 @@ static void test_erase_fires_due_timers_first(void)
     freeReplyObject(fr);
     apply(EV("T-2", "x1", "1795441860000", "web", "erase", ""), &r);
     CHECK_INT(r.status, FN_STEP_ERASED);
-    CHECK(r.fired && r.fired->elements == 0);
+    CHECK(!r.fired); /* nothing fired by the erasure: an empty list ("" in the reply) */
     CHECK_INT(total("tm|trig|cart"), 2);
     CHECK_INT(total("tm|sup|erased"), 2);
     CHECK_INT(total("tm|trig|stalled"), 0);
