@@ -433,13 +433,10 @@ local function remember(result, has_outputs)
 end
 
 -- ---- retargeting timers ----
--- Fires, in due order, the lead's timers due at or before bound (see the top); tn is the
--- lead's "tn" field as read by the caller. Returns true when it looked (and may have changed
--- the lead's hash).
+-- Each kind of event first fires, in due order, the lead's timers due at or before
+-- fire_bound (see the top), by the "tn" it read: timer_fire_due (timer.lua) returns true when
+-- it looked (and may have changed the lead's hash), and appends the triggers to fired.
 local fired = {}
-local function fire_due(bound, tn)
-  return timer_fire_due(lead, kbase, bound, tn, ARGV[CAPS_AT], now, outbox, leases, stats, fired)
-end
 
 -- Removes the timer whose field value is v (nil: none; an empty zset key marks a stalled
 -- timer that already fired, kept so that it fires once per stall), from the lead's hash and
@@ -506,7 +503,8 @@ if kind == 'e' then
   -- Timers already due by the erasure's clock fire first, as for any other event: the tick
   -- may fire them before this step runs, so firing them here too is what makes the outcome
   -- the same whatever the timing (and under replay). Every later one is cancelled.
-  fire_due(fire_bound, cur[K.F_TIMERS_NEXT])
+  timer_fire_due(lead, kbase, fire_bound, cur[K.F_TIMERS_NEXT], ARGV[CAPS_AT], now, outbox,
+    leases, stats, fired)
   timer_cancel_all(nil, 'erased')
   -- Erasure: the lead leaves every funnel's population; anonymous counters stay. Read before
   -- any write (nothing above changes a position); a malformed field is skipped, never a
@@ -557,7 +555,8 @@ if kind == 'k' then
 end
 
 if kind == 'c' then
-  fire_due(fire_bound, cur[K.F_TIMERS_NEXT])
+  timer_fire_due(lead, kbase, fire_bound, cur[K.F_TIMERS_NEXT], ARGV[CAPS_AT], now, outbox,
+    leases, stats, fired)
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[K.STEP_ARG_MARKETING] == '0' then timer_cancel_all(nil, 'opted_out') end
   local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING], K.F_CONSENT_AT, ts_s}
@@ -572,7 +571,10 @@ end
 
 -- cur was read at the top (nothing since touched the lead's hash). Usually nothing is due and
 -- that one read serves; after firing, read again what changed (only timer fields can have).
-if fire_due(fire_bound, cur[K.F_TIMERS_NEXT]) then cur = read_lead() end
+if timer_fire_due(lead, kbase, fire_bound, cur[K.F_TIMERS_NEXT], ARGV[CAPS_AT], now, outbox,
+  leases, stats, fired) then
+  cur = read_lead()
+end
 lead_tn = tonumber(cur[K.F_TIMERS_NEXT])
 
 -- Weighted pipeline: the sum of the values of the leads active in each stage.
