@@ -240,7 +240,8 @@ if kind == 't' then
   local source, value = ARGV[K.STEP_ARG_SOURCE], ARGV[K.STEP_ARG_VALUE]
   -- Only what changes is written: a listpack hash (deploy/ keeps lead hashes so) finds
   -- and rewrites each field written in place, so an unchanged one costs as much as another.
-  set, nset = {K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]}, 2
+  set, nset = {}, 0
+  if cur[K.F_LAST_TYPE] ~= ARGV[K.STEP_ARG_TYPE] then put(K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]) end
   if stored_id ~= lead_id then put(K.F_ID, lead_id) end
   if cur[K.F_TS] ~= at_s then put(K.F_TS, at_s) end -- text: a stored "1e3" is written anew
 
@@ -743,7 +744,7 @@ end
 if tn_dirty then put(K.F_TIMERS_NEXT, I(lead_tn)) end
 local sx = seen_expiry
 if sx then put(K.F_SEEN_EXPIRY, sx) end
-redis.call('HSET', lead, unpack(set))
+if nset > 0 then redis.call('HSET', lead, unpack(set)) end
 
 -- The first and last touch go with transitions only (nothing else of the daemon's reads them).
 local touch = ''
