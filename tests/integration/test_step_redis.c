@@ -599,6 +599,48 @@ static void test_refused_step_writes_nothing(void)
     CHECK(e && e->type == REDIS_REPLY_ERROR && strstr(e->str, "nothing written") &&
           strstr(e->str, "arguments for 2 funnels"));
     freeReplyObject(e);
+    /* a timer spec that is not "<stale list>[|A<ms>:<name>|U:<name>...]" is refused */
+    static const char *const bad_specs[] = {"0,5x,0", "0,-5,0", "0,5,0|B:r", "0,5,0|A:r",
+                                            "0,5,0|U:r|"};
+    for (size_t i = 0; i < sizeof bad_specs / sizeof *bad_specs; i++) {
+        const char *one[] = {"EVALSHA",
+                             sha,
+                             "7",
+                             k.lead,
+                             k.seen,
+                             k.pending,
+                             k.stats,
+                             "due",
+                             "ob",
+                             "ls",
+                             "1790000000000",
+                             "604800000",
+                             "C-4",
+                             "a2",
+                             "1795440000000",
+                             "t",
+                             "web",
+                             "page_view",
+                             "",
+                             "",
+                             "",
+                             "",
+                             "i:1",
+                             "",
+                             "1",
+                             "b2b",
+                             "5",
+                             "",
+                             bad_specs[i],
+                             "",
+                             "1795440000000",
+                             "",
+                             ""};
+        e = redisCommandArgv(rc, (int)(sizeof one / sizeof *one), one, NULL);
+        CHECK(e && e->type == REDIS_REPLY_ERROR && strstr(e->str, "nothing written") &&
+              strstr(e->str, "timer spec is malformed"));
+        freeReplyObject(e);
+    }
     char *after = store_state();
     CHECK(strcmp(before, after) == 0);
     free(before);
