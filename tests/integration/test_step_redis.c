@@ -10,6 +10,7 @@
  * Needs FUNNELD_REDIS_URL (the ctest fixture starts redis-server and exports it). Each run
  * uses its own key prefix so runs never see each other's keys.
  */
+#include <assert.h>
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,43 @@ static void hset_lead(const char *lead_id, const char *field, const char *value)
     freeReplyObject(redisCommand(rc, "HSET %s %s %s", k.lead, field, value));
 }
 
+/* Sends a step for lead "C-4" by hand: a touch with event_id, whose arguments from the
+ * funnel count on are tail (so a test can send what the daemon never would). */
+static redisReply *raw_step(const fn_lead_keys_t *k, const char *event_id, const char *const *tail,
+                            size_t n_tail)
+{
+    const char *head[] = {"EVALSHA",
+                          sha,
+                          "7",
+                          k->lead,
+                          k->seen,
+                          k->pending,
+                          k->stats,
+                          "due",
+                          "ob",
+                          "ls",
+                          "1790000000000",
+                          "604800000",
+                          "C-4",
+                          event_id,
+                          "1795440000000",
+                          "t",
+                          "web",
+                          "page_view",
+                          "",
+                          "",
+                          "",
+                          "",
+                          "i:1",
+                          ""};
+    enum { N_HEAD = sizeof head / sizeof *head };
+    const char *argv[N_HEAD + 16];
+    assert(n_tail <= 16);
+    memcpy(argv, head, sizeof head);
+    memcpy(argv + N_HEAD, tail, n_tail * sizeof *tail);
+    return redisCommandArgv(rc, (int)(N_HEAD + n_tail), argv, NULL);
+}
+
 /* Issue 16 item 3: whatever makes a step fail is found before its first write. */
 static void test_refused_step_writes_nothing(void)
 {
@@ -562,40 +600,9 @@ static void test_refused_step_writes_nothing(void)
     /* a command that does not carry as many arguments as its funnel count says */
     fn_step_keys(cfg, fn_step_lead_hash("C-4", 3), &k);
     char *before = store_state();
-    const char *argv[] = {"EVALSHA",
-                          sha,
-                          "7",
-                          k.lead,
-                          k.seen,
-                          k.pending,
-                          k.stats,
-                          "due",
-                          "ob",
-                          "ls",
-                          "1790000000000",
-                          "604800000",
-                          "C-4",
-                          "a1",
-                          "1795440000000",
-                          "t",
-                          "web",
-                          "page_view",
-                          "",
-                          "",
-                          "",
-                          "",
-                          "i:1",
-                          "",
-                          "2",
-                          "b2b",
-                          "5",
-                          "E0E0F1F2F3F4C4T0",
-                          "",
-                          "strict",
-                          "3",
-                          "",
-                          "1795440000000"};
-    redisReply *e = redisCommandArgv(rc, (int)(sizeof argv / sizeof *argv), argv, NULL);
+    static const char *const short_tail[] = {"2",      "b2b", "5", "E0E0F1F2F3F4C4T0", "",
+                                             "strict", "3",   "",  "1795440000000"};
+    redisReply *e = raw_step(&k, "a1", short_tail, sizeof short_tail / sizeof *short_tail);
     CHECK(e && e->type == REDIS_REPLY_ERROR && strstr(e->str, "nothing written") &&
           strstr(e->str, "arguments for 2 funnels"));
     freeReplyObject(e);
@@ -603,40 +610,8 @@ static void test_refused_step_writes_nothing(void)
     static const char *const bad_specs[] = {"0,5x,0", "0,-5,0", "0,5,0|B:r", "0,5,0|A:r",
                                             "0,5,0|U:r|"};
     for (size_t i = 0; i < sizeof bad_specs / sizeof *bad_specs; i++) {
-        const char *one[] = {"EVALSHA",
-                             sha,
-                             "7",
-                             k.lead,
-                             k.seen,
-                             k.pending,
-                             k.stats,
-                             "due",
-                             "ob",
-                             "ls",
-                             "1790000000000",
-                             "604800000",
-                             "C-4",
-                             "a2",
-                             "1795440000000",
-                             "t",
-                             "web",
-                             "page_view",
-                             "",
-                             "",
-                             "",
-                             "",
-                             "i:1",
-                             "",
-                             "1",
-                             "b2b",
-                             "5",
-                             "",
-                             bad_specs[i],
-                             "",
-                             "1795440000000",
-                             "",
-                             ""};
-        e = redisCommandArgv(rc, (int)(sizeof one / sizeof *one), one, NULL);
+        const char *tail[] = {"1", "b2b", "5", "", bad_specs[i], "", "1795440000000", "", ""};
+        e = raw_step(&k, "a2", tail, sizeof tail / sizeof *tail);
         CHECK(e && e->type == REDIS_REPLY_ERROR && strstr(e->str, "nothing written") &&
               strstr(e->str, "timer spec is malformed"));
         freeReplyObject(e);
