@@ -50,6 +50,7 @@
 #include "funneld/lead_queue.h"
 #include "funneld/merge_step.h"
 #include "funneld/msg.h"
+#include "funneld/reply_arena.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
 
@@ -257,7 +258,8 @@ static void limbo_later(fn_store_t *s)
 
 /* ---- replies held for a replica ---- */
 
-/* A deep copy freeReplyObject can free (hiredis 0.14 allocates replies with malloc). */
+/* A deep copy freeReplyObject can free (the connection's replies come from an arena,
+ * reply_arena.h, freed with the reply by hiredis after its callback). */
 static redisReply *reply_copy(const redisReply *r)
 {
     redisReply *c = calloc(1, sizeof *c);
@@ -955,6 +957,9 @@ static void connect_now(conn_t *c)
         schedule_reconnect(c);
         return;
     }
+    /* every reply built in one block: hiredis frees it after its callback, and a reply held
+     * past that is a copy (reply_copy) */
+    fn_reply_arena_use(ac->c.reader);
     ac->data = c;
     c->ac = ac;
     c->connect_ms = fn_now_ms();
