@@ -45,16 +45,20 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 
 size_t fn_i64_text(int64_t v, char *out)
 {
-    if (v >= 0 && v < 10) { /* most RESP lengths and counts */
-        out[0] = (char)('0' + v);
-        out[1] = '\0';
-        return 1;
-    }
     /* Two digits per division: epoch milliseconds have thirteen. */
     static const char pairs[] =
         "00010203040506070809101112131415161718192021222324252627282930313233"
         "34353637383940414243444546474849505152535455565758596061626364656667"
         "6869707172737475767778798081828384858687888990919293949596979899";
+    if (v >= 0 && v < 100) { /* most RESP lengths and counts */
+        if (v < 10) {
+            out[0] = (char)('0' + v);
+            out[1] = '\0';
+            return 1;
+        }
+        out[0] = pairs[2 * v], out[1] = pairs[2 * v + 1], out[2] = '\0';
+        return 2;
+    }
     char tmp[FN_I64_TEXT];
     size_t n = sizeof tmp, len = 0;
     /* Unsigned arithmetic: -INT64_MIN does not fit an int64_t. */
@@ -285,30 +289,42 @@ int fn_buf_appendf(fn_buf_t *b, const char *fmt, ...)
 int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    /* room for the usual string, which has nothing to escape: its runs go in whole */
     if (fn_buf_reserve(b, n + 2))
         return FN_ERR;
     b->data[b->len++] = '"';
+    size_t run = 0; /* where the run of characters that need no escape began */
     for (size_t i = 0; i < n; i++) {
+        /* Eight at a time while none is a control character, '"' or '\\': (x - 0x0101..) &
+         * ~x has a byte's top bit set iff x has a zero byte (x - 0x2020..: one below 0x20),
+         * and x ^ '"' or x ^ '\\' in every byte keeps v's top bits, so ~v stands for all. */
+        for (uint64_t v; i + 8 <= n; i += 8) {
+            const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
+            memcpy(&v, s + i, 8);
+            uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+            if (((v - ones * 0x20) | (q - ones) | (bs - ones)) & ~v & tops)
+                break;
+        }
+        if (i >= n)
+            break;
         unsigned char c = (unsigned char)s[i];
-        char esc[7];
-        size_t el = 0;
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c, el = 2;
-        } else if (c < 0x20) {
-            esc[0] = '\\', esc[1] = 'u', esc[2] = '0', esc[3] = '0';
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        char esc[6] = {'\\', (char)c};
+        size_t el = 2;
+        if (c < 0x20) {
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0';
             esc[4] = hex[c >> 4], esc[5] = hex[c & 15], el = 6;
         }
-        if (el) {
-            if (fn_buf_append(b, esc, el))
-                return FN_ERR;
-        } else {
-            if (fn_buf_reserve(b, 1))
-                return FN_ERR;
-            b->data[b->len++] = (char)c;
-        }
+        if (fn_buf_append(b, s + run, i - run) || fn_buf_append(b, esc, el))
+            return FN_ERR;
+        run = i + 1;
     }
-    if (fn_buf_reserve(b, 1))
+    if (fn_buf_reserve(b, n - run + 1)) /* room there already, unless something was escaped */
         return FN_ERR;
+    if (n > run)
+        memcpy(b->data + b->len, s + run, n - run);
+    b->len += n - run;
     b->data[b->len++] = '"';
     b->data[b->len] = '\0';
     return FN_OK;

@@ -78,9 +78,68 @@ static void test_duration(void)
 
 static void test_json_str(void)
 {
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *out;
+    } cases[] = {
+        {"", 0, "\"\""},
+        {"web", 3, "\"web\""},
+        {"a\"b\\c\n\x01", 7, "\"a\\\"b\\\\c\\u000a\\u0001\""},
+        {"\"", 1, "\"\\\"\""},
+        {"\\\\", 2, "\"\\\\\\\\\""},
+        {"x\x1f", 2, "\"x\\u001f\""},
+        {"\x7f\xc3\xa9/", 4, "\"\x7f\xc3\xa9/\""}, /* DEL, UTF-8 and '/' as they are */
+        {"a\0b", 3, "\"a\\u0000b\""},
+    };
     fn_buf_t b = {0};
-    CHECK(fn_buf_append_json_str(&b, "a\"b\\c\n\x01", 7) == FN_OK);
-    CHECK_STR(b.data, "\"a\\\"b\\\\c\\u000a\\u0001\"");
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fn_buf_reset(&b);
+        CHECK(fn_buf_append(&b, "[", 1) == FN_OK);
+        CHECK(fn_buf_append_json_str(&b, cases[i].in, cases[i].n) == FN_OK);
+        CHECK(b.len == 1 + strlen(cases[i].out) && b.data[b.len] == '\0');
+        CHECK_STR(b.data + 1, cases[i].out);
+    }
+    /* each character that needs an escape, at every place in and around an eight-byte word,
+     * among plain ASCII and UTF-8 (whose bytes have the top bit set) */
+    static const char special[] = {'"', '\\', '\n', '\x1f', '\0', '\x01'};
+    static const char *const plain[] = {"a", "\xc3\xa9", "~", " "};
+    int wrong = 0;
+    for (size_t k = 0; k < sizeof special; k++)
+        for (size_t pl = 0; pl < sizeof plain / sizeof *plain; pl++)
+            for (size_t at = 0; at < 20; at++) {
+                char in[64], want[160];
+                size_t n = 0, w = 0;
+                bool placed = false;
+                want[w++] = '"';
+                while (n < 24) {
+                    if (n >= at && !placed) {
+                        placed = true;
+                        in[n++] = special[k];
+                        unsigned char c = (unsigned char)special[k];
+                        w += (size_t)(c < 0x20 ? snprintf(want + w, 8, "\\u%04x", c)
+                                               : snprintf(want + w, 8, "\\%c", c));
+                    } else {
+                        for (const char *p = plain[pl]; *p && n < 24; p++)
+                            in[n++] = want[w++] = *p;
+                    }
+                }
+                want[w++] = '"';
+                want[w] = '\0';
+                fn_buf_reset(&b);
+                if (fn_buf_append_json_str(&b, in, n) != FN_OK || strcmp(b.data, want) != 0)
+                    wrong++;
+            }
+    CHECK_INT(wrong, 0);
+    /* long enough to grow the buffer between runs and escapes */
+    char big[3000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = i % 100 == 0 ? '"' : 'a';
+    fn_buf_t w = {0};
+    CHECK(fn_buf_append_json_str(&w, big, sizeof big) == FN_OK);
+    CHECK(w.len == sizeof big + 30 + 2 && w.data[0] == '"' && w.data[w.len - 1] == '"');
+    CHECK(w.data[1] == '\\' && w.data[2] == '"' && w.data[3] == 'a' && w.data[102] == '\\');
+    fn_buf_free(&w);
     fn_buf_reset(&b);
     CHECK(fn_buf_appendf(&b, "%0300d", 7) == FN_OK && b.len == 300);
     fn_buf_free(&b);
@@ -214,6 +273,13 @@ static void test_i64_text(void)
             }
         }
     }
+    int wrong = 0; /* each of the short ones */
+    for (int64_t v = -1000; v <= 1000; v++) {
+        char want[32], got[FN_I64_TEXT];
+        snprintf(want, sizeof want, "%lld", (long long)v);
+        wrong += fn_i64_text(v, got) != strlen(want) || strcmp(got, want) != 0;
+    }
+    CHECK_INT(wrong, 0);
     fn_buf_t b = {0};
     CHECK(fn_buf_append_i64(&b, -42) == FN_OK && fn_buf_append_i64(&b, 7) == FN_OK);
     CHECK_STR(b.data, "-427");
