@@ -28,8 +28,10 @@ typedef struct root {
 #define ALIGN_UP(n) (((n) + (_Alignof(max_align_t) - 1)) & ~(_Alignof(max_align_t) - 1))
 #define ROOT_SIZE ALIGN_UP(sizeof(root_t))
 #define CHUNK_SIZE ALIGN_UP(sizeof(chunk_t))
-/* The first block of an array reply, and the most a block is sized for ahead of need. */
-#define FIRST_ROOM 1024
+/* The first block of an array reply (with its root, a size glibc's malloc serves from its
+ * per-thread cache: a step's usual reply fits), and the most a block is sized for ahead of
+ * need. */
+#define FIRST_ROOM (1024 - ROOT_SIZE)
 #define MAX_ROOM (256 * 1024)
 /* What an element of an array is expected to need: its pointer, object and a short string. */
 #define PER_ELEMENT (sizeof(redisReply *) + sizeof(redisReply) + 32)
