@@ -83,6 +83,24 @@ size_t fn_i64_text(int64_t v, char *out)
     return len;
 }
 
+int fn_i64_parse(const char *s, size_t len, int64_t *out)
+{
+    bool neg = len > 0 && s[0] == '-';
+    size_t i = neg;
+    if (i == len)
+        return FN_ERR;
+    /* the magnitude, unsigned: INT64_MIN's does not fit an int64_t */
+    uint64_t u = 0, max = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < len; i++) {
+        unsigned d = (unsigned char)s[i] - (unsigned)'0';
+        if (d > 9 || u > (max - d) / 10)
+            return FN_ERR;
+        u = u * 10 + d;
+    }
+    *out = neg ? (int64_t)(0 - u) : (int64_t)u;
+    return FN_OK;
+}
+
 /* Writes v as exactly width digits (v < 10^width). */
 static void put_digits(char *out, unsigned v, int width)
 {

@@ -344,16 +344,9 @@ static int reply_int(const redisReply *r, int64_t *v)
         return FN_OK;
     }
     fn_str_t s;
-    if (reply_str(r, &s) || s.len == 0 || s.len > 20)
+    if (reply_str(r, &s))
         return FN_ERR;
-    char tmp[24], *end;
-    memcpy(tmp, s.p, s.len);
-    tmp[s.len] = '\0';
-    long long x = strtoll(tmp, &end, 10);
-    if (*end)
-        return FN_ERR;
-    *v = x;
-    return FN_OK;
+    return fn_i64_parse(s.p, s.len, v);
 }
 
 /* A list of a step reply: an array, or NULL for the empty string step.lua sends for an empty

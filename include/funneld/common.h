@@ -75,6 +75,9 @@ int fn_buf_append_i64(fn_buf_t *b, int64_t v);
  * length. printf's cost (locale, format parsing) showed in every event's profile. */
 #define FN_I64_TEXT 21
 size_t fn_i64_text(int64_t v, char *out);
+/* Reads s[0..len) as the decimal text of an int64: an optional '-', then digits only (no
+ * space, no '+'). FN_ERR, *out untouched, for anything else or a value out of range. */
+int fn_i64_parse(const char *s, size_t len, int64_t *out);
 
 /* Bounded appends by hand, for text made for every event (printf's cost showed in the
  * profile): s[0..n), or v's decimal text, go to out at *at, which advances; like snprintf

@@ -3,7 +3,7 @@
  * largest sums over the shards are kept by name, the rest summed under "(other)" (with what
  * the shards already put there), ties broken by name, the total unchanged. The entry-cohort
  * weeks at their edges, and a shard's cohort, credited and cost counters as a snapshot shows
- * them.
+ * them; read.lua's window and baseline arguments.
  */
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -11,6 +11,7 @@
 
 #include "fn_test.h"
 #include "funneld/analytics.h"
+#include "funneld/window.h"
 
 static void check_case(const char *in, int max, const char *want, const char *why)
 {
@@ -248,10 +249,43 @@ static void test_breakdowns_in_a_snapshot(void)
     fn_analytics_free(&st);
 }
 
+/* read.lua's window and baseline arguments: each bucket of fn_window_plan as "m<minute>" or
+ * "h<hour>", one space apart, for a tick on an hour, within one and a day later. */
+static void test_read_args_plans(void)
+{
+    fn_stage_t stage = {.name = "s"};
+    fn_funnel_t f = {.name = "f", .stages = &stage, .n_stages = 1};
+    fn_config_t cfg = {.key_prefix = "p"};
+    static const int64_t ends[] = {1793577600000LL, 1793577600000LL + 1234567,
+                                   1793577600000LL + 86400000 + 59999};
+    for (size_t e = 0; e < sizeof ends / sizeof *ends; e++) {
+        fn_funnel_stats_t st;
+        CHECK_INT(fn_analytics_begin(&st, &f, ends[e]), FN_OK);
+        fn_analytics_read_args_t a;
+        CHECK_INT(fn_analytics_read_args(&cfg, &f, &st, 3, &a), FN_OK);
+        const int64_t spans[2] = {st.window_ms, st.baseline_ms};
+        for (int k = 0; k < 2; k++) {
+            fn_window_plan_t plan;
+            fn_window_plan(st.now_ms, spans[k], &plan);
+            char want[8192];
+            size_t n = 0;
+            for (size_t i = 0; i < plan.n && n < sizeof want; i++)
+                n += (size_t)snprintf(want + n, sizeof want - n, "%s%c%lld", i ? " " : "",
+                                      plan.item[i].minute ? 'm' : 'h',
+                                      (long long)plan.item[i].index);
+            CHECK(plan.n > 0 && n < sizeof want);
+            CHECK_STR(a.argv[4 + k], want);
+        }
+        fn_analytics_read_args_free(&a);
+        fn_analytics_free(&st);
+    }
+}
+
 int main(void)
 {
     test_breakdowns_in_a_snapshot();
     test_cost_figures_in_a_snapshot();
+    test_read_args_plans();
     test_weeks();
     test_cohorts_and_credit_in_a_snapshot();
     check_case("{}", 3, "{}", "empty");

@@ -270,14 +270,52 @@ static void test_i64_text(void)
                 snprintf(want, sizeof want, "%lld", (long long)v);
                 CHECK_INT(fn_i64_text(v, got), strlen(want));
                 CHECK_STR(got, want);
+                int64_t back = 0;
+                CHECK(fn_i64_parse(got, strlen(got), &back) == FN_OK && back == v);
             }
         }
     }
-    int wrong = 0; /* each of the short ones */
+    /* fn_i64_parse reads back what fn_i64_text writes, and nothing else */
+    static const struct {
+        const char *s;
+        int rc;
+        int64_t v;
+    } parse[] = {
+        {"0", FN_OK, 0},
+        {"-0", FN_OK, 0},
+        {"007", FN_OK, 7},
+        {"1795440000000", FN_OK, 1795440000000LL},
+        {"9223372036854775807", FN_OK, INT64_MAX},
+        {"-9223372036854775808", FN_OK, INT64_MIN},
+        {"9223372036854775808", FN_ERR, 0},
+        {"-9223372036854775809", FN_ERR, 0},
+        {"99999999999999999999", FN_ERR, 0},
+        {"", FN_ERR, 0},
+        {"-", FN_ERR, 0},
+        {"+1", FN_ERR, 0},
+        {" 1", FN_ERR, 0},
+        {"1 ", FN_ERR, 0},
+        {"1.5", FN_ERR, 0},
+        {"1e3", FN_ERR, 0},
+        {"--1", FN_ERR, 0},
+        {"0x10", FN_ERR, 0},
+    };
+    for (size_t i = 0; i < sizeof parse / sizeof *parse; i++) {
+        int64_t v = 42;
+        int rc = fn_i64_parse(parse[i].s, strlen(parse[i].s), &v);
+        if (rc != parse[i].rc || v != (rc == FN_OK ? parse[i].v : 42))
+            fprintf(stderr, "fn_i64_parse(\"%s\"): %d, %lld\n", parse[i].s, rc, (long long)v);
+        CHECK(rc == parse[i].rc && v == (rc == FN_OK ? parse[i].v : 42));
+    }
+    int64_t two;
+    CHECK(fn_i64_parse("12", 1, &two) == FN_OK && two == 1); /* only len bytes are read */
+    int wrong = 0;                                           /* each of the short ones */
     for (int64_t v = -1000; v <= 1000; v++) {
         char want[32], got[FN_I64_TEXT];
         snprintf(want, sizeof want, "%lld", (long long)v);
-        wrong += fn_i64_text(v, got) != strlen(want) || strcmp(got, want) != 0;
+        int64_t back;
+        wrong += fn_i64_text(v, got) != strlen(want) || strcmp(got, want) != 0 ||
+                 fn_i64_parse(got, strlen(got), &back) != FN_OK || back != v;
     }
     CHECK_INT(wrong, 0);
     fn_buf_t b = {0};
