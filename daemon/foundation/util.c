@@ -313,16 +313,8 @@ int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n)
     b->data[b->len++] = '"';
     size_t run = 0; /* where the run of characters that need no escape began */
     for (size_t i = 0; i < n; i++) {
-        /* Eight at a time while none is a control character, '"' or '\\': (x - 0x0101..) &
-         * ~x has a byte's top bit set iff x has a zero byte (x - 0x2020..: one below 0x20),
-         * and x ^ '"' or x ^ '\\' in every byte keeps v's top bits, so ~v stands for all. */
-        for (uint64_t v; i + 8 <= n; i += 8) {
-            const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
-            memcpy(&v, s + i, 8);
-            uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
-            if (((v - ones * 0x20) | (q - ones) | (bs - ones)) & ~v & tops)
-                break;
-        }
+        while (i + 8 <= n && fn_json_plain8(s + i)) /* eight at a time */
+            i += 8;
         if (i >= n)
             break;
         unsigned char c = (unsigned char)s[i];

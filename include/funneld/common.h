@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define FN_OK 0
 #define FN_ERR (-1)
@@ -84,6 +85,18 @@ int fn_i64_parse(const char *s, size_t len, int64_t *out);
  * they truncate and keep a NUL within outlen bytes. */
 void fn_cat(char *out, size_t outlen, size_t *at, const char *s, size_t n);
 void fn_cat_i64(char *out, size_t outlen, size_t *at, int64_t v);
+/* True when none of the eight bytes at p needs an escape in a JSON string (a control
+ * character, '"' or '\\'), so a scanner or writer can pass them at once. (x - 0x0101..) & ~x
+ * has a byte's top bit set iff x has a zero byte (x - 0x2020..: a byte below 0x20), and x ^
+ * '"' or x ^ '\\' in every byte keeps v's top bits, so ~v stands for all three. */
+static inline bool fn_json_plain8(const void *p)
+{
+    const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+    return !(((v - ones * 0x20) | (q - ones) | (bs - ones)) & ~v & tops);
+}
 /* Appends s as a JSON string literal (quotes included, escaped). */
 int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n);
 

@@ -156,10 +156,39 @@ static void test_limits(void)
     run_case("{\"\":\"\"}", 7, 1, 0);
 }
 
+/* Each escape, and each raw character a string may not hold, at every place in and around
+ * the eight-byte words the scanner checks at once, among ASCII and UTF-8: read as jansson
+ * reads it, or declined. */
+static void test_every_place(void)
+{
+    static const struct {
+        const char *in; /* as it stands in the document */
+        bool ok;
+    } specials[] = {{"\\\"", true}, {"\\\\", true},  {"\\n", true},  {"\\u00e9", true},
+                    {"\t", false},  {"\x01", false}, {"\x1f", false}};
+    static const char *const plain[] = {"a", "\xc3\xa9", "~", " "};
+    for (size_t k = 0; k < sizeof specials / sizeof *specials; k++)
+        for (size_t pl = 0; pl < sizeof plain / sizeof *plain; pl++)
+            for (size_t at = 0; at < 20; at++) {
+                char doc[128];
+                size_t n = (size_t)snprintf(doc, sizeof doc, "{\"s\":\"");
+                bool placed = false;
+                for (size_t chars = 0; chars < 24;) {
+                    const char *piece = !placed && chars >= at ? specials[k].in : plain[pl];
+                    placed |= piece == specials[k].in;
+                    n += (size_t)snprintf(doc + n, sizeof doc - n, "%s", piece);
+                    chars += strlen(piece);
+                }
+                n += (size_t)snprintf(doc + n, sizeof doc - n, "\",\"t\":\"x\"}");
+                run_case(doc, n, specials[k].ok ? 2 : DECLINE, 0);
+            }
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(cases[i].doc, strlen(cases[i].doc), cases[i].members, cases[i].props);
     test_limits();
+    test_every_place();
     return fn_test_result("test_json_view");
 }
