@@ -92,11 +92,11 @@ static int plan_arg(int64_t end, int64_t span, fn_buf_t *out)
     fn_window_plan_t plan;
     fn_window_plan(end, span, &plan);
     fn_buf_reset(out);
-    for (size_t i = 0; i < plan.n; i++) { /* " m<index>" or " h<index>": no printf per item */
-        const char *head = plan.item[i].minute ? " m" : " h";
-        if (fn_buf_append(out, head + !i, 2 - !i) || fn_buf_append_i64(out, plan.item[i].index))
+    for (size_t i = 0; i < plan.n; i++) /* "m<index>" or "h<index>", one space apart */
+        if ((i && fn_buf_append(out, " ", 1)) ||
+            fn_buf_append(out, plan.item[i].minute ? "m" : "h", 1) ||
+            fn_buf_append_i64(out, plan.item[i].index))
             return FN_ERR;
-    }
     return fn_buf_append(out, "", 1) ? FN_ERR : FN_OK; /* NUL for %s */
 }
 

@@ -54,7 +54,7 @@ static bool scan_string(scan_t *s, bool is_key, const char **str, size_t *len)
         const unsigned char *run = s->p;
         while (s->end - s->p >= 8 && fn_json_plain8(s->p)) /* eight at a time */
             s->p += 8;
-        while (s->p < s->end && *s->p != '"' && *s->p != '\\' && *s->p >= 0x20)
+        while (s->p < s->end && fn_json_plain(*s->p))
             s->p++;
         memcpy(w, run, (size_t)(s->p - run));
         w += s->p - run;

@@ -318,7 +318,7 @@ int fn_buf_append_json_str(fn_buf_t *b, const char *s, size_t n)
         if (i >= n)
             break;
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (fn_json_plain(c))
             continue;
         char esc[6] = {'\\', (char)c};
         size_t el = 2;

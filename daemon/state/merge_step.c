@@ -209,16 +209,7 @@ fn_str_t fn_merge_hget(const redisReply *r, const char *field)
 
 static bool to_i64(fn_str_t s, int64_t *out)
 {
-    if (!s.p || s.len == 0 || s.len > 20)
-        return false;
-    char t[24], *end;
-    memcpy(t, s.p, s.len);
-    t[s.len] = '\0';
-    long long v = strtoll(t, &end, 10);
-    if (*end)
-        return false;
-    *out = v;
-    return true;
+    return s.p && fn_i64_parse(s.p, s.len, out) == FN_OK;
 }
 
 static int64_t i64_or(fn_str_t s, int64_t dflt)

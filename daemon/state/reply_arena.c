@@ -80,10 +80,10 @@ static root_t *root_of(const redisReadTask *task)
     return (root_t *)task->obj;
 }
 
-/* An element of the reply task belongs to, linked into its parent; NULL on OOM. */
-static redisReply *element_new(const redisReadTask *task, int type, size_t extra)
+/* An element of the reply task belongs to (root's), linked into its parent; NULL on OOM. */
+static redisReply *element_new(root_t *root, const redisReadTask *task, int type, size_t extra)
 {
-    redisReply *r = arena_alloc(root_of(task), sizeof *r + extra);
+    redisReply *r = arena_alloc(root, sizeof *r + extra);
     if (!r)
         return NULL;
     *r = (redisReply){.type = type};
@@ -119,7 +119,7 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
         root->free_n = 0;
     } else {
         /* the string right after its object, in the same allocation */
-        if (!(r = element_new(task, task->type, len + 1)))
+        if (!(r = element_new(root_of(task), task, task->type, len + 1)))
             return NULL;
         r->str = (char *)(r + 1);
     }
@@ -146,9 +146,10 @@ static void *create_array(const redisReadTask *task, int elements)
             return NULL;
         }
     } else {
-        if (!(r = element_new(task, REDIS_REPLY_ARRAY, 0)))
+        root_t *root = root_of(task);
+        if (!(r = element_new(root, task, REDIS_REPLY_ARRAY, 0)))
             return NULL;
-        if (n && !(r->element = arena_alloc(root_of(task), n * sizeof *r->element)))
+        if (n && !(r->element = arena_alloc(root, n * sizeof *r->element)))
             return NULL; /* the reader frees the root, and this with it */
     }
     if (n)
@@ -164,7 +165,7 @@ static void *create_integer(const redisReadTask *task, long long v)
         root_t *root = root_new(REDIS_REPLY_INTEGER, 0);
         r = root ? &root->reply : NULL;
     } else {
-        r = element_new(task, REDIS_REPLY_INTEGER, 0);
+        r = element_new(root_of(task), task, REDIS_REPLY_INTEGER, 0);
     }
     if (r)
         r->integer = v;
@@ -177,7 +178,7 @@ static void *create_nil(const redisReadTask *task)
         root_t *root = root_new(REDIS_REPLY_NIL, 0);
         return root ? &root->reply : NULL;
     }
-    return element_new(task, REDIS_REPLY_NIL, 0);
+    return element_new(root_of(task), task, REDIS_REPLY_NIL, 0);
 }
 
 /* hiredis 0.14 declares the reader's functions non-const but never writes them. */

@@ -31,18 +31,13 @@ static int get_str(json_t *a, size_t i, fn_str_t *s)
 static int get_int(json_t *a, size_t i, int64_t *out)
 {
     fn_str_t s;
-    if (get_str(a, i, &s) || s.len > 20)
+    if (get_str(a, i, &s))
         return FN_ERR;
     if (s.len == 0) {
         *out = 0;
         return FN_OK;
     }
-    char *end;
-    long long v = strtoll(s.p, &end, 10);
-    if (*end)
-        return FN_ERR;
-    *out = v;
-    return FN_OK;
+    return fn_i64_parse(s.p, s.len, out);
 }
 
 int fn_trigger_parse(const char *text, size_t len, fn_trigger_t *t, char *err, size_t errlen)

@@ -85,8 +85,13 @@ int fn_i64_parse(const char *s, size_t len, int64_t *out);
  * they truncate and keep a NUL within outlen bytes. */
 void fn_cat(char *out, size_t outlen, size_t *at, const char *s, size_t n);
 void fn_cat_i64(char *out, size_t outlen, size_t *at, int64_t v);
-/* True when none of the eight bytes at p needs an escape in a JSON string (a control
- * character, '"' or '\\'), so a scanner or writer can pass them at once. (x - 0x0101..) & ~x
+/* True when byte c needs no escape in a JSON string: not a control character, '"' or '\\'. */
+static inline bool fn_json_plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\';
+}
+/* fn_json_plain for each of the eight bytes at p, at once, so a scanner or writer can pass
+ * them together. (x - 0x0101..) & ~x
  * has a byte's top bit set iff x has a zero byte (x - 0x2020..: a byte below 0x20), and x ^
  * '"' or x ^ '\\' in every byte keeps v's top bits, so ~v stands for all three. */
 static inline bool fn_json_plain8(const void *p)
