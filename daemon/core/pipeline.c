@@ -304,8 +304,8 @@ static void note_seen(fn_daemon_t *d, fn_msg_t *m)
         return;
     memcpy(member, m->ev.event_id.p, n);
     member[n] = '\0';
-    fn_store_callf(d->store, k.seen, NULL, NULL, "ZADD %s %lld %b", k.seen, (long long)fn_now_ms(),
-                   member, n + 1);
+    fn_store_callf(d->store, k.seen, NULL, NULL, "ZADD %s %lld %b", k.seen,
+                   (long long)(fn_now_ms() / FN_STEP_SEEN_UNIT_MS), member, n + 1);
     fn_store_callf(d->store, k.seen, NULL, NULL, "PEXPIRE %s %lld", k.seen, keep);
 }
 

@@ -23,7 +23,7 @@
 -- the absorbed id that meets "mp" waits until the merge is finished.
 --
 -- ARGV[1] names the step; the others are listed with each. Every number is a decimal string.
--- needs: timer.lua
+-- needs: timer.lua seen.lua
 
 local op = ARGV[1]
 local function I(n) return string.format('%d', n) end
@@ -130,7 +130,7 @@ if op == 'detach' then
   end
   redis.call('HSET', lead, K.F_ID, id, K.F_MERGED_INTO, root, K.F_MERGE_CAUSE, cause,
     K.F_MERGE_PENDING, '1')
-  redis.call('ZADD', seen, ARGV[8], cause)
+  redis.call('ZADD', seen, seen_score(tonumber(ARGV[8])), cause)
   return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), fired,
     redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES')}
 end
@@ -225,7 +225,7 @@ if op == 'apply' then
     redis.call('HSET', pending, ARGV[3], ARGV[6])
     redis.call('PEXPIRE', pending, I(keep))
   end
-  redis.call('ZADD', seen, I(now), ARGV[3])
+  redis.call('ZADD', seen, seen_score(now), ARGV[3])
   redis.call('PEXPIRE', seen, I(keep + math.floor(keep / 8)))
   return {'ok'}
 end
@@ -238,7 +238,7 @@ end
 -- also holds the cause itself, recorded by 'apply' before the merge was finished.
 if op == 'done' then
   local keep = tonumber(ARGV[4])
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2] .. '\0')
+  redis.call('ZADD', KEYS[1], seen_score(tonumber(ARGV[3])), ARGV[2] .. '\0')
   redis.call('PEXPIRE', KEYS[1], I(keep + math.floor(keep / 8)))
   if ARGV[5] ~= '' then
     redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
@@ -275,7 +275,7 @@ if op == 'forget' then
     -- notes them there); "fg" tells step.lua to look for those too
     redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
     redis.call('HSET', KEYS[1], K.F_ID, ARGV[2], K.F_FORGOTTEN, '1')
-    redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+    redis.call('ZADD', KEYS[3], seen_score(tonumber(ARGV[5])), ARGV[4])
   end
   return {'ok'}
 end

@@ -7,7 +7,7 @@
 -- half an event applied, and the de-duplication check makes a replay change nothing.
 --
 -- All keys share the hash tag of the lead's shard, so the script runs on Redis Cluster too:
---   KEYS[1] lead hash      KEYS[2] seen event ids (zset, score = wall ms when processed)
+--   KEYS[1] lead hash      KEYS[2] seen event ids (zset, seen.lua)
 --   KEYS[3] pending outputs (hash event_id -> result not yet acknowledged by Kafka)
 --   KEYS[4] shard counters (hash, fields "<funnel>|<counter>[|<stage>]")
 --   KEYS[5] retargeting timers of the message's partition in this shard (zset, see
@@ -57,7 +57,7 @@
 --
 -- K.F_ID and the like are the key and lead-hash field names of daemon/state/keys.def and
 -- the numbers of include/funneld/step.h: the build writes their text in (keys_lua.cmake).
--- needs: timer.lua sketch.lua analytics.lua attribution.lua
+-- needs: timer.lua seen.lua sketch.lua analytics.lua attribution.lua
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, leases = KEYS[6], KEYS[7]
@@ -393,7 +393,7 @@ end
 
 local PRUNE_ONE_IN = 8
 if now % PRUNE_ONE_IN == 0 then
-  local old = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. I(now - ttl), 'LIMIT', 0, 64)
+  local old = seen_old(seen, now, ttl, 64, now % (8 * PRUNE_ONE_IN) == 0)
   if #old > 0 then
     redis.call('ZREM', seen, unpack(old))
     redis.call('HDEL', pending, unpack(old))
@@ -418,10 +418,9 @@ end
 
 -- Records the event id (and moves the expiry when sx, from seen_expiry, says so) after every
 -- other write of the step, so that a step cut short by a foreign key of another type (see the
--- top) is never taken for applied by a later copy of its event. The score is now's text as
--- sent (an integer: checked at the top).
+-- top) is never taken for applied by a later copy of its event.
 local function record_seen(sx)
-  redis.call('ZADD', seen, ARGV[K.STEP_ARG_NOW], event_id)
+  redis.call('ZADD', seen, seen_score(now), event_id)
   if sx then redis.call('PEXPIRE', seen, I(seen_keep)) end
 end
 

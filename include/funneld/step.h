@@ -92,6 +92,12 @@ typedef struct fn_step_transition {
  * epoch was a Thursday; its Monday came four days later). */
 #define FN_STEP_WEEK_MS 604800000
 #define FN_STEP_WEEK_OFFSET_MS 345600000
+/* A seen set's score (daemon/state/README.md, daemon/state/seen.lua) counts whole units of
+ * this many ms: in seconds a score fits a listpack's 32-bit integer, where a millisecond
+ * epoch takes 64 bits per id. Scores from FN_STEP_SEEN_LEGACY_MIN up are milliseconds,
+ * written before (no second of this era is that large; no millisecond since 1973 is less). */
+#define FN_STEP_SEEN_UNIT_MS 1000
+#define FN_STEP_SEEN_LEGACY_MIN 100000000000
 /* markov's model number (fn_attr_model_t) in the marketing word: it credits no conversion */
 #define FN_STEP_MODEL_MARKOV 5
 #define FN_STEP_CREDIT_CONV_UNITS 1000000

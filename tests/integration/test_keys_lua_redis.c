@@ -82,6 +82,8 @@ static void test_prelude_names_equal_c(redisContext *rc)
         {"STEP_CREDIT_MONEY_UNITS", FN_STEP_CREDIT_MONEY_UNITS},
         {"STEP_MODEL_MARKOV", FN_STEP_MODEL_MARKOV},
         {"STEP_BD_VALUE_MAX", FN_STEP_BD_VALUE_MAX},
+        {"STEP_SEEN_UNIT_MS", FN_STEP_SEEN_UNIT_MS},
+        {"STEP_SEEN_LEGACY_MIN", FN_STEP_SEEN_LEGACY_MIN},
     };
     size_t n_step = sizeof step / sizeof *step;
     for (size_t i = 0; i < n_step; i++) {

@@ -175,6 +175,19 @@ static bool field_is(const char *id, const char *field, const char *want)
     return same;
 }
 
+/* Whether lead id's seen set holds member (len bytes) with the score of NOW in seconds, as
+ * every id recorded there has (daemon/state/seen.lua). */
+static bool seen_now(const char *id, const char *member, size_t len)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, hash_of(id), &k);
+    redisReply *r = redisCommand(rc, "ZSCORE %s %b", k.seen, member, len);
+    bool yes = r && r->type == REDIS_REPLY_STRING &&
+               strtoll(r->str, NULL, 10) == NOW / FN_STEP_SEEN_UNIT_MS;
+    freeReplyObject(r);
+    return yes;
+}
+
 /* Whether lead id has its stalled timer of b2b in its shard's due zset. */
 static bool timer_armed(const char *id)
 {
@@ -288,6 +301,7 @@ static void test_merge_steps(void)
     CHECK(field_is("P", FN_F_MERGED_INTO, "K"));
     CHECK(field_is("P", FN_F_MERGE_PENDING, "1"));
     CHECK(field_is("P", FN_F_MERGE_CAUSE, "id-1"));
+    CHECK(seen_now("P", "id-1", 4) && seen_now("P", "p-1", 3));
     /* a replay of it: the same snapshot, counted once */
     r = merge(FN_PHASE_DETACH, "P", "K", "id-1", 1, NULL, "");
     CHECK(is(r, "snapshot") && r->elements == 5 && snap->elements == 5 &&
@@ -328,6 +342,7 @@ static void test_merge_steps(void)
     CHECK(is(r, "ok"));
     freeReplyObject(r);
     check_people(1, 0, 0, 1, 0, "applied");
+    CHECK(seen_now("K", "id-1", 4));
     CHECK(field_is("K", "b2b|k", "2"));
     CHECK(timer_armed("K"));
     /* P's touch joined K's three, kept to max_touches (3) */
@@ -371,6 +386,7 @@ static void test_merge_steps(void)
     r = merge(FN_PHASE_DONE, "K", "", "id-1", 0, NULL, "it:merge|[]");
     CHECK(is(r, "ok"));
     freeReplyObject(r);
+    CHECK(seen_now("K", "id-1", 5)); /* "id-1" and its NUL */
     r = merge(FN_PHASE_ROOT, "K", "", "id-1", 0, NULL, "");
     CHECK(is(r, "done") && str_at(r, 1) && strcmp(str_at(r, 1), "it:merge|[]") == 0);
     freeReplyObject(r);

@@ -379,6 +379,15 @@ static bool is_seen(const char *seen_key, const char *event_id)
     return yes;
 }
 
+/* an id's score in a seen set, or -1 */
+static long long reply_score(const char *seen_key, const char *event_id)
+{
+    redisReply *r = redisCommand(rc, "ZSCORE %s %s", seen_key, event_id);
+    long long v = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
 /* The seen set outlives the lead's last event by at least a window: its expiry moves only
  * when less than that is left (then to 9/8 of a window) or on a sampled step (the clock's
  * millisecond a multiple of 8), and the sampled steps prune ids older than a window. */
@@ -418,15 +427,31 @@ static void test_seen_window(void)
     CHECK(pttl > ttl && pttl <= ttl + ttl / 8);
     CHECK(is_seen(k.seen, "s1") && is_seen(k.seen, "s2") && is_seen(k.seen, "s3"));
     /* until a sampled step prunes them; s3 is inside the window and stays. The sampled step
-     * also gives a set that lost its TTL one again. */
+     * also gives a set that lost its TTL one again. A score is the second an id was recorded
+     * in, so s2, 7 ms past its window but in the second the window begins in, stays to the
+     * next sampled step. Ids recorded before in milliseconds are pruned by the same window,
+     * on one sampled step in eight (the clock's millisecond a multiple of 64). */
+    CHECK_INT(reply_score(k.seen, "s1"), t0 / 1000);
+    CHECK_INT(reply_score(k.seen, "s3"), (t0 + ttl + 1002) / 1000);
+    freeReplyObject(redisCommand(rc, "ZADD %s %lld ms-old %lld ms-new", k.seen,
+                                 (long long)(t0 + 1006), (long long)(t0 + 2050)));
     CHECK_INT(reply_int("PERSIST %s", k.seen), 1);
-    step_now = t0 + ttl + 1007; /* % 8 == 0 */
+    step_now = t0 + ttl + 1007; /* % 8 == 0, % 64 == 48 */
     apply(EV("L-seen", "s4", "\"2026-11-29T10:01:00Z\"", "email", "email_open", ""), &r);
     CHECK_INT(r.status, FN_STEP_OK);
-    CHECK(!is_seen(k.seen, "s1") && !is_seen(k.seen, "s2"));
+    CHECK(!is_seen(k.seen, "s1") && is_seen(k.seen, "s2"));
     CHECK(is_seen(k.seen, "s3") && is_seen(k.seen, "s4"));
     pttl = reply_int("PTTL %s", k.seen);
     CHECK(pttl > ttl && pttl <= ttl + ttl / 8);
+    step_now = t0 + ttl + 2015; /* % 8 == 0, % 64 == 32: the next second */
+    apply(EV("L-seen", "s5", "\"2026-11-29T10:02:00Z\"", "email", "email_open", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(!is_seen(k.seen, "s2") && is_seen(k.seen, "ms-old") && is_seen(k.seen, "ms-new"));
+    step_now = t0 + ttl + 2047; /* % 64 == 0 */
+    apply(EV("L-seen", "s6", "\"2026-11-29T10:03:00Z\"", "email", "email_open", ""), &r);
+    CHECK_INT(r.status, FN_STEP_OK);
+    CHECK(!is_seen(k.seen, "ms-old") && is_seen(k.seen, "ms-new"));
+    CHECK(is_seen(k.seen, "s3") && is_seen(k.seen, "s4") && is_seen(k.seen, "s5"));
 
     /* a consent as a lead's first event, and an erasure, leave the set with its expiry */
     fn_step_keys(cfg, fn_step_lead_hash("L-seen-c", 8), &k);

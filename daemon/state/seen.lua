@@ -1,0 +1,26 @@
+-- seen.lua — a lead's seen set (daemon/state/README.md), shared by step.lua and merge.lua.
+-- An id's score is the time it was recorded, in whole seconds (K.STEP_SEEN_UNIT_MS, step.h):
+-- a listpack keeps such a score in 32 bits where a millisecond epoch took 64, and the window
+-- (dedupe_ttl) is days, so a second more or less of it matters nothing. Scores of
+-- K.STEP_SEEN_LEGACY_MIN or more are milliseconds, written before; seen_old finds those too.
+-- needs:
+
+-- now_ms (a number) as a score: passed to redis.call as a number, which Redis writes out in
+-- full (an integer below 2^53 loses nothing)
+local function seen_score(now_ms) return math.floor(now_ms / K.STEP_SEEN_UNIT_MS) end
+
+-- Up to `max` ids of the set recorded before now_ms - window_ms. An id is never taken early:
+-- a score is the second it was recorded in, so an id stays up to a second past its window.
+-- legacy: look for millisecond scores too (the sets written before hold them until pruned;
+-- a second look-up, so the caller asks on fewer steps).
+local function seen_old(seen, now_ms, window_ms, max, legacy)
+  local cut = now_ms - window_ms
+  local old = redis.call('ZRANGEBYSCORE', seen, '-inf',
+    '(' .. string.format('%d', seen_score(cut)), 'LIMIT', 0, max)
+  if legacy and #old < max then
+    local ms = redis.call('ZRANGEBYSCORE', seen, K.STEP_SEEN_LEGACY_MIN,
+      '(' .. string.format('%d', cut), 'LIMIT', 0, max - #old)
+    for j = 1, #ms do old[#old + 1] = ms[j] end
+  end
+  return old
+end
