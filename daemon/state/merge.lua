@@ -130,7 +130,7 @@ if op == 'detach' then
   end
   redis.call('HSET', lead, K.F_ID, id, K.F_MERGED_INTO, root, K.F_MERGE_CAUSE, cause,
     K.F_MERGE_PENDING, '1')
-  redis.call('ZADD', seen, seen_score(tonumber(ARGV[8])), cause)
+  redis.call('ZADD', seen, seen_score(ARGV[8]), cause)
   return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), fired,
     redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES')}
 end
@@ -220,12 +220,12 @@ if op == 'apply' then
     redis.call('ZADD', touches, unpack(ARGV, ta, ta + 2 * nta - 1))
     redis.call('ZREMRANGEBYRANK', touches, 0, I(-(cap + 1)))
   end
-  local now, keep = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local keep = tonumber(ARGV[5])
   if ARGV[6] ~= '' then
     redis.call('HSET', pending, ARGV[3], ARGV[6])
     redis.call('PEXPIRE', pending, I(keep))
   end
-  redis.call('ZADD', seen, seen_score(now), ARGV[3])
+  redis.call('ZADD', seen, seen_score(ARGV[4]), ARGV[3])
   redis.call('PEXPIRE', seen, I(keep + math.floor(keep / 8)))
   return {'ok'}
 end
@@ -238,7 +238,7 @@ end
 -- also holds the cause itself, recorded by 'apply' before the merge was finished.
 if op == 'done' then
   local keep = tonumber(ARGV[4])
-  redis.call('ZADD', KEYS[1], seen_score(tonumber(ARGV[3])), ARGV[2] .. '\0')
+  redis.call('ZADD', KEYS[1], seen_score(ARGV[3]), ARGV[2] .. '\0')
   redis.call('PEXPIRE', KEYS[1], I(keep + math.floor(keep / 8)))
   if ARGV[5] ~= '' then
     redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
@@ -275,7 +275,7 @@ if op == 'forget' then
     -- notes them there); "fg" tells step.lua to look for those too
     redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
     redis.call('HSET', KEYS[1], K.F_ID, ARGV[2], K.F_FORGOTTEN, '1')
-    redis.call('ZADD', KEYS[3], seen_score(tonumber(ARGV[5])), ARGV[4])
+    redis.call('ZADD', KEYS[3], seen_score(ARGV[5]), ARGV[4])
   end
   return {'ok'}
 end

@@ -1,25 +1,28 @@
 -- seen.lua — a lead's seen set (daemon/state/README.md), shared by step.lua and merge.lua.
--- An id's score is the time it was recorded, in whole seconds (K.STEP_SEEN_UNIT_MS, step.h):
+-- An id's score is the time it was recorded, in whole seconds (FN_STEP_SEEN_UNIT_MS, step.h):
 -- a listpack keeps such a score in 32 bits where a millisecond epoch took 64, and the window
 -- (dedupe_ttl) is days, so a second more or less of it matters nothing. Scores of
 -- K.STEP_SEEN_LEGACY_MIN or more are milliseconds, written before; seen_old finds those too.
 -- needs:
 
--- now_ms (a number) as a score: passed to redis.call as a number, which Redis writes out in
--- full (an integer below 2^53 loses nothing)
-local function seen_score(now_ms) return math.floor(now_ms / K.STEP_SEEN_UNIT_MS) end
+-- The score of an id recorded at ms, a time in milliseconds as decimal text (as the daemon
+-- sends it, checked to be an integer): the text without its last three digits. Text, not a
+-- number: Redis writes out a number passed to redis.call with snprintf, dearer than this.
+local function seen_score(ms)
+  if #ms > 3 and string.byte(ms, 1) ~= 45 then return string.sub(ms, 1, -4) end -- 45: '-'
+  return '0'
+end
 
--- Up to `max` ids of the set recorded before now_ms - window_ms. An id is never taken early:
--- a score is the second it was recorded in, so an id stays up to a second past its window.
--- legacy: look for millisecond scores too (the sets written before hold them until pruned;
--- a second look-up, so the caller asks on fewer steps).
+-- Up to `max` ids of the set recorded before now_ms - window_ms (numbers). An id is never
+-- taken early: a score is the second it was recorded in, so an id stays up to a second past
+-- its window. legacy: look for millisecond scores too (the sets written before hold them
+-- until pruned; a second look-up, so the caller asks on fewer steps).
 local function seen_old(seen, now_ms, window_ms, max, legacy)
-  local cut = now_ms - window_ms
-  local old = redis.call('ZRANGEBYSCORE', seen, '-inf',
-    '(' .. string.format('%d', seen_score(cut)), 'LIMIT', 0, max)
+  local cut = string.format('%d', now_ms - window_ms)
+  local old = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. seen_score(cut), 'LIMIT', 0, max)
   if legacy and #old < max then
-    local ms = redis.call('ZRANGEBYSCORE', seen, K.STEP_SEEN_LEGACY_MIN,
-      '(' .. string.format('%d', cut), 'LIMIT', 0, max - #old)
+    local ms = redis.call('ZRANGEBYSCORE', seen, K.STEP_SEEN_LEGACY_MIN, '(' .. cut,
+      'LIMIT', 0, max - #old)
     for j = 1, #ms do old[#old + 1] = ms[j] end
   end
   return old

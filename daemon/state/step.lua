@@ -420,7 +420,7 @@ end
 -- other write of the step, so that a step cut short by a foreign key of another type (see the
 -- top) is never taken for applied by a later copy of its event.
 local function record_seen(sx)
-  redis.call('ZADD', seen, seen_score(now), event_id)
+  redis.call('ZADD', seen, seen_score(ARGV[K.STEP_ARG_NOW]), event_id)
   if sx then redis.call('PEXPIRE', seen, I(seen_keep)) end
 end
 

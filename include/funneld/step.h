@@ -98,6 +98,7 @@ typedef struct fn_step_transition {
  * written before (no second of this era is that large; no millisecond since 1973 is less). */
 #define FN_STEP_SEEN_UNIT_MS 1000
 #define FN_STEP_SEEN_LEGACY_MIN 100000000000
+_Static_assert(FN_STEP_SEEN_UNIT_MS == 1000, "seen.lua divides by dropping three digits");
 /* markov's model number (fn_attr_model_t) in the marketing word: it credits no conversion */
 #define FN_STEP_MODEL_MARKOV 5
 #define FN_STEP_CREDIT_CONV_UNITS 1000000
