@@ -85,7 +85,8 @@ int fn_i64_parse(const char *s, size_t len, int64_t *out);
  * they truncate and keep a NUL within outlen bytes. */
 void fn_cat(char *out, size_t outlen, size_t *at, const char *s, size_t n);
 void fn_cat_i64(char *out, size_t outlen, size_t *at, int64_t v);
-/* True when byte c needs no escape in a JSON string: not a control character, '"' or '\\'. */
+/* True when byte c needs no escape in a JSON string: not below 0x20 (DEL and UTF-8 bytes go
+ * as they are), '"' or '\\'. */
 static inline bool fn_json_plain(unsigned char c)
 {
     return c >= 0x20 && c != '"' && c != '\\';
