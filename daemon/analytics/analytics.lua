@@ -45,8 +45,8 @@ local function flow_add(base, f, what, lo, hi, t)
   local created = false
   for s = lo, hi do
     local field = what .. '|' .. string.format('%d', s)
-    if redis.call('HINCRBY', key, field, 1) == 1 then created = true end
-    redis.call('HINCRBY', key, field .. '|' .. string.format('%d', minute), 1)
+    if redis.call('HINCRBY', key, field, '1') == 1 then created = true end
+    redis.call('HINCRBY', key, field .. '|' .. string.format('%d', minute), '1')
   end
   -- The expiry depends on the hour only, so it is set when a field is created (which is the
   -- case whenever the key is), not on every call: one command less for most steps.
@@ -58,7 +58,7 @@ end
 local function sketch_add(base, f, which, ms)
   if ms < 0 then ms = 0 end
   redis.call('HINCRBY', base .. K.KEY_SKETCH .. f .. ':' .. which,
-    string.format('%d', sketch_bucket(ms)), 1)
+    string.format('%d', sketch_bucket(ms)), '1')
 end
 
 -- Breakdown cardinality is bounded (SPEC §11, max_breakdown): a value is counted by name if it
@@ -75,7 +75,7 @@ local function breakdown_name(stats, f, dim, value, max)
     if (tonumber(redis.call('HGET', stats, kept)) or 0) >= max then
       return BREAKDOWN_OTHER
     elseif value ~= BREAKDOWN_OTHER then
-      redis.call('HINCRBY', stats, kept, 1)
+      redis.call('HINCRBY', stats, kept, '1')
     end
   end
   return value
@@ -93,7 +93,7 @@ local function breakdown_mark(stats, f, dim, value, max)
 end
 
 local function breakdown_add(stats, f, dim, value, max)
-  redis.call('HINCRBY', stats, f .. '|' .. dim .. '|' .. breakdown_name(stats, f, dim, value, max), 1)
+  redis.call('HINCRBY', stats, f .. '|' .. dim .. '|' .. breakdown_name(stats, f, dim, value, max), '1')
 end
 
 -- The i-th (from 0) of the comma-separated max_breakdown values the step was sent, one per
@@ -160,10 +160,10 @@ local function bd_flow(base, f, what, lo, hi, t, dim, v)
   local hnew, mnew = false, false -- the expiry is set when a field is created (flow_add)
   for s = lo, hi do
     local k = string.format('%d', s)
-    if redis.call('HINCRBY', hkey, what .. '|' .. k .. '|' .. dim .. '|' .. v, 1) == 1 then
+    if redis.call('HINCRBY', hkey, what .. '|' .. k .. '|' .. dim .. '|' .. v, '1') == 1 then
       hnew = true
     end
-    if redis.call('HINCRBY', mkey, what .. '|' .. k .. '|' .. minute .. '|' .. dim .. '|' .. v, 1) == 1 then
+    if redis.call('HINCRBY', mkey, what .. '|' .. k .. '|' .. minute .. '|' .. dim .. '|' .. v, '1') == 1 then
       mnew = true
     end
   end
@@ -178,11 +178,11 @@ local function bd_move(stats, base, f, vals, from, to, lo, advance, t)
   for _, dv in ipairs(vals) do
     local dim, v = dv[1], dv[2]
     local pre = f .. '|bp|' .. dim .. '|'
-    if from >= 0 then redis.call('HINCRBY', stats, pre .. string.format('%d', from) .. '|' .. v, -1) end
+    if from >= 0 then redis.call('HINCRBY', stats, pre .. string.format('%d', from) .. '|' .. v, '-1') end
     if to >= 0 then
-      redis.call('HINCRBY', stats, pre .. string.format('%d', to) .. '|' .. v, 1)
+      redis.call('HINCRBY', stats, pre .. string.format('%d', to) .. '|' .. v, '1')
       for s = lo, to do
-        redis.call('HINCRBY', stats, f .. '|be|' .. dim .. '|' .. string.format('%d', s) .. '|' .. v, 1)
+        redis.call('HINCRBY', stats, f .. '|be|' .. dim .. '|' .. string.format('%d', s) .. '|' .. v, '1')
       end
       bd_flow(base, f, 'e', lo, to, t, dim, v)
       if advance then bd_flow(base, f, 'a', math.max(from, 0), to - 1, t, dim, v) end

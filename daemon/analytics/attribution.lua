@@ -164,12 +164,12 @@ local function attribution()
   function A.markov_touch(stats, lead, f, ch, op, cents, bmax, set)
     local name = breakdown_mark(stats, f, 'mk', ch, bmax) -- analytics.lua
     local prev = redis.call('HGET', lead, f .. K.FF_MARKOV_LAST) or ''
-    redis.call('HINCRBY', stats, f .. '|mv|' .. prev .. '\t' .. name, 1)
+    redis.call('HINCRBY', stats, f .. '|mv|' .. prev .. '\t' .. name, '1')
     if op == 'C' then
-      redis.call('HINCRBY', stats, f .. '|mc|' .. name, 1)
+      redis.call('HINCRBY', stats, f .. '|mc|' .. name, '1')
       if cents ~= 0 then redis.call('HINCRBYFLOAT', stats, f .. '|mr', string.format('%d', cents)) end
     elseif op == 'L' then
-      redis.call('HINCRBY', stats, f .. '|mn|' .. name, 1)
+      redis.call('HINCRBY', stats, f .. '|mn|' .. name, '1')
     end
     set(f .. K.FF_MARKOV_LAST, name)
   end

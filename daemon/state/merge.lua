@@ -65,7 +65,7 @@ if op == 'detach' then
   if mi and mc == cause then
     -- this very identify detached it before (a replay): the same snapshot again
     return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), {},
-      redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES')}
+      redis.call('ZRANGE', KEYS[7], '0', '-1', 'WITHSCORES')}
   end
   if redis.call('ZSCORE', seen, cause) then return {'gone'} end
   if mi then return {'taken', mi, mc or ''} end
@@ -99,9 +99,9 @@ if op == 'detach' then
   local v = tonumber(h[K.F_VALUE]) or 0
   for f in string.gmatch(ARGV[7], '[^,]+') do
     local x, k = h[f .. K.FF_STATUS], h[f .. K.FF_STAGE]
-    if x then redis.call('HINCRBY', stats, f .. '|leads', -1) end
+    if x then redis.call('HINCRBY', stats, f .. '|leads', '-1') end
     if (x == K.STATUS_ACTIVE or x == K.STATUS_CONVERTED) and k then
-      redis.call('HINCRBY', stats, f .. '|p|' .. k, -1)
+      redis.call('HINCRBY', stats, f .. '|p|' .. k, '-1')
       -- and the people of its breakdown values (analytics.lua)
       local pre = f .. K.FF_BREAKDOWN
       for j = 1, #all, 2 do
@@ -114,7 +114,7 @@ if op == 'detach' then
         redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. k, string.format('%.17g', -v))
       end
     end
-    if x == K.STATUS_CONVERTED then redis.call('HINCRBY', stats, f .. '|conv', -1) end
+    if x == K.STATUS_CONVERTED then redis.call('HINCRBY', stats, f .. '|conv', '-1') end
   end
   -- Its timers leave their zsets (the kept lead arms what carries over); the fields stay in
   -- the frozen hash for the snapshot, so a member left behind would fire: one written before
@@ -125,14 +125,14 @@ if op == 'detach' then
       redis.call('ZREM', zkey, timer_member(lead, kbase, f, reason),
         lead .. '|' .. f .. '|' .. reason)
     elseif reason == 'stalled' and tstage then
-      redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
+      redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, '-1')
     end
   end
   redis.call('HSET', lead, K.F_ID, id, K.F_MERGED_INTO, root, K.F_MERGE_CAUSE, cause,
     K.F_MERGE_PENDING, '1')
   redis.call('ZADD', seen, seen_score(ARGV[8]), cause)
   return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), fired,
-    redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES')}
+    redis.call('ZRANGE', KEYS[7], '0', '-1', 'WITHSCORES')}
 end
 
 -- The checks read and apply share: {'collision'}, {'dup', pending result or ''} when the
@@ -218,7 +218,7 @@ if op == 'apply' then
   if nza > 0 then redis.call('ZADD', due, unpack(ARGV, za, za + 2 * nza - 1)) end
   if nta > 0 and cap > 0 then
     redis.call('ZADD', touches, unpack(ARGV, ta, ta + 2 * nta - 1))
-    redis.call('ZREMRANGEBYRANK', touches, 0, I(-(cap + 1)))
+    redis.call('ZREMRANGEBYRANK', touches, '0', I(-(cap + 1)))
   end
   local keep = tonumber(ARGV[5])
   if ARGV[6] ~= '' then

@@ -46,7 +46,9 @@
 -- Deciding this here, atomically, leaves no window between a delivery and the clearing of
 -- its pending result.
 -- Every number crosses the boundary as a decimal string: Lua's tostring would turn an epoch
--- in milliseconds into "1.79e+12", which HINCRBY and the daemon would reject.
+-- in milliseconds into "1.79e+12", which HINCRBY and the daemon would reject. So does every
+-- argument of redis.call, constants too ('1', not 1): Redis writes a Lua number out with
+-- snprintf("%.17g"), dearer than the rest of a HINCRBY.
 --
 -- A step that fails must leave Redis as it was: Redis never rolls a script's writes back, so
 -- everything that could raise (the arguments, the stored fields this event reads, a counter
@@ -75,9 +77,10 @@ end
 
 -- v: a string, or nil or false (a field the lead lacks)
 local function is_int(v) return v and #v <= 19 and string.find(v, '^%-?%d+$') end
+-- the finite number v reads as, or nil
 local function is_num(v)
   local x = tonumber(v)
-  return x and x == x and x ~= math.huge and x ~= -math.huge
+  if x and x == x and x ~= math.huge and x ~= -math.huge then return x end
 end
 if not is_int(ARGV[K.STEP_ARG_NFUN]) then refuse('the funnel count is not an integer') end
 local nfun = tonumber(ARGV[K.STEP_ARG_NFUN])
@@ -173,8 +176,17 @@ local now, ttl = tonumber(ARGV[K.STEP_ARG_NOW]), tonumber(ARGV[K.STEP_ARG_DEDUPE
 local lead_id, event_id, ts = ARGV[K.STEP_ARG_LEAD_ID], ARGV[K.STEP_ARG_EVENT_ID], tonumber(ARGV[K.STEP_ARG_TS])
 local token = ARGV[K.STEP_ARG_TOKEN]
 
-local function I(n) return string.format('%d', n) end
-local ts_s = I(ts) -- a number is formatted once per step: string.format is dear in Lua
+-- A number as decimal text. string.format is dear in Redis's Lua (a sprintf each), and most
+-- numbers a step writes are small (stages, touch counts): those are made from their digits.
+local function I(n)
+  if n >= 0 and n < 100 and n % 1 == 0 then
+    if n < 10 then return string.char(48 + n) end
+    local d = n % 10
+    return string.char(48 + (n - d) / 10, 48 + d)
+  end
+  return string.format('%d', n)
+end
+local ts_s = I(ts) -- a number is formatted once per step
 
 -- The lead's hash, read whole in one command: it brings the stored id for the collision
 -- check too. A lead keeps a few dozen fields (a listpack, see deploy/), and a step asks for
@@ -227,8 +239,18 @@ end
 
 -- ---- a touchpoint's decisions, taken (and everything they read checked) before any write ----
 local at, at_s, lead_value, set, moves
+local old_value, new_value -- the lead's value before and after, as numbers (nil: none)
 local nset -- #set, kept: put runs a dozen times a step
 local function put(k, v) set[nset + 1] = k; set[nset + 2] = v; nset = nset + 2 end
+-- A new lead's fields enter its listpack in the order first written, and Redis finds a field
+-- by walking the listpack from its start: the fields most touches rewrite (the time, the last
+-- touch, each funnel's touch count, activity and timers) go first (put), those set once or
+-- on a move after them (put_cold; in the same HSET). For a lead that exists, order is moot.
+local cold, ncold -- nil unless the lead is new
+local function put_cold(k, v)
+  if cold then cold[ncold + 1] = k; cold[ncold + 2] = v; ncold = ncold + 2
+  else set[nset + 1] = k; set[nset + 2] = v; nset = nset + 2 end
+end
 local f_ch, f_cp, f_src, f_at, l_ch, l_cp, l_src, l_at
 if kind == 't' then
   -- A late event never moves the lead backwards in time: "at" is the latest time seen.
@@ -241,8 +263,9 @@ if kind == 't' then
   -- Only what changes is written: a listpack hash (deploy/ keeps lead hashes so) finds
   -- and rewrites each field written in place, so an unchanged one costs as much as another.
   set, nset = {}, 0
+  if not stored_id then cold, ncold = {}, 0 end
   if cur[K.F_LAST_TYPE] ~= ARGV[K.STEP_ARG_TYPE] then put(K.F_LAST_TYPE, ARGV[K.STEP_ARG_TYPE]) end
-  if stored_id ~= lead_id then put(K.F_ID, lead_id) end
+  if stored_id ~= lead_id then put_cold(K.F_ID, lead_id) end
   if cur[K.F_TS] ~= at_s then put(K.F_TS, at_s) end -- text: a stored "1e3" is written anew
 
   -- Attribution by event time: first touch is the earliest event, last touch the latest.
@@ -252,8 +275,8 @@ if kind == 't' then
   l_at = tonumber(cur[K.F_LAST_AT])
   if not f_at or ts < f_at then
     f_ch, f_cp, f_src, f_at = channel, campaign, source, ts
-    put(K.F_FIRST_CH, channel); put(K.F_FIRST_CP, campaign); put(K.F_FIRST_SRC, source)
-    put(K.F_FIRST_AT, ts_s)
+    put_cold(K.F_FIRST_CH, channel); put_cold(K.F_FIRST_CP, campaign)
+    put_cold(K.F_FIRST_SRC, source); put_cold(K.F_FIRST_AT, ts_s)
   end
   if not l_at or ts >= l_at then
     if l_ch ~= channel then put(K.F_LAST_CH, channel) end
@@ -263,14 +286,17 @@ if kind == 't' then
     l_ch, l_cp, l_src, l_at = channel, campaign, source, ts
   end
   local v = cur[K.F_VALUE]
-  if v and v ~= '' and not is_num(v) then
+  old_value = is_num(v) -- read once: the weighted pipeline below moves by it
+  if v and v ~= '' and not old_value then
     refuse('lead field ' .. K.F_VALUE .. ' is not a number')
   end
-  lead_value = v or ''
-  local vt = tonumber(cur[K.F_VALUE_AT])
-  if value ~= '' and (not vt or ts >= vt) then
-    lead_value = value
-    put(K.F_VALUE, value); put(K.F_VALUE_AT, ts_s)
+  lead_value, new_value = v or '', old_value
+  if value ~= '' then
+    local vt = tonumber(cur[K.F_VALUE_AT])
+    if not vt or ts >= vt then
+      lead_value, new_value = value, is_num(value)
+      put_cold(K.F_VALUE, value); put_cold(K.F_VALUE_AT, ts_s)
+    end
   end
 
   -- Per funnel: the move the plan gives the stored position, and the timer spec, parsed.
@@ -280,13 +306,11 @@ if kind == 't' then
     local f, plan = ARGV[FA(i, K.STEP_FARG_NAME)], ARGV[FA(i, K.STEP_FARG_PLAN)]
     local n = nstages[i]
     local x, k = cur[f .. K.FF_STATUS], cur[f .. K.FF_STAGE]
-    local entered, began = tonumber(cur[f .. K.FF_ENTERED]), tonumber(cur[f .. K.FF_BEGAN])
     if x and x ~= ACTIVE and x ~= CONVERTED and x ~= LOST then
       refuse('lead field ' .. f .. K.FF_STATUS .. ' is malformed')
     end
-    if x == ACTIVE and not (is_int(k) and entered and began) then
-      refuse('lead fields ' .. f .. K.FF_STAGE .. ', ' .. K.FF_ENTERED .. ' or ' .. K.FF_BEGAN ..
-        ' are malformed')
+    if x == ACTIVE and not is_int(k) then
+      refuse('lead field ' .. f .. K.FF_STAGE .. ' is malformed')
     end
     k = tonumber(k)
 
@@ -306,10 +330,17 @@ if kind == 't' then
         refuse('funnel ' .. f .. "'s plan is malformed")
       end
     end
-    local m = {f = f, x = x, k = k, op = op, to = to, from = -1, in_stage = 0, began = began,
+    local m = {f = f, x = x, k = k, op = op, to = to, from = -1, in_stage = 0,
                touches = (tonumber(cur[f .. K.FF_TOUCHES]) or 0) + 1}
     if op ~= 'T' then
-      if x == ACTIVE then m.from = k; m.in_stage = at - entered end
+      -- when and since when the lead is in its stage: read (and checked) only for a move
+      if x == ACTIVE then
+        local entered, began = tonumber(cur[f .. K.FF_ENTERED]), tonumber(cur[f .. K.FF_BEGAN])
+        if not (entered and began) then
+          refuse('lead fields ' .. f .. K.FF_ENTERED .. ' or ' .. K.FF_BEGAN .. ' are malformed')
+        end
+        m.from, m.in_stage, m.began = k, at - entered, began
+      end
       if m.from < 0 then m.began = at end
       m.cycle = at - m.began
       if op == 'C' then conv[#conv + 1] = m end
@@ -449,7 +480,7 @@ local function timer_cancel(f, reason, v)
   cur[tf] = nil
   local _, tstage, zkey = timer_parse(v, kbase)
   if zkey == '' and reason == 'stalled' then
-    redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
+    redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, '-1')
   end
   if not zkey or zkey == '' then return false end
   redis.call('ZREM', zkey, timer_member(lead, kbase, f, reason))
@@ -463,7 +494,7 @@ local function timer_cancel_all(only_f, why)
   for j = 1, #all, 2 do
     local f, reason = string.match(all[j], '^([^|]+)|t|(.+)$')
     if f and (not only_f or f == only_f) and timer_cancel(f, reason, all[j + 1]) and why then
-      redis.call('HINCRBY', stats, f .. '|sup|' .. why, 1)
+      redis.call('HINCRBY', stats, f .. '|sup|' .. why, '1')
     end
   end
 end
@@ -476,24 +507,23 @@ local due_ref -- timer_zref of due_key, made once
 -- member where it is (timer.lua: the field's due is the truth, the member's score a lower
 -- bound; fire.lua moves the member when it meets it early), which spares the ZADD that most
 -- touches would otherwise make: each re-arms its stage's stalled timer a little later.
-local function timer_arm(f, reason, due, stage, v, put)
+-- tdue, tstage, zkey: the timer's field as timer_parse(v, kbase) reads it (nil: it has none),
+-- parsed once by the caller, which looks at it first.
+local function timer_arm(f, reason, due, stage, tdue, tstage, zkey)
   if not lead_tn or due < lead_tn then lead_tn, tn_dirty = due, true end
-  local later = false
-  if v then
-    local tdue, tstage, zkey = timer_parse(v, kbase)
-    later = zkey == due_key and tonumber(tdue) <= due
-    if zkey and zkey ~= '' and zkey ~= due_key then
-      redis.call('ZREM', zkey, timer_member(lead, kbase, f, reason))
-    end
-    if zkey == '' and reason == 'stalled' then
-      redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, -1)
-    end
+  local later = zkey == due_key and tonumber(tdue) <= due
+  if zkey and zkey ~= '' and zkey ~= due_key then
+    redis.call('ZREM', zkey, timer_member(lead, kbase, f, reason))
   end
+  if zkey == '' and reason == 'stalled' then
+    redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, '-1')
+  end
+  local due_s = I(due)
   if not later then
-    redis.call('ZADD', due_key, string.format('%d', due), timer_member(lead, kbase, f, reason))
+    redis.call('ZADD', due_key, due_s, timer_member(lead, kbase, f, reason))
   end
   due_ref = due_ref or timer_zref(due_key, kbase)
-  put(f .. K.FF_TIMER .. reason, string.format('%d|%d|%s|%s', due, stage, due_ref, event_id))
+  put(f .. K.FF_TIMER .. reason, due_s .. '|' .. I(stage) .. '|' .. due_ref .. '|' .. event_id)
   if not min_due or due < min_due then min_due = due end
 end
 
@@ -514,9 +544,9 @@ if kind == 'e' then
     local f = ARGV[FA(i, K.STEP_FARG_NAME)]
     local x, k = cur[f .. K.FF_STATUS], cur[f .. K.FF_STAGE]
     if (x == ACTIVE or x == CONVERTED) and is_int(k) then
-      redis.call('HINCRBY', stats, f .. '|p|' .. k, -1)
+      redis.call('HINCRBY', stats, f .. '|p|' .. k, '-1')
       for _, dv in ipairs(bd_stored(lead, f, bds[i] or NO_BD)) do -- analytics.lua
-        redis.call('HINCRBY', stats, f .. '|bp|' .. dv[1] .. '|' .. k .. '|' .. dv[2], -1)
+        redis.call('HINCRBY', stats, f .. '|bp|' .. dv[1] .. '|' .. k .. '|' .. dv[2], '-1')
       end
       if x == ACTIVE and is_num(v) then
         redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. k, string.format('%.17g', -tonumber(v)))
@@ -571,14 +601,15 @@ end
 
 -- cur was read at the top (nothing since touched the lead's hash). Usually nothing is due and
 -- that one read serves; after firing, read again what changed (only timer fields can have).
-if timer_fire_due(lead, kbase, fire_bound, cur[K.F_TIMERS_NEXT], ARGV[CAPS_AT], now, outbox,
-  leases, stats, fired) then
-  cur = read_lead()
-end
 lead_tn = tonumber(cur[K.F_TIMERS_NEXT])
+if timer_fire_due(lead, kbase, fire_bound, lead_tn, ARGV[CAPS_AT], now, outbox, leases, stats,
+  fired) then
+  cur = read_lead()
+  lead_tn = tonumber(cur[K.F_TIMERS_NEXT])
+end
 
 -- Weighted pipeline: the sum of the values of the leads active in each stage.
-local oldv, newv = tonumber(cur[K.F_VALUE]) or 0, tonumber(lead_value) or 0
+local oldv, newv = old_value or 0, new_value or 0
 local function pv_add(f, k, delta)
   redis.call('HINCRBYFLOAT', stats, f .. '|pv|' .. I(k), string.format('%.17g', delta))
 end
@@ -587,7 +618,7 @@ end
 if any_attr and touch_cap > 0 then
   redis.call('ZADD', touches_key, ts_s, AT.touch_member(ARGV[K.STEP_ARG_CHANNEL],
     ARGV[K.STEP_ARG_CAMPAIGN], route, event_id))
-  redis.call('ZREMRANGEBYRANK', touches_key, 0, I(-(touch_cap + 1)))
+  redis.call('ZREMRANGEBYRANK', touches_key, '0', I(-(touch_cap + 1)))
 end
 
 local transitions = {}
@@ -600,8 +631,8 @@ for i = 0, nfun - 1 do
   if op ~= 'T' then
     local in_stage, cycle, credit = m.in_stage, m.cycle, nil
     if from < 0 then
-      put(f .. K.FF_BEGAN, at_s)
-      redis.call('HINCRBY', stats, f .. '|leads', 1)
+      put_cold(f .. K.FF_BEGAN, at_s)
+      redis.call('HINCRBY', stats, f .. '|leads', '1')
       -- a new lead for the cost figures, by its first touch (analytics.lua)
       if attr_specs[i] and attr_specs[i].models then
         market_add(stats, kbase, f, 'n', f_ch or '', f_cp or '', '1', at,
@@ -612,18 +643,18 @@ for i = 0, nfun - 1 do
     if x == ACTIVE and oldv ~= 0 then pv_add(f, from, -oldv) end
 
     if op == 'L' then
-      put(f .. K.FF_STATUS, LOST)
-      put(f .. K.FF_ENTERED, at_s)
-      redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1)
-      redis.call('HINCRBY', stats, f .. '|lost', 1)
-      redis.call('HINCRBY', stats, f .. '|lostfrom|' .. I(from), 1)
+      put_cold(f .. K.FF_STATUS, LOST)
+      put_cold(f .. K.FF_ENTERED, at_s)
+      redis.call('HINCRBY', stats, f .. '|p|' .. I(from), '-1')
+      redis.call('HINCRBY', stats, f .. '|lost', '1')
+      redis.call('HINCRBY', stats, f .. '|lostfrom|' .. I(from), '1')
       to = -1
     else
       -- Stages passed over count as entered and left now, so counts never grow down the
       -- funnel; a step back re-enters only the stage it lands on.
       local lo = from + 1
       if op == 'B' then lo = to end
-      for s = lo, to do redis.call('HINCRBY', stats, f .. '|e|' .. I(s), 1) end
+      for s = lo, to do redis.call('HINCRBY', stats, f .. '|e|' .. I(s), '1') end
       -- Entry cohorts: the week the lead entered the funnel counts each stage it reached
       -- once (a step back and forward again reaches nothing new: "r" keeps the highest).
       local co = cohorts[i]
@@ -632,22 +663,22 @@ for i = 0, nfun - 1 do
         if co == 'r' then
           local h = tonumber(cur[f .. K.FF_HIGHEST]) or -1
           if h + 1 > clo then clo = h + 1 end
-          if to > h then put(f .. K.FF_HIGHEST, I(to)) end
+          if to > h then put_cold(f .. K.FF_HIGHEST, I(to)) end
         end
         local week = I(math.floor((m.began - K.STEP_WEEK_OFFSET_MS) / K.STEP_WEEK_MS))
         for s = clo, to do
-          redis.call('HINCRBY', stats, f .. '|coh|' .. week .. '|' .. I(s), 1)
+          redis.call('HINCRBY', stats, f .. '|coh|' .. week .. '|' .. I(s), '1')
         end
       end
       flow_add(kbase, f, 'e', lo, to, at)
       if op ~= 'B' then flow_add(kbase, f, 'a', math.max(from, 0), to - 1, at) end
-      if from >= 0 then redis.call('HINCRBY', stats, f .. '|p|' .. I(from), -1) end
-      redis.call('HINCRBY', stats, f .. '|p|' .. I(to), 1)
-      put(f .. K.FF_STAGE, I(to))
-      put(f .. K.FF_ENTERED, at_s)
+      if from >= 0 then redis.call('HINCRBY', stats, f .. '|p|' .. I(from), '-1') end
+      redis.call('HINCRBY', stats, f .. '|p|' .. I(to), '1')
+      put_cold(f .. K.FF_STAGE, I(to))
+      put_cold(f .. K.FF_ENTERED, at_s)
       if op == 'C' then
-        put(f .. K.FF_STATUS, CONVERTED)
-        redis.call('HINCRBY', stats, f .. '|conv', 1)
+        put_cold(f .. K.FF_STATUS, CONVERTED)
+        redis.call('HINCRBY', stats, f .. '|conv', '1')
         redis.call('HINCRBY', stats, f .. '|cyc_sum', I(cycle))
         local bmax = breakdown_max(ARGV[BREAKDOWN_AT], i) -- analytics.lua
         breakdown_add(stats, f, 'conv_ch', f_ch or '', bmax)
@@ -658,10 +689,10 @@ for i = 0, nfun - 1 do
         sketch_add(kbase, f, 'conv', cycle)
         if lead_value ~= '' then
           redis.call('HINCRBYFLOAT', stats, f .. '|val_sum', lead_value)
-          redis.call('HINCRBY', stats, f .. '|val_n', 1)
+          redis.call('HINCRBY', stats, f .. '|val_n', '1')
         end
       else
-        put(f .. K.FF_STATUS, ACTIVE)
+        if x ~= ACTIVE then put_cold(f .. K.FF_STATUS, ACTIVE) end
         if newv ~= 0 then pv_add(f, to, newv) end
       end
     end
@@ -678,8 +709,8 @@ for i = 0, nfun - 1 do
           elseif b.src == 'source' then raw = b.last and l_src or f_src end
           -- "<f>|bd:<dim>|<value>" counts the leads that took the value (and marks it kept)
           local name = breakdown_name(stats, f, 'bd:' .. b.dim, raw or '', bmax)
-          redis.call('HINCRBY', stats, f .. '|bd:' .. b.dim .. '|' .. name, 1)
-          put(f .. K.FF_BREAKDOWN .. b.dim, name)
+          redis.call('HINCRBY', stats, f .. '|bd:' .. b.dim .. '|' .. name, '1')
+          put_cold(f .. K.FF_BREAKDOWN .. b.dim, name)
           vals[#vals + 1] = {b.dim, name}
         end
       else
@@ -714,11 +745,14 @@ for i = 0, nfun - 1 do
     if nx == ACTIVE and not opted_out then stale_ms = stale_of(m.stale, nk) end
     if stale_ms > 0 then
       local due = at + stale_ms
-      local tdue, tstage = nil, nil
-      if tv then tdue, tstage = timer_parse(tv) end
+      local tdue, tstage, zkey
+      if tv then
+        tdue, tstage, zkey = timer_parse(tv, kbase)
+        tdue = tonumber(tdue)
+      end
       -- A late event is activity in the past: it neither moves the due time nor the cause.
-      if not (tdue and tonumber(tdue) >= due and tonumber(tstage) == nk) then
-        timer_arm(f, 'stalled', due, nk, tv, put)
+      if not (tdue and tdue >= due and tonumber(tstage) == nk) then
+        timer_arm(f, 'stalled', due, nk, tdue, tstage, zkey)
       end
     elseif tv then
       timer_cancel(f, 'stalled', tv)
@@ -730,11 +764,13 @@ for i = 0, nfun - 1 do
       elseif nx == CONVERTED or nx == LOST then
         -- touches after the end of the journey arm nothing
       elseif opted_out then
-        redis.call('HINCRBY', stats, f .. '|sup|opted_out', 1)
+        redis.call('HINCRBY', stats, f .. '|sup|opted_out', '1')
       else
         local stage = -1
         if nx == ACTIVE then stage = nk end
-        timer_arm(f, name, ts + tonumber(within), stage, rv, put)
+        local tdue, tstage, zkey
+        if rv then tdue, tstage, zkey = timer_parse(rv, kbase) end
+        timer_arm(f, name, ts + tonumber(within), stage, tdue, tstage, zkey)
       end
     end
   end
@@ -743,6 +779,10 @@ end
 if tn_dirty then put(K.F_TIMERS_NEXT, I(lead_tn)) end
 local sx = seen_expiry
 if sx then put(K.F_SEEN_EXPIRY, sx) end
+if cold then
+  for j = 1, ncold do set[nset + j] = cold[j] end
+  nset = nset + ncold
+end
 if nset > 0 then redis.call('HSET', lead, unpack(set)) end
 
 -- The first and last touch go with transitions only (nothing else of the daemon's reads them).

@@ -37,7 +37,7 @@ end
 -- are not declared keys; see touch_undeclared in daemon/state/step.lua).
 local due = {}
 if ARGV[4] ~= '1' then
-  due = redis.call('ZRANGEBYSCORE', due_key, '-inf', I(now), 'WITHSCORES', 'LIMIT', 0, limit)
+  due = redis.call('ZRANGEBYSCORE', due_key, '-inf', I(now), 'WITHSCORES', 'LIMIT', '0', limit)
   for j = 1, #due, 2 do
     local lead = timer_member_parse(due[j], kbase)
     if lead then redis.call('EXISTS', lead) end
@@ -45,7 +45,7 @@ if ARGV[4] ~= '1' then
 end
 
 local out = {}
-for _, k in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', I(wall), 'LIMIT', 0, limit)) do
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', I(wall), 'LIMIT', '0', limit)) do
   local e = redis.call('HGET', outbox, k)
   if e then
     redis.call('ZADD', leases, I(wall + LEASE_MS), k)
@@ -94,5 +94,5 @@ for _, t in ipairs(fire) do
   if why == 'opted_out' then n_opted_out = n_opted_out + 1 end
 end
 
-local nxt = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
+local nxt = redis.call('ZRANGE', due_key, '0', '0', 'WITHSCORES')
 return {nxt[2] or '', out, n_capped, n_opted_out}

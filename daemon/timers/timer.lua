@@ -89,14 +89,14 @@ local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, lea
     -- The marker also counts the lead as stalled in its stage ("<f>|stl|<k>") until its
     -- next activity, for the bottleneck events' "stalled".
     redis.call('HSET', lead, tf, tdue .. '|' .. tstage .. '||' .. cause)
-    redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, 1)
+    redis.call('HINCRBY', stats, f .. '|stl|' .. tstage, '1')
   else
     redis.call('HDEL', lead, tf)
   end
   if not h.id or x == K.STATUS_CONVERTED or x == K.STATUS_LOST then return nil end
   if reason == 'stalled' and not stalls then return nil end
   if h.c == '0' then
-    redis.call('HINCRBY', stats, f .. '|sup|opted_out', 1)
+    redis.call('HINCRBY', stats, f .. '|sup|opted_out', '1')
     return nil, 'opted_out'
   end
   local cap = caps[f]
@@ -112,7 +112,7 @@ local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, lea
     redis.call('HSET', lead, f .. K.FF_CAP, table.concat(kept, ','))
     h.cap = table.concat(kept, ',')
     if full then
-      redis.call('HINCRBY', stats, f .. '|sup|capped', 1)
+      redis.call('HINCRBY', stats, f .. '|sup|capped', '1')
       return nil, 'capped'
     end
   end
@@ -126,7 +126,7 @@ local function timer_fire(lead, f, reason, score, tv, h, caps, wall, outbox, lea
     h.lch or '', h.lty or '', h.lat or '', h.v or '', cause})
   redis.call('HSET', outbox, key, e)
   redis.call('ZADD', leases, string.format('%d', wall + LEASE_MS), key)
-  redis.call('HINCRBY', stats, f .. '|trig|' .. reason, 1)
+  redis.call('HINCRBY', stats, f .. '|trig|' .. reason, '1')
   return e
 end
 
