@@ -18,6 +18,7 @@
  *   RESULT redis_step events=N seconds=S eps=E cmds_per_event=C redis_cpu_s=R ...
  *
  * Usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW] [-u REDIS_URL]
+ *                         [-n NOW_MS]
  */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -56,12 +57,14 @@ typedef struct counts {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW]\n"
-               "                        [-u REDIS_URL]\n"
+               "                        [-u REDIS_URL] [-n NOW_MS]\n"
                "  -c  funneld config (the funnels and redis.url; FUNNELD_REDIS_URL overrides)\n"
                "  -i  touchpoints, one JSON message per line (funneld-loadgen --out)\n"
                "  -p  Redis key prefix (default bench-redis-<pid>-<time>): use a fresh one\n"
                "  -w  steps in flight on the connection (default 1000)\n"
-               "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n");
+               "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n"
+               "  -n  the daemon's clock at the first step, +1 ms per step (default: the wall\n"
+               "      clock): the step's sampled work then falls on the same steps every run\n");
 }
 
 static double info_double(const char *text, const char *field)
@@ -177,12 +180,11 @@ static void count_reply(const redisReply *r, counts_t *k)
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *events_path = NULL, *prefix_opt = NULL, *url_opt = NULL;
-    long long window = 1000;
-    const fn_cli_opt_t opts[] = {{'c', FN_CLI_STR, &cfg_path, 0, 0},
-                                 {'i', FN_CLI_STR, &events_path, 0, 0},
-                                 {'p', FN_CLI_STR, &prefix_opt, 0, 0},
-                                 {'w', FN_CLI_INT, &window, 1, INT32_MAX},
-                                 {'u', FN_CLI_STR, &url_opt, 0, 0}};
+    long long window = 1000, now_opt = 0;
+    const fn_cli_opt_t opts[] = {
+        {'c', FN_CLI_STR, &cfg_path, 0, 0},   {'i', FN_CLI_STR, &events_path, 0, 0},
+        {'p', FN_CLI_STR, &prefix_opt, 0, 0}, {'w', FN_CLI_INT, &window, 1, INT32_MAX},
+        {'u', FN_CLI_STR, &url_opt, 0, 0},    {'n', FN_CLI_INT, &now_opt, 1, INT64_MAX}};
     int st = fn_cli_parse(argc, argv, TOOL, opts, sizeof opts / sizeof opts[0], usage);
     if (st >= 0)
         return st;
@@ -244,8 +246,10 @@ int main(int argc, char **argv)
         if (line[len - 1] == '\n')
             len--;
         fn_event_t ev = {0};
-        fn_reject_t rej =
-            fn_event_decode(line, (size_t)len, cfg, fn_now_ms(), &ev, reason, sizeof reason);
+        /* the clock of this step: told (the prune and the seen set's expiry are sampled by
+         * it, step.lua), or the wall clock's */
+        int64_t now = now_opt ? now_opt + lines - 1 : fn_now_ms();
+        fn_reject_t rej = fn_event_decode(line, (size_t)len, cfg, now, &ev, reason, sizeof reason);
         if (rej != FN_REJ_NONE) {
             rejected++;
             continue;
@@ -254,8 +258,8 @@ int main(int argc, char **argv)
         snprintf(token, sizeof token, "%s:%zu", instance, n_cmds + 1);
         fn_hash128_t h = fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len);
         /* the timers zset of the partition the lead would be consumed from (6 in the bench) */
-        int brc = fn_step_build(cfg, sha, token, &ev, h, fn_now_ms(), 0, "touchpoints",
-                                (int32_t)(h.lo % 6), &one);
+        int brc = fn_step_build(cfg, sha, token, &ev, h, now, 0, "touchpoints", (int32_t)(h.lo % 6),
+                                &one);
         fn_event_clear(&ev);
         if (brc)
             goto oom;
