@@ -28,9 +28,19 @@ static int put_raw(fn_buf_t *b, const char *s)
     return fn_buf_append(b, s, strlen(s));
 }
 
+/* ,"key": — one reservation and plain stores: a transition writes a dozen keys */
 static int put_key(fn_buf_t *b, const char *key)
 {
-    return put_lit(b, ",\"") || put_raw(b, key) || put_lit(b, "\":");
+    size_t n = strlen(key);
+    if (fn_buf_reserve(b, n + 4))
+        return FN_ERR;
+    char *w = b->data + b->len;
+    *w++ = ',', *w++ = '"';
+    memcpy(w, key, n);
+    w += n;
+    *w++ = '"', *w++ = ':', *w = '\0';
+    b->len = (size_t)(w - b->data);
+    return FN_OK;
 }
 
 static int put_str(fn_buf_t *b, const char *key, const char *s, size_t n)
