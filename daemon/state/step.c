@@ -98,14 +98,7 @@ static int put_bulk(fn_buf_t *out, const char *p, size_t len)
         return FN_ERR;
     char *w = out->data + out->len;
     *w++ = '$';
-    if (len < 10) { /* most words are short: their length without a call */
-        *w++ = (char)('0' + len);
-    } else if (len < 100) {
-        *w++ = (char)('0' + len / 10);
-        *w++ = (char)('0' + len % 10);
-    } else {
-        w += fn_i64_text((int64_t)len, w);
-    }
+    w += fn_i64_text((int64_t)len, w);
     *w++ = '\r', *w++ = '\n';
     memcpy(w, p, len);
     w += len;
