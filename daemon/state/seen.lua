@@ -22,8 +22,8 @@ local function seen_old(seen, now_ms, window_ms, max, legacy)
   local old = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. seen_score(cut), 'LIMIT', '0',
     string.format('%d', max))
   if legacy and #old < max then
-    local ms = redis.call('ZRANGEBYSCORE', seen, K.STEP_SEEN_LEGACY_MIN, '(' .. cut,
-      'LIMIT', '0', string.format('%d', max - #old))
+    local ms = redis.call('ZRANGEBYSCORE', seen, string.format('%d', K.STEP_SEEN_LEGACY_MIN),
+      '(' .. cut, 'LIMIT', '0', string.format('%d', max - #old))
     for j = 1, #ms do old[#old + 1] = ms[j] end
   end
   return old

@@ -97,8 +97,10 @@ end
 need_int(K.STEP_ARG_NOW); need_int(K.STEP_ARG_DEDUPE_TTL); need_int(K.STEP_ARG_TS); need_int(BOUND_AT)
 local kind = ARGV[K.STEP_ARG_KIND]
 if kind ~= 't' and kind ~= 'c' and kind ~= 'e' and kind ~= 'k' then refuse('unknown event kind') end
-if ARGV[K.STEP_ARG_VALUE] ~= '' and not is_num(ARGV[K.STEP_ARG_VALUE]) then
-  refuse('the value is not a finite number')
+local value_n -- the event's value as a number, read once (nil: none)
+if ARGV[K.STEP_ARG_VALUE] ~= '' then
+  value_n = is_num(ARGV[K.STEP_ARG_VALUE])
+  if not value_n then refuse('the value is not a finite number') end
 end
 if kind == 'k' and not is_int(ARGV[K.STEP_ARG_VALUE]) then refuse('the cost is not an integer') end
 local nstages = {} -- per funnel (from 0), its stage count
@@ -294,7 +296,7 @@ if kind == 't' then
   if value ~= '' then
     local vt = tonumber(cur[K.F_VALUE_AT])
     if not vt or ts >= vt then
-      lead_value, new_value = value, is_num(value)
+      lead_value, new_value = value, value_n
       put_cold(K.F_VALUE, value); put_cold(K.F_VALUE_AT, ts_s)
     end
   end

@@ -21,7 +21,8 @@
 -- milliseconds as 1.79e+12).
 
 local due_key, outbox, leases, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, wall, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, wall = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit = ARGV[3] -- a count, as the daemon wrote it: redis.call takes text (see step.lua)
 local caps = caps_parse(ARGV[5])
 local kbase = shard_base(stats)
 local function I(n) return string.format('%d', n) end
