@@ -31,7 +31,6 @@
  */
 #include "funneld/store.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <assert.h>
 #include <stdarg.h>
@@ -50,6 +49,7 @@
 #include "funneld/lead_queue.h"
 #include "funneld/merge_step.h"
 #include "funneld/msg.h"
+#include "funneld/redis_loop.h"
 #include "funneld/reply_arena.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
@@ -957,6 +957,13 @@ static void connect_now(conn_t *c)
         schedule_reconnect(c);
         return;
     }
+    if (fn_redis_loop_attach(ac, s->host.loop) != REDIS_OK) {
+        fn_log(s->host.log, FN_LOG_WARN, "redis", "connect %s:%d: cannot watch its socket", c->host,
+               c->port);
+        redisAsyncFree(ac);
+        schedule_reconnect(c);
+        return;
+    }
     /* every reply built in one block: hiredis frees it after its callback, and a reply held
      * past that is a copy (reply_copy) */
     fn_reply_arena_use(ac->c.reader);
@@ -964,7 +971,6 @@ static void connect_now(conn_t *c)
     c->ac = ac;
     c->connect_ms = fn_now_ms();
     c->progress_ms = 0; /* set again once it answers the gate's PING */
-    redisLibuvAttach(ac, s->host.loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (pass[0] && user[0])

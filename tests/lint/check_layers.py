@@ -17,7 +17,7 @@ import os
 import re
 import sys
 
-FOUNDATION = {"common.h", "hash.h", "log.h", "config.h", "kafka_bridge.h"}
+FOUNDATION = {"common.h", "hash.h", "log.h", "config.h", "kafka_bridge.h", "redis_loop.h"}
 # Pure logic and plain data types: no I/O, any module may use them.
 PURE = FOUNDATION | {
     "event.h", "json_view.h", "segment.h", "rules.h", "merge.h", "merge_step.h", "step.h", "trigger.h", "analytics.h", "window.h", "sketch.h",
