@@ -3,12 +3,12 @@
  *
  * hiredis asks its event library to watch reads and writes through five hooks. The adapter
  * hiredis ships for libuv answers each with uv_poll_start, which libuv carries out as a
- * removal of the socket from epoll and an addition before the next wait: two system calls
- * each time a command is queued, and again after every read (hiredis re-arms reading after
- * each). This one calls libuv only when what is watched changes, and writes the queued
- * commands from an idle handle, before the loop next waits, without first waiting for the
- * socket to be writable: one write for all the commands a loop turn queued. The connect,
- * and a write the kernel did not take whole, still wait for writability.
+ * removal of the socket from epoll at once and an addition before the next wait: a system
+ * call each time a command is queued or a reply read (hiredis re-arms reading after each),
+ * and another per loop turn. This one calls libuv only when what is watched changes, and
+ * writes the queued commands from an idle handle, before the loop next waits, without first
+ * waiting for the socket to be writable: one write for all the commands a loop turn queued.
+ * The connect, and a write the kernel did not take whole, still wait for writability.
  *
  * Life: attach right after redisAsyncConnect, before anything is queued; hiredis detaches it
  * when it frees the context (its cleanup hook closes both handles; the adapter's memory goes
