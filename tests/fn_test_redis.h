@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "funneld/config.h"
+#include "funneld/keys.h"
+#include "funneld/lead_pos.h"
+#include "funneld/step.h"
 
 /* Connects to FUNNELD_REDIS_URL; exits when it is not set. */
 static inline redisContext *fn_test_redis_connect(void)
@@ -89,6 +92,45 @@ static inline long long fn_test_stats_total(redisContext *rc, const fn_config_t 
         freeReplyObject(r);
     }
     return sum;
+}
+
+/* Rewrites lead_id's position in funnel into the six fields written before "|p"
+ * (daemon/state/position.lua), as a lead stored by an earlier version holds it. False when
+ * its hash or position cannot be read. */
+static inline bool fn_test_to_old_layout(redisContext *rc, const fn_config_t *cfg,
+                                         const char *lead_id, const char *funnel)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
+    redisReply *h = redisCommand(rc, "HGETALL %s", k.lead);
+    fn_lead_pos_t pos;
+    bool ok = h && h->type == REDIS_REPLY_ARRAY && fn_lead_pos_read(h, funnel, &pos);
+    freeReplyObject(h);
+    if (!ok || !pos.has_touches)
+        return ok;
+    struct {
+        const char *suffix;
+        bool has;
+        long long v;
+    } old[] = {{FN_FF_TOUCHES, true, pos.touches},
+               {FN_FF_ACTIVE, true, pos.active_at},
+               {FN_FF_STAGE, pos.has_stage, pos.stage},
+               {FN_FF_ENTERED, pos.has_entered, pos.entered_at},
+               {FN_FF_BEGAN, pos.has_began, pos.began_at}};
+    char f[FN_NAME_MAX + 16];
+    snprintf(f, sizeof f, "%s%s", funnel, FN_FF_POS);
+    freeReplyObject(redisCommand(rc, "HDEL %s %s", k.lead, f));
+    for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
+        if (!old[i].has || (i >= 2 && !pos.status))
+            continue;
+        snprintf(f, sizeof f, "%s%s", funnel, old[i].suffix);
+        freeReplyObject(redisCommand(rc, "HSET %s %s %lld", k.lead, f, old[i].v));
+    }
+    if (pos.status) {
+        snprintf(f, sizeof f, "%s%s", funnel, FN_FF_STATUS);
+        freeReplyObject(redisCommand(rc, "HSET %s %s %b", k.lead, f, &pos.status, (size_t)1));
+    }
+    return true;
 }
 
 #endif

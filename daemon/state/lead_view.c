@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "funneld/keys.h"
+#include "funneld/lead_pos.h"
 #include "funneld/lead_view.h"
 #include "funneld/step.h"
 
@@ -19,19 +20,21 @@ const char *fn_lead_view_field(const redisReply *h, const char *name)
     return NULL;
 }
 
-static const char *field_f(const redisReply *h, const char *funnel, const char *suffix)
-{
-    char name[160];
-    fn_field_funnel(name, sizeof name, funnel, suffix);
-    return fn_lead_view_field(h, name);
-}
-
 static json_t *time_or_null(const char *ms)
 {
     if (!ms || !*ms)
         return json_null();
     char t[40];
     fn_time_format(strtoll(ms, NULL, 10), t, sizeof t);
+    return json_string(t);
+}
+
+static json_t *time_if(bool has, int64_t ms)
+{
+    if (!has)
+        return json_null();
+    char t[40];
+    fn_time_format(ms, t, sizeof t);
     return json_string(t);
 }
 
@@ -55,27 +58,27 @@ static json_t *touch_json(const redisReply *h, const char *ch, const char *cp, c
 
 json_t *fn_lead_view_json(const fn_funnel_t *f, const char *lead_id, const redisReply *h)
 {
-    const char *x = field_f(h, f->name, FN_FF_STATUS);
     if (!fn_lead_view_field(h, FN_F_ID))
         return NULL;
+    fn_lead_pos_t pos;
+    fn_lead_pos_read(h, f->name, &pos); /* a malformed one shows as outside */
+    char x = pos.status;
     json_t *o = json_object();
     json_object_set_new(o, "funnel", json_string(f->name));
     json_object_set_new(o, "lead_id", json_string(lead_id));
-    const char *status = !x                             ? "outside"
-                         : *x == FN_STATUS_ACTIVE[0]    ? "active"
-                         : *x == FN_STATUS_CONVERTED[0] ? "converted"
-                                                        : "lost";
+    const char *status = !x                            ? "outside"
+                         : x == FN_STATUS_ACTIVE[0]    ? "active"
+                         : x == FN_STATUS_CONVERTED[0] ? "converted"
+                                                       : "lost";
     json_object_set_new(o, "status", json_string(status));
-    const char *k = field_f(h, f->name, FN_FF_STAGE);
-    long stage = k ? strtol(k, NULL, 10) : -1;
-    bool in_stage = x && *x != FN_STATUS_LOST[0] && stage >= 0 && (size_t)stage < f->n_stages;
+    int64_t stage = pos.has_stage ? pos.stage : -1;
+    bool in_stage = x && x != FN_STATUS_LOST[0] && stage >= 0 && (uint64_t)stage < f->n_stages;
     json_object_set_new(o, "stage", in_stage ? json_string(f->stages[stage].name) : json_null());
     json_object_set_new(o, "stage_index", in_stage ? json_integer(stage) : json_null());
-    json_object_set_new(o, "stage_entered_at", time_or_null(field_f(h, f->name, FN_FF_ENTERED)));
-    json_object_set_new(o, "funnel_entered_at", time_or_null(field_f(h, f->name, FN_FF_BEGAN)));
-    json_object_set_new(o, "last_activity_at", time_or_null(field_f(h, f->name, FN_FF_ACTIVE)));
-    const char *n = field_f(h, f->name, FN_FF_TOUCHES);
-    json_object_set_new(o, "touches", json_integer(n ? strtoll(n, NULL, 10) : 0));
+    json_object_set_new(o, "stage_entered_at", time_if(pos.has_entered, pos.entered_at));
+    json_object_set_new(o, "funnel_entered_at", time_if(pos.has_began, pos.began_at));
+    json_object_set_new(o, "last_activity_at", time_if(pos.has_active, pos.active_at));
+    json_object_set_new(o, "touches", json_integer(pos.has_touches ? pos.touches : 0));
     const char *v = fn_lead_view_field(h, FN_F_VALUE);
     json_object_set_new(o, "value", v ? json_real(strtod(v, NULL)) : json_null());
     const char *c = fn_lead_view_field(h, FN_F_CONSENT);

@@ -23,7 +23,7 @@
 -- the absorbed id that meets "mp" waits until the merge is finished.
 --
 -- ARGV[1] names the step; the others are listed with each. Every number is a decimal string.
--- needs: timer.lua seen.lua
+-- needs: position.lua timer.lua seen.lua
 
 local op = ARGV[1]
 local function I(n) return string.format('%d', n) end
@@ -98,7 +98,7 @@ if op == 'detach' then
   -- (entered, advanced, conversions' times) stay.
   local v = tonumber(h[K.F_VALUE]) or 0
   for f in string.gmatch(ARGV[7], '[^,]+') do
-    local x, k = h[f .. K.FF_STATUS], h[f .. K.FF_STAGE]
+    local _, _, x, k = pos_get(h, f) -- position.lua
     if x then redis.call('HINCRBY', stats, f .. '|leads', '-1') end
     if (x == K.STATUS_ACTIVE or x == K.STATUS_CONVERTED) and k then
       redis.call('HINCRBY', stats, f .. '|p|' .. k, '-1')

@@ -12,6 +12,7 @@
 
 #include "funneld/emit.h"
 #include "funneld/keys.h"
+#include "funneld/lead_pos.h"
 #include "funneld/merge_step.h"
 #include "funneld/step.h"
 
@@ -218,13 +219,6 @@ static int64_t i64_or(fn_str_t s, int64_t dflt)
     return to_i64(s, &v) ? v : dflt;
 }
 
-static fn_str_t ffield(const redisReply *r, const char *funnel, const char *suffix)
-{
-    char name[FN_NAME_MAX + 16];
-    fn_field_funnel(name, sizeof name, funnel, suffix);
-    return hget(r, name);
-}
-
 void fn_merge_read_lead(const fn_config_t *cfg, const redisReply *r, fn_merge_lead_t *o)
 {
     memset(o, 0, sizeof *o);
@@ -247,24 +241,22 @@ void fn_merge_read_lead(const fn_config_t *cfg, const redisReply *r, fn_merge_le
     for (size_t i = 0; i < cfg->n_funnels; i++) {
         const fn_funnel_t *f = &cfg->funnels[i];
         fn_merge_funnel_t *m = &o->funnel[i];
-        fn_str_t x = ffield(r, f->name, FN_FF_STATUS);
-        int64_t k = 0;
-        bool has_k =
-            to_i64(ffield(r, f->name, FN_FF_STAGE), &k) && k >= 0 && k < (int64_t)f->n_stages;
-        if (!x.p || x.len != 1 || !has_k)
+        fn_lead_pos_t pos;
+        fn_lead_pos_read(r, f->name, &pos);
+        if (!pos.status || !pos.has_stage || pos.stage >= (int64_t)f->n_stages)
             continue; /* none, or a position this config cannot hold: treated as none */
-        char s = x.p[0];
+        char s = pos.status;
         m->pos.kind = s == FN_STATUS_ACTIVE[0]      ? FN_POS_ACTIVE
                       : s == FN_STATUS_CONVERTED[0] ? FN_POS_CONVERTED
                       : s == FN_STATUS_LOST[0]      ? FN_POS_LOST
                                                     : FN_POS_OUTSIDE;
         if (m->pos.kind == FN_POS_OUTSIDE)
             continue;
-        m->pos.stage = (int)k;
-        m->entered_at = i64_or(ffield(r, f->name, FN_FF_ENTERED), 0);
-        m->began_at = i64_or(ffield(r, f->name, FN_FF_BEGAN), m->entered_at);
-        m->active_at = i64_or(ffield(r, f->name, FN_FF_ACTIVE), m->entered_at);
-        m->touches = i64_or(ffield(r, f->name, FN_FF_TOUCHES), 0);
+        m->pos.stage = (int)pos.stage;
+        m->entered_at = pos.has_entered ? pos.entered_at : 0;
+        m->began_at = pos.has_began ? pos.began_at : m->entered_at;
+        m->active_at = pos.has_active ? pos.active_at : m->entered_at;
+        m->touches = pos.has_touches ? pos.touches : 0;
     }
 }
 
@@ -620,14 +612,32 @@ int fn_merge_plan(const fn_merge_input_t *in, fn_merge_plan_t *p)
             const char *x = m->pos.kind == FN_POS_ACTIVE      ? FN_STATUS_ACTIVE
                             : m->pos.kind == FN_POS_CONVERTED ? FN_STATUS_CONVERTED
                                                               : FN_STATUS_LOST;
-            static const char *const suffix[] = {FN_FF_STATUS, FN_FF_STAGE,   FN_FF_ENTERED,
-                                                 FN_FF_BEGAN,  FN_FF_TOUCHES, FN_FF_ACTIVE};
-            const int64_t vals[] = {0,           m->pos.stage, m->entered_at,
-                                    m->began_at, m->touches,   m->active_at};
+            fn_lead_pos_t pos = {.has_touches = true,
+                                 .has_active = true,
+                                 .has_stage = true,
+                                 .has_entered = true,
+                                 .has_began = true,
+                                 .touches = m->touches,
+                                 .active_at = m->active_at,
+                                 .status = x[0],
+                                 .stage = m->pos.stage,
+                                 .entered_at = m->entered_at,
+                                 .began_at = m->began_at};
+            char text[FN_LEAD_POS_TEXT];
+            size_t tl = fn_lead_pos_text(&pos, text);
+            fn_field_funnel(name, sizeof name, f->name, FN_FF_POS);
+            if (set_s(&l, name, (fn_str_t){text, tl}))
+                goto done;
+            /* the kept lead's position in the layout before "|p" (position.lua) goes */
+            static const char *const old[] = {FN_FF_STATUS, FN_FF_STAGE,   FN_FF_ENTERED,
+                                              FN_FF_BEGAN,  FN_FF_TOUCHES, FN_FF_ACTIVE};
             for (int s = 0; s < 6; s++) {
-                fn_field_funnel(name, sizeof name, f->name, suffix[s]);
-                if (s == 0 ? set_s(&l, name, (fn_str_t){x, 1}) : set_i(&l, name, vals[s]))
+                fn_field_funnel(name, sizeof name, f->name, old[s]);
+                if (!hget(in->kept, name).p)
+                    continue;
+                if (bulk_s(&l.del, name))
                     goto done;
+                l.n_del++;
             }
         }
         if (people(&l, f, &kept.funnel[i], m, oldv, newv) ||

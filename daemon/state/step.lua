@@ -59,7 +59,7 @@
 --
 -- K.F_ID and the like are the key and lead-hash field names of daemon/state/keys.def and
 -- the numbers of include/funneld/step.h: the build writes their text in (keys_lua.cmake).
--- needs: timer.lua seen.lua sketch.lua analytics.lua attribution.lua
+-- needs: position.lua timer.lua seen.lua sketch.lua analytics.lua attribution.lua
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, leases = KEYS[6], KEYS[7]
@@ -307,14 +307,14 @@ if kind == 't' then
   for i = 0, nfun - 1 do
     local f, plan = ARGV[FA(i, K.STEP_FARG_NAME)], ARGV[FA(i, K.STEP_FARG_PLAN)]
     local n = nstages[i]
-    local x, k = cur[f .. K.FF_STATUS], cur[f .. K.FF_STAGE]
+    local n_s, _, x, k_s, e_s, b_s, old = pos_get(cur, f) -- position.lua
     if x and x ~= ACTIVE and x ~= CONVERTED and x ~= LOST then
-      refuse('lead field ' .. f .. K.FF_STATUS .. ' is malformed')
+      refuse('lead field ' .. f .. K.FF_POS .. ' or ' .. f .. K.FF_STATUS .. ' is malformed')
     end
-    if x == ACTIVE and not is_int(k) then
-      refuse('lead field ' .. f .. K.FF_STAGE .. ' is malformed')
+    if x == ACTIVE and not is_int(k_s) then
+      refuse('lead field ' .. f .. K.FF_POS .. ' or ' .. f .. K.FF_STAGE .. ' is malformed')
     end
-    k = tonumber(k)
+    local k = tonumber(k_s)
 
     local slot
     if not x then slot = 0
@@ -333,13 +333,14 @@ if kind == 't' then
       end
     end
     local m = {f = f, x = x, k = k, op = op, to = to, from = -1, in_stage = 0,
-               touches = (tonumber(cur[f .. K.FF_TOUCHES]) or 0) + 1}
+               touches = (tonumber(n_s) or 0) + 1, k_s = k_s, e_s = e_s, b_s = b_s,
+               old = old and pos_old_fields(f)}
     if op ~= 'T' then
       -- when and since when the lead is in its stage: read (and checked) only for a move
       if x == ACTIVE then
-        local entered, began = tonumber(cur[f .. K.FF_ENTERED]), tonumber(cur[f .. K.FF_BEGAN])
+        local entered, began = tonumber(e_s), tonumber(b_s)
         if not (entered and began) then
-          refuse('lead fields ' .. f .. K.FF_ENTERED .. ' or ' .. K.FF_BEGAN .. ' are malformed')
+          refuse('lead field ' .. f .. K.FF_POS .. ' (its entered times) is malformed')
         end
         m.from, m.in_stage, m.began = k, at - entered, began
       end
@@ -544,7 +545,7 @@ if kind == 'e' then
   local v = cur[K.F_VALUE]
   for i = 0, nfun - 1 do
     local f = ARGV[FA(i, K.STEP_FARG_NAME)]
-    local x, k = cur[f .. K.FF_STATUS], cur[f .. K.FF_STAGE]
+    local _, _, x, k = pos_get(cur, f)
     if (x == ACTIVE or x == CONVERTED) and is_int(k) then
       redis.call('HINCRBY', stats, f .. '|p|' .. k, '-1')
       for _, dv in ipairs(bd_stored(lead, f, bds[i] or NO_BD)) do -- analytics.lua
@@ -624,16 +625,17 @@ if any_attr and touch_cap > 0 then
 end
 
 local transitions = {}
+local old_fields -- the old layout's position fields this step replaces (position.lua)
 for i = 0, nfun - 1 do
   local m = moves[i]
   local f, x, k, op, to, from = m.f, m.x, m.k, m.op, m.to, m.from
-  put(f .. K.FF_TOUCHES, I(m.touches))
-  put(f .. K.FF_ACTIVE, at_s)
+  -- the position's text after this touch (position.lua), written once below
+  local px, pk, pe, pb = x, m.k_s, m.e_s, m.b_s
 
   if op ~= 'T' then
     local in_stage, cycle, credit = m.in_stage, m.cycle, nil
     if from < 0 then
-      put_cold(f .. K.FF_BEGAN, at_s)
+      pb = at_s
       redis.call('HINCRBY', stats, f .. '|leads', '1')
       -- a new lead for the cost figures, by its first touch (analytics.lua)
       if attr_specs[i] and attr_specs[i].models then
@@ -645,8 +647,7 @@ for i = 0, nfun - 1 do
     if x == ACTIVE and oldv ~= 0 then pv_add(f, from, -oldv) end
 
     if op == 'L' then
-      put_cold(f .. K.FF_STATUS, LOST)
-      put_cold(f .. K.FF_ENTERED, at_s)
+      px, pe = LOST, at_s
       redis.call('HINCRBY', stats, f .. '|p|' .. I(from), '-1')
       redis.call('HINCRBY', stats, f .. '|lost', '1')
       redis.call('HINCRBY', stats, f .. '|lostfrom|' .. I(from), '1')
@@ -676,10 +677,9 @@ for i = 0, nfun - 1 do
       if op ~= 'B' then flow_add(kbase, f, 'a', math.max(from, 0), to - 1, at) end
       if from >= 0 then redis.call('HINCRBY', stats, f .. '|p|' .. I(from), '-1') end
       redis.call('HINCRBY', stats, f .. '|p|' .. I(to), '1')
-      put_cold(f .. K.FF_STAGE, I(to))
-      put_cold(f .. K.FF_ENTERED, at_s)
+      pk, pe = I(to), at_s
       if op == 'C' then
-        put_cold(f .. K.FF_STATUS, CONVERTED)
+        px = CONVERTED
         redis.call('HINCRBY', stats, f .. '|conv', '1')
         redis.call('HINCRBY', stats, f .. '|cyc_sum', I(cycle))
         local bmax = breakdown_max(ARGV[BREAKDOWN_AT], i) -- analytics.lua
@@ -694,7 +694,7 @@ for i = 0, nfun - 1 do
           redis.call('HINCRBY', stats, f .. '|val_n', '1')
         end
       else
-        if x ~= ACTIVE then put_cold(f .. K.FF_STATUS, ACTIVE) end
+        px = ACTIVE
         if newv ~= 0 then pv_add(f, to, newv) end
       end
     end
@@ -726,6 +726,13 @@ for i = 0, nfun - 1 do
       {f, op, I(from), I(to), I(in_stage), I(cycle), I(m.touches), credit}
   elseif x == ACTIVE and newv ~= oldv then
     pv_add(f, k, newv - oldv)
+  end
+  -- A position without its times (a hash damaged by hand) is written with the lead's time.
+  if px then pe = pe or at_s; pb = pb or pe end
+  put(f .. K.FF_POS, pos_text(I(m.touches), at_s, px, pk, pe, pb))
+  if m.old then
+    old_fields = old_fields or {}
+    for _, name in ipairs(m.old) do old_fields[#old_fields + 1] = name end
   end
 
   -- Data-driven attribution: the journey's move to this touch's channel (attribution.lua).
@@ -786,6 +793,7 @@ if cold then
   nset = nset + ncold
 end
 if nset > 0 then redis.call('HSET', lead, unpack(set)) end
+if old_fields then redis.call('HDEL', lead, unpack(old_fields)) end
 
 -- The first and last touch go with transitions only (nothing else of the daemon's reads them).
 local touch = ''

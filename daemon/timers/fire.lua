@@ -1,7 +1,7 @@
 -- fire.lua — claims the retargeting timers that are due in one zset and hands them out
 -- through the outbox, atomically (SPEC §4 retargeting, §5 time, §6 at-least-once). The
 -- functions it uses are in timer.lua, prepended at build time.
--- needs: timer.lua
+-- needs: position.lua timer.lua
 --
 -- A timer is claimed by removing it from its zset inside this script, so however many daemons
 -- run it, each timer fires once. A fired trigger is in the shard's outbox before it is

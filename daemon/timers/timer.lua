@@ -1,7 +1,7 @@
 -- timer.lua — retargeting timers, shared by step.lua and fire.lua (prepended to each at
 -- build time, so both scripts fire a timer the same way). Lead-hash field names are
 -- written K.F_ID and the like: the build puts in their text from daemon/state/keys.def.
--- needs:
+-- needs: position.lua
 --
 -- A pending timer is a zset member "<lead>|<funnel>|<reason>" (score = due time) in the
 -- zset of the partition whose event armed it, plus the lead hash field "<funnel>|t|<reason>"
@@ -69,12 +69,28 @@ local function caps_parse(s)
   return caps
 end
 
--- The lead fields firing needs, for funnel f, read from hash lead.
+-- The lead fields firing needs, for funnel f, from h (field name -> value).
+local function timer_fields_of(h, f)
+  local _, a, x, k = pos_get(h, f) -- position.lua
+  return {id = h[K.F_ID], c = h[K.F_CONSENT], x = x, k = k, lch = h[K.F_LAST_CH],
+          lty = h[K.F_LAST_TYPE], lat = h[K.F_LAST_AT], v = h[K.F_VALUE], cap = h[f .. K.FF_CAP],
+          a = a}
+end
+
+-- The same, read from hash lead. A lead written before 2026-12-07 keeps its position in the
+-- old fields (position.lua), asked for only when "|p" is absent: an HMGET walks the whole
+-- listpack for each field the hash lacks.
 local function timer_fields(lead, f)
-  local v = redis.call('HMGET', lead, K.F_ID, K.F_CONSENT, f .. K.FF_STATUS, f .. K.FF_STAGE,
-    K.F_LAST_CH, K.F_LAST_TYPE, K.F_LAST_AT, K.F_VALUE, f .. K.FF_CAP, f .. K.FF_ACTIVE)
-  return {id = v[1], c = v[2], x = v[3], k = v[4], lch = v[5], lty = v[6], lat = v[7],
-          v = v[8], cap = v[9], a = v[10]}
+  local names = {K.F_ID, K.F_CONSENT, K.F_LAST_CH, K.F_LAST_TYPE, K.F_LAST_AT, K.F_VALUE,
+                 f .. K.FF_CAP, f .. K.FF_POS}
+  local v, h = redis.call('HMGET', lead, unpack(names)), {}
+  for j = 1, #names do h[names[j]] = v[j] or nil end
+  if not h[f .. K.FF_POS] then
+    local old = {f .. K.FF_TOUCHES, f .. K.FF_ACTIVE, f .. K.FF_STATUS, f .. K.FF_STAGE}
+    local ov = redis.call('HMGET', lead, unpack(old))
+    for j = 1, #old do h[old[j]] = ov[j] or nil end
+  end
+  return timer_fields_of(h, f)
 end
 
 -- Fires the timer (f, reason) of lead, due at score, whose field value is tv; its member is
@@ -177,10 +193,7 @@ local function timer_fire_due(lead, kbase, bound, tn, caps_text, now, outbox, le
   for _, t in ipairs(due) do
     local d, f, reason, tzkey, tv = t[1], t[3], t[4], t[5], t[6]
     redis.call('ZREM', tzkey, timer_member(lead, kbase, f, reason))
-    local fh = {id = h[K.F_ID], c = h[K.F_CONSENT], x = h[f .. K.FF_STATUS],
-                k = h[f .. K.FF_STAGE], lch = h[K.F_LAST_CH], lty = h[K.F_LAST_TYPE],
-                lat = h[K.F_LAST_AT], v = h[K.F_VALUE], cap = h[f .. K.FF_CAP],
-                a = h[f .. K.FF_ACTIVE]}
+    local fh = timer_fields_of(h, f)
     local e = timer_fire(lead, f, reason, d, tv, fh, caps, now, outbox, leases, stats)
     h[f .. K.FF_CAP] = fh.cap
     if e then fired[#fired + 1] = e end

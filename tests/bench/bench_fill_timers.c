@@ -8,8 +8,8 @@
  * zset from fn_step_due_key() for one of the input topic's partitions (timer n goes to
  * partition n % PARTITIONS), and per timer it pipelines
  *
- *   HSET <lead key> id <lead id> <f>|x a <f>|k <stage> <f>|t|stalled <due>|<stage>|<topic>:<p>|fill
- *        tn <due>
+ *   HSET <lead key> id <lead id> <f>|p 1|<due>|a<stage>|<due>|<due>
+ *        <f>|t|stalled <due>|<stage>|<topic>:<p>|fill tn <due>
  *   ZADD <zset> <due> <lead key's hex>|<f>|stalled
  *
  * with the config's key prefix and shards, so the daemon run with the same config sees them
@@ -36,6 +36,7 @@
 #include "funneld/common.h"
 #include "funneld/config.h"
 #include "funneld/keys.h"
+#include "funneld/lead_pos.h"
 #include "funneld/step.h"
 #include "cli.h"
 #include "redis_sync.h"
@@ -156,16 +157,15 @@ int main(int argc, char **argv)
         goto done;
 
     long long mem0 = used_memory(redis);
-    char fx[FN_NAME_MAX + 8], fk[FN_NAME_MAX + 8], ft[FN_NAME_MAX + 16], stage_s[16];
-    snprintf(fx, sizeof fx, "%s|x", f->name);
-    snprintf(fk, sizeof fk, "%s|k", f->name);
-    snprintf(ft, sizeof ft, "%s|t|stalled", f->name);
-    snprintf(stage_s, sizeof stage_s, "%zu", stage);
+    char fp[FN_NAME_MAX + 8], ft[FN_NAME_MAX + 16];
+    fn_field_funnel(fp, sizeof fp, f->name, FN_FF_POS);
+    fn_field_funnel(ft, sizeof ft, f->name, FN_FF_TIMER);
+    snprintf(ft + strlen(ft), sizeof ft - strlen(ft), "stalled");
 
     long long errors = 0, sent = 0, recvd = 0; /* in commands: two per timer */
     double t0 = fn_cli_mono_s();
     for (long long n = 0; n < count; n++) {
-        char lead_id[32], due_s[24], zset[352], tval[448], member[192];
+        char lead_id[32], due_s[24], zset[352], tval[448], member[192], pos[FN_LEAD_POS_TEXT];
         int idlen = snprintf(lead_id, sizeof lead_id, "pending-%lld", n);
         fn_lead_keys_t k;
         fn_step_keys(cfg, fn_step_lead_hash(lead_id, (size_t)idlen), &k);
@@ -176,10 +176,22 @@ int main(int argc, char **argv)
         snprintf(tval, sizeof tval, "%lld|%zu|%s:%d|fill", due, stage, topic,
                  (int)(n % partitions));
         fn_key_timer_member(member, sizeof member, k.lead, f->name, "stalled", 7);
-        const char *hv[] = {"HSET", k.lead,  "id", lead_id, fx,   "a",
-                            fk,     stage_s, ft,   tval,    "tn", due_s};
+        /* active in the stage since its due time: a fake lead, never touched */
+        fn_lead_pos_t lp = {.has_touches = true,
+                            .has_active = true,
+                            .has_stage = true,
+                            .has_entered = true,
+                            .has_began = true,
+                            .touches = 1,
+                            .active_at = due,
+                            .status = FN_STATUS_ACTIVE[0],
+                            .stage = (int64_t)stage,
+                            .entered_at = due,
+                            .began_at = due};
+        fn_lead_pos_text(&lp, pos);
+        const char *hv[] = {"HSET", k.lead, "id", lead_id, fp, pos, ft, tval, "tn", due_s};
         const char *zv[] = {"ZADD", zset, due_s, member};
-        if (redisAppendCommandArgv(redis, 12, hv, NULL) != REDIS_OK ||
+        if (redisAppendCommandArgv(redis, 10, hv, NULL) != REDIS_OK ||
             redisAppendCommandArgv(redis, 4, zv, NULL) != REDIS_OK) {
             fprintf(stderr, TOOL ": append: %s\n", redis->errstr);
             goto done;

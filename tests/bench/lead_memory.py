@@ -27,8 +27,9 @@ GROUPS = [
     ("last touch (l.ch, l.cp, l.src, l.at)", lambda f: f in (b"l.ch", b"l.cp", b"l.src", b"l.at")),
     ("seen-set expiry (sx)", lambda f: f == b"sx"),
     ("timers (tn, <f>|t|*, <f>|cap)", lambda f: f == b"tn" or b"|t|" in f or f.endswith(b"|cap")),
-    ("position per funnel (<f>|k, |x, |e, |b)", lambda f: re.search(rb"\|[kxeb]$", f) is not None),
-    ("touches, activity per funnel (<f>|n, |a)", lambda f: re.search(rb"\|[na]$", f) is not None),
+    # one field "<f>|p" since 2026-12-07 (daemon/state/position.lua), six before
+    ("position, touches, activity per funnel (<f>|p; before: |k |x |e |b |n |a)",
+     lambda f: re.search(rb"\|[pkxebna]$", f) is not None),
 ]
 KINDS = ["lead", "seen", "out", "due", "stats", "flow", "sk", "outbox", "leases", "tl", "ids", "other"]
 

@@ -17,6 +17,7 @@
 #include "fn_test.h"
 #include "fn_test_redis.h"
 #include "funneld/keys.h"
+#include "funneld/lead_pos.h"
 #include "funneld/merge_step.h"
 #include "funneld/step.h"
 
@@ -175,6 +176,22 @@ static bool field_is(const char *id, const char *field, const char *want)
     return same;
 }
 
+/* Whether lead id is at stage want of funnel (its position read as lead_pos.h reads it). */
+static bool stage_is(const char *id, const char *funnel, int64_t want)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, hash_of(id), &k);
+    redisReply *h = redisCommand(rc, "HGETALL %s", k.lead);
+    fn_lead_pos_t pos;
+    bool read = h && h->type == REDIS_REPLY_ARRAY && fn_lead_pos_read(h, funnel, &pos);
+    bool same = read && pos.has_stage && pos.stage == want;
+    if (!same)
+        fprintf(stderr, "%s's stage in %s is %lld, want %lld\n", id, funnel,
+                read && pos.has_stage ? (long long)pos.stage : -1LL, (long long)want);
+    freeReplyObject(h);
+    return same;
+}
+
 /* Whether lead id's seen set holds member (len bytes) with the score of NOW in seconds, as
  * every id recorded there has (daemon/state/seen.lua). */
 static bool seen_now(const char *id, const char *member, size_t len)
@@ -328,7 +345,7 @@ static void test_merge_steps(void)
     CHECK(is(r, "changed"));
     freeReplyObject(r);
     check_people(1, 0, 1, 0, 0, "changed");
-    CHECK(field_is("K", "b2b|k", "1"));
+    CHECK(stage_is("K", "b2b", 1));
     fn_merge_plan_free(&plan);
     freeReplyObject(kept);
 
@@ -343,7 +360,7 @@ static void test_merge_steps(void)
     freeReplyObject(r);
     check_people(1, 0, 0, 1, 0, "applied");
     CHECK(seen_now("K", "id-1", 4));
-    CHECK(field_is("K", "b2b|k", "2"));
+    CHECK(stage_is("K", "b2b", 2));
     CHECK(timer_armed("K"));
     /* P's touch joined K's three, kept to max_touches (3) */
     CHECK_INT(touches_of("K"), 3);
@@ -454,6 +471,52 @@ static void test_merge_steps(void)
     freeReplyObject(r);
 }
 
+/* Two leads stored with the position layout before "|p" (six fields, position.lua) merge as
+ * two stored now: detach takes the absorbed one out of the counters of the stage its old
+ * fields name, the plan reads both positions, and apply writes the kept lead's "|p" and
+ * deletes its old fields. */
+static void test_merge_old_layout(void)
+{
+    step_ok(EV("K2", "k2-1", "page_view"));
+    step_ok(EV("K2", "k2-2", "email_click"));
+    step_ok(EV("P2", "p2-1", "demo_request"));
+    CHECK(fn_test_to_old_layout(rc, cfg, "K2", "b2b"));
+    CHECK(fn_test_to_old_layout(rc, cfg, "P2", "b2b"));
+    CHECK(field_is("K2", "b2b|p", NULL) && field_is("K2", "b2b|k", "1"));
+    long long before[5], after[5];
+    people(before);
+    redisReply *snap = merge(FN_PHASE_DETACH, "P2", "K2", "id-9", 1, NULL, "");
+    CHECK(is(snap, "snapshot"));
+    people(after);
+    CHECK_INT(after[0] - before[0], -1); /* P2 leaves the leads */
+    CHECK_INT(after[3] - before[3], -1); /* and the people at evaluation */
+    redisReply *kept = merge(FN_PHASE_READ, "K2", "", "id-9", 0, NULL, "");
+    CHECK(is(kept, "lead"));
+    fn_merge_plan_t plan = {0};
+    plan_of(kept, snap, IDENT("K2", "id-9", "P2"), "K2", "P2", &plan);
+    redisReply *r = merge(FN_PHASE_APPLY, "K2", "", "id-9", 0, &plan, "");
+    CHECK(is(r, "ok"));
+    freeReplyObject(r);
+    people(after);
+    CHECK_INT(after[2] - before[2], -1); /* K2 left interest */
+    CHECK_INT(after[3] - before[3], 0);  /* for evaluation, where P2 was */
+    CHECK(stage_is("K2", "b2b", 2));
+    static const char *const old[] = {"b2b|n", "b2b|a", "b2b|x", "b2b|k", "b2b|e", "b2b|b"};
+    for (size_t i = 0; i < sizeof old / sizeof *old; i++)
+        CHECK(field_is("K2", old[i], NULL));
+    /* the next event reads the merged "|p": a touch at evaluation, its 4th */
+    r = step(EV("K2", "k2-3", "page_view"));
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && !is(r, "redirect"));
+    freeReplyObject(r);
+    CHECK(stage_is("K2", "b2b", 2));
+    char *pos = hget("K2", "b2b|p");
+    CHECK(pos && strncmp(pos, "4|", 2) == 0);
+    free(pos);
+    fn_merge_plan_free(&plan);
+    freeReplyObject(kept);
+    freeReplyObject(snap);
+}
+
 int main(void)
 {
     if (!fn_test_redis_start(CONFIG, "itm", prefix, &cfg, &rc))
@@ -462,6 +525,7 @@ int main(void)
         !fn_test_script_load(rc, fn_lua_merge_src, merge_sha))
         return 1;
     test_merge_steps();
+    test_merge_old_layout();
     redisFree(rc);
     fn_config_free(cfg);
     return fn_test_result("test_merge_redis");

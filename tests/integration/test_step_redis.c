@@ -19,6 +19,8 @@
 #include "fn_test.h"
 #include "fn_test_max_config.h"
 #include "fn_test_redis.h"
+#include "funneld/keys.h"
+#include "funneld/lead_pos.h"
 #include "funneld/step.h"
 #include "funneld/trigger.h"
 
@@ -593,9 +595,9 @@ static void test_refused_step_writes_nothing(void)
      * counters must not move either */
     apply(EV("C-1", "c1", "1795440000000", "web", "page_view", ""), &r);
     CHECK_INT(r.n_trans, 2);
-    hset_lead("C-1", "strict|k", "zz");
+    hset_lead("C-1", "strict|p", "1|1795440000000|azz|1795440000000|1795440000000");
     long long e2 = total("b2b|e|2"), leads = total("b2b|leads");
-    check_refused(EV("C-1", "c2", "1795440001000", "web", "demo_request", ""), "strict|k");
+    check_refused(EV("C-1", "c2", "1795440001000", "web", "demo_request", ""), "strict|p");
     CHECK_INT(total("b2b|e|2"), e2);
     CHECK_INT(total("b2b|leads"), leads);
     /* a stored value that is not a number */
@@ -850,6 +852,88 @@ static void test_cohorts(void)
     freeReplyObject(r);
 }
 
+/* The fields of lead_id's hash named funnel + one of the old layout's suffixes, counted. */
+static int old_fields_of(const char *lead_id, const char *funnel)
+{
+    const char *const suffix[] = {FN_FF_TOUCHES, FN_FF_ACTIVE,  FN_FF_STATUS,
+                                  FN_FF_STAGE,   FN_FF_ENTERED, FN_FF_BEGAN};
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
+    int n = 0;
+    for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+        char f[64];
+        snprintf(f, sizeof f, "%s%s", funnel, suffix[i]);
+        redisReply *r = redisCommand(rc, "HEXISTS %s %s", k.lead, f);
+        n += r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+    }
+    return n;
+}
+
+static char *pos_text_of(const char *lead_id, const char *funnel)
+{
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
+    redisReply *r = redisCommand(rc, "HGET %s %s%s", k.lead, funnel, FN_FF_POS);
+    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    freeReplyObject(r);
+    return v;
+}
+
+/* A lead stored in the layout before "|p" (six fields per funnel) goes on as if it had been
+ * stored in the new one: a twin lead in the new layout gets the same events, and after each
+ * step the two have the same transitions and the same "|p", and the old fields are gone. */
+static void test_position_written_before(void)
+{
+    static const char *const types[] = {"page_view", "email_open", "demo_request", "email_click",
+                                        "page_view", "deal_stage", "purchase",     "page_view"};
+    static const char *const funnels[] = {"b2b", "strict"};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        char ev_new[256], ev_old[256];
+        const char *props =
+            strcmp(types[i], "deal_stage") == 0 ? ",\"props\":{\"stage\":\"proposal\"}" : "";
+        snprintf(ev_new, sizeof ev_new,
+                 "{\"event_id\":\"o%zu\",\"lead_id\":\"Pos-new\",\"ts\":%lld,"
+                 "\"channel\":\"crm\",\"type\":\"%s\"%s}",
+                 i, 1795440000000LL + 3600000LL * (long long)i, types[i], props);
+        snprintf(ev_old, sizeof ev_old,
+                 "{\"event_id\":\"o%zu\",\"lead_id\":\"Pos-old\",\"ts\":%lld,"
+                 "\"channel\":\"crm\",\"type\":\"%s\"%s}",
+                 i, 1795440000000LL + 3600000LL * (long long)i, types[i], props);
+        for (size_t j = 0; j < 2; j++)
+            CHECK(fn_test_to_old_layout(rc, cfg, "Pos-old", funnels[j]));
+        fn_step_result_t a, b;
+        apply(ev_new, &a);
+        fn_step_transition_t ta[FN_MAX_FUNNELS];
+        size_t na = a.n_trans;
+        memcpy(ta, a.trans, na * sizeof *ta);
+        apply(ev_old, &b);
+        CHECK_INT(b.status, FN_STEP_OK);
+        CHECK_INT(b.n_trans, na);
+        for (size_t t = 0; t < na && t < b.n_trans; t++) {
+            CHECK(ta[t].funnel == b.trans[t].funnel && ta[t].op == b.trans[t].op);
+            CHECK(ta[t].from == b.trans[t].from && ta[t].to == b.trans[t].to);
+            CHECK_INT(b.trans[t].time_in_stage_ms, ta[t].time_in_stage_ms);
+            CHECK_INT(b.trans[t].cycle_ms, ta[t].cycle_ms);
+            CHECK_INT(b.trans[t].touches, ta[t].touches);
+        }
+        for (size_t j = 0; j < 2; j++) {
+            char *pn = pos_text_of("Pos-new", funnels[j]), *po = pos_text_of("Pos-old", funnels[j]);
+            CHECK(pn && po && strcmp(pn, po) == 0);
+            if (!(pn && po && strcmp(pn, po) == 0))
+                fprintf(stderr, "event %zu, %s: |p %s in the new layout, %s from the old\n", i,
+                        funnels[j], pn ? pn : "(none)", po ? po : "(none)");
+            free(pn);
+            free(po);
+            CHECK_INT(old_fields_of("Pos-old", funnels[j]), 0);
+        }
+    }
+    /* the journey went through entry, a touch, a skip, a step back, a move and a conversion */
+    char *p = pos_text_of("Pos-new", "b2b");
+    CHECK(p && strncmp(p, "8|", 2) == 0 && strstr(p, "|c4|"));
+    free(p);
+}
+
 int main(void)
 {
     if (!fn_test_redis_start(CONFIG, "it", prefix, &cfg, &rc))
@@ -871,6 +955,7 @@ int main(void)
     test_erase_fires_due_timers_first();
     test_replay_under_another_config();
     test_cohorts();
+    test_position_written_before();
 
     if (last_reply)
         freeReplyObject(last_reply);

@@ -632,6 +632,35 @@ static int load(const char *src, char sha[41])
     return FN_OK;
 }
 
+/* A lead stored with the position layout before "|p" (six fields, position.lua) fires its
+ * stall as one stored now: from the clock's tick (fire.lua), with the stage and the last
+ * activity the old fields hold, and from its next event (step.lua). Without its position
+ * read, a stall would not fire (only an active lead in the timer's stage stalls). */
+static void test_position_written_before(void)
+{
+    fired_t f = {0};
+    int64_t clock = step_clock;
+    step_clock = 0; /* each event's own time; partition 3, which no other test uses */
+    CHECK_INT(apply_on(3, "Pos-1", "o1", T0, "email_click", ""), T0 + 7 * D);
+    CHECK(fn_test_to_old_layout(rc, cfg, "Pos-1", "shop"));
+    fire_on(3, "Pos-1", T0 + 7 * D, T0 + 7 * D, false, &f);
+    CHECK_INT(f.n, 1);
+    if (f.n == 1) {
+        CHECK(str_is(f.t[0].reason, "stalled") && str_is(f.t[0].cause, "o1"));
+        CHECK_INT(f.t[0].stage, 1);
+        CHECK_INT(f.t[0].last_activity, T0);
+    }
+    fired_free(&f);
+    cfg->clock = FN_CLOCK_EVENT;
+    CHECK_INT(apply_on(3, "Pos-2", "o1", T0, "email_click", ""), T0 + 7 * D);
+    CHECK(fn_test_to_old_layout(rc, cfg, "Pos-2", "shop"));
+    apply_on(3, "Pos-2", "o2", T0 + 8 * D, "email_open", "");
+    CHECK_INT(step_fired, 1);
+    CHECK_STR(step_fired_reason, "stalled");
+    cfg->clock = FN_CLOCK_WALL;
+    step_clock = clock;
+}
+
 int main(void)
 {
     cfg = fn_test_config(CONFIG, "tt", prefix);
@@ -652,6 +681,7 @@ int main(void)
     test_member_layout();
     test_fired_by_next_event();
     test_fired_by_partition_time();
+    test_position_written_before();
     redisFree(rc);
     fn_config_free(cfg);
     return fn_test_result("test_timers_redis");

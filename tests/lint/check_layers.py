@@ -23,7 +23,7 @@ PURE = FOUNDATION | {
     "event.h", "json_view.h", "segment.h", "rules.h", "merge.h", "merge_step.h", "step.h", "trigger.h", "analytics.h", "window.h", "sketch.h",
     "markov.h",
     "emit.h", "cluster.h", "offsets.h", "msg.h", "stats.h", "host.h", "status.h",
-    "kafka_common.h", "keys.h", "judge.h", "lead_queue.h", "lead_view.h", "reply_arena.h",
+    "kafka_common.h", "keys.h", "judge.h", "lead_queue.h", "lead_view.h", "lead_pos.h", "reply_arena.h",
 }
 # The modules' own headers.
 MODULES = {"input.h", "output.h", "store.h", "timers.h", "evaluate.h", "http.h", "reload.h",
@@ -46,6 +46,7 @@ MAY_INCLUDE = [
     ("state/keys.c", PURE),
     ("state/lead_queue.c", PURE),
     ("state/lead_view.c", PURE),
+    ("state/lead_pos.c", PURE),
     ("state/reply_arena.c", PURE),
     ("analytics/judge.c", PURE),
     ("output/emit.c", PURE),

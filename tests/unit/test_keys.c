@@ -77,6 +77,7 @@ static void test_field_names_match_the_layout(void)
         {FN_F_LAST_SRC, "l.src"},
         {FN_F_LAST_AT, "l.at"},
         {FN_F_LAST_TYPE, "l.ty"},
+        {FN_FF_POS, "|p"},
         {FN_FF_STAGE, "|k"},
         {FN_FF_STATUS, "|x"},
         {FN_FF_ENTERED, "|e"},
