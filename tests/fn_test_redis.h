@@ -118,16 +118,16 @@ static inline bool fn_test_to_old_layout(redisContext *rc, const fn_config_t *cf
                {FN_FF_ENTERED, pos.has_entered, pos.entered_at},
                {FN_FF_BEGAN, pos.has_began, pos.began_at}};
     char f[FN_NAME_MAX + 16];
-    snprintf(f, sizeof f, "%s%s", funnel, FN_FF_POS);
+    fn_field_funnel(f, sizeof f, funnel, FN_FF_POS);
     freeReplyObject(redisCommand(rc, "HDEL %s %s", k.lead, f));
     for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
         if (!old[i].has || (i >= 2 && !pos.status))
             continue;
-        snprintf(f, sizeof f, "%s%s", funnel, old[i].suffix);
+        fn_field_funnel(f, sizeof f, funnel, old[i].suffix);
         freeReplyObject(redisCommand(rc, "HSET %s %s %lld", k.lead, f, old[i].v));
     }
     if (pos.status) {
-        snprintf(f, sizeof f, "%s%s", funnel, FN_FF_STATUS);
+        fn_field_funnel(f, sizeof f, funnel, FN_FF_STATUS);
         freeReplyObject(redisCommand(rc, "HSET %s %s %b", k.lead, f, &pos.status, (size_t)1));
     }
     return true;

@@ -8,18 +8,14 @@
 #include "funneld/common.h"
 #include "funneld/keys.h"
 #include "funneld/lead_pos.h"
+#include "funneld/lead_view.h"
 
-static const redisReply *hfield(const redisReply *h, const char *funnel, const char *suffix)
+/* Funnel funnel's field suffix in h, as text (borrowed from h), or NULL. */
+static const char *hfield(const redisReply *h, const char *funnel, const char *suffix)
 {
     char name[FN_NAME_MAX + 16];
     fn_field_funnel(name, sizeof name, funnel, suffix);
-    size_t nl = strlen(name);
-    for (size_t i = 0; h && i + 1 < h->elements; i += 2) {
-        const redisReply *k = h->element[i];
-        if (k->type == REDIS_REPLY_STRING && k->len == nl && memcmp(k->str, name, nl) == 0)
-            return h->element[i + 1]->type == REDIS_REPLY_STRING ? h->element[i + 1] : NULL;
-    }
-    return NULL;
+    return fn_lead_view_field(h, name);
 }
 
 static bool i64_of(const char *s, size_t len, int64_t *out)
@@ -29,8 +25,8 @@ static bool i64_of(const char *s, size_t len, int64_t *out)
 
 static bool old_i64(const redisReply *h, const char *funnel, const char *suffix, int64_t *out)
 {
-    const redisReply *v = hfield(h, funnel, suffix);
-    return v && i64_of(v->str, v->len, out);
+    const char *v = hfield(h, funnel, suffix);
+    return v && i64_of(v, strlen(v), out);
 }
 
 /* The layout before "|p": six fields. */
@@ -38,8 +34,8 @@ static void read_old(const redisReply *h, const char *funnel, fn_lead_pos_t *pos
 {
     pos->has_touches = old_i64(h, funnel, FN_FF_TOUCHES, &pos->touches);
     pos->has_active = old_i64(h, funnel, FN_FF_ACTIVE, &pos->active_at);
-    const redisReply *x = hfield(h, funnel, FN_FF_STATUS);
-    pos->status = x && x->len == 1 ? x->str[0] : 0;
+    const char *x = hfield(h, funnel, FN_FF_STATUS);
+    pos->status = x && x[0] && !x[1] ? x[0] : 0;
     pos->has_stage = old_i64(h, funnel, FN_FF_STAGE, &pos->stage);
     pos->has_entered = old_i64(h, funnel, FN_FF_ENTERED, &pos->entered_at);
     pos->has_began = old_i64(h, funnel, FN_FF_BEGAN, &pos->began_at);
@@ -48,7 +44,7 @@ static void read_old(const redisReply *h, const char *funnel, fn_lead_pos_t *pos
 bool fn_lead_pos_read(const redisReply *h, const char *funnel, fn_lead_pos_t *pos)
 {
     memset(pos, 0, sizeof *pos);
-    const redisReply *v = hfield(h, funnel, FN_FF_POS);
+    const char *v = hfield(h, funnel, FN_FF_POS);
     if (!v) {
         read_old(h, funnel, pos);
         return true;
@@ -56,7 +52,7 @@ bool fn_lead_pos_read(const redisReply *h, const char *funnel, fn_lead_pos_t *po
     /* "<touches>|<active>" or "<touches>|<active>|<status><stage>|<entered>|<began>" */
     const char *part[5];
     size_t len[5], n = 0;
-    const char *p = v->str, *end = v->str + v->len;
+    const char *p = v, *end = v + strlen(v);
     for (;;) {
         const char *bar = memchr(p, '|', (size_t)(end - p));
         if (n == 5)

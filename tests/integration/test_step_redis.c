@@ -862,7 +862,7 @@ static int old_fields_of(const char *lead_id, const char *funnel)
     int n = 0;
     for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
         char f[64];
-        snprintf(f, sizeof f, "%s%s", funnel, suffix[i]);
+        fn_field_funnel(f, sizeof f, funnel, suffix[i]);
         redisReply *r = redisCommand(rc, "HEXISTS %s %s", k.lead, f);
         n += r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
         freeReplyObject(r);
@@ -874,7 +874,9 @@ static char *pos_text_of(const char *lead_id, const char *funnel)
 {
     fn_lead_keys_t k;
     fn_step_keys(cfg, fn_step_lead_hash(lead_id, strlen(lead_id)), &k);
-    redisReply *r = redisCommand(rc, "HGET %s %s%s", k.lead, funnel, FN_FF_POS);
+    char f[64];
+    fn_field_funnel(f, sizeof f, funnel, FN_FF_POS);
+    redisReply *r = redisCommand(rc, "HGET %s %s", k.lead, f);
     char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
     freeReplyObject(r);
     return v;
