@@ -8,6 +8,7 @@ broker and Redis that deploy/services.sh started.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,10 @@ import redis
 from redis.cluster import RedisCluster
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# Every Stack's private directory (its config and its daemons' logs) in this process:
+# Check.done() removes them when every check passed and names them when one failed.
+STACK_DIRS = []
 
 
 def env(name):
@@ -99,6 +104,7 @@ class Stack:
         self.redis_url = env("FUNNELD_REDIS_URL")
         self.name = f"{name}-{uuid.uuid4().hex[:8]}"
         self.tmp = tempfile.mkdtemp(prefix="funneld-e2e-")
+        STACK_DIRS.append(self.tmp)
         t = lambda s: f"{self.name}.{s}"
         self.topics = {k: t(k) for k in ("transitions", "retargeting", "bottlenecks",
                                           "snapshots", "dlq")}
@@ -317,6 +323,11 @@ class Check:
 
     def done(self):
         print(f"{self.name}: {self.n} checks, {self.failed} failed")
+        if self.failed and STACK_DIRS:
+            print("daemon logs kept in " + " ".join(STACK_DIRS))
+        elif not self.failed:
+            for d in STACK_DIRS:
+                shutil.rmtree(d, ignore_errors=True)
         sys.exit(1 if self.failed else 0)
 
 

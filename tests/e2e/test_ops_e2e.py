@@ -16,6 +16,7 @@ Runs its own redis-server so that it can stop it.
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -216,6 +217,7 @@ def main():
         st.close()
         srv.terminate()
         srv.wait()
+        shutil.rmtree(data, ignore_errors=True)
     check.done()
 
 

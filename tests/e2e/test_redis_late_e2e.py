@@ -5,7 +5,6 @@ commit it — a refused connect must never leave it hanging.
 """
 import json
 import subprocess
-import tempfile
 import time
 
 from harness import Check, Stack, free_port, gen_stream, wait_drained
@@ -27,7 +26,7 @@ def main():
         check.true(p.poll() is None, "funneld keeps running without Redis")
         srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no",
-                                "--dir", tempfile.mkdtemp()], stdout=subprocess.DEVNULL)
+                                "--dir", st.tmp], stdout=subprocess.DEVNULL)
         check.true(wait_drained(st, timeout=120), "everything processed once Redis is up")
         out = st.transitions(idle=3)
         check.true(len(out) > 0, f"transitions emitted ({len(out)})")
