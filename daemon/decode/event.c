@@ -204,6 +204,12 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* a message is mostly ASCII: eight bytes at a time while no top bit is set */
+        uint64_t v;
+        while (len - i >= 8 && (memcpy(&v, s + i, 8), !(v & 0x8080808080808080u)))
+            i += 8;
+        if (i == len)
+            break;
         unsigned char c = s[i];
         if (c < 0x80) {
             i++;

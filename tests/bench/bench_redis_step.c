@@ -212,7 +212,8 @@ int main(int argc, char **argv)
     if (!prefix_opt)
         snprintf(prefix, sizeof prefix, "bench-redis-%ld-%lld", (long)getpid(),
                  (long long)fn_now_ms());
-    cfg = fn_cli_config(TOOL, cfg_path, prefix_opt ? prefix_opt : prefix);
+    const char *key_prefix = prefix_opt ? prefix_opt : prefix;
+    cfg = fn_cli_config(TOOL, cfg_path, key_prefix);
     if (!cfg)
         goto fail;
 
@@ -288,7 +289,7 @@ int main(int argc, char **argv)
             TOOL ": %lld line(s), %lld rejected by the decoder, %zu step(s) built in "
                  "%.2f s (%.1f MB of RESP, %.0f bytes per step), prefix %s\n",
             lines, rejected, n_cmds, fn_cli_mono_s() - t_build, (double)all.len / 1e6,
-            (double)all.len / (double)n_cmds, prefix);
+            (double)all.len / (double)n_cmds, key_prefix);
 
     if (snapshot(redis, &before))
         goto fail;

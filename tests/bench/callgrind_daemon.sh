@@ -36,8 +36,11 @@ $PY topics "$FUNNELD_BROKERS" "$T.in:6:logappend" "$T.transitions:6:logappend" "
 # the bench's config: demo.json's funnels, marketing analytics off (bench_tools.py config)
 $PY config deploy/config/demo.json "$FUNNELD_RUN_DIR/cg.json" "$FUNNELD_BROKERS" \
     "$FUNNELD_REDIS_URL" "$T" "$T" "$T.in" "$T"
-"$BUILD/funneld-loadgen" -b "$FUNNELD_BROKERS" -t "$T.in" -n "${CG_EVENTS:-20000}" \
-    -l "${CG_LEADS:-2000}" --seed 7 --start-ts now --step-ms 1000 --dup-rate 0.01 \
+N=${CG_EVENTS:-20000}
+# within max_future (1 d) of the clock, as run.sh spreads its streams: 18 h at most
+STEP=$((64800000 / N)); ((STEP > 1000)) && STEP=1000; ((STEP < 1)) && STEP=1
+"$BUILD/funneld-loadgen" -b "$FUNNELD_BROKERS" -t "$T.in" -n "$N" \
+    -l "${CG_LEADS:-2000}" --seed 7 --start-ts now --step-ms "$STEP" --dup-rate 0.01 \
     --bad-rate 0.001 2>/dev/null
 if [[ "${CG_PERF_STAT:-0}" == 1 ]]; then
     "$BUILD/funneld" -c "$FUNNELD_RUN_DIR/cg.json" 2>"$FUNNELD_RUN_DIR/funneld.log" &

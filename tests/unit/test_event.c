@@ -253,6 +253,11 @@ static const tcase_t cases[] = {
      .json = "{\"a\":\"\x80\"}",
      .code = FN_REJ_INVALID_UTF8,
      .reason = "at byte 6 (0x80)"},
+    {.name = "invalid UTF-8 after a valid sequence and sixteen ASCII bytes",
+     .json = "{\"a\":\"\xC3\xA9"
+             "0123456789abcdef\xFF\"}",
+     .code = FN_REJ_INVALID_UTF8,
+     .reason = "at byte 24 (0xff)"},
     {.name = "invalid UTF-8 truncated at the end",
      .json = BASE "}\xF0\x9F\x98",
      .code = FN_REJ_INVALID_UTF8},
