@@ -79,6 +79,27 @@ static inline bool fn_test_script_load(redisContext *rc, const char *src, char s
     return ok;
 }
 
+/* How this run calls the step (fn_step_call_t): EVALSHA of the script whose digest is sha,
+ * or, when FUNNELD_TEST_STEP_CALL is "fcall" (ctest registers the tests that step a second
+ * time so, as ".fcall"), FCALL of the step library, loaded here as the daemon loads it;
+ * false after printing why. */
+static inline bool fn_test_step_call(redisContext *rc, const char *sha, fn_step_call_t *call)
+{
+    const char *how = getenv("FUNNELD_TEST_STEP_CALL");
+    *call = (fn_step_call_t){"EVALSHA", sha};
+    if (!how || strcmp(how, "fcall") != 0)
+        return true;
+    redisReply *r = redisCommand(rc, "FUNCTION LOAD %s", fn_lua_step_lib);
+    bool ok = r && (r->type == REDIS_REPLY_STRING ||
+                    (r->type == REDIS_REPLY_ERROR && strstr(r->str, "already exists")));
+    if (ok)
+        *call = (fn_step_call_t){"FCALL", fn_lua_step_lib_name};
+    else
+        fprintf(stderr, "FUNCTION LOAD failed: %s\n", r ? r->str : rc->errstr);
+    freeReplyObject(r);
+    return ok;
+}
+
 /* Sums a counter over every shard's stats hash of the run's prefix, as analytics and
  * funnelctl do. */
 static inline long long fn_test_stats_total(redisContext *rc, const fn_config_t *cfg,

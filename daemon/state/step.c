@@ -156,9 +156,9 @@ static void breakdown_values(const fn_funnel_t *f, const fn_event_t *ev, char *o
     }
 }
 
-int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
-                  fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms, const char *topic,
-                  int32_t partition, fn_buf_t *out)
+int fn_step_build(const fn_config_t *cfg, const fn_step_call_t *call, const char *token,
+                  const fn_event_t *ev, fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms,
+                  const char *topic, int32_t partition, fn_buf_t *out)
 {
     fn_lead_keys_t k;
     fn_step_keys(cfg, lead_hash, &k);
@@ -192,7 +192,7 @@ int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, co
     fn_key_leases(leases, sizeof leases, cfg->key_prefix, k.shard);
     char nkeys[FN_I64_TEXT];
     fn_i64_text(FN_STEP_KEYS, nkeys);
-    arg_s(&a, "EVALSHA"), arg_s(&a, sha), arg_s(&a, nkeys);
+    arg_s(&a, call->verb), arg_s(&a, call->name), arg_s(&a, nkeys);
     arg_s(&a, k.lead), arg_s(&a, k.seen), arg_s(&a, k.pending), arg_s(&a, k.stats);
     arg_s(&a, due), arg_s(&a, outbox), arg_s(&a, leases);
     arg_s(&a, now), arg_s(&a, ttl), arg_str(&a, ev->lead_id), arg_str(&a, ev->event_id);

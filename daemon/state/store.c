@@ -104,6 +104,7 @@ typedef struct conn {
     int port;
     redisAsyncContext *ac; /* NULL while down */
     bool ready;            /* connected, authenticated, scripts loaded */
+    bool fcall;            /* the step library is loaded there: steps go by FCALL */
     bool retired;          /* no longer a master: closed once its replies are in */
     fn_msg_queue_t wait;   /* routed here, ready to send, in order */
     fn_msg_queue_t sent;   /* sent, replies come back in this order */
@@ -173,9 +174,13 @@ static void maybe_wait(conn_t *c);
  * being fixed): the step is retried after a reconnect for as long as they last. */
 bool fn_store_transient(const char *err)
 {
-    static const char *const prefixes[] = {"NOSCRIPT", "LOADING",    "BUSY",     "OOM",
-                                           "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
-                                           "MOVED",    "ASK",        "NOAUTH",   "NOPERM"};
+    static const char *const prefixes[] = {"NOSCRIPT",    "ERR Function not found",
+                                           "LOADING",     "BUSY",
+                                           "OOM",         "READONLY",
+                                           "MASTERDOWN",  "TRYAGAIN",
+                                           "CLUSTERDOWN", "MOVED",
+                                           "ASK",         "NOAUTH",
+                                           "NOPERM"};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
         if (strncmp(err, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -484,15 +489,17 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
             limbo_later(s);
             return;
         }
-        bool noscript = strncmp(reply->str, "NOSCRIPT", 8) == 0;
+        /* the step's script or function is gone (SCRIPT FLUSH, FUNCTION FLUSH, a restart) */
+        bool noscript = strncmp(reply->str, "NOSCRIPT", 8) == 0 ||
+                        strncmp(reply->str, "ERR Function not found", 22) == 0;
         uint64_t skipped;
         if (fn_log_limit_pass(&s->lim_step, fn_now_ms(), noscript ? 0 : LOG_EVERY_MS, &skipped))
             fn_log(s->host.log, noscript ? FN_LOG_INFO : FN_LOG_WARN, "redis",
                    "%s:%d: step failed: %s%s (%llu more since the last line)", c->host, c->port,
-                   reply->str, noscript ? " (loading the script again)" : "; retrying",
+                   reply->str, noscript ? " (loading it again)" : "; retrying",
                    (unsigned long long)skipped);
         /* Retry after a pause; the lead's later events wait behind this one. A reconnect
-         * also reloads the script, which is what NOSCRIPT needs. */
+         * also reloads the script and the library, which is what NOSCRIPT needs. */
         m->state = FN_MSG_REDIS_WAIT;
         fn_queue_push(&c->wait, m);
         redisAsyncDisconnect(ac);
@@ -528,10 +535,12 @@ static void send_step(conn_t *c, fn_msg_t *m)
     token[il] = ':';
     fn_i64_text((int64_t)m->seq, token + il + 1);
     const fn_config_t *cfg = s->hooks.step_config(s->hooks.priv, m);
+    const fn_step_call_t call = c->fcall ? (fn_step_call_t){"FCALL", fn_lua_step_lib_name}
+                                         : (fn_step_call_t){"EVALSHA", s->sha[FN_SCRIPT_STEP]};
     int built =
         m->phase == FN_PHASE_STEP
-            ? fn_step_build(cfg, s->sha[FN_SCRIPT_STEP], token, &m->ev, m->lead_hash, fn_now_ms(),
-                            m->clock_ms, m->part->topic, m->part->partition, &s->step_cmd)
+            ? fn_step_build(cfg, &call, token, &m->ev, m->lead_hash, fn_now_ms(), m->clock_ms,
+                            m->part->topic, m->part->partition, &s->step_cmd)
             : s->hooks.merge_build(s->hooks.priv, m, s->sha[FN_SCRIPT_MERGE], token, &s->step_cmd);
     if (built) {
         fn_log(s->host.log, FN_LOG_ERROR, "redis", "out of memory building a step");
@@ -718,9 +727,9 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
         return;
     c->ready = true;
     c->backoff_ms = 0;
-    fn_log(s->host.log, FN_LOG_INFO, "redis",
-           "%s:%d ready (step script %.12s…), %zu step(s) to send", c->host, c->port,
-           s->sha[FN_SCRIPT_STEP], c->wait.len);
+    fn_log(s->host.log, FN_LOG_INFO, "redis", "%s:%d ready (step %s %s), %zu step(s) to send",
+           c->host, c->port, c->fcall ? "function" : "script",
+           c->fcall ? fn_lua_step_lib_name : s->sha[FN_SCRIPT_STEP], c->wait.len);
     if (s->cluster)
         check_shard_epochs(c);
     if (s->hooks.ready)
@@ -728,6 +737,23 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
     flush_conn(c);
     if (s->limbo.head)
         route_limbo(s);
+}
+
+/* FUNCTION LOAD's answer: the library's name, or that a library of that name (the same
+ * build's, by its name) is there already. Anything else (a Redis before 7, an ACL without
+ * FUNCTION LOAD or FCALL) leaves this connection's steps on EVALSHA of the same code. */
+static void on_lib_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+    conn_t *c = ac->data;
+    const redisReply *reply = r;
+    if (!reply)
+        return;
+    c->fcall = reply->type == REDIS_REPLY_STRING ||
+               (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "already exists"));
+    if (!c->fcall)
+        fn_log(c->s->host.log, FN_LOG_INFO, "redis",
+               "%s:%d: FUNCTION LOAD: %s; steps run as a script (EVALSHA) there", c->host, c->port,
+               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 }
 
 static void on_fire_loaded(redisAsyncContext *ac, void *r, void *priv)
@@ -860,6 +886,8 @@ static void send_setup(conn_t *c, redisAsyncContext *ac)
     redisAsyncCommand(ac, on_fire_loaded, NULL, "SCRIPT LOAD %s", fn_lua_fire_src);
     redisAsyncCommand(ac, on_read_loaded, NULL, "SCRIPT LOAD %s", fn_lua_read_src);
     redisAsyncCommand(ac, on_merge_loaded, NULL, "SCRIPT LOAD %s", fn_lua_merge_src);
+    c->fcall = false;
+    redisAsyncCommand(ac, on_lib_loaded, NULL, "FUNCTION LOAD %s", fn_lua_step_lib);
     redisAsyncCommand(ac, on_script_loaded, NULL, "SCRIPT LOAD %s", fn_lua_step_src);
 }
 

@@ -150,15 +150,22 @@ fn_hash128_t fn_step_lead_hash(const char *lead_id, size_t len);
 unsigned fn_step_shard(const fn_config_t *cfg, fn_hash128_t lead_hash);
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t lead_hash, fn_lead_keys_t *k);
 
-/* Writes the RESP-encoded EVALSHA for ev into out (sha is the script's 40-char digest;
- * token is "<instance>:<message>", naming this daemon process and this consumed message,
- * see step.lua; clock_ms is the partition's event time at ev (fn_msg_t.clock_ms; 0: ev's
- * own time), by which the lead's due timers fire first; topic/partition is where ev was
- * consumed, for its timers). Only the funnels the event is routed to are sent; an erase
- * names every funnel. */
-int fn_step_build(const fn_config_t *cfg, const char *sha, const char *token, const fn_event_t *ev,
-                  fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms, const char *topic,
-                  int32_t partition, fn_buf_t *out);
+/* How a step is called: FCALL of the step library's function (fn_lua_step_lib, Redis 7
+ * functions), or EVALSHA of the step script (fn_lua_step_src) by its 40-char digest where
+ * functions cannot be loaded. The same code runs either way. */
+typedef struct fn_step_call {
+    const char *verb; /* "FCALL" or "EVALSHA" */
+    const char *name; /* the function's name, or the script's digest */
+} fn_step_call_t;
+
+/* Writes the RESP-encoded step call for ev into out (call: see fn_step_call_t; token is
+ * "<instance>:<message>", naming this daemon process and this consumed message, see step.lua;
+ * clock_ms is the partition's event time at ev (fn_msg_t.clock_ms; 0: ev's own time), by which the
+ * lead's due timers fire first; topic/partition is where ev was consumed, for its timers). Only the
+ * funnels the event is routed to are sent; an erase names every funnel. */
+int fn_step_build(const fn_config_t *cfg, const fn_step_call_t *call, const char *token,
+                  const fn_event_t *ev, fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms,
+                  const char *topic, int32_t partition, fn_buf_t *out);
 
 /* Writes the trigger caps argument of the scripts ("name=max,per;..." for funnels with a
  * trigger_cap) into out. */
@@ -174,7 +181,12 @@ int64_t fn_step_touch_cap(const fn_config_t *cfg);
 int fn_step_parse(const fn_config_t *cfg, const redisReply *r, fn_step_result_t *res, char *err,
                   size_t errlen);
 
-/* Script source, embedded at build time from step.lua. */
+/* Script source, embedded at build time from step.lua and its preludes. */
 extern const char fn_lua_step_src[];
+/* The same as a function library ("#!lua name=...", for FUNCTION LOAD) whose one function
+ * has the library's name, fn_lua_step_lib_name: "funneld_step_" and 16 hex digits of the
+ * script's digest, so each build's library stands apart (cmake/embed.cmake). */
+extern const char fn_lua_step_lib[];
+extern const char fn_lua_step_lib_name[];
 
 #endif

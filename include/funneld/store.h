@@ -93,7 +93,8 @@ void fn_store_clear_pending(fn_store_t *s, struct fn_msg *m);
 /* Called by the tick: pings an idle connection, drops one whose outstanding commands got no
  * reply for long, gives up a connection attempt that never became ready. */
 void fn_store_watchdog(fn_store_t *s);
-/* True for a Redis error that passes (NOSCRIPT, LOADING, OOM, a failover, auth being fixed). */
+/* True for a Redis error that passes (NOSCRIPT or the step's function not found, LOADING,
+ * OOM, a failover, auth being fixed). */
 bool fn_store_transient(const char *err);
 
 /* ---- generic commands (timers, evaluation) ---- */

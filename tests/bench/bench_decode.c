@@ -60,8 +60,9 @@ static size_t pass(decode_fn decode, const fn_config_t *cfg, char **lines, size_
         *scanned += ev.mem != NULL;
         if (cmd && ev.kind != FN_EV_IGNORED) { /* the pipeline steps no ignored event */
             fn_hash128_t h = fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len);
-            if (fn_step_build(cfg, "0123456789012345678901234567890123456789", "bench:1", &ev, h,
-                              now, ev.ts_ms, "touchpoints", (int32_t)(i % 6), cmd) == FN_OK)
+            const fn_step_call_t call = {"FCALL", fn_lua_step_lib_name};
+            if (fn_step_build(cfg, &call, "bench:1", &ev, h, now, ev.ts_ms, "touchpoints",
+                              (int32_t)(i % 6), cmd) == FN_OK)
                 *matches += (unsigned)cmd->len;
         }
         for (size_t f = 0; !cmd && f < cfg->n_funnels; f++)

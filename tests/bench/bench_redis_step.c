@@ -57,14 +57,17 @@ typedef struct counts {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW]\n"
-               "                        [-u REDIS_URL] [-n NOW_MS]\n"
+               "                        [-u REDIS_URL] [-n NOW_MS] [-x fcall|evalsha]\n"
                "  -c  funneld config (the funnels and redis.url; FUNNELD_REDIS_URL overrides)\n"
                "  -i  touchpoints, one JSON message per line (funneld-loadgen --out)\n"
                "  -p  Redis key prefix (default bench-redis-<pid>-<time>): use a fresh one\n"
                "  -w  steps in flight on the connection (default 1000)\n"
                "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n"
                "  -n  the daemon's clock at the first step, +1 ms per step (default: the wall\n"
-               "      clock): the step's sampled work then falls on the same steps every run\n");
+               "      clock): the step's sampled work then falls on the same steps every run\n"
+               "  -x  how steps are called: fcall (default; the step library, as funneld calls\n"
+               "      it on Redis 7) or evalsha (the script, funneld's way where functions\n"
+               "      cannot be loaded)\n");
 }
 
 static double info_double(const char *text, const char *field)
@@ -180,15 +183,18 @@ static void count_reply(const redisReply *r, counts_t *k)
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *events_path = NULL, *prefix_opt = NULL, *url_opt = NULL;
+    const char *how = "fcall";
     long long window = 1000, now_opt = 0;
     const fn_cli_opt_t opts[] = {
         {'c', FN_CLI_STR, &cfg_path, 0, 0},   {'i', FN_CLI_STR, &events_path, 0, 0},
         {'p', FN_CLI_STR, &prefix_opt, 0, 0}, {'w', FN_CLI_INT, &window, 1, INT32_MAX},
-        {'u', FN_CLI_STR, &url_opt, 0, 0},    {'n', FN_CLI_INT, &now_opt, 1, INT64_MAX}};
+        {'u', FN_CLI_STR, &url_opt, 0, 0},    {'n', FN_CLI_INT, &now_opt, 1, INT64_MAX},
+        {'x', FN_CLI_STR, &how, 0, 0}};
     int st = fn_cli_parse(argc, argv, TOOL, opts, sizeof opts / sizeof opts[0], usage);
     if (st >= 0)
         return st;
-    if (!cfg_path || !events_path) {
+    bool fcall = strcmp(how, "fcall") == 0;
+    if (!cfg_path || !events_path || (!fcall && strcmp(how, "evalsha") != 0)) {
         usage(stderr);
         return 2;
     }
@@ -230,6 +236,19 @@ int main(int argc, char **argv)
     memcpy(sha, r->str, 40);
     sha[40] = '\0';
     freeReplyObject(r);
+    fn_step_call_t call = {"EVALSHA", sha};
+    if (fcall) {
+        r = redisCommand(redis, "FUNCTION LOAD %s", fn_lua_step_lib);
+        if (!r || (r->type != REDIS_REPLY_STRING &&
+                   !(r->type == REDIS_REPLY_ERROR && strstr(r->str, "already exists")))) {
+            fprintf(stderr, TOOL ": FUNCTION LOAD: %s (-x evalsha calls the script)\n",
+                    r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply")
+                      : redis->errstr);
+            goto fail;
+        }
+        freeReplyObject(r);
+        call = (fn_step_call_t){"FCALL", fn_lua_step_lib_name};
+    }
     r = NULL;
 
     /* Build every command up front so the timed loop only talks to Redis. */
@@ -259,8 +278,8 @@ int main(int argc, char **argv)
         snprintf(token, sizeof token, "%s:%zu", instance, n_cmds + 1);
         fn_hash128_t h = fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len);
         /* the timers zset of the partition the lead would be consumed from (6 in the bench) */
-        int brc = fn_step_build(cfg, sha, token, &ev, h, now, 0, "touchpoints", (int32_t)(h.lo % 6),
-                                &one);
+        int brc = fn_step_build(cfg, &call, token, &ev, h, now, 0, "touchpoints",
+                                (int32_t)(h.lo % 6), &one);
         fn_event_clear(&ev);
         if (brc)
             goto oom;

@@ -8,7 +8,9 @@
 # Builds REDIS_SRC with lua_profile.patch, a Lua hook on every VM instruction that charges
 # the time-stamp counter's cycles since the last one to the line it was on (so a C function
 # or a redis.call counts for the line that called it), and drives it with bench_redis_step on
-# a 20,000-event stream of the bench's config (2,000 leads). Prints the lines by cycles per
+# a 20,000-event stream of the bench's config (2,000 leads), the step called as a script
+# (`-x evalsha`: the hook sits on the scripts' Lua, and the lines are the script's; FCALL runs
+# the same lines, less the preludes' closures made per call). Prints the lines by cycles per
 # step, less an estimate of the hook's own cost per instruction (0.8 of the cheapest line's
 # cycles per instruction: the cheapest line does some work of its own, so not all of it). The
 # hook makes a step several times slower: the shares tell where to look; compare builds with
@@ -37,7 +39,7 @@ RP=$!
 trap 'kill $RP 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 "$BUILD/tests/bench/bench_redis_step" -c "$OUT/config.json" -i "$OUT/events.jsonl" -w 256 \
-    -u "redis://127.0.0.1:$PORT" | grep RESULT >"$OUT/result.txt"
+    -x evalsha -u "redis://127.0.0.1:$PORT" | grep RESULT >"$OUT/result.txt"
 redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
 wait $RP 2>/dev/null || true # the hook writes lines.txt at exit
 python3 - "$BUILD/generated/step_lua.c" "$OUT/lines.txt" "$OUT/result.txt" <<'PY'

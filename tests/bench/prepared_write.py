@@ -47,9 +47,9 @@ def steps(path):
     """[(lead key, seen key, event id, [write command, ...])] in the order they ran."""
     out, cur = [], None
     for line in open(path, encoding="latin-1"):
-        if '] "EVALSHA"' in line:
+        if '] "EVALSHA"' in line or '] "FCALL"' in line:
             a = [unquote(x) for x in QUOTED.findall(line)]
-            keys, argv = a[3:10], a[10:]  # EVALSHA sha 7 KEYS[1..7] ARGV...; ARGV[4] event id
+            keys, argv = a[3:10], a[10:]  # EVALSHA sha (FCALL name) 7 KEYS[1..7] ARGV...; ARGV[4]: event id
             cur = [keys[0], keys[1], argv[3], []]
             out.append(cur)
         elif "[0 lua]" in line and cur is not None:
@@ -99,7 +99,7 @@ def main():
         sys.exit(__doc__)
     events = steps(sys.argv[1])
     if not events:
-        sys.exit(f"prepared_write.py: no EVALSHA in {sys.argv[1]}")
+        sys.exit(f"prepared_write.py: no step (EVALSHA or FCALL) in {sys.argv[1]}")
     r = redis.Redis(port=int(sys.argv[2]))
     sha = r.script_load(APPLIER)
     t0 = time.time()

@@ -6,10 +6,12 @@ Redis (own redis-server processes on free loopback ports, so their auth can be c
 - a wrong password: the daemon stays up, /readyz is 503, the log names the auth error and it
   keeps retrying; once the server accepts that password (CONFIG SET requirepass) it becomes
   ready and processes what waited;
-- an ACL user restricted to funneld's key prefix and the smallest command set it needs (the
-  line README's Security section documents): wrong password first, fixed by ACL SETUSER, then
-  everything works — transitions, snapshots (analytics), timers — and Redis's ACL LOG shows
-  no command or key refused.
+- an ACL user restricted to funneld's key prefix, first with the rights of an install from
+  before the step library (no FUNCTION LOAD, no FCALL): wrong password first, fixed by ACL
+  SETUSER, then the steps run as a script (EVALSHA) and only FUNCTION LOAD was refused; then
+  with the smallest command set it needs (the line deploy/SECURITY.md documents) and a
+  reconnect: the steps go by FCALL, everything works — transitions, snapshots (analytics),
+  timers — and Redis's ACL LOG shows no command or key refused.
 Kafka (the SASL_PLAINTEXT and SSL listeners deploy/kafka.sh starts; skipped, saying so, when
 the broker was started by an older kafka.sh that has none):
 - SASL PLAIN and TLS (CA from kafka.sh): funneld consumes and produces over each;
@@ -36,12 +38,14 @@ from harness import (Check, Stack, free_port, group_lag, kafka_sh, parse_metrics
 from harness import http_get as get
 
 # What funneld sends to Redis: AUTH (always allowed), PING (idle check), SET NX/GET (the
-# evaluation lock, the store's epoch marker), SCRIPT LOAD and EVALSHA (step, fire, read),
+# evaluation lock, the store's epoch marker), SCRIPT LOAD and EVALSHA (fire, read, merge, and
+# the step where functions cannot be loaded), FUNCTION LOAD and FCALL (the step library),
 # HSET/HDEL/ZREM (acknowledged outputs and triggers, bottleneck state), and inside the Lua
 # scripts the hash and zset commands below. SELECT is needed only for a db other than 0.
-ACL_COMMANDS = ("+ping +get +set +script|load +evalsha +eval +del +hdel +hget +hgetall +hmget +hset "
-                "+hincrby +hincrbyfloat +pexpire +pexpireat +zadd +zrange +zrangebyscore +zrem "
-                "+zremrangebyrank +zscore +exists +sadd +scard +smembers")
+ACL_SCRIPTS_ONLY = ("+ping +get +set +script|load +evalsha +eval +del +hdel +hget +hgetall +hmget "
+                    "+hset +hincrby +hincrbyfloat +pexpire +pexpireat +zadd +zrange +zrangebyscore "
+                    "+zrem +zremrangebyrank +zscore +exists +sadd +scard +smembers")
+ACL_COMMANDS = ACL_SCRIPTS_ONLY + " +function|load +fcall"
 
 
 def secret(tag):
@@ -256,13 +260,14 @@ def redis_part(check, secrets, tmp):
                              lambda a: a.config_set("requirepass", ""), 5, error="NOAUTH")
             finish(check, secrets, st, p, "no password")
 
-        # --- an ACL user on the prefix only, with the commands funneld needs ---
+        # --- an ACL user on the prefix only: first with the rights of an install from before
+        # the step library (no FUNCTION LOAD, no FCALL), then with the commands funneld needs ---
         st = Stack("sec-acl", partitions=2)
         try:
             aport, upw, apw = free_port(), secret("acl"), secret("admin")
             wrong = secret("acl-wrong")
             secrets.add(upw, apw, wrong)
-            acl = f"funneld on >{upw} resetkeys ~{st.name}:* resetchannels -@all {ACL_COMMANDS}"
+            acl = f"funneld on >{upw} resetkeys ~{st.name}:* resetchannels -@all {ACL_SCRIPTS_ONLY}"
             print(f"ACL: user {acl.replace(upw, 'PASSWORD')}")
             srv = start_redis(tmp, aport, "--user", "default", "off", "--user", *acl.split(),
                               "--user", "admin", "on", f">{apw}", "~*", "&*", "+@all")
@@ -282,6 +287,30 @@ def redis_part(check, secrets, tmp):
             hport = wrong_then_fixed(check, secrets, st, p, "ACL wrong", admin,
                                      lambda a: a.execute_command("ACL", "SETUSER", "funneld",
                                                                  f">{wrong}"), 20)
+
+            def calls(cmd):
+                return admin.info("commandstats").get(f"cmdstat_{cmd}", {}).get("calls", 0)
+            # FUNCTION LOAD refused: the same step, called as a script
+            check.true(any("steps run as a script" in e.get("msg", "") for e in log_lines(st, p)),
+                       "ACL without FUNCTION: the daemon says its steps run as a script")
+            raw = admin.execute_command("ACL", "LOG", "128")
+            check.true(any(acl_reason(e) == "auth" for e in raw),
+                       "ACL: the wrong password was logged by Redis")
+            refused = {acl_entry(e).get("object") for e in raw if acl_reason(e) != "auth"}
+            check.eq(refused, {"function|load"}, "ACL without FUNCTION: only FUNCTION LOAD refused")
+            check.true(calls("evalsha") >= 60 and calls("fcall") == 0,
+                       f"ACL without FUNCTION: steps by EVALSHA ({calls('evalsha')}), "
+                       f"none by FCALL ({calls('fcall')})")
+            # the rights documented: once reconnected, the daemon steps by FCALL
+            admin.execute_command("ACL", "SETUSER", "funneld", "resetkeys", f"~{st.name}:*",
+                                  "resetchannels", "-@all", *ACL_COMMANDS.split())
+            admin.execute_command("ACL", "LOG", "RESET")
+            admin.execute_command("CLIENT", "KILL", "USER", "funneld")
+            st.produce(leads_events(f"{st.name}-b", 10, base=1000))
+            expect_processed(check, st, 30, "ACL with FUNCTION", hport)
+            check.true(calls("fcall") >= 30, f"ACL with FUNCTION: steps by FCALL ({calls('fcall')})")
+            check.true(any("ready (step function" in e.get("msg", "") for e in log_lines(st, p)),
+                       "ACL with FUNCTION: the daemon says its steps go to the function")
             # analytics (read.lua, SET NX locks, bottleneck state) and the timer tick run
             # every 10 s: wait for snapshots, then look at what Redis refused
             snaps = st.consume(st.topics["snapshots"], expect=2, idle=1, timeout=40)
@@ -289,13 +318,12 @@ def redis_part(check, secrets, tmp):
             raw = admin.execute_command("ACL", "LOG", "128")
             denied = [e for e in raw if acl_reason(e) != "auth"]
             check.eq([acl_entry(e) for e in denied], [], "ACL: nothing refused by the ACL")
-            check.true(any(acl_reason(e) == "auth" for e in raw),
-                       "ACL: the wrong password was logged by Redis")
             keys = admin.keys("*")
             check.true(keys and all(k.startswith(f"{st.name}:".encode()) for k in keys),
                        f"ACL: every key under the prefix ({len(keys)})")
-            nope = [e for e in log_lines(st, p) if "NOPERM" in e.get("msg", "")]
-            check.eq(nope, [], "ACL: no NOPERM in the daemon's log")
+            nope = [e for e in log_lines(st, p)
+                    if "NOPERM" in e.get("msg", "") and "FUNCTION LOAD" not in e.get("msg", "")]
+            check.eq(nope, [], "ACL: no NOPERM in the daemon's log but the refused FUNCTION LOAD")
             finish(check, secrets, st, p, "ACL")
         finally:
             st.close()

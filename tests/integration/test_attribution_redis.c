@@ -38,6 +38,7 @@ static const int64_t T0 = 1790000000000LL;
 static redisContext *rc;
 static fn_config_t *cfg;
 static char sha[41];
+static fn_step_call_t step_call; /* fn_test_step_call */
 static char prefix[32];
 static int msg_no;
 static redisReply *last;
@@ -75,8 +76,8 @@ static void apply(const char *lead, const char *json)
               FN_REJ_NONE);
     fn_buf_t cmd = {0};
     snprintf(token, sizeof token, "it:%d", ++msg_no);
-    CHECK(fn_step_build(cfg, sha, token, &ev, fn_step_lead_hash(lead, strlen(lead)), T0, 0, "in", 0,
-                        &cmd) == FN_OK);
+    CHECK(fn_step_build(cfg, &step_call, token, &ev, fn_step_lead_hash(lead, strlen(lead)), T0, 0,
+                        "in", 0, &cmd) == FN_OK);
     if (last)
         freeReplyObject(last);
     redisAppendFormattedCommand(rc, cmd.data, cmd.len);
@@ -389,7 +390,7 @@ int main(void)
 {
     if (!fn_test_redis_start(CONFIG, "ita", prefix, &cfg, &rc))
         return 1;
-    if (!fn_test_script_load(rc, fn_lua_step_src, sha))
+    if (!fn_test_script_load(rc, fn_lua_step_src, sha) || !fn_test_step_call(rc, sha, &step_call))
         return 1;
     test_one_touch();
     test_four_channels();

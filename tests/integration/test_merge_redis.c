@@ -37,6 +37,7 @@ static const int64_t NOW = 1790000000000LL + 60000;
 static redisContext *rc;
 static fn_config_t *cfg;
 static char step_sha[41], merge_sha[41];
+static fn_step_call_t step_call; /* fn_test_step_call */
 static char prefix[32];
 static int msg_no;
 
@@ -73,8 +74,8 @@ static redisReply *step(const char *json)
     fn_buf_t cmd = {0};
     char token[64];
     snprintf(token, sizeof token, "it:%d", ++msg_no);
-    CHECK(fn_step_build(cfg, step_sha, token, &ev, hash_of(ev.lead_id.p), NOW, 0, "in", 0, &cmd) ==
-          FN_OK);
+    CHECK(fn_step_build(cfg, &step_call, token, &ev, hash_of(ev.lead_id.p), NOW, 0, "in", 0,
+                        &cmd) == FN_OK);
     redisReply *r = send(&cmd);
     fn_buf_free(&cmd);
     fn_event_clear(&ev);
@@ -522,7 +523,8 @@ int main(void)
     if (!fn_test_redis_start(CONFIG, "itm", prefix, &cfg, &rc))
         return 1;
     if (!fn_test_script_load(rc, fn_lua_step_src, step_sha) ||
-        !fn_test_script_load(rc, fn_lua_merge_src, merge_sha))
+        !fn_test_script_load(rc, fn_lua_merge_src, merge_sha) ||
+        !fn_test_step_call(rc, step_sha, &step_call))
         return 1;
     test_merge_steps();
     test_merge_old_layout();

@@ -42,6 +42,7 @@ static const char *CONFIG =
 static redisContext *rc;
 static fn_config_t *cfg;
 static char sha[41], fire_sha[41];
+static fn_step_call_t step_call; /* fn_test_step_call */
 static char prefix[32];
 static redisReply *last_reply;
 /* the daemon process applying events; test_replay switches it to act as a restarted one */
@@ -66,8 +67,9 @@ static redisReply *send_step(const char *json, bool resend)
     fn_buf_t cmd = {0};
     char token[64];
     snprintf(token, sizeof token, "%s:%d", instance, resend ? resend_no : ++msg_no);
-    CHECK(fn_step_build(cfg, sha, token, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
-                        step_now, 0, "in", 0, &cmd) == FN_OK);
+    CHECK(fn_step_build(cfg, &step_call, token, &ev,
+                        fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len), step_now, 0, "in", 0,
+                        &cmd) == FN_OK);
     if (last_reply)
         freeReplyObject(last_reply);
     last_reply = NULL;
@@ -941,7 +943,8 @@ int main(void)
     if (!fn_test_redis_start(CONFIG, "it", prefix, &cfg, &rc))
         return 1;
     if (!fn_test_script_load(rc, fn_lua_step_src, sha) ||
-        !fn_test_script_load(rc, fn_lua_fire_src, fire_sha))
+        !fn_test_script_load(rc, fn_lua_fire_src, fire_sha) ||
+        !fn_test_step_call(rc, sha, &step_call))
         return 1;
 
     test_journey();

@@ -39,6 +39,7 @@ static const char *CONFIG =
 static redisContext *rc;
 static fn_config_t *cfg;
 static char step_sha[41], fire_sha[41];
+static fn_step_call_t step_call; /* fn_test_step_call */
 static char prefix[32];
 static int msg_no;
 /* triggers the last step fired itself (timers due before its event) */
@@ -69,8 +70,9 @@ static int64_t apply_on(int part, const char *lead, const char *id, int64_t ts, 
     fn_buf_t cmd = {0};
     char token[64];
     snprintf(token, sizeof token, "it:%d", ++msg_no);
-    CHECK(fn_step_build(cfg, step_sha, token, &ev, fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len),
-                        T0, step_clock, "in", part, &cmd) == FN_OK);
+    CHECK(fn_step_build(cfg, &step_call, token, &ev,
+                        fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len), T0, step_clock, "in", part,
+                        &cmd) == FN_OK);
     redisAppendFormattedCommand(rc, cmd.data, cmd.len);
     redisReply *r = NULL;
     CHECK(redisGetReply(rc, (void **)&r) == REDIS_OK);
@@ -667,7 +669,8 @@ int main(void)
     if (!cfg)
         return 1;
     rc = fn_test_redis_connect();
-    if (!rc || rc->err || load(fn_lua_step_src, step_sha) || load(fn_lua_fire_src, fire_sha)) {
+    if (!rc || rc->err || load(fn_lua_step_src, step_sha) || load(fn_lua_fire_src, fire_sha) ||
+        !fn_test_step_call(rc, step_sha, &step_call)) {
         fprintf(stderr, "cannot connect to Redis or load the scripts\n");
         return 1;
     }

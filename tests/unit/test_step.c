@@ -52,6 +52,9 @@ static bool resp_word(const fn_buf_t *b, long i, char *out, size_t outlen)
     return false;
 }
 
+/* the script's call in most cases here; test_call_forms checks both forms */
+static const fn_step_call_t call = {"EVALSHA", "0123456789012345678901234567890123456789"};
+
 static fn_config_t *load(const char *text)
 {
     char err[256];
@@ -102,8 +105,8 @@ static void test_layout_at_the_maximum(void)
                                   sizeof reason),
                   FN_REJ_NONE);
         fn_buf_t cmd = {0};
-        CHECK(fn_step_build(cfg, "0123456789012345678901234567890123456789", "i:1", &ev,
-                            fn_step_lead_hash("L", 1), 5000, 0, "in", 0, &cmd) == FN_OK);
+        CHECK(fn_step_build(cfg, &call, "i:1", &ev, fn_step_lead_hash("L", 1), 5000, 0, "in", 0,
+                            &cmd) == FN_OK);
         static char last[4][8192];
         memset(last, 0, sizeof last);
         long words = cmd.len ? resp_words(&cmd, last) : -1;
@@ -148,8 +151,8 @@ static void test_cluster_flag(void)
         CHECK_INT(fn_event_decode(ev_json, strlen(ev_json), cfg, 0, &ev, reason, sizeof reason),
                   FN_REJ_NONE);
         fn_buf_t cmd = {0};
-        CHECK(fn_step_build(cfg, "0123456789012345678901234567890123456789", "i:1", &ev,
-                            fn_step_lead_hash("L", 1), 5000, 0, "in", 0, &cmd) == FN_OK);
+        CHECK(fn_step_build(cfg, &call, "i:1", &ev, fn_step_lead_hash("L", 1), 5000, 0, "in", 0,
+                            &cmd) == FN_OK);
         /* EVALSHA, digest, key count, the keys, then ARGV from 1 */
         CHECK(resp_word(&cmd, 3 + FN_STEP_KEYS + FN_STEP_ARG_CLUSTER - 1, word, sizeof word));
         CHECK_STR(word, cluster ? "1" : "");
@@ -161,9 +164,55 @@ static void test_cluster_flag(void)
     }
 }
 
+/* The call's verb and name lead the command, the same keys and arguments follow either. */
+static void test_call_forms(void)
+{
+    static const char *const ev_json = "{\"event_id\":\"e\",\"lead_id\":\"L\",\"ts\":1000,"
+                                       "\"channel\":\"web\",\"type\":\"page_view\"}";
+    fn_config_t *cfg = load("{\"funnels\":[{\"name\":\"f\","
+                            "\"stages\":[{\"name\":\"a\",\"on\":[{\"type\":\"page_view\"}]}]}]}");
+    if (!cfg)
+        return;
+    fn_event_t ev = {0};
+    char reason[256];
+    CHECK_INT(fn_event_decode(ev_json, strlen(ev_json), cfg, 0, &ev, reason, sizeof reason),
+              FN_REJ_NONE);
+    const fn_step_call_t fcall = {"FCALL", fn_lua_step_lib_name};
+    fn_buf_t by_script = {0}, by_function = {0};
+    CHECK(fn_step_build(cfg, &call, "i:1", &ev, fn_step_lead_hash("L", 1), 5000, 0, "in", 0,
+                        &by_script) == FN_OK);
+    CHECK(fn_step_build(cfg, &fcall, "i:1", &ev, fn_step_lead_hash("L", 1), 5000, 0, "in", 0,
+                        &by_function) == FN_OK);
+    char a[64] = "?", b[64] = "?";
+    CHECK(resp_word(&by_script, 0, a, sizeof a) && resp_word(&by_function, 0, b, sizeof b));
+    CHECK_STR(a, "EVALSHA");
+    CHECK_STR(b, "FCALL");
+    CHECK(resp_word(&by_function, 1, b, sizeof b));
+    CHECK_STR(b, fn_lua_step_lib_name);
+    CHECK(strncmp(fn_lua_step_lib_name, "funneld_step_", 13) == 0 &&
+          strlen(fn_lua_step_lib_name) == 13 + 16);
+    /* the library declares itself by that name and registers the function under it */
+    char head[64];
+    snprintf(head, sizeof head, "#!lua name=%s\n", fn_lua_step_lib_name);
+    CHECK(strncmp(fn_lua_step_lib, head, strlen(head)) == 0);
+    char reg[96];
+    snprintf(reg, sizeof reg, "redis.register_function('%s', function(KEYS, ARGV)",
+             fn_lua_step_lib_name);
+    CHECK(strstr(fn_lua_step_lib, reg) != NULL);
+    for (long i = 2; i < FN_STEP_WORDS(1); i++) {
+        CHECK(resp_word(&by_script, i, a, sizeof a) && resp_word(&by_function, i, b, sizeof b));
+        CHECK_STR(a, b);
+    }
+    fn_buf_free(&by_script);
+    fn_buf_free(&by_function);
+    fn_event_clear(&ev);
+    fn_config_free(cfg);
+}
+
 int main(void)
 {
     test_layout_at_the_maximum();
     test_cluster_flag();
+    test_call_forms();
     return fn_test_result("test_step");
 }
