@@ -9,12 +9,12 @@
 # the time-stamp counter's cycles since the last one to the line it was on (so a C function
 # or a redis.call counts for the line that called it), and drives it with bench_redis_step on
 # a 20,000-event stream of the bench's config (2,000 leads), the step called as a script
-# (`-x evalsha`: the hook sits on the scripts' Lua, and the lines are the script's; FCALL runs
-# the same lines, less the preludes' closures made per call). Prints the lines by cycles per
-# step, less an estimate of the hook's own cost per instruction (0.8 of the cheapest line's
-# cycles per instruction: the cheapest line does some work of its own, so not all of it). The
-# hook makes a step several times slower: the shares tell where to look; compare builds with
-# callgrind (tests/bench/README.md), not with these cycles.
+# (`-x evalsha`, so the lines are the script's: the library's text puts two more before
+# step.lua's; FCALL runs the same lines, less the preludes' closures made per call). Prints
+# the lines by cycles per step, less an estimate of the hook's own cost per instruction (0.8
+# of the cheapest line's cycles per instruction: the cheapest line does some work of its own,
+# so not all of it). The hook makes a step several times slower: the shares tell where to
+# look; compare builds with callgrind (tests/bench/README.md), not with these cycles.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 SRC=$(realpath "$1")
