@@ -90,8 +90,7 @@ static inline bool fn_test_step_call(redisContext *rc, const char *sha, fn_step_
     if (!how || strcmp(how, "fcall") != 0)
         return true;
     redisReply *r = redisCommand(rc, "FUNCTION LOAD %s", fn_lua_step_lib);
-    bool ok = r && (r->type == REDIS_REPLY_STRING ||
-                    (r->type == REDIS_REPLY_ERROR && strstr(r->str, "already exists")));
+    bool ok = fn_step_lib_loaded(r);
     if (ok)
         *call = (fn_step_call_t){"FCALL", fn_lua_step_lib_name};
     else

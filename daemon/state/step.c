@@ -156,6 +156,12 @@ static void breakdown_values(const fn_funnel_t *f, const fn_event_t *ev, char *o
     }
 }
 
+bool fn_step_lib_loaded(const redisReply *reply)
+{
+    return reply && (reply->type == REDIS_REPLY_STRING ||
+                     (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "already exists")));
+}
+
 int fn_step_build(const fn_config_t *cfg, const fn_step_call_t *call, const char *token,
                   const fn_event_t *ev, fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms,
                   const char *topic, int32_t partition, fn_buf_t *out)

@@ -739,8 +739,7 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
         route_limbo(s);
 }
 
-/* FUNCTION LOAD's answer: the library's name, or that a library of that name (the same
- * build's, by its name) is there already. Anything else (a Redis before 7, an ACL without
+/* FUNCTION LOAD's answer (fn_step_lib_loaded). Anything else (a Redis before 7, an ACL without
  * FUNCTION LOAD or FCALL) leaves this connection's steps on EVALSHA of the same code. */
 static void on_lib_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -748,8 +747,7 @@ static void on_lib_loaded(redisAsyncContext *ac, void *r, void *priv)
     const redisReply *reply = r;
     if (!reply)
         return;
-    c->fcall = reply->type == REDIS_REPLY_STRING ||
-               (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "already exists"));
+    c->fcall = fn_step_lib_loaded(reply);
     if (!c->fcall)
         fn_log(c->s->host.log, FN_LOG_INFO, "redis",
                "%s:%d: FUNCTION LOAD: %s; steps run as a script (EVALSHA) there", c->host, c->port,

@@ -239,8 +239,7 @@ int main(int argc, char **argv)
     fn_step_call_t call = {"EVALSHA", sha};
     if (fcall) {
         r = redisCommand(redis, "FUNCTION LOAD %s", fn_lua_step_lib);
-        if (!r || (r->type != REDIS_REPLY_STRING &&
-                   !(r->type == REDIS_REPLY_ERROR && strstr(r->str, "already exists")))) {
+        if (!fn_step_lib_loaded(r)) {
             fprintf(stderr, TOOL ": FUNCTION LOAD: %s (-x evalsha calls the script)\n",
                     r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply")
                       : redis->errstr);

@@ -209,10 +209,36 @@ static void test_call_forms(void)
     fn_config_free(cfg);
 }
 
+/* FUNCTION LOAD's answers: loaded, or the same build's library already there, count; a Redis
+ * without functions, an ACL refusal, another error or no reply leave the step on EVALSHA. */
+static void test_lib_loaded(void)
+{
+    static const struct {
+        int type;
+        const char *str;
+        bool loaded;
+    } cases[] = {
+        {REDIS_REPLY_STRING, "funneld_step_0123456789abcdef", true},
+        {REDIS_REPLY_ERROR, "ERR Library 'funneld_step_0123456789abcdef' already exists", true},
+        {REDIS_REPLY_ERROR, "ERR unknown command 'FUNCTION'", false},
+        {REDIS_REPLY_ERROR,
+         "NOPERM this user has no permissions to run the 'function|load' command", false},
+        {REDIS_REPLY_ERROR, "ERR Error registering functions", false},
+        {REDIS_REPLY_STATUS, "OK", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        redisReply r = {
+            .type = cases[i].type, .str = (char *)cases[i].str, .len = strlen(cases[i].str)};
+        CHECK(fn_step_lib_loaded(&r) == cases[i].loaded);
+    }
+    CHECK(!fn_step_lib_loaded(NULL));
+}
+
 int main(void)
 {
     test_layout_at_the_maximum();
     test_cluster_flag();
     test_call_forms();
+    test_lib_loaded();
     return fn_test_result("test_step");
 }
