@@ -308,10 +308,10 @@ static const char *check_redis_url(const char *s, size_t len)
     char host[256], user[128], pass[256];
     int port, db;
     if (len <= 8 || strncmp(s, "redis://", 8) != 0)
-        return "must start with redis:// (redis://[user:password@]host:port[/db])";
+        return "must start with redis:// (redis://[[user]:password@]host:port[/db])";
     /* the same parser the daemon and funnelctl connect with, so what passes here connects */
     if (fn_redis_url_parse(s, host, sizeof host, &port, user, sizeof user, pass, sizeof pass, &db))
-        return "must be redis://[user:password@]host[:port][/db] with a host name or IPv4 "
+        return "must be redis://[[user]:password@]host[:port][/db] with a host name or IPv4 "
                "address, a port 1-65535 and a db number";
     return NULL;
 }
@@ -440,7 +440,7 @@ static const opt_t top_opts[] = {
      .off = CFG(input_formats), .off_n = CFG(n_input_formats), .kv_check = check_input_format,
      .flags = OPT_STRING_VALUES},
     {OPT(OPT_STRING, "redis.url", "\"redis://127.0.0.1:6379/0\"",
-         "Redis server, redis://[user:password@]host:port[/db]; FUNNELD_REDIS_URL overrides it"),
+         "Redis server, redis://[[user]:password@]host:port[/db]; FUNNELD_REDIS_URL overrides it"),
      .off = CFG(redis_url), .check = check_redis_url},
     {OPT(OPT_STRING, "redis.key_prefix", "\"fn\"",
          "Prefix of every Redis key funneld writes: 1 to 32 characters of A-Z a-z 0-9 _ . -"),

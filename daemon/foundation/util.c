@@ -422,13 +422,14 @@ int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, c
     const char *at = strrchr(p, '@');
     user[0] = pass[0] = '\0';
     if (at) {
+        /* "user:password@", ":password@", or "password@": without a colon the text is the
+         * password, as redis-cli reads it (a user alone would connect unauthenticated) */
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *uend = colon ? colon : at;
-        if ((size_t)(uend - p) >= userlen || (colon && (size_t)(at - colon - 1) >= passlen))
+        const char *uend = colon ? colon : p, *pstart = colon ? colon + 1 : p;
+        if ((size_t)(uend - p) >= userlen || (size_t)(at - pstart) >= passlen)
             return FN_ERR; /* never cut a credential */
         snprintf(user, userlen, "%.*s", (int)(uend - p), p);
-        if (colon)
-            snprintf(pass, passlen, "%.*s", (int)(at - colon - 1), colon + 1);
+        snprintf(pass, passlen, "%.*s", (int)(at - pstart), pstart);
         p = at + 1;
     }
     const char *slash = strchr(p, '/');

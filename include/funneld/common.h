@@ -36,8 +36,9 @@ int fn_time_parse(const char *s, size_t len, int64_t *out_ms);
  * Returns FN_OK and the value in milliseconds, or FN_ERR. */
 int fn_duration_parse(const char *s, int64_t *out_ms);
 
-/* Splits redis://[user:password@]host[:port][/db] (port 6379 and db 0 by default).
- * Returns FN_OK, or FN_ERR when there is no host or the port is out of range. */
+/* Splits redis://[[user]:password@]host[:port][/db] (port 6379 and db 0 by default); as in
+ * redis-cli, "redis://secret@host" names a password. Returns FN_OK, or FN_ERR when there is no
+ * host, the port is out of range or a credential does not fit its buffer. */
 int fn_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *user,
                        size_t userlen, char *pass, size_t passlen, int *db);
 

@@ -130,7 +130,7 @@ typedef struct fn_config {
     fn_kv_t *input_formats; /* input topic -> "native" or "segment"; unlisted: native */
     size_t n_input_formats;
     /* redis */
-    char *redis_url;    /* redis://[user:password@]host:port[/db] */
+    char *redis_url;    /* redis://[[user]:password@]host:port[/db] */
     char *key_prefix;   /* default "fn" */
     int redis_shards;   /* hash-tag buckets for per-funnel counters; default 64 */
     bool redis_cluster; /* redis_url and redis_seeds are nodes of a Redis Cluster */

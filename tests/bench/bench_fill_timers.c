@@ -61,7 +61,7 @@ static void usage(FILE *f)
         "  -d  due time of timer 0, epoch ms; timer n is due at DUE_MS + n\n"
         "      (default 4102444800000, 2100-01-01)\n"
         "  -w  timers in flight on the connection (default 1000)\n"
-        "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n");
+        "  -u  redis://[[user]:password@]host[:port][/db] (default: the config's)\n");
 }
 
 /* INFO memory used_memory, or -1. */

@@ -62,7 +62,7 @@ static void usage(FILE *f)
                "  -i  touchpoints, one JSON message per line (funneld-loadgen --out)\n"
                "  -p  Redis key prefix (default bench-redis-<pid>-<time>): use a fresh one\n"
                "  -w  steps in flight on the connection (default 1000)\n"
-               "  -u  redis://[user:password@]host[:port][/db] (default: the config's)\n"
+               "  -u  redis://[[user]:password@]host[:port][/db] (default: the config's)\n"
                "  -n  the daemon's clock at the first step, +1 ms per step (default: the wall\n"
                "      clock): the step's sampled work then falls on the same steps every run\n"
                "  -x  how steps are called: fcall (default; the step library, as funneld calls\n"

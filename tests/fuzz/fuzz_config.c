@@ -247,8 +247,10 @@ static void check_redis_url_usable(const char *url)
         FZ_CHECK(is_decimal_of(slash + 1, strlen(slash + 1), db), "redis.url \"%s\": db read as %d",
                  url, db);
     if (at) {
+        /* "user:password", ":password" or "password" (redis-cli's reading) */
         size_t userinfo = (size_t)(at - (url + 8));
-        FZ_CHECK(strlen(user) + (strchr(url + 8, ':') < at ? 1 + strlen(pass) : 0) == userinfo,
+        bool colon = memchr(url + 8, ':', userinfo) != NULL;
+        FZ_CHECK((colon ? strlen(user) + 1 : 0) + strlen(pass) == userinfo && (colon || !user[0]),
                  "redis.url \"%s\": user/password cut to \"%s\"/\"%s\"", url, user, pass);
     }
 }

@@ -451,9 +451,9 @@ static const struct {
      "kafka.properties[\"request.required.acks\"]: " ACKS_MSG},
     /* redis and http */
     {TOP("'redis':{'url':'http://127.0.0.1:6379'},"),
-     "redis.url: must start with redis:// (redis://[user:password@]host:port[/db])"},
+     "redis.url: must start with redis:// (redis://[[user]:password@]host:port[/db])"},
     {TOP("'redis':{'url':'redis://'},"),
-     "redis.url: must start with redis:// (redis://[user:password@]host:port[/db])"},
+     "redis.url: must start with redis:// (redis://[[user]:password@]host:port[/db])"},
     {TOP("'redis':{'key_prefix':'fn:x'},"), "redis.key_prefix: " PREFIX_MSG},
     {TOP("'redis':{'key_prefix':''},"), "redis.key_prefix: " PREFIX_MSG},
     {TOP("'redis':{'key_prefix':'abcdefghijklmnopqrstuvwxyz0123456'},"),
@@ -808,7 +808,7 @@ static void test_environment_overrides_connections(void)
     CHECK(fn_config_load(path, err, sizeof err) == NULL);
     CHECK_STR(
         err,
-        "FUNNELD_REDIS_URL: must start with redis:// (redis://[user:password@]host:port[/db])");
+        "FUNNELD_REDIS_URL: must start with redis:// (redis://[[user]:password@]host:port[/db])");
 
     /* FUNNELD_REDIS_CLUSTER: true or false, held to the cluster's rules (database 0) */
     setenv("FUNNELD_REDIS_URL", "redis://env:7000", 1);

@@ -148,35 +148,49 @@ static void test_json_str(void)
 /* Found by fuzz_config: what the config accepts must be what connects, never misread. */
 static void test_redis_url(void)
 {
+    static const struct {
+        const char *url, *host, *user, *pass;
+        int port, db;
+    } good[] = {
+        {"redis://u:p@h.example:6380/3", "h.example", "u", "p", 6380, 3},
+        {"redis://:secret@10.0.0.1", "10.0.0.1", "", "secret", 6379, 0},
+        /* found by fuzz_config too: a userinfo without a colon is the password, as redis-cli
+         * reads it, not a user name sent without one (which skipped AUTH altogether) */
+        {"redis://secret@h:6380", "h", "", "secret", 6380, 0},
+        {"redis://u:@h/2", "h", "u", "", 6379, 2},
+    };
     char host[256], user[128], pass[256];
     int port = 0, db = -1;
-    CHECK_INT(fn_redis_url_parse("redis://u:p@h.example:6380/3", host, sizeof host, &port, user,
-                                 sizeof user, pass, sizeof pass, &db),
-              FN_OK);
-    CHECK_STR(host, "h.example");
-    CHECK_STR(user, "u");
-    CHECK_STR(pass, "p");
-    CHECK_INT(port, 6380);
-    CHECK_INT(db, 3);
-    CHECK_INT(fn_redis_url_parse("redis://:secret@10.0.0.1", host, sizeof host, &port, user,
-                                 sizeof user, pass, sizeof pass, &db),
-              FN_OK);
-    CHECK_STR(pass, "secret");
-    CHECK_INT(port, 6379);
-    CHECK_INT(db, 0);
-    const char *bad[] = {"redis://[::1]:6379/0", "redis://h:",        "redis://h:4294973675/0",
-                         "redis://h:6379x/1",    "redis://h:6379/1x", "redis://h/-3",
-                         "redis://h:0",          "redis://",          "http://h:6379",
-                         "redis://:6379"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        CHECK_INT(fn_redis_url_parse(good[i].url, host, sizeof host, &port, user, sizeof user, pass,
+                                     sizeof pass, &db),
+                  FN_OK);
+        CHECK_STR(host, good[i].host);
+        CHECK_STR(user, good[i].user);
+        CHECK_STR(pass, good[i].pass);
+        CHECK_INT(port, good[i].port);
+        CHECK_INT(db, good[i].db);
+    }
+    /* too long for its buffer: refused, not cut */
+    char longhost[400], longpass[300];
+    snprintf(longhost, sizeof longhost, "redis://%0300d:1", 0);
+    snprintf(longpass, sizeof longpass, "redis://%0260d@h", 0);
+    const char *bad[] = {"redis://[::1]:6379/0",
+                         "redis://h:",
+                         "redis://h:4294973675/0",
+                         "redis://h:6379x/1",
+                         "redis://h:6379/1x",
+                         "redis://h/-3",
+                         "redis://h:0",
+                         "redis://",
+                         "http://h:6379",
+                         "redis://:6379",
+                         longhost,
+                         longpass};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         CHECK_INT(fn_redis_url_parse(bad[i], host, sizeof host, &port, user, sizeof user, pass,
                                      sizeof pass, &db),
                   FN_ERR);
-    char longhost[400];
-    snprintf(longhost, sizeof longhost, "redis://%0300d:1", 0);
-    CHECK_INT(fn_redis_url_parse(longhost, host, sizeof host, &port, user, sizeof user, pass,
-                                 sizeof pass, &db),
-              FN_ERR); /* too long for the buffer: refused, not cut */
 }
 
 /* Credentials in kafka.properties: which names are secret, and their values cut out of

@@ -9,7 +9,7 @@
 
 #include "funneld/config.h"
 
-/* Connects to the Redis that url names (redis://[user:password@]host[:port][/db]) and sends
+/* Connects to the Redis that url names (redis://[[user]:password@]host[:port][/db]) and sends
  * AUTH and SELECT as it asks. On failure prints "<tool>: <what failed>: <why>" on stderr and
  * returns NULL. The caller owns the context and frees it with redisFree(). */
 redisContext *fn_redis_sync_connect(const char *url, const char *tool);
