@@ -23,7 +23,8 @@
  *
  * A route's answer may come later (it reads Redis): the connection is then kept until the
  * owner responds, even when its client went away or its timeout closed it, so a request is
- * always valid until fn_http_respond.
+ * always valid until fn_http_respond. An answer that has not come within TIMEOUT_MS is given
+ * here as 503 (Retry-After), not a silent close.
  *
  * HEAD gets the headers GET would get, Content-Length included, and no body (RFC 9110 9.3.2).
  */
@@ -307,7 +308,8 @@ void fn_http_respond(fn_http_req_t *c, int code, const char *type, const char *b
 {
     assert(c->with_owner && !c->stream);
     c->with_owner = false;
-    if (uv_is_closing((uv_handle_t *)&c->tcp)) {
+    /* answered 503 by its timeout meanwhile (on_timeout), or closed: this answer is dropped */
+    if (c->answered || uv_is_closing((uv_handle_t *)&c->tcp)) {
         if (c->open_handles == 0) { /* both closed while its owner worked: ours to free */
             fn_buf_free(&c->out);
             free(c);
@@ -511,9 +513,22 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         answer_text(c, 431, "Request Header Fields Too Large", "request too large\n");
 }
 
+/* A request not whole in time is dropped. One whole and handed to its route's owner, which
+ * has not answered in time (it reads Redis, which may be slow), is answered 503 here so its
+ * client learns why and when to ask again; the owner's answer is dropped when it comes
+ * (fn_http_respond). The 503's own write is bounded by the same timeout. */
 static void on_timeout(uv_timer_t *t)
 {
-    conn_close(t->data);
+    http_conn_t *c = t->data;
+    if (c->with_owner && !c->answered) {
+        static const char text[] = "the answer did not come in time; try again\n";
+        answer(c, 503, "Service Unavailable", "text/plain; charset=utf-8", "Retry-After: 1\r\n",
+               text, sizeof text - 1);
+        if (!uv_is_closing((uv_handle_t *)&c->timer))
+            uv_timer_start(&c->timer, on_timeout, TIMEOUT_MS, 0);
+        return;
+    }
+    conn_close(c);
 }
 
 static bool peer_loopback(http_conn_t *c)

@@ -57,8 +57,9 @@ bool fn_http_req_trusted(const fn_http_req_t *r);
  * NULL when the request has none. */
 const char *fn_http_req_header(const fn_http_req_t *r, const char *name, char *out, size_t cap);
 /* Answers r (body copied) and lets go of it: r is invalid after the call. A client that went
- * away meanwhile gets nothing; the call still lets go. Call exactly once per request that
- * is not turned into a stream. */
+ * away meanwhile gets nothing, and one whose request arrived more than 5 s before was
+ * answered 503 (Retry-After) by the endpoint already; the call still lets go. Call exactly
+ * once per request that is not turned into a stream. */
 void fn_http_respond(fn_http_req_t *r, int code, const char *type, const char *body, size_t len);
 
 /* Turns r into a server-sent event stream (200, text/event-stream, kept open); closed(data,

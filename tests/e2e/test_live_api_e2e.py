@@ -50,8 +50,16 @@ def get(port, path, headers=None, host="127.0.0.1"):
         return None, str(e), {}
 
 
-def get_json(port, path, **kw):
-    code, body, _ = get(port, path, **kw)
+def get_json(port, path, deadline_s=60, **kw):
+    """(status, parsed body) of an API request, asked again while it is 503 (the figures or
+    the lead are read from Redis, which a loaded machine's shared Redis can make answer later
+    than the endpoint's 5 s: then 503 with Retry-After) or unanswered, as a client would."""
+    end = time.monotonic() + deadline_s
+    while True:
+        code, body, _ = get(port, path, **kw)
+        if code not in (None, 503) or time.monotonic() > end:
+            break
+        time.sleep(1)
     try:
         return code, json.loads(body)
     except ValueError:

@@ -1,6 +1,7 @@
 /*
  * test_http_routes.c — the HTTP endpoint's routes on a real loop and real sockets, a client
- * thread speaking to it: an answer given later (also after its client left), the token (401
+ * thread speaking to it: an answer given later (also after its client left, and after the
+ * endpoint's timeout answered 503 for it), the token (401
  * without it, / and the probes open), who may see lead ids, header lookup, and event streams:
  * their budget (503 beyond FN_HTTP_MAX_STREAMS), a client that never reads cut off at
  * FN_HTTP_STREAM_BUF (its closed callback runs), and fn_http_close ending the rest.
@@ -24,6 +25,7 @@ typedef struct srv {
     uv_timer_t later;
     fn_http_req_t *late[8];
     int n_late;
+    fn_http_req_t *held; /* GET /held: answered only at the end, long after its timeout */
     fn_http_stream_t *flood;
     int flood_closed, streams_closed, flood_refused;
     fn_http_stream_t *streams[FN_HTTP_MAX_STREAMS + 4];
@@ -51,6 +53,12 @@ static void route_later(void *data, fn_http_req_t *r)
     srv_t *s = data;
     s->late[s->n_late++] = r;
     uv_timer_start(&s->later, on_later, 100, 0);
+}
+
+static void route_held(void *data, fn_http_req_t *r)
+{
+    srv_t *s = data;
+    s->held = r;
 }
 
 /* GET /who: who the client is and what it sent in X-Test */
@@ -105,6 +113,9 @@ static void route_flood(void *data, fn_http_req_t *r)
 static void on_done(uv_async_t *a)
 {
     srv_t *s = a->data;
+    CHECK(s->held != NULL);
+    if (s->held) /* its client was answered 503 and is gone: this answer is dropped (ASan) */
+        fn_http_respond(s->held, 200, "text/plain", "too late\n", 9);
     fn_http_close(s->open); /* ends the streams still open */
     fn_http_close(s->guarded);
     uv_close((uv_handle_t *)&s->later, NULL);
@@ -146,6 +157,11 @@ static void client(void *arg)
     CHECK(write(fd, "GET /later HTTP/1.1\r\n\r\n", 23) == 23);
     close(fd);
     usleep(300 * 1000);
+    /* an owner that has not answered within the endpoint's timeout: 503 with Retry-After,
+     * not a connection closed without a word */
+    ask(s->port_open, "GET /held HTTP/1.1\r\n\r\n", b, sizeof b);
+    CHECK(strstr(b, "HTTP/1.1 503 Service Unavailable\r\n") && strstr(b, "\r\nRetry-After: 1\r\n"));
+    CHECK(strstr(b, "too late") == NULL);
     /* a route, a header, a trusted loopback client without a token: not when it asks for
      * another name (a rebound domain) or came through a proxy */
     static const struct {
@@ -256,6 +272,7 @@ int main(void)
     for (int i = 0; i < 2; i++) {
         CHECK_INT(fn_http_route(hs[i], "/later", route_later, &s), FN_OK);
         CHECK_INT(fn_http_route(hs[i], "/who", route_who, &s), FN_OK);
+        CHECK_INT(fn_http_route(hs[i], "/held", route_held, &s), FN_OK);
         CHECK_INT(fn_http_route(hs[i], "/stream", route_stream, &s), FN_OK);
         CHECK_INT(fn_http_route(hs[i], "/flood", route_flood, &s), FN_OK);
     }
