@@ -325,7 +325,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 fn_http_stream_t *fn_http_stream_open(fn_http_req_t *c, fn_http_stream_closed *closed, void *data)
 {
     fn_http_t *h = c->h;
-    if (c->head_only || h->n_streams >= FN_HTTP_MAX_STREAMS ||
+    if (c->head_only || h->n_streams >= FN_HTTP_MAX_STREAMS || c->answered ||
         uv_is_closing((uv_handle_t *)&c->tcp)) {
         const char *why = c->head_only ? "" : "too many event streams open\n";
         fn_http_respond(c, c->head_only ? 200 : 503,

@@ -65,7 +65,7 @@ void fn_http_respond(fn_http_req_t *r, int code, const char *type, const char *b
 /* Turns r into a server-sent event stream (200, text/event-stream, kept open); closed(data,
  * s) is called once when it ends. NULL, with r invalid after the call and closed never
  * called, when FN_HTTP_MAX_STREAMS are open (r is answered 503), for HEAD (answered 200),
- * or when the client is already gone. */
+ * or when the client is already gone (or was answered 503 at the timeout). */
 fn_http_stream_t *fn_http_stream_open(fn_http_req_t *r, fn_http_stream_closed *closed, void *data);
 /* Queues len bytes for s's client. FN_HTTP_TOO_SLOW when more than FN_HTTP_STREAM_BUF bytes
  * already wait for it, FN_ERR when the stream is closing, out of memory or the write fails:
