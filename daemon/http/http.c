@@ -3,18 +3,19 @@
  * http.listen, and the routes other modules register (the live view's page and API).
  *
  * It must never hurt the event path, whatever a client does: at most MAX_CONNS connections
- * are open, a request must fit in REQ_MAX bytes (else 431) and arrive within TIMEOUT_MS (else
- * the connection is dropped), one request per connection (the answer closes it), and reading
- * stops as soon as the request's head is complete. Memory per connection is therefore
- * bounded, and a slow or hostile client only ever costs one small buffer and a timer.
+ * are open, a request must fit in REQ_MAX bytes (else 431) and arrive within
+ * FN_HTTP_TIMEOUT_MS (else the connection is dropped), one request per connection (the
+ * answer closes it), and reading stops as soon as the request's head is complete. Memory per
+ * connection is therefore bounded, and a slow or hostile client only ever costs one small
+ * buffer and a timer.
  *
  * Nor may clients that hold connections without finishing a request lock out the probes
  * (/healthz, /readyz): an orchestrator would restart a healthy daemon. So a connection that
  * arrives at the limit evicts the oldest one whose request is still unanswered (the daemon
  * keeps those, oldest first, in h->oldest..newest), and is only refused when every
- * open connection is already sending its answer, which takes at most TIMEOUT_MS. A probe
- * sends its request as soon as it connects, so to starve it a client must open MAX_CONNS
- * connections in the moment before that request is read, not merely hold them.
+ * open connection is already sending its answer, which takes at most FN_HTTP_TIMEOUT_MS.
+ * A probe sends its request as soon as it connects, so to starve it a client must open
+ * MAX_CONNS connections in the moment before that request is read, not merely hold them.
  *
  * A server-sent event stream leaves those slots for a budget of its own
  * (FN_HTTP_MAX_STREAMS), and a client that does not read its stream is cut off once
@@ -23,8 +24,8 @@
  *
  * A route's answer may come later (it reads Redis): the connection is then kept until the
  * owner responds, even when its client went away or its timeout closed it, so a request is
- * always valid until fn_http_respond. An answer that has not come within TIMEOUT_MS is given
- * here as 503 (Retry-After), not a silent close.
+ * always valid until fn_http_respond. An answer that has not come within FN_HTTP_TIMEOUT_MS
+ * is given here as 503 (Retry-After), not a silent close.
  *
  * HEAD gets the headers GET would get, Content-Length included, and no body (RFC 9110 9.3.2).
  */
@@ -40,7 +41,6 @@
 #define REQ_MAX 8192
 #define PATH_MAX_LEN 2048
 #define TOKEN_MAX 512
-#define TIMEOUT_MS 5000
 
 typedef struct http_route {
     char path[64];
@@ -525,7 +525,7 @@ static void on_timeout(uv_timer_t *t)
         answer(c, 503, "Service Unavailable", "text/plain; charset=utf-8", "Retry-After: 1\r\n",
                text, sizeof text - 1);
         if (!uv_is_closing((uv_handle_t *)&c->timer))
-            uv_timer_start(&c->timer, on_timeout, TIMEOUT_MS, 0);
+            uv_timer_start(&c->timer, on_timeout, FN_HTTP_TIMEOUT_MS, 0);
         return;
     }
     conn_close(c);
@@ -576,7 +576,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->counted = true;
     h->conns++;
     unanswered_add(c);
-    uv_timer_start(&c->timer, on_timeout, TIMEOUT_MS, 0);
+    uv_timer_start(&c->timer, on_timeout, FN_HTTP_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 

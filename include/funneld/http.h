@@ -24,6 +24,9 @@ typedef struct http_conn fn_http_stream_t;
  * send: more, and the stream is closed. One message may take it past this once. */
 #define FN_HTTP_STREAM_BUF (256 * 1024)
 #define FN_HTTP_MAX_ROUTES 8
+/* A request's head must arrive, and its answer be given, within this many ms of its
+ * connection; an answer its route's owner has not given by then is a 503 (Retry-After). */
+#define FN_HTTP_TIMEOUT_MS 5000
 
 /* A route's handler: answer req with fn_http_respond (now or later) or fn_http_stream_open. */
 typedef void fn_http_handler(void *data, fn_http_req_t *req);
@@ -57,7 +60,7 @@ bool fn_http_req_trusted(const fn_http_req_t *r);
  * NULL when the request has none. */
 const char *fn_http_req_header(const fn_http_req_t *r, const char *name, char *out, size_t cap);
 /* Answers r (body copied) and lets go of it: r is invalid after the call. A client that went
- * away meanwhile gets nothing, and one whose request arrived more than 5 s before was
+ * away meanwhile gets nothing, and one connected more than FN_HTTP_TIMEOUT_MS before was
  * answered 503 (Retry-After) by the endpoint already; the call still lets go. Call exactly
  * once per request that is not turned into a stream. */
 void fn_http_respond(fn_http_req_t *r, int code, const char *type, const char *body, size_t len);
