@@ -598,15 +598,17 @@ def due_timers(r, key, bound):
     return n
 
 
-def timers_settled(st, wall_clock=True):
+def timers_settled(st, wall_clock=True, fired=None):
     """True when nothing due is left unfired and every fired trigger was acknowledged: every
     outbox empty (an entry a killed daemon had leased is handed out again when its lease
     runs out) and, on the wall clock, no due timer at or before now. On the event clock
     (due times are compared with each partition's event time, not known here) it waits
-    instead until the fired count holds still for 1.5 s with the outboxes empty."""
+    instead until the fired count holds still for 1.5 s with the outboxes empty, or, when
+    `fired` is given (a reference run's fired_count of the same stream), until it reaches
+    that: a daemon starved or blocked for a moment must not pass for one that is done."""
     def look():
         now = int(time.time() * 1000)
-        fired = 0
+        n = 0
         for k in st.redis.scan_iter(f"{st.name}:*", count=1000):
             name = k.decode()
             if name.endswith(":outbox") and st.redis.hlen(k):
@@ -614,14 +616,22 @@ def timers_settled(st, wall_clock=True):
             if wall_clock and ":due:" in name and st.redis.zcount(k, "-inf", now):
                 return None
             if not wall_clock and name.endswith(":stats"):
-                fired += sum(int(v) for f, v in st.redis.hgetall(k).items() if b"|trig|" in f)
-        return fired
+                n += sum(int(v) for f, v in st.redis.hgetall(k).items() if b"|trig|" in f)
+        return n
 
     first = look()
     if first is None or wall_clock:
         return first is not None
+    if fired is not None:
+        return first >= fired
     time.sleep(1.5)
     return look() == first
+
+
+def fired_count(st):
+    """How many triggers st's daemons fired (the shards' |trig| counters), once settled."""
+    return sum(int(v) for k in st.redis.scan_iter(f"{st.name}:*:stats", count=1000)
+               for f, v in st.redis.hgetall(k).items() if b"|trig|" in f)
 
 
 def outputs(st, topic, check, label, exact=True):
@@ -698,12 +708,13 @@ def short_timer_funnels(stale="2h", within="1h"):
     return funnels
 
 
-def stream_through_outage(st, hport, stream, rate, check, label, outage=None):
+def stream_through_outage(st, hport, stream, rate, check, label, outage=None, fired=None):
     """Feeds `stream` to st's input at `rate` a second while the daemon (HTTP on hport) runs,
     and waits until it drained the input and its timers settled. outage = (at, seconds,
     away, back, while_away): `at` seconds into the stream away() takes a service away;
     /readyz must turn 503 within `seconds`; while_away() checks more; back() restores it
-    `seconds` after it went, and /readyz must answer 200 again. Returns figures."""
+    `seconds` after it went, and /readyz must answer 200 again. fired: how many triggers a
+    reference run of the same stream fired (timers_settled). Returns figures."""
     fig = {}
     ready = lambda code: lambda: http_get(hport, "/readyz")[0] == code  # noqa: E731
     check.true(wait_for(ready(200), 60), f"{label}: ready before the stream")
@@ -724,7 +735,7 @@ def stream_through_outage(st, hport, stream, rate, check, label, outage=None):
         fig["ready_after_s"] = round(time.time() - returned, 1)
     feeder.join()
     check.true(wait_drained(st, timeout=300), f"{label}: drains the input")
-    check.true(wait_for(lambda: timers_settled(st, st.cfg.get("clock") != "event"), 120),
+    check.true(wait_for(lambda: timers_settled(st, st.cfg.get("clock") != "event", fired), 120),
                f"{label}: fires what fell due")
     if outage:
         fig["settled_after_s"] = round(time.time() - returned, 1)
@@ -779,6 +790,46 @@ def run_outputs(st, check, label):
     trig, _ = triggers(st, check, label)
     dlq = {bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"])}
     return by_id, order, repeats, trig, dlq
+
+
+def where_triggers(st, events, most=10):
+    """Lines saying where each of these triggers (events of the retargeting topic that a run
+    did not emit) is in st's Redis: its timer field and zset member if still armed, an
+    outbox entry if fired and not acknowledged, or neither. For a failing test's output."""
+    if not events:
+        return []
+    r = st.redis
+    want = {e["lead_id"] for e in events[:most]}
+    leads = {}
+    for k in r.scan_iter(f"{st.name}:*:lead:*", count=1000):
+        lid = r.hget(k, "id")
+        if lid is not None and lid.decode() in want:
+            leads[lid.decode()] = k.decode()
+    outbox = {}
+    for k in r.scan_iter(f"{st.name}:*:outbox", count=1000):
+        for f, v in r.hgetall(k).items():
+            outbox[f.decode()] = v.decode(errors="replace")
+    lines = [f"{len(events)} trigger(s) missing; the first {min(most, len(events))}:"]
+    for e in events[:most]:
+        key = leads.get(e["lead_id"])
+        what = (f"{e['funnel']} {e['lead_id']} {e['reason']} at {e['at']} "
+                f"cause {e['cause_event_id']}")
+        if not key:
+            lines.append(f"  {what}: no lead hash")
+            continue
+        shard = key[len(st.name) + 1:key.index(":lead:")]
+        tail = key[key.index(":lead:") + len(":lead:"):]
+        timer = r.hget(key, f"{e['funnel']}|t|{e['reason']}")
+        pos = (r.hget(key, f"{e['funnel']}|p") or b"").decode(errors="replace")
+        place = "timer field absent"
+        if timer is not None:
+            parts = timer.decode().split("|")
+            zset = f"{st.name}:{shard}:due:{parts[2]}" if len(parts) > 2 else "?"
+            score = r.zscore(zset, f"{tail}|{e['funnel']}|{e['reason']}")
+            place = f"timer {timer.decode()}, member score in {zset}: {score}"
+        held = [f for f, v in outbox.items() if e["lead_id"] in v]
+        lines.append(f"  {what}: {place}; position {pos}; outbox entries {held[:3]}")
+    return lines
 
 
 def check_same_outputs(check, label, want, got):

@@ -15,9 +15,9 @@ import json
 import shutil
 import tempfile
 
-from harness import (Check, Stack, free_port, gen_stream, kafka_sh, metrics, outputs, redis_state,
-                     scaled, short_timer_funnels, start_private_broker, stream_through_outage,
-                     triggers)
+from harness import (Check, Stack, fired_count, free_port, gen_stream, kafka_sh, metrics, outputs,
+                     redis_state, scaled, short_timer_funnels, start_private_broker,
+                     stream_through_outage, triggers)
 
 N = scaled(24000)
 RATE = scaled(2000)
@@ -25,7 +25,7 @@ OUTAGE_AT = 3.0
 OUTAGE = 10.0
 
 
-def run(stream, outage, run_dir, check):
+def run(stream, outage, run_dir, check, fired=None):
     label = "outage" if outage else "no outage"
     hport = free_port()
     # The event clock, with stall and rule windows short enough for timers to fall due
@@ -47,7 +47,7 @@ def run(stream, outage, run_dir, check):
         fig = stream_through_outage(
             st, hport, stream, RATE, check, label,
             (OUTAGE_AT, OUTAGE, lambda: kafka_sh(run_dir, "stop", "--keep-data"),
-             lambda: kafka_sh(run_dir, "start"), while_away) if outage else None)
+             lambda: kafka_sh(run_dir, "start"), while_away) if outage else None, fired)
         check.eq(st.stop(p), 0, f"{label}: exits 0 on SIGTERM")
         check.eq(st.log_of(p).count("assigned 6 partition(s)"), 1,
                  f"{label}: the daemon kept its partitions")
@@ -56,7 +56,7 @@ def run(stream, outage, run_dir, check):
         dlq = [bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"])]
         fig["dlq_repeats"] = len(dlq) - len(set(dlq))
         dlq = set(dlq)
-        return by_id, dlq, redis_state(st), trig, fig
+        return by_id, dlq, redis_state(st), trig, fig, fired_count(st)
     finally:
         st.close()
 
@@ -67,8 +67,8 @@ def main():
     try:
         start_private_broker(run_dir)
         stream = gen_stream(N, N // 8, seed=31)
-        want, want_dlq, want_state, want_trig, _ = run(stream, False, run_dir, check)
-        got, dlq, state, got_trig, fig = run(stream, True, run_dir, check)
+        want, want_dlq, want_state, want_trig, _, fired = run(stream, False, run_dir, check)
+        got, dlq, state, got_trig, fig, _ = run(stream, True, run_dir, check, fired)
     finally:
         try:
             kafka_sh(run_dir, "stop")

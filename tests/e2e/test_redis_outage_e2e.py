@@ -20,8 +20,9 @@ import tempfile
 
 import redis
 
-from harness import (Check, Stack, free_port, gen_stream, metrics, outputs, redis_state, scaled,
-                     short_timer_funnels, start_redis, stream_through_outage, triggers)
+from harness import (Check, Stack, fired_count, free_port, gen_stream, metrics, outputs,
+                     redis_state, scaled, short_timer_funnels, start_redis,
+                     stream_through_outage, triggers)
 
 N = scaled(24000)
 RATE = scaled(2000)  # input messages per second: the stream takes 12 s
@@ -29,7 +30,7 @@ OUTAGE_AT = 3.0  # seconds into the stream
 OUTAGE = 10.0
 
 
-def run(stream, kind, check):
+def run(stream, kind, check, fired=None):
     """One run with the given outage kind (None: no outage). Returns the transitions by id,
     the dead letters, the lead state and figures."""
     data = tempfile.mkdtemp(prefix="funneld-redis-")
@@ -73,7 +74,8 @@ def run(stream, kind, check):
     try:
         p = st.start("--log-level", "debug", unset=("FUNNELD_REDIS_URL",))
         fig = stream_through_outage(st, hport, stream, RATE, check, label,
-                                    (OUTAGE_AT, OUTAGE, away, back, while_away) if kind else None)
+                                    (OUTAGE_AT, OUTAGE, away, back, while_away) if kind else None,
+                                    fired)
         m = metrics(hport)
         fig["data_lost"] = m.get("funneld_redis_data_lost_total")
         check.eq(st.stop(p), 0, f"{label}: exits 0 on SIGTERM")
@@ -84,7 +86,7 @@ def run(stream, kind, check):
         dlq = sorted(bytes(m.value() or b"") for m in st.read_all(st.topics["dlq"]))
         state = redis_state(st)
         fig["in_flight_bound_hits"] = log.count("in-flight bound reached")
-        return trans, dlq, state, trig, log, fig
+        return trans, dlq, state, trig, log, fig, fired_count(st)
     finally:
         st.close()
         if srv_of["srv"].poll() is None:
@@ -97,13 +99,15 @@ def run(stream, kind, check):
 def main():
     check = Check("test_redis_outage_e2e")
     stream = gen_stream(N, N // 8, seed=21)
-    want, want_dlq, want_state, want_trig, _, _ = run(stream, None, check)
+    want, want_dlq, want_state, want_trig, _, _, fired = run(stream, None, check)
     check.true(len(want_trig) > 0, "the stream makes triggers fall due")
     check.true(len(want) > N // 10 and len(want_state) > N // 10,
                "the stream makes transitions")
     figures = {}
     for kind in ("frozen", "restarted", "emptied"):
-        got, dlq, state, trig, log, fig = run(stream, kind, check)
+        # emptied: the fired counters went with the data, so only the settling can be waited for
+        got, dlq, state, trig, log, fig, _ = run(stream, kind, check,
+                                                 None if kind == "emptied" else fired)
         figures[kind] = fig
         check.true("disconnected" in log or "not ready" in log or "no answer" in log,
                    f"{kind}: the daemon logged losing Redis")
