@@ -8,6 +8,7 @@
  *    allow_skip, so stage counts never grow down the funnel.
  *  - the conversion stage is the last stage (config enforces it); reaching it is CONVERT.
  */
+#include <assert.h>
 #include <string.h>
 
 #include "funneld/rules.h"
@@ -140,11 +141,16 @@ size_t fn_rules_timer_spec(const fn_funnel_t *f, const fn_event_t *ev, char *out
         return 0;
     }
     out[0] = '\0';
+    /* What ev does to each rule, judged once: 'U' cancels (unless wins), 'A' arms, 0 none. */
+    char does[FN_MAX_RULES];
     bool any_rule = false;
-    for (size_t r = 0; r < f->n_retarget && !any_rule; r++) {
+    assert(f->n_retarget <= FN_MAX_RULES);
+    for (size_t r = 0; r < f->n_retarget; r++) {
         const fn_retarget_rule_t *rule = &f->retarget[r];
-        any_rule = fn_rules_matcher_matches(&rule->after, ev) ||
-                   any_matches(rule->unless, rule->n_unless, ev);
+        does[r] = any_matches(rule->unless, rule->n_unless, ev) ? 'U'
+                  : fn_rules_matcher_matches(&rule->after, ev)  ? 'A'
+                                                                : 0;
+        any_rule |= does[r] != 0;
     }
     if (!stale && !any_rule)
         return 0;
@@ -156,9 +162,9 @@ size_t fn_rules_timer_spec(const fn_funnel_t *f, const fn_event_t *ev, char *out
     }
     for (size_t r = 0; r < f->n_retarget; r++) {
         const fn_retarget_rule_t *rule = &f->retarget[r];
-        if (any_matches(rule->unless, rule->n_unless, ev)) {
+        if (does[r] == 'U') {
             fn_cat(out, outlen, &n, "|U:", 3);
-        } else if (fn_rules_matcher_matches(&rule->after, ev)) {
+        } else if (does[r] == 'A') {
             fn_cat(out, outlen, &n, "|A", 2);
             fn_cat_i64(out, outlen, &n, rule->within_ms);
             fn_cat(out, outlen, &n, ":", 1);
