@@ -7,7 +7,10 @@
  * for each zset the daemon remembers the earliest due time (learned from the step replies
  * that arm timers and from each fire.lua reply), and the tick sends fire.lua only for zsets
  * whose earliest timer is due. A fresh assignment starts with every zset "unknown", which
- * costs one call per zset to learn.
+ * costs one call per zset to learn. Steps this daemon did not send can arm timers in its
+ * zsets too (after a rebalance, the old owner's steps still in flight finish), and nothing
+ * tells it of those: so every LEARN_EVERY_MS each zset of an owned partition is learned
+ * again, and such a timer fires at most that much late.
  *
  * Fired triggers wait in the shard's outbox until Kafka acknowledges them; a daemon that
  * dies in between leaves them leased, and after the lease any daemon hands them out again
@@ -39,6 +42,7 @@
 #define SWEEP_EVERY_MS 10000    /* how often held leases are renewed and expired ones looked for */
 #define FIRE_LOG_EVERY_MS 10000 /* a failing fire call is logged once per this, with a count */
 #define RENEW_BATCH 1000        /* leases renewed per call */
+#define LEARN_EVERY_MS 30000    /* how often each owned zset's earliest due time is learned again */
 
 /* What the timers know of one input partition's zsets (fn_partition_t.timers). */
 struct fn_timers_part {
@@ -64,6 +68,7 @@ struct fn_timers {
     struct trig_out *uncleared; /* delivered while Redis was away: outbox entries to clear */
     int64_t next_sweep_ms;      /* next look for outbox entries whose lease ran out */
     int64_t next_renew_ms;      /* next renewal of the leases of held triggers */
+    int64_t next_learn_ms;      /* next time every zset's earliest due time is forgotten */
     struct fn_timers_part *parts;
 };
 
@@ -423,6 +428,13 @@ void fn_timers_tick(fn_timers_t *tm)
     bool sweep = wall >= tm->next_sweep_ms;
     if (sweep)
         tm->next_sweep_ms = wall + SWEEP_EVERY_MS;
+    /* A zset whose fire call is outstanding keeps what that reply will say: a timer armed
+     * after the call was sent is learned in the next period. */
+    if (wall >= tm->next_learn_ms) {
+        tm->next_learn_ms = wall + LEARN_EVERY_MS;
+        for (struct fn_timers_part *tp = tm->parts; tp; tp = tp->next)
+            forget_due(tm, tp);
+    }
     /* What may be claimed is shared among the calls this tick wants (a fire call hands out
      * from two sources, a sweep from one), so that one zset does not hold the whole budget
      * while the others wait a turn each. */

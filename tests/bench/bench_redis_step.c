@@ -18,7 +18,7 @@
  *   RESULT redis_step events=N seconds=S eps=E cmds_per_event=C redis_cpu_s=R ...
  *
  * Usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW] [-u REDIS_URL]
- *                         [-n NOW_MS]
+ *                         [-n NOW_MS] [-x fcall|evalsha] [-t TOPIC] [-P PARTITIONS]
  */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -58,6 +58,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW]\n"
                "                        [-u REDIS_URL] [-n NOW_MS] [-x fcall|evalsha]\n"
+               "                        [-t TOPIC] [-P PARTITIONS]\n"
                "  -c  funneld config (the funnels and redis.url; FUNNELD_REDIS_URL overrides)\n"
                "  -i  touchpoints, one JSON message per line (funneld-loadgen --out)\n"
                "  -p  Redis key prefix (default bench-redis-<pid>-<time>): use a fresh one\n"
@@ -67,7 +68,11 @@ static void usage(FILE *f)
                "      clock): the step's sampled work then falls on the same steps every run\n"
                "  -x  how steps are called: fcall (default; the step library, as funneld calls\n"
                "      it on Redis 7) or evalsha (the script, funneld's way where functions\n"
-               "      cannot be loaded)\n");
+               "      cannot be loaded)\n"
+               "  -t  the input topic the events are taken as consumed from, for their timers'\n"
+               "      zsets (default touchpoints)\n"
+               "  -P  its partitions (default 6): a lead's events are taken from partition\n"
+               "      (its hash mod PARTITIONS)\n");
 }
 
 static double info_double(const char *text, const char *field)
@@ -183,13 +188,17 @@ static void count_reply(const redisReply *r, counts_t *k)
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *events_path = NULL, *prefix_opt = NULL, *url_opt = NULL;
-    const char *how = "fcall";
-    long long window = 1000, now_opt = 0;
-    const fn_cli_opt_t opts[] = {
-        {'c', FN_CLI_STR, &cfg_path, 0, 0},   {'i', FN_CLI_STR, &events_path, 0, 0},
-        {'p', FN_CLI_STR, &prefix_opt, 0, 0}, {'w', FN_CLI_INT, &window, 1, INT32_MAX},
-        {'u', FN_CLI_STR, &url_opt, 0, 0},    {'n', FN_CLI_INT, &now_opt, 1, INT64_MAX},
-        {'x', FN_CLI_STR, &how, 0, 0}};
+    const char *how = "fcall", *topic = "touchpoints";
+    long long window = 1000, now_opt = 0, partitions = 6;
+    const fn_cli_opt_t opts[] = {{'c', FN_CLI_STR, &cfg_path, 0, 0},
+                                 {'i', FN_CLI_STR, &events_path, 0, 0},
+                                 {'p', FN_CLI_STR, &prefix_opt, 0, 0},
+                                 {'w', FN_CLI_INT, &window, 1, INT32_MAX},
+                                 {'u', FN_CLI_STR, &url_opt, 0, 0},
+                                 {'n', FN_CLI_INT, &now_opt, 1, INT64_MAX},
+                                 {'x', FN_CLI_STR, &how, 0, 0},
+                                 {'t', FN_CLI_STR, &topic, 0, 0},
+                                 {'P', FN_CLI_INT, &partitions, 1, INT32_MAX}};
     int st = fn_cli_parse(argc, argv, TOOL, opts, sizeof opts / sizeof opts[0], usage);
     if (st >= 0)
         return st;
@@ -276,9 +285,9 @@ int main(int argc, char **argv)
         char token[64];
         snprintf(token, sizeof token, "%s:%zu", instance, n_cmds + 1);
         fn_hash128_t h = fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len);
-        /* the timers zset of the partition the lead would be consumed from (6 in the bench) */
-        int brc = fn_step_build(cfg, &call, token, &ev, h, now, 0, "touchpoints",
-                                (int32_t)(h.lo % 6), &one);
+        /* the timers zset of the partition the lead would be consumed from */
+        int brc = fn_step_build(cfg, &call, token, &ev, h, now, 0, topic,
+                                (int32_t)(h.lo % (uint64_t)partitions), &one);
         fn_event_clear(&ev);
         if (brc)
             goto oom;
