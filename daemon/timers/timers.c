@@ -10,7 +10,8 @@
  * costs one call per zset to learn. Steps this daemon did not send can arm timers in its
  * zsets too (after a rebalance, the old owner's steps still in flight finish), and nothing
  * tells it of those: so every LEARN_EVERY_MS each zset of an owned partition is learned
- * again, and such a timer fires at most that much late.
+ * again, and such a timer fires at most that much late. The shards take turns over the
+ * period, so that these calls come a few per tick rather than all in one.
  *
  * Fired triggers wait in the shard's outbox until Kafka acknowledges them; a daemon that
  * dies in between leaves them leased, and after the lease any daemon hands them out again
@@ -68,7 +69,8 @@ struct fn_timers {
     struct trig_out *uncleared; /* delivered while Redis was away: outbox entries to clear */
     int64_t next_sweep_ms;      /* next look for outbox entries whose lease ran out */
     int64_t next_renew_ms;      /* next renewal of the leases of held triggers */
-    int64_t next_learn_ms;      /* next time every zset's earliest due time is forgotten */
+    int64_t learn_cycle_ms;     /* when the current round of learning again began */
+    unsigned learn_shard;       /* shards below this have been forgotten in the round */
     struct fn_timers_part *parts;
 };
 
@@ -413,6 +415,27 @@ static bool wants_fire(const fn_partition_t *p, unsigned s, int64_t now)
            (tp->next_due[s] == DUE_UNKNOWN || (now > 0 && tp->next_due[s] <= now));
 }
 
+/* Forgets the due times of the shards whose turn has come in this round of learning again
+ * (shard s at s/shards of the round, in every partition). A zset whose fire call is
+ * outstanding gets what that reply says: a timer armed after the call was sent is learned
+ * in the next round. */
+static void learn_again(fn_timers_t *tm, int64_t wall)
+{
+    unsigned shards = (unsigned)running(tm)->redis_shards;
+    int64_t into = wall - tm->learn_cycle_ms; /* < 0 after the wall clock was set back */
+    unsigned upto = into < 0 || into >= LEARN_EVERY_MS
+                        ? shards
+                        : (unsigned)((uint64_t)into * shards / LEARN_EVERY_MS);
+    for (unsigned s = tm->learn_shard; s < upto; s++)
+        for (struct fn_timers_part *tp = tm->parts; tp; tp = tp->next)
+            tp->next_due[s] = DUE_UNKNOWN;
+    tm->learn_shard = upto;
+    if (upto >= shards) { /* a new round; after a stalled loop, from now */
+        tm->learn_cycle_ms = wall;
+        tm->learn_shard = 0;
+    }
+}
+
 void fn_timers_tick(fn_timers_t *tm)
 {
     if (!tm->started || !fn_store_ready(tm->store))
@@ -428,13 +451,7 @@ void fn_timers_tick(fn_timers_t *tm)
     bool sweep = wall >= tm->next_sweep_ms;
     if (sweep)
         tm->next_sweep_ms = wall + SWEEP_EVERY_MS;
-    /* A zset whose fire call is outstanding keeps what that reply will say: a timer armed
-     * after the call was sent is learned in the next period. */
-    if (wall >= tm->next_learn_ms) {
-        tm->next_learn_ms = wall + LEARN_EVERY_MS;
-        for (struct fn_timers_part *tp = tm->parts; tp; tp = tp->next)
-            forget_due(tm, tp);
-    }
+    learn_again(tm, wall);
     /* What may be claimed is shared among the calls this tick wants (a fire call hands out
      * from two sources, a sweep from one), so that one zset does not hold the whole budget
      * while the others wait a turn each. */
