@@ -93,13 +93,16 @@ def idle_flush(check):
     """A daemon with nothing to step, its snapshots due every second, and the script cache
     flushed under it."""
     st = Stack("faults-idle", funnels=[FUNNEL], partitions=1, clock="wall")
+    # One shard: one read per evaluation, and the timers' calls (a lease sweep every 10 s, a
+    # zset learned again every 30 s per shard) few, so that an evaluation meets the flush.
+    st.cfg["redis"]["shards"] = 1
     stop_redis = own_redis(st)
     tail = Tail(st.brokers, st.topics["snapshots"])
     try:
         p = st.start(unset=("FUNNELD_REDIS_URL",))
         check.true(tail.until(lambda vs: len(vs) >= 2), "idle: snapshots before the flush")
-        # Until an evaluation meets the flushed cache: the lease sweep (every 10 s) may meet
-        # it first, and its reconnect loads the scripts before the next evaluation.
+        # Until an evaluation meets the flushed cache: a timers call may meet it first, and
+        # its reconnect loads the scripts before the next evaluation.
         for _ in range(10):
             st.redis.script_flush()
             flushed = time.time() * 1000
