@@ -453,6 +453,10 @@ static const opt_t top_opts[] = {
          "each key goes to the master serving its slot; FUNNELD_REDIS_CLUSTER (true or false) "
          "overrides it"),
      .off = CFG(redis_cluster)},
+    {OPT(OPT_BOOL, "redis.fast_path", "true",
+         "A touch that moves the lead in no funnel is decided by the daemon from the lead as "
+         "read and written by a small Redis function, not by the whole Lua step (Redis 7)"),
+     .off = CFG(redis_fast_path)},
     {OPT(OPT_STRINGS, "redis.seeds", NULL,
          "More Redis Cluster nodes to learn the slot map from, \"host:port\" each (read only "
          "when redis.cluster is true); user and password are redis.url's"),

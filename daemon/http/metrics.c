@@ -123,6 +123,17 @@ static int redis_nodes(const fn_status_t *st, fn_buf_t *b)
                         "in time: those writes were not confirmed on a replica.") ||
                    fn_buf_appendf(b, "funneld_redis_unreplicated_total %llu\n",
                                   (unsigned long long)s->redis_unreplicated) ||
+                   head(b, "funneld_redis_fast_path_total", "counter",
+                        "Touches whose lead was read for the fast path (redis.fast_path), by "
+                        "outcome: applied by it; stale (written since the read: the whole step "
+                        "took it); declined (the whole step's to take).") ||
+                   fn_buf_appendf(b,
+                                  "funneld_redis_fast_path_total{outcome=\"applied\"} %llu\n"
+                                  "funneld_redis_fast_path_total{outcome=\"stale\"} %llu\n"
+                                  "funneld_redis_fast_path_total{outcome=\"declined\"} %llu\n",
+                                  (unsigned long long)s->fast_applied,
+                                  (unsigned long long)s->fast_stale,
+                                  (unsigned long long)s->fast_declined) ||
                    head(b, "funneld_redis_limbo", "gauge",
                         "Steps waiting for a Redis Cluster node to go to (map unknown, slot "
                         "uncovered, redirect being followed).") ||

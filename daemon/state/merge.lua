@@ -23,7 +23,7 @@
 -- the absorbed id that meets "mp" waits until the merge is finished.
 --
 -- ARGV[1] names the step; the others are listed with each. Every number is a decimal string.
--- needs: position.lua timer.lua seen.lua
+-- needs: version.lua position.lua timer.lua seen.lua
 
 local op = ARGV[1]
 local function I(n) return string.format('%d', n) end
@@ -130,6 +130,7 @@ if op == 'detach' then
   end
   redis.call('HSET', lead, K.F_ID, id, K.F_MERGED_INTO, root, K.F_MERGE_CAUSE, cause,
     K.F_MERGE_PENDING, '1')
+  version_move(lead, tonumber(ARGV[8])) -- every write moves it on (version.lua)
   redis.call('ZADD', seen, seen_score(ARGV[8]), cause)
   return {'snapshot', redis.call('HGETALL', lead), redis.call('SMEMBERS', ids), fired,
     redis.call('ZRANGE', KEYS[7], '0', '-1', 'WITHSCORES')}
@@ -209,6 +210,7 @@ if op == 'apply' then
   -- deletions first: a timer field dropped and armed again is deleted, then set
   if nhd > 0 then redis.call('HDEL', lead, unpack(ARGV, hd, hd + nhd - 1)) end
   if nhs > 0 then redis.call('HSET', lead, unpack(ARGV, hs, hs + 2 * nhs - 1)) end
+  if nhd + nhs > 0 then version_move(lead, tonumber(ARGV[4])) end
   for j = 0, nhi - 1 do redis.call('HINCRBY', stats, ARGV[hi + 2 * j], ARGV[hi + 2 * j + 1]) end
   for j = 0, nhf - 1 do
     redis.call('HINCRBYFLOAT', stats, ARGV[hf + 2 * j], ARGV[hf + 2 * j + 1])
@@ -251,6 +253,7 @@ end
 if op == 'finish' then
   if redis.call('HGET', KEYS[1], K.F_MERGE_CAUSE) == ARGV[2] then
     redis.call('HDEL', KEYS[1], K.F_MERGE_PENDING)
+    version_move(KEYS[1], 0) -- it exists (its cause was just read)
   end
   return {'ok'}
 end

@@ -59,7 +59,7 @@
 --
 -- K.F_ID and the like are the key and lead-hash field names of daemon/state/keys.def and
 -- the numbers of include/funneld/step.h: the build writes their text in (keys_lua.cmake).
--- needs: position.lua timer.lua seen.lua sketch.lua analytics.lua attribution.lua
+-- needs: version.lua position.lua timer.lua seen.lua sketch.lua analytics.lua attribution.lua
 
 local lead, seen, pending, stats, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, leases = KEYS[6], KEYS[7]
@@ -202,6 +202,9 @@ local function read_lead()
 end
 local cur = read_lead()
 local stored_id, seen_until = cur[K.F_ID], cur[K.F_SEEN_EXPIRY]
+-- The lead's version after this step (version.lua), written with its other fields. A timer
+-- that fired first moved it too; moving it on from the hash as first read still changes it.
+local function next_version() return version_next(cur[K.F_VERSION], now) end
 if stored_id and stored_id ~= lead_id then return {'collision'} end
 local merged_into, merge_pending, forgotten =
   cur[K.F_MERGED_INTO], cur[K.F_MERGE_PENDING], cur[K.F_FORGOTTEN]
@@ -577,9 +580,9 @@ if kind == 'k' then
     market_add(stats, kbase, ARGV[FA(i, K.STEP_FARG_NAME)], '$', ARGV[K.STEP_ARG_CHANNEL],
       ARGV[K.STEP_ARG_CAMPAIGN], cents, ts, breakdown_max(ARGV[BREAKDOWN_AT], i))
   end
-  local kset = {K.F_ID, lead_id}
+  local kset = {K.F_ID, lead_id, K.F_VERSION, next_version()}
   local sx = seen_expiry
-  if sx then kset[3], kset[4] = K.F_SEEN_EXPIRY, sx end
+  if sx then kset[5], kset[6] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(kset))
   local r = remember({'ok', ts_s, '', '', '', ''}, false)
   record_seen(sx)
@@ -592,9 +595,10 @@ if kind == 'c' then
     leases, stats, fired)
   -- An opt-out cancels what is pending; an opt-in lets the lead's next activity arm again.
   if ARGV[K.STEP_ARG_MARKETING] == '0' then timer_cancel_all(nil, 'opted_out') end
-  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING], K.F_CONSENT_AT, ts_s}
+  local cset = {K.F_ID, lead_id, K.F_CONSENT, ARGV[K.STEP_ARG_MARKETING], K.F_CONSENT_AT, ts_s,
+    K.F_VERSION, next_version()}
   local sx = seen_expiry
-  if sx then cset[7], cset[8] = K.F_SEEN_EXPIRY, sx end
+  if sx then cset[9], cset[10] = K.F_SEEN_EXPIRY, sx end
   redis.call('HSET', lead, unpack(cset))
   local r = remember({'ok', ts_s, '', '', '', ''}, false)
   record_seen(sx)
@@ -786,6 +790,7 @@ for i = 0, nfun - 1 do
 end
 
 if tn_dirty then put(K.F_TIMERS_NEXT, I(lead_tn)) end
+put(K.F_VERSION, next_version())
 local sx = seen_expiry
 if sx then put(K.F_SEEN_EXPIRY, sx) end
 if cold then

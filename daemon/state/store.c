@@ -22,6 +22,13 @@
  * scripts are loaded again, and the steps are re-sent. Re-sending a step that did run is
  * harmless: the step de-duplicates by event id.
  *
+ * The fast path (fast.h, redis.fast_path, where the step library is loaded): a touch that may
+ * take it is sent first as an HGETALL of its lead; from the reply the daemon decides the step
+ * itself and sends the apply (fast.lua), which writes only if the lead is as read. A lead the
+ * fast path cannot take, an apply that finds the lead written since, an error, or a read
+ * or apply that must be sent again (a reconnect, a redirect) sends the message the whole
+ * step's way or back to its read: the fast path never decides from a reply it has not got.
+ *
  * A Redis that comes back empty (restarted without persistence, flushed, or replaced) is
  * not something a step can notice: every lead would look new. So each connection checks an
  * epoch marker written once with SET NX (<prefix>:epoch on one server; on a cluster one per
@@ -44,6 +51,7 @@
 
 #include "funneld/analytics.h"
 #include "funneld/cluster.h"
+#include "funneld/fast.h"
 #include "funneld/host.h"
 #include "funneld/keys.h"
 #include "funneld/lead_queue.h"
@@ -169,6 +177,9 @@ static void connect_now(conn_t *c);
 static void flush_conn(conn_t *c);
 static void want_refresh(fn_store_t *s);
 static void maybe_wait(conn_t *c);
+static void on_fast_reply(conn_t *c, fn_msg_t *m, const redisReply *reply);
+static void step_answered(conn_t *c, fn_msg_t *m, const redisReply *reply);
+static void route_step(fn_store_t *s, fn_msg_t *m);
 
 /* Conditions that pass (a reload, a failover, a script cache flush, memory pressure, auth
  * being fixed): the step is retried after a reconnect for as long as they last. */
@@ -369,6 +380,14 @@ static void maybe_wait(conn_t *c)
 
 #define MSG_OF(node) ((fn_msg_t *)((char *)(node)-offsetof(fn_msg_t, lead)))
 
+/* fn_msg_t.fast: where a step is on the fast path */
+enum {
+    FAST_UNTRIED = 0, /* not yet: the next send decides */
+    FAST_READ,        /* its lead's HGETALL is out */
+    FAST_APPLY,       /* its apply is out */
+    FAST_WHOLE,       /* the whole step's (declined, stale, or not a candidate) */
+};
+
 static void log_redirect(fn_store_t *s, const conn_t *c, const char *err)
 {
     uint64_t skipped;
@@ -460,6 +479,10 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     double rtt = (double)(uv_hrtime() - m->sent_ns) / 1e9;
     fn_hist_observe(&s->host.stats->redis_rtt, rtt);
     fn_hist_observe(&c->rtt, rtt);
+    if (m->fast == FAST_READ || m->fast == FAST_APPLY) {
+        on_fast_reply(c, m, reply);
+        return;
+    }
     if (reply->type == REDIS_REPLY_ERROR) {
         if (s->cluster && follow_cluster_error(c, m, reply))
             return;
@@ -505,6 +528,13 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
         redisAsyncDisconnect(ac);
         return;
     }
+    step_answered(c, m, reply);
+}
+
+/* m's step answered with reply (not an error): to the spine now, or once a replica has it. */
+static void step_answered(conn_t *c, fn_msg_t *m, const redisReply *reply)
+{
+    fn_store_t *s = c->s;
     s->limbo_backoff_ms = 0;
     if (!s->cluster)
         s->detail[0] = '\0';
@@ -525,9 +555,110 @@ static void on_step_reply(redisAsyncContext *ac, void *r, void *priv)
     s->hooks.step_reply(s->hooks.priv, m, reply);
 }
 
+/* Bookkeeping of a command of m's just handed to hiredis; write: it may write (a WAIT covers
+ * it on a durable node). */
+static void step_sent(conn_t *c, fn_msg_t *m, bool write)
+{
+    m->state = FN_MSG_REDIS_SENT;
+    m->sent_ns = uv_hrtime();
+    m->wait_mark = c->marks + 1;
+    if (write)
+        c->unwaited = true;
+    if (!c->sent.head)
+        c->progress_ms = fn_now_ms();
+    fn_queue_push(&c->sent, m);
+}
+
+/* Sends m's lead read for the fast path when m may take it (true), else decides it is the
+ * whole step's. A read or apply sent before and not answered (a reconnect, a redirect)
+ * starts again from the read. */
+static bool send_fast_read(conn_t *c, fn_msg_t *m)
+{
+    fn_store_t *s = c->s;
+    if (m->fast == FAST_READ || m->fast == FAST_APPLY)
+        m->fast = FAST_UNTRIED;
+    if (m->fast != FAST_UNTRIED)
+        return false;
+    const fn_config_t *cfg = s->hooks.step_config(s->hooks.priv, m);
+    int64_t now = fn_now_ms();
+    if (m->phase != FN_PHASE_STEP || !c->fcall || !fn_fast_candidate(cfg, &m->ev, now)) {
+        m->fast = FAST_WHOLE;
+        return false;
+    }
+    fn_lead_keys_t k;
+    fn_step_keys(cfg, m->lead_hash, &k);
+    const char *argv[] = {"HGETALL", k.lead};
+    const size_t lens[] = {7, strlen(k.lead)};
+    if (redisAsyncCommandArgv(c->ac, on_step_reply, m, 2, argv, lens) != REDIS_OK) {
+        m->state = FN_MSG_REDIS_WAIT;
+        fn_queue_push(&c->wait, m);
+        return true;
+    }
+    m->fast = FAST_READ;
+    m->fast_now = now;
+    step_sent(c, m, false);
+    return true;
+}
+
+/* The lead read for m's fast path, or its apply, answered. */
+static void on_fast_reply(conn_t *c, fn_msg_t *m, const redisReply *reply)
+{
+    fn_store_t *s = c->s;
+    fn_stats_t *st = s->host.stats;
+    if (reply->type == REDIS_REPLY_ERROR && s->cluster && follow_cluster_error(c, m, reply))
+        return; /* sent again from its read once it has somewhere to go */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* whatever it is, the whole step meets it too, and handles it as it does */
+        m->fast = FAST_WHOLE;
+        route_step(s, m);
+        return;
+    }
+    if (m->fast == FAST_APPLY) {
+        if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING) {
+            if (reply->len == 2 && memcmp(reply->str, "ok", 2) == 0) {
+                st->fast_applied++;
+                redisReply *r = fn_fast_reply(&m->fast_out);
+                if (!r) {
+                    fn_log(s->host.log, FN_LOG_ERROR, "redis", "out of memory after a step");
+                    s->host.stop(s->host.data, 1);
+                    return;
+                }
+                step_answered(c, m, r);
+                freeReplyObject(r);
+                return;
+            }
+        }
+        st->fast_stale++; /* written since it was read: the whole step decides again */
+        m->fast = FAST_WHOLE;
+        route_step(s, m);
+        return;
+    }
+    const fn_config_t *cfg = s->hooks.step_config(s->hooks.priv, m);
+    const fn_fast_in_t in = {cfg,         &m->ev,      m->lead_hash,   reply,
+                             m->fast_now, m->clock_ms, m->part->topic, m->part->partition};
+    if (!fn_fast_build(&in, fn_lua_step_lib_fast_name, &s->step_cmd, &m->fast_out)) {
+        st->fast_declined++;
+        m->fast = FAST_WHOLE;
+        route_step(s, m);
+        return;
+    }
+    /* sent at once, ahead of the steps waiting (other leads': this one has one at a time) */
+    if (!c->ready || !c->ac ||
+        redisAsyncFormattedCommand(c->ac, on_step_reply, m, s->step_cmd.data, s->step_cmd.len) !=
+            REDIS_OK) {
+        m->fast = FAST_UNTRIED;
+        route_step(s, m);
+        return;
+    }
+    m->fast = FAST_APPLY;
+    step_sent(c, m, true);
+}
+
 static void send_step(conn_t *c, fn_msg_t *m)
 {
     fn_store_t *s = c->s;
+    if (send_fast_read(c, m))
+        return;
     /* "<instance>:<message>", written by hand rather than by snprintf: once per event */
     char token[sizeof s->instance + 1 + FN_I64_TEXT];
     size_t il = strlen(s->instance);
@@ -553,13 +684,7 @@ static void send_step(conn_t *c, fn_msg_t *m)
         fn_queue_push(&c->wait, m);
         return;
     }
-    m->state = FN_MSG_REDIS_SENT;
-    m->sent_ns = uv_hrtime();
-    m->wait_mark = c->marks + 1;
-    c->unwaited = true;
-    if (!c->sent.head)
-        c->progress_ms = fn_now_ms();
-    fn_queue_push(&c->sent, m);
+    step_sent(c, m, true);
 }
 
 static void flush_conn(conn_t *c)
@@ -589,6 +714,7 @@ static void route_step(fn_store_t *s, fn_msg_t *m)
 
 void fn_store_submit(fn_store_t *s, fn_msg_t *m)
 {
+    m->fast = FAST_UNTRIED;
     if (!fn_lead_queue_push(&s->leads, &m->lead, m->lead_hash)) {
         m->state = FN_MSG_LEAD_WAIT;
         return;
@@ -598,6 +724,7 @@ void fn_store_submit(fn_store_t *s, fn_msg_t *m)
 
 void fn_store_resend(fn_store_t *s, fn_msg_t *m)
 {
+    m->fast = FAST_UNTRIED;
     route_step(s, m);
 }
 

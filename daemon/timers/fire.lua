@@ -1,7 +1,7 @@
 -- fire.lua — claims the retargeting timers that are due in one zset and hands them out
 -- through the outbox, atomically (SPEC §4 retargeting, §5 time, §6 at-least-once). The
 -- functions it uses are in timer.lua, prepended at build time.
--- needs: position.lua timer.lua
+-- needs: version.lua position.lua timer.lua
 --
 -- A timer is claimed by removing it from its zset inside this script, so however many daemons
 -- run it, each timer fires once. A fired trigger is in the shard's outbox before it is
@@ -89,7 +89,7 @@ for _, t in ipairs(fire) do
   local lead, f, reason, tv = t[3], t[4], t[5], t[6]
   local e, why = timer_fire(lead, f, reason, t[1], tv, timer_fields(lead, f), caps, wall,
     outbox, leases, stats)
-  timer_set_tn(lead)
+  timer_set_tn(lead, wall)
   if e then out[#out + 1] = e end
   if why == 'capped' then n_capped = n_capped + 1 end
   if why == 'opted_out' then n_opted_out = n_opted_out + 1 end

@@ -1,7 +1,7 @@
 -- timer.lua — retargeting timers, shared by step.lua and fire.lua (prepended to each at
 -- build time, so both scripts fire a timer the same way). Lead-hash field names are
 -- written K.F_ID and the like: the build puts in their text from daemon/state/keys.def.
--- needs: position.lua
+-- needs: version.lua position.lua
 --
 -- A pending timer is a zset member "<lead>|<funnel>|<reason>" (score = due time) in the
 -- zset of the partition whose event armed it, plus the lead hash field "<funnel>|t|<reason>"
@@ -148,9 +148,12 @@ end
 
 -- Sets the lead's "tn" to the earliest due time of its pending timers. Called whenever timers
 -- fire, by the tick or by a step, so that the lead's state afterwards is the same whichever
--- of the two fired them (cancelling leaves "tn" low; the next firing corrects it).
-local function timer_set_tn(lead)
+-- of the two fired them (cancelling leaves "tn" low; the next firing corrects it). Every
+-- firing ends here, so here a firing moves the lead's version on (version.lua; now_ms: the
+-- caller's clock).
+local function timer_set_tn(lead, now_ms)
   local all = redis.call('HGETALL', lead)
+  if #all > 0 then version_move(lead, now_ms) end
   local tn = nil
   for j = 1, #all, 2 do
     if string.find(all[j], K.FF_TIMER, 1, true) then
@@ -198,6 +201,6 @@ local function timer_fire_due(lead, kbase, bound, tn, caps_text, now, outbox, le
     h[f .. K.FF_CAP] = fh.cap
     if e then fired[#fired + 1] = e end
   end
-  timer_set_tn(lead)
+  timer_set_tn(lead, now)
   return true
 end

@@ -130,11 +130,12 @@ typedef struct fn_config {
     fn_kv_t *input_formats; /* input topic -> "native" or "segment"; unlisted: native */
     size_t n_input_formats;
     /* redis */
-    char *redis_url;    /* redis://[[user]:password@]host:port[/db] */
-    char *key_prefix;   /* default "fn" */
-    int redis_shards;   /* hash-tag buckets for per-funnel counters; default 64 */
-    bool redis_cluster; /* redis_url and redis_seeds are nodes of a Redis Cluster */
-    char **redis_seeds; /* more cluster nodes to start from, "host:port"; may be NULL */
+    char *redis_url;      /* redis://[[user]:password@]host:port[/db] */
+    char *key_prefix;     /* default "fn" */
+    int redis_shards;     /* hash-tag buckets for per-funnel counters; default 64 */
+    bool redis_cluster;   /* redis_url and redis_seeds are nodes of a Redis Cluster */
+    bool redis_fast_path; /* touches that move nothing take fast.h's way */
+    char **redis_seeds;   /* more cluster nodes to start from, "host:port"; may be NULL */
     size_t n_redis_seeds;
     /* http */
     char *http_listen;     /* default "127.0.0.1:9464" */

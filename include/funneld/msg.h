@@ -21,6 +21,7 @@
 #include "funneld/common.h"
 #include "funneld/config.h"
 #include "funneld/event.h"
+#include "funneld/fast.h"
 #include "funneld/hash.h"
 #include "funneld/lead_queue.h"
 #include "funneld/log.h"
@@ -104,6 +105,11 @@ typedef struct fn_msg {
     char *lead_owned;
     struct fn_merge_ctx *merge;
     uint32_t wait_mark; /* the store's: the WAIT on its connection that covers its step */
+    /* the store's: where the step is on the fast path (store.c), the clock it read the lead
+     * by, and the answer its apply gives when it applies */
+    uint8_t fast;
+    int64_t fast_now;
+    fn_fast_out_t fast_out;
 } fn_msg_t;
 
 typedef struct fn_msg_queue {

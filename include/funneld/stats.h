@@ -46,6 +46,9 @@ typedef struct fn_stats {
     /* Redis Cluster answers that sent a step or command elsewhere or back for later */
     uint64_t redis_moved, redis_ask, redis_tryagain, redis_clusterdown;
     uint64_t redis_unreplicated; /* WAITs no replica answered in time (writes not confirmed) */
+    /* touches read for the fast path (fast.h): applied by it; found written since the read
+     * (sent as the whole step); declined once read (the whole step's to take) */
+    uint64_t fast_applied, fast_stale, fast_declined;
     uint64_t triggers_capped, triggers_opted_out;
     uint64_t triggers_deferred; /* fired, refused by the full producer queue: left in the outbox */
     uint64_t msgs_transition, dlq_delivered;

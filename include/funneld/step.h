@@ -188,6 +188,8 @@ extern const char fn_lua_step_src[];
  * script's digest, so each build's library stands apart (cmake/embed.cmake). */
 extern const char fn_lua_step_lib[];
 extern const char fn_lua_step_lib_name[];
+/* The library's second function, the fast path's apply (daemon/state/fast.lua, fast.h). */
+extern const char fn_lua_step_lib_fast_name[];
 /* Whether reply, FUNCTION LOAD's answer to fn_lua_step_lib, leaves the step callable by FCALL:
  * the library's name, or "already exists" (the same build's library, by its name, is there). */
 bool fn_step_lib_loaded(const redisReply *reply);

@@ -17,8 +17,14 @@
  * Output: a human summary on stderr, and one line on stdout for scripts:
  *   RESULT redis_step events=N seconds=S eps=E cmds_per_event=C redis_cpu_s=R ...
  *
+ * With -x fast, events go as funneld sends them with redis.fast_path on (fast.h): a touch
+ * that may take the fast path is read first (HGETALL of its lead), then applied by the fast
+ * path's function or, declined or found stale, by the whole step. The events go in batches
+ * of up to --window events of distinct leads (a lead's events stay in order): the reads of
+ * a batch pipelined, then its applies and steps, then the whole steps of the stale ones.
+ *
  * Usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW] [-u REDIS_URL]
- *                         [-n NOW_MS] [-x fcall|evalsha] [-t TOPIC] [-P PARTITIONS]
+ *                         [-n NOW_MS] [-x fcall|evalsha|fast] [-t TOPIC] [-P PARTITIONS]
  */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -32,6 +38,8 @@
 #include "funneld/common.h"
 #include "funneld/config.h"
 #include "funneld/event.h"
+#include "funneld/fast.h"
+#include "funneld/keys.h"
 #include "funneld/step.h"
 #include "cli.h"
 #include "redis_sync.h"
@@ -57,7 +65,7 @@ typedef struct counts {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_redis_step -c CONFIG -i EVENTS.jsonl [-p KEY_PREFIX] [-w WINDOW]\n"
-               "                        [-u REDIS_URL] [-n NOW_MS] [-x fcall|evalsha]\n"
+               "                        [-u REDIS_URL] [-n NOW_MS] [-x fcall|evalsha|fast]\n"
                "                        [-t TOPIC] [-P PARTITIONS]\n"
                "  -c  funneld config (the funnels and redis.url; FUNNELD_REDIS_URL overrides)\n"
                "  -i  touchpoints, one JSON message per line (funneld-loadgen --out)\n"
@@ -67,8 +75,9 @@ static void usage(FILE *f)
                "  -n  the daemon's clock at the first step, +1 ms per step (default: the wall\n"
                "      clock): the step's sampled work then falls on the same steps every run\n"
                "  -x  how steps are called: fcall (default; the step library, as funneld calls\n"
-               "      it on Redis 7) or evalsha (the script, funneld's way where functions\n"
-               "      cannot be loaded)\n"
+               "      it on Redis 7), evalsha (the script, funneld's way where functions\n"
+               "      cannot be loaded) or fast (funneld's fast path where it applies, the\n"
+               "      step library's FCALL where not; see the top of the source)\n"
                "  -t  the input topic the events are taken as consumed from, for their timers'\n"
                "      zsets (default touchpoints)\n"
                "  -P  its partitions (default 6): a lead's events are taken from partition\n"
@@ -185,6 +194,139 @@ static void count_reply(const redisReply *r, counts_t *k)
         k->transitions += (long long)r->element[4]->elements;
 }
 
+/* The events of -x fast: their lines, each one's clock and message number. */
+typedef struct fast_events {
+    fn_buf_t text;
+    size_t *at; /* line i is text.data[at[i] .. at[i + 1]) */
+    int64_t *now;
+    size_t *msg; /* the message number in the step's token (the whole modes' too) */
+    size_t n, cap;
+} fast_events_t;
+
+typedef struct fast_counts {
+    long long applied, stale, declined;
+} fast_counts_t;
+
+/* Sends every event of e the fast path's way (the top of this file), counting the step
+ * replies (the fast path's as the step would have answered) into k. */
+static int run_fast(redisContext *redis, const fn_config_t *cfg, const char *instance,
+                    const fast_events_t *e, size_t window, const char *topic, long long partitions,
+                    counts_t *k, fast_counts_t *fk)
+{
+    const fn_step_call_t call = {"FCALL", fn_lua_step_lib_name};
+    fn_event_t *ev = calloc(window, sizeof *ev);
+    fn_hash128_t *h = calloc(window, sizeof *h);
+    fn_fast_out_t *out = calloc(window, sizeof *out);
+    redisReply **read = calloc(window, sizeof *read);
+    unsigned char *how = calloc(window, 1); /* 0 whole step, 1 read, 2 applied, 3 stale */
+    fn_buf_t cmd = {0};
+    char reason[256], token[64];
+    int rc = FN_ERR;
+    if (!ev || !h || !out || !read || !how)
+        goto done;
+    for (size_t at = 0; at < e->n;) {
+        size_t b = 0;
+        for (; at + b < e->n && b < window; b++) {
+            size_t i = at + b;
+            if (fn_event_decode(e->text.data + e->at[i], e->at[i + 1] - e->at[i], cfg, e->now[i],
+                                &ev[b], reason, sizeof reason) != FN_REJ_NONE)
+                goto done; /* decoded once already */
+            h[b] = fn_step_lead_hash(ev[b].lead_id.p, ev[b].lead_id.len);
+            bool again = false;
+            for (size_t j = 0; j < b && !again; j++)
+                again = h[j].hi == h[b].hi && h[j].lo == h[b].lo;
+            if (again) {
+                fn_event_clear(&ev[b]);
+                break;
+            }
+        }
+        /* the reads */
+        for (size_t j = 0; j < b; j++) {
+            how[j] = fn_fast_candidate(cfg, &ev[j], e->now[at + j]) ? 1 : 0;
+            if (how[j]) {
+                fn_lead_keys_t lk;
+                fn_step_keys(cfg, h[j], &lk);
+                redisAppendCommand(redis, "HGETALL %s", lk.lead);
+            }
+        }
+        for (size_t j = 0; j < b; j++)
+            if (how[j] && redisGetReply(redis, (void **)&read[j]) != REDIS_OK)
+                goto done;
+        /* the applies, and the steps of the others; then the steps of the stale */
+        for (int pass = 0; pass < 2; pass++) {
+            size_t sent = 0;
+            for (size_t j = 0; j < b; j++) {
+                int32_t part = (int32_t)(h[j].lo % (uint64_t)partitions);
+                int64_t now = e->now[at + j];
+                if (pass == 0 && how[j] == 1) {
+                    const fn_fast_in_t in = {cfg, &ev[j], h[j], read[j], now, 0, topic, part};
+                    if (fn_fast_build(&in, fn_lua_step_lib_fast_name, &cmd, &out[j])) {
+                        redisAppendFormattedCommand(redis, cmd.data, cmd.len);
+                        sent++;
+                        continue;
+                    }
+                    fk->declined++;
+                    how[j] = 0;
+                }
+                if ((pass == 0 && how[j] == 0) || (pass == 1 && how[j] == 3)) {
+                    snprintf(token, sizeof token, "%s:%zu", instance, e->msg[at + j]);
+                    if (fn_step_build(cfg, &call, token, &ev[j], h[j], now, 0, topic, part, &cmd))
+                        goto done;
+                    redisAppendFormattedCommand(redis, cmd.data, cmd.len);
+                    sent++;
+                    how[j] = 0;
+                }
+            }
+            for (size_t j = 0, got = 0; j < b && got < sent; j++) {
+                if (pass == 1 && how[j] != 0)
+                    continue;
+                if (pass == 0 && how[j] == 2)
+                    continue;
+                redisReply *r = NULL;
+                if (redisGetReply(redis, (void **)&r) != REDIS_OK)
+                    goto done;
+                got++;
+                if (pass == 0 && how[j] == 1) {
+                    if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "ok") == 0) {
+                        fk->applied++;
+                        redisReply *s = fn_fast_reply(&out[j]);
+                        if (!s) {
+                            freeReplyObject(r);
+                            goto done;
+                        }
+                        count_reply(s, k);
+                        freeReplyObject(s);
+                        how[j] = 2;
+                    } else {
+                        fk->stale++;
+                        how[j] = 3;
+                    }
+                } else {
+                    count_reply(r, k);
+                    how[j] = 2;
+                }
+                freeReplyObject(r);
+            }
+        }
+        for (size_t j = 0; j < b; j++) {
+            if (read[j])
+                freeReplyObject(read[j]);
+            read[j] = NULL;
+            fn_event_clear(&ev[j]);
+        }
+        at += b;
+    }
+    rc = FN_OK;
+done:
+    free(ev);
+    free(h);
+    free(out);
+    free(read);
+    free(how);
+    fn_buf_free(&cmd);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *events_path = NULL, *prefix_opt = NULL, *url_opt = NULL;
@@ -202,7 +344,8 @@ int main(int argc, char **argv)
     int st = fn_cli_parse(argc, argv, TOOL, opts, sizeof opts / sizeof opts[0], usage);
     if (st >= 0)
         return st;
-    bool fcall = strcmp(how, "fcall") == 0;
+    bool fast = strcmp(how, "fast") == 0;
+    bool fcall = fast || strcmp(how, "fcall") == 0;
     if (!cfg_path || !events_path || (!fcall && strcmp(how, "evalsha") != 0)) {
         usage(stderr);
         return 2;
@@ -220,6 +363,8 @@ int main(int argc, char **argv)
     redisReply *r = NULL;
     static cmdstats_t before, after, delta;
     counts_t k = {0};
+    fast_events_t fe = {0};
+    fast_counts_t fk = {0};
     long long lines = 0, rejected = 0;
 
     /* A key prefix of its own unless told, so runs never see each other's leads. */
@@ -282,6 +427,31 @@ int main(int argc, char **argv)
             rejected++;
             continue;
         }
+        if (fast) {
+            /* kept as text, decoded again in the timed loop (after each read) */
+            fn_event_clear(&ev);
+            if (fe.n + 1 >= fe.cap) {
+                size_t ncap = fe.cap ? fe.cap * 2 : 65536;
+                size_t *a = realloc(fe.at, ncap * sizeof *a), *m;
+                if (a)
+                    fe.at = a;
+                int64_t *w = realloc(fe.now, ncap * sizeof *w);
+                if (w)
+                    fe.now = w;
+                m = realloc(fe.msg, ncap * sizeof *m);
+                if (m)
+                    fe.msg = m;
+                if (!a || !w || !m)
+                    goto oom;
+                fe.cap = ncap;
+            }
+            fe.at[fe.n] = fe.text.len;
+            fe.now[fe.n] = now;
+            fe.msg[fe.n++] = ++n_cmds;
+            if (fn_buf_append(&fe.text, line, (size_t)len))
+                goto oom;
+            continue;
+        }
         char token[64];
         snprintf(token, sizeof token, "%s:%zu", instance, n_cmds + 1);
         fn_hash128_t h = fn_step_lead_hash(ev.lead_id.p, ev.lead_id.len);
@@ -311,7 +481,10 @@ int main(int argc, char **argv)
         fprintf(stderr, TOOL ": no valid event in %s\n", events_path);
         goto fail;
     }
-    offs[n_cmds] = all.len;
+    if (fast)
+        fe.at[fe.n] = fe.text.len;
+    else
+        offs[n_cmds] = all.len;
     fprintf(stderr,
             TOOL ": %lld line(s), %lld rejected by the decoder, %zu step(s) built in "
                  "%.2f s (%.1f MB of RESP, %.0f bytes per step), prefix %s\n",
@@ -324,7 +497,11 @@ int main(int argc, char **argv)
     /* The timed loop: keep up to `window` steps in flight on the one connection. */
     size_t sent = 0, recvd = 0;
     double t0 = fn_cli_mono_s();
-    while (recvd < n_cmds) {
+    if (fast && run_fast(redis, cfg, instance, &fe, (size_t)window, topic, partitions, &k, &fk)) {
+        fprintf(stderr, TOOL ": fast: %s\n", redis->err ? redis->errstr : "failed");
+        goto fail;
+    }
+    while (!fast && recvd < n_cmds) {
         while (sent < n_cmds && sent - recvd < (size_t)window) {
             if (redisAppendFormattedCommand(redis, all.data + offs[sent],
                                             offs[sent + 1] - offs[sent]) != REDIS_OK) {
@@ -387,6 +564,9 @@ int main(int argc, char **argv)
         bl += (size_t)snprintf(breakdown + bl, sizeof breakdown - bl, "%s%s:%.3f", i ? "," : "",
                                delta.s[i].name, (double)delta.s[i].calls / ev_n);
     }
+    if (fast)
+        fprintf(stderr, "  fast path: %lld applied, %lld stale, %lld declined\n", fk.applied,
+                fk.stale, fk.declined);
     printf("RESULT redis_step events=%zu seconds=%.3f eps=%.0f cmds_per_event=%.3f "
            "redis_cpu_s=%.3f redis_cpu_us_per_event=%.2f transitions=%lld ok=%lld dup=%lld "
            "errors=%lld rejected=%lld cmds=%s\n",
@@ -410,6 +590,10 @@ done:
     free(offs);
     fn_buf_free(&all);
     fn_buf_free(&one);
+    fn_buf_free(&fe.text);
+    free(fe.at);
+    free(fe.now);
+    free(fe.msg);
     if (cfg)
         fn_config_free(cfg);
     return rc;

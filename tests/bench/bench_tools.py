@@ -115,6 +115,12 @@ def cmd_config(demo, out, brokers, redis_url, prefix, group, input_topic, tprefi
             f["attribution"]["models"].append("markov")
             f["breakdowns"] = ["channel", "campaign"]
     cfg["redis"] = {"url": redis_url, "key_prefix": prefix}
+    # BENCH_FAST_PATH=off (run.sh): every event by the whole Lua step (redis.fast_path false)
+    fast = os.environ.get("BENCH_FAST_PATH", "on")
+    if fast not in ("on", "off"):
+        die(f"BENCH_FAST_PATH: on or off, got {fast!r}")
+    if fast == "off":
+        cfg["redis"]["fast_path"] = False
     if cluster == "cluster":
         cfg["redis"]["cluster"] = True
     cfg["http"] = {"listen": "127.0.0.1:0"}

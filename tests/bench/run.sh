@@ -18,6 +18,8 @@
 #                               (multi-touch attribution, entry cohorts: issue 21's cost);
 #                               full adds markov and breakdowns by channel and campaign;
 #                               off takes them out of the bench's config
+#   BENCH_FAST_PATH [on]        off: redis.fast_path false, every event by the whole Lua
+#                               step (the Redis ceiling below always measures the step)
 #   BENCH_MODE [all]            all | max (backlog + ceilings only) | rate (fixed rate only)
 #   BENCH_RATE [half of max]    fixed-rate mode input rate, events/s
 #   BENCH_RATE_SECONDS [90]     fixed-rate mode duration

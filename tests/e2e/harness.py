@@ -677,7 +677,9 @@ def redis_state(st, client=None):
     lead's seen set expires, which is bookkeeping of a key's TTL (TTLs are not compared
     either): it is the clock of the step that last moved it, the wall clock's (different in
     every run), or on the event clock the partition's, which after a restart or a rebalance
-    can stand elsewhere for the same event."""
+    can stand elsewhere for the same event. And `w`, the hash's version (moved on by every
+    write, started from the clock of the step that made the hash: daemon/state/README.md),
+    which tells whether the hash changed, not what it holds."""
     r = client or st.redis
     state = {}
     own = st.name.encode()
@@ -686,7 +688,7 @@ def redis_state(st, client=None):
         if ":lead:" in name or name.endswith(":stats") or \
                 any(f":{k}:" in name for k in ("mkt", "mkm", "bfl", "bfm")):
             state[name] = {f: v.replace(own, b"<prefix>") for f, v in r.hgetall(k).items()
-                           if f not in (b"tn", b"sx")}
+                           if f not in (b"tn", b"sx", b"w")}
     return state
 
 

@@ -131,6 +131,7 @@ static const struct {
     {"redis.key_prefix", "\"other\"", "redis.key_prefix"},
     {"redis.shards", "8", "redis.shards"},
     {"redis.cluster", "true", "redis.cluster"},
+    {"redis.fast_path", "false", "redis.fast_path"},
     {"redis.seeds", "[\"10.0.0.2:7000\"]", "redis.seeds"},
     {"http.listen", "\"127.0.0.1:9999\"", "http.listen"},
     {"http.auth_token", "\"another-token-0123456789\"", "http.auth_token"},
