@@ -92,6 +92,7 @@ static bool plain_number(fn_str_t s)
 
 typedef struct funnel_read {
     const fn_funnel_t *f;
+    size_t name_len;
     fn_str_t pos; /* "<f>|p" */
 } funnel_read_t;
 
@@ -100,106 +101,135 @@ typedef struct timer_field {
     fn_str_t reason, value;
 } timer_field_t;
 
+/* The lead-hash fields this code reads, with their lengths (taken once per event, not per
+ * field: a lead has a few dozen). */
+enum {
+    F_ID,
+    F_TS,
+    F_TYPE,
+    F_FIRST_AT,
+    F_LAST_CH,
+    F_LAST_CP,
+    F_LAST_SRC,
+    F_LAST_AT,
+    F_VALUE,
+    F_CONSENT,
+    F_TN,
+    F_SX,
+    F_VERSION,
+    F_MERGED,
+    F_PENDING,
+    F_FORGOTTEN,
+    N_FIELDS
+};
+
 typedef struct lead_read {
-    fn_str_t id, ts, type, first_at, last_ch, last_cp, last_src, last_at, value, consent, tn, sx,
-        version;
-    bool merge_mark; /* merged into another lead, pending a merge, or forgotten */
-    bool old_layout; /* a funnel's position is in the six fields of before 2026-12-07 */
-    bool too_many;   /* more timer fields than this code keeps */
+    fn_str_t field[N_FIELDS]; /* by F_*; .p NULL when the lead lacks it */
+    bool old_layout;          /* a funnel's position is in the six fields of before 2026-12-07 */
+    bool too_many;            /* more timer fields than this code keeps */
     funnel_read_t fun[FN_MAX_FUNNELS];
     size_t n_fun;
     timer_field_t timers[MAX_TIMERS];
     size_t n_timers;
 } lead_read_t;
 
+typedef struct names {
+    fn_str_t field[N_FIELDS];
+    fn_str_t pos, timer, old[6];
+} names_t;
+
+static void names_init(names_t *n)
+{
+    const char *f[N_FIELDS] = {
+        [F_ID] = FN_F_ID,
+        [F_TS] = FN_F_TS,
+        [F_TYPE] = FN_F_LAST_TYPE,
+        [F_FIRST_AT] = FN_F_FIRST_AT,
+        [F_LAST_CH] = FN_F_LAST_CH,
+        [F_LAST_CP] = FN_F_LAST_CP,
+        [F_LAST_SRC] = FN_F_LAST_SRC,
+        [F_LAST_AT] = FN_F_LAST_AT,
+        [F_VALUE] = FN_F_VALUE,
+        [F_CONSENT] = FN_F_CONSENT,
+        [F_TN] = FN_F_TIMERS_NEXT,
+        [F_SX] = FN_F_SEEN_EXPIRY,
+        [F_VERSION] = FN_F_VERSION,
+        [F_MERGED] = FN_F_MERGED_INTO,
+        [F_PENDING] = FN_F_MERGE_PENDING,
+        [F_FORGOTTEN] = FN_F_FORGOTTEN,
+    };
+    for (size_t i = 0; i < N_FIELDS; i++)
+        n->field[i] = (fn_str_t){f[i], strlen(f[i])};
+    n->pos = (fn_str_t){FN_FF_POS, strlen(FN_FF_POS)};
+    n->timer = (fn_str_t){FN_FF_TIMER, strlen(FN_FF_TIMER)};
+    const char *old[] = {FN_FF_STAGE, FN_FF_STATUS,  FN_FF_ENTERED,
+                         FN_FF_BEGAN, FN_FF_TOUCHES, FN_FF_ACTIVE};
+    for (size_t i = 0; i < 6; i++)
+        n->old[i] = (fn_str_t){old[i], strlen(old[i])};
+}
+
 static fn_str_t str_of(const redisReply *r)
 {
     return (fn_str_t){r->str, r->len};
 }
 
-static void read_funnel_field(lead_read_t *l, fn_str_t name, fn_str_t value)
+static void read_funnel_field(lead_read_t *l, const names_t *n, fn_str_t name, const char *bar,
+                              fn_str_t value)
 {
-    const char *bar = memchr(name.p, '|', name.len);
-    size_t fl = (size_t)(bar - name.p);
-    funnel_read_t *fr = NULL;
-    size_t fi = 0;
-    for (; fi < l->n_fun && !fr; fi++)
-        if (strlen(l->fun[fi].f->name) == fl && memcmp(l->fun[fi].f->name, name.p, fl) == 0)
-            fr = &l->fun[fi];
-    if (!fr)
+    size_t fl = (size_t)(bar - name.p), fi = 0;
+    while (fi < l->n_fun &&
+           !(l->fun[fi].name_len == fl && memcmp(l->fun[fi].f->name, name.p, fl) == 0))
+        fi++;
+    if (fi == l->n_fun)
         return; /* a funnel this event is not routed to */
     fn_str_t suffix = {bar, name.len - fl};
-    if (eq_s(suffix, FN_FF_POS)) {
-        fr->pos = value;
+    if (eq(suffix, n->pos)) {
+        l->fun[fi].pos = value;
         return;
     }
-    size_t tl = strlen(FN_FF_TIMER);
-    if (suffix.len > tl && memcmp(suffix.p, FN_FF_TIMER, tl) == 0) {
+    size_t tl = n->timer.len;
+    if (suffix.len > tl && memcmp(suffix.p, n->timer.p, tl) == 0) {
         if (l->n_timers == MAX_TIMERS) {
             l->too_many = true;
             return;
         }
-        l->timers[l->n_timers++] = (timer_field_t){fi - 1, {suffix.p + tl, suffix.len - tl}, value};
+        l->timers[l->n_timers++] = (timer_field_t){fi, {suffix.p + tl, suffix.len - tl}, value};
         return;
     }
-    const char *old[] = {FN_FF_STAGE, FN_FF_STATUS,  FN_FF_ENTERED,
-                         FN_FF_BEGAN, FN_FF_TOUCHES, FN_FF_ACTIVE};
-    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++)
-        if (eq_s(suffix, old[i]))
+    for (size_t i = 0; i < 6; i++)
+        if (eq(suffix, n->old[i]))
             l->old_layout = true;
 }
 
 /* Reads h (an HGETALL reply) for the funnels ev is routed to; false when it is no hash. */
 static bool read_lead(const fn_config_t *cfg, const fn_event_t *ev, const redisReply *h,
-                      lead_read_t *l)
+                      const names_t *n, lead_read_t *l)
 {
     memset(l, 0, offsetof(lead_read_t, fun));
     l->n_fun = l->n_timers = 0;
     for (size_t i = 0; i < cfg->n_funnels; i++) {
         const fn_funnel_t *f = &cfg->funnels[i];
+        size_t len = strlen(f->name);
         /* fn_step_build's routing: a touch names its funnel, or goes to every one */
-        if (ev->funnel.p &&
-            (strlen(f->name) != ev->funnel.len || memcmp(f->name, ev->funnel.p, ev->funnel.len)))
+        if (ev->funnel.p && (len != ev->funnel.len || memcmp(f->name, ev->funnel.p, len)))
             continue;
-        l->fun[l->n_fun++] = (funnel_read_t){f, NONE};
+        l->fun[l->n_fun++] = (funnel_read_t){f, len, NONE};
     }
     if (!h || h->type != REDIS_REPLY_ARRAY || h->elements % 2)
         return false;
-    struct {
-        const char *name;
-        fn_str_t *to;
-    } singles[] = {
-        {FN_F_ID, &l->id},
-        {FN_F_TS, &l->ts},
-        {FN_F_LAST_TYPE, &l->type},
-        {FN_F_FIRST_AT, &l->first_at},
-        {FN_F_LAST_CH, &l->last_ch},
-        {FN_F_LAST_CP, &l->last_cp},
-        {FN_F_LAST_SRC, &l->last_src},
-        {FN_F_LAST_AT, &l->last_at},
-        {FN_F_VALUE, &l->value},
-        {FN_F_CONSENT, &l->consent},
-        {FN_F_TIMERS_NEXT, &l->tn},
-        {FN_F_SEEN_EXPIRY, &l->sx},
-        {FN_F_VERSION, &l->version},
-    };
     for (size_t j = 0; j < h->elements; j += 2) {
         const redisReply *k = h->element[j], *v = h->element[j + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             return false;
         fn_str_t name = str_of(k), value = str_of(v);
-        if (memchr(name.p, '|', name.len)) {
-            read_funnel_field(l, name, value);
+        const char *bar = memchr(name.p, '|', name.len);
+        if (bar) {
+            read_funnel_field(l, n, name, bar, value);
             continue;
         }
-        if (eq_s(name, FN_F_MERGED_INTO) || eq_s(name, FN_F_MERGE_PENDING) ||
-            eq_s(name, FN_F_FORGOTTEN)) {
-            l->merge_mark = true;
-            continue;
-        }
-        for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++)
-            if (eq_s(name, singles[i].name)) {
-                *singles[i].to = value;
+        for (size_t i = 0; i < N_FIELDS; i++)
+            if (eq(name, n->field[i])) {
+                l->field[i] = value;
                 break;
             }
     }
@@ -444,7 +474,10 @@ static bool timer_arm(decide_t *d, const funnel_read_t *fr, fn_str_t reason, int
     fn_str_t due_s = num(a, due);
     if (!later) {
         fn_str_t member =
-            text(a, (fn_str_t[]){d->lead_tail, S("|"), S(fr->f->name), S("|"), reason}, 5);
+            text(a,
+                 (fn_str_t[]){d->lead_tail, S("|"), ((fn_str_t){fr->f->name, fr->name_len}), S("|"),
+                              reason},
+                 5);
         if (d->n_zadds + 2 > sizeof d->zadds / sizeof d->zadds[0]) {
             d->full = true;
             return false;
@@ -452,7 +485,8 @@ static bool timer_arm(decide_t *d, const funnel_read_t *fr, fn_str_t reason, int
         d->zadds[d->n_zadds++] = due_s;
         d->zadds[d->n_zadds++] = member;
     }
-    fn_str_t field = text(a, (fn_str_t[]){S(fr->f->name), S(FN_FF_TIMER), reason}, 3);
+    fn_str_t field =
+        text(a, (fn_str_t[]){((fn_str_t){fr->f->name, fr->name_len}), S(FN_FF_TIMER), reason}, 3);
     fn_str_t value = text(
         a,
         (fn_str_t[]){due_s, S("|"), num(a, stage), S("|"), d->due_ref, S("|"), d->in->ev->event_id},
@@ -469,7 +503,7 @@ static bool timer_arm(decide_t *d, const funnel_read_t *fr, fn_str_t reason, int
 static bool touch_funnel(decide_t *d, const lead_read_t *l, size_t fi, int64_t at, fn_str_t at_s)
 {
     const funnel_read_t *fr = &l->fun[fi];
-    fn_str_t consent = l->consent;
+    fn_str_t consent = l->field[F_CONSENT];
     const fn_funnel_t *f = fr->f;
     const fn_event_t *ev = d->in->ev;
     apply_t *a = d->a;
@@ -498,7 +532,7 @@ static bool touch_funnel(decide_t *d, const lead_read_t *l, size_t fi, int64_t a
                                            p.stage, S("|"), p.entered, S("|"), p.began},
                               10)
                        : text(a, (fn_str_t[]){touches, S("|"), at_s}, 3);
-    if (!put(d, text(a, (fn_str_t[]){S(f->name), S(FN_FF_POS)}, 2), pos))
+    if (!put(d, text(a, (fn_str_t[]){((fn_str_t){f->name, fr->name_len}), S(FN_FF_POS)}, 2), pos))
         return false;
 
     char spec[FN_TIMER_SPEC_MAX];
@@ -604,11 +638,14 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
     lead_read_t lr, *l = &lr;
     apply_t ar, *a = &ar;
     decide_t dr, *d = &dr;
-    if (!read_lead(cfg, ev, in->lead, l))
+    names_t names;
+    names_init(&names);
+    if (!read_lead(cfg, ev, in->lead, &names, l))
         return false;
     /* a lead that exists under this id, with no merge marks (step.lua: collision,
      * redirect, forgotten) and no position in the layout of before */
-    if (!is(l->id) || !eq(l->id, ev->lead_id) || l->merge_mark || l->old_layout || l->too_many)
+    if (!is(l->field[F_ID]) || !eq(l->field[F_ID], ev->lead_id) || is(l->field[F_MERGED]) ||
+        is(l->field[F_PENDING]) || is(l->field[F_FORGOTTEN]) || l->old_layout || l->too_many)
         return false;
     memset(d, 0, offsetof(decide_t, due_key));
     a->n = a->used = 0;
@@ -631,50 +668,50 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
     if (cfg->clock == FN_CLOCK_WALL && in->now_ms < bound)
         bound = in->now_ms;
     int64_t v;
-    if (is(l->tn)) {
-        if (!int_of(l->tn, &v) || v <= bound)
+    if (is(l->field[F_TN])) {
+        if (!int_of(l->field[F_TN], &v) || v <= bound)
             return false;
         d->has_tn = true;
         d->lead_tn = v;
     }
     /* the stored value must read as a number (else the step refuses) */
-    if (is(l->value) && l->value.len > 0 && !plain_number(l->value))
+    if (is(l->field[F_VALUE]) && l->field[F_VALUE].len > 0 && !plain_number(l->field[F_VALUE]))
         return false;
-    if (is(l->value) && l->value.len >= sizeof out->value)
+    if (is(l->field[F_VALUE]) && l->field[F_VALUE].len >= sizeof out->value)
         return false;
 
     /* a late event never moves the lead backwards in time */
     int64_t ts = ev->ts_ms, at = ts, prev = 0;
-    if (is(l->ts)) {
-        if (!int_of(l->ts, &prev))
+    if (is(l->field[F_TS])) {
+        if (!int_of(l->field[F_TS], &prev))
             return false;
         if (prev > at)
             at = prev;
     }
     fn_str_t ts_s = num(a, ts), at_s = at == ts ? ts_s : num(a, at);
-    if (!eq(l->type, ev->type) || !is(l->type))
+    if (!eq(l->field[F_TYPE], ev->type) || !is(l->field[F_TYPE]))
         put(d, S(FN_F_LAST_TYPE), ev->type);
-    if (!is(l->ts) || !eq(l->ts, at_s))
+    if (!is(l->field[F_TS]) || !eq(l->field[F_TS], at_s))
         put(d, S(FN_F_TS), at_s);
     /* first touch the earliest event, last touch the latest */
     int64_t first_at = 0, last_at = 0;
-    if ((is(l->first_at) && !int_of(l->first_at, &first_at)) ||
-        (is(l->last_at) && !int_of(l->last_at, &last_at)))
+    if ((is(l->field[F_FIRST_AT]) && !int_of(l->field[F_FIRST_AT], &first_at)) ||
+        (is(l->field[F_LAST_AT]) && !int_of(l->field[F_LAST_AT], &last_at)))
         return false;
-    if (!is(l->first_at) || ts < first_at) {
+    if (!is(l->field[F_FIRST_AT]) || ts < first_at) {
         put(d, S(FN_F_FIRST_CH), ev->channel);
         put(d, S(FN_F_FIRST_CP), ev->campaign);
         put(d, S(FN_F_FIRST_SRC), ev->source);
         put(d, S(FN_F_FIRST_AT), ts_s);
     }
-    if (!is(l->last_at) || ts >= last_at) {
-        if (!is(l->last_ch) || !eq(l->last_ch, ev->channel))
+    if (!is(l->field[F_LAST_AT]) || ts >= last_at) {
+        if (!is(l->field[F_LAST_CH]) || !eq(l->field[F_LAST_CH], ev->channel))
             put(d, S(FN_F_LAST_CH), ev->channel);
-        if (!is(l->last_cp) || !eq(l->last_cp, ev->campaign))
+        if (!is(l->field[F_LAST_CP]) || !eq(l->field[F_LAST_CP], ev->campaign))
             put(d, S(FN_F_LAST_CP), ev->campaign);
-        if (!is(l->last_src) || !eq(l->last_src, ev->source))
+        if (!is(l->field[F_LAST_SRC]) || !eq(l->field[F_LAST_SRC], ev->source))
             put(d, S(FN_F_LAST_SRC), ev->source);
-        if (!is(l->last_at) || !eq(l->last_at, ts_s))
+        if (!is(l->field[F_LAST_AT]) || !eq(l->field[F_LAST_AT], ts_s))
             put(d, S(FN_F_LAST_AT), ts_s);
     }
 
@@ -686,8 +723,8 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
         put(d, S(FN_F_TIMERS_NEXT), num(a, d->lead_tn));
     /* the version (version.lua's version_next) */
     int64_t ver = in->now_ms * 1000;
-    if (is(l->version)) {
-        if (!int_of(l->version, &ver))
+    if (is(l->field[F_VERSION])) {
+        if (!int_of(l->field[F_VERSION], &ver))
             return false;
         ver++;
     }
@@ -695,9 +732,9 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
     /* the seen set's expiry moves when less than a window is left (step.lua) */
     int64_t ttl = cfg->dedupe_ttl_ms, keep = ttl + ttl / SEEN_SLACK_DIV, sx = 0;
     fn_str_t expire = {"", 0};
-    if (is(l->sx) && !int_of(l->sx, &sx))
+    if (is(l->field[F_SX]) && !int_of(l->field[F_SX], &sx))
         return false;
-    if (!is(l->sx) || sx < in->now_ms + ttl) {
+    if (!is(l->field[F_SX]) || sx < in->now_ms + ttl) {
         put(d, S(FN_F_SEEN_EXPIRY), num(a, in->now_ms + keep));
         expire = num(a, keep);
     }
@@ -712,7 +749,7 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
     word(a, k.lead, strlen(k.lead));
     word(a, k.seen, strlen(k.seen));
     word(a, d->due_key, strlen(d->due_key));
-    word_str(a, is(l->version) ? l->version : S(""));
+    word_str(a, is(l->field[F_VERSION]) ? l->field[F_VERSION] : S(""));
     word_str(a, ev->event_id);
     /* seen.lua's seen_score: the millisecond text without its last three digits */
     fn_str_t now_s = num(a, in->now_ms);
@@ -738,50 +775,40 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
             return false;
     out->at = at;
     out->value[0] = '\0';
-    if (is(l->value)) {
-        memcpy(out->value, l->value.p, l->value.len);
-        out->value[l->value.len] = '\0';
+    if (is(l->field[F_VALUE])) {
+        memcpy(out->value, l->field[F_VALUE].p, l->field[F_VALUE].len);
+        out->value[l->field[F_VALUE].len] = '\0';
     }
     out->armed_due = d->min_due;
     return true;
 }
 
-static redisReply *str_reply(const char *s)
+static void str_reply(redisReply *r, char *s)
 {
-    redisReply *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    memset(r, 0, sizeof *r);
     r->type = REDIS_REPLY_STRING;
+    r->str = s;
     r->len = strlen(s);
-    if (!(r->str = malloc(r->len + 1))) {
-        free(r);
-        return NULL;
-    }
-    memcpy(r->str, s, r->len + 1);
-    return r;
 }
 
-redisReply *fn_fast_reply(const fn_fast_out_t *out)
+const redisReply *fn_fast_reply(const fn_fast_out_t *out, fn_fast_reply_t *room)
 {
     /* {'ok', at, value, '' (touch), '' (transitions), armed due or '', '' (fired)} */
-    char at[FN_I64_TEXT], due[FN_I64_TEXT];
-    fn_i64_text(out->at, at);
-    due[0] = '\0';
+    memcpy(room->ok, "ok", 3);
+    fn_i64_text(out->at, room->at);
+    memcpy(room->value, out->value, sizeof room->value);
+    room->due[0] = room->none[0] = '\0';
     if (out->armed_due)
-        fn_i64_text(out->armed_due, due);
-    const char *parts[] = {"ok", at, out->value, "", "", due, ""};
-    size_t n = sizeof parts / sizeof parts[0];
-    redisReply *r = calloc(1, sizeof *r);
-    if (!r || !(r->element = calloc(n, sizeof *r->element)))
-        goto fail;
-    r->type = REDIS_REPLY_ARRAY;
-    r->elements = n;
-    for (size_t i = 0; i < n; i++)
-        if (!(r->element[i] = str_reply(parts[i])))
-            goto fail;
-    return r;
-fail:
-    if (r)
-        freeReplyObject(r);
-    return NULL;
+        fn_i64_text(out->armed_due, room->due);
+    char *parts[7] = {room->ok,   room->at,  room->value, room->none,
+                      room->none, room->due, room->none};
+    for (size_t i = 0; i < 7; i++) {
+        str_reply(&room->el[i], parts[i]);
+        room->els[i] = &room->el[i];
+    }
+    memset(&room->top, 0, sizeof room->top);
+    room->top.type = REDIS_REPLY_ARRAY;
+    room->top.elements = 7;
+    room->top.element = room->els;
+    return &room->top;
 }

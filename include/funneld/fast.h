@@ -50,8 +50,15 @@ bool fn_fast_candidate(const fn_config_t *cfg, const fn_event_t *ev, int64_t now
  * only the whole step can (cmd is then undefined). */
 bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, fn_fast_out_t *out);
 
-/* The step's reply for out, shaped as step.lua's (fn_step_parse reads it): owned by the
- * caller (freeReplyObject); NULL when out of memory. */
-redisReply *fn_fast_reply(const fn_fast_out_t *out);
+/* Room for the step's reply of a fast path that applied. */
+typedef struct fn_fast_reply {
+    redisReply top, el[7];
+    redisReply *els[7];
+    char ok[3], at[FN_I64_TEXT], value[48], due[FN_I64_TEXT], none[1];
+} fn_fast_reply_t;
+
+/* The step's reply for out, shaped as step.lua's (fn_step_parse reads it), built in room
+ * without allocating: it lives as long as room, and is never given to freeReplyObject. */
+const redisReply *fn_fast_reply(const fn_fast_out_t *out, fn_fast_reply_t *room);
 
 #endif

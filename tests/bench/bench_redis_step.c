@@ -289,13 +289,8 @@ static int run_fast(redisContext *redis, const fn_config_t *cfg, const char *ins
                 if (pass == 0 && how[j] == 1) {
                     if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "ok") == 0) {
                         fk->applied++;
-                        redisReply *s = fn_fast_reply(&out[j]);
-                        if (!s) {
-                            freeReplyObject(r);
-                            goto done;
-                        }
-                        count_reply(s, k);
-                        freeReplyObject(s);
+                        fn_fast_reply_t room;
+                        count_reply(fn_fast_reply(&out[j], &room), k);
                         how[j] = 2;
                     } else {
                         fk->stale++;

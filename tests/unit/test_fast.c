@@ -90,8 +90,7 @@ static bool decide(const char *type, const char *extra, const char *const *kv, i
              "\"type\":\"%s\"%s}",
              (long long)TS, type, extra ? extra : "");
     fn_event_t ev = {0};
-    CHECK(fn_event_decode(json, strlen(json), cfg, 0, &ev, reason, sizeof reason) ==
-          FN_REJ_NONE);
+    CHECK(fn_event_decode(json, strlen(json), cfg, 0, &ev, reason, sizeof reason) == FN_REJ_NONE);
     redisReply *h = hash_of(kv);
     const fn_fast_in_t in = {cfg, &ev, fn_step_lead_hash("L1", 2), h, now, 0, "in", 3};
     bool taken = fn_fast_build(&in, "f", cmd, out);
@@ -102,8 +101,8 @@ static bool decide(const char *type, const char *extra, const char *const *kv, i
 
 /* A lead active in "shop" at stage 0, with a stalled timer nowhere (visit has none). */
 #define BASE                                                                                       \
-    "id", "L1", "ts", "1795999000000", "l.ty", "page_view", "l.ch", "web", "l.cp", "", "l.src", \
-        "", "l.at", "1795999000000", "f.at", "1795990000000", "w", "1795990000000500", "sx",      \
+    "id", "L1", "ts", "1795999000000", "l.ty", "page_view", "l.ch", "web", "l.cp", "", "l.src",    \
+        "", "l.at", "1795999000000", "f.at", "1795990000000", "w", "1795990000000500", "sx",       \
         "1797000000000"
 
 static void test_a_touch_is_taken(void)
@@ -121,7 +120,7 @@ static void test_a_touch_is_taken(void)
     CHECK_STR(field_set(&cmd, "sx"), "");   /* the seen set's expiry holds */
     CHECK(out.at == TS && out.value[0] == '\0' && out.armed_due == 0);
     /* a late event: the lead's time stays, the touch counts */
-    const char *later[] = {BASE, "shop|p", "3|1796000500000|a0|1795990000000|1795990000000",
+    const char *later[] = {BASE, "shop|p",        "3|1796000500000|a0|1795990000000|1795990000000",
                            "ts", "1796000500000", NULL};
     /* (a second "ts" later in the reply is the one a hash would hold: read last wins) */
     CHECK(decide("page_view", NULL, later, NOW, &cmd, &out));
@@ -174,42 +173,76 @@ static void test_left_to_the_whole_step(void)
         {"another lead's id", "page_view", NULL, {"id", "L2", "shop|p", active, NULL}, NOW},
         {"merged away", "page_view", NULL, {BASE, "shop|p", active, "mi", "L9", NULL}, NOW},
         {"forgotten", "page_view", NULL, {BASE, "shop|p", active, "fg", "1", NULL}, NOW},
-        {"the layout of before", "page_view", NULL, {BASE, "shop|k", "0", "shop|x", "a", NULL},
+        {"the layout of before",
+         "page_view",
+         NULL,
+         {BASE, "shop|k", "0", "shop|x", "a", NULL},
          NOW},
         {"a move", "email_click", NULL, {BASE, "shop|p", active, NULL}, NOW},
-        {"never in the funnel: an entry", "page_view", NULL, {BASE, "shop|p", "2|17", NULL},
-         NOW},
+        {"never in the funnel: an entry", "page_view", NULL, {BASE, "shop|p", "2|17", NULL}, NOW},
         {"a value", "page_view", ",\"props\":{\"value\":5}", {BASE, "shop|p", active, NULL}, NOW},
         {"the pruning step", "page_view", NULL, {BASE, "shop|p", active, NULL}, NOW - 1},
-        {"a timer due", "page_view", NULL, {BASE, "shop|p", active, "tn", "1795000000000", NULL},
+        {"a timer due",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", active, "tn", "1795000000000", NULL},
          NOW},
-        {"tn not a plain integer", "page_view", NULL, {BASE, "shop|p", active, "tn", "1e13", NULL},
+        {"tn not a plain integer",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", active, "tn", "1e13", NULL},
          NOW},
-        {"a status it does not know", "page_view", NULL,
-         {BASE, "shop|p", "3|1795999000000|z0|1|1", NULL}, NOW},
-        {"an active stage that is no number", "page_view", NULL,
-         {BASE, "shop|p", "3|1795999000000|a|1|1", NULL}, NOW},
-        {"a position cut short", "page_view", NULL, {BASE, "shop|p", "3|1795999000000|a0|1", NULL},
+        {"a status it does not know",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", "3|1795999000000|z0|1|1", NULL},
          NOW},
-        {"touches past 2^53", "page_view", NULL,
-         {BASE, "shop|p", "99999999999999999|1795999000000", NULL}, NOW},
-        {"a stored value that is no number", "page_view", NULL,
-         {BASE, "shop|p", active, "v", "lots", NULL}, NOW},
-        {"a version that is no number", "page_view", NULL,
-         {BASE, "shop|p", active, "w", "x1", NULL}, NOW},
-        {"a stalled timer in another zset", "page_view", NULL,
+        {"an active stage that is no number",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", "3|1795999000000|a|1|1", NULL},
+         NOW},
+        {"a position cut short",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", "3|1795999000000|a0|1", NULL},
+         NOW},
+        {"touches past 2^53",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", "99999999999999999|1795999000000", NULL},
+         NOW},
+        {"a stored value that is no number",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", active, "v", "lots", NULL},
+         NOW},
+        {"a version that is no number",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", active, "w", "x1", NULL},
+         NOW},
+        {"a stalled timer in another zset",
+         "page_view",
+         NULL,
          {BASE, "shop|p", "5|1795999000000|a1|1|1", "shop|t|stalled", "1796002600000|1|in:4|e7",
           "tn", "1796002600000", NULL},
          NOW},
-        {"a stall that fired (its marker)", "page_view", NULL,
-         {BASE, "shop|p", "5|1795999000000|a1|1|1", "shop|t|stalled", "1795002600000|1||e7",
-          NULL},
+        {"a stall that fired (its marker)",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", "5|1795999000000|a1|1|1", "shop|t|stalled", "1795002600000|1||e7", NULL},
          NOW},
-        {"a malformed timer", "page_view", NULL,
-         {BASE, "shop|p", "5|1795999000000|a1|1|1", "shop|t|stalled", "soon", NULL}, NOW},
-        {"a cancel", "pong", NULL,
-         {BASE, "shop|p", active, "shop|t|nudge", "1796000600000|0|in:3|e1", "tn",
-          "1796000600000", NULL},
+        {"a malformed timer",
+         "page_view",
+         NULL,
+         {BASE, "shop|p", "5|1795999000000|a1|1|1", "shop|t|stalled", "soon", NULL},
+         NOW},
+        {"a cancel",
+         "pong",
+         NULL,
+         {BASE, "shop|p", active, "shop|t|nudge", "1796000600000|0|in:3|e1", "tn", "1796000600000",
+          NULL},
          NOW},
         {"opted out, a rule to arm", "ping", NULL, {BASE, "shop|p", active, "c", "0", NULL}, NOW},
     };
@@ -224,8 +257,7 @@ static void test_left_to_the_whole_step(void)
     char reason[256];
     const char *json = "{\"event_id\":\"e9\",\"lead_id\":\"L1\",\"ts\":1796000000000,"
                        "\"channel\":\"web\",\"type\":\"page_view\"}";
-    CHECK(fn_event_decode(json, strlen(json), cfg, 0, &ev, reason, sizeof reason) ==
-          FN_REJ_NONE);
+    CHECK(fn_event_decode(json, strlen(json), cfg, 0, &ev, reason, sizeof reason) == FN_REJ_NONE);
     redisReply odd = {.type = REDIS_REPLY_ARRAY, .elements = 1};
     redisReply *one[1] = {&(redisReply){.type = REDIS_REPLY_STRING, .str = "id", .len = 2}};
     odd.element = one;
@@ -246,13 +278,13 @@ static void test_left_to_the_whole_step(void)
 static void test_the_reply_reads_as_a_step(void)
 {
     fn_fast_out_t out = {.at = 1796000000000LL, .value = "12.5", .armed_due = 1796003600000LL};
-    redisReply *r = fn_fast_reply(&out);
+    fn_fast_reply_t room;
+    const redisReply *r = fn_fast_reply(&out, &room);
     fn_step_result_t res;
     char err[128];
     CHECK(fn_step_parse(cfg, r, &res, err, sizeof err) == FN_OK);
     CHECK(res.status == FN_STEP_OK && res.at == out.at && res.n_trans == 0 &&
           res.armed_due == out.armed_due && res.value.len == 4 && !res.fired);
-    freeReplyObject(r);
 }
 
 int main(void)
