@@ -440,8 +440,8 @@ static bool put(decide_t *d, fn_str_t k, fn_str_t v)
     return true;
 }
 
-/* Whether zset (as a timer field holds it) names this event's due zset: a tail, or (written
- * before) the whole key. False for another zset, true or false in *same. */
+/* Sets *same to whether zset (as a timer field holds it: a tail, or, written before, the
+ * whole key) names this event's due zset, as timer.lua's timer_parse would make it whole. */
 static void zset_is_due(const decide_t *d, fn_str_t zset, bool *same)
 {
     size_t kl = strlen(d->due_key);
