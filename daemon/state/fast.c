@@ -612,22 +612,6 @@ bool fn_fast_candidate(const fn_config_t *cfg, const fn_event_t *ev, int64_t now
     return true;
 }
 
-static int put_bulk(fn_buf_t *out, const char *p, size_t len)
-{
-    if (fn_buf_reserve(out, len + FN_I64_TEXT + 5))
-        return FN_ERR;
-    char *w = out->data + out->len;
-    *w++ = '$';
-    w += fn_i64_text((int64_t)len, w);
-    *w++ = '\r', *w++ = '\n';
-    memcpy(w, p, len);
-    w += len;
-    *w++ = '\r', *w++ = '\n';
-    *w = '\0';
-    out->len = (size_t)(w - out->data);
-    return FN_OK;
-}
-
 bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, fn_fast_out_t *out)
 {
     const fn_config_t *cfg = in->cfg;
@@ -763,15 +747,10 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
     if (a->full)
         return false;
 
-    fn_buf_reset(cmd);
-    char count[FN_I64_TEXT + 3];
-    count[0] = '*';
-    size_t cl = 1 + fn_i64_text((int64_t)a->n, count + 1);
-    count[cl++] = '\r', count[cl++] = '\n';
-    if (fn_buf_append(cmd, count, cl))
+    if (fn_resp_head(cmd, a->n))
         return false;
     for (size_t i = 0; i < a->n; i++)
-        if (put_bulk(cmd, a->w[i], a->len[i]))
+        if (fn_resp_bulk(cmd, a->w[i], a->len[i]))
             return false;
     out->at = at;
     out->value[0] = '\0';

@@ -90,8 +90,17 @@ static void arg_str(argv_t *a, fn_str_t s)
     arg(a, s.p, s.len);
 }
 
-/* One RESP bulk string: "$<len>\r\n<bytes>\r\n". */
-static int put_bulk(fn_buf_t *out, const char *p, size_t len)
+int fn_resp_head(fn_buf_t *out, size_t n)
+{
+    fn_buf_reset(out);
+    char count[FN_I64_TEXT + 3];
+    count[0] = '*';
+    size_t cl = 1 + fn_i64_text((int64_t)n, count + 1);
+    count[cl++] = '\r', count[cl++] = '\n';
+    return fn_buf_append(out, count, cl);
+}
+
+int fn_resp_bulk(fn_buf_t *out, const char *p, size_t len)
 {
     /* One reservation, then plain stores: this runs some forty times per event. */
     if (fn_buf_reserve(out, len + FN_I64_TEXT + 5))
@@ -287,12 +296,7 @@ int fn_step_build(const fn_config_t *cfg, const fn_step_call_t *call, const char
     if (a.n != FN_STEP_WORDS(nf))
         return FN_ERR;
 
-    fn_buf_reset(out);
-    char count[FN_I64_TEXT + 3];
-    count[0] = '*';
-    size_t cl = 1 + fn_i64_text((int64_t)a.n, count + 1);
-    count[cl++] = '\r', count[cl++] = '\n';
-    if (fn_buf_append(out, count, cl))
+    if (fn_resp_head(out, a.n))
         return FN_ERR;
     char spec[FN_TIMER_SPEC_MAX];
     for (size_t i = 0; i < a.n; i++) {
@@ -300,7 +304,7 @@ int fn_step_build(const fn_config_t *cfg, const fn_step_call_t *call, const char
             a.len[i] = fn_rules_timer_spec(a.spec_of[i], ev, spec, sizeof spec);
             a.p[i] = spec;
         }
-        if (put_bulk(out, a.p[i], a.len[i]))
+        if (fn_resp_bulk(out, a.p[i], a.len[i]))
             return FN_ERR;
     }
     return FN_OK;

@@ -587,14 +587,15 @@ static bool send_fast_read(conn_t *c, fn_msg_t *m)
     }
     fn_lead_keys_t k;
     fn_step_keys(cfg, m->lead_hash, &k);
-    /* written by hand, as the step is: hiredis's formatting was most of the read's cost */
-    char cmd[sizeof k.lead + 40] = "*2\r\n$7\r\nHGETALL\r\n$";
-    size_t kl = strlen(k.lead), at = strlen(cmd);
-    at += fn_i64_text((int64_t)kl, cmd + at);
-    memcpy(cmd + at, "\r\n", 2);
-    memcpy(cmd + at + 2, k.lead, kl);
-    memcpy(cmd + at + 2 + kl, "\r\n", 2);
-    if (redisAsyncFormattedCommand(c->ac, on_step_reply, m, cmd, at + kl + 4) != REDIS_OK) {
+    /* written as the step is: hiredis's formatting was most of the read's cost */
+    if (fn_resp_head(&s->step_cmd, 2) || fn_resp_bulk(&s->step_cmd, "HGETALL", 7) ||
+        fn_resp_bulk(&s->step_cmd, k.lead, strlen(k.lead))) {
+        fn_log(s->host.log, FN_LOG_ERROR, "redis", "out of memory building a step");
+        s->host.stop(s->host.data, 1);
+        return true;
+    }
+    if (redisAsyncFormattedCommand(c->ac, on_step_reply, m, s->step_cmd.data, s->step_cmd.len) !=
+        REDIS_OK) {
         m->state = FN_MSG_REDIS_WAIT;
         fn_queue_push(&c->wait, m);
         return true;

@@ -167,6 +167,12 @@ int fn_step_build(const fn_config_t *cfg, const fn_step_call_t *call, const char
                   const fn_event_t *ev, fn_hash128_t lead_hash, int64_t now_ms, int64_t clock_ms,
                   const char *topic, int32_t partition, fn_buf_t *out);
 
+/* A command written as RESP, word by word, as the store sends it (hiredis's own formatting
+ * cost more than the rest of a step's build): fn_resp_head empties out and writes the
+ * count of n words, fn_resp_bulk appends one word. FN_ERR when out of memory. */
+int fn_resp_head(fn_buf_t *out, size_t n);
+int fn_resp_bulk(fn_buf_t *out, const char *p, size_t len);
+
 /* Writes the trigger caps argument of the scripts ("name=max,per;..." for funnels with a
  * trigger_cap) into out. */
 void fn_step_caps(const fn_config_t *cfg, char *out, size_t outlen);
