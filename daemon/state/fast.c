@@ -15,8 +15,6 @@
 #include "funneld/rules.h"
 #include "funneld/step.h"
 
-/* step.lua prunes and moves the seen set's expiry on one step in PRUNE_ONE_IN */
-#define PRUNE_ONE_IN 8
 #define SEEN_SLACK_DIV 8
 #define MAX_TIMERS 64 /* timer fields of the lead's routed funnels this code keeps */
 #define MAX_WORDS 512
@@ -598,8 +596,7 @@ static bool touch_funnel(decide_t *d, const lead_read_t *l, size_t fi, int64_t a
 
 bool fn_fast_candidate(const fn_config_t *cfg, const fn_event_t *ev, int64_t now_ms)
 {
-    if (!cfg->redis_fast_path || ev->kind != FN_EV_TOUCHPOINT || ev->has_value ||
-        now_ms % PRUNE_ONE_IN == 0 || now_ms < 1000)
+    if (!cfg->redis_fast_path || ev->kind != FN_EV_TOUCHPOINT || ev->has_value || now_ms < 1000)
         return false;
     for (size_t i = 0; i < cfg->n_funnels; i++) {
         const fn_funnel_t *f = &cfg->funnels[i];
@@ -638,7 +635,7 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
     d->a = a;
 
     fn_lead_keys_t k;
-    fn_step_keys(cfg, in->lead_hash, &k);
+    fn_step_keys_fast(cfg, in->lead_hash, &k);
     fn_step_due_key(cfg, k.shard, in->topic, in->partition, d->due_key, sizeof d->due_key);
     char base[96];
     d->kbase_len = fn_key_shard(base, sizeof base, cfg->key_prefix, k.shard, "", "", 0);
@@ -713,32 +710,38 @@ bool fn_fast_build(const fn_fast_in_t *in, const char *fn_name, fn_buf_t *cmd, f
         ver++;
     }
     put(d, S(FN_F_VERSION), num(a, ver));
-    /* the seen set's expiry moves when less than a window is left (step.lua) */
+    /* the seen set's expiry moves when less than a window is left, and on every pruning
+     * call (step.lua) */
+    bool prune = in->now_ms % FN_STEP_PRUNE_ONE_IN == 0;
     int64_t ttl = cfg->dedupe_ttl_ms, keep = ttl + ttl / SEEN_SLACK_DIV, sx = 0;
     fn_str_t expire = {"", 0};
     if (is(l->field[F_SX]) && !int_of(l->field[F_SX], &sx))
         return false;
-    if (!is(l->field[F_SX]) || sx < in->now_ms + ttl) {
+    if (!is(l->field[F_SX]) || sx < in->now_ms + ttl || prune) {
         put(d, S(FN_F_SEEN_EXPIRY), num(a, in->now_ms + keep));
         expire = num(a, keep);
     }
     if (a->full || d->full)
         return false;
 
-    /* FCALL <fast> 3 lead seen due  version event score expire n [score member]... fields */
-    char nkeys[] = "3";
+    /* FCALL <fast> 4 lead seen due pending  version event score expire prune window n
+     * [score member]... fields */
+    char nkeys[] = "4";
     word(a, "FCALL", 5);
     word(a, fn_name, strlen(fn_name));
     word(a, nkeys, 1);
     word(a, k.lead, strlen(k.lead));
     word(a, k.seen, strlen(k.seen));
     word(a, d->due_key, strlen(d->due_key));
+    word(a, k.pending, strlen(k.pending));
     word_str(a, is(l->field[F_VERSION]) ? l->field[F_VERSION] : S(""));
     word_str(a, ev->event_id);
     /* seen.lua's seen_score: the millisecond text without its last three digits */
     fn_str_t now_s = num(a, in->now_ms);
     word(a, now_s.p, now_s.len - 3);
     word_str(a, expire);
+    word_str(a, prune ? now_s : S(""));
+    word_str(a, num(a, ttl));
     word_str(a, num(a, (int64_t)(d->n_zadds / 2)));
     for (size_t i = 0; i < d->n_zadds; i++)
         word_str(a, d->zadds[i]);

@@ -28,3 +28,15 @@ local function seen_old(seen, now_ms, window_ms, max, legacy)
   end
   return old
 end
+
+-- The prune of a sampled step (step.lua's PRUNE_ONE_IN; the fast path's too): up to
+-- K.STEP_PRUNE_MAX ids past the window leave the set, and their pending results the lead's
+-- pending hash; on one such step in K.STEP_PRUNE_ONE_IN, millisecond scores of before too.
+local function seen_prune(seen, pending, now_ms, window_ms)
+  local old = seen_old(seen, now_ms, window_ms, K.STEP_PRUNE_MAX,
+    now_ms % (K.STEP_PRUNE_ONE_IN * K.STEP_PRUNE_ONE_IN) == 0)
+  if #old > 0 then
+    redis.call('ZREM', seen, unpack(old))
+    redis.call('HDEL', pending, unpack(old))
+  end
+end

@@ -33,17 +33,30 @@ static void cat_s(char *out, size_t outlen, size_t *at, const char *s)
 }
 
 /* The key names come from the keys module (keys.def), the one owner of the layout. */
+/* The keys fn_step_keys_fast names, for the lead of hex hash in shard. */
+static void fast_keys(const fn_config_t *cfg, const char *hex, unsigned shard, fn_lead_keys_t *k)
+{
+    fn_key_lead(k->lead, sizeof k->lead, cfg->key_prefix, shard, hex);
+    fn_key_seen(k->seen, sizeof k->seen, cfg->key_prefix, shard, hex);
+    fn_key_out(k->pending, sizeof k->pending, cfg->key_prefix, shard, hex);
+    k->shard = shard;
+}
+
+void fn_step_keys_fast(const fn_config_t *cfg, fn_hash128_t h, fn_lead_keys_t *k)
+{
+    char hex[33];
+    fn_hash_hex(h, hex);
+    fast_keys(cfg, hex, fn_step_shard(cfg, h), k);
+    k->stats[0] = k->touches[0] = '\0';
+}
+
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t h, fn_lead_keys_t *k)
 {
     char hex[33];
     fn_hash_hex(h, hex);
-    unsigned shard = fn_step_shard(cfg, h);
-    fn_key_lead(k->lead, sizeof k->lead, cfg->key_prefix, shard, hex);
-    fn_key_seen(k->seen, sizeof k->seen, cfg->key_prefix, shard, hex);
-    fn_key_out(k->pending, sizeof k->pending, cfg->key_prefix, shard, hex);
-    fn_key_stats(k->stats, sizeof k->stats, cfg->key_prefix, shard);
-    fn_key_touches(k->touches, sizeof k->touches, cfg->key_prefix, shard, hex);
-    k->shard = shard;
+    fast_keys(cfg, hex, fn_step_shard(cfg, h), k);
+    fn_key_stats(k->stats, sizeof k->stats, cfg->key_prefix, k->shard);
+    fn_key_touches(k->touches, sizeof k->touches, cfg->key_prefix, k->shard, hex);
 }
 
 void fn_step_due_key(const fn_config_t *cfg, unsigned shard, const char *topic, int32_t partition,

@@ -428,14 +428,8 @@ if ARGV[K.STEP_ARG_CLUSTER] == '1' then -- touch_undeclared: a block, no closure
   for k in pairs(keys) do redis.call('EXISTS', k) end
 end
 
-local PRUNE_ONE_IN = 8
-if now % PRUNE_ONE_IN == 0 then
-  local old = seen_old(seen, now, ttl, 64, now % (8 * PRUNE_ONE_IN) == 0)
-  if #old > 0 then
-    redis.call('ZREM', seen, unpack(old))
-    redis.call('HDEL', pending, unpack(old))
-  end
-end
+local PRUNE_ONE_IN = K.STEP_PRUNE_ONE_IN
+if now % PRUNE_ONE_IN == 0 then seen_prune(seen, pending, now, ttl) end
 
 -- The seen set must outlive the lead's last event by a window. Its expiry moves only when
 -- less than that is left, and then an eighth of a window further: the lead's "sx" keeps the

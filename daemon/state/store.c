@@ -586,7 +586,7 @@ static bool send_fast_read(conn_t *c, fn_msg_t *m)
         return false;
     }
     fn_lead_keys_t k;
-    fn_step_keys(cfg, m->lead_hash, &k);
+    fn_step_keys_fast(cfg, m->lead_hash, &k);
     /* written as the step is: hiredis's formatting was most of the read's cost */
     if (fn_resp_head(&s->step_cmd, 2) || fn_resp_bulk(&s->step_cmd, "HGETALL", 7) ||
         fn_resp_bulk(&s->step_cmd, k.lead, strlen(k.lead))) {

@@ -99,6 +99,12 @@ typedef struct fn_step_transition {
 #define FN_STEP_SEEN_UNIT_MS 1000
 #define FN_STEP_SEEN_LEGACY_MIN 100000000000
 _Static_assert(FN_STEP_SEEN_UNIT_MS == 1000, "seen.lua divides by dropping three digits");
+/* A step prunes its lead's seen set (up to FN_STEP_PRUNE_MAX ids past the window) and moves
+ * the set's expiry on one call in FN_STEP_PRUNE_ONE_IN, picked by the daemon's clock (its
+ * millisecond), and looks for millisecond scores of before on one such call in
+ * FN_STEP_PRUNE_ONE_IN again: step.lua and the fast path (fast.c, fast.lua) alike. */
+#define FN_STEP_PRUNE_ONE_IN 8
+#define FN_STEP_PRUNE_MAX 64
 /* markov's model number (fn_attr_model_t) in the marketing word: it credits no conversion */
 #define FN_STEP_MODEL_MARKOV 5
 #define FN_STEP_CREDIT_CONV_UNITS 1000000
@@ -149,6 +155,9 @@ fn_hash128_t fn_step_lead_hash(const char *lead_id, size_t len);
 /* The shard (hash tag) of a lead's keys. */
 unsigned fn_step_shard(const fn_config_t *cfg, fn_hash128_t lead_hash);
 void fn_step_keys(const fn_config_t *cfg, fn_hash128_t lead_hash, fn_lead_keys_t *k);
+/* fn_step_keys' lead, seen, pending and shard only, the keys the fast path's read and apply
+ * name (stats and touches are left empty). */
+void fn_step_keys_fast(const fn_config_t *cfg, fn_hash128_t lead_hash, fn_lead_keys_t *k);
 
 /* How a step is called: FCALL of the step library's function (fn_lua_step_lib, Redis 7
  * functions), or EVALSHA of the step script (fn_lua_step_src) by its 40-char digest where

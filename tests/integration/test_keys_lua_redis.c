@@ -84,6 +84,8 @@ static void test_prelude_names_equal_c(redisContext *rc)
         {"STEP_BD_VALUE_MAX", FN_STEP_BD_VALUE_MAX},
         {"STEP_SEEN_UNIT_MS", FN_STEP_SEEN_UNIT_MS},
         {"STEP_SEEN_LEGACY_MIN", FN_STEP_SEEN_LEGACY_MIN},
+        {"STEP_PRUNE_ONE_IN", FN_STEP_PRUNE_ONE_IN},
+        {"STEP_PRUNE_MAX", FN_STEP_PRUNE_MAX},
     };
     size_t n_step = sizeof step / sizeof *step;
     for (size_t i = 0; i < n_step; i++) {

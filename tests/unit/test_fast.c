@@ -2,7 +2,7 @@
  * test_fast.c — the fast path's decision (fast.h) on leads as read, table by table: what it
  * writes for a touch it takes, and every lead or event it must leave to the whole step
  * (a new or another lead, merge marks, the layout of before, a malformed or hostile field,
- * a move, a value, a due timer, a timer in another zset, a cancel, the pruning step). That
+ * a move, a value, a due timer, a timer in another zset, a cancel). That
  * its writes are the whole step's, event for event, is test_fast_redis's (integration).
  */
 #include <hiredis/hiredis.h>
@@ -24,7 +24,11 @@ static const char *CONFIG =
     " \"retarget\":[{\"name\":\"nudge\",\"after\":{\"type\":\"ping\"},"
     "   \"unless\":[{\"type\":\"pong\"}],\"within\":\"10m\"}]}]}";
 
-#define NOW 1796000000001LL /* not a multiple of 8: no pruning step */
+#define NOW 1796000000001LL /* not a multiple of FN_STEP_PRUNE_ONE_IN: no pruning step */
+/* The apply's words (fast.lua): FCALL f 4, its four keys, the version, the event id, the seen
+ * score, the expiry, the prune's clock, the window, then the number of timers to add. */
+#define W_PRUNE 11
+#define W_NTIMERS 13
 #define TS 1796000000000LL
 
 static fn_config_t *cfg;
@@ -71,7 +75,7 @@ static const char *field_set(const fn_buf_t *cmd, const char *field)
     const char *w[256];
     size_t len[256];
     size_t n = words_of(cmd, w, len, 256);
-    size_t at = 11 + 2 * strtoul(w[10], NULL, 10); /* after the timers to add */
+    size_t at = W_NTIMERS + 1 + 2 * strtoul(w[W_NTIMERS], NULL, 10); /* after the timers */
     for (size_t i = at; i + 1 < n; i += 2)
         if (len[i] == strlen(field) && memcmp(w[i], field, len[i]) == 0) {
             snprintf(out, sizeof out, "%.*s", (int)len[i + 1], w[i + 1]);
@@ -126,6 +130,17 @@ static void test_a_touch_is_taken(void)
     CHECK(decide("page_view", NULL, later, NOW, &cmd, &out));
     CHECK(out.at == 1796000500000LL);
     CHECK_STR(field_set(&cmd, "shop|p"), "4|1796000500000|a0|1795990000000|1795990000000");
+    const char *w[64];
+    size_t len[64];
+    words_of(&cmd, w, len, 64);
+    CHECK(len[W_PRUNE] == 0); /* no prune */
+    /* the pruning call (step.lua's too): the prune's clock goes, and the seen set's expiry
+     * moves though it holds */
+    CHECK(decide("page_view", NULL, lead, NOW - 1, &cmd, &out));
+    words_of(&cmd, w, len, 64);
+    CHECK(len[W_PRUNE] == 13 && memcmp(w[W_PRUNE], "1796000000000", 13) == 0);
+    CHECK(len[W_PRUNE + 1] == 9 && memcmp(w[W_PRUNE + 1], "604800000", 9) == 0);
+    CHECK_STR(field_set(&cmd, "sx"), "1796680400000");
     fn_buf_free(&cmd);
 }
 
@@ -148,12 +163,12 @@ static void test_timers_armed_and_moved(void)
     const char *w[64];
     size_t len[64];
     words_of(&cmd, w, len, 64);
-    CHECK(len[10] == 1 && w[10][0] == '0'); /* no member added */
+    CHECK(len[W_NTIMERS] == 1 && w[W_NTIMERS][0] == '0'); /* no member added */
     CHECK(out.armed_due == 1796003600000LL);
     /* a rule armed anew: its member is added */
     CHECK(decide("ping", NULL, pending, NOW, &cmd, &out));
     words_of(&cmd, w, len, 64);
-    CHECK(len[10] == 1 && w[10][0] == '1');
+    CHECK(len[W_NTIMERS] == 1 && w[W_NTIMERS][0] == '1');
     CHECK_STR(field_set(&cmd, "shop|t|nudge"), "1796000600000|1|in:3|e9");
     CHECK_STR(field_set(&cmd, "tn"), "1796000600000");
     fn_buf_free(&cmd);
@@ -181,7 +196,6 @@ static void test_left_to_the_whole_step(void)
         {"a move", "email_click", NULL, {BASE, "shop|p", active, NULL}, NOW},
         {"never in the funnel: an entry", "page_view", NULL, {BASE, "shop|p", "2|17", NULL}, NOW},
         {"a value", "page_view", ",\"props\":{\"value\":5}", {BASE, "shop|p", active, NULL}, NOW},
-        {"the pruning step", "page_view", NULL, {BASE, "shop|p", active, NULL}, NOW - 1},
         {"a timer due",
          "page_view",
          NULL,
