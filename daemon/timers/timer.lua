@@ -153,17 +153,22 @@ end
 -- caller's clock).
 local function timer_set_tn(lead, now_ms)
   local all = redis.call('HGETALL', lead)
-  if #all > 0 then version_move(lead, now_ms) end
-  local tn = nil
+  if #all == 0 then return end
+  local tn, v = nil, nil
   for j = 1, #all, 2 do
-    if string.find(all[j], K.FF_TIMER, 1, true) then
+    if all[j] == K.F_VERSION then
+      v = all[j + 1]
+    elseif string.find(all[j], K.FF_TIMER, 1, true) then
       local d, _, zkey = timer_parse(all[j + 1])
       if zkey and zkey ~= '' and (not tn or tonumber(d) < tn) then tn = tonumber(d) end
     end
   end
+  -- the version as version_move would write it, from the hash already read
+  local w = version_next(v, now_ms)
   if tn then
-    redis.call('HSET', lead, K.F_TIMERS_NEXT, string.format('%d', tn))
+    redis.call('HSET', lead, K.F_VERSION, w, K.F_TIMERS_NEXT, string.format('%d', tn))
   else
+    redis.call('HSET', lead, K.F_VERSION, w)
     redis.call('HDEL', lead, K.F_TIMERS_NEXT)
   end
 end
