@@ -32,8 +32,8 @@ static void cat_s(char *out, size_t outlen, size_t *at, const char *s)
     fn_cat(out, outlen, at, s, strlen(s));
 }
 
-/* The key names come from the keys module (keys.def), the one owner of the layout. */
-/* The keys fn_step_keys_fast names, for the lead of hex hash in shard. */
+/* The keys fn_step_keys_fast names, for the lead of hex hash in shard. The key names come
+ * from the keys module (keys.def), the one owner of the layout. */
 static void fast_keys(const fn_config_t *cfg, const char *hex, unsigned shard, fn_lead_keys_t *k)
 {
     fn_key_lead(k->lead, sizeof k->lead, cfg->key_prefix, shard, hex);
