@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "funneld/common.h"
 #include "funneld/config.h"
 #include "funneld/keys.h"
 #include "funneld/lead_pos.h"
@@ -151,6 +152,80 @@ static inline bool fn_test_to_old_layout(redisContext *rc, const fn_config_t *cf
         freeReplyObject(redisCommand(rc, "HSET %s %s %b", k.lead, f, &pos.status, (size_t)1));
     }
     return true;
+}
+
+static inline int fn_test_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Everything under prefix (keys, types, contents; not expiries) as one string in which
+ * prefix reads "P" (the caller frees): hashes, zsets and sets by sorted members (two runs
+ * may have written them in other orders), strings by value, other types by DUMP. */
+static inline char *fn_test_redis_state(redisContext *rc, const char *prefix)
+{
+    redisReply *keys = redisCommand(rc, "KEYS %s:*", prefix);
+    fn_buf_t b = {0};
+    char **names = calloc(keys->elements + 1, sizeof *names);
+    for (size_t i = 0; i < keys->elements; i++)
+        names[i] = keys->element[i]->str;
+    qsort(names, keys->elements, sizeof *names, fn_test_cmp_str);
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *t = redisCommand(rc, "TYPE %s", names[i]);
+        redisReply *v = NULL;
+        if (strcmp(t->str, "hash") == 0)
+            v = redisCommand(rc, "HGETALL %s", names[i]);
+        else if (strcmp(t->str, "zset") == 0)
+            v = redisCommand(rc, "ZRANGE %s 0 -1 WITHSCORES", names[i]);
+        else if (strcmp(t->str, "set") == 0)
+            v = redisCommand(rc, "SMEMBERS %s", names[i]);
+        else if (strcmp(t->str, "string") == 0)
+            v = redisCommand(rc, "GET %s", names[i]);
+        else
+            v = redisCommand(rc, "DUMP %s", names[i]);
+        /* a hash's fields in order of name: the two sets may have written them in another */
+        char **items = NULL;
+        size_t n = v && v->type == REDIS_REPLY_ARRAY ? v->elements : 0;
+        if (n) {
+            items = calloc(n, sizeof *items);
+            bool pairs = strcmp(t->str, "hash") == 0 || strcmp(t->str, "zset") == 0;
+            for (size_t j = 0; j < n; j += pairs ? 2 : 1) {
+                fn_buf_t it = {0};
+                fn_buf_append(&it, v->element[j]->str, v->element[j]->len);
+                if (pairs) {
+                    fn_buf_append(&it, "=", 1);
+                    fn_buf_append(&it, v->element[j + 1]->str, v->element[j + 1]->len);
+                }
+                items[j] = it.data;
+            }
+            size_t m = 0;
+            for (size_t j = 0; j < n; j++)
+                if (items[j])
+                    items[m++] = items[j];
+            qsort(items, m, sizeof *items, fn_test_cmp_str);
+            n = m;
+        }
+        fn_buf_appendf(&b, "%s %s", names[i] + strlen(prefix), t->str);
+        for (size_t j = 0; j < n; j++) {
+            fn_buf_appendf(&b, " %s", items[j]);
+            free(items[j]);
+        }
+        if (v && v->type == REDIS_REPLY_STRING)
+            fn_buf_append(&b, v->str, v->len);
+        fn_buf_append(&b, "\n", 1);
+        free(items);
+        freeReplyObject(t);
+        freeReplyObject(v);
+    }
+    free(names);
+    freeReplyObject(keys);
+    /* keys named inside values (outbox entries) */
+    char *s = b.data ? b.data : strdup("");
+    for (char *at = strstr(s, prefix); at; at = strstr(at, prefix)) {
+        at[0] = 'P';
+        memmove(at + 1, at + strlen(prefix), strlen(at + strlen(prefix)) + 1);
+    }
+    return s;
 }
 
 #endif

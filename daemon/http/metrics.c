@@ -84,7 +84,8 @@ static int redis_nodes(const fn_status_t *st, fn_buf_t *b)
                            st->redis_nodes[i].up))
             return FN_ERR;
     if (head(b, "funneld_redis_node_steps_total", "counter",
-             "Per Redis node: step replies it brought."))
+             "Per Redis node: step replies it brought (a fast path's read and apply count one "
+             "each)."))
         return FN_ERR;
     for (size_t i = 0; i < st->n_redis_nodes; i++)
         if (fn_buf_appendf(b, "funneld_redis_node_steps_total{node=\"%s\"} %llu\n",
@@ -224,7 +225,8 @@ int fn_metrics_render(const fn_status_t *st, fn_buf_t *b)
         produce_failures(st, b) ||
         head(b, "funneld_dlq_total", "counter", "Dead letters acknowledged by Kafka.") ||
         fn_buf_appendf(b, "funneld_dlq_total %llu\n", (unsigned long long)s->dlq_delivered) ||
-        hist(b, "funneld_redis_roundtrip_seconds", "One Redis step call, sent to reply.",
+        hist(b, "funneld_redis_roundtrip_seconds",
+             "One Redis step call, sent to reply (a fast path's read and apply are one each).",
              &s->redis_rtt) ||
         hist(b, "funneld_end_to_end_seconds",
              "One input message from consumed to done (applied, outputs acknowledged).",

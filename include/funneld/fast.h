@@ -1,12 +1,12 @@
 /*
- * fast.h — the fast path of a touchpoint (state/fast.c): its step decided in C from the
- * lead's hash as read, and written by a small apply (daemon/state/fast.lua) instead of the
- * whole Lua step. It takes the common case only, a touch that moves the lead in no funnel
- * and fires nothing; anything else (a move, a value, a due timer, a merge mark, attribution,
- * a step that prunes the seen set, a field it does not read exactly as step.lua does) goes
- * the whole step's way, as does an apply that finds the hash written since it was read.
- * Where it applies, Redis ends up as the whole step would have left it, and the daemon gets
- * the reply the step would have given (tests/integration/test_fast_redis.c holds the two
+ * fast.h — the fast path of a touchpoint (state/fast.c): its step decided in C from the lead's
+ * hash as read, and written by a small apply (daemon/state/fast.lua) instead of the whole Lua
+ * step. It takes the common case only, a touch that moves the lead in no funnel and fires
+ * nothing (pruning the seen set as the step does on its sampled calls); anything else (a move,
+ * a value, a due timer, a merge mark, attribution, a field it does not read exactly as step.lua
+ * does) goes the whole step's way, as does an apply that finds the hash written since it was
+ * read. Where it applies, Redis ends up as the whole step would have left it, and the daemon
+ * gets the reply the step would have given (tests/integration/test_fast_redis.c holds the two
  * to each other). Pure: no I/O.
  */
 #ifndef FUNNELD_FAST_H
@@ -42,7 +42,7 @@ typedef struct fn_fast_out {
 } fn_fast_out_t;
 
 /* Whether ev may take the fast path before its lead is read: a touchpoint without a value,
- * whose funnels keep no touches for attribution, on a step that would not prune (now_ms). */
+ * whose funnels keep no touches for attribution, with a clock (now_ms) past its first second. */
 bool fn_fast_candidate(const fn_config_t *cfg, const fn_event_t *ev, int64_t now_ms);
 
 /* Decides in's step from the lead as read. True, with the apply call (FCALL of fn_name,

@@ -117,81 +117,10 @@ static void check_same(const redisReply *a, const redisReply *b, const char *jso
     CHECK(same);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Everything under prefix (keys, types, contents; not expiries) as one string in which
- * prefix reads "P" (the caller frees). */
-static char *state_of(const char *prefix)
-{
-    redisReply *keys = redisCommand(rc, "KEYS %s:*", prefix);
-    fn_buf_t b = {0};
-    char **names = calloc(keys->elements + 1, sizeof *names);
-    for (size_t i = 0; i < keys->elements; i++)
-        names[i] = keys->element[i]->str;
-    qsort(names, keys->elements, sizeof *names, cmp_str);
-    for (size_t i = 0; i < keys->elements; i++) {
-        redisReply *t = redisCommand(rc, "TYPE %s", names[i]);
-        redisReply *v = NULL;
-        if (strcmp(t->str, "hash") == 0)
-            v = redisCommand(rc, "HGETALL %s", names[i]);
-        else if (strcmp(t->str, "zset") == 0)
-            v = redisCommand(rc, "ZRANGE %s 0 -1 WITHSCORES", names[i]);
-        else if (strcmp(t->str, "set") == 0)
-            v = redisCommand(rc, "SMEMBERS %s", names[i]);
-        else
-            v = redisCommand(rc, "GET %s", names[i]);
-        /* a hash's fields in order of name: the two sets may have written them in another */
-        char **items = NULL;
-        size_t n = v && v->type == REDIS_REPLY_ARRAY ? v->elements : 0;
-        if (n) {
-            items = calloc(n, sizeof *items);
-            bool pairs = strcmp(t->str, "hash") == 0 || strcmp(t->str, "zset") == 0;
-            for (size_t j = 0; j < n; j += pairs ? 2 : 1) {
-                fn_buf_t it = {0};
-                fn_buf_append(&it, v->element[j]->str, v->element[j]->len);
-                if (pairs) {
-                    fn_buf_append(&it, "=", 1);
-                    fn_buf_append(&it, v->element[j + 1]->str, v->element[j + 1]->len);
-                }
-                items[j] = it.data;
-            }
-            size_t m = 0;
-            for (size_t j = 0; j < n; j++)
-                if (items[j])
-                    items[m++] = items[j];
-            qsort(items, m, sizeof *items, cmp_str);
-            n = m;
-        }
-        fn_buf_appendf(&b, "%s %s", names[i] + strlen(prefix), t->str);
-        for (size_t j = 0; j < n; j++) {
-            fn_buf_appendf(&b, " %s", items[j]);
-            free(items[j]);
-        }
-        if (v && v->type == REDIS_REPLY_STRING)
-            fn_buf_append(&b, v->str, v->len);
-        fn_buf_append(&b, "\n", 1);
-        free(items);
-        freeReplyObject(t);
-        freeReplyObject(v);
-    }
-    free(names);
-    freeReplyObject(keys);
-    /* keys named inside values (outbox entries) */
-    char *s = b.data ? b.data : strdup("");
-    for (char *at = strstr(s, prefix); at; at = strstr(at, prefix)) {
-        at[0] = 'P';
-        memmove(at + 1, at + strlen(prefix), strlen(at + strlen(prefix)) + 1);
-    }
-    return s;
-}
-
 /* Whether the two data sets are the same (the prefix aside); prints the first difference. */
 static bool same_state(void)
 {
-    char *sw = state_of(prefix_whole), *sf = state_of(prefix_fast);
+    char *sw = fn_test_redis_state(rc, prefix_whole), *sf = fn_test_redis_state(rc, prefix_fast);
     bool same = strcmp(sw, sf) == 0 && strlen(sw) > 100;
     if (!same) {
         size_t at = 0;
@@ -296,6 +225,20 @@ static void test_stream_same_both_ways(void)
     CHECK(stale > 0);
 }
 
+/* ev's apply, built from lead_read, answers stale and writes nothing. */
+static void check_stale(const fn_event_t *ev, const redisReply *lead_read, int64_t now)
+{
+    char *before = fn_test_redis_state(rc, prefix_fast);
+    fn_fast_out_t out;
+    redisReply *r = fast_apply(ev, lead_read, now, &out);
+    CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "stale") == 0);
+    char *after = fn_test_redis_state(rc, prefix_fast);
+    CHECK(strcmp(before, after) == 0);
+    freeReplyObject(r);
+    free(before);
+    free(after);
+}
+
 /* An apply built from a read that something else wrote after writes nothing. */
 static void test_stale_apply_writes_nothing(void)
 {
@@ -312,25 +255,12 @@ static void test_stale_apply_writes_nothing(void)
     freeReplyObject(whole_step(cfg_fast, &e1, now)); /* the lead exists */
     redisReply *lead_read = read_lead(cfg_fast, &e3);
     freeReplyObject(whole_step(cfg_fast, &e2, now + 1)); /* written after the read */
-    char *before = state_of(prefix_fast);
-    fn_fast_out_t out;
-    redisReply *r = fast_apply(&e3, lead_read, now + 2, &out);
-    CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "stale") == 0);
-    char *after = state_of(prefix_fast);
-    CHECK(strcmp(before, after) == 0);
-    freeReplyObject(r);
+    check_stale(&e3, lead_read, now + 2);
     freeReplyObject(lead_read);
-    free(after);
     /* an event seen already: the apply leaves it to the whole step */
     lead_read = read_lead(cfg_fast, &e2);
-    r = fast_apply(&e2, lead_read, now + 3, &out);
-    CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "stale") == 0);
-    after = state_of(prefix_fast);
-    CHECK(strcmp(before, after) == 0);
-    freeReplyObject(r);
+    check_stale(&e2, lead_read, now + 3);
     freeReplyObject(lead_read);
-    free(before);
-    free(after);
     fn_event_clear(&e1);
     fn_event_clear(&e2);
     fn_event_clear(&e3);
@@ -374,15 +304,8 @@ static void test_fired_between_read_and_apply(void)
     redisReply *tv = redisCommand(rc, "HGET %s shop|t|revisit", k.lead);
     CHECK(tv && tv->type == REDIS_REPLY_NIL);
     freeReplyObject(tv);
-    char *before = state_of(prefix_fast);
-    redisReply *r = fast_apply(&e2, lead_read, t0 + 60001, &out);
-    CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "stale") == 0);
-    char *after = state_of(prefix_fast);
-    CHECK(strcmp(before, after) == 0);
-    freeReplyObject(r);
+    check_stale(&e2, lead_read, t0 + 60001);
     freeReplyObject(lead_read);
-    free(before);
-    free(after);
     fn_event_clear(&e1);
     fn_event_clear(&e2);
 }

@@ -482,53 +482,11 @@ static void test_seen_window(void)
     step_now = 1790000000000LL;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Everything under this run's prefix (keys, types and contents; not expiries), as one string
- * (the caller frees): a refused step must leave it as it was. */
-static char *store_state(void)
-{
-    redisReply *keys = redisCommand(rc, "KEYS %s:*", prefix);
-    fn_buf_t b = {0};
-    char **names = calloc(keys->elements + 1, sizeof *names);
-    for (size_t i = 0; i < keys->elements; i++)
-        names[i] = keys->element[i]->str;
-    qsort(names, keys->elements, sizeof *names, cmp_str);
-    for (size_t i = 0; i < keys->elements; i++) {
-        redisReply *t = redisCommand(rc, "TYPE %s", names[i]);
-        redisReply *v = NULL;
-        if (strcmp(t->str, "hash") == 0)
-            v = redisCommand(rc, "HGETALL %s", names[i]);
-        else if (strcmp(t->str, "zset") == 0)
-            v = redisCommand(rc, "ZRANGE %s 0 -1 WITHSCORES", names[i]);
-        else
-            v = redisCommand(rc, "DUMP %s", names[i]);
-        fn_buf_append(&b, names[i], strlen(names[i]));
-        fn_buf_append(&b, " ", 1);
-        fn_buf_append(&b, t->str, strlen(t->str));
-        for (size_t j = 0; v && v->type == REDIS_REPLY_ARRAY && j < v->elements; j++) {
-            fn_buf_append(&b, " ", 1);
-            fn_buf_append(&b, v->element[j]->str, v->element[j]->len);
-        }
-        if (v && v->type == REDIS_REPLY_STRING)
-            fn_buf_append(&b, v->str, v->len);
-        fn_buf_append(&b, "\n", 1);
-        freeReplyObject(t);
-        freeReplyObject(v);
-    }
-    free(names);
-    freeReplyObject(keys);
-    return b.data ? b.data : strdup("");
-}
-
 /* The step for json is refused with an error reply that says nothing was written, and Redis
  * is left exactly as it was. */
 static void check_refused(const char *json, const char *why)
 {
-    char *before = store_state();
+    char *before = fn_test_redis_state(rc, prefix);
     redisReply *r = send_step(json, false);
     CHECK(r && r->type == REDIS_REPLY_ERROR);
     if (r && r->type == REDIS_REPLY_ERROR) {
@@ -539,7 +497,7 @@ static void check_refused(const char *json, const char *why)
     } else {
         fprintf(stderr, "not refused (reply type %d)\n", r ? r->type : -1);
     }
-    char *after = store_state();
+    char *after = fn_test_redis_state(rc, prefix);
     CHECK(strcmp(before, after) == 0);
     free(before);
     free(after);
@@ -628,7 +586,7 @@ static void test_refused_step_writes_nothing(void)
 
     /* a command that does not carry as many arguments as its funnel count says */
     fn_step_keys(cfg, fn_step_lead_hash("C-4", 3), &k);
-    char *before = store_state();
+    char *before = fn_test_redis_state(rc, prefix);
     static const char *const short_tail[] = {"2",      "b2b", "5", "E0E0F1F2F3F4C4T0", "",
                                              "strict", "3",   "",  "1795440000000"};
     redisReply *e = raw_step(&k, "a1", short_tail, sizeof short_tail / sizeof *short_tail);
@@ -645,7 +603,7 @@ static void test_refused_step_writes_nothing(void)
               strstr(e->str, "timer spec is malformed"));
         freeReplyObject(e);
     }
-    char *after = store_state();
+    char *after = fn_test_redis_state(rc, prefix);
     CHECK(strcmp(before, after) == 0);
     free(before);
     free(after);
